@@ -1,0 +1,1 @@
+"""Host adapters (Jellyfin, Navidrome) behind one small protocol; nothing here imports the sidecar."""

@@ -1,0 +1,1 @@
+"""Navidrome (Subsonic / OpenSubsonic) adapter."""

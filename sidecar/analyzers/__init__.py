@@ -1,0 +1,1 @@
+"""Analyzers: streaming, versioned computations over decoded audio."""

@@ -1,0 +1,239 @@
+"""Streamed, read-only decoding of every format the sidecar analyses. The only module that touches codecs.
+
+Files are opened with ``open(path, "rb")`` and handed to PyAV (FFmpeg's decoders bundled in the ``av`` wheel), so
+an original is never opened for writing. Decoding yields :class:`AudioBlock` objects of a few seconds each:
+memory stays bounded whatever the track length, so a 3-hour DJ mix is analysed without holding 3 hours of
+samples.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+import av
+import av.error
+import numpy as np
+import numpy.typing as npt
+import soxr
+from av.audio.stream import AudioStream
+
+from sidecar.domain import AudioInfo
+from sidecar.errors import AudioDecodeError
+
+ANALYSIS_RATE_HZ = 22050
+"""Sample rate of the mono analysis signal (tempo, key, timbre)."""
+
+_INT_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}
+_MAX_BAD_PACKET_FRACTION = 0.05
+_MIN_DECODED_FRACTION = 0.9
+
+
+@dataclass(frozen=True, slots=True)
+class AudioBlock:
+    """A few seconds of decoded audio, in two forms.
+
+    ``native``: float32, shape (channels, n), the file's own rate and channels, full scale = 1.0.
+    ``mono``: float32, shape (m,), the channel mean resampled to :data:`ANALYSIS_RATE_HZ` (streamed, so blocks
+    join without seams). ``start_s``: position of the first native sample in the track, seconds.
+    """
+
+    native: npt.NDArray[np.float32]
+    mono: npt.NDArray[np.float32]
+    start_s: float
+
+
+def _readable_file(path: Path) -> tuple[IO[bytes], os.stat_result]:
+    """Open ``path`` read-only, turning OS errors into messages a user can act on."""
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        raise AudioDecodeError(f"file not found: {path}") from None
+    except PermissionError:
+        raise AudioDecodeError(f"no permission to read {path}") from None
+    except IsADirectoryError:
+        raise AudioDecodeError(f"{path} is a directory, not an audio file") from None
+    except OSError as exc:
+        raise AudioDecodeError(f"cannot open {path}: {os.strerror(exc.errno or errno.EIO)}") from None
+    stat = os.fstat(handle.fileno())
+    if stat.st_size == 0:
+        handle.close()
+        raise AudioDecodeError(f"file is empty (0 bytes): {path}")
+    return handle, stat
+
+
+def _to_planar_float(frame: av.AudioFrame, channels: int) -> npt.NDArray[np.float32]:
+    """A decoded frame as float32 (channels, n) in [-1, 1], whatever its sample format."""
+    data = frame.to_ndarray()
+    name = frame.format.name
+    base = name.rstrip("p")
+    if not frame.format.is_planar:
+        data = data.reshape(-1, channels).T
+    if base in _INT_SCALE:
+        scale = _INT_SCALE[base]
+        out = data.astype(np.float32)
+        if base == "u8":
+            out -= 128.0
+        out /= scale
+        return out
+    return data.astype(np.float32, copy=False)
+
+
+class AudioReader:
+    """Read-only streamed decoder for one file.
+
+    Use as a context manager::
+
+        with AudioReader(path) as reader:
+            info = reader.info
+            for block in reader.blocks():
+                ...
+
+    Raises :class:`AudioDecodeError` with a clear reason for a missing, unreadable, empty, non-audio, corrupt or
+    truncated file (at open time or while iterating).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, block_s: float = 5.0) -> None:
+        self._path = Path(path)
+        self._block_s = block_s
+        self._handle, stat = _readable_file(self._path)
+        try:
+            self._container = av.open(self._handle, mode="r")
+        except (av.error.FFmpegError, ValueError, OSError) as exc:
+            self._handle.close()
+            raise AudioDecodeError(f"not a decodable audio file: {self._path} ({_reason(exc)})") from None
+        if not self._container.streams.audio:
+            self.close()
+            raise AudioDecodeError(f"no audio stream in {self._path}")
+        stream = self._container.streams.audio[0]
+        rate = stream.codec_context.sample_rate or stream.rate
+        channels = stream.codec_context.channels
+        if not rate or not channels:
+            self.close()
+            raise AudioDecodeError(f"audio stream of {self._path} has no sample rate or channel count")
+        self._stream = stream
+        self.info = AudioInfo(
+            path=str(self._path),
+            codec=stream.codec_context.name,
+            sample_rate_hz=int(rate),
+            channels=int(channels),
+            duration_s=self._declared_duration_s(),
+            size_bytes=stat.st_size,
+            mtime_ns=stat.st_mtime_ns,
+        )
+
+    def _declared_duration_s(self) -> float | None:
+        stream = self._stream
+        if stream.duration is not None and stream.time_base is not None:
+            return float(stream.duration * stream.time_base)
+        if self._container.duration is not None:
+            return float(self._container.duration) / av.time_base
+        return None
+
+    def blocks(self) -> Iterator[AudioBlock]:
+        """Decode the whole file once, yielding blocks of about ``block_s`` seconds."""
+        info = self.info
+        block_len = max(1, int(self._block_s * info.sample_rate_hz))
+        resampler = soxr.ResampleStream(info.sample_rate_hz, ANALYSIS_RATE_HZ, 1, dtype="float32", quality="HQ")
+        pending: list[npt.NDArray[np.float32]] = []
+        pending_len = 0
+        emitted = 0
+        packets = bad_packets = 0
+        first_error = ""
+        for packet in self._packets():
+            if packet.size == 0:
+                continue
+            packets += 1
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError as exc:
+                bad_packets += 1
+                first_error = first_error or _reason(exc)
+                continue
+            for frame in frames:
+                pending.append(_to_planar_float(frame, info.channels))
+                pending_len += frame.samples
+            if pending_len >= block_len:
+                native = np.concatenate(pending, axis=1)
+                pending, pending_len = [], 0
+                yield self._block(native, resampler, emitted, last=False)
+                emitted += native.shape[1]
+        if packets and bad_packets / packets > _MAX_BAD_PACKET_FRACTION:
+            raise AudioDecodeError(
+                f"corrupt audio in {self._path}: {bad_packets} of {packets} packets failed to decode ({first_error})"
+            )
+        native = np.concatenate(pending, axis=1) if pending else np.zeros((info.channels, 0), np.float32)
+        total = emitted + native.shape[1]
+        if total == 0:
+            raise AudioDecodeError(f"no audio could be decoded from {self._path} ({first_error or 'no samples'})")
+        declared = info.duration_s
+        decoded_s = total / info.sample_rate_hz
+        if declared and declared > 1.0 and decoded_s < _MIN_DECODED_FRACTION * declared:
+            raise AudioDecodeError(
+                f"file is truncated: decoded {decoded_s:.1f} s of the {declared:.1f} s its header declares"
+                f" ({self._path})"
+            )
+        yield self._block(native, resampler, emitted, last=True)
+
+    def _packets(self) -> Iterator[av.Packet[AudioStream]]:
+        """Demux the audio stream; a container that breaks mid-file is reported as corrupt."""
+        demux = self._container.demux(self._stream)
+        while True:
+            try:
+                packet = next(demux)
+            except StopIteration:
+                return
+            except av.error.FFmpegError as exc:
+                raise AudioDecodeError(f"corrupt audio container {self._path} ({_reason(exc)})") from None
+            yield packet
+
+    def _block(
+        self, native: npt.NDArray[np.float32], resampler: soxr.ResampleStream, offset: int, *, last: bool
+    ) -> AudioBlock:
+        mono_native = native.mean(axis=0, dtype=np.float32) if native.shape[0] > 1 else native[0]
+        mono = resampler.resample_chunk(np.ascontiguousarray(mono_native), last=last)
+        return AudioBlock(native=native, mono=mono, start_s=offset / self.info.sample_rate_hz)
+
+    def close(self) -> None:
+        """Release the decoder and the file handle."""
+        container = getattr(self, "_container", None)
+        if container is not None:
+            container.close()
+        self._handle.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _reason(exc: BaseException) -> str:
+    """A one-line reason from an FFmpeg/OS error, without the file path FFmpeg repeats."""
+    if isinstance(exc, av.error.FFmpegError):
+        return exc.strerror or type(exc).__name__
+    return str(exc) or type(exc).__name__
+
+
+def read_mono(path: str | os.PathLike[str], *, max_s: float | None = None) -> npt.NDArray[np.float32]:
+    """Decode ``path`` to one mono float32 array at :data:`ANALYSIS_RATE_HZ`.
+
+    For short excerpts, tests and tools; analysis uses :meth:`AudioReader.blocks`. ``max_s`` stops early.
+    """
+    parts: list[npt.NDArray[np.float32]] = []
+    total = 0
+    with AudioReader(path) as reader:
+        for block in reader.blocks():
+            parts.append(block.mono)
+            total += block.mono.shape[0]
+            if max_s is not None and total >= max_s * ANALYSIS_RATE_HZ:
+                break
+    mono = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    return mono[: int(max_s * ANALYSIS_RATE_HZ)] if max_s is not None else mono

@@ -1,0 +1,1 @@
+"""The Sonic Match HTTP API (FastAPI)."""

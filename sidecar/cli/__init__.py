@@ -1,0 +1,13 @@
+"""The ``sonantica`` command line (also ``python -m sidecar``): one sub-command per module in this package."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="sonantica",
+    help="Sonántica: BPM, key, loudness and Sonic Match playlists for Jellyfin and Navidrome.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)

@@ -1,0 +1,31 @@
+"""The sidecar's error tree. Host errors live in ``adapters.base``."""
+
+from __future__ import annotations
+
+
+class SidecarError(Exception):
+    """Base of every error the sidecar raises on purpose."""
+
+
+class AudioDecodeError(SidecarError):
+    """A file could not be opened or decoded; the message says why in words a user can act on."""
+
+
+class AnalyzerError(SidecarError):
+    """One analyzer failed on one track: recorded against the track, the job moves on."""
+
+
+class FatalAnalyzerError(SidecarError):
+    """An analyzer cannot run at all (missing model weights, missing native library): stop at start-up."""
+
+
+class StorageError(SidecarError):
+    """The database refused an operation for a reason retrying will not fix."""
+
+
+class RetryLaterError(SidecarError):
+    """A transient failure (host or database down): the job is retried after ``delay_s``."""
+
+    def __init__(self, message: str, *, delay_s: float | None = None) -> None:
+        super().__init__(message)
+        self.delay_s = delay_s

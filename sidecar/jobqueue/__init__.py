@@ -1,0 +1,1 @@
+"""The Redis traffic controller: priority queues, locks, result cache, notifications."""

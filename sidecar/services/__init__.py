@@ -1,0 +1,1 @@
+"""Use cases that tie adapters, storage, the queue and analyzers together."""

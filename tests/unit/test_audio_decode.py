@@ -1,0 +1,108 @@
+"""Read-only streamed decoding: every format, odd inputs, and clear errors for bad files."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from sidecar.analyzers.audio import ANALYSIS_RATE_HZ, AudioReader
+from sidecar.demo.encode import FORMATS, suffix_for, write_audio
+from sidecar.errors import AudioDecodeError
+
+
+def _tone(seconds: float, rate: int, channels: int = 2, freq: float = 440.0) -> npt.NDArray[np.float32]:
+    t = np.arange(int(seconds * rate)) / rate
+    return np.repeat((0.5 * np.sin(2 * np.pi * freq * t))[:, None], channels, axis=1).astype(np.float32)
+
+
+def _decode(path: Path) -> tuple[AudioReader, int, int, float]:
+    native = mono = 0
+    peak = 0.0
+    with AudioReader(path) as reader:
+        for block in reader.blocks():
+            assert block.native.dtype == np.float32
+            assert block.native.shape[0] == reader.info.channels
+            native += block.native.shape[1]
+            mono += block.mono.shape[0]
+            peak = max(peak, float(np.abs(block.native).max(initial=0.0)))
+    return reader, native, mono, peak
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_decode_every_format(tmp_path: Path, name: str) -> None:
+    path = write_audio(_tone(3.0, 44100), 44100, tmp_path / f"tone{suffix_for(name)}", format_name=name)
+    reader, native, mono, peak = _decode(path)
+    assert reader.info.channels == 2
+    assert native / reader.info.sample_rate_hz == pytest.approx(3.0, abs=0.06)
+    assert mono / ANALYSIS_RATE_HZ == pytest.approx(3.0, abs=0.06)
+    assert 0.4 < peak < 1.0
+
+
+@pytest.mark.parametrize(("rate", "channels"), [(8000, 1), (192000, 2), (48000, 6)])
+def test_decode_odd_rates_and_channels(tmp_path: Path, rate: int, channels: int) -> None:
+    path = write_audio(_tone(2.0, rate, channels), rate, tmp_path / "odd.flac")
+    reader, native, mono, _ = _decode(path)
+    assert (reader.info.sample_rate_hz, reader.info.channels) == (rate, channels)
+    assert native == 2 * rate
+    assert mono == pytest.approx(2 * ANALYSIS_RATE_HZ, abs=2)
+
+
+def test_decode_blocks_are_bounded(tmp_path: Path) -> None:
+    path = write_audio(_tone(30.0, 44100), 44100, tmp_path / "long.flac")
+    with AudioReader(path, block_s=2.0) as reader:
+        sizes = [block.native.shape[1] for block in reader.blocks()]
+    assert max(sizes) < 2.2 * 44100
+    assert sum(sizes) == 30 * 44100
+
+
+def test_decode_opens_the_original_read_only(tmp_path: Path) -> None:
+    path = write_audio(_tone(1.0, 44100), 44100, tmp_path / "ro.flac")
+    path.chmod(stat.S_IRUSR | stat.S_IRGRP)
+    before = path.stat()
+    _decode(path)
+    after = path.stat()
+    assert (after.st_mtime_ns, after.st_size) == (before.st_mtime_ns, before.st_size)
+
+
+def test_decode_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(AudioDecodeError, match="file not found"):
+        AudioReader(tmp_path / "nope.flac")
+
+
+def test_decode_empty_file(tmp_path: Path) -> None:
+    (tmp_path / "empty.flac").write_bytes(b"")
+    with pytest.raises(AudioDecodeError, match="empty"):
+        AudioReader(tmp_path / "empty.flac")
+
+
+def test_decode_text_file_named_mp3(tmp_path: Path) -> None:
+    (tmp_path / "notes.mp3").write_text("these are my notes, not audio\n" * 20)
+    with pytest.raises(AudioDecodeError, match=r"not a decodable audio file|no audio"):
+        _decode(tmp_path / "notes.mp3")
+
+
+def test_decode_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_audio(_tone(1.0, 44100), 44100, tmp_path / "locked.flac")
+    path.chmod(0)
+    if os.geteuid() == 0:  # root reads anything: make the open fail the way it does for other users
+
+        def refuse(self: Path, *args: object, **kwargs: object) -> None:
+            raise PermissionError(13, "Permission denied", str(self))
+
+        monkeypatch.setattr(Path, "open", refuse)
+    with pytest.raises(AudioDecodeError, match="no permission to read"):
+        AudioReader(path)
+
+
+def test_decode_truncated_flac(tmp_path: Path) -> None:
+    path = write_audio(_tone(20.0, 44100), 44100, tmp_path / "whole.flac")
+    data = path.read_bytes()
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(data[: len(data) // 3])
+    with pytest.raises(AudioDecodeError, match="truncated"):
+        _decode(cut)

@@ -1,0 +1,52 @@
+"""Host path -> read-only mount mapping, and refusal of paths that escape the mount."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adapters.base import PathMappingError
+from adapters.pathmap import PathMapper
+
+
+@pytest.fixture
+def mount(tmp_path: Path) -> Path:
+    root = tmp_path / "mnt" / "library"
+    (root / "Artist" / "Album").mkdir(parents=True)
+    (root / "Artist" / "Album" / "01 - Song.flac").write_bytes(b"x")
+    return root
+
+
+def test_pathmap_longest_prefix_wins(mount: Path) -> None:
+    mapper = PathMapper(mount, [("/data", str(mount.parent)), ("/data/music", str(mount))])
+    assert mapper.to_local("/data/music/Artist/Album/01 - Song.flac") == mount / "Artist/Album/01 - Song.flac"
+
+
+def test_pathmap_prefix_matches_whole_components_only(mount: Path) -> None:
+    mapper = PathMapper(mount, [("/data/music", str(mount))])
+    with pytest.raises(PathMappingError, match="SONANTICA_PATH_MAP"):
+        mapper.to_local("/data/musicals/a.flac")
+
+
+def test_pathmap_windows_host_paths(mount: Path) -> None:
+    mapper = PathMapper(mount, [("D:\\Music", str(mount))])
+    assert mapper.to_local("D:\\Music\\Artist\\Album\\01 - Song.flac") == mount / "Artist/Album/01 - Song.flac"
+
+
+def test_pathmap_relative_paths_are_under_the_mount(mount: Path) -> None:
+    assert PathMapper(mount).to_local("Artist/Album/01 - Song.flac") == mount / "Artist/Album/01 - Song.flac"
+
+
+@pytest.mark.parametrize("hostile", ["../../etc/passwd", "/data/music/../../etc/passwd", "Artist/../../x", "a\x00b"])
+def test_pathmap_refuses_traversal(mount: Path, hostile: str) -> None:
+    with pytest.raises(PathMappingError):
+        PathMapper(mount, [("/data/music", str(mount))]).to_local(hostile)
+
+
+def test_pathmap_refuses_symlink_out_of_the_mount(mount: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "secret"
+    outside.mkdir()
+    (mount / "escape").symlink_to(outside)
+    with pytest.raises(PathMappingError, match="outside the library mount"):
+        PathMapper(mount).to_local("escape/file.flac")

@@ -1,13 +1,10 @@
-"""The ``sonantica`` command line (also ``python -m sidecar``): one sub-command per module in this package."""
+"""The ``sonantica`` command line (also ``python -m sidecar``).
+
+Each module of this package defines its commands on :data:`sidecar.cli.app.app`; importing it here registers them.
+"""
 
 from __future__ import annotations
 
-import typer
+from sidecar.cli.app import app
 
-app = typer.Typer(
-    name="sonantica",
-    help="Sonántica: BPM, key, loudness and Sonic Match playlists for Jellyfin and Navidrome.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+__all__ = ["app"]

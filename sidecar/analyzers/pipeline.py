@@ -40,6 +40,7 @@ class TrackAnalysis:
     results: dict[str, AnalyzerOutput] = field(default_factory=dict)
     failures: dict[str, AnalyzerFailure] = field(default_factory=dict)
     error: str | None = None
+    decoded_duration_s: float | None = None  # exact length from the decoded samples; None when decoding failed
 
 
 def _failure(analyzer: Analyzer[AnalyzerOutput], exc: Exception) -> AnalyzerFailure:
@@ -67,7 +68,9 @@ def analyze_file(path: str | os.PathLike[str], analyzers: Sequence[Analyzer[Anal
                     sessions[analyzer.name] = (analyzer, analyzer.start(reader.info))
                 except _PER_TRACK_ERRORS as exc:
                     failures[analyzer.name] = _failure(analyzer, exc)
+            samples = 0
             for block in reader.blocks():
+                samples += block.native.shape[1]
                 for name, (analyzer, session) in list(sessions.items()):
                     try:
                         session.feed(block)
@@ -80,7 +83,13 @@ def analyze_file(path: str | os.PathLike[str], analyzers: Sequence[Analyzer[Anal
                     results[name] = session.finish()
                 except _PER_TRACK_ERRORS as exc:
                     failures[name] = _failure(analyzer, exc)
-            return TrackAnalysis(path=path_str, info=reader.info, results=results, failures=failures)
+            return TrackAnalysis(
+                path=path_str,
+                info=reader.info,
+                results=results,
+                failures=failures,
+                decoded_duration_s=samples / reader.info.sample_rate_hz,
+            )
     except AudioDecodeError as exc:
         reason = str(exc)
         failures = {a.name: AnalyzerFailure(a.name, a.version, reason) for a in analyzers}

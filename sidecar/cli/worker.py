@@ -1,0 +1,163 @@
+"""Operating the analysis pipeline: ``worker``, ``enqueue``, ``status``, ``failed`` and ``queue rebuild``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from tqdm import tqdm
+
+from sidecar.analyzers.audio import audio_files
+from sidecar.analyzers.executor import AnalysisExecutor
+from sidecar.analyzers.registry import build_analyzers, enabled_versions
+from sidecar.cli.app import app
+from sidecar.domain import Priority, TrackKey
+from sidecar.errors import SidecarError
+from sidecar.services.enqueue import enqueue_track_ids, register_local_files
+from sidecar.services.reconcile import rebuild_from_database
+from sidecar.services.runtime import Runtime, open_runtime
+from sidecar.services.status import failed_analyses, retry_failed, status_report
+from sidecar.settings import Settings, get_settings
+from sidecar.storage import tracks
+from sidecar.storage.db import transaction
+from sidecar.worker.runner import Worker
+
+T = TypeVar("T")
+
+queue_app = typer.Typer(help="Inspect and repair the Redis queues.", no_args_is_help=True)
+app.add_typer(queue_app, name="queue")
+
+
+def _priority(text: str) -> Priority:
+    try:
+        return Priority(text.replace("-", "_"))
+    except ValueError:
+        raise typer.BadParameter("use on-play or scan") from None
+
+
+def _run(main: Callable[[Runtime], Awaitable[T]], settings: Settings | None = None) -> T:
+    """Open the runtime, run ``main`` in it, and turn sidecar errors into a clear message and exit code 2."""
+
+    async def runner() -> T:
+        async with open_runtime(settings or get_settings()) as runtime:
+            return await main(runtime)
+
+    try:
+        return asyncio.run(runner())
+    except SidecarError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def worker(
+    drain: Annotated[bool, typer.Option(help="empty the queues, then exit (tests and batch runs)")] = False,
+    queues: Annotated[str | None, typer.Option(help="priorities to take, e.g. on-play or on-play,scan")] = None,
+    concurrency: Annotated[int | None, typer.Option(min=1, help="tracks analysed at once")] = None,
+) -> None:
+    """Analyse queued tracks: on-play work strictly first, then the scan backlog. Stops cleanly on SIGTERM."""
+    settings = get_settings()
+    if concurrency is not None:
+        settings = settings.model_copy(
+            update={"worker": settings.worker.model_copy(update={"concurrency": concurrency})}
+        )
+    chosen = [_priority(q) for q in (queues.split(",") if queues else settings.worker.queues)]
+    versions = {a.name: a.version for a in build_analyzers(settings)}  # probes models before taking work
+    bar = tqdm(unit="job", file=sys.stderr, disable=None, desc="worker")
+
+    async def main(runtime: Runtime) -> None:
+        executor = AnalysisExecutor(settings, list(versions), processes=settings.worker.concurrency)
+        job_worker = Worker(runtime, executor, versions, queues=chosen, on_outcome=lambda _o: bar.update())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, job_worker.stop)
+        try:
+            stats = await job_worker.run(drain=drain)
+        finally:
+            executor.close()
+        bar.close()
+        typer.echo(json.dumps(stats.outcomes, sort_keys=True), err=True)
+
+    _run(main, settings)
+
+
+@app.command()
+def enqueue(
+    paths: Annotated[list[Path] | None, typer.Argument(help="files or folders to analyse")] = None,
+    track: Annotated[
+        list[str] | None, typer.Option(help="a known track: HOST:HOST_TRACK_ID or the sidecar's id")
+    ] = None,
+    priority: Annotated[str, typer.Option(help="on-play (next) or scan (background)")] = "scan",
+) -> None:
+    """Queue tracks for analysis (only the analyzers that are missing or stale for each)."""
+    chosen = _priority(priority)
+    files = list(audio_files(paths or []))
+    if not files and not track:
+        raise typer.BadParameter("name at least one PATH or --track")
+    versions = enabled_versions(get_settings())
+
+    async def main(runtime: Runtime) -> None:
+        ids = await register_local_files(runtime.pool, files)
+        async with transaction(runtime.pool) as conn:
+            for ref in track or []:
+                host, sep, host_id = ref.partition(":")
+                found = await (
+                    tracks.get_track_by_key(conn, TrackKey(host, host_id)) if sep else tracks.get_track(conn, int(ref))
+                )
+                if found is None:
+                    raise typer.BadParameter(f"no track {ref!r} is known (run `sonantica host sync` first)")
+                ids.append(found.id)
+        done = await enqueue_track_ids(runtime.pool, runtime.queue, ids, versions, priority=chosen)
+        queued = [e for e in done if e.analyzers]
+        typer.echo(
+            f"queued {len(queued)} of {len(done)} tracks at {chosen} priority ({len(done) - len(queued)} current)"
+        )
+
+    _run(main)
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
+    """Analysis coverage per analyzer (done / pending / queued / running / stale / failed), queues and workers."""
+    versions = enabled_versions(get_settings())
+    report = _run(lambda runtime: status_report(runtime, versions))
+    if as_json:
+        typer.echo(json.dumps(report, sort_keys=True))
+        return
+    columns = ("version", "done", "pending", "queued", "running", "stale", "failed")
+    typer.echo(f"{'analyzer':10}" + "".join(f" {c:>7}" for c in columns))
+    for name, counts in report["analyzers"].items():
+        typer.echo(f"{name:10}" + "".join(f" {counts[c]:>7}" for c in columns))
+    typer.echo("queues: " + ", ".join(f"{k} {v}" for k, v in report["queues"].items()))
+    typer.echo(f"workers alive: {len(report['workers'])}")
+
+
+@app.command()
+def failed(
+    retry: Annotated[bool, typer.Option(help="give every failed analysis a fresh set of attempts")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """List failed analyses with their reasons; ``--retry`` queues them again."""
+    versions = enabled_versions(get_settings())
+    rows = _run(lambda runtime: failed_analyses(runtime))
+    for row in rows:
+        typer.echo(json.dumps(row) if as_json else f"{row['analyzer']:9} {row['path']}: {row['last_error']}")
+    if retry and rows:
+        count = _run(lambda runtime: retry_failed(runtime, versions))
+        typer.echo(f"queued {count} tracks again", err=True)
+    elif not rows and not as_json:
+        typer.echo("no failed analyses", err=True)
+
+
+@queue_app.command("rebuild")
+def queue_rebuild(force: Annotated[bool, typer.Option(help="even when the queue epoch is present")] = False) -> None:
+    """Refill the queues from PostgreSQL (after Redis lost its data; workers also do this on their own)."""
+    versions = enabled_versions(get_settings())
+    outcome = _run(lambda runtime: rebuild_from_database(runtime, versions, force=force))
+    typer.echo(f"pushed {outcome.jobs_pushed} jobs" if outcome.ran else "queue epoch present: nothing to do")

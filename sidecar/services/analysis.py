@@ -1,0 +1,178 @@
+"""Analyse one track for a claimed job (§H.6 flow step 3): status check, lock, decode once, store, announce.
+
+Outcomes, each leaving PostgreSQL consistent and the job acknowledged exactly once:
+
+- nothing due (a duplicate delivery, or another worker finished first): acknowledged, nothing runs;
+- the track lock is held elsewhere: deferred briefly without counting an attempt;
+- attempts exhausted (a poison track that keeps killing workers): ``failed`` with the last reason;
+- a file that cannot be decoded: retried with back-off, ``failed`` with the decoder's reason after
+  ``worker.max_attempts`` attempts; an analyzer's own error is ``failed`` at once (it is deterministic);
+- results: stored with the ``done`` rows in one transaction, then cached, announced and acknowledged together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Mapping, MutableSet
+from dataclasses import dataclass
+
+from sidecar.analyzers.executor import AnalysisExecutor
+from sidecar.domain import KeySignature, TrackKey
+from sidecar.jobqueue import AnalysisReady, AnalyzeTrack, CachedAnalysis, ClaimedJob, TokenLock, TrackLock, backoff_s
+from sidecar.services.runtime import Runtime
+from sidecar.storage import analyses, status, tracks
+from sidecar.storage.analyses import AnalysisSummary
+from sidecar.storage.db import transaction
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class JobOutcome:
+    """What handling one job did (for logs, progress and tests)."""
+
+    host_track_id: str
+    action: str  # "analyzed", "current", "deferred", "retry", "failed", "dropped"
+    analyzers: tuple[str, ...] = ()
+    detail: str = ""
+
+
+def cached_from_summary(summary: AnalysisSummary) -> CachedAnalysis:
+    """The result-cache entry for a stored analysis (the API's cache-hit answer)."""
+    key = summary["key"]
+    return CachedAnalysis(
+        track=TrackKey(summary["host"], summary["host_track_id"]),
+        versions=summary["analyzer_versions"],
+        computed_at=dt.datetime.now(dt.UTC),
+        bpm=summary["bpm"],
+        key=None if key is None else KeySignature.parse(key),
+        loudness_lufs=summary["loudness_lufs"],
+        loudness_range_lu=summary["loudness_range_lu"],
+        true_peak_dbtp=summary["true_peak_dbtp"],
+        replaygain_track_gain_db=summary["replaygain_track_gain_db"],
+    )
+
+
+async def analyze_job(
+    runtime: Runtime,
+    executor: AnalysisExecutor,
+    worker_id: str,
+    claimed: ClaimedJob,
+    versions: Mapping[str, int],
+    *,
+    held_locks: MutableSet[TokenLock],
+) -> JobOutcome:
+    """Handle one claimed :class:`AnalyzeTrack` job; transient errors propagate (the caller retries the job)."""
+    job = claimed.job
+    assert isinstance(job, AnalyzeTrack)
+    settings = runtime.settings
+    queue = runtime.queue
+    wanted = {name: versions[name] for name in job.analyzers if name in versions}
+    async with transaction(runtime.pool) as conn:
+        record = await tracks.get_track_by_key(conn, job.track)
+        if record is None or record.is_missing or record.path is None:
+            await queue.ack(worker_id, claimed)
+            return JobOutcome(job.host_track_id, "dropped", detail="track unknown, missing or without a local path")
+        await _notice_changed_file(conn, record)
+        await status.ensure_status(conn, wanted, track_ids=[record.id])
+        given_up = await status.fail_exhausted(conn, record.id, max_attempts=settings.worker.max_attempts)
+        due = await status.list_due_analyzers(conn, record.id, wanted)
+    if not due:
+        await queue.ack(worker_id, claimed)
+        action = "failed" if given_up else "current"
+        return JobOutcome(job.host_track_id, action, tuple(given_up))
+    lock = TrackLock(runtime.redis, runtime.keys, job.track, ttl_s=settings.worker.lock_s, held=held_locks)
+    if not await lock.acquire():
+        await queue.retry_later(worker_id, claimed, settings.worker.retry_base_s, count_attempt=False)
+        return JobOutcome(job.host_track_id, "deferred", tuple(due), "another worker holds the track lock")
+    try:
+        return await _run_locked(runtime, executor, worker_id, claimed, record.id, record.path, due, wanted)
+    finally:
+        await lock.release()
+
+
+async def _notice_changed_file(conn: analyses.Connection, record: tracks.TrackRecord) -> None:
+    """A file whose size or modification time changed since it was recorded gets all its analyses redone."""
+    assert record.path is not None
+    try:
+        stat = os.stat(record.path)
+    except OSError:
+        return  # the decoder reports a missing or unreadable file with its reason
+    if (stat.st_size, stat.st_mtime_ns) != (record.size_bytes, record.mtime_ns):
+        await tracks.upsert_track(
+            conn,
+            tracks.TrackUpsert(
+                host=record.host,
+                host_track_id=record.host_track_id,
+                title=record.title,
+                path=record.path,
+                host_path=record.host_path,
+                size_bytes=stat.st_size,
+                mtime_ns=stat.st_mtime_ns,
+                artist=record.artist,
+                album=record.album,
+                album_artist=record.album_artist,
+                genres=tuple(record.genres),
+                duration_s=record.duration_s,
+                library=record.library,
+            ),
+        )
+
+
+async def _run_locked(
+    runtime: Runtime,
+    executor: AnalysisExecutor,
+    worker_id: str,
+    claimed: ClaimedJob,
+    track_id: int,
+    path: str,
+    due: list[str],
+    wanted: Mapping[str, int],
+) -> JobOutcome:
+    settings = runtime.settings
+    queue = runtime.queue
+    job = claimed.job
+    assert isinstance(job, AnalyzeTrack)
+    async with transaction(runtime.pool) as conn:
+        due = await status.list_due_analyzers(conn, track_id, wanted)  # again, now that the lock is ours
+        if due:
+            running = {name: wanted[name] for name in due}
+            attempts = await status.mark_running(conn, track_id, running)
+    if not due:
+        await queue.ack(worker_id, claimed)
+        return JobOutcome(job.host_track_id, "current")
+    analysis = await executor.analyze(path, due)
+    if analysis.error is not None:
+        reason = analysis.error
+        if max(attempts.values()) >= settings.worker.max_attempts:
+            async with transaction(runtime.pool) as conn:
+                await status.mark_failed(
+                    conn, track_id, {name: f"failed {attempts[name]} times: {reason}" for name in due}
+                )
+            await queue.ack(worker_id, claimed)
+            log.warning("giving up on %s: %s", path, reason)
+            return JobOutcome(job.host_track_id, "failed", tuple(due), reason)
+        async with transaction(runtime.pool) as conn:
+            await status.mark_error(conn, track_id, due, reason)
+        delay_s = backoff_s(
+            max(attempts.values()), base_s=settings.worker.retry_base_s, max_s=settings.worker.retry_max_s
+        )
+        await queue.retry_later(worker_id, claimed, delay_s)
+        return JobOutcome(job.host_track_id, "retry", tuple(due), reason)
+    failures = {name: failure.error for name, failure in analysis.failures.items()}
+    async with transaction(runtime.pool) as conn:
+        await analyses.store_results(
+            conn, track_id, results=analysis.results, versions=running, failures=failures or None
+        )
+        summary = await analyses.get_analysis(conn, track_id)
+    assert summary is not None
+    await queue.complete(
+        worker_id,
+        claimed,
+        ready=AnalysisReady(host=job.host, host_track_id=job.host_track_id, analyzers=tuple(due)),
+        cached=cached_from_summary(summary),
+        cache_ttl_s=settings.api.result_cache_s,
+    )
+    return JobOutcome(job.host_track_id, "analyzed", tuple(sorted(analysis.results)), "; ".join(failures.values()))

@@ -1,0 +1,89 @@
+"""Turn "these tracks need analysis" into status rows and queue jobs, in the order §H.6 requires.
+
+PostgreSQL first (rows ``queued``), then Redis: if the push fails, the rows stay ``queued`` and the reconciler
+re-enqueues them, so no request is ever lost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sidecar.domain import Priority
+from sidecar.jobqueue import AnalyzeTrack, JobQueue
+from sidecar.storage import status, tracks
+from sidecar.storage.db import Pool, transaction
+
+log = logging.getLogger(__name__)
+
+LOCAL_HOST = "local"
+"""Host name of tracks enqueued by path (``sonantica enqueue PATH``); their host track id is the absolute path."""
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    """One track handed to the queue, with the analyzers it still needs (empty: already current, not queued)."""
+
+    track_id: int
+    host: str
+    host_track_id: str
+    analyzers: tuple[str, ...]
+
+
+async def enqueue_track_ids(
+    pool: Pool, queue: JobQueue, track_ids: Iterable[int], versions: Mapping[str, int], *, priority: Priority
+) -> list[Enqueued]:
+    """Queue every analyzer of ``versions`` that is missing, stale or unfinished for each track.
+
+    Tracks whose analyses are all current (or failed: see ``sonantica failed --retry``) are not queued.
+    """
+    outcome: list[Enqueued] = []
+    jobs: list[AnalyzeTrack] = []
+    now = dt.datetime.now(dt.UTC)
+    async with transaction(pool) as conn:
+        for track_id in track_ids:
+            record = await tracks.get_track(conn, track_id)
+            if record is None or record.is_missing:
+                continue
+            await status.ensure_status(conn, versions, track_ids=[track_id])
+            due = await status.list_due_analyzers(conn, track_id, versions)
+            if due:
+                await status.mark_queued(conn, track_id, due)
+                jobs.append(
+                    AnalyzeTrack(
+                        host=record.host,
+                        host_track_id=record.host_track_id,
+                        priority=priority,
+                        analyzers=tuple(due),
+                        enqueued_at=now,
+                    )
+                )
+            outcome.append(Enqueued(track_id, record.host, record.host_track_id, tuple(due)))
+    await queue.enqueue_many(jobs)
+    return outcome
+
+
+async def register_local_files(pool: Pool, paths: Sequence[Path]) -> list[int]:
+    """Record files named on the command line as tracks of the ``local`` host (id = absolute path)."""
+    ids: list[int] = []
+    async with transaction(pool) as conn:
+        for path in paths:
+            resolved = path.resolve()
+            stat = resolved.stat() if resolved.is_file() else None
+            saved = await tracks.upsert_track(
+                conn,
+                tracks.TrackUpsert(
+                    host=LOCAL_HOST,
+                    host_track_id=str(resolved),
+                    title=resolved.stem,
+                    path=str(resolved),
+                    host_path=str(resolved),
+                    size_bytes=None if stat is None else stat.st_size,
+                    mtime_ns=None if stat is None else stat.st_mtime_ns,
+                ),
+            )
+            ids.append(saved.track_id)
+    return ids

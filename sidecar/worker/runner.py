@@ -1,0 +1,210 @@
+"""The worker: claim jobs (on-play strictly before scan), analyse, and survive every failure around it.
+
+A worker registers with a lease it refreshes (heartbeat), re-delivers the jobs of workers whose lease expired,
+rebuilds the queues from PostgreSQL when Redis has lost its data, and backs off (never crash-loops) while
+PostgreSQL or Redis is unreachable. ``drain`` mode returns once no work is left (tests and batch runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+
+from sidecar.analyzers.executor import AnalysisExecutor
+from sidecar.domain import Priority
+from sidecar.errors import QueueUnavailableError, RetryLaterError, StorageUnavailableError
+from sidecar.jobqueue import AnalyzeTrack, ClaimedJob, TokenLock, backoff_s, get_epoch, new_worker_id
+from sidecar.services.analysis import JobOutcome, analyze_job
+from sidecar.services.reconcile import rebuild_from_database
+from sidecar.services.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+_TRANSIENT = (QueueUnavailableError, StorageUnavailableError, RetryLaterError)
+
+
+def scan_allowed(hours: str | None, now: dt.datetime) -> bool:
+    """Whether scan work may run at local time ``now`` given ``worker.scan_hours`` (``"HH:MM-HH:MM"``, may wrap
+    midnight; ``None`` = always)."""
+    if not hours:
+        return True
+    start_text, end_text = hours.split("-")
+    start = dt.time.fromisoformat(start_text.strip())
+    end = dt.time.fromisoformat(end_text.strip())
+    current = now.time()
+    return start <= current < end if start <= end else current >= start or current < end
+
+
+@dataclass
+class WorkerStats:
+    """Counts of job outcomes, by action."""
+
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def add(self, outcome: JobOutcome) -> None:
+        self.outcomes[outcome.action] = self.outcomes.get(outcome.action, 0) + 1
+
+
+class Worker:
+    """One worker process: ``concurrency`` jobs at a time, analysed in as many processes.
+
+    Parameters
+    ----------
+    runtime
+        Open database pool, Redis client and queue.
+    versions
+        ``{analyzer: current version}`` of the analyzers this worker runs.
+    queues
+        Priorities this worker takes (dedicated pools: on-play only, scan only).
+    on_outcome
+        Called after every job (progress bars, tests).
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        executor: AnalysisExecutor,
+        versions: dict[str, int],
+        *,
+        queues: Collection[Priority] = (Priority.ON_PLAY, Priority.SCAN),
+        on_outcome: Callable[[JobOutcome], None] | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.executor = executor
+        self.versions = versions
+        self.queues = tuple(p for p in (Priority.ON_PLAY, Priority.SCAN) if p in queues)
+        self.on_outcome = on_outcome
+        self.worker_id = worker_id or new_worker_id()
+        self.stats = WorkerStats()
+        self._held_locks: set[TokenLock] = set()
+        self._busy = 0
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        """Finish the jobs in progress, then return from :meth:`run` (signal handlers call this)."""
+        self._stop.set()
+
+    async def run(self, *, drain: bool = False) -> WorkerStats:
+        """Process jobs until :meth:`stop` (or, with ``drain``, until no work is left); returns the outcome counts."""
+        queue = self.runtime.queue
+        await self._until_available(self._start)
+        beat = asyncio.create_task(self._heartbeat())
+        try:
+            slots = [asyncio.create_task(self._slot(drain)) for _ in range(self.runtime.settings.worker.concurrency)]
+            await asyncio.gather(*slots)
+        finally:
+            beat.cancel()
+            try:
+                await queue.unregister_worker(self.worker_id)
+            except QueueUnavailableError:
+                log.warning("could not unregister %s; its jobs return when its lease expires", self.worker_id)
+        return self.stats
+
+    async def _start(self) -> None:
+        await self.runtime.queue.register_worker(self.worker_id)
+        await self.runtime.queue.reap_dead_workers()
+        await self._rebuild_if_lost()
+        log.info("worker %s started (queues: %s)", self.worker_id, ", ".join(self.queues))
+
+    async def _rebuild_if_lost(self) -> None:
+        if await get_epoch(self.runtime.redis, self.runtime.keys) is None:
+            outcome = await rebuild_from_database(self.runtime, self.versions)
+            if outcome.ran:
+                log.warning("Redis had no queue epoch: re-enqueued %d tracks from PostgreSQL", outcome.jobs_pushed)
+
+    async def _until_available(self, step: Callable[[], object]) -> None:
+        attempt = 0
+        settings = self.runtime.settings.worker
+        while True:
+            try:
+                result = step()
+                if asyncio.iscoroutine(result):
+                    await result
+                return
+            except _TRANSIENT as exc:
+                attempt += 1
+                delay_s = backoff_s(attempt, base_s=settings.retry_base_s, max_s=settings.retry_max_s)
+                log.warning("%s; retrying in %.1f s", exc, delay_s)
+                await asyncio.sleep(delay_s)
+
+    async def _heartbeat(self) -> None:
+        queue = self.runtime.queue
+        period_s = queue.lease_s / 3
+        beats = 0
+        while True:
+            await asyncio.sleep(period_s)
+            beats += 1
+            try:
+                if not await queue.heartbeat(self.worker_id, self._held_locks):
+                    log.warning("worker %s was declared dead and re-registered", self.worker_id)
+                if beats % 3 == 0:
+                    await queue.reap_dead_workers()
+                await self._rebuild_if_lost()
+            except _TRANSIENT as exc:
+                log.warning("heartbeat: %s", exc)
+
+    def _active_queues(self) -> tuple[Priority, ...]:
+        settings = self.runtime.settings.worker
+        scan_ok = not settings.scan_paused and scan_allowed(settings.scan_hours, dt.datetime.now())
+        return tuple(p for p in self.queues if p is Priority.ON_PLAY or scan_ok)
+
+    async def _idle(self) -> bool:
+        depths = await self.runtime.queue.depths()
+        waiting = sum(depths.get(str(p), 0) for p in self._active_queues())
+        waiting += depths.get("delayed", 0) + depths.get("processing", 0)  # a dead worker's jobs come back
+        return self._busy == 0 and waiting == 0
+
+    async def _slot(self, drain: bool) -> None:
+        poll_s = self.runtime.settings.worker.poll_s
+        failures = 0
+        while not self._stop.is_set():
+            active = self._active_queues()
+            try:
+                claimed = (
+                    await self.runtime.queue.claim(self.worker_id, queues=active, block_s=0.0 if drain else poll_s)
+                    if active
+                    else None
+                )
+                if claimed is None:
+                    if drain and await self._idle():
+                        return
+                    await asyncio.sleep(0.1 if drain or active else poll_s)
+                    continue
+                failures = 0
+                self._busy += 1
+                try:
+                    await self._handle(claimed)
+                finally:
+                    self._busy -= 1
+            except QueueUnavailableError as exc:
+                failures += 1
+                delay_s = backoff_s(failures, base_s=0.2, max_s=self.runtime.settings.worker.retry_max_s)
+                log.warning("Redis unavailable (%s); retrying in %.1f s", exc, delay_s)
+                await asyncio.sleep(delay_s)
+
+    async def _handle(self, claimed: ClaimedJob) -> None:
+        job = claimed.job
+        settings = self.runtime.settings.worker
+        if not isinstance(job, AnalyzeTrack):
+            await self.runtime.queue.fail(self.worker_id, claimed, f"this worker does not run {job.type} jobs")
+            return
+        try:
+            outcome = await analyze_job(
+                self.runtime, self.executor, self.worker_id, claimed, self.versions, held_locks=self._held_locks
+            )
+        except (StorageUnavailableError, RetryLaterError) as exc:
+            delay_s = getattr(exc, "delay_s", None) or backoff_s(
+                job.attempt, base_s=settings.retry_base_s, max_s=settings.retry_max_s
+            )
+            log.warning("%s: %s; retrying in %.1f s", job.id, exc, delay_s)
+            await self.runtime.queue.retry_later(self.worker_id, claimed, delay_s)
+            outcome = JobOutcome(job.host_track_id, "retry", job.analyzers, str(exc))
+            await asyncio.sleep(min(delay_s, settings.poll_s))
+        self.stats.add(outcome)
+        log.info("%s: %s %s %s", job.id, outcome.action, ",".join(outcome.analyzers), outcome.detail)
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)

@@ -153,7 +153,7 @@ def _gated_mean_lufs(counts: npt.NDArray[np.float64], relative_gate_lu: float) -
         return -math.inf, np.zeros(HISTOGRAM_BINS, dtype=np.bool_)
     ungated = float(counts @ _BIN_ENERGY) / total
     gate_lufs = _LOUDNESS_OFFSET + 10.0 * math.log10(ungated) + relative_gate_lu
-    passed = _BIN_LUFS > gate_lufs
+    passed = np.greater(_BIN_LUFS, gate_lufs)
     kept = counts * passed
     return _LOUDNESS_OFFSET + 10.0 * math.log10(float(kept @ _BIN_ENERGY) / kept.sum()), passed
 
@@ -227,9 +227,7 @@ class LoudnessSession:
         self._sample_peak = max(self._sample_peak, float(np.max(np.abs(native))))
         if self._oversampler is not None:
             self._track_true_peak(self._oversampler.resample_chunk(np.ascontiguousarray(native.T)))
-        filtered, self._filter_state = signal.sosfilt(
-            self._sos, native[self._measured], axis=-1, zi=self._filter_state
-        )
+        filtered, self._filter_state = signal.sosfilt(self._sos, native[self._measured], axis=-1, zi=self._filter_state)
         energy = self._weights @ (filtered * filtered)
         self._add_energy(energy)
 
@@ -263,7 +261,9 @@ class LoudnessSession:
     def finish(self) -> LoudnessResult:
         """The result for everything fed; silence and input shorter than 0.4 s give None loudness."""
         if self._oversampler is not None:
-            self._track_true_peak(self._oversampler.resample_chunk(np.zeros((0, self._channels), np.float32), last=True))
+            self._track_true_peak(
+                self._oversampler.resample_chunk(np.zeros((0, self._channels), np.float32), last=True)
+            )
         else:
             self._true_peak = self._sample_peak
         true_peak = max(self._true_peak, self._sample_peak) if self._sample_peak > 0.0 else 0.0

@@ -48,9 +48,9 @@ def _finite(value: float) -> float | None:
 
 
 def measure_pyloudnorm(x: npt.NDArray[np.float32], rate_hz: int) -> Measured:
-    """pyloudnorm: whole-track arrays only, at most 5 channels (L R C Ls Rs), no true peak; it raises ValueError
-    for input shorter than its block (0.4 s, or 3 s for LRA), shown as "-"."""
-    data = x[:5].T.astype(np.float64)
+    """pyloudnorm: whole-track arrays only, at most 5 channels (L R C Ls Rs: the LFE of a 5.1 file is dropped
+    first), no true peak; it raises ValueError for input shorter than 3 s for LRA, shown as "-"."""
+    data = (np.delete(x, 3, axis=0) if x.shape[0] == 6 else x).T.astype(np.float64)
     meter = pyloudnorm.Meter(rate_hz)
     loudness = _finite(float(meter.integrated_loudness(data)))
     try:

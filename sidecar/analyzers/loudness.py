@@ -123,11 +123,9 @@ def oversampling_factor(sample_rate_hz: int) -> int:
     return 1
 
 
-def _bin_loudness_lufs() -> npt.NDArray[np.float64]:
-    return HISTOGRAM_FLOOR_LUFS + (np.arange(HISTOGRAM_BINS) + 0.5) * HISTOGRAM_STEP_LU
-
-
-_BIN_LUFS = _bin_loudness_lufs()
+_BIN_LUFS: npt.NDArray[np.float64] = HISTOGRAM_FLOOR_LUFS + (np.arange(HISTOGRAM_BINS, dtype=np.float64) + 0.5) * (
+    HISTOGRAM_STEP_LU
+)
 _BIN_ENERGY = 10.0 ** ((_BIN_LUFS - _LOUDNESS_OFFSET) / 10.0)
 _FLOOR_ENERGY = 10.0 ** ((HISTOGRAM_FLOOR_LUFS - _LOUDNESS_OFFSET) / 10.0)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -235,3 +236,24 @@ def test_loudness_through_the_pipeline_on_a_flac_file(tmp_path: Path) -> None:
     result = analysis.results["loudness"]
     assert isinstance(result, LoudnessResult)
     assert result.loudness_lufs == pytest.approx(-23.0, abs=0.1)
+
+
+def _streamed_peak_bytes(seconds: int) -> int:
+    """Peak traced memory while streaming ``seconds`` of 8 kHz stereo noise in 5-s blocks (made one at a time)."""
+    rate = 8000
+    info = AudioInfo(path="t", codec="pcm", sample_rate_hz=rate, channels=2, duration_s=None, size_bytes=0, mtime_ns=0)
+    rng = np.random.default_rng(11)
+    session = LoudnessAnalyzer().start(info)
+    tracemalloc.start()
+    try:
+        for _ in range(seconds // 5):
+            native = (0.1 * rng.standard_normal((2, 5 * rate))).astype(np.float32)
+            session.feed(AudioBlock(native=native, mono=np.zeros(0, np.float32), start_s=0.0))
+        session.finish()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_loudness_memory_does_not_grow_with_track_length() -> None:
+    assert _streamed_peak_bytes(600) < 1.2 * _streamed_peak_bytes(30)

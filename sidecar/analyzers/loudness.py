@@ -57,8 +57,8 @@ HISTOGRAM_FLOOR_LUFS = -70.0
 HISTOGRAM_STEP_LU = 0.01
 """Width of one histogram bin."""
 HISTOGRAM_BINS = 10000
-"""Number of bins: -70 to +30 LUFS; a louder block (impossible below ~25 channels at full scale) counts in the
-last bin."""
+"""Number of bins: -70 to +30 LUFS. A louder block counts in the last bin; no real file gets there (K-weighting
+lifts a full-scale signal by at most about 4 dB, so even 24 full-scale channels stay below +20 LUFS)."""
 
 _BLOCK_SEGMENTS = 4  # 400-ms gating block = 4 x 100 ms
 _SHORT_TERM_SEGMENTS = 30  # 3-s short-term block = 30 x 100 ms

@@ -42,7 +42,10 @@ def _tone(level_dbfs: float, seconds: float, rate_hz: int, *, channels: int = 2,
 
 def _noise(level_dbfs: float, seconds: float, rate_hz: int, seed: int) -> Signal:
     rng = np.random.default_rng(seed)
-    return (10.0 ** (level_dbfs / 20.0) * rng.standard_normal((2, round(seconds * rate_hz)))).astype(np.float32)
+    noise: Signal = (10.0 ** (level_dbfs / 20.0) * rng.standard_normal((2, round(seconds * rate_hz)))).astype(
+        np.float32
+    )
+    return noise
 
 
 @pytest.mark.parametrize("case", tech3341_loudness_cases(), ids=lambda c: c.name)

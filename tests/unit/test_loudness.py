@@ -232,9 +232,10 @@ def test_loudness_session_refuses_wrong_channel_count() -> None:
         session.feed(block)
 
 
-def test_loudness_through_the_pipeline_on_a_flac_file(tmp_path: Path) -> None:
-    case = next(c for c in tech3341_loudness_cases() if c.name == "3341-1")
-    path = write_audio(case.render().T.copy(), case.sample_rate_hz, tmp_path / "tone.flac", format_name="flac24")
+@pytest.mark.parametrize("name", ["3341-1", "3341-6-5.1"])
+def test_loudness_through_the_pipeline_on_a_flac_file(tmp_path: Path, name: str) -> None:
+    case = next(c for c in tech3341_loudness_cases() if c.name == name)
+    path = write_audio(case.render().T.copy(), case.sample_rate_hz, tmp_path / "case.flac", format_name="flac24")
     analysis = analyze_file(path, [LoudnessAnalyzer()])
     result = analysis.results["loudness"]
     assert isinstance(result, LoudnessResult)

@@ -224,7 +224,7 @@ class LoudnessSession:
             return
         self._sample_peak = max(self._sample_peak, float(np.max(np.abs(native))))
         if self._oversampler is not None:
-            self._track_true_peak(self._oversampler.resample_chunk(np.ascontiguousarray(native.T)))
+            self._track_true_peak(self._oversampler.resample_chunk(np.ascontiguousarray(native.T, dtype=np.float32)))
         filtered, self._filter_state = signal.sosfilt(self._sos, native[self._measured], axis=-1, zi=self._filter_state)
         energy = self._weights @ (filtered * filtered)
         self._add_energy(energy)

@@ -152,7 +152,8 @@ class AudioInfo:
 class LoudnessResult:
     """EBU R128 / ITU-R BS.1770-4 loudness and the ReplayGain 2.0 values derived from it.
 
-    ``gating_histogram`` lets an album be measured later by pooling its tracks' gating blocks.
+    ``gating_histogram`` lets an album be measured later by pooling its tracks' gating blocks: counts of 400-ms
+    blocks per 0.01-LU bin from -70 to +30 LUFS, shape (10000,) (see ``sidecar.analyzers.loudness``).
     """
 
     loudness_lufs: float | None  # integrated loudness; None when every block is below the -70 LUFS gate
@@ -160,7 +161,7 @@ class LoudnessResult:
     true_peak_dbtp: float | None  # 4x oversampled (BS.1770 Annex 2); None for digital silence
     sample_peak_dbfs: float | None  # None for digital silence
     replaygain_track_gain_db: float | None  # -18 LUFS - loudness_lufs; None for silence
-    replaygain_track_peak: float  # linear peak amplitude (1.0 = full scale) written beside the gain
+    replaygain_track_peak: float  # linear true peak (1.0 = full scale) written beside the gain; 0.0 for silence
     gating_histogram: npt.NDArray[np.float64] = field(repr=False, compare=False)
 
 

@@ -1,6 +1,6 @@
 """Tempo in beats per minute, with a confidence value and beat positions, from a streamed onset envelope.
 
-Method (choices measured on the ground-truth corpus, see ``docs/tempo.md``):
+Method (choices measured on the ground-truth corpus, see ``docs/benchmarks/tempo.md``):
 
 1. **Onset envelopes, streamed.** The 22050 Hz mono signal is cut into Hann frames of 1024 samples every 256
    (86.1 frames/s; frame ``k`` is centred on ``k * 256`` samples, as librosa's ``center=True``). Each frame's power

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from sidecar.analyzers.tempo import TempoAnalyzer
 from sidecar.demo.encode import write_audio
 from sidecar.demo.evaluation import tempo_within, tempo_within_bpm
 from sidecar.demo.library import cached_corpus
-from sidecar.demo.music import GROOVES, PieceSpec, tempo_key_corpus
+from sidecar.demo.music import GROOVES, PieceSpec, render, tempo_key_corpus
 from sidecar.domain import AudioInfo, TempoResult
 from sidecar.errors import AnalyzerError
 
@@ -143,6 +144,31 @@ def test_tempo_short_file_has_no_tempo(tmp_path: Path) -> None:
     result = analyze_file(path, [TempoAnalyzer()]).results["tempo"]
     assert isinstance(result, TempoResult)
     assert (result.bpm, result.beat_times_s.size) == (None, 0)
+
+
+@pytest.mark.parametrize("sample_rate_hz", [8000, 192000])
+def test_tempo_extreme_source_rates_read_the_tempo(tmp_path: Path, sample_rate_hz: int) -> None:
+    spec = tempo_key_corpus(CORPUS_PIECES, duration_s=15.0, seed=0)[2]
+    path = write_audio(render(spec, sample_rate_hz=sample_rate_hz), sample_rate_hz, tmp_path / "piece.flac")
+    result = analyze_file(path, [TempoAnalyzer()]).results["tempo"]
+    assert isinstance(result, TempoResult)
+    assert result.bpm == pytest.approx(spec.bpm, abs=0.5)
+
+
+def test_tempo_memory_does_not_grow_with_the_audio() -> None:
+    """An hour of audio (317 MB as float32) fed in 10 s blocks: the session keeps only the onset envelopes."""
+    block = _pulse_train(120.0, seconds=10.0)
+    session = TempoAnalyzer().start(_INFO)
+    tracemalloc.start()
+    try:
+        for _ in range(360):
+            session.feed(AudioBlock(native=np.zeros((1, 0), np.float32), mono=block, start_s=0))
+        result = session.finish()
+        _, peak_bytes = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.bpm == pytest.approx(120.0, abs=0.05)
+    assert peak_bytes < 40e6
 
 
 def test_tempo_empty_input_has_no_tempo() -> None:

@@ -8,11 +8,13 @@ errors forgiven), within 0.5 BPM, a per-groove breakdown and the time per track 
 - ``librosa tempo``: ``librosa.feature.tempo(y=mono, sr=22050)`` with its defaults;
 - ``librosa beat_track``: ``librosa.beat.beat_track(y=mono, sr=22050)`` with its defaults (tempo + beats).
 
-Decoding is not timed. The long pieces are timed as the median of ``--repeats`` runs.
+Decoding is not timed. The long pieces are timed as the median of ``--repeats`` runs. Last, the first long piece's
+decoded blocks are fed over and over as one ``--mix-hours`` mix: time and peak traced memory (``tracemalloc``,
+which sees numpy's buffers) of the analyzer, to show memory does not grow with the audio.
 
 Usage::
 
-    python -m scripts.bench_tempo --pieces 96 --duration-s 30 --long-pieces 4 --long-duration-s 240
+    python -m scripts.bench_tempo --pieces 96 --duration-s 30 --long-pieces 4 --long-duration-s 240 --mix-hours 3
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +102,7 @@ def main() -> None:
     parser.add_argument("--long-pieces", type=int, default=4)
     parser.add_argument("--long-duration-s", type=float, default=240.0)
     parser.add_argument("--repeats", type=int, default=5, help="timing runs per long piece (median)")
+    parser.add_argument("--mix-hours", type=float, default=3.0, help="length of the repeated-blocks mix (h)")
     parser.add_argument("--cache-dir", type=Path, default=Path("bench-data/corpus"))
     args = parser.parse_args()
 
@@ -167,6 +171,22 @@ def main() -> None:
         _decode(track.spec, cached_corpus([track.spec], args.cache_dir)[0])
         decode_s.append(time.perf_counter() - start)
     print(f"- decoding alone (FLAC -> blocks, for reference): {statistics.median(decode_s):.3f} s")
+    _mix(analyzer, long_tracks[0], args.mix_hours)
+
+
+def _mix(analyzer: TempoAnalyzer, track: Track, hours: float) -> None:
+    """Feed ``track``'s blocks over and over for ``hours``: wall time, then peak traced memory in a second run."""
+    repeats = max(1, round(hours * 3600.0 / track.spec.duration_s))
+    mix = Track(track.spec, track.info, track.blocks * repeats)
+    audio_mb = sum(block.mono.nbytes for block in mix.blocks) / 1e6
+    bpm, elapsed = _timed(_sonantica(analyzer), mix, 1)
+    tracemalloc.start()
+    _sonantica(analyzer)(mix)
+    _, peak_bytes = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(f"\n## Mix: {track.spec.title} repeated {repeats} times ({repeats * track.spec.duration_s / 3600:.2f} h)")
+    print(f"- sonantica: {bpm} BPM in {elapsed:.2f} s; peak traced memory {peak_bytes / 1e6:.1f} MB")
+    print(f"- (the mono signal itself would be {audio_mb:.0f} MB as float32; it is never held)")
 
 
 if __name__ == "__main__":

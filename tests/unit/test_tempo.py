@@ -21,8 +21,8 @@ from sidecar.demo.music import GROOVES, PieceSpec, render, tempo_key_corpus
 from sidecar.domain import AudioInfo, TempoResult
 from sidecar.errors import AnalyzerError
 
-CORPUS_PIECES = 17
-"""17 pieces of 20 s: tempos 60-190 BPM in steps of about 8, and every groove at least once."""
+CORPUS_PIECES = 24
+"""24 pieces of 20 s: tempos 60-190 BPM in steps of about 6, and every groove at least once."""
 
 
 _INFO = AudioInfo(

@@ -12,7 +12,7 @@ Method (choices measured on the ground-truth corpus, see ``docs/benchmarks/tempo
 2. **Metrical level.** The autocorrelation of the accent envelope (local mean removed, normalised to 1 at lag 0)
    is searched between ``min_bpm`` and ``max_bpm`` for its strongest peak: some metrical level (beat, half bar
    or bar). The beat is then taken to be the *fastest level at which the accents still recur almost as
-   regularly*: while the peak at a half or a third of the current period (and at most ``max_bpm``) reaches
+   regularly*: while the peak at a half, a third or a fifth of the current period (and at most ``max_bpm``) reaches
    ``level_ratio`` of the current peak, move to it. Sub-beats fail this test because the events between beats
    are weaker or absent (the autocorrelation there drops to about half or less), while real beats pass it even
    when the bar is strongly accented (ratios of 0.85 and more). This resolves the octave errors of a plain
@@ -184,8 +184,8 @@ def metrical_level(
 ) -> tuple[float, float]:
     """The beat period (frames, fractional) and its autocorrelation value, by the fastest-regular-level rule.
 
-    Starts at the strongest peak between ``min_bpm`` and ``max_bpm`` and moves to the peak at 1/2 or 1/3 of the
-    period (the stronger of the two that qualify) while that peak is at most ``max_bpm`` and reaches
+    Starts at the strongest peak between ``min_bpm`` and ``max_bpm`` and moves to the peak at 1/2, 1/3 or 1/5 of the
+    period (the strongest of those that qualify) while that peak is at most ``max_bpm`` and reaches
     ``level_ratio`` times the current one. ``acf`` must reach the lag of ``min_bpm`` (plus a few percent).
     """
     shortest = max(1, math.floor(60.0 * FRAME_RATE_HZ / max_bpm))
@@ -194,7 +194,7 @@ def metrical_level(
     lag, value = _peak_near(acf, float(start), tolerance=0.5 / start)
     while True:
         faster: tuple[float, float] | None = None
-        for divisor in (2, 3):
+        for divisor in (2, 3, 5):
             candidate_lag = lag / divisor
             if 60.0 * FRAME_RATE_HZ / candidate_lag > max_bpm:
                 continue

@@ -106,7 +106,7 @@ def test_tempo_corpus_beats_lie_inside_the_track(corpus_results: list[tuple[Piec
 
 
 @pytest.mark.parametrize("kind", ["click", "pulse"])
-@pytest.mark.parametrize("bpm", [60.0, 128.0, 174.0, 93.5])
+@pytest.mark.parametrize("bpm", [45.0, 60.0, 128.0, 174.0, 93.5, 205.0])
 def test_tempo_pulse_train_reads_its_tempo(bpm: float, kind: str) -> None:
     result = _analyze(_pulse_train(bpm, kind=kind))
     assert result.bpm == pytest.approx(bpm, abs=0.05)

@@ -23,7 +23,8 @@ Method (choices measured on the ground-truth corpus, see ``docs/benchmarks/tempo
    across skipped beats, outliers dropped) gives the period to a small fraction of a frame, so a 120 BPM track
    reads 120.0, not the 117.45 of the lag grid, and a 93.5 BPM track reads 93.5.
 4. **Confidence** is the autocorrelation peak at the chosen beat period: near 1 for a steady pulse, near 0 for
-   noise. Below ``min_periodicity`` (and for silence or under 3 s of audio) no tempo is reported.
+   noise. Below ``min_periodicity``, for silence and for audio shorter than about 2.2 beats at ``min_bpm``
+   (3.4 s at the default 40 BPM) no tempo is reported: ``bpm`` None, confidence 0, no beats.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ _LOCAL_MEAN_S = 0.5
 _MAX_DRIFT = 0.04
 _OUTLIER_PERIODS = 0.1
 _BPM_DECIMALS = 2
+_FRAMES_PER_STEP = 1024
+"""Frames transformed at once: bounds the working memory (about 4 MB) whatever size the fed pieces have."""
 _CONFIDENCE_DECIMALS = 3
 
 
@@ -131,6 +134,12 @@ class OnsetEnvelopeStream:
         if n_frames <= 0:
             return
         frames = np.lib.stride_tricks.sliding_window_view(self._pending, FRAME_LENGTH)[::HOP_LENGTH][:n_frames]
+        for first in range(0, n_frames, _FRAMES_PER_STEP):
+            self._flux(frames[first : first + _FRAMES_PER_STEP])
+        self._pending = self._pending[n_frames * HOP_LENGTH :].copy()
+
+    def _flux(self, frames: npt.NDArray[np.float32]) -> None:
+        """Append the accent and full flux of consecutive ``frames`` (shape (n, FRAME_LENGTH))."""
         spectrum = scipy.fft.rfft(frames * self._window, axis=1)
         power = spectrum.real**2 + spectrum.imag**2
         band_power = (self._basis @ power.T).T
@@ -140,7 +149,6 @@ class OnsetEnvelopeStream:
         self._accent.append(rise[:, : self._n_accent].mean(axis=1, dtype=np.float32))
         self._full.append(rise.mean(axis=1, dtype=np.float32))
         self._previous_db = level_db[-1:]
-        self._pending = self._pending[n_frames * HOP_LENGTH :].copy()
 
 
 def autocorrelation(envelope: npt.NDArray[np.float32], *, max_lag: int) -> npt.NDArray[np.float64]:
@@ -255,7 +263,8 @@ class TempoSettings:
 
 
 def estimate_tempo(envelopes: OnsetEnvelopes, settings: TempoSettings) -> TempoResult:
-    """Tempo, confidence and beats from complete onset envelopes; no tempo for silence, noise or < 3 s."""
+    """Tempo, confidence and beats from complete onset envelopes; no tempo (None, 0, no beats) for silence, noise
+    and audio shorter than about 2.2 beats at ``settings.min_bpm``."""
     none = TempoResult(bpm=None, bpm_confidence=0.0, beat_times_s=np.zeros(0))
     if not (np.isfinite(envelopes.accent).all() and np.isfinite(envelopes.full).all()):
         raise AnalyzerError("tempo: the audio contains non-finite samples (NaN or infinity)")
@@ -268,9 +277,9 @@ def estimate_tempo(envelopes: OnsetEnvelopes, settings: TempoSettings) -> TempoR
     lag, periodicity = metrical_level(
         acf, min_bpm=settings.min_bpm, max_bpm=settings.max_bpm, level_ratio=settings.level_ratio
     )
-    confidence = round(float(np.clip(periodicity, 0.0, 1.0)), _CONFIDENCE_DECIMALS)
     if periodicity < settings.min_periodicity:
-        return TempoResult(bpm=None, bpm_confidence=confidence, beat_times_s=np.zeros(0))
+        return none
+    confidence = round(float(np.clip(periodicity, 0.0, 1.0)), _CONFIDENCE_DECIMALS)
     coarse_bpm = 60.0 * FRAME_RATE_HZ / lag
     beats = track_beats(envelopes.full, coarse_bpm)
     bpm = refine_bpm(beats, coarse_bpm)
@@ -325,6 +334,10 @@ class TempoAnalyzer:
             raise ValueError(f"need 0 < min_bpm < max_bpm / 2, got {min_bpm} and {max_bpm}")
         if not 0 < level_ratio <= 1:
             raise ValueError(f"level_ratio must be in (0, 1], got {level_ratio}")
+        if not 0 <= min_periodicity < 1:
+            raise ValueError(f"min_periodicity must be in [0, 1), got {min_periodicity}")
+        if _filterbank(accent_max_hz)[2] == 0:
+            raise ValueError(f"accent_max_hz must be above the lowest mel band, got {accent_max_hz} Hz")
         self.settings = TempoSettings(
             min_bpm=min_bpm,
             max_bpm=max_bpm,

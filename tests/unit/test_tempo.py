@@ -1,0 +1,238 @@
+"""Tempo: accuracy on rendered ground-truth music and on numpy pulse trains, edge cases, streaming invariance."""
+
+from __future__ import annotations
+
+import tracemalloc
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from sidecar.analyzers.audio import ANALYSIS_RATE_HZ, AudioBlock, AudioReader, read_mono
+from sidecar.analyzers.base import Analyzer
+from sidecar.analyzers.pipeline import analyze_file
+from sidecar.analyzers.tempo import TempoAnalyzer
+from sidecar.demo.encode import write_audio
+from sidecar.demo.evaluation import tempo_within, tempo_within_bpm
+from sidecar.demo.library import cached_corpus
+from sidecar.demo.music import GROOVES, PieceSpec, render, tempo_key_corpus
+from sidecar.domain import AudioInfo, TempoResult
+from sidecar.errors import AnalyzerError
+
+CORPUS_PIECES = 24
+"""24 pieces of 20 s: tempos 60-190 BPM in steps of about 6, and every groove at least once."""
+
+
+_INFO = AudioInfo(
+    path="memory",
+    codec="pcm_f32le",
+    sample_rate_hz=ANALYSIS_RATE_HZ,
+    channels=1,
+    duration_s=None,
+    size_bytes=0,
+    mtime_ns=0,
+)
+
+
+def _run(analyzer: TempoAnalyzer, mono: npt.NDArray[np.float32], block_sizes: Iterable[int]) -> TempoResult:
+    """Feed ``mono`` in blocks of the given sizes (the native part is not used by the tempo analyzer)."""
+    session = analyzer.start(_INFO)
+    position = 0
+    for size in block_sizes:
+        session.feed(AudioBlock(native=np.zeros((1, 0), np.float32), mono=mono[position : position + size], start_s=0))
+        position += size
+    assert position >= mono.size
+    return session.finish()
+
+
+def _analyze(mono: npt.NDArray[np.float32], block_s: float = 5.0) -> TempoResult:
+    size = round(block_s * ANALYSIS_RATE_HZ)
+    return _run(TempoAnalyzer(), mono, [size] * (mono.size // size + 1))
+
+
+def _pulse_train(bpm: float, *, seconds: float = 30.0, kind: str = "click") -> npt.NDArray[np.float32]:
+    """A click (decaying 1 kHz burst) or a 5 ms rectangular pulse on every beat, first beat at 0."""
+    out = np.zeros(round(seconds * ANALYSIS_RATE_HZ), np.float32)
+    if kind == "click":
+        t = np.arange(round(0.02 * ANALYSIS_RATE_HZ)) / ANALYSIS_RATE_HZ
+        pulse = np.sin(2 * np.pi * 1000.0 * t) * np.exp(-t / 0.004)
+    else:
+        pulse = np.ones(round(0.005 * ANALYSIS_RATE_HZ))
+    for beat_s in np.arange(0.0, seconds, 60.0 / bpm):
+        start = round(beat_s * ANALYSIS_RATE_HZ)
+        stop = min(out.size, start + pulse.size)
+        out[start:stop] += 0.5 * pulse[: stop - start].astype(np.float32)
+    return out
+
+
+@pytest.fixture(scope="module")
+def corpus_results(corpus_dir: Path) -> list[tuple[PieceSpec, TempoResult]]:
+    """Every subset piece analysed through the real pipeline (decode + tempo)."""
+    specs = tempo_key_corpus(CORPUS_PIECES, duration_s=20.0, seed=0)
+    results = []
+    for spec, path in zip(specs, cached_corpus(specs, corpus_dir), strict=True):
+        analysis = analyze_file(path, [TempoAnalyzer()])
+        result = analysis.results["tempo"]
+        assert isinstance(result, TempoResult)
+        results.append((spec, result))
+    return results
+
+
+def test_tempo_corpus_subset_covers_every_groove(corpus_results: list[tuple[PieceSpec, TempoResult]]) -> None:
+    assert {spec.groove for spec, _ in corpus_results} == set(GROOVES)
+
+
+def test_tempo_corpus_acc1_meets_bar(corpus_results: list[tuple[PieceSpec, TempoResult]]) -> None:
+    hits = [tempo_within(result.bpm, spec.bpm) for spec, result in corpus_results]
+    assert np.mean(hits) >= 0.95, [(spec.title, result.bpm) for spec, result in corpus_results]
+
+
+def test_tempo_corpus_within_half_bpm_meets_bar(corpus_results: list[tuple[PieceSpec, TempoResult]]) -> None:
+    hits = [tempo_within_bpm(result.bpm, spec.bpm) for spec, result in corpus_results]
+    assert np.mean(hits) >= 0.85, [(spec.title, result.bpm) for spec, result in corpus_results]
+
+
+def test_tempo_corpus_beats_follow_the_tempo(corpus_results: list[tuple[PieceSpec, TempoResult]]) -> None:
+    for spec, result in corpus_results:
+        spacing_s = np.median(np.diff(result.beat_times_s))
+        assert spacing_s == pytest.approx(60.0 / spec.bpm, rel=0.02), spec.title
+
+
+def test_tempo_corpus_beats_lie_inside_the_track(corpus_results: list[tuple[PieceSpec, TempoResult]]) -> None:
+    for spec, result in corpus_results:
+        assert 0.0 <= result.beat_times_s[0] < result.beat_times_s[-1] <= spec.duration_s, spec.title
+
+
+@pytest.mark.parametrize("kind", ["click", "pulse"])
+@pytest.mark.parametrize("bpm", [45.0, 60.0, 128.0, 174.0, 93.5, 205.0])
+def test_tempo_pulse_train_reads_its_tempo(bpm: float, kind: str) -> None:
+    result = _analyze(_pulse_train(bpm, kind=kind))
+    assert result.bpm == pytest.approx(bpm, abs=0.05)
+
+
+def test_tempo_non_integer_tempo_is_not_snapped() -> None:
+    result = _analyze(_pulse_train(101.3))
+    assert result.bpm == pytest.approx(101.3, abs=0.05)
+
+
+def test_tempo_pulse_train_confidence_is_high() -> None:
+    assert _analyze(_pulse_train(128.0)).bpm_confidence > 0.7
+
+
+def test_tempo_beats_fall_on_the_clicks() -> None:
+    bpm = 128.0
+    result = _analyze(_pulse_train(bpm))
+    period_s = 60.0 / bpm
+    phase_error_s = (result.beat_times_s + period_s / 2) % period_s - period_s / 2
+    assert np.abs(phase_error_s).max() < 0.02
+
+
+def test_tempo_beats_cover_a_steady_track() -> None:
+    result = _analyze(_pulse_train(128.0, seconds=30.0))
+    assert result.beat_times_s.size >= 0.9 * 30.0 * 128.0 / 60.0
+
+
+def test_tempo_silence_has_no_tempo() -> None:
+    result = _analyze(np.zeros(20 * ANALYSIS_RATE_HZ, np.float32))
+    assert (result.bpm, result.bpm_confidence, result.beat_times_s.size) == (None, 0.0, 0)
+
+
+def test_tempo_short_file_has_no_tempo(tmp_path: Path) -> None:
+    path = write_audio(np.full((8820, 2), 0.3, np.float32), 44100, tmp_path / "short.flac")
+    result = analyze_file(path, [TempoAnalyzer()]).results["tempo"]
+    assert isinstance(result, TempoResult)
+    assert (result.bpm, result.bpm_confidence, result.beat_times_s.size) == (None, 0.0, 0)
+
+
+@pytest.mark.parametrize("sample_rate_hz", [8000, 192000])
+def test_tempo_extreme_source_rates_read_the_tempo(tmp_path: Path, sample_rate_hz: int) -> None:
+    spec = tempo_key_corpus(CORPUS_PIECES, duration_s=15.0, seed=0)[2]
+    path = write_audio(render(spec, sample_rate_hz=sample_rate_hz), sample_rate_hz, tmp_path / "piece.flac")
+    result = analyze_file(path, [TempoAnalyzer()]).results["tempo"]
+    assert isinstance(result, TempoResult)
+    assert result.bpm == pytest.approx(spec.bpm, abs=0.5)
+
+
+def test_tempo_memory_does_not_grow_with_the_audio() -> None:
+    """An hour of audio (317 MB as float32) fed in 10 s blocks: the session keeps only the onset envelopes."""
+    block = _pulse_train(120.0, seconds=10.0)
+    session = TempoAnalyzer().start(_INFO)
+    tracemalloc.start()
+    try:
+        for _ in range(360):
+            session.feed(AudioBlock(native=np.zeros((1, 0), np.float32), mono=block, start_s=0))
+        result = session.finish()
+        _, peak_bytes = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.bpm == pytest.approx(120.0, abs=0.05)
+    assert peak_bytes < 40e6
+
+
+def test_tempo_empty_input_has_no_tempo() -> None:
+    result = _run(TempoAnalyzer(), np.zeros(0, np.float32), [0])
+    assert (result.bpm, result.bpm_confidence, result.beat_times_s.size) == (None, 0.0, 0)
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_tempo_noise_has_no_tempo(seed: int) -> None:
+    noise = np.random.default_rng(seed).standard_normal(30 * ANALYSIS_RATE_HZ).astype(np.float32) * 0.1
+    result = _analyze(noise)
+    assert (result.bpm, result.bpm_confidence, result.beat_times_s.size) == (None, 0.0, 0)
+
+
+def test_tempo_block_size_does_not_change_the_result(corpus_dir: Path) -> None:
+    spec = tempo_key_corpus(CORPUS_PIECES, duration_s=20.0, seed=0)[3]
+    mono = read_mono(cached_corpus([spec], corpus_dir)[0])
+    rng = np.random.default_rng(1)
+    reference = _analyze(mono, block_s=5.0)
+    for sizes in (
+        [mono.size, 0],
+        [round(0.37 * ANALYSIS_RATE_HZ)] * (mono.size // round(0.37 * ANALYSIS_RATE_HZ) + 1),
+        list(rng.integers(1, 3 * ANALYSIS_RATE_HZ, size=mono.size // ANALYSIS_RATE_HZ + 1)),
+    ):
+        result = _run(TempoAnalyzer(), mono, sizes)
+        assert result.bpm == reference.bpm
+        np.testing.assert_allclose(result.beat_times_s, reference.beat_times_s)
+
+
+def test_tempo_decoder_blocks_give_the_same_result(corpus_dir: Path) -> None:
+    spec = tempo_key_corpus(CORPUS_PIECES, duration_s=20.0, seed=0)[5]
+    path = cached_corpus([spec], corpus_dir)[0]
+    with AudioReader(path, block_s=1.3) as reader:
+        session = TempoAnalyzer().start(reader.info)
+        for block in reader.blocks():
+            session.feed(block)
+    assert session.finish().bpm == _analyze(read_mono(path)).bpm
+
+
+def test_tempo_non_finite_samples_are_an_analyzer_error() -> None:
+    mono = _pulse_train(120.0, seconds=10.0)
+    mono[1000] = np.nan
+    with pytest.raises(AnalyzerError, match="non-finite"):
+        _analyze(mono)
+
+
+def test_tempo_analyzer_is_a_named_versioned_analyzer() -> None:
+    analyzer = TempoAnalyzer()
+    analyzer.check()
+    assert isinstance(analyzer, Analyzer)
+    assert (analyzer.name, analyzer.version) == ("tempo", 1)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"min_bpm": 100.0, "max_bpm": 150.0},
+        {"min_bpm": 0.0},
+        {"level_ratio": 0.0},
+        {"level_ratio": 1.5},
+        {"min_periodicity": 1.0},
+        {"accent_max_hz": 20.0},
+    ],
+)
+def test_tempo_rejects_bad_settings(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=r"must be|need"):
+        TempoAnalyzer(**kwargs)

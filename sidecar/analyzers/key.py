@@ -2,13 +2,13 @@
 
 Method (measured choices, see ``docs/key.md``):
 
-1. The mono analysis signal (22050 Hz) is cut into Hann frames of 8192 samples (371 ms, 2.7 Hz per bin) every
-   4096 samples. Frame positions are fixed in the track, so the result does not depend on how the decoder cut the
+1. The mono analysis signal (22050 Hz) is cut into Hann frames of 4096 samples (186 ms, 5.4 Hz per bin) every
+   2048 samples. Frame positions are fixed in the track, so the result does not depend on how the decoder cut the
    signal into blocks.
-2. In each frame the spectral peaks between C2 and C7 that reach -40 dB of the frame's strongest peak are found;
-   parabolic interpolation of the log magnitude gives each peak's frequency to a fraction of a bin, so even bass
-   notes land on the right semitone. Each peak's amplitude is weighted by a broad register window centred on C4
-   and every frame's weights are normalised to sum to one (a frame counts once, however loud it is). Frames
+2. In each frame the spectral peaks between G2 and C7 that reach -40 dB of the frame's strongest peak are found;
+   parabolic interpolation of the log magnitude gives each peak's frequency to a fraction of a bin. Each peak's
+   amplitude is weighted by a broad register window centred on C4, and each frame's weights are scaled to sum
+   to the square root of their total (between "every frame counts once" and "loud frames count more"). Frames
    quieter than :data:`SILENCE_DBFS` are skipped.
 3. Only statistics are kept: a pitch-class histogram in 10-cent bins and the complex sum of the peaks' phases on
    the semitone grid. The latter gives the tuning (A4 away from 440 Hz, up to +-50 cents) and the *tuning
@@ -129,24 +129,29 @@ class ChromaAccumulator:
     frame_length
         STFT frame in samples (Hann window); ``hop_length`` is the step between frames.
     min_pitch, max_pitch
-        MIDI pitch range of the peaks used (36 = C2, 96 = C7).
+        MIDI pitch range of the peaks used (43 = G2, the lowest pitch whose semitone neighbours are a whole
+        frequency bin apart at the default frame length; 96 = C7).
     peak_floor_db
         Peaks weaker than this relative to the frame's strongest peak are ignored.
     register_centre_pitch, register_width_semitones
         Gaussian weight over pitch: the middle register, where fundamentals are, counts most.
+    frame_weight_power
+        A frame's peaks are scaled to sum to (their summed amplitude) ** this: 0 counts every frame once, 1
+        weights frames by loudness; 0.5 lies between.
     """
 
     def __init__(
         self,
         *,
         sample_rate_hz: int = ANALYSIS_RATE_HZ,
-        frame_length: int = 8192,
-        hop_length: int = 4096,
-        min_pitch: float = 36.0,
+        frame_length: int = 4096,
+        hop_length: int = 2048,
+        min_pitch: float = 43.0,
         max_pitch: float = 96.0,
         peak_floor_db: float = -40.0,
         register_centre_pitch: float = 60.0,
         register_width_semitones: float = 18.0,
+        frame_weight_power: float = 0.5,
     ) -> None:
         if not 0 < hop_length <= frame_length:
             raise ValueError(f"hop_length {hop_length} must be in 1..frame_length ({frame_length})")
@@ -157,6 +162,7 @@ class ChromaAccumulator:
         self._max_pitch = max_pitch
         self._peak_floor = 10.0 ** (peak_floor_db / 20.0)
         self._register = (register_centre_pitch, register_width_semitones)
+        self._frame_power = frame_weight_power
         bin_hz = sample_rate_hz / frame_length
         self._first_bin = max(1, math.floor(librosa.midi_to_hz(min_pitch) / bin_hz) - 1)
         self._last_bin = min(frame_length // 2 - 1, math.ceil(librosa.midi_to_hz(max_pitch) / bin_hz) + 1)
@@ -179,6 +185,11 @@ class ChromaAccumulator:
             used = (n_frames - 1) * self._hop + self._frame
             self._add_frames(buffer[:used])
         self._pending = buffer[n_frames * self._hop :].copy()
+
+    @property
+    def pending_samples(self) -> int:
+        """Samples held back for the next frame (always fewer than one frame)."""
+        return int(self._pending.size)
 
     def _add_frames(self, signal: npt.NDArray[np.float32]) -> None:
         spectrum = librosa.stft(signal, n_fft=self._frame, hop_length=self._hop, center=False, window="hann")
@@ -206,7 +217,7 @@ class ChromaAccumulator:
         centre_pitch, width = self._register
         weight = amplitude * np.exp(-0.5 * ((pitch - centre_pitch) / width) ** 2)
         per_frame = np.bincount(frame_idx, weights=weight, minlength=magnitude.shape[0])
-        weight /= per_frame[frame_idx]
+        weight *= per_frame[frame_idx] ** (self._frame_power - 1.0)
         self._tonal_frames += int(np.count_nonzero(per_frame))
         bins = np.round(pitch * _HISTOGRAM_BINS_PER_SEMITONE).astype(np.int64) % _HISTOGRAM_BINS
         self._histogram += np.bincount(bins, weights=weight, minlength=_HISTOGRAM_BINS)
@@ -297,18 +308,18 @@ class KeyDecision:
     """Tunables that turn correlations into a key and a confidence (defaults measured, see docs/key.md).
 
     ``full_margin``: best-minus-second correlation that counts as fully certain. ``min_correlation`` /
-    ``full_correlation``: best correlation below which there is no evidence / above which it is full.
-    ``min_coherence`` / ``full_coherence``: the same for the tuning coherence. ``min_tonal_s``: least
-    duration of pitched frames for any key. ``min_confidence``: below this the key is reported as None.
+    ``full_correlation``: best correlation below which there is no tonal evidence / above which it is full.
+    ``min_coherence`` / ``full_coherence``: the same for the tuning coherence. ``min_tonal_s``: least duration
+    of frames with spectral peaks for any key. ``min_tonality``: below this tonal evidence the key is None.
     """
 
     full_margin: float = 0.15
     min_correlation: float = 0.5
     full_correlation: float = 0.8
-    min_coherence: float = 0.1
-    full_coherence: float = 0.3
+    min_coherence: float = 0.15
+    full_coherence: float = 0.35
     min_tonal_s: float = 2.0
-    min_confidence: float = 0.05
+    min_tonality: float = 0.05
 
 
 def decide_key(
@@ -316,25 +327,26 @@ def decide_key(
 ) -> tuple[KeySignature | None, float, npt.NDArray[np.float64]]:
     """Best key, its confidence (0..1) and all 24 correlations for a chroma summary.
 
-    The confidence is the product of three 0..1 ramps: the margin of the best key over the runner-up, the best
-    correlation, and the tuning coherence. No key (None, 0.0) when pitched frames cover less than
-    ``decision.min_tonal_s`` or the confidence is below ``decision.min_confidence``.
+    Tonal evidence is the product of two 0..1 ramps, on the best correlation and on the tuning coherence; the
+    confidence is that times a ramp on the margin of the best key over the runner-up. No key (None, 0.0) when
+    frames with spectral peaks cover less than ``decision.min_tonal_s`` or the tonal evidence is below
+    ``decision.min_tonality`` (silence, noise, unpitched drums).
     """
     correlations = key_correlations(summary.chroma, templates)
     if summary.tonal_frames * summary.hop_s < decision.min_tonal_s:
         return None, 0.0, correlations
     order = np.argsort(correlations)
     best, second = float(correlations[order[-1]]), float(correlations[order[-2]])
-    margin_part = _clip01((best - second) / decision.full_margin)
     correlation_part = _clip01(
         (best - decision.min_correlation) / (decision.full_correlation - decision.min_correlation)
     )
     coherence_part = _clip01(
         (summary.tuning_coherence - decision.min_coherence) / (decision.full_coherence - decision.min_coherence)
     )
-    confidence = margin_part * correlation_part * coherence_part
-    if confidence < decision.min_confidence:
+    tonality = correlation_part * coherence_part
+    if tonality < decision.min_tonality:
         return None, 0.0, correlations
+    confidence = tonality * _clip01((best - second) / decision.full_margin)
     return key_of_template(int(order[-1])), confidence, correlations
 
 

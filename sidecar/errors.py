@@ -29,3 +29,11 @@ class RetryLaterError(SidecarError):
     def __init__(self, message: str, *, delay_s: float | None = None) -> None:
         super().__init__(message)
         self.delay_s = delay_s
+
+
+class QueueUnavailableError(SidecarError):
+    """Redis cannot be reached (down, restarting, loading, timed out): transient, retry with back-off."""
+
+
+class InvalidJobError(SidecarError):
+    """A queue entry (or another Redis payload) is not one this version understands; the message says why."""

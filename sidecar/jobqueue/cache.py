@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from sidecar.domain import TrackKey
 from sidecar.errors import InvalidJobError
-from sidecar.jobqueue.connection import translate_errors
+from sidecar.jobqueue.connection import as_optional_text, translate_errors
 from sidecar.jobqueue.keys import Keys
 from sidecar.jobqueue.messages import CachedAnalysis, decode_cached_analysis, encode_cached_analysis
 
@@ -32,7 +32,7 @@ class ResultCache:
         self.ttl_s = ttl_s
 
     @translate_errors
-    async def put(self, entry: CachedAnalysis) -> None:
+    async def set(self, entry: CachedAnalysis) -> None:
         """Store ``entry`` for its track, replacing any previous one and restarting the expiry."""
         await self.redis.set(self.keys.result(entry.track), encode_cached_analysis(entry), px=round(self.ttl_s * 1000))
 
@@ -47,7 +47,7 @@ class ResultCache:
             version, is a miss (it is left in place; the next analysis overwrites it). An empty mapping accepts
             any entry. An unreadable entry (written by an incompatible version) is deleted and is a miss.
         """
-        raw: str | None = await self.redis.get(self.keys.result(track))
+        raw = as_optional_text(await self.redis.get(self.keys.result(track)))
         if raw is None:
             return None
         try:

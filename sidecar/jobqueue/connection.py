@@ -26,6 +26,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from sidecar.embedded import redis_url
 from sidecar.errors import QueueUnavailableError
 from sidecar.settings import Settings
 
@@ -58,6 +59,25 @@ def connect(url: str, settings: Settings) -> Redis:
         retry=Retry(NoBackoff(), 0),
     )
     return client
+
+
+def connect_from_settings(settings: Settings) -> Redis:
+    """A client for ``settings.redis_url``, or for the embedded redis-server under ``settings.data_dir``.
+
+    The embedded server is started on demand (``sidecar.embedded.redis_url``) and shared by every process on the
+    same data directory.
+    """
+    return connect(redis_url(settings), settings)
+
+
+def as_text(value: bytes | str) -> str:
+    """A reply value as ``str`` (clients from :func:`connect` already decode; raw ``bytes`` are decoded as UTF-8)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def as_optional_text(value: bytes | str | None) -> str | None:
+    """:func:`as_text`, passing ``None`` (a missing key) through."""
+    return None if value is None else as_text(value)
 
 
 @contextlib.contextmanager

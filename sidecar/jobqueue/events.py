@@ -24,7 +24,7 @@ from sidecar.jobqueue.messages import AnalysisReady, decode_analysis_ready, enco
 log = logging.getLogger(__name__)
 
 
-class AnalysisEvents:
+class EventBus:
     """Publish and subscribe to ``AnalysisReady`` messages."""
 
     def __init__(self, redis: Redis, keys: Keys) -> None:
@@ -77,7 +77,7 @@ class AnalysisReadySubscription:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._pubsub.aclose()
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py 8.1
 
     def __aiter__(self) -> Self:
         return self

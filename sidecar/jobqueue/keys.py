@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sidecar.domain import Priority, TrackKey
+from sidecar.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +20,11 @@ class Keys:
     """
 
     prefix: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Keys:
+        """Keys under ``settings.redis.key_prefix``."""
+        return cls(settings.redis.key_prefix)
 
     def queue(self, priority: Priority) -> str:
         """The list of waiting jobs of one priority (producers push left, workers take from the right)."""
@@ -33,11 +39,6 @@ class Keys:
     def failed(self) -> str:
         """List of failed or unreadable queue entries with their reason (newest first, capped)."""
         return f"{self.prefix}queue:failed"
-
-    @property
-    def scan_paused(self) -> str:
-        """Present while an operator has paused the scan queue for every worker."""
-        return f"{self.prefix}queue:scan:paused"
 
     @property
     def epoch(self) -> str:

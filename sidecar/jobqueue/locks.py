@@ -13,7 +13,8 @@ from types import TracebackType
 from redis.asyncio import Redis
 
 from sidecar.domain import TrackKey
-from sidecar.jobqueue.connection import translate_errors
+from sidecar.jobqueue.connection import as_optional_text, translate_errors
+from sidecar.jobqueue.keys import Keys
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +89,7 @@ class TokenLock:
     @translate_errors
     async def holder(self) -> str | None:
         """The token currently holding ``key`` (any owner), or ``None`` when it is free."""
-        value: str | None = await self.redis.get(self.key)
-        return value
+        return as_optional_text(await self.redis.get(self.key))
 
     def _forget(self) -> None:
         if self._held is not None:
@@ -112,7 +112,7 @@ class TrackLock(TokenLock):
     """
 
     def __init__(
-        self, redis: Redis, key: str, track: TrackKey, *, ttl_s: float, held: MutableSet[TokenLock] | None = None
+        self, redis: Redis, keys: Keys, track: TrackKey, *, ttl_s: float, held: MutableSet[TokenLock] | None = None
     ) -> None:
-        super().__init__(redis, key, ttl_s=ttl_s, held=held)
+        super().__init__(redis, keys.track_lock(track), ttl_s=ttl_s, held=held)
         self.track = track

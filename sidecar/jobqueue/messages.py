@@ -44,9 +44,7 @@ def _check_host(host: str) -> None:
 
 def _check_track_id(host_track_id: str) -> None:
     if not host_track_id or len(host_track_id) > _MAX_TRACK_ID_CHARS or not host_track_id.isprintable():
-        raise ValueError(
-            f"host track id {host_track_id!r} must be 1-{_MAX_TRACK_ID_CHARS} printable characters"
-        )
+        raise ValueError(f"host track id {host_track_id!r} must be 1-{_MAX_TRACK_ID_CHARS} printable characters")
 
 
 def _check_common(priority: Priority, attempt: int, enqueued_at: dt.datetime) -> None:

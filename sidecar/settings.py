@@ -263,7 +263,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _poll_within_socket_timeout(self) -> Settings:
         if self.worker.poll_s >= self.redis.socket_timeout_s:
-            raise ValueError("worker.poll_s must be shorter than redis.socket_timeout_s (a blocking claim would time out)")
+            raise ValueError(
+                "worker.poll_s must be shorter than redis.socket_timeout_s (a blocking claim would time out)"
+            )
         return self
 
     @property

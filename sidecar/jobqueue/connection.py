@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
+RedisClient = Redis
+"""The client type, for code outside this package that holds a client without importing redis."""
+
 _TRANSIENT: tuple[type[BaseException], ...] = (
     redis_errors.ConnectionError,  # includes BusyLoadingError (Redis still loading its data set)
     redis_errors.TimeoutError,
@@ -45,7 +48,7 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 
-def connect(url: str, settings: Settings) -> Redis:
+def connect(url: str, settings: Settings) -> RedisClient:
     """A client for ``url`` (``redis://``, ``rediss://`` or ``unix://``) that returns ``str`` values.
 
     Nothing is sent until the first command. ``settings.redis.socket_timeout_s`` bounds every command,
@@ -61,7 +64,7 @@ def connect(url: str, settings: Settings) -> Redis:
     return client
 
 
-def connect_from_settings(settings: Settings) -> Redis:
+def connect_from_settings(settings: Settings) -> RedisClient:
     """A client for ``settings.redis_url``, or for the embedded redis-server under ``settings.data_dir``.
 
     The embedded server is started on demand (``sidecar.embedded.redis_url``) and shared by every process on the

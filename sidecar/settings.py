@@ -6,10 +6,8 @@ tests set variables with ``monkeypatch.setenv`` and call ``get_settings.cache_cl
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
 import os
-import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -58,23 +56,6 @@ def parse_path_map(raw: str) -> list[PathMapping]:
     return sorted(mappings, key=lambda m: len(m.host_prefix), reverse=True)
 
 
-def parse_hours_window(raw: str) -> tuple[dt.time, dt.time]:
-    """Parse a daily window ``HH:MM-HH:MM`` (24 h clock, local time) into its start and end.
-
-    The start is inclusive and the end exclusive; an end earlier than the start wraps past midnight
-    (``"22:00-06:00"``). Equal start and end is refused (an empty or a full day is ambiguous: leave the setting
-    unset to allow every hour). Raises ``ValueError`` naming the input on anything else.
-    """
-    match = re.fullmatch(r"\s*([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)\s*", raw)
-    if not match:
-        raise ValueError(f"hours window {raw!r} is not HH:MM-HH:MM (24 h clock), e.g. '01:00-07:00'")
-    start = dt.time(int(match.group(1)), int(match.group(2)))
-    end = dt.time(int(match.group(3)), int(match.group(4)))
-    if start == end:
-        raise ValueError(f"hours window {raw!r} starts and ends at the same time; unset it to allow every hour")
-    return start, end
-
-
 class DatabaseSettings(BaseModel):
     """PostgreSQL connection pool (the URL is ``Settings.database_url``)."""
 
@@ -102,12 +83,6 @@ class WorkerSettings(BaseModel):
     max_attempts: int = Field(default=3, ge=1, description="per-track attempts before a track is failed")
     retry_base_s: float = Field(default=2.0, gt=0, description="first back-off delay for transient errors")
     retry_max_s: float = Field(default=300.0, gt=0, description="back-off ceiling")
-    max_retries: int = Field(
-        default=20, ge=1, description="transient-error retries of one job before it is failed (about 1 h at defaults)"
-    )
-    lock_wait_s: float = Field(
-        default=5.0, gt=0, description="delay before a job whose track another worker is analysing is tried again"
-    )
     concurrency: int = Field(default=1, ge=1, description="tracks analysed at once by one worker process")
     queues: Annotated[list[Literal["on_play", "scan"]], NoDecode] = ["on_play", "scan"]
     scan_paused: bool = False
@@ -121,13 +96,6 @@ class WorkerSettings(BaseModel):
     def _split_queues(cls, value: object) -> object:
         if isinstance(value, str):
             return [q.strip().replace("-", "_") for q in value.split(",") if q.strip()]
-        return value
-
-    @field_validator("scan_hours")
-    @classmethod
-    def _check_scan_hours(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_hours_window(value)
         return value
 
     @model_validator(mode="after")

@@ -28,10 +28,11 @@ from sidecar.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# KEYS: delayed, on_play list, scan list. ARGV: now (epoch s), max entries to move.
-# Due entries go to the right end of their priority's list (taken next: they have waited already). An entry whose
-# priority cannot be read goes to the scan list, where the claim that takes it records it as failed.
-_PROMOTE_DUE = """
+# Shared by the promote and claim scripts. KEYS[1..3]: delayed, on_play list, scan list. ARGV[1..2]: now (epoch s),
+# most entries to move. Due entries go to the right end of their priority's list (taken next: they have waited
+# already). An entry whose priority cannot be read goes to the scan list, where the claim that takes it records it
+# as failed. Each entry is moved by whoever removes it from the zset, so concurrent callers never move it twice.
+_PROMOTE_BODY = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 local moved = 0
 for _, raw in ipairs(due) do
@@ -45,8 +46,26 @@ for _, raw in ipairs(due) do
     moved = moved + 1
   end
 end
-return moved
 """
+
+_PROMOTE_DUE = _PROMOTE_BODY + "return moved\n"
+
+# KEYS[4]: processing:{w}. ARGV[3], ARGV[4]: '1' to take from on_play, scan. Promotes due entries, then takes the
+# oldest entry of the first non-empty chosen list, on-play before scan: flow step 2 in one round trip.
+_CLAIM = (
+    _PROMOTE_BODY
+    + """
+if ARGV[3] == '1' then
+  local raw = redis.call('LMOVE', KEYS[2], KEYS[4], 'RIGHT', 'LEFT')
+  if raw then return raw end
+end
+if ARGV[4] == '1' then
+  local raw = redis.call('LMOVE', KEYS[3], KEYS[4], 'RIGHT', 'LEFT')
+  if raw then return raw end
+end
+return false
+"""
+)
 
 # KEYS: workers, lease:{w}, processing:{w}, on_play list, scan list. ARGV: worker id, mode.
 # mode 'reap': only when the lease has expired (else -1); pushes the jobs back and unregisters the worker.
@@ -159,6 +178,7 @@ class JobQueue:
         self.failed_jobs_kept = failed_jobs_kept
         self.clock = clock
         self._promote = redis.register_script(_PROMOTE_DUE)
+        self._claim = redis.register_script(_CLAIM)
         self._release_worker = redis.register_script(_RELEASE_WORKER)
         self._heartbeat = redis.register_script(_HEARTBEAT)
 
@@ -237,11 +257,12 @@ class JobQueue:
     ) -> ClaimedJob | None:
         """Take the next job for ``worker_id``, on-play strictly before scan, into its processing list.
 
-        Due delayed jobs are promoted first. With ``block_s > 0`` and nothing waiting, the call blocks on the
-        highest-priority list in ``queues`` for up to ``block_s`` seconds (``BLMOVE``) and then looks at every list
-        once more, so a new lower-priority job is noticed within ``block_s``; ``block_s == 0`` never blocks (drain
-        mode). Returns ``None`` when nothing could be claimed. An entry that is not a readable job is moved to the
-        failed list (with the reason) and the next one is tried.
+        One Lua script promotes due delayed jobs and takes the oldest job of the first non-empty list in
+        ``queues`` (one round trip). With ``block_s > 0`` and nothing waiting, the call then blocks on the
+        highest-priority list in ``queues`` for up to ``block_s`` seconds (``BLMOVE``) and, if that stays empty,
+        looks at every list once more, so a new lower-priority job is noticed within ``block_s``; ``block_s == 0``
+        never blocks (drain mode). Returns ``None`` when nothing could be claimed. An entry that is not a readable
+        job is moved to the failed list (with the reason) and the next one is tried.
         """
         if block_s < 0:
             raise ValueError(f"block_s must be >= 0, got {block_s}")
@@ -249,14 +270,13 @@ class JobQueue:
         if not order:
             raise ValueError("claim needs at least one queue")
         processing = self.keys.processing(worker_id)
-        await self.promote_due()
+        claim_keys = [self.keys.delayed, self.keys.queue(Priority.ON_PLAY), self.keys.queue(Priority.SCAN), processing]
+        flags = ["1" if Priority.ON_PLAY in order else "0", "1" if Priority.SCAN in order else "0"]
         blocked = False
         while True:
-            raw: str | None = None
-            for priority in order:
-                raw = as_optional_text(await self.redis.lmove(self.keys.queue(priority), processing, "RIGHT", "LEFT"))
-                if raw is not None:
-                    break
+            raw = as_optional_text(
+                await self._claim(keys=claim_keys, args=[repr(self.clock()), _PROMOTE_BATCH, *flags])
+            )
             if raw is None and block_s > 0 and not blocked:
                 blocked = True
                 # Redis >= 6 takes a decimal timeout; redis-py's stub says int.
@@ -269,7 +289,6 @@ class JobQueue:
                 )
                 raw = as_optional_text(reply)
                 if raw is None:
-                    await self.promote_due()
                     continue
             if raw is None:
                 return None

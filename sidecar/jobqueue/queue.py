@@ -23,7 +23,18 @@ from sidecar.errors import InvalidJobError
 from sidecar.jobqueue.connection import as_optional_text, as_text, translate_errors
 from sidecar.jobqueue.keys import Keys
 from sidecar.jobqueue.locks import TokenLock
-from sidecar.jobqueue.messages import FailedEntry, Job, decode_failed_entry, decode_job, encode_failed_entry, encode_job
+from sidecar.jobqueue.messages import (
+    AnalysisReady,
+    CachedAnalysis,
+    FailedEntry,
+    Job,
+    decode_failed_entry,
+    decode_job,
+    encode_analysis_ready,
+    encode_cached_analysis,
+    encode_failed_entry,
+    encode_job,
+)
 from sidecar.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -302,6 +313,35 @@ class JobQueue:
     async def ack(self, worker_id: str, claimed: ClaimedJob) -> bool:
         """Remove ``claimed`` from the worker's processing list; ``False`` when it was gone (re-delivered)."""
         return bool(await self.redis.lrem(self.keys.processing(worker_id), 1, claimed.raw))
+
+    @translate_errors
+    async def complete(
+        self,
+        worker_id: str,
+        claimed: ClaimedJob,
+        *,
+        ready: AnalysisReady | None = None,
+        cached: CachedAnalysis | None = None,
+        cache_ttl_s: float | None = None,
+    ) -> bool:
+        """Finish ``claimed`` in one round trip: cache the result, announce it, acknowledge (§H.6 step 3's tail).
+
+        ``cached`` is stored under ``result:{host}:{host_track_id}`` for ``cache_ttl_s`` seconds (required with it);
+        ``ready`` is published on the track's channel and on ``analysis-ready`` (as :class:`EventBus` does). Call it
+        after the results are committed to PostgreSQL. Returns what :meth:`ack` returns.
+        """
+        if cached is not None and (cache_ttl_s is None or cache_ttl_s <= 0):
+            raise ValueError("a cached result needs a positive cache_ttl_s")
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if cached is not None and cache_ttl_s is not None:
+                pipe.set(self.keys.result(cached.track), encode_cached_analysis(cached), px=_ms(cache_ttl_s))
+            if ready is not None:
+                payload = encode_analysis_ready(ready)
+                pipe.publish(self.keys.analysis_ready_channel(ready.track), payload)
+                pipe.publish(self.keys.analysis_ready_all_channel, payload)
+            pipe.lrem(self.keys.processing(worker_id), 1, claimed.raw)
+            replies = await pipe.execute()
+        return bool(replies[-1])
 
     @translate_errors
     async def retry_later(

@@ -1,4 +1,4 @@
-"""Result cache, ``AnalysisReady`` pub/sub and the connection factory against a real Redis."""
+"""Result cache, ``AnalysisReady`` pub/sub, job completion and the connection factory against a real Redis."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.domain import KeySignature, TrackKey
+from sidecar.domain import KeySignature, Priority, TrackKey
 from sidecar.errors import QueueUnavailableError
 from sidecar.jobqueue.cache import ResultCache
 from sidecar.jobqueue.connection import RedisClient, connect, connect_from_settings
 from sidecar.jobqueue.events import EventBus
 from sidecar.jobqueue.keys import Keys
-from sidecar.jobqueue.messages import AnalysisReady, CachedAnalysis
+from sidecar.jobqueue.messages import AnalysisReady, AnalyzeTrack, CachedAnalysis, SyncLibrary
+from sidecar.jobqueue.queue import ClaimedJob, JobQueue
 from sidecar.settings import Settings
 
 TRACK = TrackKey("jellyfin", "track-1")
@@ -156,3 +157,38 @@ async def test_unreachable_redis_raises_queue_unavailable(tmp_path: Path, keys: 
         await cache.get(TRACK, required_versions={})
 
     await client.aclose()
+
+
+async def test_complete_caches_announces_and_acknowledges_in_one_call(redis: RedisClient, keys: Keys) -> None:
+    queue = JobQueue(redis, keys, lease_s=30.0)
+    bus = EventBus(redis, keys)
+    cache = ResultCache(redis, keys, ttl_s=60.0)
+    await queue.enqueue(
+        AnalyzeTrack(
+            host="jellyfin",
+            host_track_id="track-1",
+            priority=Priority.ON_PLAY,
+            analyzers=("tempo",),
+            enqueued_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        )
+    )
+    claimed = await queue.claim("w1")
+    assert claimed is not None
+    ready = AnalysisReady(host="jellyfin", host_track_id="track-1", analyzers=("tempo",))
+
+    async with bus.subscribe(TRACK) as sub:
+        acked = await queue.complete("w1", claimed, ready=ready, cached=entry({"tempo": 1}), cache_ttl_s=60.0)
+        received = await sub.get(timeout_s=5.0)
+
+    assert acked is True
+    assert received == ready
+    assert await cache.get(TRACK, required_versions={"tempo": 1}) == entry({"tempo": 1})
+    assert await queue.processing("w1") == []
+
+
+async def test_complete_refuses_a_cached_result_without_ttl(redis: RedisClient, keys: Keys) -> None:
+    queue = JobQueue(redis, keys, lease_s=30.0)
+    claimed = ClaimedJob("{}", SyncLibrary(host="jellyfin", enqueued_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)))
+
+    with pytest.raises(ValueError, match="cache_ttl_s"):
+        await queue.complete("w1", claimed, cached=entry({"tempo": 1}))

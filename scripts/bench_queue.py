@@ -97,7 +97,7 @@ async def throughput(redis: RedisClient, keys: Keys, *, jobs: int, workers: int,
 
 
 async def fill_backlog(queue: JobQueue, depth: int) -> None:
-    missing = depth - (await queue.depths()).scan
+    missing = depth - (await queue.depths())["scan"]
     if missing > 0:
         await queue.enqueue_many(job(f"scan-{uuid.uuid4().hex}", Priority.SCAN) for _ in range(missing))
 

@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import os
+import secrets
+import socket
 import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
@@ -79,13 +82,13 @@ return false
 )
 
 # KEYS: workers, lease:{w}, processing:{w}, on_play list, scan list. ARGV: worker id, mode.
-# mode 'reap': only when the lease has expired (else -1); pushes the jobs back and unregisters the worker.
+# mode 'reap': only for a registered worker whose lease has expired (else -1): pushes its jobs back, unregisters it.
 # mode 'requeue': pushes the jobs back; the worker stays registered.
 # mode 'unregister': pushes the jobs back, deletes the lease and unregisters the worker.
 # Jobs are popped newest first and pushed to the right end, so the oldest claim ends up taken first.
 _RELEASE_WORKER = """
 local mode = ARGV[2]
-if mode == 'reap' and redis.call('EXISTS', KEYS[2]) == 1 then
+if mode == 'reap' and (redis.call('EXISTS', KEYS[2]) == 1 or redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0) then
   return -1
 end
 local moved = 0
@@ -123,33 +126,28 @@ def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
 
+def new_worker_id() -> str:
+    """A worker id unique per process: host name, pid and a random suffix (``myhost:1234:9f8e7d6c``)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def backoff_s(attempt: int, *, base_s: float, max_s: float) -> float:
+    """Retry delay in seconds after failed attempt number ``attempt`` (1-based).
+
+    ``base_s * 2**(attempt - 1)`` capped at ``max_s`` (``worker.retry_base_s`` / ``worker.retry_max_s``); no
+    jitter, so tests can predict it. Raises ``ValueError`` if ``attempt < 1``.
+    """
+    if attempt < 1:
+        raise ValueError(f"attempt must be >= 1, got {attempt}")
+    return float(min(max_s, base_s * 2.0 ** min(attempt - 1, 64)))
+
+
 @dataclass(frozen=True, slots=True)
 class ClaimedJob:
     """A job taken by a worker: ``raw`` is the exact queue entry (acknowledging removes that value)."""
 
     raw: str
     job: Job
-
-
-@dataclass(frozen=True, slots=True)
-class QueueDepths:
-    """Entries per place: waiting by priority, waiting for a retry, claimed and unacknowledged, given up."""
-
-    on_play: int
-    scan: int
-    delayed: int
-    processing: int
-    failed: int
-
-    def as_dict(self) -> dict[str, int]:
-        """The depths by name (``on_play``, ``scan``, ``delayed``, ``processing``, ``failed``)."""
-        return {
-            "on_play": self.on_play,
-            "scan": self.scan,
-            "delayed": self.delayed,
-            "processing": self.processing,
-            "failed": self.failed,
-        }
 
 
 class JobQueue:
@@ -485,8 +483,12 @@ class JobQueue:
         return [worker_id for worker_id, lease in zip(workers, leases, strict=True) if lease]
 
     @translate_errors
-    async def depths(self) -> QueueDepths:
-        """How many entries wait in each place (processing summed over registered workers)."""
+    async def depths(self) -> dict[str, int]:
+        """Entries per place, by name.
+
+        ``on_play`` and ``scan`` are waiting, ``delayed`` wait for a retry, ``processing`` are claimed and not
+        acknowledged (summed over registered workers), ``failed`` were given up.
+        """
         workers = await self._registered()
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.llen(self.keys.queue(Priority.ON_PLAY))
@@ -496,6 +498,10 @@ class JobQueue:
             for worker_id in workers:
                 pipe.llen(self.keys.processing(worker_id))
             on_play, scan, delayed, failed, *processing = await pipe.execute()
-        return QueueDepths(
-            on_play=int(on_play), scan=int(scan), delayed=int(delayed), processing=sum(processing), failed=int(failed)
-        )
+        return {
+            "on_play": int(on_play),
+            "scan": int(scan),
+            "delayed": int(delayed),
+            "processing": sum(int(n) for n in processing),
+            "failed": int(failed),
+        }

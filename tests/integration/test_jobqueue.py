@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import signal
+import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +25,7 @@ from sidecar.jobqueue.rebuild import get_epoch, rebuild_queues, set_epoch
 from sidecar.settings import Settings
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class ManualClock:
@@ -196,7 +200,7 @@ async def test_concurrent_enqueues_and_claimers_analyse_a_track_once(
     assert len(analyses) == 1
     assert max_holders == 1
     depths = await queue.depths()
-    assert (depths.on_play, depths.scan, depths.delayed) == (0, 0, 0)
+    assert (depths["on_play"], depths["scan"], depths["delayed"]) == (0, 0, 0)
     assert all([await queue.processing(f"w{i}") == [] for i in range(4)])
     assert await redis.exists(keys.track_lock(track)) == 0
 
@@ -287,7 +291,7 @@ async def test_requeue_unfinished_keeps_the_worker_registered(queue: JobQueue) -
 
     assert requeued == 1
     assert await queue.workers_alive() == ["w1"]
-    assert (await queue.depths()).on_play == 1
+    assert (await queue.depths())["on_play"] == 1
 
 
 async def test_retry_later_becomes_due_at_its_time(queue: JobQueue, clock: ManualClock) -> None:
@@ -348,7 +352,7 @@ async def test_depths_and_fail_report_every_place(queue: JobQueue, clock: Manual
 
     depths = await queue.depths()
 
-    assert depths.as_dict() == {"on_play": 0, "scan": 1, "delayed": 1, "processing": 1, "failed": 1}
+    assert depths == {"on_play": 0, "scan": 1, "delayed": 1, "processing": 1, "failed": 1}
     assert (await queue.failed_entries())[0].job == second.job
 
 
@@ -429,3 +433,71 @@ async def test_rebuild_invalid_item_leaves_epoch_unset(redis: RedisClient, keys:
 
     assert await get_epoch(redis, keys) is None
     assert await redis.exists(keys.rebuild_lock) == 0
+
+
+CLAIMER = """
+import asyncio, sys, time
+from sidecar.jobqueue.connection import connect
+from sidecar.jobqueue.keys import Keys
+from sidecar.jobqueue.queue import JobQueue
+from sidecar.settings import Settings
+
+async def main() -> None:
+    url, prefix = sys.argv[1], sys.argv[2]
+    queue = JobQueue(connect(url, Settings(redis_url=url)), Keys(prefix), lease_s=0.5)
+    await queue.register_worker("victim")
+    claimed = await queue.claim("victim")
+    sys.stdout.write(f"claimed {claimed.job.id}\\n")
+    sys.stdout.flush()
+    while True:
+        await queue.heartbeat("victim")
+        await asyncio.sleep(0.1)
+
+asyncio.run(main())
+"""
+
+
+async def test_killed_claimer_job_is_redelivered_exactly_once(redis_url: str, redis: RedisClient, keys: Keys) -> None:
+    queue = JobQueue(redis, keys, lease_s=0.5)
+    await queue.enqueue_many([analyze("in-flight"), analyze("untouched")])
+    victim = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", CLAIMER, redis_url, keys.prefix, stdout=asyncio.subprocess.PIPE, cwd=REPO_ROOT
+    )
+    try:
+        assert victim.stdout is not None
+        async with asyncio.timeout(30):
+            line = await victim.stdout.readline()
+        assert line.decode().strip() == "claimed analyze:navidrome:in-flight"
+        reaped_while_alive = await queue.reap_dead_workers()
+    finally:
+        victim.send_signal(signal.SIGKILL)
+        await victim.wait()
+    await wait_until_gone(redis, keys.lease("victim"))
+    redelivered = await asyncio.gather(*(queue.reap_dead_workers() for _ in range(4)))
+
+    assert reaped_while_alive == 0
+    assert sum(redelivered) == 1
+    claimed = []
+    while (job := await queue.claim("survivor")) is not None:
+        claimed.append(job.job.id)
+    assert sorted(claimed) == ["analyze:navidrome:in-flight", "analyze:navidrome:untouched"]
+    assert await queue.processing("victim") == []
+
+
+async def test_run_heartbeat_keeps_a_busy_worker_alive(redis: RedisClient, keys: Keys) -> None:
+    queue = JobQueue(redis, keys, lease_s=0.3)
+    await queue.register_worker("busy")
+    await queue.enqueue(analyze("long"))
+    claimed = await queue.claim("busy")
+    assert claimed is not None
+    beating = asyncio.create_task(queue.run_heartbeat("busy", set()))
+
+    await asyncio.sleep(1.0)  # more than three lease periods
+    reaped = await queue.reap_dead_workers()
+    beating.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await beating
+
+    assert reaped == 0
+    assert await queue.processing("busy") == [claimed.raw]
+    assert await queue.workers_alive() == ["busy"]

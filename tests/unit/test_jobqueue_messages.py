@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import socket
 
 import pytest
 from pydantic import ValidationError
@@ -25,6 +27,7 @@ from sidecar.jobqueue.messages import (
     encode_failed_entry,
     encode_job,
 )
+from sidecar.jobqueue.queue import backoff_s, new_worker_id
 from sidecar.settings import Settings
 
 NOW = dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC)
@@ -165,3 +168,23 @@ def test_keys_follow_the_documented_names() -> None:
 def test_settings_refuse_a_poll_longer_than_the_socket_timeout() -> None:
     with pytest.raises(ValidationError, match="poll_s must be shorter"):
         Settings(worker={"poll_s": 5.0}, redis={"socket_timeout_s": 5.0})
+
+
+def test_backoff_doubles_up_to_the_ceiling() -> None:
+    delays = [backoff_s(attempt, base_s=2.0, max_s=30.0) for attempt in range(1, 7)]
+
+    assert delays == [2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    assert backoff_s(10_000, base_s=2.0, max_s=300.0) == 300.0
+
+
+def test_backoff_refuses_attempt_zero() -> None:
+    with pytest.raises(ValueError, match="attempt must be >= 1"):
+        backoff_s(0, base_s=1.0, max_s=10.0)
+
+
+def test_worker_ids_are_unique_per_call_and_name_the_process() -> None:
+    first, second = new_worker_id(), new_worker_id()
+
+    assert first != second
+    assert first.split(":")[1] == str(os.getpid())
+    assert first.split(":")[0] == socket.gethostname()

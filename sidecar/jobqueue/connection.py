@@ -111,7 +111,7 @@ def queue_retrying(settings: Settings, *, stop_after_s: float | None = None) -> 
 
         async for attempt in queue_retrying(settings):
             with attempt:
-                claimed = await queue.claim(wait=True)
+                claimed = await queue.claim(worker_id, block_s=settings.worker.poll_s)
     """
     return AsyncRetrying(
         retry=retry_if_exception_type(QueueUnavailableError),

@@ -207,7 +207,12 @@ class JobQueue:
 
     @translate_errors
     async def enqueue(self, job: Job) -> None:
-        """``LPUSH`` ``job`` onto the list of its priority (duplicates are allowed; the worker makes them harmless)."""
+        """``LPUSH`` ``job`` onto the list of its priority.
+
+        Call it after the track's status rows are ``queued`` in PostgreSQL (a failed push is then repaired by the
+        next rebuild). Duplicates are allowed: an on-play push for a track waiting in the scan list is how it jumps
+        the line, and the worker's status check and track lock make the second delivery harmless.
+        """
         await self.redis.lpush(self.keys.queue(job.priority), encode_job(job))
 
     @translate_errors
@@ -243,7 +248,10 @@ class JobQueue:
 
     @translate_errors
     async def promote_due(self) -> int:
-        """Move every delayed job whose due time has come to its priority list (atomic; returns how many)."""
+        """Move every delayed job whose due time has come to its priority list; returns how many.
+
+        Each batch of up to 1000 entries moves in one atomic script, so concurrent callers never move an entry twice.
+        """
         moved = 0
         while True:
             batch = int(

@@ -501,3 +501,13 @@ async def test_run_heartbeat_keeps_a_busy_worker_alive(redis: RedisClient, keys:
     assert reaped == 0
     assert await queue.processing("busy") == [claimed.raw]
     assert await queue.workers_alive() == ["busy"]
+
+
+async def test_job_queue_from_settings_uses_prefix_and_lease(redis_url: str, redis: RedisClient, keys: Keys) -> None:
+    settings = Settings(redis_url=redis_url, redis={"key_prefix": keys.prefix}, worker={"lease_s": 7.0})
+    queue = JobQueue.from_settings(redis, settings)
+
+    await queue.register_worker("w1")
+
+    assert 6000 < await redis.pttl(f"{keys.prefix}lease:w1") <= 7000
+    assert await redis.smembers(f"{keys.prefix}workers") == {"w1"}

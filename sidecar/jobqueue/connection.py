@@ -106,7 +106,8 @@ def translate_errors(func: Callable[_P, Awaitable[_R]]) -> Callable[_P, Coroutin
 def queue_retrying(settings: Settings, *, stop_after_s: float | None = None) -> AsyncRetrying:
     """A tenacity controller that retries :class:`QueueUnavailableError` with jittered exponential back-off.
 
-    The first wait is ``worker.retry_base_s``, doubling up to ``worker.retry_max_s``; it retries forever unless
+    The first wait is ``worker.retry_base_s`` (plus up to as much random jitter), doubling up to
+    ``worker.retry_max_s``; it retries forever unless
     ``stop_after_s`` is given, then re-raises the last error. Any other exception propagates at once. Use::
 
         async for attempt in queue_retrying(settings):
@@ -115,7 +116,11 @@ def queue_retrying(settings: Settings, *, stop_after_s: float | None = None) -> 
     """
     return AsyncRetrying(
         retry=retry_if_exception_type(QueueUnavailableError),
-        wait=wait_exponential_jitter(initial=settings.worker.retry_base_s, max=settings.worker.retry_max_s),
+        wait=wait_exponential_jitter(
+            multiplier=settings.worker.retry_base_s,
+            max=settings.worker.retry_max_s,
+            jitter=settings.worker.retry_base_s,
+        ),
         stop=stop_never if stop_after_s is None else stop_after_delay(stop_after_s),
         before_sleep=before_sleep_log(log, logging.WARNING),
         reraise=True,

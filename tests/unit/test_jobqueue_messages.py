@@ -1,4 +1,4 @@
-"""Job messages, notifications and cache entries: their JSON form and strict decoding."""
+"""Job messages, notifications and cache entries (JSON form, strict decoding), keys, back-off and retrying."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from sidecar.domain import KeySignature, Priority, TrackKey
-from sidecar.errors import InvalidJobError
+from sidecar.errors import InvalidJobError, QueueUnavailableError
+from sidecar.jobqueue.connection import queue_retrying
 from sidecar.jobqueue.keys import Keys
 from sidecar.jobqueue.messages import (
     AnalysisReady,
@@ -188,3 +189,38 @@ def test_worker_ids_are_unique_per_call_and_name_the_process() -> None:
     assert first != second
     assert first.split(":")[1] == str(os.getpid())
     assert first.split(":")[0] == socket.gethostname()
+
+
+async def call_retrying(settings: Settings, failures: list[Exception], *, stop_after_s: float | None = None) -> int:
+    """Run an operation that raises each of ``failures`` in turn, then succeeds; returns how many calls it took."""
+    calls = 0
+    async for attempt in queue_retrying(settings, stop_after_s=stop_after_s):
+        with attempt:
+            calls += 1
+            if calls <= len(failures):
+                raise failures[calls - 1]
+    return calls
+
+
+async def test_queue_retrying_retries_queue_unavailable_until_success() -> None:
+    settings = Settings(worker={"retry_base_s": 0.001, "retry_max_s": 0.002})
+
+    calls = await call_retrying(settings, [QueueUnavailableError("down"), QueueUnavailableError("still down")])
+
+    assert calls == 3
+
+
+async def test_queue_retrying_gives_up_after_its_deadline() -> None:
+    settings = Settings(worker={"retry_base_s": 0.001, "retry_max_s": 0.002})
+
+    with pytest.raises(QueueUnavailableError, match=r"down \d+") as raised:
+        await call_retrying(settings, [QueueUnavailableError(f"down {i}") for i in range(1000)], stop_after_s=0.05)
+
+    assert int(str(raised.value).split()[-1]) < 999  # stopped by the deadline, not by running out of failures
+
+
+async def test_queue_retrying_passes_other_errors_at_once() -> None:
+    settings = Settings(worker={"retry_base_s": 0.001, "retry_max_s": 0.002})
+
+    with pytest.raises(InvalidJobError, match="not retried"):
+        await call_retrying(settings, [InvalidJobError("not retried")])

@@ -33,3 +33,11 @@ class RetryLaterError(SidecarError):
 
 class StorageUnavailableError(StorageError):
     """PostgreSQL cannot be reached (down, restarting, pool exhausted): transient, retry with back-off."""
+
+
+class QueueUnavailableError(SidecarError):
+    """Redis cannot be reached (down, restarting, loading, timed out): transient, retry with back-off."""
+
+
+class InvalidJobError(SidecarError):
+    """A queue entry (or another Redis payload) is not one this version understands; the message says why."""

@@ -69,6 +69,9 @@ class RedisSettings(BaseModel):
 
     key_prefix: str = "sonantica:"
     socket_timeout_s: float = Field(default=5.0, gt=0)
+    rebuild_lock_s: float = Field(default=300.0, gt=0, description="lock held while refilling the queues")
+    rebuild_batch_size: int = Field(default=1000, ge=1, description="jobs per pipelined round trip in a rebuild")
+    failed_jobs_kept: int = Field(default=10_000, ge=1, description="newest entries kept in the failed-jobs list")
 
 
 class WorkerSettings(BaseModel):
@@ -225,6 +228,14 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return parse_path_map(value)
         return value
+
+    @model_validator(mode="after")
+    def _poll_within_socket_timeout(self) -> Settings:
+        if self.worker.poll_s >= self.redis.socket_timeout_s:
+            raise ValueError(
+                "worker.poll_s must be shorter than redis.socket_timeout_s (a blocking claim would time out)"
+            )
+        return self
 
     @property
     def model_dir(self) -> Path:

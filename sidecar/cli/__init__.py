@@ -5,6 +5,7 @@ Each module of this package defines its commands on :data:`sidecar.cli.app.app`;
 
 from __future__ import annotations
 
+from sidecar.cli import migrate as _migrate  # noqa: F401  registers `sonantica migrate`
 from sidecar.cli.app import app
 
 __all__ = ["app"]

@@ -29,3 +29,7 @@ class RetryLaterError(SidecarError):
     def __init__(self, message: str, *, delay_s: float | None = None) -> None:
         super().__init__(message)
         self.delay_s = delay_s
+
+
+class NotFoundError(SidecarError):
+    """Something the caller named (a track, a seed's embedding, an embedding model) is not stored."""

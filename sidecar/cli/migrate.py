@@ -13,7 +13,6 @@ from sidecar.settings import get_settings
 from sidecar.storage.migrate import migrate
 
 
-
 @app.command("migrate")
 def migrate_command() -> None:
     """Apply pending SQL migrations (each in a transaction); running it again changes nothing."""

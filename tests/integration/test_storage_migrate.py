@@ -38,10 +38,12 @@ async def test_migrate_refuses_a_file_changed_after_it_was_applied(empty_databas
         await migrate(empty_database_url, directory=tmp_path)
 
 
-async def test_migrate_rolls_back_a_failing_file_and_keeps_earlier_ones(empty_database_url: str, tmp_path: Path) -> None:
+async def test_migrate_rolls_back_a_failing_file_and_keeps_earlier_ones(
+    empty_database_url: str, tmp_path: Path
+) -> None:
     (tmp_path / "0001_create_things.sql").write_text("CREATE TABLE things (id int);")
     (tmp_path / "0002_create_broken.sql").write_text("CREATE TABLE broken (id int); SELECT no_such_function();")
-    with pytest.raises(StorageError, match="0002_create_broken.sql failed"):
+    with pytest.raises(StorageError, match=r"0002_create_broken\.sql failed"):
         await migrate(empty_database_url, directory=tmp_path)
     async with await psycopg.AsyncConnection.connect(empty_database_url) as conn:
         cur = await conn.execute("SELECT to_regclass('things') IS NOT NULL, to_regclass('broken') IS NOT NULL")

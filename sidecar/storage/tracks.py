@@ -79,7 +79,6 @@ _COLUMNS = (
 _UPSERT = """
 WITH old AS (
     SELECT id, size_bytes, mtime_ns FROM tracks WHERE host = %(host)s AND host_track_id = %(host_track_id)s
-    FOR UPDATE
 ), saved AS (
     INSERT INTO tracks AS t (host, host_track_id, title, path, host_path, size_bytes, mtime_ns, artist, album,
                              album_artist, genres, duration_s, library)

@@ -167,7 +167,7 @@ async def get_embedding(conn: Connection, track_id: int, model: str) -> npt.NDAr
     """The stored vector of a track for ``model``, or ``None``."""
     cur = await conn.execute("SELECT embedding FROM embeddings WHERE track_id = %s AND model = %s", (track_id, model))
     row = await cur.fetchone()
-    return None if row is None else np.asarray(row[0], dtype=np.float32)
+    return None if row is None else np.asarray(row[0].to_numpy(), dtype=np.float32)
 
 
 def _distance(dim: int, left: sql.Composable, right: sql.Composable) -> sql.Composed:

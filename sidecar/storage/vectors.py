@@ -163,6 +163,30 @@ async def upsert_embedding(conn: Connection, track_id: int, model: str, vector: 
     )
 
 
+async def copy_embeddings(
+    conn: Connection, model: str, track_ids: Sequence[int], matrix: npt.NDArray[np.float32]
+) -> int:
+    """Bulk-insert new vectors (``matrix[i]`` for ``track_ids[i]``) with binary COPY; returns the row count.
+
+    For imports and benchmarks: rows must not exist yet (a duplicate ``(track_id, model)`` fails the whole COPY).
+    Raises ``StorageError`` when the shapes do not match the model's dimension or the ids.
+    """
+    values = np.asarray(matrix, dtype=np.float32)
+    dim = await model_dim(conn, model)
+    if values.ndim != 2 or values.shape[1] != dim or values.shape[0] != len(track_ids):
+        raise StorageError(f"expected a ({len(track_ids)}, {dim}) matrix for {model!r}, got {values.shape}")
+    if not np.all(np.isfinite(values)):
+        raise StorageError("embeddings must be finite")
+    async with (
+        conn.cursor() as cur,
+        cur.copy("COPY embeddings (track_id, model, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy,
+    ):
+        copy.set_types(["int8", "text", "vector"])
+        for track_id, row in zip(track_ids, values, strict=True):
+            await copy.write_row((track_id, model, row))
+    return len(track_ids)
+
+
 async def get_embedding(conn: Connection, track_id: int, model: str) -> npt.NDArray[np.float32] | None:
     """The stored vector of a track for ``model``, or ``None``."""
     cur = await conn.execute("SELECT embedding FROM embeddings WHERE track_id = %s AND model = %s", (track_id, model))

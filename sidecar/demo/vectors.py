@@ -35,4 +35,5 @@ def clustered_unit_vectors(
     offsets = spread * rng.normal(size=(count, latent_dim)) @ basis / np.sqrt(latent_dim)
     points = centres[labels] + offsets + noise * rng.normal(size=(count, dim)) / np.sqrt(dim)
     norms = np.linalg.norm(points, axis=1, keepdims=True)
-    return (points / np.maximum(norms, 1e-12)).astype(np.float32)
+    unit: npt.NDArray[np.float32] = (points / np.maximum(norms, 1e-12)).astype(np.float32)
+    return unit

@@ -98,11 +98,27 @@ def _index_name(model: str, dim: int) -> str:
     return f"embeddings_hnsw_{slug}_{dim}_{digest}"
 
 
-async def register_model(conn: Connection, model: str, *, dim: int, m: int = 16, ef_construction: int = 64) -> bool:
+def _create_index(model: str, dim: int, index: str, *, m: int, ef_construction: int) -> sql.Composed:
+    return sql.SQL(
+        "CREATE INDEX {index} ON embeddings USING hnsw ((embedding::vector({dim})) vector_cosine_ops)"
+        " WITH (m = {m}, ef_construction = {ef}) WHERE model = {model}"
+    ).format(
+        index=sql.Identifier(index),
+        dim=sql.Literal(dim),
+        m=sql.Literal(m),
+        ef=sql.Literal(ef_construction),
+        model=sql.Literal(model),
+    )
+
+
+async def register_model(
+    conn: Connection, model: str, *, dim: int, m: int = 16, ef_construction: int = 64, build_index: bool = True
+) -> bool:
     """Declare an embedding model and build its partial HNSW index (cosine) if it is new.
 
     Call once at worker start-up, outside other transactions (it takes a lock on ``embeddings``). Returns
-    ``True`` when the model was new. Raises ``StorageError`` when the model exists with another dimension.
+    ``True`` when the model was new. ``build_index=False`` leaves the index to :func:`build_index` (faster for a
+    bulk import: build once after loading). Raises ``StorageError`` when the model exists with another dimension.
     """
     if not 1 <= dim <= 2000:
         raise ValueError(f"dim must be 1..2000 for an HNSW index (got {dim})")
@@ -118,19 +134,27 @@ async def register_model(conn: Connection, model: str, *, dim: int, m: int = 16,
         await conn.execute(
             "INSERT INTO embedding_models (model, dim, index_name) VALUES (%s, %s, %s)", (model, dim, index)
         )
-        await conn.execute(
-            sql.SQL(
-                "CREATE INDEX {index} ON embeddings USING hnsw ((embedding::vector({dim})) vector_cosine_ops)"
-                " WITH (m = {m}, ef_construction = {ef}) WHERE model = {model}"
-            ).format(
-                index=sql.Identifier(index),
-                dim=sql.Literal(dim),
-                m=sql.Literal(m),
-                ef=sql.Literal(ef_construction),
-                model=sql.Literal(model),
-            )
-        )
+        if build_index:
+            await conn.execute(_create_index(model, dim, index, m=m, ef_construction=ef_construction))
     return True
+
+
+async def build_index(
+    conn: Connection, model: str, *, m: int = 16, ef_construction: int = 64, maintenance_work_mem_mb: int = 1024
+) -> None:
+    """(Re)build ``model``'s HNSW index with these parameters (drops the old one; blocks writes meanwhile).
+
+    ``maintenance_work_mem_mb`` is set for this transaction: the build is much faster when the graph fits.
+    """
+    cur = await conn.execute("SELECT dim, index_name FROM embedding_models WHERE model = %s", (model,))
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFoundError(f"embedding model {model!r} is not registered")
+    dim, index = int(row[0]), str(row[1])
+    async with conn.transaction():
+        await conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (f"{maintenance_work_mem_mb}MB",))
+        await conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index)))
+        await conn.execute(_create_index(model, dim, index, m=m, ef_construction=ef_construction))
 
 
 async def model_dim(conn: Connection, model: str) -> int:

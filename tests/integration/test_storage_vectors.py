@@ -187,7 +187,7 @@ def test_similar_filters_refuse_contradictions() -> None:
 
 async def _load_clustered(pool: Pool, model: str, data: np.ndarray) -> list[int]:
     async with transaction(pool) as conn:
-        await vectors.register_model(conn, model, dim=data.shape[1])
+        await vectors.register_model(conn, model, dim=data.shape[1], build_index=False)
     async with transaction(pool) as conn:
         cur = await conn.execute(
             "INSERT INTO tracks (host, host_track_id, title, artist)"
@@ -196,6 +196,7 @@ async def _load_clustered(pool: Pool, model: str, data: np.ndarray) -> list[int]
         )
         ids = [int(row[0]) for row in await cur.fetchall()]
         await vectors.copy_embeddings(conn, model, ids, data)
+        await vectors.build_index(conn, model, m=12, ef_construction=48)
         await conn.execute("ANALYZE embeddings")
     return ids
 
@@ -238,3 +239,12 @@ async def test_similar_query_is_answered_by_the_model_hnsw_index(pool: Pool) -> 
     assert len(rows) == 10
     assert ids[0] not in {row.track_id for row in rows}
     assert await _index_scans(pool, "index-test") > before
+    async with transaction(pool) as conn:
+        cur = await conn.execute(
+            "SELECT i.indexdef FROM pg_indexes i JOIN embedding_models m ON m.index_name = i.indexname"
+            " WHERE m.model = 'index-test'"
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    assert "m='12'" in row[0]
+    assert "ef_construction='48'" in row[0]

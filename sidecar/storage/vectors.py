@@ -8,6 +8,7 @@ index scans): filters are applied to an over-fetched candidate set (see :func:`s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections.abc import Sequence
@@ -257,30 +258,40 @@ async def nearest(
 
 @dataclass(frozen=True, slots=True)
 class _Seeds:
+    dim: int
     bpm: float | None
     camelots: tuple[str, ...]
 
 
-async def _load_seeds(conn: Connection, seed_track_ids: Sequence[int], model: str) -> _Seeds:
+async def _load_seeds(conn: Connection, seed_track_ids: Sequence[int], model: str, *, ef_search: int) -> _Seeds:
+    """The model's dimension and the seeds' BPM and keys; sets ``hnsw.ef_search`` in the same round trip."""
     cur = await conn.execute(
         """
-        SELECT s.id, e.track_id IS NOT NULL, f.bpm, f.key
-        FROM unnest(%s::bigint[]) AS s(id)
-        LEFT JOIN embeddings e ON e.track_id = s.id AND e.model = %s
+        SELECT m.dim, set_config('hnsw.ef_search', %s, true), s.id, e.track_id IS NOT NULL, f.bpm, f.key
+        FROM embedding_models m
+        CROSS JOIN unnest(%s::bigint[]) AS s(id)
+        LEFT JOIN embeddings e ON e.track_id = s.id AND e.model = m.model
         LEFT JOIN track_features f ON f.track_id = s.id
+        WHERE m.model = %s
         """,
-        (list(seed_track_ids), model),
+        (str(ef_search), list(seed_track_ids), model),
     )
     rows = await cur.fetchall()
-    without = [int(row[0]) for row in rows if not row[1]]
+    if not rows:
+        raise NotFoundError(f"embedding model {model!r} is not registered (the worker registers it at start-up)")
+    without = [int(row[2]) for row in rows if not row[3]]
     if without:
         raise NotFoundError(f"no {model!r} embedding for seed track(s) {', '.join(map(str, without))}")
-    bpms = [float(row[2]) for row in rows if row[2] is not None]
+    bpms = [float(row[4]) for row in rows if row[4] is not None]
     camelots: list[str] = []
     for row in rows:
-        if row[3] is not None:
-            camelots.extend(KeySignature.parse(str(row[3])).compatible_camelot())
-    return _Seeds(bpm=sum(bpms) / len(bpms) if bpms else None, camelots=tuple(sorted(set(camelots))))
+        if row[5] is not None:
+            camelots.extend(KeySignature.parse(str(row[5])).compatible_camelot())
+    return _Seeds(
+        dim=int(rows[0][0]),
+        bpm=sum(bpms) / len(bpms) if bpms else None,
+        camelots=tuple(sorted(set(camelots))),
+    )
 
 
 def _bpm_bounds(filters: SimilarFilters, seeds: _Seeds) -> tuple[float | None, float | None]:
@@ -397,8 +408,16 @@ async def similar(
         raise ValueError(f"limit must be at least 1 (got {limit})")
     chosen = filters or SimilarFilters()
     pool_size = min(MAX_CANDIDATES, candidates or max(200, 20 * limit))
-    dim = await model_dim(conn, model)
-    seeds = await _load_seeds(conn, seed_track_ids, model)
+    async with conn.transaction() if conn.autocommit else contextlib.nullcontext():
+        return await _similar(conn, seed_track_ids, model=model, limit=limit, filters=chosen, candidates=pool_size)
+
+
+async def _similar(
+    conn: Connection, seed_track_ids: Sequence[int], *, model: str, limit: int, filters: SimilarFilters, candidates: int
+) -> list[SimilarTrack]:
+    chosen = filters
+    seeds = await _load_seeds(conn, seed_track_ids, model, ef_search=candidates)
+    dim = seeds.dim
     conditions, params = _conditions(chosen, seeds)
     query = sql.SQL(_SIMILAR).format(
         cast=sql.SQL("::vector({})").format(sql.Literal(dim)),
@@ -410,15 +429,13 @@ async def similar(
     never = 2**31 - 1
     params |= {
         "seeds": list(seed_track_ids),
-        "candidates": pool_size,
+        "candidates": candidates,
         "limit": limit,
         "max_per_artist": chosen.max_per_artist or never,
         "max_per_album": chosen.max_per_album or never,
     }
-    async with conn.transaction():
-        await _set_ef_search(conn, pool_size)
-        cur = await conn.execute(query, params)
-        rows = await cur.fetchall()
+    cur = await conn.execute(query, params)
+    rows = await cur.fetchall()
     return [
         SimilarTrack(
             track_id=int(r[0]),

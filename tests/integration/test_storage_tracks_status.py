@@ -11,7 +11,7 @@ import pytest
 
 from sidecar.domain import EmbeddingResult, KeyResult, KeySignature, LoudnessResult, TempoResult, TrackKey
 from sidecar.errors import NotFoundError, StorageError
-from sidecar.storage import analyses, status, tracks, vectors
+from sidecar.storage import analyses, status, stems, tracks, vectors
 from sidecar.storage.db import Pool, transaction
 
 VERSIONS = {"tempo": 1, "key": 1, "loudness": 1}
@@ -361,3 +361,26 @@ async def test_tracks_unique_per_host_and_id(pool: Pool) -> None:
     with pytest.raises(psycopg.errors.UniqueViolation):
         async with transaction(pool) as conn:
             await conn.execute("INSERT INTO tracks (host, host_track_id) VALUES ('navidrome', 'same')")
+
+
+async def test_stems_bookkeeping_lists_unused_and_forgets(pool: Pool) -> None:
+    async with transaction(pool) as conn:
+        old_id = (await tracks.upsert_track(conn, _track("old"))).track_id
+        new_id = (await tracks.upsert_track(conn, _track("new"))).track_id
+        await stems.record_stems(conn, old_id, location="/data/stems/old", size_bytes=4_000_000)
+        await stems.record_stems(conn, new_id, location="/data/stems/new", size_bytes=5_000_000)
+        await conn.execute(
+            "UPDATE stems SET last_accessed_at = now() - interval '40 days' WHERE track_id = %s", (old_id,)
+        )
+        unused = await stems.list_unused_stems(conn, unused_days=30)
+        touched = await stems.touch_stems(conn, old_id)
+        after_touch = await stems.list_unused_stems(conn, unused_days=30)
+        await stems.forget_stems(conn, new_id)
+        forgotten = await stems.get_stems(conn, new_id)
+        touch_forgotten = await stems.touch_stems(conn, new_id)
+    assert [s.track_id for s in unused] == [old_id]
+    assert touched is True
+    assert after_touch == []
+    assert forgotten is not None
+    assert (forgotten.is_separated, forgotten.location, forgotten.size_bytes) == (False, None, None)
+    assert touch_forgotten is False

@@ -41,3 +41,7 @@ class QueueUnavailableError(SidecarError):
 
 class InvalidJobError(SidecarError):
     """A queue entry (or another Redis payload) is not one this version understands; the message says why."""
+
+
+class NotFoundError(SidecarError):
+    """Something the caller named (a track, a seed's embedding, an embedding model) is not stored."""

@@ -1,0 +1,159 @@
+"""Analysis results: typed feature columns (and embeddings) written together with the status rows.
+
+Analyzer names are the registry keys (``tempo``, ``key``, ``loudness``, ``embedding``); which columns a result
+fills is decided by its type (:class:`~sidecar.domain.TempoResult` and friends), not by the name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TypedDict
+
+from psycopg import sql
+
+from sidecar.domain import AnalyzerOutput, EmbeddingResult, KeyResult, LoudnessResult, TempoResult
+from sidecar.storage import status, vectors
+from sidecar.storage.db import Connection
+
+
+class AnalysisSummary(TypedDict):
+    """A track's stored analysis with the field names of ``sonantica analyze --json`` (``None`` = not known)."""
+
+    track_id: int
+    host: str
+    host_track_id: str
+    path: str | None
+    duration_s: float | None
+    bpm: float | None
+    bpm_confidence: float | None
+    key: str | None  # canonical spelling, e.g. "A minor"
+    key_confidence: float | None
+    camelot: str | None
+    loudness_lufs: float | None
+    loudness_range_lu: float | None
+    true_peak_dbtp: float | None
+    sample_peak_dbfs: float | None
+    replaygain_track_gain_db: float | None
+    replaygain_track_peak: float | None
+    analyzer_versions: dict[str, int]  # analyzers done for this track, at these versions
+    embedding_models: list[str]
+
+
+def _feature_columns(result: AnalyzerOutput, version: int) -> dict[str, object] | None:
+    if isinstance(result, TempoResult):
+        return {"bpm": result.bpm, "bpm_confidence": result.bpm_confidence, "tempo_version": version}
+    if isinstance(result, KeyResult):
+        key = result.key
+        return {
+            "key": None if key is None else key.name,
+            "camelot": None if key is None else key.camelot,
+            "key_confidence": result.key_confidence,
+            "key_version": version,
+        }
+    if isinstance(result, LoudnessResult):
+        return {
+            "loudness_lufs": result.loudness_lufs,
+            "loudness_range_lu": result.loudness_range_lu,
+            "true_peak_dbtp": result.true_peak_dbtp,
+            "sample_peak_dbfs": result.sample_peak_dbfs,
+            "replaygain_track_gain_db": result.replaygain_track_gain_db,
+            "replaygain_track_peak": result.replaygain_track_peak,
+            "loudness_version": version,
+        }
+    return None
+
+
+async def _write_features(conn: Connection, track_id: int, columns: dict[str, object]) -> None:
+    names = ["track_id", *columns]
+    version_column = next(name for name in columns if name.endswith("_version"))
+    query = sql.SQL(
+        "INSERT INTO track_features AS f ({names}) VALUES ({values})"
+        " ON CONFLICT (track_id) DO UPDATE SET {updates}, updated_at = now()"
+        " WHERE f.{version} IS NULL OR f.{version} <= EXCLUDED.{version}"
+    ).format(
+        names=sql.SQL(", ").join(map(sql.Identifier, names)),
+        values=sql.SQL(", ").join(map(sql.Placeholder, names)),
+        updates=sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(name)) for name in columns),
+        version=sql.Identifier(version_column),
+    )
+    await conn.execute(query, {"track_id": track_id, **columns})
+
+
+async def store_results(
+    conn: Connection,
+    track_id: int,
+    *,
+    results: Mapping[str, AnalyzerOutput],
+    versions: Mapping[str, int],
+    failures: Mapping[str, str] | None = None,
+) -> None:
+    """Store one track's results and mark those analyzers ``done`` (and ``failures`` ``failed``) atomically.
+
+    Parameters
+    ----------
+    results
+        ``{analyzer name: result}``; an :class:`EmbeddingResult` goes to its model (which must be registered,
+        see :func:`sidecar.storage.vectors.register_model`).
+    versions
+        ``{analyzer name: version}`` for every analyzer in ``results`` (the version that produced it).
+    failures
+        ``{analyzer name: reason}`` for analyzers that failed on this track in the same pass.
+
+    Feature columns are only overwritten by a result of the same or a newer analyzer version, so a re-delivered
+    job from an older worker cannot downgrade them. On any error nothing is written (one transaction).
+    Raises ``KeyError`` when an analyzer in ``results`` has no version.
+    """
+    done = {name: versions[name] for name in results}
+    async with conn.transaction():
+        for name, result in sorted(results.items()):
+            if isinstance(result, EmbeddingResult):
+                await vectors.upsert_embedding(conn, track_id, result.model, result.vector)
+                continue
+            columns = _feature_columns(result, done[name])
+            if columns is not None:
+                await _write_features(conn, track_id, columns)
+        await status.mark_done(conn, track_id, done)
+        if failures:
+            await status.mark_failed(conn, track_id, failures)
+
+
+async def get_analysis(conn: Connection, track_id: int) -> AnalysisSummary | None:
+    """The stored analysis of a track (``None`` for an unknown track; ``None`` values for what is not analysed)."""
+    cur = await conn.execute(
+        """
+        SELECT t.id, t.host, t.host_track_id, t.path, t.duration_s,
+               f.bpm, f.bpm_confidence, f.key, f.key_confidence, f.camelot,
+               f.loudness_lufs, f.loudness_range_lu, f.true_peak_dbtp, f.sample_peak_dbfs,
+               f.replaygain_track_gain_db, f.replaygain_track_peak,
+               (SELECT coalesce(jsonb_object_agg(s.analyzer, s.version), '{}')
+                  FROM analysis_status s WHERE s.track_id = t.id AND s.state = 'done'),
+               (SELECT coalesce(array_agg(e.model ORDER BY e.model), '{}')
+                  FROM embeddings e WHERE e.track_id = t.id)
+        FROM tracks t LEFT JOIN track_features f ON f.track_id = t.id
+        WHERE t.id = %s
+        """,
+        (track_id,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    return AnalysisSummary(
+        track_id=row[0],
+        host=row[1],
+        host_track_id=row[2],
+        path=row[3],
+        duration_s=row[4],
+        bpm=row[5],
+        bpm_confidence=row[6],
+        key=row[7],
+        key_confidence=row[8],
+        camelot=row[9],
+        loudness_lufs=row[10],
+        loudness_range_lu=row[11],
+        true_peak_dbtp=row[12],
+        sample_peak_dbfs=row[13],
+        replaygain_track_gain_db=row[14],
+        replaygain_track_peak=row[15],
+        analyzer_versions={str(k): int(v) for k, v in row[16].items()},
+        embedding_models=list(row[17]),
+    )

@@ -1,0 +1,85 @@
+"""The PostgreSQL connection pool and the transaction helper every repository function is used with.
+
+Repository functions take an open :data:`Connection`; callers group them in one transaction with
+:func:`transaction`, so results and status change together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import psycopg
+from pgvector.psycopg import register_vector_async
+from psycopg.rows import TupleRow
+from psycopg_pool import AsyncConnectionPool
+
+from sidecar.errors import StorageError
+
+Connection = psycopg.AsyncConnection[TupleRow]
+Pool = AsyncConnectionPool[Connection]
+
+
+async def _configure(conn: Connection) -> None:
+    await register_vector_async(conn)
+    await conn.commit()
+
+
+async def _check_migrated(url: str, *, connect_timeout_s: float) -> None:
+    from sidecar.storage.migrate import pending_migrations  # the migrator imports this module
+
+    async with await psycopg.AsyncConnection.connect(url, connect_timeout=max(1, round(connect_timeout_s))) as conn:
+        missing = await pending_migrations(conn)
+    if missing:
+        names = ", ".join(m.name for m in missing)
+        raise StorageError(f"the database schema is not up to date (missing {names}): run `sonantica migrate`")
+
+
+async def open_pool(
+    url: str, *, min_size: int = 1, max_size: int = 8, connect_timeout_s: float = 10.0, check_schema: bool = True
+) -> Pool:
+    """Open a connection pool with the pgvector types registered on every connection.
+
+    Parameters
+    ----------
+    url
+        A ``postgresql://`` URL (see :func:`sidecar.embedded.database_url`).
+    min_size, max_size
+        Connections kept open / opened at most.
+    connect_timeout_s
+        How long to wait for the first connection, in seconds.
+    check_schema
+        Refuse (``StorageError``) a database whose migrations are not all applied, naming ``sonantica migrate``.
+
+    Raises
+    ------
+    StorageError
+        The schema is behind the code.
+    psycopg.OperationalError, psycopg_pool.PoolTimeout
+        The server cannot be reached (transient: callers retry).
+    """
+    if check_schema:
+        await _check_migrated(url, connect_timeout_s=connect_timeout_s)
+    pool: Pool = AsyncConnectionPool(
+        url,
+        connection_class=psycopg.AsyncConnection,
+        min_size=min_size,
+        max_size=max_size,
+        configure=_configure,
+        open=False,
+        name="sonantica",
+    )
+    await pool.open(wait=True, timeout=connect_timeout_s)
+    return pool
+
+
+async def close_pool(pool: Pool) -> None:
+    """Close every connection of ``pool`` (waits for connections in use to be returned)."""
+    await pool.close()
+
+
+@asynccontextmanager
+async def transaction(pool: Pool) -> AsyncIterator[Connection]:
+    """Borrow a connection and run the block in one transaction: committed on success, rolled back on error."""
+    async with pool.connection() as conn, conn.transaction():
+        yield conn

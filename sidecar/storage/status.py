@@ -1,0 +1,308 @@
+"""Per-track, per-analyzer work state: the source of truth the Redis queue is rebuilt from.
+
+States: ``pending -> queued -> running -> done | failed`` (back to ``queued`` on a transient retry). A row's
+``version`` is the analyzer version it is about: requested while not done, the producing version once done.
+"done at an older version than the running code" is reported as ``stale``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from psycopg.rows import class_row
+
+from sidecar.storage.db import Connection
+
+AnalysisState = Literal["pending", "queued", "running", "done", "failed"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AnalysisStatus:
+    """One (track, analyzer) row."""
+
+    track_id: int
+    analyzer: str
+    version: int
+    state: AnalysisState
+    attempts: int
+    last_error: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusCounts:
+    """Rows of one analyzer per state; ``done`` counts only the current version, ``stale`` the older ones."""
+
+    done: int = 0
+    stale: int = 0
+    pending: int = 0
+    queued: int = 0
+    running: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FailedAnalysis:
+    """A failed (track, analyzer) with the reason, for ``sonantica failed``."""
+
+    track_id: int
+    host: str
+    host_track_id: str
+    path: str | None
+    analyzer: str
+    version: int
+    attempts: int
+    last_error: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrackWork:
+    """A track with the analyzers that still have to run for it (one queue job)."""
+
+    track_id: int
+    host: str
+    host_track_id: str
+    path: str | None
+    analyzers: tuple[str, ...]
+
+
+def _names_versions(versions: Mapping[str, int]) -> tuple[list[str], list[int]]:
+    names = sorted(versions)
+    return names, [versions[name] for name in names]
+
+
+async def ensure_status(
+    conn: Connection, versions: Mapping[str, int], *, track_ids: Collection[int] | None = None
+) -> int:
+    """Make sure every present track has a row per analyzer in ``versions`` (``{name: current version}``).
+
+    Missing rows are created ``pending``; rows at an older version in any state (including ``done`` and
+    ``failed``) go back to ``pending`` with attempts and last error cleared. ``track_ids=None`` means every track
+    that is not missing. Returns how many rows became pending.
+    """
+    names, numbers = _names_versions(versions)
+    ids = None if track_ids is None else list(track_ids)
+    cur = await conn.execute(
+        """
+        INSERT INTO analysis_status AS s (track_id, analyzer, version, state)
+        SELECT t.id, a.name, a.version, 'pending'
+        FROM tracks t CROSS JOIN unnest(%(names)s::text[], %(versions)s::int[]) AS a(name, version)
+        WHERE NOT t.is_missing AND (%(ids)s::bigint[] IS NULL OR t.id = ANY(%(ids)s::bigint[]))
+        ON CONFLICT (track_id, analyzer) DO UPDATE
+            SET version = EXCLUDED.version, state = 'pending', attempts = 0, last_error = NULL, updated_at = now()
+            WHERE s.version < EXCLUDED.version
+        """,
+        {"names": names, "versions": numbers, "ids": ids},
+    )
+    return cur.rowcount
+
+
+async def get_status(conn: Connection, track_id: int) -> dict[str, AnalysisStatus]:
+    """Every analyzer row of one track, by analyzer name."""
+    async with conn.cursor(row_factory=class_row(AnalysisStatus)) as cur:
+        await cur.execute(
+            "SELECT track_id, analyzer, version, state, attempts, last_error, updated_at"
+            " FROM analysis_status WHERE track_id = %s",
+            (track_id,),
+        )
+        return {row.analyzer: row for row in await cur.fetchall()}
+
+
+async def list_due_analyzers(conn: Connection, track_id: int, versions: Mapping[str, int]) -> list[str]:
+    """Analyzers of ``versions`` this track still needs: no row, not done, or done at an older version.
+
+    ``failed`` rows at the current version are not due (``reset_failed`` makes them due again).
+    """
+    rows = await get_status(conn, track_id)
+    due = []
+    for name in sorted(versions):
+        row = rows.get(name)
+        if row is None or row.version < versions[name] or row.state not in ("done", "failed"):
+            due.append(name)
+    return due
+
+
+async def _set_state(
+    conn: Connection, track_id: int, analyzers: Collection[str], *, state: AnalysisState, from_states: tuple[str, ...]
+) -> list[str]:
+    cur = await conn.execute(
+        "UPDATE analysis_status SET state = %s, updated_at = now()"
+        " WHERE track_id = %s AND analyzer = ANY(%s) AND state = ANY(%s) RETURNING analyzer",
+        (state, track_id, list(analyzers), list(from_states)),
+    )
+    return sorted(str(row[0]) for row in await cur.fetchall())
+
+
+async def mark_queued(conn: Connection, track_id: int, analyzers: Collection[str]) -> list[str]:
+    """``pending``/``running``/``queued`` rows of these analyzers become ``queued`` (done before the Redis push).
+
+    ``done`` and ``failed`` rows are left alone. Returns the analyzers now queued.
+    """
+    return await _set_state(conn, track_id, analyzers, state="queued", from_states=("pending", "queued", "running"))
+
+
+async def mark_running(conn: Connection, track_id: int, versions: Mapping[str, int]) -> dict[str, int]:
+    """The worker starts these analyzers (``{name: version}``): rows become ``running`` with ``attempts + 1``.
+
+    Missing rows are created. Returns ``{analyzer: attempts}`` after the increment.
+    """
+    names, numbers = _names_versions(versions)
+    cur = await conn.execute(
+        """
+        INSERT INTO analysis_status AS s (track_id, analyzer, version, state, attempts)
+        SELECT %(track_id)s, a.name, a.version, 'running', 1
+        FROM unnest(%(names)s::text[], %(versions)s::int[]) AS a(name, version)
+        ON CONFLICT (track_id, analyzer) DO UPDATE
+            SET version = EXCLUDED.version, state = 'running', attempts = s.attempts + 1, updated_at = now()
+        RETURNING analyzer, attempts
+        """,
+        {"track_id": track_id, "names": names, "versions": numbers},
+    )
+    return {str(name): int(attempts) for name, attempts in await cur.fetchall()}
+
+
+async def mark_failed(conn: Connection, track_id: int, reasons: Mapping[str, str]) -> None:
+    """Record per-analyzer failures (``{analyzer: reason}``): state ``failed`` with ``last_error``."""
+    if not reasons:
+        return
+    names = sorted(reasons)
+    await conn.execute(
+        """
+        UPDATE analysis_status AS s SET state = 'failed', last_error = r.reason, updated_at = now()
+        FROM unnest(%s::text[], %s::text[]) AS r(name, reason)
+        WHERE s.track_id = %s AND s.analyzer = r.name
+        """,
+        (names, [reasons[n] for n in names], track_id),
+    )
+
+
+async def mark_error(conn: Connection, track_id: int, analyzers: Collection[str], reason: str) -> None:
+    """Note a transient error on rows that will be retried: back to ``queued``, ``last_error`` kept for display."""
+    await conn.execute(
+        "UPDATE analysis_status SET state = 'queued', last_error = %s, updated_at = now()"
+        " WHERE track_id = %s AND analyzer = ANY(%s) AND state <> 'done'",
+        (reason, track_id, list(analyzers)),
+    )
+
+
+async def mark_done(conn: Connection, track_id: int, versions: Mapping[str, int]) -> None:
+    """Rows become ``done`` at these versions (``{analyzer: version}``), last error cleared; missing rows created.
+
+    Prefer :func:`sidecar.storage.analyses.store_results`, which stores the values and calls this atomically.
+    """
+    names, numbers = _names_versions(versions)
+    await conn.execute(
+        """
+        INSERT INTO analysis_status AS s (track_id, analyzer, version, state)
+        SELECT %(track_id)s, a.name, a.version, 'done'
+        FROM unnest(%(names)s::text[], %(versions)s::int[]) AS a(name, version)
+        ON CONFLICT (track_id, analyzer) DO UPDATE
+            SET version = EXCLUDED.version, state = 'done', last_error = NULL, updated_at = now()
+        """,
+        {"track_id": track_id, "names": names, "versions": numbers},
+    )
+
+
+async def fail_exhausted(conn: Connection, track_id: int, *, max_attempts: int) -> list[str]:
+    """Poison check: unfinished rows of the track with ``attempts >= max_attempts`` become ``failed``.
+
+    The last error is kept and prefixed with the attempt count. Returns the analyzers failed now.
+    """
+    cur = await conn.execute(
+        """
+        UPDATE analysis_status SET state = 'failed', updated_at = now(),
+            last_error = format('gave up after %%s attempts: %%s', attempts,
+                                coalesce(last_error, 'the worker stopped during analysis'))
+        WHERE track_id = %s AND state IN ('pending', 'queued', 'running') AND attempts >= %s
+        RETURNING analyzer
+        """,
+        (track_id, max_attempts),
+    )
+    return sorted(str(row[0]) for row in await cur.fetchall())
+
+
+async def count_by_analyzer(conn: Connection, versions: Mapping[str, int]) -> dict[str, StatusCounts]:
+    """Counts per analyzer and state, for every analyzer in ``versions`` (zeros when it has no rows).
+
+    ``done`` rows at a version below ``versions[analyzer]`` count as ``stale``. Rows of missing tracks are
+    left out.
+    """
+    names, numbers = _names_versions(versions)
+    cur = await conn.execute(
+        """
+        SELECT a.name,
+               CASE WHEN s.state = 'done' AND s.version < a.version THEN 'stale' ELSE s.state END AS shown,
+               count(*)
+        FROM unnest(%s::text[], %s::int[]) AS a(name, version)
+        JOIN analysis_status s ON s.analyzer = a.name
+        JOIN tracks t ON t.id = s.track_id AND NOT t.is_missing
+        GROUP BY 1, 2
+        """,
+        (names, numbers),
+    )
+    raw: dict[str, dict[str, int]] = {name: {} for name in names}
+    for name, shown, count in await cur.fetchall():
+        raw[str(name)][str(shown)] = int(count)
+    return {name: StatusCounts(**counts) for name, counts in raw.items()}
+
+
+async def list_failed(conn: Connection, *, analyzer: str | None = None, limit: int = 1000) -> list[FailedAnalysis]:
+    """Failed rows with their reasons, most recent first."""
+    async with conn.cursor(row_factory=class_row(FailedAnalysis)) as cur:
+        await cur.execute(
+            """
+            SELECT s.track_id, t.host, t.host_track_id, t.path, s.analyzer, s.version, s.attempts, s.last_error,
+                   s.updated_at
+            FROM analysis_status s JOIN tracks t ON t.id = s.track_id
+            WHERE s.state = 'failed' AND (%(analyzer)s::text IS NULL OR s.analyzer = %(analyzer)s::text)
+            ORDER BY s.updated_at DESC, s.track_id, s.analyzer
+            LIMIT %(limit)s
+            """,
+            {"analyzer": analyzer, "limit": limit},
+        )
+        return await cur.fetchall()
+
+
+async def reset_failed(
+    conn: Connection, *, analyzer: str | None = None, track_ids: Collection[int] | None = None
+) -> int:
+    """``sonantica failed --retry``: failed rows become ``pending`` with attempts 0. Returns how many."""
+    cur = await conn.execute(
+        """
+        UPDATE analysis_status SET state = 'pending', attempts = 0, updated_at = now()
+        WHERE state = 'failed' AND (%(analyzer)s::text IS NULL OR analyzer = %(analyzer)s::text)
+          AND (%(ids)s::bigint[] IS NULL OR track_id = ANY(%(ids)s::bigint[]))
+        """,
+        {"analyzer": analyzer, "ids": None if track_ids is None else list(track_ids)},
+    )
+    return cur.rowcount
+
+
+async def list_open_work(conn: Connection, versions: Mapping[str, int]) -> list[TrackWork]:
+    """Everything the queue should hold, grouped by track (for rebuilding Redis from PostgreSQL).
+
+    A row counts when it is ``pending``, ``queued`` or ``running``, or ``done`` at a version below the current
+    one; only analyzers named in ``versions`` and tracks that are not missing. Ordered by track id. Call
+    :func:`ensure_status` first so tracks without rows are included.
+    """
+    names, numbers = _names_versions(versions)
+    cur = await conn.execute(
+        """
+        SELECT t.id, t.host, t.host_track_id, t.path, array_agg(s.analyzer ORDER BY s.analyzer)
+        FROM analysis_status s
+        JOIN unnest(%s::text[], %s::int[]) AS a(name, version) ON a.name = s.analyzer
+        JOIN tracks t ON t.id = s.track_id AND NOT t.is_missing
+        WHERE s.state IN ('pending', 'queued', 'running') OR (s.state = 'done' AND s.version < a.version)
+        GROUP BY t.id
+        ORDER BY t.id
+        """,
+        (names, numbers),
+    )
+    return [
+        TrackWork(track_id=track_id, host=host, host_track_id=host_track_id, path=path, analyzers=tuple(analyzers))
+        for track_id, host, host_track_id, path, analyzers in await cur.fetchall()
+    ]

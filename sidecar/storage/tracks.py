@@ -1,0 +1,201 @@
+"""Tracks: one row per (host, host_track_id), with the mapped file's size and mtime to notice changed files."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+
+from psycopg.rows import class_row
+
+from sidecar.domain import TrackKey
+from sidecar.storage.db import Connection
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrackUpsert:
+    """What a sync (or a local enqueue) knows about a track; ``host`` is ``jellyfin``, ``navidrome`` or ``local``.
+
+    ``size_bytes`` / ``mtime_ns`` describe the file on the sidecar's mount; ``None`` keeps the stored value.
+    """
+
+    host: str
+    host_track_id: str
+    title: str
+    path: str | None = None  # the file on the sidecar's read-only mount; None when it cannot be mapped
+    host_path: str | None = None  # the path as the host reports it
+    size_bytes: int | None = None
+    mtime_ns: int | None = None  # nanoseconds since the epoch
+    artist: str | None = None
+    album: str | None = None
+    album_artist: str | None = None
+    genres: tuple[str, ...] = ()
+    duration_s: float | None = None
+    library: str | None = None  # host library / music folder id
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrackRecord:
+    """A stored track."""
+
+    id: int
+    host: str
+    host_track_id: str
+    title: str
+    path: str | None
+    host_path: str | None
+    size_bytes: int | None
+    mtime_ns: int | None
+    artist: str | None
+    album: str | None
+    album_artist: str | None
+    genres: list[str]
+    duration_s: float | None
+    library: str | None
+    is_missing: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def key(self) -> TrackKey:
+        """The host identity of this track."""
+        return TrackKey(self.host, self.host_track_id)
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertOutcome:
+    """Result of :func:`upsert_track`: ``file_changed`` means its analyses were set back to pending."""
+
+    track_id: int
+    created: bool
+    file_changed: bool
+
+
+_COLUMNS = (
+    "id, host, host_track_id, title, path, host_path, size_bytes, mtime_ns, artist, album, album_artist, genres,"
+    " duration_s, library, is_missing, created_at, updated_at"
+)
+
+_UPSERT = """
+WITH old AS (
+    SELECT id, size_bytes, mtime_ns FROM tracks WHERE host = %(host)s AND host_track_id = %(host_track_id)s
+), saved AS (
+    INSERT INTO tracks AS t (host, host_track_id, title, path, host_path, size_bytes, mtime_ns, artist, album,
+                             album_artist, genres, duration_s, library)
+    VALUES (%(host)s, %(host_track_id)s, %(title)s, %(path)s, %(host_path)s, %(size_bytes)s, %(mtime_ns)s,
+            %(artist)s, %(album)s, %(album_artist)s, %(genres)s, %(duration_s)s, %(library)s)
+    ON CONFLICT (host, host_track_id) DO UPDATE SET
+        title = EXCLUDED.title, path = EXCLUDED.path, host_path = EXCLUDED.host_path,
+        size_bytes = coalesce(EXCLUDED.size_bytes, t.size_bytes), mtime_ns = coalesce(EXCLUDED.mtime_ns, t.mtime_ns),
+        artist = EXCLUDED.artist, album = EXCLUDED.album, album_artist = EXCLUDED.album_artist,
+        genres = EXCLUDED.genres, duration_s = EXCLUDED.duration_s, library = EXCLUDED.library,
+        is_missing = false, updated_at = now()
+    RETURNING t.id
+)
+SELECT saved.id,
+       old.id IS NULL AS created,
+       old.id IS NOT NULL AND (
+           (%(size_bytes)s::bigint IS NOT NULL AND %(size_bytes)s::bigint IS DISTINCT FROM old.size_bytes)
+           OR (%(mtime_ns)s::bigint IS NOT NULL AND %(mtime_ns)s::bigint IS DISTINCT FROM old.mtime_ns)
+       ) AS file_changed
+FROM saved LEFT JOIN old ON old.id = saved.id
+"""
+
+_RESET_STATUS = """
+UPDATE analysis_status SET state = 'pending', attempts = 0, last_error = NULL, updated_at = now()
+WHERE track_id = %s
+"""
+
+
+async def upsert_track(conn: Connection, track: TrackUpsert) -> UpsertOutcome:
+    """Insert or update a track by ``(host, host_track_id)``; a reappearing track is no longer missing.
+
+    When the stored file's ``size_bytes`` or ``mtime_ns`` differ from the new ones, every analysis of the track
+    goes back to ``pending`` (attempts and last error cleared) in the same transaction.
+    """
+    async with conn.transaction():
+        cur = await conn.execute(
+            _UPSERT,
+            {
+                "host": track.host,
+                "host_track_id": track.host_track_id,
+                "title": track.title,
+                "path": track.path,
+                "host_path": track.host_path,
+                "size_bytes": track.size_bytes,
+                "mtime_ns": track.mtime_ns,
+                "artist": track.artist,
+                "album": track.album,
+                "album_artist": track.album_artist,
+                "genres": list(track.genres),
+                "duration_s": track.duration_s,
+                "library": track.library,
+            },
+        )
+        row = await cur.fetchone()
+        assert row is not None  # an upsert always returns its row
+        outcome = UpsertOutcome(track_id=int(row[0]), created=bool(row[1]), file_changed=bool(row[2]))
+        if outcome.file_changed:
+            await conn.execute(_RESET_STATUS, (outcome.track_id,))
+    return outcome
+
+
+async def get_track(conn: Connection, track_id: int) -> TrackRecord | None:
+    """The track with this id, or ``None``."""
+    async with conn.cursor(row_factory=class_row(TrackRecord)) as cur:
+        await cur.execute(f"SELECT {_COLUMNS} FROM tracks WHERE id = %s", (track_id,))  # noqa: S608 constant
+        return await cur.fetchone()
+
+
+async def get_track_by_key(conn: Connection, key: TrackKey) -> TrackRecord | None:
+    """The track a host knows as ``key``, or ``None``."""
+    async with conn.cursor(row_factory=class_row(TrackRecord)) as cur:
+        await cur.execute(
+            f"SELECT {_COLUMNS} FROM tracks WHERE host = %s AND host_track_id = %s",  # noqa: S608 constant
+            (key.host, key.host_track_id),
+        )
+        return await cur.fetchone()
+
+
+async def get_track_by_path(conn: Connection, path: str) -> TrackRecord | None:
+    """A track whose mapped file is ``path`` (present tracks first, then the lowest id), or ``None``."""
+    async with conn.cursor(row_factory=class_row(TrackRecord)) as cur:
+        await cur.execute(
+            f"SELECT {_COLUMNS} FROM tracks WHERE path = %s ORDER BY is_missing, id LIMIT 1",  # noqa: S608 constant
+            (path,),
+        )
+        return await cur.fetchone()
+
+
+async def list_tracks(
+    conn: Connection,
+    *,
+    host: str | None = None,
+    include_missing: bool = False,
+    after_id: int = 0,
+    limit: int = 1000,
+) -> list[TrackRecord]:
+    """Tracks ordered by id, ``limit`` at a time after ``after_id`` (keyset paging: pass the last id seen)."""
+    async with conn.cursor(row_factory=class_row(TrackRecord)) as cur:
+        await cur.execute(
+            f"SELECT {_COLUMNS} FROM tracks"  # noqa: S608 constant
+            " WHERE id > %(after_id)s AND (%(host)s::text IS NULL OR host = %(host)s::text)"
+            " AND (%(include_missing)s OR NOT is_missing)"
+            " ORDER BY id LIMIT %(limit)s",
+            {"after_id": after_id, "host": host, "include_missing": include_missing, "limit": limit},
+        )
+        return await cur.fetchall()
+
+
+async def mark_missing(conn: Connection, host: str, *, present_host_track_ids: Collection[str]) -> int:
+    """After a full sync of ``host``: flag its tracks not in ``present_host_track_ids`` as missing.
+
+    Their rows and analyses are kept (a track that comes back is not re-analysed unless its file changed).
+    Returns how many tracks became missing.
+    """
+    cur = await conn.execute(
+        "UPDATE tracks SET is_missing = true, updated_at = now()"
+        " WHERE host = %s AND NOT is_missing AND NOT (host_track_id = ANY(%s))",
+        (host, list(present_host_track_ids)),
+    )
+    return cur.rowcount

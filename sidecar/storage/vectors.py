@@ -1,0 +1,454 @@
+"""Embeddings in pgvector and the similar-tracks query: the only module with pgvector SQL.
+
+Every model's vectors share one untyped ``vector`` column; ``embedding_models`` fixes each model's dimension and
+names its partial HNSW index over ``embedding::vector(dim)`` (cosine), so a query, which always names one model,
+uses that model's index and never mixes models. Only pgvector 0.6 features are used (no halfvec, no iterative
+index scans): filters are applied to an over-fetched candidate set (see :func:`similar`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from psycopg import sql
+
+from sidecar.domain import KeySignature
+from sidecar.errors import NotFoundError, StorageError
+from sidecar.storage.db import Connection
+
+MAX_CANDIDATES = 1000  # hnsw.ef_search's ceiling in pgvector 0.6
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbour:
+    """A nearest neighbour: cosine distance in [0, 2] (0 = same direction)."""
+
+    track_id: int
+    distance: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimilarFilters:
+    """Filters of :func:`similar`, all evaluated in the same SQL query as the vector search.
+
+    ``bpm_min``/``bpm_max`` are absolute bounds; ``bpm_window_pct`` is a window of +-pct % around the seeds'
+    mean BPM (both may be combined: the intersection). With ``half_double`` a track also passes when half or
+    double its BPM is inside the window. ``camelot_compatible`` keeps keys next to a seed's key on the Camelot
+    wheel (same, +-1 hour, relative). ``exclude_duplicates`` drops other versions of a seed and keeps only the
+    nearest version of any other song (same artist and title after :sql:`normalize_for_dedup`).
+    """
+
+    bpm_min: float | None = None
+    bpm_max: float | None = None
+    bpm_window_pct: float | None = None
+    half_double: bool = False
+    camelot_compatible: bool = False
+    exclude_duplicates: bool = True
+    max_per_artist: int | None = None
+    max_per_album: int | None = None
+    duration_min_s: float | None = None
+    duration_max_s: float | None = None
+    exclude_genres: tuple[str, ...] = ()  # case-insensitive
+    exclude_libraries: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("bpm_min", "bpm_max", "bpm_window_pct", "duration_min_s", "duration_max_s"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must not be negative (got {value})")
+        for name in ("max_per_artist", "max_per_album"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1 (got {value})")
+        if self.bpm_min is not None and self.bpm_max is not None and self.bpm_min > self.bpm_max:
+            raise ValueError(f"bpm_min {self.bpm_min} is above bpm_max {self.bpm_max}")
+        if (
+            self.duration_min_s is not None
+            and self.duration_max_s is not None
+            and self.duration_min_s > self.duration_max_s
+        ):
+            raise ValueError(f"duration_min_s {self.duration_min_s} is above duration_max_s {self.duration_max_s}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimilarTrack:
+    """One result of :func:`similar`, with what a playlist shows as the reason."""
+
+    track_id: int
+    host: str
+    host_track_id: str
+    distance: float  # cosine distance to the (mean) seed vector, 0..2
+    title: str
+    artist: str | None
+    album: str | None
+    duration_s: float | None
+    bpm: float | None
+    key: str | None  # canonical spelling, e.g. "A minor"
+    camelot: str | None
+
+
+def _index_name(model: str, dim: int) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "_", model.lower()).strip("_")[:32]
+    digest = hashlib.sha256(model.encode()).hexdigest()[:8]
+    return f"embeddings_hnsw_{slug}_{dim}_{digest}"
+
+
+def _create_index(model: str, dim: int, index: str, *, m: int, ef_construction: int) -> sql.Composed:
+    return sql.SQL(
+        "CREATE INDEX {index} ON embeddings USING hnsw ((embedding::vector({dim})) vector_cosine_ops)"
+        " WITH (m = {m}, ef_construction = {ef}) WHERE model = {model}"
+    ).format(
+        index=sql.Identifier(index),
+        dim=sql.Literal(dim),
+        m=sql.Literal(m),
+        ef=sql.Literal(ef_construction),
+        model=sql.Literal(model),
+    )
+
+
+async def register_model(
+    conn: Connection, model: str, *, dim: int, m: int = 16, ef_construction: int = 64, build_index: bool = True
+) -> bool:
+    """Declare an embedding model and build its partial HNSW index (cosine) if it is new.
+
+    Call once at worker start-up, outside other transactions (it takes a lock on ``embeddings``). Returns
+    ``True`` when the model was new. ``build_index=False`` leaves the index to :func:`build_index` (faster for a
+    bulk import: build once after loading). Raises ``StorageError`` when the model exists with another dimension.
+    """
+    if not 1 <= dim <= 2000:
+        raise ValueError(f"dim must be 1..2000 for an HNSW index (got {dim})")
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('sonantica:embedding_models'))")
+        cur = await conn.execute("SELECT dim FROM embedding_models WHERE model = %s", (model,))
+        row = await cur.fetchone()
+        if row is not None:
+            if int(row[0]) != dim:
+                raise StorageError(f"embedding model {model!r} is stored with dim {row[0]}, not {dim}")
+            return False
+        index = _index_name(model, dim)
+        await conn.execute(
+            "INSERT INTO embedding_models (model, dim, index_name) VALUES (%s, %s, %s)", (model, dim, index)
+        )
+        if build_index:
+            await conn.execute(_create_index(model, dim, index, m=m, ef_construction=ef_construction))
+    return True
+
+
+async def build_index(
+    conn: Connection, model: str, *, m: int = 16, ef_construction: int = 64, maintenance_work_mem_mb: int = 1024
+) -> None:
+    """(Re)build ``model``'s HNSW index with these parameters (drops the old one; blocks writes meanwhile).
+
+    ``maintenance_work_mem_mb`` is set for this transaction: the build is much faster when the graph fits.
+    """
+    cur = await conn.execute("SELECT dim, index_name FROM embedding_models WHERE model = %s", (model,))
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFoundError(f"embedding model {model!r} is not registered")
+    dim, index = int(row[0]), str(row[1])
+    async with conn.transaction():
+        await conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (f"{maintenance_work_mem_mb}MB",))
+        await conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index)))
+        await conn.execute(_create_index(model, dim, index, m=m, ef_construction=ef_construction))
+
+
+async def model_dim(conn: Connection, model: str) -> int:
+    """The registered dimension of ``model``; ``NotFoundError`` when it was never registered."""
+    cur = await conn.execute("SELECT dim FROM embedding_models WHERE model = %s", (model,))
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFoundError(f"embedding model {model!r} is not registered (the worker registers it at start-up)")
+    return int(row[0])
+
+
+async def upsert_embedding(conn: Connection, track_id: int, model: str, vector: npt.NDArray[np.float32]) -> None:
+    """Store (or replace) the track's vector for ``model``.
+
+    Raises ``NotFoundError`` for an unregistered model and ``StorageError`` for a vector whose length is not the
+    model's dimension or that holds NaN/inf.
+    """
+    values = np.asarray(vector, dtype=np.float32)
+    if values.ndim != 1 or not np.all(np.isfinite(values)):
+        raise StorageError(f"embedding for track {track_id} must be a finite 1-d vector (shape {values.shape})")
+    dim = await model_dim(conn, model)
+    if values.shape[0] != dim:
+        raise StorageError(f"embedding for track {track_id} has {values.shape[0]} values; {model!r} has {dim}")
+    await conn.execute(
+        """
+        INSERT INTO embeddings (track_id, model, embedding) VALUES (%s, %s, %s)
+        ON CONFLICT (track_id, model) DO UPDATE SET embedding = EXCLUDED.embedding, updated_at = now()
+        """,
+        (track_id, model, values),
+    )
+
+
+async def copy_embeddings(
+    conn: Connection, model: str, track_ids: Sequence[int], matrix: npt.NDArray[np.float32]
+) -> int:
+    """Bulk-insert new vectors (``matrix[i]`` for ``track_ids[i]``) with binary COPY; returns the row count.
+
+    For imports and benchmarks: rows must not exist yet (a duplicate ``(track_id, model)`` fails the whole COPY).
+    Raises ``StorageError`` when the shapes do not match the model's dimension or the ids.
+    """
+    values = np.asarray(matrix, dtype=np.float32)
+    dim = await model_dim(conn, model)
+    if values.ndim != 2 or values.shape[1] != dim or values.shape[0] != len(track_ids):
+        raise StorageError(f"expected a ({len(track_ids)}, {dim}) matrix for {model!r}, got {values.shape}")
+    if not np.all(np.isfinite(values)):
+        raise StorageError("embeddings must be finite")
+    async with (
+        conn.cursor() as cur,
+        cur.copy("COPY embeddings (track_id, model, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy,
+    ):
+        copy.set_types(["int8", "text", "vector"])
+        for track_id, row in zip(track_ids, values, strict=True):
+            await copy.write_row((track_id, model, row))
+    return len(track_ids)
+
+
+async def get_embedding(conn: Connection, track_id: int, model: str) -> npt.NDArray[np.float32] | None:
+    """The stored vector of a track for ``model``, or ``None``."""
+    cur = await conn.execute("SELECT embedding FROM embeddings WHERE track_id = %s AND model = %s", (track_id, model))
+    row = await cur.fetchone()
+    return None if row is None else np.asarray(row[0].to_numpy(), dtype=np.float32)
+
+
+def _distance(dim: int, left: sql.Composable, right: sql.Composable) -> sql.Composed:
+    cast = sql.SQL("::vector({})").format(sql.Literal(dim))
+    return sql.SQL("({left}{cast}) <=> ({right}{cast})").format(left=left, right=right, cast=cast)
+
+
+async def _set_ef_search(conn: Connection, candidates: int) -> None:
+    await conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(candidates),))
+
+
+async def nearest(
+    conn: Connection,
+    model: str,
+    vector: npt.NDArray[np.float32],
+    *,
+    limit: int = 10,
+    exact: bool = False,
+    ef_search: int | None = None,
+) -> list[Neighbour]:
+    """The ``limit`` tracks whose ``model`` vectors are closest (cosine) to ``vector``, nearest first.
+
+    ``exact=True`` scans every vector (the reference for recall); otherwise the HNSW index answers with
+    ``hnsw.ef_search = ef_search`` (default ``max(40, limit)``, at most 1000), set for the current transaction.
+    """
+    dim = await model_dim(conn, model)
+    query_vector = sql.Placeholder("vector")
+    if exact:
+        order = sql.SQL("embedding <=> {}::vector").format(query_vector)  # no cast: the index cannot serve it
+    else:
+        await _set_ef_search(conn, min(MAX_CANDIDATES, ef_search or max(40, limit)))
+        order = _distance(dim, sql.Identifier("embedding"), query_vector)
+    query = sql.SQL(
+        "SELECT track_id, {order} AS distance FROM embeddings WHERE model = {model} ORDER BY {order} LIMIT {limit}"
+    ).format(order=order, model=sql.Literal(model), limit=sql.Literal(limit))
+    cur = await conn.execute(query, {"vector": np.asarray(vector, dtype=np.float32)})
+    return [Neighbour(int(track_id), float(distance)) for track_id, distance in await cur.fetchall()]
+
+
+@dataclass(frozen=True, slots=True)
+class _Seeds:
+    dim: int
+    bpm: float | None
+    camelots: tuple[str, ...]
+
+
+async def _load_seeds(conn: Connection, seed_track_ids: Sequence[int], model: str, *, ef_search: int) -> _Seeds:
+    """The model's dimension and the seeds' BPM and keys; sets ``hnsw.ef_search`` in the same round trip."""
+    cur = await conn.execute(
+        """
+        SELECT m.dim, set_config('hnsw.ef_search', %s, true), s.id, e.track_id IS NOT NULL, f.bpm, f.key
+        FROM embedding_models m
+        CROSS JOIN unnest(%s::bigint[]) AS s(id)
+        LEFT JOIN embeddings e ON e.track_id = s.id AND e.model = m.model
+        LEFT JOIN track_features f ON f.track_id = s.id
+        WHERE m.model = %s
+        """,
+        (str(ef_search), list(seed_track_ids), model),
+    )
+    rows = await cur.fetchall()
+    if not rows:
+        raise NotFoundError(f"embedding model {model!r} is not registered (the worker registers it at start-up)")
+    without = [int(row[2]) for row in rows if not row[3]]
+    if without:
+        raise NotFoundError(f"no {model!r} embedding for seed track(s) {', '.join(map(str, without))}")
+    bpms = [float(row[4]) for row in rows if row[4] is not None]
+    camelots: list[str] = []
+    for row in rows:
+        if row[5] is not None:
+            camelots.extend(KeySignature.parse(str(row[5])).compatible_camelot())
+    return _Seeds(
+        dim=int(rows[0][0]),
+        bpm=sum(bpms) / len(bpms) if bpms else None,
+        camelots=tuple(sorted(set(camelots))),
+    )
+
+
+def _bpm_bounds(filters: SimilarFilters, seeds: _Seeds) -> tuple[float | None, float | None]:
+    low, high = filters.bpm_min, filters.bpm_max
+    if filters.bpm_window_pct is not None:
+        if seeds.bpm is None:
+            raise ValueError("a BPM window around the seed needs a seed with a BPM; none of the seeds has one")
+        window_low = seeds.bpm * (1 - filters.bpm_window_pct / 100)
+        window_high = seeds.bpm * (1 + filters.bpm_window_pct / 100)
+        low = window_low if low is None else max(low, window_low)
+        high = window_high if high is None else min(high, window_high)
+    return low, high
+
+
+def _conditions(filters: SimilarFilters, seeds: _Seeds) -> tuple[list[sql.Composable], dict[str, object]]:
+    conditions: list[sql.Composable] = []
+    params: dict[str, object] = {}
+    low, high = _bpm_bounds(filters, seeds)
+    if low is not None or high is not None:
+        params["bpm_low"] = low if low is not None else 0.0
+        params["bpm_high"] = high if high is not None else float("inf")
+        within = "f.bpm{} BETWEEN %(bpm_low)s AND %(bpm_high)s"
+        options = [within.format("")]
+        if filters.half_double:
+            options += [within.format(" * 2"), within.format(" / 2")]
+        conditions.append(sql.SQL("(" + " OR ".join(options) + ")"))
+    if filters.camelot_compatible:
+        if not seeds.camelots:
+            raise ValueError("key-compatible results need a seed with a key; none of the seeds has one")
+        params["camelots"] = list(seeds.camelots)
+        conditions.append(sql.SQL("f.camelot = ANY(%(camelots)s)"))
+    if filters.duration_min_s is not None:
+        params["duration_min_s"] = filters.duration_min_s
+        conditions.append(sql.SQL("t.duration_s >= %(duration_min_s)s"))
+    if filters.duration_max_s is not None:
+        params["duration_max_s"] = filters.duration_max_s
+        conditions.append(sql.SQL("t.duration_s <= %(duration_max_s)s"))
+    if filters.exclude_genres:
+        params["genres"] = [g.lower() for g in filters.exclude_genres]
+        conditions.append(sql.SQL("NOT EXISTS (SELECT 1 FROM unnest(t.genres) g WHERE lower(g) = ANY(%(genres)s))"))
+    if filters.exclude_libraries:
+        params["libraries"] = list(filters.exclude_libraries)
+        conditions.append(sql.SQL("(t.library IS NULL OR NOT (t.library = ANY(%(libraries)s)))"))
+    if filters.exclude_duplicates:
+        conditions.append(
+            sql.SQL(
+                "(t.norm_title = '' OR NOT EXISTS (SELECT 1 FROM tracks s WHERE s.id = ANY(%(seeds)s)"
+                " AND s.norm_artist = t.norm_artist AND s.norm_title = t.norm_title))"
+            )
+        )
+    return conditions, params
+
+
+_SIMILAR = """
+WITH query AS (
+    SELECT avg(embedding{cast}) AS v FROM embeddings WHERE model = {model} AND track_id = ANY(%(seeds)s)
+), candidates AS (
+    SELECT e.track_id, {distance} AS distance
+    FROM embeddings e
+    WHERE e.model = {model}
+    ORDER BY {distance}
+    LIMIT %(candidates)s
+), kept AS (
+    SELECT c.track_id, c.distance, t.host, t.host_track_id, t.title, t.artist, t.album, t.duration_s,
+           f.bpm, f.key, f.camelot,
+           CASE WHEN t.norm_title = '' THEN t.id::text ELSE t.norm_artist || chr(31) || t.norm_title END AS song,
+           coalesce(nullif(t.norm_artist, ''), t.id::text) AS artist_group,
+           coalesce(nullif(t.norm_artist, ''), t.id::text) || chr(31)
+               || coalesce(nullif(normalize_for_dedup(t.album), ''), t.id::text) AS album_group
+    FROM candidates c
+    JOIN tracks t ON t.id = c.track_id
+    LEFT JOIN track_features f ON f.track_id = c.track_id
+    WHERE NOT t.is_missing AND NOT (c.track_id = ANY(%(seeds)s)) AND {conditions}
+), songs AS (
+    SELECT *, row_number() OVER (PARTITION BY song ORDER BY distance, track_id) AS song_rank FROM kept
+), ranked AS (
+    SELECT *,
+           row_number() OVER (PARTITION BY artist_group ORDER BY distance, track_id) AS artist_rank,
+           row_number() OVER (PARTITION BY album_group ORDER BY distance, track_id) AS album_rank
+    FROM songs WHERE {dedup}
+)
+SELECT track_id, host, host_track_id, distance, title, artist, album, duration_s, bpm, key, camelot
+FROM ranked
+WHERE artist_rank <= %(max_per_artist)s AND album_rank <= %(max_per_album)s
+ORDER BY distance, track_id
+LIMIT %(limit)s
+"""
+
+
+async def similar(
+    conn: Connection,
+    seed_track_ids: Sequence[int],
+    *,
+    model: str,
+    limit: int = 20,
+    filters: SimilarFilters | None = None,
+    candidates: int | None = None,
+) -> list[SimilarTrack]:
+    """Tracks that sound like the seeds (cosine distance to the mean seed vector of ``model``), nearest first.
+
+    One SQL query: the model's HNSW index returns ``candidates`` nearest vectors (default ``max(200, 20 *
+    limit)``, at most 1000, with ``hnsw.ef_search`` set to the same number for this transaction); every filter,
+    the duplicate removal and the per-artist/per-album caps are then applied to those candidates. Seeds and
+    missing tracks are never returned. Very narrow filters can leave fewer than ``limit`` results: only the
+    ``candidates`` nearest tracks are considered (pass a larger ``candidates`` to look further).
+
+    Raises ``NotFoundError`` when a seed has no embedding for ``model`` (or the model is unknown) and
+    ``ValueError`` for an empty seed list or a filter the seeds cannot anchor (a BPM window or key compatibility
+    when no seed has a BPM / key).
+    """
+    if not seed_track_ids:
+        raise ValueError("similar() needs at least one seed track")
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1 (got {limit})")
+    chosen = filters or SimilarFilters()
+    pool_size = min(MAX_CANDIDATES, candidates or max(200, 20 * limit))
+    async with conn.transaction() if conn.autocommit else contextlib.nullcontext():
+        return await _similar(conn, seed_track_ids, model=model, limit=limit, filters=chosen, candidates=pool_size)
+
+
+async def _similar(
+    conn: Connection, seed_track_ids: Sequence[int], *, model: str, limit: int, filters: SimilarFilters, candidates: int
+) -> list[SimilarTrack]:
+    chosen = filters
+    seeds = await _load_seeds(conn, seed_track_ids, model, ef_search=candidates)
+    dim = seeds.dim
+    conditions, params = _conditions(chosen, seeds)
+    query = sql.SQL(_SIMILAR).format(
+        cast=sql.SQL("::vector({})").format(sql.Literal(dim)),
+        model=sql.Literal(model),
+        distance=_distance(dim, sql.SQL("e.embedding"), sql.SQL("(SELECT v FROM query)")),
+        conditions=sql.SQL(" AND ").join([sql.SQL("true"), *conditions]),
+        dedup=sql.SQL("song_rank = 1" if chosen.exclude_duplicates else "true"),
+    )
+    never = 2**31 - 1
+    params |= {
+        "seeds": list(seed_track_ids),
+        "candidates": candidates,
+        "limit": limit,
+        "max_per_artist": chosen.max_per_artist or never,
+        "max_per_album": chosen.max_per_album or never,
+    }
+    cur = await conn.execute(query, params)
+    rows = await cur.fetchall()
+    return [
+        SimilarTrack(
+            track_id=int(r[0]),
+            host=str(r[1]),
+            host_track_id=str(r[2]),
+            distance=float(r[3]),
+            title=str(r[4]),
+            artist=r[5],
+            album=r[6],
+            duration_s=r[7],
+            bpm=r[8],
+            key=r[9],
+            camelot=r[10],
+        )
+        for r in rows
+    ]

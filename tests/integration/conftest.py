@@ -1,0 +1,75 @@
+"""Fresh, migrated PostgreSQL databases for the storage tests.
+
+The real server comes from the session fixture ``postgres_url``; the schema is migrated once into a template
+database, and every test gets its own copy (``CREATE DATABASE ... TEMPLATE``), dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from sidecar.storage.db import Pool, close_pool, open_pool
+from sidecar.storage.migrate import migrate
+
+TEMPLATE_DB = "sonantica_test_template"
+
+
+def _admin(url: str) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(make_conninfo(url, dbname="postgres"), autocommit=True)
+
+
+def create_database(url: str, name: str, *, template: str | None = None) -> str:
+    """Create database ``name`` on the server of ``url`` (optionally from ``template``); return its conninfo."""
+    with _admin(url) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        if template is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        else:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
+            )
+    return make_conninfo(url, dbname=name)
+
+
+def drop_database(url: str, name: str) -> None:
+    """Drop database ``name`` (closing any connection still open to it)."""
+    with _admin(url) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def empty_database_url(postgres_url: str) -> Iterator[str]:
+    """A new database with nothing in it (not even the vector extension)."""
+    name = f"sonantica_empty_{uuid.uuid4().hex[:12]}"
+    yield create_database(postgres_url, name)
+    drop_database(postgres_url, name)
+
+
+@pytest.fixture(scope="session")
+async def template_database(postgres_url: str) -> str:
+    """The migrated template every test database is copied from."""
+    url = create_database(postgres_url, TEMPLATE_DB)
+    await migrate(url)
+    return TEMPLATE_DB
+
+
+@pytest.fixture
+def database_url(postgres_url: str, template_database: str) -> Iterator[str]:
+    """A fresh, fully migrated database for one test."""
+    name = f"sonantica_test_{uuid.uuid4().hex[:12]}"
+    yield create_database(postgres_url, name, template=template_database)
+    drop_database(postgres_url, name)
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[Pool]:
+    """A connection pool on the test's own database."""
+    opened = await open_pool(database_url, min_size=1, max_size=4)
+    yield opened
+    await close_pool(opened)

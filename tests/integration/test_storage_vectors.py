@@ -1,0 +1,250 @@
+"""Embeddings and the similar-tracks query against real pgvector: filters, order, index use and HNSW recall."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from sidecar.demo.vectors import clustered_unit_vectors
+from sidecar.domain import KeyResult, KeySignature, TempoResult
+from sidecar.errors import NotFoundError
+from sidecar.storage import analyses, tracks, vectors
+from sidecar.storage.db import Connection, Pool, transaction
+from sidecar.storage.vectors import SimilarFilters
+
+MODEL = "openl3-music-mel128-512"
+DIM = 512
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    artist: str
+    title: str
+    album: str | None
+    bpm: float | None
+    key: str | None
+    angle_rad: float | None  # angle to the seed vector; None: no embedding
+    duration_s: float = 200.0
+    genres: tuple[str, ...] = ()
+    library: str | None = "music"
+    missing: bool = False
+
+
+SPECS = [
+    Spec("seed", "Artist S", "Seed Song", "SA", 120.0, "A minor", 0.0),
+    Spec("seed-remaster", "Artist S", "Seed Song (Remastered 2011)", "SB", 120.0, "A minor", 0.01),
+    Spec("gone", "A9", "Gone", "G", 120.0, "A minor", 0.05, missing=True),
+    Spec("one", "A1", "One", "X", 122.0, "C major", 0.1, duration_s=90.0),
+    Spec("two", "A1", "Two", "X", 60.0, "E minor", 0.2),
+    Spec("three", "A1", "Three", "Y", 240.0, "D minor", 0.3, duration_s=400.0),
+    Spec("four", "A2", "Four", "Z", 121.0, "F# minor", 0.4),
+    Spec("five", "A3", "Five", "V", 150.0, "A minor", 0.5),
+    Spec("five-live", "A3", "Five - Live at Wembley", "W", 121.0, "G minor", 0.6),
+    Spec("six", "A4", "Six", None, None, None, 0.7, genres=("Spoken",), library="audiobooks"),
+    Spec("plain", "A5", "No Vector", "N", 120.0, "A minor", None),
+]
+
+
+def _direction(angle_rad: float) -> np.ndarray:
+    vector = np.zeros(DIM, np.float32)
+    vector[0], vector[1] = math.cos(angle_rad), math.sin(angle_rad)
+    return vector
+
+
+async def _library(conn: Connection) -> dict[str, int]:
+    ids: dict[str, int] = {}
+    for spec in SPECS:
+        track_id = (
+            await tracks.upsert_track(
+                conn,
+                tracks.TrackUpsert(
+                    host="navidrome",
+                    host_track_id=spec.name,
+                    title=spec.title,
+                    artist=spec.artist,
+                    album=spec.album,
+                    duration_s=spec.duration_s,
+                    genres=spec.genres,
+                    library=spec.library,
+                ),
+            )
+        ).track_id
+        ids[spec.name] = track_id
+        key = None if spec.key is None else KeySignature.parse(spec.key)
+        await analyses.store_results(
+            conn,
+            track_id,
+            results={
+                "tempo": TempoResult(bpm=spec.bpm, bpm_confidence=0.9, beat_times_s=np.zeros(0)),
+                "key": KeyResult(key=key, key_confidence=0.8 if key else 0.0),
+            },
+            versions={"tempo": 1, "key": 1},
+        )
+        if spec.angle_rad is not None:
+            await vectors.upsert_embedding(conn, track_id, MODEL, _direction(spec.angle_rad))
+    await tracks.mark_missing(conn, "navidrome", present_host_track_ids=[s.name for s in SPECS if not s.missing])
+    return ids
+
+
+async def _similar(pool: Pool, seed: str = "seed", **filters: object) -> list[str]:
+    limit = filters.pop("limit", 20)
+    async with transaction(pool) as conn:
+        ids = await _library(conn)
+        rows = await vectors.similar(
+            conn,
+            [ids[seed]],
+            model=MODEL,
+            limit=int(limit),  # type: ignore[call-overload]
+            filters=SimilarFilters(**filters),  # type: ignore[arg-type]
+        )
+    distances = [row.distance for row in rows]
+    assert distances == sorted(distances)
+    return [row.host_track_id for row in rows]
+
+
+async def test_similar_without_filters_orders_by_distance_and_drops_seed_duplicates_missing(pool: Pool) -> None:
+    assert await _similar(pool) == ["one", "two", "three", "four", "five", "six"]
+
+
+async def test_similar_reports_distance_and_features(pool: Pool) -> None:
+    async with transaction(pool) as conn:
+        ids = await _library(conn)
+        rows = await vectors.similar(conn, [ids["seed"]], model=MODEL, limit=2)
+    first = rows[0]
+    assert first.host_track_id == "one"
+    assert first.distance == pytest.approx(1 - math.cos(0.1), abs=1e-5)
+    assert (first.bpm, first.key, first.camelot, first.artist, first.album) == (122.0, "C major", "8B", "A1", "X")
+    assert len(rows) == 2
+
+
+async def test_similar_keeps_duplicates_when_asked(pool: Pool) -> None:
+    names = await _similar(pool, exclude_duplicates=False)
+    assert names == ["seed-remaster", "one", "two", "three", "four", "five", "five-live", "six"]
+
+
+async def test_similar_bpm_window_around_the_seed(pool: Pool) -> None:
+    # 120 BPM +-5 %: "five" (150) is out, so "five-live" (121) is the nearest version of that song left
+    assert await _similar(pool, bpm_window_pct=5.0) == ["one", "four", "five-live"]
+
+
+async def test_similar_bpm_window_accepts_half_and_double_tempo(pool: Pool) -> None:
+    assert await _similar(pool, bpm_window_pct=5.0, half_double=True) == ["one", "two", "three", "four", "five-live"]
+
+
+async def test_similar_absolute_bpm_bounds(pool: Pool) -> None:
+    assert await _similar(pool, bpm_min=140.0, bpm_max=250.0) == ["three", "five"]
+
+
+async def test_similar_camelot_compatible_keeps_wheel_neighbours(pool: Pool) -> None:
+    # seed A minor = 8A: 8A, 7A (D minor), 9A (E minor) and 8B (C major) pass; F# minor (11A), G minor (6A) do not
+    assert await _similar(pool, camelot_compatible=True) == ["one", "two", "three", "five"]
+
+
+async def test_similar_caps_tracks_per_artist_and_per_album(pool: Pool) -> None:
+    assert await _similar(pool, max_per_artist=1) == ["one", "four", "five", "six"]
+    assert await _similar(pool, max_per_album=1) == ["one", "three", "four", "five", "six"]
+
+
+async def test_similar_duration_genre_and_library_exclusions(pool: Pool) -> None:
+    assert await _similar(pool, duration_min_s=100.0, duration_max_s=300.0) == ["two", "four", "five", "six"]
+    assert await _similar(pool, exclude_genres=("spoken",)) == ["one", "two", "three", "four", "five"]
+    assert await _similar(pool, exclude_libraries=("audiobooks",)) == ["one", "two", "three", "four", "five"]
+
+
+async def test_similar_limit_returns_the_nearest(pool: Pool) -> None:
+    assert await _similar(pool, limit=2) == ["one", "two"]
+
+
+async def test_similar_from_several_seeds_excludes_every_seed(pool: Pool) -> None:
+    async with transaction(pool) as conn:
+        ids = await _library(conn)
+        rows = await vectors.similar(conn, [ids["one"], ids["three"]], model=MODEL, limit=3)
+    # the mean of angles 0.1 and 0.3 points at 0.2: "two" (0), then "seed-remaster" (0.19) before "four" (0.2)
+    assert [row.host_track_id for row in rows] == ["two", "seed-remaster", "four"]
+
+
+async def test_similar_refuses_a_seed_without_embedding_or_bpm(pool: Pool) -> None:
+    async with transaction(pool) as conn:
+        ids = await _library(conn)
+        with pytest.raises(NotFoundError, match="no 'openl3-music-mel128-512' embedding"):
+            await vectors.similar(conn, [ids["plain"]], model=MODEL)
+        with pytest.raises(ValueError, match="needs a seed with a BPM"):
+            await vectors.similar(conn, [ids["six"]], model=MODEL, filters=SimilarFilters(bpm_window_pct=5.0))
+        with pytest.raises(NotFoundError, match="not registered"):
+            await vectors.similar(conn, [ids["seed"]], model="no-such-model")
+
+
+def test_similar_filters_refuse_contradictions() -> None:
+    with pytest.raises(ValueError, match="above bpm_max"):
+        SimilarFilters(bpm_min=130.0, bpm_max=120.0)
+    with pytest.raises(ValueError, match="max_per_artist"):
+        SimilarFilters(max_per_artist=0)
+
+
+async def _load_clustered(pool: Pool, model: str, data: np.ndarray) -> list[int]:
+    async with transaction(pool) as conn:
+        await vectors.register_model(conn, model, dim=data.shape[1], build_index=False)
+    async with transaction(pool) as conn:
+        cur = await conn.execute(
+            "INSERT INTO tracks (host, host_track_id, title, artist)"
+            " SELECT 'bench', g::text, 'Song ' || g, 'Artist ' || g FROM generate_series(1, %s) g RETURNING id",
+            (data.shape[0],),
+        )
+        ids = [int(row[0]) for row in await cur.fetchall()]
+        await vectors.copy_embeddings(conn, model, ids, data)
+        await vectors.build_index(conn, model, m=12, ef_construction=48)
+        await conn.execute("ANALYZE embeddings")
+    return ids
+
+
+async def _index_scans(pool: Pool, model: str) -> int:
+    async with transaction(pool) as conn:
+        await conn.execute("SELECT pg_stat_clear_snapshot()")
+        cur = await conn.execute(
+            "SELECT s.idx_scan FROM pg_stat_user_indexes s JOIN embedding_models m ON m.index_name = s.indexrelname"
+            " WHERE m.model = %s",
+            (model,),
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_nearest_hnsw_recall_against_exact_search(pool: Pool) -> None:
+    data = clustered_unit_vectors(3040, 64, clusters=40, seed=7)
+    await _load_clustered(pool, "recall-test", data[:3000])
+    hits = total = 0
+    async with transaction(pool) as conn:
+        for query in data[3000:]:
+            exact = await vectors.nearest(conn, "recall-test", query, limit=10, exact=True)
+            approx = await vectors.nearest(conn, "recall-test", query, limit=10, ef_search=100)
+            hits += len({n.track_id for n in exact} & {n.track_id for n in approx})
+            total += len(exact)
+            exact_distances = [n.distance for n in exact]
+            assert exact_distances == sorted(exact_distances)
+    assert total == 400
+    assert hits / total >= 0.95
+
+
+async def test_similar_query_is_answered_by_the_model_hnsw_index(pool: Pool) -> None:
+    ids = await _load_clustered(pool, "index-test", clustered_unit_vectors(2000, 32, clusters=20, seed=3))
+    before = await _index_scans(pool, "index-test")
+    async with transaction(pool) as conn:
+        rows = await vectors.similar(conn, [ids[0]], model="index-test", limit=10)
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+    assert len(rows) == 10
+    assert ids[0] not in {row.track_id for row in rows}
+    assert await _index_scans(pool, "index-test") > before
+    async with transaction(pool) as conn:
+        cur = await conn.execute(
+            "SELECT i.indexdef FROM pg_indexes i JOIN embedding_models m ON m.index_name = i.indexname"
+            " WHERE m.model = 'index-test'"
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    assert "m='12'" in row[0]
+    assert "ef_construction='48'" in row[0]

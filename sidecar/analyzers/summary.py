@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Final
 
+from sidecar.analyzers.loudness import AlbumGain
 from sidecar.domain import AnalyzerOutput, AudioInfo, KeyResult, LoudnessResult, TempoResult
 
 Scalar = str | int | float | None
@@ -67,3 +68,13 @@ def summarize(
             summary["replaygain_track_gain_db"] = _rounded(result.replaygain_track_gain_db, 2)
             summary["replaygain_track_peak"] = _rounded(result.replaygain_track_peak, 6)
     return summary
+
+
+def album_fields(gain: AlbumGain | None) -> dict[str, Scalar]:
+    """``replaygain_album_gain_db`` and ``replaygain_album_peak`` (``None`` when no track had measurable audio)."""
+    if gain is None:
+        return {"replaygain_album_gain_db": None, "replaygain_album_peak": None}
+    return {
+        "replaygain_album_gain_db": _rounded(gain.replaygain_album_gain_db, 2),
+        "replaygain_album_peak": _rounded(gain.replaygain_album_peak, 6),
+    }

@@ -15,7 +15,7 @@ from sidecar.analyzers.batch import analyze_paths
 from sidecar.analyzers.loudness import AlbumGain, album_gain
 from sidecar.analyzers.pipeline import TrackAnalysis
 from sidecar.analyzers.registry import CORE_ANALYZERS
-from sidecar.analyzers.summary import Scalar, summarize
+from sidecar.analyzers.summary import Scalar, album_fields, summarize
 from sidecar.cli.app import app
 from sidecar.domain import LoudnessResult
 from sidecar.errors import FatalAnalyzerError
@@ -116,11 +116,10 @@ def analyze(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     if album:
-        gain = _album(analyses)
+        fields = album_fields(_album(analyses))
         for row in rows:
             if "error" not in row:
-                row["replaygain_album_gain_db"] = None if gain is None else gain.replaygain_album_gain_db
-                row["replaygain_album_peak"] = None if gain is None else gain.replaygain_album_peak
+                row.update(fields)
     if json_lines:
         for row in rows:
             typer.echo(json.dumps(row))

@@ -80,7 +80,7 @@ def test_analyze_gain_is_reference_minus_loudness(piece: Path) -> None:
 
 def test_analyze_album_adds_album_gain_to_every_track(tmp_path: Path) -> None:
     loud = write_audio(0.5 * render(SPEC), 44100, tmp_path / "loud.flac")
-    quiet = write_audio(0.05 * render(SPEC), 44100, tmp_path / "quiet.flac")
+    quiet = write_audio(0.25 * render(SPEC), 44100, tmp_path / "quiet.flac")
     result = CliRunner().invoke(app, ["analyze", "--json", "--album", str(loud), str(quiet)])
     assert result.exit_code == 0, result.output
     rows = _lines(result.stdout)
@@ -125,6 +125,7 @@ def test_analyze_table_is_readable(piece: Path) -> None:
 
 def test_analyze_folder_in_parallel_processes(tmp_path: Path) -> None:
     audio = render(SPEC)
+    (tmp_path / "album").mkdir()
     for i in range(3):
         write_audio(audio[: 44100 * (4 + i)], 44100, tmp_path / "album" / f"{i}.flac")
     (tmp_path / "album" / "cover.jpg").write_bytes(b"\xff\xd8")

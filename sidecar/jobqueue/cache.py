@@ -34,7 +34,9 @@ class ResultCache:
     @translate_errors
     async def set(self, entry: CachedAnalysis) -> None:
         """Store ``entry`` for its track, replacing any previous one and restarting the expiry."""
-        await self.redis.set(self.keys.result(entry.track), encode_cached_analysis(entry), px=round(self.ttl_s * 1000))
+        await self.redis.set(
+            self.keys.result(entry.track), encode_cached_analysis(entry), px=max(1, round(self.ttl_s * 1000))
+        )
 
     @translate_errors
     async def get(self, track: TrackKey, *, required_versions: Mapping[str, int]) -> CachedAnalysis | None:

@@ -196,7 +196,7 @@ class JobQueue:
         """A queue with the key prefix, lease and failed-list size of ``settings``."""
         return cls(
             redis,
-            Keys(settings.redis.key_prefix),
+            Keys.from_settings(settings),
             lease_s=settings.worker.lease_s,
             failed_jobs_kept=settings.redis.failed_jobs_kept,
             clock=clock,

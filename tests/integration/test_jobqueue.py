@@ -511,3 +511,19 @@ async def test_job_queue_from_settings_uses_prefix_and_lease(redis_url: str, red
 
     assert 6000 < await redis.pttl(f"{keys.prefix}lease:w1") <= 7000
     assert await redis.smembers(f"{keys.prefix}workers") == {"w1"}
+
+
+async def test_track_lock_context_manager_releases_on_exit(redis: RedisClient, keys: Keys) -> None:
+    track = TrackKey("navidrome", "ctx")
+    held: set[TokenLock] = set()
+
+    async with TrackLock(redis, keys, track, ttl_s=5.0, held=held) as taken:
+        inside = await redis.exists(keys.track_lock(track))
+        held_inside = len(held)
+        async with TrackLock(redis, keys, track, ttl_s=5.0) as taken_twice:
+            pass
+
+    assert (taken, taken_twice) == (True, False)
+    assert (inside, held_inside) == (1, 1)
+    assert await redis.exists(keys.track_lock(track)) == 0
+    assert held == set()

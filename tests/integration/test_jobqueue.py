@@ -208,8 +208,9 @@ async def test_concurrent_enqueues_and_claimers_analyse_a_track_once(
 async def test_dead_worker_jobs_redelivered_exactly_once_with_concurrent_reapers(
     redis: RedisClient, keys: Keys
 ) -> None:
-    queue = JobQueue(redis, keys, lease_s=0.3)
-    await queue.register_worker("doomed")
+    queue = JobQueue(redis, keys, lease_s=30.0)
+    short_lived = JobQueue(redis, keys, lease_s=0.3)
+    await short_lived.register_worker("doomed")
     await queue.register_worker("alive")
     await queue.enqueue_many([analyze("a"), analyze("b"), analyze("c", Priority.ON_PLAY)])
     claims = [await queue.claim("doomed") for _ in range(3)]
@@ -218,9 +219,7 @@ async def test_dead_worker_jobs_redelivered_exactly_once_with_concurrent_reapers
     kept = await queue.claim("alive")
     assert kept is not None
 
-    await queue.heartbeat("alive")
     await wait_until_gone(redis, keys.lease("doomed"))
-    await queue.heartbeat("alive")  # the live worker keeps its lease
     redelivered = await asyncio.gather(*(queue.reap_dead_workers() for _ in range(5)))
 
     assert sum(redelivered) == 3
@@ -444,7 +443,7 @@ from sidecar.settings import Settings
 
 async def main() -> None:
     url, prefix = sys.argv[1], sys.argv[2]
-    queue = JobQueue(connect(url, Settings(redis_url=url)), Keys(prefix), lease_s=0.5)
+    queue = JobQueue(connect(url, Settings(redis_url=url)), Keys(prefix), lease_s=1.0)
     await queue.register_worker("victim")
     claimed = await queue.claim("victim")
     sys.stdout.write(f"claimed {claimed.job.id}\\n")
@@ -458,7 +457,7 @@ asyncio.run(main())
 
 
 async def test_killed_claimer_job_is_redelivered_exactly_once(redis_url: str, redis: RedisClient, keys: Keys) -> None:
-    queue = JobQueue(redis, keys, lease_s=0.5)
+    queue = JobQueue(redis, keys, lease_s=30.0)
     await queue.enqueue_many([analyze("in-flight"), analyze("untouched")])
     victim = await asyncio.create_subprocess_exec(
         sys.executable, "-c", CLAIMER, redis_url, keys.prefix, stdout=asyncio.subprocess.PIPE, cwd=REPO_ROOT
@@ -485,14 +484,14 @@ async def test_killed_claimer_job_is_redelivered_exactly_once(redis_url: str, re
 
 
 async def test_run_heartbeat_keeps_a_busy_worker_alive(redis: RedisClient, keys: Keys) -> None:
-    queue = JobQueue(redis, keys, lease_s=0.3)
+    queue = JobQueue(redis, keys, lease_s=0.6)
     await queue.register_worker("busy")
     await queue.enqueue(analyze("long"))
     claimed = await queue.claim("busy")
     assert claimed is not None
     beating = asyncio.create_task(queue.run_heartbeat("busy", set()))
 
-    await asyncio.sleep(1.0)  # more than three lease periods
+    await asyncio.sleep(1.5)  # more than two lease periods
     reaped = await queue.reap_dead_workers()
     beating.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -56,7 +57,10 @@ def embedded_postgres_url(data_dir: Path) -> str:
 
     The database ``sonantica`` and the ``vector`` extension are created on first use.
     """
-    import pgserver  # imported lazily: it starts nothing at import, but loads psutil and friends
+    with warnings.catch_warnings():
+        # pgserver asks platformdirs for a runtime dir at import; without XDG_RUNTIME_DIR that warns, harmlessly.
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        import pgserver  # imported lazily: it starts nothing at import, but loads psutil and friends
 
     pgdata = data_dir / "postgres"
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ from sidecar.analyzers.executor import AnalysisExecutor
 from sidecar.analyzers.registry import build_analyzers, enabled_versions
 from sidecar.cli.app import app
 from sidecar.domain import Priority, TrackKey
-from sidecar.errors import SidecarError
+from sidecar.errors import FatalAnalyzerError, SidecarError
 from sidecar.services.enqueue import enqueue_track_ids, register_local_files
 from sidecar.services.reconcile import rebuild_from_database
 from sidecar.services.runtime import Runtime, open_runtime
@@ -68,7 +68,11 @@ def worker(
             update={"worker": settings.worker.model_copy(update={"concurrency": concurrency})}
         )
     chosen = [_priority(q) for q in (queues.split(",") if queues else settings.worker.queues)]
-    versions = {a.name: a.version for a in build_analyzers(settings)}  # probes models before taking work
+    try:
+        versions = {a.name: a.version for a in build_analyzers(settings)}  # probes models before taking work
+    except FatalAnalyzerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     bar = tqdm(unit="job", file=sys.stderr, disable=None, desc="worker")
 
     async def main(runtime: Runtime) -> None:
@@ -113,7 +117,7 @@ def enqueue(
                 if found is None:
                     raise typer.BadParameter(f"no track {ref!r} is known (run `sonantica host sync` first)")
                 ids.append(found.id)
-        done = await enqueue_track_ids(runtime.pool, runtime.queue, ids, versions, priority=chosen)
+        done = await enqueue_track_ids(runtime, ids, versions, priority=chosen)
         queued = [e for e in done if e.analyzers]
         typer.echo(
             f"queued {len(queued)} of {len(done)} tracks at {chosen} priority ({len(done) - len(queued)} current)"

@@ -24,7 +24,7 @@ from sidecar.jobqueue import AnalysisReady, AnalyzeTrack, CachedAnalysis, Claime
 from sidecar.services.runtime import Runtime
 from sidecar.storage import analyses, status, tracks
 from sidecar.storage.analyses import AnalysisSummary
-from sidecar.storage.db import transaction
+from sidecar.storage.db import Connection, transaction
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ async def analyze_job(
         await lock.release()
 
 
-async def _notice_changed_file(conn: analyses.Connection, record: tracks.TrackRecord) -> None:
+async def _notice_changed_file(conn: Connection, record: tracks.TrackRecord) -> None:
     """A file whose size or modification time changed since it was recorded gets all its analyses redone."""
     assert record.path is not None
     try:

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sidecar.domain import Priority
-from sidecar.jobqueue import AnalyzeTrack, JobQueue
+from sidecar.jobqueue import AnalyzeTrack, get_epoch
+from sidecar.services.reconcile import rebuild_from_database
+from sidecar.services.runtime import Runtime
 from sidecar.storage import status, tracks
 from sidecar.storage.db import Pool, transaction
 
@@ -34,16 +36,21 @@ class Enqueued:
 
 
 async def enqueue_track_ids(
-    pool: Pool, queue: JobQueue, track_ids: Iterable[int], versions: Mapping[str, int], *, priority: Priority
+    runtime: Runtime, track_ids: Iterable[int], versions: Mapping[str, int], *, priority: Priority
 ) -> list[Enqueued]:
     """Queue every analyzer of ``versions`` that is missing, stale or unfinished for each track.
 
-    Tracks whose analyses are all current (or failed: see ``sonantica failed --retry``) are not queued.
+    Tracks whose analyses are all current (or failed: see ``sonantica failed --retry``) are not queued. When Redis
+    has no queue epoch (new, or restarted empty) the queues are rebuilt from PostgreSQL first, so the rebuild and
+    this call never push the same work twice.
     """
+    rebuilt = False
+    if await get_epoch(runtime.redis, runtime.keys) is None:
+        rebuilt = (await rebuild_from_database(runtime, versions)).ran  # pushed every open track at scan priority
     outcome: list[Enqueued] = []
     jobs: list[AnalyzeTrack] = []
     now = dt.datetime.now(dt.UTC)
-    async with transaction(pool) as conn:
+    async with transaction(runtime.pool) as conn:
         for track_id in track_ids:
             record = await tracks.get_track(conn, track_id)
             if record is None or record.is_missing:
@@ -52,17 +59,18 @@ async def enqueue_track_ids(
             due = await status.list_due_analyzers(conn, track_id, versions)
             if due:
                 await status.mark_queued(conn, track_id, due)
-                jobs.append(
-                    AnalyzeTrack(
-                        host=record.host,
-                        host_track_id=record.host_track_id,
-                        priority=priority,
-                        analyzers=tuple(due),
-                        enqueued_at=now,
+                if not (rebuilt and priority is Priority.SCAN):
+                    jobs.append(
+                        AnalyzeTrack(
+                            host=record.host,
+                            host_track_id=record.host_track_id,
+                            priority=priority,
+                            analyzers=tuple(due),
+                            enqueued_at=now,
+                        )
                     )
-                )
             outcome.append(Enqueued(track_id, record.host, record.host_track_id, tuple(due)))
-    await queue.enqueue_many(jobs)
+    await runtime.queue.enqueue_many(jobs)
     return outcome
 
 

@@ -49,5 +49,5 @@ async def retry_failed(runtime: Runtime, versions: Mapping[str, int]) -> int:
     async with transaction(runtime.pool) as conn:
         track_ids = sorted({r.track_id for r in await status.list_failed(conn)})
         await status.reset_failed(conn, track_ids=track_ids)
-    queued = await enqueue_track_ids(runtime.pool, runtime.queue, track_ids, versions, priority=Priority.SCAN)
+    queued = await enqueue_track_ids(runtime, track_ids, versions, priority=Priority.SCAN)
     return sum(1 for q in queued if q.analyzers)

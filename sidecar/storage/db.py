@@ -10,11 +10,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import psycopg
+import psycopg_pool
 from pgvector.psycopg import register_vector_async
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
-from sidecar.errors import StorageError
+from sidecar.errors import StorageError, StorageUnavailableError
 
 Connection = psycopg.AsyncConnection[TupleRow]
 Pool = AsyncConnectionPool[Connection]
@@ -80,6 +81,12 @@ async def close_pool(pool: Pool) -> None:
 
 @asynccontextmanager
 async def transaction(pool: Pool) -> AsyncIterator[Connection]:
-    """Borrow a connection and run the block in one transaction: committed on success, rolled back on error."""
-    async with pool.connection() as conn, conn.transaction():
-        yield conn
+    """Borrow a connection and run the block in one transaction: committed on success, rolled back on error.
+
+    A lost or unreachable server raises :class:`StorageUnavailableError` (transient: retry with back-off).
+    """
+    try:
+        async with pool.connection() as conn, conn.transaction():
+            yield conn
+    except (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout) as exc:
+        raise StorageUnavailableError(f"PostgreSQL is unavailable: {exc}") from exc

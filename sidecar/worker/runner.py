@@ -153,6 +153,7 @@ class Worker:
         return tuple(p for p in self.queues if p is Priority.ON_PLAY or scan_ok)
 
     async def _idle(self) -> bool:
+        await self._rebuild_if_lost()  # an empty Redis may just have lost its data
         depths = await self.runtime.queue.depths()
         waiting = sum(depths.get(str(p), 0) for p in self._active_queues())
         waiting += depths.get("delayed", 0) + depths.get("processing", 0)  # a dead worker's jobs come back

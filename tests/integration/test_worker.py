@@ -1,0 +1,321 @@
+"""The worker against real PostgreSQL and Redis: duplicates, crashes, restarts, poison files, changed files and
+analyzer upgrades. Nothing is lost, nothing is analysed twice, nothing is left stuck."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+
+from sidecar.analyzers.executor import AnalysisExecutor
+from sidecar.demo.encode import write_audio
+from sidecar.demo.music import PieceSpec, render
+from sidecar.domain import KeySignature, Priority
+from sidecar.embedded import redis_server_binary
+from sidecar.services.enqueue import enqueue_track_ids, register_local_files
+from sidecar.services.runtime import Runtime, open_runtime
+from sidecar.settings import get_settings
+from sidecar.worker.runner import Worker
+
+VERSIONS = {"loudness": 1, "tempo": 1, "key": 1}
+
+
+def _piece(seconds: float, bpm: float, seed: int) -> np.ndarray:
+    spec = PieceSpec(title="w", bpm=bpm, key=KeySignature("E", "minor"), groove="rock", duration_s=seconds, seed=seed)
+    return render(spec)
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> list[Path]:
+    folder = tmp_path / "library"
+    folder.mkdir()
+    return [write_audio(_piece(8.0, 100.0 + 10 * i, i), 44100, folder / f"{i:02d}.flac") for i in range(4)]
+
+
+@pytest.fixture
+def worker_env(monkeypatch: pytest.MonkeyPatch, database_url: str, redis_url: str) -> dict[str, str]:
+    """Settings for a fast-reacting worker on this test's own database and Redis key prefix."""
+    env = {
+        "SONANTICA_DATABASE_URL": database_url,
+        "SONANTICA_REDIS_URL": redis_url,
+        "SONANTICA_REDIS__KEY_PREFIX": f"t{uuid.uuid4().hex[:8]}:",
+        "SONANTICA_ANALYSIS__ENABLED": "loudness,tempo,key",
+        "SONANTICA_WORKER__LEASE_S": "2",
+        "SONANTICA_WORKER__LOCK_S": "10",
+        "SONANTICA_WORKER__POLL_S": "0.2",
+        "SONANTICA_WORKER__RETRY_BASE_S": "0.2",
+        "SONANTICA_WORKER__RETRY_MAX_S": "1",
+        "SONANTICA_WORKER__MAX_ATTEMPTS": "3",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    return env
+
+
+@pytest.fixture
+async def runtime(worker_env: dict[str, str]) -> AsyncIterator[Runtime]:
+    async with open_runtime(get_settings()) as opened:
+        yield opened
+
+
+async def _queue(runtime: Runtime, paths: list[Path], priority: Priority = Priority.SCAN) -> list[int]:
+    ids = await register_local_files(runtime.pool, paths)
+    await enqueue_track_ids(runtime, ids, VERSIONS, priority=priority)
+    return ids
+
+
+async def _drain(runtime: Runtime, versions: dict[str, int] | None = None) -> Worker:
+    executor = AnalysisExecutor(runtime.settings, list(VERSIONS), processes=1)
+    worker = Worker(runtime, executor, versions or VERSIONS)
+    try:
+        await asyncio.wait_for(worker.run(drain=True), timeout=240)
+    finally:
+        executor.close()
+    return worker
+
+
+def _rows(database_url: str) -> list[tuple[str, str, str, int, str | None]]:
+    with psycopg.connect(database_url) as conn:
+        return [
+            (str(path), str(analyzer), str(state), int(attempts), last_error)
+            for path, analyzer, state, attempts, last_error in conn.execute(
+                "SELECT t.path, s.analyzer, s.state, s.attempts, s.last_error"
+                " FROM analysis_status s JOIN tracks t ON t.id = s.track_id ORDER BY t.path, s.analyzer"
+            ).fetchall()
+        ]
+
+
+async def _leftovers(runtime: Runtime) -> list[str]:
+    """Locks and processing lists still in Redis (there should be none after a drain)."""
+    prefix = runtime.keys.prefix
+    found = [k async for k in runtime.redis.scan_iter(f"{prefix}lock:*")]
+    found += [k async for k in runtime.redis.scan_iter(f"{prefix}processing:*")]
+    return found
+
+
+async def test_worker_analyzes_everything_once_and_leaves_nothing_behind(
+    runtime: Runtime, library: list[Path], database_url: str
+) -> None:
+    await _queue(runtime, library)
+    worker = await _drain(runtime)
+    assert worker.stats.outcomes == {"analyzed": 4}
+    rows = _rows(database_url)
+    assert {state for _, _, state, _, _ in rows} == {"done"}
+    assert len(rows) == 4 * len(VERSIONS)
+    assert await _leftovers(runtime) == []
+    again = await _drain(runtime)
+    assert again.stats.outcomes == {}
+
+
+async def test_worker_twenty_concurrent_enqueues_analyze_once(runtime: Runtime, library: list[Path]) -> None:
+    (track_id,) = await register_local_files(runtime.pool, library[:1])
+    await asyncio.gather(
+        *(enqueue_track_ids(runtime, [track_id], VERSIONS, priority=Priority.ON_PLAY) for _ in range(20))
+    )
+    executors = [AnalysisExecutor(runtime.settings, list(VERSIONS), processes=1) for _ in range(2)]
+    workers = [Worker(runtime, e, VERSIONS) for e in executors]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(w.run(drain=True) for w in workers)), timeout=240)
+    finally:
+        for e in executors:
+            e.close()
+    analyzed = sum(w.stats.outcomes.get("analyzed", 0) for w in workers)
+    assert analyzed == 1
+    assert await _leftovers(runtime) == []
+
+
+async def test_worker_poison_file_fails_after_max_attempts_others_done(
+    runtime: Runtime, library: list[Path], database_url: str
+) -> None:
+    poison = library[0].parent / "poison.flac"
+    poison.write_text("this is not audio\n" * 100)
+    await _queue(runtime, [*library, poison])
+    await _drain(runtime)
+    rows = _rows(database_url)
+    bad = [r for r in rows if r[0] == str(poison)]
+    good = [r for r in rows if r[0] != str(poison)]
+    assert {r[2] for r in good} == {"done"}
+    assert {r[2] for r in bad} == {"failed"}
+    assert {r[3] for r in bad} == {3}
+    assert all(r[4] is not None and "not a decodable audio file" in r[4] for r in bad)
+
+
+async def test_worker_changed_file_is_reanalyzed(runtime: Runtime, library: list[Path], database_url: str) -> None:
+    await _queue(runtime, library[:1])
+    await _drain(runtime)
+    write_audio(0.3 * _piece(8.0, 150.0, 42), 44100, library[0])
+    await _queue(runtime, library[:1])
+    worker = await _drain(runtime)
+    assert worker.stats.outcomes == {"analyzed": 1}
+    with psycopg.connect(database_url) as conn:
+        (bpm,) = conn.execute("SELECT bpm FROM track_features").fetchone() or (None,)
+    assert bpm is not None
+    assert abs(float(bpm) - 150.0) < 3.0
+
+
+async def test_worker_version_bump_reruns_only_that_analyzer(runtime: Runtime, library: list[Path]) -> None:
+    await _queue(runtime, library[:2])
+    await _drain(runtime)
+    bumped = {**VERSIONS, "tempo": 2}
+    ids = await register_local_files(runtime.pool, library[:2])
+    queued = await enqueue_track_ids(runtime, ids, bumped, priority=Priority.SCAN)
+    assert {q.analyzers for q in queued} == {("tempo",)}
+    outcomes: list[tuple[str, ...]] = []
+    executor = AnalysisExecutor(runtime.settings, list(VERSIONS), processes=1)
+    worker = Worker(runtime, executor, bumped, on_outcome=lambda o: outcomes.append(o.analyzers))
+    try:
+        await asyncio.wait_for(worker.run(drain=True), timeout=120)
+    finally:
+        executor.close()
+    assert outcomes == [("tempo",), ("tempo",)]
+
+
+def _cli(env: dict[str, str], *args: str, timeout_s: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sidecar", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
+def _status(env: dict[str, str]) -> dict[str, dict[str, int]]:
+    done = _cli(env, "status", "--json")
+    assert done.returncode == 0, done.stderr
+    report: dict[str, dict[str, int]] = json.loads(done.stdout)["analyzers"]
+    return report
+
+
+def test_worker_cli_survives_sigkill_mid_analysis(
+    worker_env: dict[str, str], tmp_path: Path, database_url: str
+) -> None:
+    folder = _long_library(tmp_path, 3, 90.0)
+    assert _cli(worker_env, "enqueue", str(folder)).returncode == 0
+    victim = _start_worker(worker_env)
+    _wait_for(lambda: any(r[2] == "running" for r in _rows(database_url)), "the worker to start analysing")
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+    survivor = _cli(worker_env, "worker", "--drain")
+    assert survivor.returncode == 0, survivor.stderr
+    rows = _rows(database_url)
+    assert {r[2] for r in rows} == {"done"}
+    assert max(r[3] for r in rows) <= 2  # the interrupted track ran twice at most, the others once
+    report = _status(worker_env)
+    assert all(counts["done"] == 3 for counts in report.values())
+
+
+class RestartableRedis:
+    """A redis-server without persistence on a fixed TCP port, so it can be killed and restarted empty."""
+
+    def __init__(self, workdir: Path) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.workdir = workdir
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [str(redis_server_binary()), "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--save", "", "--appendonly", "no"]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, cwd=self.workdir)
+        deadline = time.monotonic() + 10
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+
+@pytest.fixture
+def restartable_redis(tmp_path: Path) -> Iterator[RestartableRedis]:
+    server = RestartableRedis(tmp_path)
+    server.start()
+    yield server
+    server.kill()
+
+
+def _start_worker(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "sidecar", "worker", *args],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _long_library(tmp_path: Path, count: int, seconds: float) -> Path:
+    folder = tmp_path / "long"
+    folder.mkdir()
+    for i in range(count):
+        write_audio(_piece(seconds, 96.0 + 8 * i, i), 44100, folder / f"{i}.flac")
+    return folder
+
+
+def test_worker_survives_redis_restart_with_empty_data(
+    worker_env: dict[str, str], tmp_path: Path, database_url: str, restartable_redis: RestartableRedis
+) -> None:
+    env = {**worker_env, "SONANTICA_REDIS_URL": restartable_redis.url}
+    folder = _long_library(tmp_path, 5, 30.0)
+    assert _cli(env, "enqueue", str(folder)).returncode == 0
+    worker = _start_worker(env, "--drain")
+    _wait_for(lambda: any(r[2] == "done" for r in _rows(database_url)), "a first track to finish")
+    restartable_redis.kill()
+    restartable_redis.start()  # empty: the queues, leases and epoch are gone
+    _, stderr = worker.communicate(timeout=240)
+    assert worker.returncode == 0, stderr
+    assert "re-enqueued" in stderr
+    assert {r[2] for r in _rows(database_url)} == {"done"}
+
+
+def test_worker_survives_postgres_restart(worker_env: dict[str, str], tmp_path: Path) -> None:
+    import pgserver
+    from pgserver.postgres_server import pg_ctl
+
+    server = pgserver.get_server(tmp_path / "pg", cleanup_mode="stop")  # type: ignore[attr-defined]
+    url = server.get_uri("postgres")
+    env = {**worker_env, "SONANTICA_DATABASE_URL": url}
+    assert _cli(env, "migrate").returncode == 0
+    folder = _long_library(tmp_path, 5, 30.0)
+    assert _cli(env, "enqueue", str(folder)).returncode == 0
+    worker = _start_worker(env, "--drain")
+    _wait_for(lambda: any(r[2] == "done" for r in _rows(url)), "a first track to finish")
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=30)
+    time.sleep(3.0)  # the worker meets a dead database for a while
+    assert worker.poll() is None, "the worker exited while PostgreSQL was down"
+    server.ensure_postgres_running()
+    _, stderr = worker.communicate(timeout=240)
+    assert worker.returncode == 0, stderr
+    assert "PostgreSQL is unavailable" in stderr
+    assert {r[2] for r in _rows(url)} == {"done"}
+    server.cleanup()

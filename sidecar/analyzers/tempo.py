@@ -347,13 +347,19 @@ class TempoAnalyzer:
         )
 
     def check(self) -> None:
-        """Build the filterbank and track a synthetic 120 BPM pulse (this also compiles librosa's numba code)."""
-        envelope = np.zeros(round(8 * FRAME_RATE_HZ), np.float32)
-        envelope[:: round(FRAME_RATE_HZ / 2)] = 1.0
-        OnsetEnvelopeStream(accent_max_hz=self.settings.accent_max_hz)
-        beats = track_beats(envelope, 120.0)
-        if beats.size < 10:
-            raise FatalAnalyzerError(f"tempo: the beat tracker found {beats.size} beats in a 16-beat test pulse")
+        """Analyse a click track in the middle of the BPM range end to end (this also compiles librosa's numba
+        beat tracker, a few seconds once per process); raise FatalAnalyzerError when the result is wrong."""
+        period = round(60.0 * ANALYSIS_RATE_HZ / math.sqrt(self.settings.min_bpm * self.settings.max_bpm))
+        bpm = 60.0 * ANALYSIS_RATE_HZ / period
+        clicks = np.zeros(round(max(3.0 * 60.0 / self.settings.min_bpm, 12.0 * 60.0 / bpm) * ANALYSIS_RATE_HZ))
+        clicks[::period] = 1.0
+        stream = OnsetEnvelopeStream(accent_max_hz=self.settings.accent_max_hz)
+        stream.feed(clicks.astype(np.float32))
+        result = estimate_tempo(stream.envelopes(), self.settings)
+        if result.bpm is None or abs(result.bpm - bpm) > 0.5 or result.beat_times_s.size < 10:
+            raise FatalAnalyzerError(
+                f"tempo: a {bpm:.2f} BPM click track read {result.bpm} BPM with {result.beat_times_s.size} beats"
+            )
 
     def start(self, info: AudioInfo) -> TempoSession:
         """Begin analysing one track (its format does not matter: the session reads the mono signal)."""

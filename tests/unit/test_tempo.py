@@ -54,13 +54,18 @@ def _analyze(mono: npt.NDArray[np.float32], block_s: float = 5.0) -> TempoResult
 
 def _pulse_train(bpm: float, *, seconds: float = 30.0, kind: str = "click") -> npt.NDArray[np.float32]:
     """A click (decaying 1 kHz burst) or a 5 ms rectangular pulse on every beat, first beat at 0."""
+    return _pulses(np.arange(0.0, seconds, 60.0 / bpm), seconds=seconds, kind=kind)
+
+
+def _pulses(beat_times_s: npt.NDArray[np.float64], *, seconds: float, kind: str = "click") -> npt.NDArray[np.float32]:
+    """A click or a pulse (see :func:`_pulse_train`) at each of ``beat_times_s`` inside ``0..seconds``."""
     out = np.zeros(round(seconds * ANALYSIS_RATE_HZ), np.float32)
     if kind == "click":
         t = np.arange(round(0.02 * ANALYSIS_RATE_HZ)) / ANALYSIS_RATE_HZ
         pulse = np.sin(2 * np.pi * 1000.0 * t) * np.exp(-t / 0.004)
     else:
         pulse = np.ones(round(0.005 * ANALYSIS_RATE_HZ))
-    for beat_s in np.arange(0.0, seconds, 60.0 / bpm):
+    for beat_s in beat_times_s[(beat_times_s >= 0.0) & (beat_times_s < seconds)]:
         start = round(beat_s * ANALYSIS_RATE_HZ)
         stop = min(out.size, start + pulse.size)
         out[start:stop] += 0.5 * pulse[: stop - start].astype(np.float32)
@@ -115,6 +120,21 @@ def test_tempo_pulse_train_reads_its_tempo(bpm: float, kind: str) -> None:
 def test_tempo_non_integer_tempo_is_not_snapped() -> None:
     result = _analyze(_pulse_train(101.3))
     assert result.bpm == pytest.approx(101.3, abs=0.05)
+
+
+def test_tempo_humanised_timing_reads_the_tempo() -> None:
+    """Beats played off the grid by 15 ms (standard deviation), as a live drummer might."""
+    grid_s = np.arange(0.0, 60.0, 0.5)
+    played_s = grid_s + np.random.default_rng(3).normal(0.0, 0.015, grid_s.size)
+    assert _analyze(_pulses(played_s, seconds=60.0)).bpm == pytest.approx(120.0, abs=0.1)
+
+
+def test_tempo_gradual_tempo_change_reads_the_mean_tempo() -> None:
+    """A tempo rising steadily from 120 to 124.8 BPM over a minute averages 122.4 BPM."""
+    beats_s = [0.0]
+    while beats_s[-1] < 60.0:
+        beats_s.append(beats_s[-1] + 60.0 / (120.0 * (1.0 + 0.04 * beats_s[-1] / 60.0)))
+    assert _analyze(_pulses(np.array(beats_s), seconds=60.0)).bpm == pytest.approx(122.4, abs=0.3)
 
 
 def test_tempo_pulse_train_confidence_is_high() -> None:

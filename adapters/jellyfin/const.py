@@ -35,6 +35,9 @@ TRACK_SORT_BY: Final = ("DateCreated", "SortName")
 TICKS_PER_SECOND: Final = 10_000_000
 SESSIONS_ACTIVE_WITHIN_S: Final = 960
 MUSICBRAINZ_TRACK_PROVIDER: Final = "musicbrainztrack"
+UPDATE_ITEM_OMITTED_FIELDS: Final = ("MediaSources", "MediaStreams")
+"""Server-computed stream data left out of ``POST /Items/{id}``: UpdateItem ignores it, and the specs mark several
+MediaStream properties (DisplayTitle, IsTextSubtitleStream, ...) read-only, so sending them breaks the contract."""
 TAGS_LOCK_FIELD: Final = "Tags"
 """MetadataField that keeps our tags through a "Replace all metadata" refresh."""
 

@@ -79,7 +79,8 @@ def plan_tag_update(item: Mapping[str, Any], tags: TrackTags) -> dict[str, Any] 
     ``item`` is the full DTO from ``GET /Items/{id}`` (``POST /Items/{id}`` replaces every field, so nothing may
     be dropped). The user's tags are kept in their order and ours appended; when we write any, ``"Tags"`` is
     added to ``LockedFields`` so a "Replace all metadata" refresh keeps them. A missing or null ``Tags`` or
-    ``ProviderIds`` is sent as an empty list/object: Jellyfin answers a null one with HTTP 500.
+    ``ProviderIds`` is sent as an empty list/object: Jellyfin answers a null one with HTTP 500. Stream data
+    (``MediaSources``, ``MediaStreams``) is left out: the server computes it and UpdateItem ignores it.
 
     Nothing changes when the item already has exactly our tags (in any order) and, if it has any of ours, the
     Tags lock. Raises ``ValueError`` for unwritable values, ``HostResponseError`` for a malformed item.
@@ -94,7 +95,7 @@ def plan_tag_update(item: Mapping[str, Any], tags: TrackTags) -> dict[str, Any] 
     is_locked = const.TAGS_LOCK_FIELD in locked_fields
     if ours_now == sorted(ours_new) and (is_locked or not ours_new):
         return None
-    updated = copy.deepcopy(dict(item))
+    updated = {key: copy.deepcopy(value) for key, value in item.items() if key not in const.UPDATE_ITEM_OMITTED_FIELDS}
     updated["Tags"] = [tag for tag in existing if not is_our_tag(tag)] + ours_new
     if ours_new and not is_locked:
         updated["LockedFields"] = [*locked_fields, const.TAGS_LOCK_FIELD]

@@ -5,6 +5,8 @@ from adapters.jellyfin.config import JellyfinConfig
 from adapters.jellyfin.webhook import (
     AUTH_HEADER,
     MINIMAL_TEMPLATE,
+    EnqueueGuard,
+    PayloadStyle,
     PlaybackEvent,
     WebhookError,
     WebhookIgnoredError,
@@ -15,8 +17,10 @@ from adapters.jellyfin.webhook import (
 __all__ = [
     "AUTH_HEADER",
     "MINIMAL_TEMPLATE",
+    "EnqueueGuard",
     "JellyfinAdapter",
     "JellyfinConfig",
+    "PayloadStyle",
     "PlaybackEvent",
     "WebhookError",
     "WebhookIgnoredError",

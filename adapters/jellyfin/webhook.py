@@ -19,6 +19,7 @@ import hmac
 import html
 import json
 import re
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,11 +36,13 @@ PLAYBACK_START = "PlaybackStart"
 
 MINIMAL_TEMPLATE = (
     '{"NotificationType":"{{NotificationType}}","ItemId":"{{ItemId}}","ItemType":"{{ItemType}}",'
-    '"UserId":"{{UserId}}","NotificationUsername":"{{{NotificationUsername}}}","Name":"{{{Name}}}",'
-    '"DeviceId":"{{{DeviceId}}}","DeviceName":"{{{DeviceName}}}","ClientName":"{{{ClientName}}}",'
-    '"PlaybackPositionTicks":"{{PlaybackPositionTicks}}","UtcTimestamp":"{{UtcTimestamp}}"}'
+    '"UserId":"{{UserId}}","NotificationUsername":"{{json_encode NotificationUsername}}",'
+    '"Name":"{{json_encode Name}}","DeviceId":"{{json_encode DeviceId}}","DeviceName":"{{json_encode DeviceName}}",'
+    '"ClientName":"{{json_encode ClientName}}","PlaybackPositionTicks":"{{PlaybackPositionTicks}}",'
+    '"UtcTimestamp":"{{UtcTimestamp}}"}'
 )
-"""The template documented in docs/jellyfin.md. Triple braces keep Handlebars from HTML-escaping text."""
+"""The template documented in docs/jellyfin.md. ``json_encode`` escapes quotes in free text (names, devices);
+Handlebars then HTML-escapes it, which the parser undoes."""
 
 _TEMPLATE_DATE_FORMATS = ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y %I:%M:%S %p", "%Y-%m-%d %H:%M:%S")
 """``{{UtcTimestamp}}`` is rendered with .NET's DateTime.ToString(): the invariant culture, en-US, ISO-like."""
@@ -77,8 +80,9 @@ class PayloadStyle(enum.StrEnum):
 class PlaybackEvent:
     """One user starting one audio item, from one webhook POST.
 
-    ``dedupe_key`` is identical for a replayed POST (a proxy retry, a duplicate delivery) and different for
-    another user, item, device or start time; the plugin sends one POST per user of a session.
+    ``dedupe_key`` identifies one play of one user: identical for a replayed POST (a proxy retry, a duplicate
+    delivery) and different for another user, item, device or event time. The plugin sends one POST per user of a
+    session; :class:`EnqueueGuard` collapses those (and floods) to one enqueue per track.
     """
 
     now_playing: NowPlaying  # user = user name (user id if the payload has none), started_at in UTC
@@ -242,3 +246,36 @@ def parse_playback_event(
         host_path=_text(payload, "Path"),
         device_id=device_id,
     )
+
+
+class EnqueueGuard:
+    """Decide which accepted events to enqueue: each track at most once per ``window_s`` seconds. Pure, in memory.
+
+    One POST per user of a session, a replayed POST and a burst of events for the same track all yield one
+    enqueue. ``max_tracks`` bounds memory: the oldest entries are forgotten first. Not shared between processes
+    (the job queue's own de-duplication covers several API replicas). Not thread-safe: call it from one event loop.
+    """
+
+    def __init__(self, *, window_s: float = 300.0, max_tracks: int = 100_000) -> None:
+        if window_s < 0:
+            raise ValueError("window_s must not be negative")
+        if max_tracks < 1:
+            raise ValueError("max_tracks must be at least 1")
+        self._window_s = window_s
+        self._max_tracks = max_tracks
+        self._last_s: OrderedDict[str, float] = OrderedDict()
+
+    def should_enqueue(self, event: PlaybackEvent, *, now_s: float) -> bool:
+        """True (and remember the track) unless the track was enqueued within the window before ``now_s``.
+
+        ``now_s`` is a monotonic clock reading in seconds (``time.monotonic()``).
+        """
+        track_id = event.now_playing.host_track_id
+        last_s = self._last_s.get(track_id)
+        if last_s is not None and now_s - last_s < self._window_s:
+            return False
+        self._last_s[track_id] = now_s
+        self._last_s.move_to_end(track_id)
+        while len(self._last_s) > self._max_tracks:
+            self._last_s.popitem(last=False)
+        return True

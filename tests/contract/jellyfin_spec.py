@@ -24,9 +24,7 @@ HOST_URL = "http://localhost"
 def _without_uuid_format(node: Any) -> Any:
     if isinstance(node, dict):
         return {
-            key: _without_uuid_format(value)
-            for key, value in node.items()
-            if not (key == "format" and value == "uuid")
+            key: _without_uuid_format(value) for key, value in node.items() if not (key == "format" and value == "uuid")
         }
     if isinstance(node, list):
         return [_without_uuid_format(value) for value in node]

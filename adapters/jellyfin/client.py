@@ -530,7 +530,7 @@ class JellyfinAdapter:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._config.max_attempts),
             wait=wait_exponential_jitter(
-                initial=self._config.retry_base_s, max=self._config.retry_max_s, jitter=self._config.retry_base_s
+                multiplier=self._config.retry_base_s, max=self._config.retry_max_s, jitter=self._config.retry_base_s
             ),
             retry=retry_if_exception(retryable),
             before_sleep=self._log_retry,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +58,24 @@ def validate_request(spec: OpenAPI, request: httpx.Request) -> None:
 
 
 def validate_exchange(spec: OpenAPI, request: httpx.Request, response: httpx.Response) -> None:
-    """Validate the request, and the response when the spec documents its status with a body schema."""
+    """Validate the request, and a successful response that has a body (error bodies are plain text or empty)."""
     mock = _mock_request(request)
     spec.validate_request(mock)
-    if not response.content:
+    if not response.content or not response.is_success:
         return
     content_type = response.headers.get("Content-Type", "application/json").split(";")[0]
     spec.validate_response(mock, MockResponse(response.content, response.status_code, content_type=content_type))
+
+
+def assert_exchanges_valid(exchanges: Iterable[tuple[httpx.Request, httpx.Response]]) -> int:
+    """Validate every exchange against every spec version; return how many were checked (per version)."""
+    pairs = list(exchanges)
+    for version in SPEC_VERSIONS:
+        spec = load_spec(version)
+        for request, response in pairs:
+            try:
+                validate_exchange(spec, request, response)
+            except Exception as error:
+                message = f"Jellyfin {version} spec rejects {request.method} {request.url}: {error}"
+                raise AssertionError(message) from error
+    return len(pairs)

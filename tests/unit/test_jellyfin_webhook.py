@@ -252,10 +252,7 @@ def test_webhook_flood_of_1000_events_enqueues_each_track_once() -> None:
     rejected = 0
     for index in range(1000):
         item_id, user_id = tracks[index % len(tracks)], users[index % len(users)]
-        if index % 2:
-            body = _render_minimal(_template_values(item_id, user_id))
-        else:
-            body = _all_properties(item_id, user_id)
+        body = _render_minimal(_template_values(item_id, user_id)) if index % 2 else _all_properties(item_id, user_id)
         headers = {AUTH_HEADER: "forged"} if index % 97 == 0 else HEADERS
         try:
             event = parse_playback_event(headers, body, secret=SECRET, received_at=RECEIVED)

@@ -2,6 +2,7 @@
 
 from adapters.jellyfin.client import JellyfinAdapter
 from adapters.jellyfin.config import JellyfinConfig
+from adapters.jellyfin.tags import format_tags, normalization_disagreement_db, plan_tag_update
 from adapters.jellyfin.webhook import (
     AUTH_HEADER,
     MINIMAL_TEMPLATE,
@@ -25,5 +26,8 @@ __all__ = [
     "WebhookError",
     "WebhookIgnoredError",
     "WebhookRejectedError",
+    "format_tags",
+    "normalization_disagreement_db",
     "parse_playback_event",
+    "plan_tag_update",
 ]

@@ -102,3 +102,20 @@ def plan_tag_update(item: Mapping[str, Any], tags: TrackTags) -> dict[str, Any] 
     if updated.get("ProviderIds") is None:
         updated["ProviderIds"] = {}
     return updated
+
+
+def normalization_disagreement_db(
+    host_gain_db: float | None, loudness_lufs: float | None, *, tolerance_db: float = 1.0
+) -> float | None:
+    """How far Jellyfin's ``NormalizationGain`` is from the gain our loudness implies, when it is too far.
+
+    Jellyfin reports ``NormalizationGain = -18 - LUFS`` (ReplayGain 2.0 reference, the same as ours), so the gain
+    our measurement implies is ``-18 - loudness_lufs``. Returns ``host - ours`` in dB when its magnitude exceeds
+    ``tolerance_db``; ``None`` when they agree or either value is unknown (``None`` or not finite).
+    """
+    if host_gain_db is None or loudness_lufs is None:
+        return None
+    if not math.isfinite(host_gain_db) or not math.isfinite(loudness_lufs):
+        return None
+    difference_db = host_gain_db - (const.NORMALIZATION_REFERENCE_LUFS - loudness_lufs)
+    return difference_db if abs(difference_db) > tolerance_db else None

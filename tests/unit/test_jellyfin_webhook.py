@@ -7,6 +7,7 @@ import json
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -262,3 +263,8 @@ def test_webhook_flood_of_1000_events_enqueues_each_track_once() -> None:
         if guard.should_enqueue(event, now_s=index / 1000):
             enqueued.append(event.now_playing.host_track_id)
     assert (sorted(enqueued), rejected) == (sorted(tracks), len(range(0, 1000, 97)))
+
+
+def test_webhook_docs_show_the_exact_template_and_header() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "jellyfin.md").read_text(encoding="utf-8")
+    assert (MINIMAL_TEMPLATE in docs, f"`{AUTH_HEADER}`" in docs) == (True, True)

@@ -300,3 +300,32 @@ async def test_jellyfin_secrets_stay_out_of_repr_and_errors(fake: FakeJellyfin, 
 def test_jellyfin_fake_refuses_unknown_requests(fake: FakeJellyfin) -> None:
     with pytest.raises(UnfakedRequestError):
         fake.handle(httpx.Request("GET", "http://jellyfin:8096/Items", params={"bogus": "1"}))
+
+
+async def test_jellyfin_playlist_create_is_not_retried_after_reaching_server(
+    adapter: JellyfinAdapter, fake: FakeJellyfin, seeded: dict[str, str]
+) -> None:
+    fake.fail_next(error=httpx.ReadTimeout, path_contains="/Playlists")
+    with pytest.raises(HostUnavailableError):
+        await adapter.upsert_playlist("Once", [seeded["t0"]])
+    assert fake.playlist_named("Once") is None
+
+
+async def test_jellyfin_expired_user_token_logs_in_again(
+    fake: FakeJellyfin, seeded: dict[str, str], tmp_path: Path
+) -> None:
+    config = _config(tmp_path, username="admin", password="adminpw")
+    async with JellyfinAdapter(config, transport=fake.transport()) as client:
+        await client.ping()
+        fake.tokens.clear()
+        info = await client.ping()
+    assert (info.details["user"], len(fake.requests_to("POST", "/Users/AuthenticateByName"))) == ("admin", 2)
+
+
+async def test_jellyfin_sync_triggers_loudness_scan_when_configured(
+    fake: FakeJellyfin, seeded: dict[str, str], tmp_path: Path
+) -> None:
+    config = _config(tmp_path, api_key=seeded["api_key"], trigger_normalization=True)
+    async with JellyfinAdapter(config, transport=fake.transport()) as client:
+        [track async for track in client.iter_tracks()]
+    assert fake.normalization_runs == 1

@@ -209,8 +209,8 @@ def parse_playback_event(
         raise WebhookRejectedError(413, f"body of {len(body)} bytes is over the {MAX_BODY_BYTES}-byte limit")
     try:
         payload = json.loads(body.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise WebhookRejectedError(400, f"body is not UTF-8 JSON: {error}") from None
+    except (ValueError, RecursionError) as error:  # bad UTF-8 or JSON, a huge integer, absurd nesting
+        raise WebhookRejectedError(400, f"body is not UTF-8 JSON: {str(error)[:120]}") from None
     if not isinstance(payload, dict):
         raise WebhookRejectedError(400, f"body is a JSON {type(payload).__name__}, not an object")
     notification = _text(payload, "NotificationType")
@@ -228,7 +228,10 @@ def parse_playback_event(
     user_id = _required_id(payload, "UserId")
     raw_time = _text(payload, "UtcTimestamp")
     moment = received_at or datetime.now(UTC)
-    started_at = _event_time(raw_time, moment) - timedelta(seconds=_position_s(payload))
+    try:
+        started_at = _event_time(raw_time, moment) - timedelta(seconds=_position_s(payload))
+    except OverflowError:
+        raise WebhookRejectedError(422, "PlaybackPositionTicks is out of range") from None
     device_id = _text(payload, "DeviceId")
     identity = "\x1f".join((user_id, item_id, device_id or "", raw_time or moment.isoformat()))
     client = _text(payload, "ClientName")

@@ -175,6 +175,25 @@ def test_webhook_bad_payload_is_4xx(body: bytes, status: int) -> None:
     assert caught.value.status == status
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"NotificationType": ' + b"9" * 5000 + b"}",
+        b'{"NotificationType": "PlaybackStart", "ItemType": {"a": 1}}',
+        b"",
+        b"null",
+        _all_properties(uuid.uuid4().hex, uuid.uuid4().hex, PlaybackPositionTicks="9" * 19),
+        _all_properties(uuid.uuid4().hex, uuid.uuid4().hex, UtcTimestamp="0001-01-01T00:00:00Z"),
+        _all_properties(uuid.uuid4().hex, uuid.uuid4().hex, ItemId=["x"], UserId=None),
+    ],
+)
+def test_webhook_hostile_payload_gives_only_webhook_errors(body: bytes) -> None:
+    with pytest.raises(WebhookRejectedError) as caught:
+        parse_playback_event(HEADERS, body, secret=SECRET)
+    assert 400 <= caught.value.status < 500
+
+
 def test_webhook_bad_item_id_is_422_naming_the_field() -> None:
     with pytest.raises(WebhookRejectedError, match="ItemId") as caught:
         parse_playback_event(HEADERS, _all_properties("../../etc/passwd", uuid.uuid4().hex), secret=SECRET)

@@ -82,7 +82,8 @@ class PlaybackEvent:
 
     ``dedupe_key`` identifies one play of one user: identical for a replayed POST (a proxy retry, a duplicate
     delivery) and different for another user, item, device or event time. The plugin sends one POST per user of a
-    session; :class:`EnqueueGuard` collapses those (and floods) to one enqueue per track.
+    session; :class:`EnqueueGuard` collapses those (and floods) to one enqueue per track. The payload has no
+    file path: look the track up with ``JellyfinAdapter.get_track(now_playing.host_track_id)``.
     """
 
     now_playing: NowPlaying  # user = user name (user id if the payload has none), started_at in UTC
@@ -90,7 +91,6 @@ class PlaybackEvent:
     dedupe_key: str
     style: PayloadStyle
     title: str | None = None
-    host_path: str | None = None  # recent plugin versions add the item's Path
     device_id: str | None = None
 
 
@@ -246,7 +246,6 @@ def parse_playback_event(
         dedupe_key=hashlib.sha256(identity.encode()).hexdigest()[:32],
         style=_style(payload, raw_item_id),
         title=_text(payload, "Name"),
-        host_path=_text(payload, "Path"),
         device_id=device_id,
     )
 

@@ -49,10 +49,6 @@ def _template(item_id: str, user_id: str) -> bytes:
             "ItemType": "Audio",
             "UserId": str(uuid.UUID(user_id)),
             "NotificationUsername": "bob",
-            "Name": "Song",
-            "DeviceId": "dev",
-            "DeviceName": "Phone",
-            "ClientName": "Finamp",
             "PlaybackPositionTicks": "0",
             "UtcTimestamp": "03/01/2026 20:00:00",
         }

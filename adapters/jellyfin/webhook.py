@@ -36,14 +36,15 @@ PLAYBACK_START = "PlaybackStart"
 
 MINIMAL_TEMPLATE = (
     '{"NotificationType":"{{NotificationType}}","ItemId":"{{ItemId}}","ItemType":"{{ItemType}}",'
-    '"UserId":"{{UserId}}","NotificationUsername":"{{json_encode NotificationUsername}}",'
-    '"Name":"{{json_encode Name}}","DeviceId":"{{json_encode DeviceId}}","DeviceName":"{{json_encode DeviceName}}",'
-    '"ClientName":"{{json_encode ClientName}}","PlaybackPositionTicks":"{{PlaybackPositionTicks}}",'
-    '"UtcTimestamp":"{{UtcTimestamp}}"}'
+    '"UserId":"{{UserId}}","NotificationUsername":"{{NotificationUsername}}",'
+    '"PlaybackPositionTicks":"{{PlaybackPositionTicks}}","UtcTimestamp":"{{UtcTimestamp}}"}'
 )
-"""The template documented in docs/jellyfin.md. ``json_encode`` escapes quotes in free text (names, devices);
-Handlebars then HTML-escapes it, which the parser undoes."""
+"""The template documented in docs/jellyfin.md; it works with every plugin version (v15 to v21).
 
+It holds no free text (titles, device names): a plain ``{{x}}`` only HTML-escapes, so a backslash would break the
+JSON, and the ``json_encode`` helper exists only from plugin v18. Jellyfin user names cannot contain ``"`` or
+``\\``, and Handlebars' HTML escaping of them is undone by the parser.
+"""
 _TEMPLATE_DATE_FORMATS = ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y %I:%M:%S %p", "%Y-%m-%d %H:%M:%S")
 """``{{UtcTimestamp}}`` is rendered with .NET's DateTime.ToString(): the invariant culture, en-US, ISO-like."""
 _TICKS = re.compile(r"\d{1,19}")

@@ -57,11 +57,8 @@ def _all_properties(item_id: str, user_id: str, *, user: str = "alice", **extra:
 
 
 def _render_minimal(values: dict[str, str]) -> bytes:
-    """Render MINIMAL_TEMPLATE as the plugin does: ``json_encode`` writes a JSON-escaped string without quotes
-    (a safe string, not HTML-escaped), a plain {{...}} HTML-escapes."""
-    text = re.sub(r"\{\{json_encode (\w+)\}\}", lambda m: json.dumps(values[m.group(1)])[1:-1], MINIMAL_TEMPLATE)
-    text = re.sub(r"\{\{(\w+)\}\}", lambda m: html.escape(values[m.group(1)]), text)
-    return text.encode()
+    """Render MINIMAL_TEMPLATE as the plugin does: a plain {{x}} inserts the value HTML-escaped."""
+    return re.sub(r"\{\{(\w+)\}\}", lambda m: html.escape(values[m.group(1)]), MINIMAL_TEMPLATE).encode()
 
 
 def _template_values(item_id: str, user_id: str) -> dict[str, str]:
@@ -100,11 +97,11 @@ def test_webhook_minimal_template_gives_normalised_event() -> None:
     item_id, user_id = uuid.uuid4().hex, uuid.uuid4().hex
     body = _render_minimal(_template_values(item_id, user_id))
     event = parse_playback_event(HEADERS, body, secret=SECRET, received_at=RECEIVED)
-    assert (event.style, event.now_playing.host_track_id, event.user_id, event.now_playing.player) == (
+    assert (event.style, event.now_playing.host_track_id, event.user_id, event.now_playing.user) == (
         PayloadStyle.TEMPLATE,
         item_id,
         user_id,
-        "Finamp on Phone",
+        "bob",
     )
 
 
@@ -126,10 +123,10 @@ def test_webhook_template_and_all_properties_agree_on_ids() -> None:
     )
 
 
-def test_webhook_minimal_template_keeps_quotes_in_names() -> None:
-    values = _template_values(uuid.uuid4().hex, uuid.uuid4().hex) | {"NotificationUsername": 'Ann "DJ" <A&B>'}
+def test_webhook_minimal_template_undoes_html_escaping_of_user_names() -> None:
+    values = _template_values(uuid.uuid4().hex, uuid.uuid4().hex) | {"NotificationUsername": "o'brien+dj@home"}
     event = parse_playback_event(HEADERS, _render_minimal(values), secret=SECRET, received_at=RECEIVED)
-    assert event.now_playing.user == 'Ann "DJ" <A&B>'
+    assert event.now_playing.user == "o'brien+dj@home"
 
 
 def test_webhook_header_name_is_case_insensitive() -> None:

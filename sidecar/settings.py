@@ -173,6 +173,7 @@ class SchedulerSettings(BaseModel):
     sync_interval_s: float = Field(default=6 * 3600.0, gt=0)
     now_playing_interval_s: float = Field(default=10.0, gt=0)
     reconcile_interval_s: float = Field(default=300.0, gt=0)
+    lock_s: float = Field(default=30.0, gt=0, description="single-instance lock; a dead scheduler's expires after it")
 
 
 class PlaylistSettings(BaseModel):

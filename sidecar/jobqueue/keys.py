@@ -67,6 +67,11 @@ class Keys:
         """Held by the one worker refilling the queues after a data loss."""
         return f"{self.prefix}lock:rebuild"
 
+    @property
+    def scheduler_lock(self) -> str:
+        """Held by the one active ``sonantica scheduler``."""
+        return f"{self.prefix}lock:scheduler"
+
     def result(self, track: TrackKey) -> str:
         """Cached analysis summary of ``track`` (JSON with analyzer versions)."""
         return f"{self.prefix}result:{track.host}:{track.host_track_id}"

@@ -1,0 +1,79 @@
+"""``sonantica sync``: one library sync now, with a progress bar and a summary."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from tqdm import tqdm
+
+from adapters.base import HostError
+from sidecar.analyzers.registry import enabled_versions
+from sidecar.cli.app import app
+from sidecar.errors import SidecarError
+from sidecar.services.hosts import make_adapter
+from sidecar.services.runtime import open_runtime
+from sidecar.services.sync import SyncReport, sync_library
+from sidecar.settings import get_settings
+
+
+def _summary(report: SyncReport) -> list[str]:
+    kind = "full" if report.full else "incremental"
+    lines = [
+        f"{report.host} {kind} sync in {report.duration_s:.1f} s: {report.seen} tracks seen, {report.created} new,"
+        f" {report.updated} updated, {report.missing} missing, {report.unmappable} unmappable,"
+        f" {report.queued} queued for analysis",
+    ]
+    lines += [f"  unmappable {p.host_track_id} ({p.host_path}): {p.problem}" for p in report.path_problems]
+    if report.bpm_disagreements:
+        lines.append(f"{report.bpm_disagreements} tracks: host BPM differs from ours")
+        lines += [f"  {d.title}: host {d.host_value:g} BPM, ours {d.our_value:.1f}" for d in report.bpm_examples]
+    if report.replaygain_disagreements:
+        lines.append(f"{report.replaygain_disagreements} tracks: host ReplayGain differs from ours")
+        lines += [
+            f"  {d.title}: host {d.host_value:+.2f} dB, ours {d.our_value:+.2f} dB" for d in report.replaygain_examples
+        ]
+    return lines
+
+
+@app.command()
+def sync(
+    since: Annotated[
+        datetime | None, typer.Option(help="incremental: only tracks changed after this time (ISO 8601, UTC)")
+    ] = None,
+) -> None:
+    """Sync the host's library now: store its tracks, mark vanished ones missing, queue missing analyses."""
+    settings = get_settings()
+    changed_since = since if since is None or since.tzinfo is not None else since.astimezone()
+    try:
+        adapter = make_adapter(settings)
+    except SidecarError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if adapter is None:
+        typer.echo("error: no host configured: set SONANTICA_HOST=jellyfin or navidrome", err=True)
+        raise typer.Exit(2)
+    host_adapter = adapter
+    bar = tqdm(unit="track", file=sys.stderr, disable=None, desc=f"sync {host_adapter.kind.value}")
+
+    async def main() -> SyncReport:
+        try:
+            async with open_runtime(settings) as runtime:
+                return await sync_library(
+                    runtime, host_adapter, enabled_versions(settings), changed_since=changed_since, progress=bar.update
+                )
+        finally:
+            await host_adapter.aclose()
+
+    try:
+        report = asyncio.run(main())
+    except (SidecarError, HostError) as exc:
+        bar.close()
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    bar.close()
+    for line in _summary(report):
+        typer.echo(line)

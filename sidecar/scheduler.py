@@ -1,0 +1,165 @@
+"""``sonantica scheduler``: periodic library sync, now-playing polling and queue reconciliation.
+
+One instance only: the active scheduler holds a Redis lock (``lock:scheduler``, ``scheduler.lock_s``) and renews
+it every third of that time. A second scheduler idles, says who holds the lock, and takes over once the lock is
+released or expires (the holder died). A scheduler that loses its lock stops its jobs at once and idles.
+
+The jobs only store tracks and enqueue work: analysis always runs in the workers, never here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from adapters.base import HostAdapter, HostError
+from sidecar.errors import SidecarError
+from sidecar.jobqueue import TokenLock
+from sidecar.services.playback import NowPlayingTracker, poll_now_playing
+from sidecar.services.reconcile import rebuild_from_database
+from sidecar.services.runtime import Runtime
+from sidecar.services.sync import sync_library
+
+log = logging.getLogger(__name__)
+
+JobFunction = Callable[[], Awaitable[object]]
+
+
+class Scheduler:
+    """Runs the periodic jobs while holding the single-instance lock.
+
+    Parameters
+    ----------
+    runtime
+        Open database, Redis and queue.
+    adapter
+        The host; ``None`` (no host configured) schedules reconciliation only.
+    versions
+        ``{analyzer: current version}`` of the enabled analyzers.
+    """
+
+    def __init__(self, runtime: Runtime, adapter: HostAdapter | None, versions: Mapping[str, int]) -> None:
+        self.runtime = runtime
+        self.adapter = adapter
+        self.versions = dict(versions)
+        self.settings = runtime.settings.scheduler
+        self.lock = TokenLock(runtime.redis, runtime.keys.scheduler_lock, ttl_s=self.settings.lock_s)
+        self.tracker = NowPlayingTracker()
+        self._jobs: AsyncIOScheduler | None = None
+
+    @property
+    def is_active(self) -> bool:
+        """True while this instance holds the lock and its jobs are scheduled."""
+        return self._jobs is not None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Take the lock (or wait for it), run the jobs while it is held, until ``stop`` is set; then release it."""
+        renew_every_s = self.settings.lock_s / 3
+        told_idle = False
+        try:
+            while not stop.is_set():
+                if self.is_active:
+                    if not await self._renewed():
+                        log.warning("scheduler lost its lock %s; stopping jobs and idling", self.lock.key)
+                        self._stop_jobs()
+                elif await self._acquired():
+                    log.info("scheduler active: holding %s", self.lock.key)
+                    told_idle = False
+                    self._start_jobs()
+                elif not told_idle:
+                    log.info(
+                        "another scheduler is active (it holds %s); idling, taking over within %.0f s of it stopping",
+                        self.lock.key,
+                        self.settings.lock_s,
+                    )
+                    told_idle = True
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=renew_every_s)
+        finally:
+            if self.is_active:
+                self._stop_jobs()
+                await self.lock.release()
+
+    async def _acquired(self) -> bool:
+        try:
+            return await self.lock.acquire()
+        except SidecarError as error:
+            log.warning("scheduler could not reach Redis to take its lock: %s", error)
+            return False
+
+    async def _renewed(self) -> bool:
+        try:
+            return await self.lock.renew()
+        except SidecarError as error:
+            log.warning("scheduler could not renew its lock: %s", error)
+            return False
+
+    def _start_jobs(self) -> None:
+        jobs = AsyncIOScheduler(timezone=UTC)
+        now = datetime.now(UTC)
+        every = self.settings
+        jobs.add_job(
+            self._guarded("reconcile", self._reconcile),
+            "interval",
+            seconds=every.reconcile_interval_s,
+            next_run_time=now,
+            id="reconcile",
+            max_instances=1,
+            coalesce=True,
+        )
+        if self.adapter is not None:
+            jobs.add_job(
+                self._guarded("library sync", self._sync),
+                "interval",
+                seconds=every.sync_interval_s,
+                next_run_time=now,
+                id="sync",
+                max_instances=1,
+                coalesce=True,
+            )
+            jobs.add_job(
+                self._guarded("now-playing poll", self._poll),
+                "interval",
+                seconds=every.now_playing_interval_s,
+                next_run_time=now,
+                id="now_playing",
+                max_instances=1,
+                coalesce=True,
+            )
+        jobs.start()
+        self._jobs = jobs
+
+    def _stop_jobs(self) -> None:
+        if self._jobs is not None:
+            self._jobs.shutdown(wait=False)
+            self._jobs = None
+
+    @staticmethod
+    def _guarded(name: str, job: JobFunction) -> Callable[[], Awaitable[None]]:
+        """``job`` with host and sidecar errors logged as one clear line (the next run tries again)."""
+
+        async def run() -> None:
+            try:
+                await job()
+            except (HostError, SidecarError) as error:
+                log.warning("scheduler %s failed: %s: %s", name, type(error).__name__, error)
+
+        return run
+
+    async def _reconcile(self) -> None:
+        outcome = await rebuild_from_database(self.runtime, self.versions)
+        if outcome.ran:
+            log.info("scheduler rebuilt the queues from PostgreSQL (Redis had lost them)")
+
+    async def _sync(self) -> None:
+        assert self.adapter is not None  # scheduled only with an adapter
+        await sync_library(self.runtime, self.adapter, self.versions)
+
+    async def _poll(self) -> None:
+        assert self.adapter is not None  # scheduled only with an adapter
+        await poll_now_playing(self.runtime, self.adapter, self.versions, self.tracker)

@@ -22,7 +22,7 @@ from sidecar.domain import Priority
 from sidecar.errors import SidecarError
 from sidecar.services.enqueue import enqueue_track_ids
 from sidecar.services.runtime import Runtime
-from sidecar.storage import analyses, tracks
+from sidecar.storage import analyses, status, tracks
 from sidecar.storage.db import Connection, transaction
 
 log = logging.getLogger(__name__)
@@ -130,10 +130,11 @@ async def _save_page(
     page: Sequence[HostTrack],
     report: SyncReport,
     tolerances: _Tolerances,
+    versions: Mapping[str, int],
 ) -> list[int]:
-    """Store one page in one transaction; return the ids of tracks whose file is readable (to be queued)."""
+    """Store one page in one transaction; return the ids of readable tracks with analyses to queue."""
     stats = await asyncio.to_thread(lambda: [file_stat(track.local_path) for track in page])
-    readable: list[int] = []
+    to_queue: list[int] = []
     problems: list[PathProblem] = []
     async with transaction(runtime.pool) as conn:
         for track, stat in zip(page, stats, strict=True):
@@ -147,15 +148,29 @@ async def _save_page(
             outcome = await tracks.upsert_track(conn, track_upsert(host, track, path=path, stat=stat))
             report.created += outcome.created
             report.updated += outcome.file_changed
-            if path is not None:
-                readable.append(outcome.track_id)
-            if not outcome.created and not outcome.file_changed:
+            known = not outcome.created and not outcome.file_changed
+            if path is not None and (not known or await _waits_for_queue(conn, outcome.track_id, versions)):
+                to_queue.append(outcome.track_id)
+            if known:
                 await _compare(conn, outcome.track_id, track, report, tolerances)
     report.seen += len(page)
     report.unmappable += len(problems)
     for item in problems:
         _keep(report.path_problems, item)
-    return readable
+    return to_queue
+
+
+async def _waits_for_queue(conn: Connection, track_id: int, versions: Mapping[str, int]) -> bool:
+    """True when a known track has an analyzer with no row, an old version, or ``pending`` (not yet queued).
+
+    Rows already ``queued`` or ``running`` are in Redis (or the reconciler puts them back), so a periodic sync
+    does not push the same backlog again.
+    """
+    rows = await status.get_status(conn, track_id)
+    return any(
+        (row := rows.get(name)) is None or row.version < version or row.state == "pending"
+        for name, version in versions.items()
+    )
 
 
 async def _compare(
@@ -271,9 +286,9 @@ async def _finish_page(
 ) -> None:
     if not page:
         return
-    readable = await _save_page(runtime, host, page, report, tolerances)
-    if readable:
-        queued = await enqueue_track_ids(runtime, readable, versions, priority=Priority.SCAN)
+    to_queue = await _save_page(runtime, host, page, report, tolerances, versions)
+    if to_queue:
+        queued = await enqueue_track_ids(runtime, to_queue, versions, priority=Priority.SCAN)
         report.queued += sum(1 for item in queued if item.analyzers)
     if progress is not None:
         progress(len(page))

@@ -82,7 +82,8 @@ async def ensure_status(
 
     Missing rows are created ``pending``; rows at an older version in any state (including ``done`` and
     ``failed``) go back to ``pending`` with attempts and last error cleared. ``track_ids=None`` means every track
-    that is not missing. Returns how many rows became pending.
+    that is not missing; tracks without a readable file (``path`` NULL) get no rows. Returns how many rows became
+    pending.
     """
     names, numbers = _names_versions(versions)
     ids = None if track_ids is None else list(track_ids)
@@ -91,7 +92,8 @@ async def ensure_status(
         INSERT INTO analysis_status AS s (track_id, analyzer, version, state)
         SELECT t.id, a.name, a.version, 'pending'
         FROM tracks t CROSS JOIN unnest(%(names)s::text[], %(versions)s::int[]) AS a(name, version)
-        WHERE NOT t.is_missing AND (%(ids)s::bigint[] IS NULL OR t.id = ANY(%(ids)s::bigint[]))
+        WHERE NOT t.is_missing AND t.path IS NOT NULL
+          AND (%(ids)s::bigint[] IS NULL OR t.id = ANY(%(ids)s::bigint[]))
         ON CONFLICT (track_id, analyzer) DO UPDATE
             SET version = EXCLUDED.version, state = 'pending', attempts = 0, last_error = NULL, updated_at = now()
             WHERE s.version < EXCLUDED.version
@@ -239,7 +241,7 @@ async def count_by_analyzer(conn: Connection, versions: Mapping[str, int]) -> di
                count(*)
         FROM unnest(%s::text[], %s::int[]) AS a(name, version)
         JOIN analysis_status s ON s.analyzer = a.name
-        JOIN tracks t ON t.id = s.track_id AND NOT t.is_missing
+        JOIN tracks t ON t.id = s.track_id AND NOT t.is_missing AND t.path IS NOT NULL
         GROUP BY 1, 2
         """,
         (names, numbers),
@@ -286,7 +288,7 @@ async def list_open_work(conn: Connection, versions: Mapping[str, int]) -> list[
     """Everything the queue should hold, grouped by track (for rebuilding Redis from PostgreSQL).
 
     A row counts when it is ``pending``, ``queued`` or ``running``, or ``done`` at a version below the current
-    one; only analyzers named in ``versions`` and tracks that are not missing. Ordered by track id. Call
+    one; only analyzers named in ``versions`` and tracks that are not missing and have a file. Ordered by track id. Call
     :func:`ensure_status` first so tracks without rows are included.
     """
     names, numbers = _names_versions(versions)
@@ -295,7 +297,7 @@ async def list_open_work(conn: Connection, versions: Mapping[str, int]) -> list[
         SELECT t.id, t.host, t.host_track_id, t.path, array_agg(s.analyzer ORDER BY s.analyzer)
         FROM analysis_status s
         JOIN unnest(%s::text[], %s::int[]) AS a(name, version) ON a.name = s.analyzer
-        JOIN tracks t ON t.id = s.track_id AND NOT t.is_missing
+        JOIN tracks t ON t.id = s.track_id AND NOT t.is_missing AND t.path IS NOT NULL
         WHERE s.state IN ('pending', 'queued', 'running') OR (s.state = 'done' AND s.version < a.version)
         GROUP BY t.id
         ORDER BY t.id

@@ -1,0 +1,398 @@
+"""Library sync, now-playing handling and the scheduler lock, through the Jellyfin adapter on its fake server.
+
+PostgreSQL and Redis are real; only Jellyfin is faked (tests/contract/jellyfin_fake.py refuses unknown requests).
+The library is a folder of real FLAC files so the sync's ``os.stat`` of each mapped file is real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from adapters.base import NowPlaying
+from adapters.jellyfin import JellyfinAdapter, JellyfinConfig
+from sidecar.analyzers.registry import enabled_versions
+from sidecar.cli import app
+from sidecar.demo.encode import write_audio
+from sidecar.jobqueue import TokenLock
+from sidecar.scheduler import Scheduler
+from sidecar.services.playback import NowPlayingTracker, handle_now_playing, poll_now_playing
+from sidecar.services.runtime import Runtime, open_runtime
+from sidecar.services.sync import SyncError, sync_library
+from sidecar.settings import get_settings
+from tests.contract.jellyfin_fake import FakeJellyfin
+
+HOST_ROOT = "/data/music"
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, database_url: str, redis_url: str) -> dict[str, str]:
+    """This test's own database and Redis key prefix, three cheap analyzers, a short scheduler lock."""
+    values = {
+        "SONANTICA_DATABASE_URL": database_url,
+        "SONANTICA_REDIS_URL": redis_url,
+        "SONANTICA_REDIS__KEY_PREFIX": f"t{uuid.uuid4().hex[:8]}:",
+        "SONANTICA_ANALYSIS__ENABLED": "loudness,tempo,key",
+        "SONANTICA_SCHEDULER__LOCK_S": "0.6",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    return values
+
+
+@pytest.fixture
+async def runtime(env: dict[str, str]) -> AsyncIterator[Runtime]:
+    async with open_runtime(get_settings()) as opened:
+        yield opened
+
+
+@pytest.fixture
+def versions(env: dict[str, str]) -> dict[str, int]:
+    return enabled_versions(get_settings())
+
+
+@pytest.fixture
+def library_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "library"
+    (folder / "Artist").mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    for i in range(3):
+        noise = (0.1 * rng.standard_normal((22050, 2))).astype(np.float32)
+        write_audio(noise, 44100, folder / "Artist" / f"{i:02d}.flac")
+    return folder
+
+
+@pytest.fixture
+def fake() -> FakeJellyfin:
+    return FakeJellyfin()
+
+
+@pytest.fixture
+def seeded(fake: FakeJellyfin) -> dict[str, str]:
+    """Three tracks with files on the mount, one whose file is absent, one whose path escapes the mount."""
+    library = fake.add_library("Music", [HOST_ROOT])
+    ids = {f"t{i}": fake.add_track(library, f"Artist/{i:02d}.flac", title=f"Song {i}") for i in range(3)}
+    ids["absent"] = fake.add_track(library, "Artist/absent.flac", title="Absent")
+    ids["evil"] = fake.add_track(library, "../../etc/passwd.flac", title="Evil")
+    return {
+        "library": library,
+        "api_key": fake.add_api_key(),
+        "listener": fake.add_user("listener", "pw"),
+        **ids,
+    }
+
+
+def _config(seeded: dict[str, str], library_dir: Path) -> JellyfinConfig:
+    return JellyfinConfig(
+        url="http://jellyfin:8096",
+        api_key=seeded["api_key"],
+        library_dir=library_dir,
+        retry_base_s=0.0,
+        retry_max_s=0.0,
+    )
+
+
+@pytest.fixture
+async def adapter(fake: FakeJellyfin, seeded: dict[str, str], library_dir: Path) -> AsyncIterator[JellyfinAdapter]:
+    async with JellyfinAdapter(_config(seeded, library_dir), transport=fake.transport()) as client:
+        yield client
+
+
+def _tracks(database_url: str) -> dict[str, tuple[str | None, int | None, bool]]:
+    """``{host_track_id: (path, size_bytes, is_missing)}`` of the Jellyfin tracks."""
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT host_track_id, path, size_bytes, is_missing FROM tracks WHERE host = 'jellyfin'"
+        ).fetchall()
+    return {row[0]: (row[1], row[2], row[3]) for row in rows}
+
+
+def _status_rows(database_url: str, host_track_id: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM analysis_status s JOIN tracks t ON t.id = s.track_id WHERE t.host_track_id = %s",
+            (host_track_id,),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_sync_full_stores_mapped_tracks_reports_path_problems_and_queues_scan(
+    runtime: Runtime,
+    adapter: JellyfinAdapter,
+    versions: dict[str, int],
+    seeded: dict[str, str],
+    library_dir: Path,
+    database_url: str,
+) -> None:
+    pages: list[int] = []
+    report = await sync_library(runtime, adapter, versions, page_size=2, progress=pages.append)
+
+    assert (report.seen, report.created, report.unmappable, report.queued, report.missing) == (5, 5, 2, 3, 0)
+    assert pages == [2, 2, 1]
+    assert {p.host_track_id for p in report.path_problems} == {seeded["absent"], seeded["evil"]}
+    evil = next(p for p in report.path_problems if p.host_track_id == seeded["evil"])
+    assert ".." in evil.problem
+    stored = _tracks(database_url)
+    for i in range(3):
+        file = library_dir / "Artist" / f"{i:02d}.flac"
+        assert stored[seeded[f"t{i}"]] == (str(file), file.stat().st_size, False)
+    assert stored[seeded["absent"]][0] is None
+    assert stored[seeded["evil"]][0] is None
+    assert _status_rows(database_url, seeded["evil"]) == 0
+    assert _status_rows(database_url, seeded["t0"]) == len(versions)
+    assert (await runtime.queue.depths())["scan"] == 3
+
+
+async def test_sync_repeated_does_not_queue_the_backlog_again(
+    runtime: Runtime, adapter: JellyfinAdapter, versions: dict[str, int]
+) -> None:
+    await sync_library(runtime, adapter, versions)
+    again = await sync_library(runtime, adapter, versions)
+
+    assert (again.created, again.updated, again.queued) == (0, 0, 0)
+    assert (await runtime.queue.depths())["scan"] == 3
+
+
+async def test_sync_incremental_skips_missing_marking_full_marks_missing(
+    runtime: Runtime,
+    adapter: JellyfinAdapter,
+    versions: dict[str, int],
+    fake: FakeJellyfin,
+    seeded: dict[str, str],
+    database_url: str,
+) -> None:
+    await sync_library(runtime, adapter, versions)
+    del fake.items[seeded["t2"]]
+    fake.advance(60)
+    since = fake.now
+    fake.touch(seeded["t1"])
+
+    incremental = await sync_library(runtime, adapter, versions, changed_since=since)
+    assert (incremental.full, incremental.seen, incremental.missing) == (False, 1, 0)
+    assert _tracks(database_url)[seeded["t2"]][2] is False
+
+    full = await sync_library(runtime, adapter, versions)
+    assert (full.full, full.seen, full.missing) == (True, 4, 1)
+    stored = _tracks(database_url)
+    assert stored[seeded["t2"]][2] is True
+    assert stored[seeded["t1"]][2] is False
+
+
+async def test_sync_changed_file_is_updated_and_queued_again(
+    runtime: Runtime, adapter: JellyfinAdapter, versions: dict[str, int], library_dir: Path
+) -> None:
+    await sync_library(runtime, adapter, versions)
+    file = library_dir / "Artist" / "01.flac"
+    os.utime(file, ns=(file.stat().st_atime_ns, file.stat().st_mtime_ns + 5_000_000_000))
+
+    report = await sync_library(runtime, adapter, versions)
+
+    assert (report.updated, report.queued) == (1, 1)
+
+
+def _outage_after_first_page(fake: FakeJellyfin) -> Callable[[httpx.Request], httpx.Response]:
+    """The fake's handler, but the network fails for every library page after the first one."""
+    pages = 0
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        nonlocal pages
+        if request.url.path == "/Items" and "parentId" in request.url.params:
+            pages += 1
+            if pages > 1:
+                raise httpx.ConnectError("connection refused", request=request)
+        return fake.handle(request)
+
+    return handle
+
+
+async def test_sync_host_down_mid_sync_retries_then_clear_error_nothing_marked_missing(
+    runtime: Runtime,
+    adapter: JellyfinAdapter,
+    versions: dict[str, int],
+    fake: FakeJellyfin,
+    seeded: dict[str, str],
+    library_dir: Path,
+    database_url: str,
+) -> None:
+    await sync_library(runtime, adapter, versions)
+    del fake.items[seeded["t2"]]
+    transport = httpx.MockTransport(_outage_after_first_page(fake))
+    async with JellyfinAdapter(_config(seeded, library_dir), transport=transport) as failing:
+        with pytest.raises(SyncError, match=r"jellyfin is unavailable after 2 attempts.*nothing was marked missing"):
+            await sync_library(runtime, failing, versions, page_size=2, attempts=2, retry_base_s=0.0)
+
+    assert not any(missing for _, _, missing in _tracks(database_url).values())
+    recovered = await sync_library(runtime, adapter, versions, page_size=2)
+    assert recovered.missing == 1
+
+
+async def test_now_playing_repeated_poll_queues_on_play_once(
+    runtime: Runtime, adapter: JellyfinAdapter, versions: dict[str, int], fake: FakeJellyfin, seeded: dict[str, str]
+) -> None:
+    await sync_library(runtime, adapter, versions)
+    tracker = NowPlayingTracker()
+    fake.start_playing(seeded["listener"], seeded["t0"], position_s=12.0)
+
+    first = await poll_now_playing(runtime, adapter, versions, tracker)
+    fake.advance(10)
+    for session in fake.sessions:
+        session.position_ticks += 10 * 10_000_000
+        session.last_activity = fake.now
+    second = await poll_now_playing(runtime, adapter, versions, tracker)
+
+    assert [item.host_track_id for item in first] == [seeded["t0"]]
+    assert second == []
+    assert (await runtime.queue.depths())["on_play"] == 1
+
+
+async def test_now_playing_tracker_new_play_after_stop_counts_again() -> None:
+    tracker = NowPlayingTracker(same_play_s=30)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    play = NowPlaying(user="ann", host_track_id="a", started_at=start)
+    moved = NowPlaying(user="ann", host_track_id="a", started_at=start.replace(second=20))
+    other_user = NowPlaying(user="bob", host_track_id="a", started_at=start)
+
+    assert tracker.new_plays([play]) == [play]
+    assert tracker.new_plays([moved, other_user]) == [other_user]
+    assert tracker.new_plays([]) == []
+    assert tracker.new_plays([play]) == [play]
+
+
+async def test_now_playing_unknown_track_is_stored_then_queued_on_play(
+    runtime: Runtime,
+    adapter: JellyfinAdapter,
+    versions: dict[str, int],
+    seeded: dict[str, str],
+    library_dir: Path,
+    database_url: str,
+) -> None:
+    entry = NowPlaying(user="listener", host_track_id=seeded["t1"], started_at=FakeJellyfin().now)
+    queued = await handle_now_playing(runtime, adapter, versions, [entry])
+
+    assert [(item.host_track_id, len(item.analyzers)) for item in queued] == [(seeded["t1"], len(versions))]
+    assert _tracks(database_url)[seeded["t1"]][0] == str(library_dir / "Artist" / "01.flac")
+    assert (await runtime.queue.depths())["on_play"] == 1
+
+
+async def test_now_playing_unmappable_track_is_stored_not_queued(
+    runtime: Runtime, adapter: JellyfinAdapter, versions: dict[str, int], seeded: dict[str, str], database_url: str
+) -> None:
+    entry = NowPlaying(user="listener", host_track_id=seeded["evil"], started_at=FakeJellyfin().now)
+
+    assert await handle_now_playing(runtime, adapter, versions, [entry]) == []
+    assert _tracks(database_url)[seeded["evil"]][0] is None
+    assert (await runtime.queue.depths())["on_play"] == 0
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def stops() -> Iterator[list[asyncio.Event]]:
+    events: list[asyncio.Event] = []
+    yield events
+    for event in events:
+        event.set()
+
+
+async def test_scheduler_two_instances_one_active_second_takes_over(
+    runtime: Runtime, versions: dict[str, int], stops: list[asyncio.Event], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="sidecar.scheduler")
+    first, second = Scheduler(runtime, None, versions), Scheduler(runtime, None, versions)
+    stop_first, stop_second = asyncio.Event(), asyncio.Event()
+    stops += [stop_first, stop_second]
+    run_first = asyncio.create_task(first.run(stop_first))
+    await _until(lambda: first.is_active)
+    run_second = asyncio.create_task(second.run(stop_second))
+    for _ in range(20):  # 2 s: several lock periods of 0.6 s
+        await asyncio.sleep(0.1)
+        assert first.is_active
+        assert not second.is_active
+    assert "another scheduler is active" in caplog.text
+
+    stop_first.set()
+    await run_first
+    await _until(lambda: second.is_active)
+    stop_second.set()
+    await run_second
+    assert await TokenLock(runtime.redis, runtime.keys.scheduler_lock, ttl_s=1).holder() is None
+
+
+async def test_scheduler_takes_over_from_a_dead_holder_after_expiry(
+    runtime: Runtime, versions: dict[str, int], stops: list[asyncio.Event]
+) -> None:
+    dead = TokenLock(runtime.redis, runtime.keys.scheduler_lock, ttl_s=1.0)
+    assert await dead.acquire()  # held and never renewed: a scheduler killed with SIGKILL
+    scheduler = Scheduler(runtime, None, versions)
+    stop = asyncio.Event()
+    stops.append(stop)
+    task = asyncio.create_task(scheduler.run(stop))
+    await asyncio.sleep(0.4)
+    assert not scheduler.is_active
+    await _until(lambda: scheduler.is_active, timeout_s=5)
+    stop.set()
+    await task
+
+
+async def test_scheduler_active_syncs_and_polls_now_playing(
+    runtime: Runtime,
+    adapter: JellyfinAdapter,
+    versions: dict[str, int],
+    fake: FakeJellyfin,
+    seeded: dict[str, str],
+    database_url: str,
+    stops: list[asyncio.Event],
+) -> None:
+    fake.start_playing(seeded["listener"], seeded["t2"])
+    scheduler = Scheduler(runtime, adapter, versions)
+    stop = asyncio.Event()
+    stops.append(stop)
+    task = asyncio.create_task(scheduler.run(stop))
+    await _until(lambda: len(_tracks(database_url)) == 5)
+    on_play = 0
+    for _ in range(100):
+        on_play = (await runtime.queue.depths())["on_play"]
+        if on_play:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await task
+    assert on_play == 1
+
+
+def test_sync_cli_host_down_exits_with_clear_error(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SONANTICA_HOST", "jellyfin")
+    monkeypatch.setenv("SONANTICA_JELLYFIN__URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("SONANTICA_JELLYFIN__API_KEY", "key")
+    get_settings.cache_clear()
+
+    result = CliRunner().invoke(app, ["sync"])
+
+    assert result.exit_code == 2
+    assert "jellyfin is unavailable after 3 attempts" in result.output
+
+
+def test_sync_cli_without_host_says_what_to_set(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(app, ["sync"])
+
+    assert result.exit_code == 2
+    assert "SONANTICA_HOST" in result.output

@@ -1,0 +1,350 @@
+"""OpenL3 weights: the official file, its checksums, download, import, cache, and Keras -> PyTorch conversion.
+
+**Where the weights come from.** openl3 0.4.x (``marl/openl3``, MIT licence) installs its weights from the
+repository's ``models`` branch: ``setup.py`` downloads ``https://github.com/marl/openl3/raw/models/`` +
+``openl3_audio_mel128_music-v0_4_0.h5.gz`` and gunzips it to ``openl3_audio_mel128_music.h5``. The cache keeps
+that ``.h5.gz`` byte for byte and reads it in memory, so the file on disk can always be checked against the
+published identity.
+
+**Checksums.** The ``models`` branch at commit ``c2321e8c1e68213357431f1868380a0ef224ce03`` ("Models for v0.4.0")
+lists the file as git blob ``73ff29de441865318c4b3a3f98c40763c4773e7c``: the SHA-1 of ``b"blob <size>\\0"`` plus
+the file's bytes, which is what :func:`git_blob_sha1` computes. That identity is certain and always enforced. The
+SHA-256 of the file is not published anywhere we could find (the upstream repository has no LFS pointer or
+checksum list), so :data:`OPENL3_MEL128_MUSIC` has ``sha256=None``; ``sonantica models fetch`` prints the SHA-256
+of the verified download, and once it is recorded in ``sha256`` it is enforced as well.
+
+**Layout in the cache** (``settings.model_dir``, default ``<data_dir>/models``)::
+
+    openl3_audio_mel128_music-v0_4_0.h5.gz      # verified, never modified
+    openl3_audio_mel128_music-v0_4_0.h5.gz.partial   # only while a download or import is in progress
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import logging
+import os
+import shutil
+import tempfile
+import urllib.parse
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+
+from sidecar.analyzers.embedding.openl3 import OpenL3Mel128
+from sidecar.errors import SidecarError
+
+log = logging.getLogger(__name__)
+
+_CHUNK_BYTES = 1 << 20
+
+
+class WeightsError(SidecarError):
+    """Model weights are missing, corrupt or not what they should be; the message says what to run."""
+
+
+class WeightsMissingError(WeightsError):
+    """The weights are not in the model cache (and could not or may not be downloaded)."""
+
+
+class WeightsChecksumError(WeightsError):
+    """A file does not match the published checksums of the weights."""
+
+
+class WeightsFormatError(WeightsError):
+    """A weights file could not be read or does not have the layers and shapes the network needs."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WeightsSpec:
+    """One published weights file and how to recognise it."""
+
+    model: str  # the embedding model these weights belong to, e.g. "openl3-music-mel128-512"
+    filename: str  # name in the cache, the same as the published file's
+    url: str  # official download location
+    git_blob_sha1: str  # git's object id of the file: SHA-1 of b"blob <size>\0" + content
+    sha256: str | None  # SHA-256 of the file; None until established (then only git_blob_sha1 is checked)
+    source: str  # where the URL and checksums were taken from
+
+
+OPENL3_MEL128_MUSIC = WeightsSpec(
+    model="openl3-music-mel128-512",
+    filename="openl3_audio_mel128_music-v0_4_0.h5.gz",
+    url="https://github.com/marl/openl3/raw/models/openl3_audio_mel128_music-v0_4_0.h5.gz",
+    git_blob_sha1="73ff29de441865318c4b3a3f98c40763c4773e7c",
+    sha256=None,
+    source=(
+        "marl/openl3 setup.py (base_url + '<name>-v0_4_0.h5.gz', v0.4.x) and the tree of its 'models' branch at"
+        " c2321e8c1e68213357431f1868380a0ef224ce03"
+    ),
+)
+"""The official OpenL3 audio weights: mel128 input, trained on music (openl3 0.4.0 release)."""
+
+WEIGHTS: dict[str, WeightsSpec] = {OPENL3_MEL128_MUSIC.model: OPENL3_MEL128_MUSIC}
+"""Embedding model name -> the weights it needs (models without an entry need none)."""
+
+
+# --------------------------------------------------------------------------------------------------- checksums
+
+
+@dataclass(frozen=True, slots=True)
+class FileDigest:
+    """Checksums of one file."""
+
+    size_bytes: int
+    git_blob_sha1: str
+    sha256: str
+
+
+def digest_file(path: Path) -> FileDigest:
+    """Git blob SHA-1 and SHA-256 of ``path`` in one pass."""
+    size = path.stat().st_size
+    blob = hashlib.sha1(f"blob {size}\0".encode(), usedforsecurity=False)
+    sha256 = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK_BYTES), b""):
+            blob.update(chunk)
+            sha256.update(chunk)
+    return FileDigest(size, blob.hexdigest(), sha256.hexdigest())
+
+
+def git_blob_sha1(data: bytes) -> str:
+    """Git's object id for a file with content ``data`` (``git hash-object``)."""
+    blob = hashlib.sha1(f"blob {len(data)}\0".encode(), usedforsecurity=False)
+    blob.update(data)
+    return blob.hexdigest()
+
+
+def verify_file(spec: WeightsSpec, path: Path) -> FileDigest:
+    """Check ``path`` against ``spec``'s checksums; raise :class:`WeightsChecksumError` naming what differs."""
+    digest = digest_file(path)
+    if digest.git_blob_sha1 != spec.git_blob_sha1:
+        raise WeightsChecksumError(
+            f"{path} is not the official {spec.filename}: git blob SHA-1 {digest.git_blob_sha1}, expected"
+            f" {spec.git_blob_sha1}"
+        )
+    if spec.sha256 is not None and digest.sha256 != spec.sha256:
+        raise WeightsChecksumError(
+            f"{path} is not the official {spec.filename}: SHA-256 {digest.sha256}, expected {spec.sha256}"
+        )
+    return digest
+
+
+# ------------------------------------------------------------------------------------------ cache, fetch, import
+
+
+def cached_path(spec: WeightsSpec, model_dir: Path) -> Path:
+    """Where ``spec``'s file lives in the cache (whether or not it is there)."""
+    return model_dir / spec.filename
+
+
+def missing_message(spec: WeightsSpec, model_dir: Path, *, offline: bool) -> str:
+    """The message for absent weights: what is missing, and the commands that fix it."""
+    reason = "offline mode is on (embedding.offline)" if offline else "they are not in the model cache"
+    return (
+        f"OpenL3 weights for {spec.model} are missing: {reason}. Run `sonantica models fetch` on a machine with"
+        f" internet access, or download {spec.url} elsewhere and run `sonantica models import FILE`"
+        f" (cache: {model_dir}). Or set SONANTICA_EMBEDDING__MODEL=timbre-v1, or SONANTICA_EMBEDDING__FALLBACK=true"
+        " to use the timbre model while the weights are absent."
+    )
+
+
+def _install_verified(spec: WeightsSpec, partial: Path, model_dir: Path) -> Path:
+    """Verify ``partial`` and move it into place; remove it if it is not the official file."""
+    try:
+        digest = verify_file(spec, partial)
+    except WeightsChecksumError:
+        partial.unlink(missing_ok=True)
+        raise
+    target = cached_path(spec, model_dir)
+    partial.replace(target)
+    log.info(
+        "OpenL3 weights verified and stored at %s (%d bytes, SHA-256 %s)", target, digest.size_bytes, digest.sha256
+    )
+    return target
+
+
+def _partial_file(spec: WeightsSpec, model_dir: Path) -> tuple[IO[bytes], Path]:
+    model_dir.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed by the caller, kept on success
+        dir=model_dir, prefix=f"{spec.filename}.", suffix=".partial", delete=False
+    )
+    return handle, Path(handle.name)
+
+
+def download_weights(spec: WeightsSpec, model_dir: Path, *, timeout_s: float = 60.0) -> Path:
+    """Download ``spec.url`` into the cache, verify it, and return its path.
+
+    Nothing is left in the cache unless the checksums match. Raises :class:`WeightsMissingError` when the
+    download fails and :class:`WeightsChecksumError` when the downloaded bytes are not the official file.
+    """
+    scheme = urllib.parse.urlsplit(spec.url).scheme
+    if scheme not in ("https", "http"):
+        raise WeightsError(f"refusing to download weights from a {scheme!r} URL: {spec.url}")
+    handle, partial = _partial_file(spec, model_dir)
+    log.info("downloading OpenL3 weights from %s", spec.url)
+    try:
+        with handle, urllib.request.urlopen(spec.url, timeout=timeout_s) as response:  # noqa: S310 - scheme checked
+            shutil.copyfileobj(response, handle, _CHUNK_BYTES)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise WeightsMissingError(
+            f"could not download {spec.url} ({exc}). " + missing_message(spec, model_dir, offline=False)
+        ) from exc
+    return _install_verified(spec, partial, model_dir)
+
+
+def import_weights(spec: WeightsSpec, source: Path, model_dir: Path) -> Path:
+    """Copy a file downloaded elsewhere into the cache after checking it is the official ``spec.filename``.
+
+    Raises :class:`WeightsChecksumError` (for example for an already decompressed ``.h5``: only the published
+    ``.h5.gz`` has a known checksum) or :class:`WeightsMissingError` when ``source`` cannot be read.
+    """
+    if not source.is_file():
+        raise WeightsMissingError(f"cannot import {source}: no such file")
+    handle, partial = _partial_file(spec, model_dir)
+    with handle, source.open("rb") as src:
+        shutil.copyfileobj(src, handle, _CHUNK_BYTES)
+    try:
+        return _install_verified(spec, partial, model_dir)
+    except WeightsChecksumError as exc:
+        hint = " (import the published .h5.gz, not a decompressed copy)" if source.suffix == ".h5" else ""
+        raise WeightsChecksumError(f"{exc}{hint}") from None
+
+
+def ensure_weights(spec: WeightsSpec, model_dir: Path, *, offline: bool) -> Path:
+    """The verified cached file, downloading it first unless ``offline``.
+
+    A cached file that fails the checksum is removed (and downloaded again unless offline). Raises
+    :class:`WeightsMissingError` with the commands that fix it when the weights cannot be had.
+    """
+    path = cached_path(spec, model_dir)
+    if path.is_file():
+        try:
+            verify_file(spec, path)
+            return path
+        except WeightsChecksumError as exc:
+            log.warning("removing corrupt cached weights: %s", exc)
+            clear_cached(spec, model_dir)
+    if offline:
+        raise WeightsMissingError(missing_message(spec, model_dir, offline=True))
+    return download_weights(spec, model_dir)
+
+
+def clear_cached(spec: WeightsSpec, model_dir: Path) -> None:
+    """Remove ``spec``'s file from the cache (a corrupt file is cleared before one retry)."""
+    cached_path(spec, model_dir).unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------------ Keras -> PyTorch
+
+
+@dataclass(frozen=True, slots=True)
+class KerasLayer:
+    """The weights of one Keras layer as stored in an HDF5 weights file, by short name (``kernel``, ``gamma``)."""
+
+    name: str
+    weights: dict[str, npt.NDArray[np.float32]]
+
+
+_BATCH_NORM_WEIGHTS = ("gamma", "beta", "moving_mean", "moving_variance")
+_CONV_WEIGHTS = ("kernel", "bias")
+
+
+def _text(value: object) -> str:
+    return value.decode("utf8") if isinstance(value, bytes) else str(value)
+
+
+def read_keras_h5(file: str | os.PathLike[str] | IO[bytes]) -> list[KerasLayer]:
+    """The layers that carry weights, in model order, from a Keras HDF5 weights file (``Model.save_weights``).
+
+    The order is the ``layer_names`` attribute's, which is the model's layer order: Keras itself loads such a file
+    by this order, not by name (layer names carry session-dependent counters such as ``conv2d_8``).
+    """
+    import h5py
+
+    try:
+        with h5py.File(file, "r") as h5:
+            if "layer_names" not in h5.attrs:
+                raise WeightsFormatError("not a Keras weights file: no 'layer_names' attribute")
+            layers: list[KerasLayer] = []
+            for layer_name in (_text(n) for n in h5.attrs["layer_names"]):
+                group = h5[layer_name]
+                weight_names = [_text(n) for n in group.attrs.get("weight_names", [])]
+                if not weight_names:
+                    continue
+                weights = {
+                    name.rsplit("/", 1)[-1].removesuffix(":0"): np.asarray(group[name], dtype=np.float32)
+                    for name in weight_names
+                }
+                layers.append(KerasLayer(layer_name, weights))
+            return layers
+    except (OSError, KeyError, ValueError) as exc:
+        raise WeightsFormatError(f"cannot read Keras weights: {exc}") from exc
+
+
+def _expect(layer: KerasLayer, names: tuple[str, ...], shapes: tuple[tuple[int, ...], ...]) -> None:
+    if set(layer.weights) != set(names):
+        raise WeightsFormatError(f"layer {layer.name!r} has weights {sorted(layer.weights)}, expected {sorted(names)}")
+    for name, shape in zip(names, shapes, strict=True):
+        if layer.weights[name].shape != shape:
+            raise WeightsFormatError(
+                f"layer {layer.name!r} weight {name!r} has shape {layer.weights[name].shape}, expected {shape}"
+            )
+
+
+def keras_state_dict(model: OpenL3Mel128, layers: list[KerasLayer]) -> dict[str, torch.Tensor]:
+    """Map Keras layers onto ``model``: a ``state_dict`` with every weight and running statistic of the network.
+
+    Convolution kernels go from Keras (height, width, in, out) to PyTorch (out, in, height, width); batch norm
+    gamma/beta/moving mean/moving variance become weight/bias/running_mean/running_var. Raises
+    :class:`WeightsFormatError` on any difference in layer count, weight names or shapes.
+    """
+    targets = model.keras_layers()
+    if len(layers) != len(targets):
+        raise WeightsFormatError(f"weights file has {len(layers)} layers with weights, the network {len(targets)}")
+    prefix = {id(module): name for name, module in model.named_modules()}
+    state: dict[str, torch.Tensor] = {}
+    for layer, module in zip(layers, targets, strict=True):
+        base = prefix[id(module)]
+        if isinstance(module, nn.BatchNorm2d):
+            _expect(layer, _BATCH_NORM_WEIGHTS, ((module.num_features,),) * 4)
+            for keras_name, torch_name in zip(
+                _BATCH_NORM_WEIGHTS, ("weight", "bias", "running_mean", "running_var"), strict=True
+            ):
+                state[f"{base}.{torch_name}"] = torch.from_numpy(layer.weights[keras_name].copy())
+        else:
+            out_c, in_c, kh, kw = module.weight.shape
+            _expect(layer, _CONV_WEIGHTS, ((kh, kw, in_c, out_c), (out_c,)))
+            kernel = np.ascontiguousarray(layer.weights["kernel"].transpose(3, 2, 0, 1))
+            state[f"{base}.weight"] = torch.from_numpy(kernel)
+            state[f"{base}.bias"] = torch.from_numpy(layer.weights["bias"].copy())
+    return state
+
+
+def load_keras_weights(model: OpenL3Mel128, file: str | os.PathLike[str] | IO[bytes]) -> None:
+    """Load a Keras HDF5 weights file into ``model`` in place (every parameter and running statistic)."""
+    state = keras_state_dict(model, read_keras_h5(file))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    # Buffers that are not weights (the STFT window, the mel basis, batch-norm counters) stay as built.
+    left = [k for k in missing if not k.startswith("frontend.") and not k.endswith("num_batches_tracked")]
+    if left or unexpected:
+        raise WeightsFormatError(f"weights do not cover the network: missing {left}, unexpected {unexpected}")
+
+
+def open_gzip_h5(path: Path) -> io.BytesIO:
+    """Decompress a ``.h5.gz`` into memory (about 18 MB for OpenL3) for :func:`read_keras_h5`."""
+    try:
+        with gzip.open(path, "rb") as handle:
+            return io.BytesIO(handle.read())
+    except (OSError, EOFError, zlib.error) as exc:
+        raise WeightsFormatError(f"cannot decompress {path}: {exc}") from exc

@@ -146,9 +146,7 @@ class OpenL3Session:
 
     def __init__(self, model: OpenL3Model, info: AudioInfo, *, windows_per_track: int) -> None:
         self._model = model
-        self._sampler = WindowSampler(
-            sample_rate_hz=info.sample_rate_hz, n_windows=windows_per_track, duration_s=info.duration_s
-        )
+        self._sampler = WindowSampler(sample_rate_hz=info.sample_rate_hz, n_windows=windows_per_track)
 
     def feed(self, block: AudioBlock) -> None:
         self._sampler.feed(block.native)

@@ -5,11 +5,11 @@ passes; a track-level vector needs far fewer. :class:`WindowSampler` captures ``
 over the track from the native-rate blocks (mono mix), resamples each to 48 kHz on its own, and keeps nothing
 else, so memory stays bounded whatever the track length.
 
-Where the windows go depends on the container's duration estimate: with a duration ``D`` the track is cut into
-``n`` equal segments and one window is centred in each. The estimate can be missing or wrong, so the windows lie
-on a grid that adapts: whenever more than ``2 n`` windows have been opened, every other one is dropped and the grid
-spacing doubles. Without a duration the grid starts at one window per second. At the end, ``n`` windows are chosen
-evenly from those captured. A track shorter than its first window yields one zero-padded window.
+The track length is not trusted (container estimates can be missing or wrong), so the windows lie on a grid that
+adapts: it starts at one window per second from the start of the track, and whenever more than ``2 n`` windows
+have been opened, every other one is dropped and the grid spacing doubles. At the end, ``n`` windows are chosen
+evenly from those captured (between ``n`` and ``2 n`` for a track longer than ``n`` seconds) and only those are
+resampled. A track shorter than its first window yields one zero-padded window (the first grid window is never dropped).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ _MARGIN_S = 0.05  # captured on each side so that resampling has context; trimme
 class WindowSampler:
     """Collect up to ``n_windows`` one-second mono windows at 48 kHz from native-rate blocks fed in order."""
 
-    def __init__(self, *, sample_rate_hz: int, n_windows: int, duration_s: float | None) -> None:
+    def __init__(self, *, sample_rate_hz: int, n_windows: int) -> None:
         if n_windows < 1:
             raise ValueError(f"n_windows must be at least 1, got {n_windows}")
         self._rate = sample_rate_hz
@@ -37,46 +37,36 @@ class WindowSampler:
         self._window = round(WINDOW_S * sample_rate_hz)
         self._margin = math.ceil(_MARGIN_S * sample_rate_hz)
         self._capture = self._window + 2 * self._margin
-        if duration_s is not None and duration_s > WINDOW_S:
-            spacing_s = duration_s / n_windows
-            phase_s = max(0.0, (spacing_s - WINDOW_S) / 2)
-        else:
-            spacing_s, phase_s = WINDOW_S, 0.0
-        self._spacing = spacing_s * sample_rate_hz
-        self._phase = phase_s * sample_rate_hz
+        self._spacing = WINDOW_S * sample_rate_hz
         self._next = 0  # grid index of the next window to open
         self._open: dict[int, npt.NDArray[np.float32]] = {}
         self._done: dict[int, npt.NDArray[np.float32]] = {}
-        self._head = np.zeros(self._capture, np.float32)  # the track's first second: the last resort
         self._position = 0  # native samples consumed
 
     def _capture_start(self, index: int) -> int:
-        return round(self._phase + index * self._spacing) - self._margin
+        return round(index * self._spacing) - self._margin
 
     def feed(self, native: npt.NDArray[np.float32]) -> None:
         """Consume the next block, shape (channels, n) at the native rate."""
         mono = native.mean(axis=0, dtype=np.float32) if native.shape[0] > 1 else native[0]
         begin, end = self._position, self._position + mono.shape[0]
-        if begin < self._head.size - self._margin:
-            take = min(end, self._head.size - self._margin) - begin
-            self._head[self._margin + begin : self._margin + begin + take] = mono[:take]
         while self._capture_start(self._next) < end:
             self._open[self._next] = np.zeros(self._capture, np.float32)
             self._next += 1
+            while len(self._open) + len(self._done) > 2 * self._n:
+                self._decimate()
         for index, buffer in list(self._open.items()):
             start = self._capture_start(index)
             lo, hi = max(start, begin), min(start + self._capture, end)
             if hi > lo:
                 buffer[lo - start : hi - start] = mono[lo - begin : hi - begin]
             if start + self._capture <= end:
-                self._done[index] = self._to_target_rate(buffer)
+                self._done[index] = buffer
                 del self._open[index]
         self._position = end
-        while len(self._open) + len(self._done) > 2 * self._n:
-            self._decimate()
 
     def _decimate(self) -> None:
-        """Keep every other grid point and double the spacing (phase unchanged)."""
+        """Keep every other grid point and double the spacing."""
         self._open = {index // 2: buf for index, buf in self._open.items() if index % 2 == 0}
         self._done = {index // 2: win for index, win in self._done.items() if index % 2 == 0}
         self._next = (self._next + 1) // 2
@@ -99,10 +89,10 @@ class WindowSampler:
         """
         ready = [self._done[i] for i in sorted(self._done)]
         if not ready:
-            ready = [self._to_target_rate(self._open[i]) for i in sorted(self._open)][:1]
-        if not ready:
-            ready = [self._to_target_rate(self._head)]
+            ready = [self._open[i] for i in sorted(self._open)][:1]
+        if not ready:  # nothing was fed
+            ready = [np.zeros(self._capture, np.float32)]
         if len(ready) > self._n:
             chosen = np.unique(np.round(np.linspace(0, len(ready) - 1, self._n)).astype(int))
             ready = [ready[i] for i in chosen]
-        return np.stack(ready)
+        return np.stack([self._to_target_rate(buffer) for buffer in ready])

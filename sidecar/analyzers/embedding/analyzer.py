@@ -39,6 +39,7 @@ from sidecar.analyzers.embedding.weights import (
     ensure_weights,
     load_keras_weights,
     open_gzip_h5,
+    weights_for,
 )
 from sidecar.analyzers.embedding.windows import WindowSampler
 from sidecar.domain import AudioInfo, EmbeddingResult
@@ -163,19 +164,19 @@ class EmbeddingAnalyzer:
     """The ``embedding`` analyzer (streaming :class:`~sidecar.analyzers.base.Analyzer`).
 
     ``weights`` selects the OpenL3 weights file (tests pass a spec for a file they made); the default is the
-    official one.
+    official one, downloaded from ``settings.embedding.weights_url`` when that mirror is set.
     """
 
     name: ClassVar[str] = "embedding"
     version: ClassVar[int] = 1
 
-    def __init__(self, settings: Settings, *, weights: WeightsSpec = OPENL3_MEL128_MUSIC) -> None:
+    def __init__(self, settings: Settings, *, weights: WeightsSpec | None = None) -> None:
         config = settings.embedding
         self._configured = config.model
         self._fallback = config.fallback
         self._device_setting = config.device
         self._windows_per_track = config.windows_per_track
-        self._weights = weights
+        self._weights = weights or weights_for(OPENL3_MODEL, url=config.weights_url) or OPENL3_MEL128_MUSIC
         self._model_dir = settings.model_dir
         self._offline = config.offline
         self._batch_size = config.batch_size

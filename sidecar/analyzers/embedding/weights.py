@@ -21,6 +21,7 @@ of the verified download, and once it is recorded in ``sha256`` it is enforced a
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -91,6 +92,17 @@ OPENL3_MEL128_MUSIC = WeightsSpec(
 
 WEIGHTS: dict[str, WeightsSpec] = {OPENL3_MEL128_MUSIC.model: OPENL3_MEL128_MUSIC}
 """Embedding model name -> the weights it needs (models without an entry need none)."""
+
+
+def weights_for(model: str, *, url: str | None = None) -> WeightsSpec | None:
+    """The weights ``model`` needs (``None`` for a model without weights), optionally from a mirror ``url``.
+
+    A mirror changes only where the file is downloaded from; the checksums stay those of the official file.
+    """
+    spec = WEIGHTS.get(model)
+    if spec is None or url is None:
+        return spec
+    return dataclasses.replace(spec, url=url)
 
 
 # --------------------------------------------------------------------------------------------------- checksums

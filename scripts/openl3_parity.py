@@ -90,7 +90,8 @@ def reference(openl3_src: Path, out_dir: Path, seed: int) -> None:
     windows = np.load(out_dir / "windows.npy")[:, None, :]
     np.save(out_dir / "keras_embeddings.npy", embedder.predict(windows, verbose=0))
     np.save(out_dir / "keras_frontend.npy", embedder.layers[1](windows).numpy())  # the kapre melspectrogram
-    print(f"TensorFlow {tf.__version__}; layers with weights saved: {sum(1 for layer in network.layers if layer.weights)}")
+    n_weighted = sum(1 for layer in network.layers if layer.weights)
+    print(f"TensorFlow {tf.__version__}; layers with weights saved: {n_weighted}")
 
 
 def compare(tf_python: Path, openl3_src: Path, seed: int) -> None:

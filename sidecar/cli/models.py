@@ -21,7 +21,9 @@ from sidecar.analyzers.embedding.weights import (
 from sidecar.cli.app import app
 from sidecar.settings import get_settings
 
-models_app = typer.Typer(help="Embedding model weights: list, fetch (download) and import (offline).", no_args_is_help=True)
+models_app = typer.Typer(
+    help="Embedding model weights: list, fetch (download) and import (offline).", no_args_is_help=True
+)
 app.add_typer(models_app, name="models")
 
 _MODEL_OPTION = typer.Option("--model", help="embedding model whose weights to handle")

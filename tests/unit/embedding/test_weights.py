@@ -130,7 +130,7 @@ def test_download_weights_with_a_wrong_sha256_is_a_clear_error_and_leaves_nothin
 ) -> None:
     url = weights_server.serve("/models/w.h5.gz", random_weights.path.read_bytes())
     spec = dataclasses.replace(random_weights.spec, url=url, sha256="0" * 64)
-    with pytest.raises(WeightsChecksumError, match="SHA-256 [0-9a-f]{64}, expected 0{64}"):
+    with pytest.raises(WeightsChecksumError, match=r"SHA-256 [0-9a-f]{64}, expected 0{64}"):
         download_weights(spec, tmp_path / "models")
     assert list((tmp_path / "models").iterdir()) == []
 

@@ -12,14 +12,15 @@ The script
    converter and embeds the same windows;
 3. prints the largest absolute differences of the front end (dB) and of the 512-dim embeddings.
 
-Set-up used (see docs/benchmarks/embedding.md)::
+Set-up used (see docs/benchmarks/embedding.md; the TensorFlow venv lives outside the project's venv)::
 
-    python3.11 -m venv /work/tf-venv
-    /work/tf-venv/bin/pip install tensorflow-cpu==2.15.1 librosa==0.10.2.post1 scikit-learn h5py
-    /work/tf-venv/bin/pip install --no-deps kapre==0.3.7
-    git clone https://github.com/marl/openl3 /work/openl3-ref   # any copy of openl3/ outside this repository
+    python3.11 -m venv /tmp/emb_tf/venv
+    /tmp/emb_tf/venv/bin/pip install tensorflow-cpu==2.15.1 h5py librosa==0.10.2.post1 resampy soundfile scikit-learn
+    /tmp/emb_tf/venv/bin/pip install --no-deps kapre==0.3.7
+    # any copy of marl/openl3's source tree outside this repository (used: main at b0bf9b6, openl3 0.4.2)
+    git clone https://github.com/marl/openl3 /tmp/emb_tf/openl3-ref
 
-    python scripts/openl3_parity.py --tf-python /work/tf-venv/bin/python --openl3-src /work/openl3-ref
+    python scripts/openl3_parity.py --tf-python /tmp/emb_tf/venv/bin/python --openl3-src /tmp/emb_tf/openl3-ref
 """
 
 from __future__ import annotations
@@ -146,8 +147,8 @@ def compare(tf_python: Path, openl3_src: Path, seed: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tf-python", type=Path, default=Path("/work/tf-venv/bin/python"))
-    parser.add_argument("--openl3-src", type=Path, default=Path("/work/openl3-ref"))
+    parser.add_argument("--tf-python", type=Path, default=Path("/tmp/emb_tf/venv/bin/python"))
+    parser.add_argument("--openl3-src", type=Path, default=Path("/tmp/emb_tf/openl3-ref"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reference", action="store_true", help="internal: the TensorFlow half")
     parser.add_argument("--out", type=Path, help="internal: exchange directory")

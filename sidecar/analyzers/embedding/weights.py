@@ -277,7 +277,7 @@ def _text(value: object) -> str:
 
 
 def read_keras_h5(file: str | os.PathLike[str] | IO[bytes]) -> list[KerasLayer]:
-    """The layers that carry weights, in model order, from a Keras HDF5 weights file (``Model.save_weights``).
+    """The layers that carry weights, in model order, from a Keras HDF5 file (``Model.save_weights`` or ``save``).
 
     The order is the ``layer_names`` attribute's, which is the model's layer order: Keras itself loads such a file
     by this order, not by name (layer names carry session-dependent counters such as ``conv2d_8``).
@@ -285,7 +285,9 @@ def read_keras_h5(file: str | os.PathLike[str] | IO[bytes]) -> list[KerasLayer]:
     import h5py
 
     try:
-        with h5py.File(file, "r") as h5:
+        with h5py.File(file, "r") as h5_file:
+            # A whole saved model (``Model.save``) keeps the same layout under ``model_weights``.
+            h5 = h5_file.get("model_weights", h5_file)
             if "layer_names" not in h5.attrs:
                 raise WeightsFormatError("not a Keras weights file: no 'layer_names' attribute")
             layers: list[KerasLayer] = []

@@ -16,7 +16,7 @@ from sidecar.demo.encode import write_audio
 from sidecar.domain import EmbeddingResult
 from sidecar.errors import FatalAnalyzerError
 from sidecar.settings import EmbeddingSettings, Settings
-from tests.unit.embedding.conftest import WeightsFixture, WeightsServer
+from tests.unit.embedding.keras_files import WeightsFixture, WeightsServer
 
 
 def _settings(tmp_path: Path, **embedding: object) -> Settings:

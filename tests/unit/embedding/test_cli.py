@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from sidecar.cli import app
 from sidecar.demo.encode import write_audio
-from tests.unit.embedding.conftest import WeightsFixture, WeightsServer
+from tests.unit.embedding.keras_files import WeightsFixture, WeightsServer
 
 runner = CliRunner()
 

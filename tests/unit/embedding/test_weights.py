@@ -25,7 +25,7 @@ from sidecar.analyzers.embedding.weights import (
     load_keras_weights,
     read_keras_h5,
 )
-from tests.unit.embedding.conftest import (
+from tests.unit.embedding.keras_files import (
     LEGACY_NAMES,
     TF2_NAMES,
     WeightsFixture,
@@ -67,7 +67,7 @@ def test_load_keras_weights_sets_every_weight_of_the_network(tmp_path: Path) -> 
     values = write_keras_h5(path, names=TF2_NAMES, seed=4)
     network = OpenL3Mel128()
     load_keras_weights(network, path)
-    assert torch.equal(network.convs[7].bias, torch.from_numpy(values[15]["bias"]))
+    assert torch.equal(network.state_dict()["convs.7.bias"], torch.from_numpy(values[15]["bias"]))
 
 
 def test_converted_network_matches_a_numpy_forward_pass_of_the_first_block(tmp_path: Path) -> None:
@@ -88,6 +88,20 @@ def test_converted_network_matches_a_numpy_forward_pass_of_the_first_block(tmp_p
         for dx in range(3):
             expected += kernel[dy, dx][:, None, None] * padded[None, dy : dy + 128, dx : dx + 199]
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
+
+
+def test_read_keras_h5_reads_a_whole_saved_model(tmp_path: Path) -> None:
+    import h5py
+
+    weights_path, model_path = tmp_path / "w.h5", tmp_path / "model.h5"
+    write_keras_h5(weights_path, names=TF2_NAMES, seed=8)
+    with h5py.File(weights_path, "r") as src, h5py.File(model_path, "w") as dst:
+        group = dst.create_group("model_weights")
+        for name in src:
+            src.copy(src[name], group)
+        for key, value in src.attrs.items():
+            group.attrs[key] = value
+    assert [layer.name for layer in read_keras_h5(model_path)] == TF2_NAMES
 
 
 def test_read_keras_h5_rejects_a_file_without_layer_names(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from sidecar.analyzers.embedding.weights import (
     WeightsError,
     WeightsSpec,
     cached_path,
+    configured_weights,
     download_weights,
     import_weights,
     verify_file,
@@ -30,7 +31,7 @@ _MODEL_OPTION = typer.Option("--model", help="embedding model whose weights to h
 
 
 def _spec(model: str) -> WeightsSpec:
-    spec = weights_for(model, url=get_settings().embedding.weights_url)
+    spec = configured_weights(get_settings().embedding, model)
     if spec is None:
         raise typer.BadParameter(f"{model} needs no weights; models with weights: {', '.join(_with_weights())}")
     return spec
@@ -58,7 +59,7 @@ def list_models() -> None:
     model_dir = settings.model_dir
     typer.echo(f"model cache: {model_dir}")
     for model in MODELS:
-        spec = weights_for(model, url=settings.embedding.weights_url)
+        spec = configured_weights(settings.embedding, model)
         marker = "*" if model == settings.embedding.model else " "
         if spec is None:
             typer.echo(f"{marker} {model}: no weights needed")

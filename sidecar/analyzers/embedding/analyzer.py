@@ -36,10 +36,10 @@ from sidecar.analyzers.embedding.weights import (
     WeightsFormatError,
     WeightsSpec,
     clear_cached,
+    configured_weights,
     ensure_weights,
     load_keras_weights,
     open_gzip_h5,
-    weights_for,
 )
 from sidecar.analyzers.embedding.windows import WindowSampler
 from sidecar.domain import AudioInfo, EmbeddingResult
@@ -164,7 +164,7 @@ class EmbeddingAnalyzer:
     """The ``embedding`` analyzer (streaming :class:`~sidecar.analyzers.base.Analyzer`).
 
     ``weights`` selects the OpenL3 weights file (tests pass a spec for a file they made); the default is the
-    official one, downloaded from ``settings.embedding.weights_url`` when that mirror is set.
+    official one (mirror URL and pinned SHA-256 from ``settings.embedding``, see :func:`.weights.configured_weights`).
     """
 
     name: ClassVar[str] = "embedding"
@@ -176,7 +176,7 @@ class EmbeddingAnalyzer:
         self._fallback = config.fallback
         self._device_setting = config.device
         self._windows_per_track = config.windows_per_track
-        self._weights = weights or weights_for(OPENL3_MODEL, url=config.weights_url) or OPENL3_MEL128_MUSIC
+        self._weights = weights or configured_weights(config, OPENL3_MODEL) or OPENL3_MEL128_MUSIC
         self._model_dir = settings.model_dir
         self._offline = config.offline
         self._batch_size = config.batch_size

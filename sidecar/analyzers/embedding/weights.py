@@ -10,8 +10,9 @@ published identity.
 lists the file as git blob ``73ff29de441865318c4b3a3f98c40763c4773e7c``: the SHA-1 of ``b"blob <size>\\0"`` plus
 the file's bytes, which is what :func:`git_blob_sha1` computes. That identity is certain and always enforced. The
 SHA-256 of the file is not published anywhere we could find (the upstream repository has no LFS pointer or
-checksum list), so :data:`OPENL3_MEL128_MUSIC` has ``sha256=None``; ``sonantica models fetch`` prints the SHA-256
-of the verified download, and once it is recorded in ``sha256`` it is enforced as well.
+checksum list, and the ``models`` branch's blobs could not be read here), so :data:`OPENL3_MEL128_MUSIC` has
+``sha256=None``; ``sonantica models fetch`` prints the SHA-256 of the verified download, and a deployment that
+pins it in ``settings.embedding.weights_sha256`` has it enforced as well.
 
 **Layout in the cache** (``settings.model_dir``, default ``<data_dir>/models``)::
 
@@ -43,6 +44,7 @@ from torch import nn
 
 from sidecar.analyzers.embedding.openl3 import OpenL3Mel128
 from sidecar.errors import SidecarError
+from sidecar.settings import EmbeddingSettings
 
 log = logging.getLogger(__name__)
 
@@ -94,15 +96,22 @@ WEIGHTS: dict[str, WeightsSpec] = {OPENL3_MEL128_MUSIC.model: OPENL3_MEL128_MUSI
 """Embedding model name -> the weights it needs (models without an entry need none)."""
 
 
-def weights_for(model: str, *, url: str | None = None) -> WeightsSpec | None:
-    """The weights ``model`` needs (``None`` for a model without weights), optionally from a mirror ``url``.
+def weights_for(model: str, *, url: str | None = None, sha256: str | None = None) -> WeightsSpec | None:
+    """The weights ``model`` needs (``None`` for a model without weights), optionally from a mirror ``url`` and
+    with a pinned ``sha256``.
 
-    A mirror changes only where the file is downloaded from; the checksums stay those of the official file.
+    A mirror changes only where the file is downloaded from; the published git blob id is always checked, and the
+    pinned SHA-256 as well when given.
     """
     spec = WEIGHTS.get(model)
-    if spec is None or url is None:
-        return spec
-    return dataclasses.replace(spec, url=url)
+    if spec is None:
+        return None
+    return dataclasses.replace(spec, url=url or spec.url, sha256=sha256 or spec.sha256)
+
+
+def configured_weights(config: EmbeddingSettings, model: str) -> WeightsSpec | None:
+    """:func:`weights_for` with the mirror URL and pinned SHA-256 of ``settings.embedding``."""
+    return weights_for(model, url=config.weights_url, sha256=config.weights_sha256)
 
 
 # --------------------------------------------------------------------------------------------------- checksums

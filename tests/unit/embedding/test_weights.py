@@ -9,14 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 
 from sidecar.analyzers.embedding.openl3 import OpenL3Mel128
 from sidecar.analyzers.embedding.weights import (
+    OPENL3_MEL128_MUSIC,
     WeightsChecksumError,
     WeightsError,
     WeightsFormatError,
     WeightsMissingError,
     cached_path,
+    configured_weights,
     download_weights,
     ensure_weights,
     git_blob_sha1,
@@ -25,6 +28,7 @@ from sidecar.analyzers.embedding.weights import (
     load_keras_weights,
     read_keras_h5,
 )
+from sidecar.settings import EmbeddingSettings
 from tests.unit.embedding.keras_files import (
     LEGACY_NAMES,
     TF2_NAMES,
@@ -218,3 +222,18 @@ def test_spec_without_sha256_still_checks_the_git_blob(tmp_path: Path, random_we
     other.write_bytes(random_weights.path.read_bytes() + b"\0")
     with pytest.raises(WeightsChecksumError, match="git blob SHA-1"):
         import_weights(spec, other, tmp_path / "models")
+
+
+def test_configured_weights_pins_the_sha256_and_mirror_from_settings() -> None:
+    config = EmbeddingSettings(weights_url="http://mirror.example/w.h5.gz", weights_sha256="ab" * 32)
+    spec = configured_weights(config, "openl3-music-mel128-512")
+    assert spec == dataclasses.replace(OPENL3_MEL128_MUSIC, url="http://mirror.example/w.h5.gz", sha256="ab" * 32)
+
+
+def test_configured_weights_of_a_model_without_weights_is_none() -> None:
+    assert configured_weights(EmbeddingSettings(), "timbre-v1") is None
+
+
+def test_embedding_settings_reject_a_malformed_sha256() -> None:
+    with pytest.raises(ValidationError, match="weights_sha256"):
+        EmbeddingSettings(weights_sha256="not-a-digest")

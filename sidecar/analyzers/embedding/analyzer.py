@@ -143,7 +143,11 @@ class TimbreSession:
 
 
 class OpenL3Session:
-    """Per-track state of OpenL3: captures the windows while streaming, runs the network at the end."""
+    """Per-track state of OpenL3: captures the windows while streaming, runs the network at the end.
+
+    Windows are taken from the native-rate blocks, not the 22 050 Hz mono signal: the network's mel front end
+    covers 0-24 kHz at 48 kHz, and content above 11 kHz would be lost.
+    """
 
     def __init__(self, model: OpenL3Model, info: AudioInfo, *, windows_per_track: int) -> None:
         self._model = model

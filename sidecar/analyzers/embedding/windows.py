@@ -9,7 +9,9 @@ The track length is not trusted (container estimates can be missing or wrong), s
 adapts: it starts at one window per second from the start of the track, and whenever more than ``2 n`` windows
 have been opened, every other one is dropped and the grid spacing doubles. At the end, ``n`` windows are chosen
 evenly from those captured (between ``n`` and ``2 n`` for a track longer than ``n`` seconds) and only those are
-resampled. A track shorter than its first window yields one zero-padded window (the first grid window is never dropped).
+resampled. Silent windows (RMS below ``silence_dbfs``: intros, gaps, fade-outs) are passed over unless every
+captured window is silent, since OpenL3 normalises each window to its own peak and would see silence as a sound.
+A track shorter than its first window yields one zero-padded window (the first grid window is never dropped).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ _MARGIN_S = 0.05  # captured on each side so that resampling has context; trimme
 class WindowSampler:
     """Collect up to ``n_windows`` one-second mono windows at 48 kHz from native-rate blocks fed in order."""
 
-    def __init__(self, *, sample_rate_hz: int, n_windows: int) -> None:
+    def __init__(self, *, sample_rate_hz: int, n_windows: int, silence_dbfs: float = -60.0) -> None:
         if n_windows < 1:
             raise ValueError(f"n_windows must be at least 1, got {n_windows}")
         self._rate = sample_rate_hz
@@ -37,6 +39,7 @@ class WindowSampler:
         self._window = round(WINDOW_S * sample_rate_hz)
         self._margin = math.ceil(_MARGIN_S * sample_rate_hz)
         self._capture = self._window + 2 * self._margin
+        self._silence_rms = 10.0 ** (silence_dbfs / 20.0)
         self._spacing = WINDOW_S * sample_rate_hz
         self._next = 0  # grid index of the next window to open
         self._open: dict[int, npt.NDArray[np.float32]] = {}
@@ -82,12 +85,19 @@ class WindowSampler:
         window[: piece.shape[0]] = piece
         return window
 
+    def _rms(self, buffer: npt.NDArray[np.float32]) -> float:
+        window = buffer[self._margin : self._margin + self._window]
+        return float(np.sqrt(np.mean(np.square(window, dtype=np.float64))))
+
     def windows(self) -> npt.NDArray[np.float32]:
         """The chosen windows in track order, float32 shape (k, 48000) with 1 <= k <= ``n_windows``.
 
-        Windows the track ended inside are used only when no complete window exists.
+        Windows the track ended inside are used only when no complete window exists; silent windows only when no
+        complete window is audible.
         """
         ready = [self._done[i] for i in sorted(self._done)]
+        audible = [buffer for buffer in ready if self._rms(buffer) >= self._silence_rms]
+        ready = audible or ready
         if not ready:
             ready = [self._open[i] for i in sorted(self._open)][:1]
         if not ready:  # nothing was fed

@@ -54,3 +54,19 @@ def test_window_sampler_short_track_gives_one_padded_window() -> None:
 def test_window_sampler_rejects_zero_windows() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         WindowSampler(sample_rate_hz=48000, n_windows=0)
+
+
+def test_window_sampler_passes_over_silent_windows() -> None:
+    rate = 8000
+    t = np.arange(30 * rate) / rate
+    signal = (0.3 * np.sin(2 * np.pi * 440 * t) * (t >= 12.0)).astype(np.float32)  # 12 s of silence first
+    sampler = WindowSampler(sample_rate_hz=rate, n_windows=4)
+    _feed(sampler, signal, rate)
+    rms = np.sqrt(np.mean(np.square(sampler.windows()), axis=1))
+    assert (rms.size, bool(rms.min() > 0.1)) == (4, True)
+
+
+def test_window_sampler_all_silent_track_still_gives_windows() -> None:
+    sampler = WindowSampler(sample_rate_hz=8000, n_windows=3)
+    _feed(sampler, np.zeros(10 * 8000, np.float32), 8000)
+    assert sampler.windows().shape == (3, 48000)

@@ -94,7 +94,11 @@ class OpenL3Model:
                 except (WeightsChecksumError, WeightsFormatError) as exc:
                     log.warning("OpenL3 weights unusable (%s); clearing the cached file and retrying once", exc)
                     clear_cached(self.spec, self.model_dir)
-                    self._network = self._load_once()
+                    try:
+                        self._network = self._load_once()
+                    except WeightsError as retry:
+                        message = f"the cached weights were unusable ({exc}) and were removed; {retry}"
+                        raise type(retry)(message) from retry
             return self._network
 
     def _load_once(self) -> OpenL3Mel128:
@@ -221,8 +225,15 @@ class EmbeddingAnalyzer:
         return openl3.spec.model
 
     def check(self) -> None:
-        """Resolve the model at start-up: weights present (or fetched), device usable; else FatalAnalyzerError."""
-        log.info("embedding model: %s", self._resolve())
+        """Resolve the model at start-up and load it: weights present (or fetched) and convertible, device usable;
+        else FatalAnalyzerError (with fallback on, missing weights select ``timbre-v1`` instead)."""
+        model = self._resolve()
+        if self._openl3 is not None:
+            try:
+                self._openl3.load()
+            except WeightsError as exc:
+                raise FatalAnalyzerError(str(exc)) from exc
+        log.info("embedding model: %s", model)
 
     def start(self, info: AudioInfo) -> AnalyzerSession[EmbeddingResult]:
         """Begin one track with the resolved model."""

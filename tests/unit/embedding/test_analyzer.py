@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -16,7 +18,7 @@ from sidecar.demo.encode import write_audio
 from sidecar.domain import EmbeddingResult
 from sidecar.errors import FatalAnalyzerError
 from sidecar.settings import EmbeddingSettings, Settings
-from tests.unit.embedding.keras_files import WeightsFixture, WeightsServer
+from tests.unit.embedding.keras_files import LEGACY_NAMES, WeightsFixture, WeightsServer, spec_for, write_keras_h5
 
 
 def _settings(tmp_path: Path, **embedding: object) -> Settings:
@@ -127,3 +129,17 @@ def test_embedding_analyzer_cuda_without_a_gpu_is_a_start_up_error(
     else:
         with pytest.raises(FatalAnalyzerError, match="no CUDA device"):
             analyzer.check()
+
+
+def test_embedding_analyzer_check_rejects_weights_that_do_not_fit_the_network(tmp_path: Path) -> None:
+    h5_path = tmp_path / "small.h5"
+    write_keras_h5(h5_path, names=LEGACY_NAMES, seed=9)
+    with h5py.File(h5_path, "a") as h5:
+        h5.attrs["layer_names"] = h5.attrs["layer_names"][:-1]  # drop audio_embedding_layer
+    gz_path = tmp_path / "w.h5.gz"
+    gz_path.write_bytes(gzip.compress(h5_path.read_bytes()))
+    spec = spec_for(gz_path)
+    settings = _settings(tmp_path, offline=True, fallback=True, device="cpu")
+    import_weights(spec, gz_path, settings.model_dir)
+    with pytest.raises(FatalAnalyzerError, match=r"15 layers with weights, the network 16.*sonantica models fetch"):
+        EmbeddingAnalyzer(settings, weights=spec).check()

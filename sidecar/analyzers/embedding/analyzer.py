@@ -197,6 +197,11 @@ class EmbeddingAnalyzer:
         """The model this analyzer produces vectors with (resolved on first access)."""
         return self._resolve()
 
+    @property
+    def dim(self) -> int:
+        """Length of this analyzer's vectors (512 for OpenL3, 109 for ``timbre-v1``; resolves the model)."""
+        return EMBEDDING_DIM if self._resolve() == OPENL3_MODEL else timbre.DIM
+
     def _resolve(self) -> str:
         with self._resolve_lock:
             if self._active is None:

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from sidecar.analyzers.base import Analyzer
-from sidecar.analyzers.embedding import MODELS, OPENL3_MODEL, TIMBRE_MODEL, EmbeddingAnalyzer
+from sidecar.analyzers.embedding import MODEL_DIMS, MODELS, OPENL3_MODEL, TIMBRE_MODEL, EmbeddingAnalyzer
 from sidecar.analyzers.embedding.weights import import_weights
 from sidecar.analyzers.pipeline import analyze_file
+from sidecar.analyzers.registry import build_analyzers
 from sidecar.demo.encode import write_audio
 from sidecar.domain import EmbeddingResult
 from sidecar.errors import FatalAnalyzerError
@@ -41,8 +42,16 @@ def test_embedding_analyzer_satisfies_the_analyzer_protocol(tmp_path: Path) -> N
     assert isinstance(EmbeddingAnalyzer(_settings(tmp_path)), Analyzer)
 
 
-def test_embedding_analyzer_models_lists_both_names() -> None:
-    assert MODELS == ("openl3-music-mel128-512", "timbre-v1")
+def test_embedding_analyzer_models_lists_both_names_with_their_dims() -> None:
+    assert (MODELS, MODEL_DIMS) == (
+        ("openl3-music-mel128-512", "timbre-v1"),
+        {"openl3-music-mel128-512": 512, "timbre-v1": 109},
+    )
+
+
+def test_embedding_analyzer_is_built_by_the_registry_for_the_configured_model(tmp_path: Path) -> None:
+    analyzers = build_analyzers(_settings(tmp_path, model="timbre-v1"), ["embedding"])
+    assert [(a.name, a.version, getattr(a, "model", None)) for a in analyzers] == [("embedding", 1, "timbre-v1")]
 
 
 def test_openl3_analyzer_on_random_weights_gives_a_unit_512_vector(
@@ -53,10 +62,11 @@ def test_openl3_analyzer_on_random_weights_gives_a_unit_512_vector(
     analyzer = EmbeddingAnalyzer(settings, weights=random_weights.spec)
     analyzer.check()
     result = _embedding(analyze_file(_tone_file(tmp_path / "t.flac", seconds=12.0), [analyzer]).results["embedding"])
-    assert (result.model, result.vector.shape, round(float(np.linalg.norm(result.vector)), 5)) == (
+    assert (result.model, result.vector.shape, round(float(np.linalg.norm(result.vector)), 5), analyzer.dim) == (
         OPENL3_MODEL,
         (512,),
         1.0,
+        512,
     )
 
 

@@ -99,8 +99,8 @@ def compare(tf_python: Path, openl3_src: Path, seed: int) -> None:
     import h5py
     import torch
 
+    from sidecar.analyzers.embedding.keras import load_keras_weights
     from sidecar.analyzers.embedding.openl3 import OpenL3Mel128
-    from sidecar.analyzers.embedding.weights import load_keras_weights
 
     with tempfile.TemporaryDirectory() as tmp:
         out_dir = Path(tmp)

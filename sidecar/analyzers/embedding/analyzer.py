@@ -19,16 +19,15 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
 from sidecar.analyzers.audio import AudioBlock
 from sidecar.analyzers.base import AnalyzerSession
 from sidecar.analyzers.embedding import timbre
-from sidecar.analyzers.embedding.openl3 import EMBEDDING_DIM, OpenL3Mel128
+from sidecar.analyzers.embedding.openl3_params import EMBEDDING_DIM
 from sidecar.analyzers.embedding.weights import (
     OPENL3_MEL128_MUSIC,
     WeightsChecksumError,
@@ -38,13 +37,16 @@ from sidecar.analyzers.embedding.weights import (
     clear_cached,
     configured_weights,
     ensure_weights,
-    load_keras_weights,
-    open_gzip_h5,
 )
 from sidecar.analyzers.embedding.windows import WindowSampler
 from sidecar.domain import AudioInfo, EmbeddingResult
 from sidecar.errors import AnalyzerError, FatalAnalyzerError
 from sidecar.settings import Settings
+
+if TYPE_CHECKING:  # PyTorch is imported only when OpenL3 is used
+    import torch
+
+    from sidecar.analyzers.embedding.openl3 import OpenL3Mel128
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,8 @@ TIMBRE_MODEL = timbre.MODEL_NAME
 
 def resolve_device(setting: str) -> torch.device:
     """``auto`` -> CUDA when available, else CPU; ``cuda`` without a CUDA device is a FatalAnalyzerError."""
+    import torch
+
     if setting == "cuda" and not torch.cuda.is_available():
         raise FatalAnalyzerError("embedding.device is 'cuda' but PyTorch sees no CUDA device")
     if setting == "auto":
@@ -106,6 +110,9 @@ class OpenL3Model:
         path = self.ensure_weights()
         attempt = f"attempt #{self.load_attempts} to load" if self.load_attempts > 1 else "loading"
         log.info("%s OpenL3 model %s from %s onto %s", attempt, self.spec.model, path, self.device)
+        from sidecar.analyzers.embedding.keras import load_keras_weights, open_gzip_h5
+        from sidecar.analyzers.embedding.openl3 import OpenL3Mel128
+
         network = OpenL3Mel128()
         load_keras_weights(network, open_gzip_h5(path))
         return network.to(self.device).eval()
@@ -117,6 +124,8 @@ class OpenL3Model:
 
     def embed(self, windows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Embeddings of 48 kHz one-second windows, (k, 48000) -> (k, 512), in batches of ``batch_size``."""
+        import torch
+
         network = self.load()
         out = np.empty((windows.shape[0], EMBEDDING_DIM), np.float32)
         with torch.inference_mode():

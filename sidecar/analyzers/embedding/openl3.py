@@ -30,11 +30,12 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-SAMPLE_RATE_HZ = 48000
-"""Input rate of the network."""
+from sidecar.analyzers.embedding.openl3_params import EMBEDDING_DIM, SAMPLE_RATE_HZ
+
+__all__ = ["EMBEDDING_DIM", "SAMPLE_RATE_HZ", "MelFrontend", "OpenL3Mel128"]
+
 WINDOW_SAMPLES = SAMPLE_RATE_HZ
 """One window is one second."""
-EMBEDDING_DIM = 512
 
 N_FFT = 2048
 HOP_SAMPLES = 242

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import soxr
 
-from sidecar.analyzers.embedding.openl3 import SAMPLE_RATE_HZ as TARGET_RATE_HZ
+from sidecar.analyzers.embedding.openl3_params import SAMPLE_RATE_HZ as TARGET_RATE_HZ
 
 WINDOW_S = 1.0
 _MARGIN_S = 0.05  # captured on each side so that resampling has context; trimmed off afterwards

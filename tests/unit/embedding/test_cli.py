@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +83,9 @@ def test_models_fetch_from_a_mirror_with_wrong_bytes_is_a_checksum_error(
 def test_models_fetch_of_a_model_without_weights_is_a_usage_error() -> None:
     result = runner.invoke(app, ["models", "fetch", "--model", "timbre-v1"])
     assert (result.exit_code, "needs no weights" in result.output) == (2, True)
+
+
+def test_command_line_starts_without_importing_pytorch() -> None:
+    code = "import sys, sidecar.cli, sidecar.analyzers.registry; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -11,6 +11,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from sidecar.analyzers.embedding.keras import keras_state_dict, load_keras_weights, read_keras_h5
 from sidecar.analyzers.embedding.openl3 import OpenL3Mel128
 from sidecar.analyzers.embedding.weights import (
     OPENL3_MEL128_MUSIC,
@@ -24,9 +25,6 @@ from sidecar.analyzers.embedding.weights import (
     ensure_weights,
     git_blob_sha1,
     import_weights,
-    keras_state_dict,
-    load_keras_weights,
-    read_keras_h5,
 )
 from sidecar.settings import EmbeddingSettings
 from tests.unit.embedding.keras_files import (

@@ -117,11 +117,6 @@ class OpenL3Model:
         load_keras_weights(network, open_gzip_h5(path))
         return network.to(self.device).eval()
 
-    def unload(self) -> None:
-        """Free the network (the next use loads it again)."""
-        with self._lock:
-            self._network = None
-
     def embed(self, windows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Embeddings of 48 kHz one-second windows, (k, 48000) -> (k, 512), in batches of ``batch_size``."""
         import torch

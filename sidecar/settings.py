@@ -137,6 +137,14 @@ class EmbeddingSettings(BaseModel):
     fallback: bool = Field(default=True, description="use the DSP timbre model when OpenL3 weights are absent")
     model_dir: Path | None = Field(default=None, description="weights cache; default <data_dir>/models")
     offline: bool = Field(default=False, description="never download weights; use only the local cache")
+    weights_url: str | None = Field(
+        default=None, description="download OpenL3 weights from this mirror instead of the official URL (same checks)"
+    )
+    weights_sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="pin the SHA-256 of the OpenL3 weights file (enforced with the published git blob id)",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="where the embedding model runs")
     batch_size: int = Field(default=32, ge=1, description="embedding windows per forward pass")
     windows_per_track: int = Field(default=24, ge=1, description="1 s windows sampled across a track")

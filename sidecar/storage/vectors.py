@@ -113,7 +113,7 @@ def _create_index(model: str, dim: int, index: str, *, m: int, ef_construction: 
 
 
 async def register_model(
-    conn: Connection, model: str, *, dim: int, m: int = 16, ef_construction: int = 64, build_index: bool = True
+    conn: Connection, model: str, *, dim: int, m: int = 16, ef_construction: int = 128, build_index: bool = True
 ) -> bool:
     """Declare an embedding model and build its partial HNSW index (cosine) if it is new.
 
@@ -141,7 +141,7 @@ async def register_model(
 
 
 async def build_index(
-    conn: Connection, model: str, *, m: int = 16, ef_construction: int = 64, maintenance_work_mem_mb: int = 1024
+    conn: Connection, model: str, *, m: int = 16, ef_construction: int = 128, maintenance_work_mem_mb: int = 1024
 ) -> None:
     """(Re)build ``model``'s HNSW index with these parameters (drops the old one; blocks writes meanwhile).
 
@@ -381,6 +381,11 @@ LIMIT %(limit)s
 """
 
 
+def _default_candidates(filters: SimilarFilters, limit: int) -> int:
+    unfiltered = SimilarFilters(exclude_duplicates=filters.exclude_duplicates)
+    return max(64, 5 * limit) if filters == unfiltered else max(200, 20 * limit)
+
+
 async def similar(
     conn: Connection,
     seed_track_ids: Sequence[int],
@@ -392,9 +397,11 @@ async def similar(
 ) -> list[SimilarTrack]:
     """Tracks that sound like the seeds (cosine distance to the mean seed vector of ``model``), nearest first.
 
-    One SQL query: the model's HNSW index returns ``candidates`` nearest vectors (default ``max(200, 20 *
-    limit)``, at most 1000, with ``hnsw.ef_search`` set to the same number for this transaction); every filter,
-    the duplicate removal and the per-artist/per-album caps are then applied to those candidates. Seeds and
+    One SQL query: the model's HNSW index returns ``candidates`` nearest vectors (at most 1000, with
+    ``hnsw.ef_search`` set to the same number for the current transaction); every filter, the duplicate removal
+    and the per-artist/per-album caps are then applied to those candidates. Default ``candidates``: ``max(64,
+    5 * limit)`` without selective filters (only duplicates excluded), ``max(200, 20 * limit)`` with any other
+    filter or cap (see docs/benchmarks/vectors.md for the recall and latency of each). Seeds and
     missing tracks are never returned. Very narrow filters can leave fewer than ``limit`` results: only the
     ``candidates`` nearest tracks are considered (pass a larger ``candidates`` to look further).
 
@@ -407,7 +414,7 @@ async def similar(
     if limit < 1:
         raise ValueError(f"limit must be at least 1 (got {limit})")
     chosen = filters or SimilarFilters()
-    pool_size = min(MAX_CANDIDATES, candidates or max(200, 20 * limit))
+    pool_size = min(MAX_CANDIDATES, candidates or _default_candidates(chosen, limit))
     async with conn.transaction() if conn.autocommit else contextlib.nullcontext():
         return await _similar(conn, seed_track_ids, model=model, limit=limit, filters=chosen, candidates=pool_size)
 

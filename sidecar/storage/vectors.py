@@ -422,24 +422,23 @@ async def similar(
 async def _similar(
     conn: Connection, seed_track_ids: Sequence[int], *, model: str, limit: int, filters: SimilarFilters, candidates: int
 ) -> list[SimilarTrack]:
-    chosen = filters
     seeds = await _load_seeds(conn, seed_track_ids, model, ef_search=candidates)
     dim = seeds.dim
-    conditions, params = _conditions(chosen, seeds)
+    conditions, params = _conditions(filters, seeds)
     query = sql.SQL(_SIMILAR).format(
         cast=sql.SQL("::vector({})").format(sql.Literal(dim)),
         model=sql.Literal(model),
         distance=_distance(dim, sql.SQL("e.embedding"), sql.SQL("(SELECT v FROM query)")),
         conditions=sql.SQL(" AND ").join([sql.SQL("true"), *conditions]),
-        dedup=sql.SQL("song_rank = 1" if chosen.exclude_duplicates else "true"),
+        dedup=sql.SQL("song_rank = 1" if filters.exclude_duplicates else "true"),
     )
     never = 2**31 - 1
     params |= {
         "seeds": list(seed_track_ids),
         "candidates": candidates,
         "limit": limit,
-        "max_per_artist": chosen.max_per_artist or never,
-        "max_per_album": chosen.max_per_album or never,
+        "max_per_artist": filters.max_per_artist or never,
+        "max_per_album": filters.max_per_album or never,
     }
     cur = await conn.execute(query, params)
     rows = await cur.fetchall()

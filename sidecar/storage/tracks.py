@@ -51,6 +51,9 @@ class TrackRecord:
     album_artist: str | None
     genres: list[str]
     duration_s: float | None
+    codec: str | None  # from the decoder, once analysed
+    sample_rate_hz: int | None
+    channels: int | None
     library: str | None
     is_missing: bool
     created_at: datetime
@@ -73,7 +76,7 @@ class UpsertOutcome:
 
 _COLUMNS = (
     "id, host, host_track_id, title, path, host_path, size_bytes, mtime_ns, artist, album, album_artist, genres,"
-    " duration_s, library, is_missing, created_at, updated_at"
+    " duration_s, codec, sample_rate_hz, channels, library, is_missing, created_at, updated_at"
 )
 
 _UPSERT = """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import typing
 
@@ -392,3 +393,19 @@ async def test_stems_bookkeeping_lists_unused_and_forgets(pool: Pool) -> None:
     assert forgotten is not None
     assert (forgotten.is_separated, forgotten.location, forgotten.size_bytes) == (False, None, None)
     assert touch_forgotten is False
+
+
+async def test_upsert_track_concurrent_calls_report_one_creation_and_one_change(pool: Pool) -> None:
+    async def upsert(mtime_ns: int) -> tracks.UpsertOutcome:
+        async with transaction(pool) as conn:
+            return await tracks.upsert_track(conn, _track("race", mtime_ns=mtime_ns))
+
+    created = await asyncio.gather(*(upsert(5) for _ in range(8)))
+    changed = await asyncio.gather(*(upsert(6) for _ in range(8)))
+    async with transaction(pool) as conn:
+        cur = await conn.execute("SELECT count(*) FROM tracks WHERE host_track_id = 'race'")
+        count = await cur.fetchone()
+    assert count == (1,)
+    assert len({o.track_id for o in created + changed}) == 1
+    assert sum(o.created for o in created + changed) == 1
+    assert sum(o.file_changed for o in created + changed) == 1

@@ -1,6 +1,5 @@
 -- One row per track as a host knows it: (host, host_track_id) is the identity; path/size/mtime detect a changed
--- file. codec / sample_rate_hz / channels come from the decoder (the host's duration_s is replaced by the
--- decoder's when it knows one). norm_artist / norm_title are the duplicate-version keys used by similar-tracks queries.
+-- file. norm_artist / norm_title are the duplicate-version keys used by similar-tracks queries.
 
 CREATE FUNCTION normalize_for_dedup(value text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
@@ -31,9 +30,6 @@ CREATE TABLE tracks (
     album_artist text,
     genres text[] NOT NULL DEFAULT '{}',
     duration_s double precision CHECK (duration_s >= 0),
-    codec text,
-    sample_rate_hz integer CHECK (sample_rate_hz > 0),
-    channels integer CHECK (channels > 0),
     library text,
     is_missing boolean NOT NULL DEFAULT false,
     norm_artist text GENERATED ALWAYS AS (coalesce(normalize_for_dedup(coalesce(album_artist, artist)), '')) STORED,

@@ -22,5 +22,5 @@ INSERT INTO embedding_models (model, dim, index_name)
 VALUES ('openl3-music-mel128-512', 512, 'embeddings_hnsw_openl3_music_mel128_512');
 
 CREATE INDEX embeddings_hnsw_openl3_music_mel128_512 ON embeddings
-    USING hnsw ((embedding::vector(512)) vector_cosine_ops) WITH (m = 16, ef_construction = 128)
+    USING hnsw ((embedding::vector(512)) vector_cosine_ops) WITH (m = 16, ef_construction = 64)
     WHERE model = 'openl3-music-mel128-512';

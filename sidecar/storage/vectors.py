@@ -242,6 +242,13 @@ async def nearest(
     ``exact=True`` scans every vector (the reference for recall); otherwise the HNSW index answers with
     ``hnsw.ef_search = ef_search`` (default ``max(40, limit)``, at most 1000), set for the current transaction.
     """
+    async with conn.transaction() if conn.autocommit else contextlib.nullcontext():
+        return await _nearest(conn, model, vector, limit=limit, exact=exact, ef_search=ef_search)
+
+
+async def _nearest(
+    conn: Connection, model: str, vector: npt.NDArray[np.float32], *, limit: int, exact: bool, ef_search: int | None
+) -> list[Neighbour]:
     dim = await model_dim(conn, model)
     query_vector = sql.Placeholder("vector")
     if exact:

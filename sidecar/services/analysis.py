@@ -190,7 +190,7 @@ async def _run_locked(
     failures = {name: failure.error for name, failure in analysis.failures.items()}
     async with transaction(runtime.pool) as conn:
         await analyses.store_results(
-            conn, track_id, results=analysis.results, versions=running, failures=failures or None
+            conn, track_id, results=analysis.results, versions=running, failures=failures or None, info=analysis.info
         )
         summary = await analyses.get_analysis(conn, track_id)
     assert summary is not None

@@ -287,7 +287,7 @@ class NavidromeAdapter:
             before_sleep=self._log_retry,
             reraise=True,
         )
-        content = await retrying(self._send_once, endpoint, params)
+        content: bytes = await retrying(self._send_once, endpoint, params)
         try:
             payload = json.loads(content)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:

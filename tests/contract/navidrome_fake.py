@@ -162,9 +162,8 @@ class FakeNavidrome:
             child["path"] = f"{self.library_path.rstrip('/')}/{relative}"
         else:
             parts = relative.split("/")
-            child["path"] = (
-                f"{parts[0]}/{parts[1] if len(parts) > 2 else '[Unknown Album]'}/{song['track']:02d} - {song['title']}.{song['suffix']}"
-            )
+            album = parts[1] if len(parts) > 2 else "[Unknown Album]"
+            child["path"] = f"{parts[0]}/{album}/{song['track']:02d} - {song['title']}.{song['suffix']}"
         return child
 
     def _song(self, song_id: str) -> Json | None:

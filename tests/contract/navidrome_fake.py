@@ -86,6 +86,7 @@ class FakeNavidrome:
         song.update(
             id=song_id,
             title=title,
+            track=len(self.songs) + 1,
             bpm=bpm,
             replayGain={} if track_gain_db is None else {"trackGain": track_gain_db, "trackPeak": 0.98},
             suffix=relative_path.rsplit(".", 1)[-1],

@@ -10,12 +10,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import Result
+from typer.testing import CliRunner
 
 from adapters.base import HostAuthError, HostTrack, HostUnavailableError, TrackNotFoundError
 from adapters.navidrome import NavidromeAdapter, NavidromeConfig
+from sidecar.cli import app
 from sidecar.demo.library import cached_corpus, tag_file
 from sidecar.demo.music import tempo_key_corpus
 from sidecar.demo.subsonic import SubsonicServer
+from sidecar.settings import get_settings
 
 USER = "admin"
 PASSWORD = "s3cret-Pass"
@@ -47,6 +51,23 @@ def library(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> Path:
 def server(library: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SubsonicServer]:
     with SubsonicServer(library, tmp_path_factory.mktemp("supysonic"), username=USER, password=PASSWORD) as running:
         yield running
+
+
+def flac_files(root: Path) -> list[str]:
+    return sorted(str(path) for path in root.rglob("*.flac"))
+
+
+def file_head(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(4)
+
+
+async def sync_stopping_after(client: NavidromeAdapter, server: SubsonicServer, seen: list[str], count: int) -> None:
+    """List tracks into ``seen`` in pages of ``count``, stopping the server after the first ``count``."""
+    async for track in client.iter_tracks(page_size=count):
+        seen.append(track.host_track_id)
+        if len(seen) == count:
+            server.stop()
 
 
 def config_for(url: str, library: Path, **overrides: object) -> NavidromeConfig:
@@ -86,7 +107,7 @@ async def test_navidrome_supysonic_iter_tracks_pages_through_every_file(
     caplog.set_level(logging.DEBUG, logger="adapters.navidrome.client")
     tracks = [track async for track in adapter.iter_tracks(page_size=2)]
     pages = [r for r in caplog.records if r.getMessage().startswith("search3 ->")]
-    expected = sorted(str(path) for path in library.rglob("*.flac"))
+    expected = flac_files(library)
     assert (sorted(t.local_path or "" for t in tracks), len({t.host_track_id for t in tracks}), len(pages)) == (
         expected,
         N_TRACKS,
@@ -96,7 +117,7 @@ async def test_navidrome_supysonic_iter_tracks_pages_through_every_file(
 
 async def test_navidrome_supysonic_mapped_paths_are_readable(adapter: NavidromeAdapter) -> None:
     tracks = [track async for track in adapter.iter_tracks()]
-    readable = [Path(t.local_path).read_bytes()[:4] for t in tracks if t.local_path is not None]
+    readable = [file_head(t.local_path) for t in tracks if t.local_path is not None]
     assert readable == [b"fLaC"] * N_TRACKS
 
 
@@ -142,9 +163,57 @@ async def test_navidrome_supysonic_server_stopped_mid_sync_raises_unavailable(
     with server:
         async with NavidromeAdapter(config_for(server.url, library, max_attempts=3)) as client:
             with pytest.raises(HostUnavailableError, match="cannot reach"):
-                async for track in client.iter_tracks(page_size=3):
-                    seen.append(track.host_track_id)
-                    if len(seen) == 3:
-                        server.stop()
+                await sync_stopping_after(client, server, seen, 3)
     retries = [r for r in caplog.records if "retrying" in r.getMessage()]
     assert (len(seen), len(retries)) == (3, 2)
+
+
+def run_host_check(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Result:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    return CliRunner().invoke(app, ["host", "check", "--samples", "3"])
+
+
+def navidrome_env(server: SubsonicServer, library: Path, **changes: str) -> dict[str, str]:
+    env = {
+        "SONANTICA_HOST": "navidrome",
+        "SONANTICA_NAVIDROME__URL": server.url,
+        "SONANTICA_NAVIDROME__USERNAME": USER,
+        "SONANTICA_NAVIDROME__PASSWORD": PASSWORD,
+        "SONANTICA_LIBRARY_DIR": str(library),
+    }
+    env.update(changes)
+    return env
+
+
+def test_cli_host_check_reports_server_and_readable_tracks(
+    server: SubsonicServer, library: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = run_host_check(monkeypatch, navidrome_env(server, library))
+    lines = result.output.splitlines()
+    assert (result.exit_code, lines[0].startswith("server: subsonic 1.12.0"), "playlist_write" in lines[1]) == (
+        0,
+        True,
+        True,
+    )
+    assert [line.split()[0] for line in lines[3:]] == ["OK", "OK", "OK"]
+
+
+def test_cli_host_check_wrong_password_exits_with_fix(
+    server: SubsonicServer, library: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = run_host_check(monkeypatch, navidrome_env(server, library, SONANTICA_NAVIDROME__PASSWORD="bad"))
+    assert (result.exit_code, "fix: credentials refused" in result.output, "bad" in result.output) == (1, True, False)
+
+
+def test_cli_host_check_wrong_mount_exits_with_fix(
+    server: SubsonicServer, library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = run_host_check(monkeypatch, navidrome_env(server, library, SONANTICA_LIBRARY_DIR=str(tmp_path)))
+    assert (result.exit_code, result.output.count("FAIL"), "fix:" in result.output) == (1, 3, True)
+
+
+def test_cli_host_check_missing_settings_names_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = run_host_check(monkeypatch, {"SONANTICA_HOST": "navidrome"})
+    assert (result.exit_code, "SONANTICA_NAVIDROME__URL" in result.output) == (2, True)

@@ -66,6 +66,7 @@ class FakeNavidrome:
     library_path: str = "/music"
     report_real_path: bool = True
     token_auth: bool = True
+    quoted_query_lists_nothing: bool = False  # like supysonic: search3 query="" finds nothing, query= finds all
     songs: list[Json] = field(default_factory=list)
     playlists: dict[str, Json] = field(default_factory=dict)
     plays: list[Json] = field(default_factory=list)
@@ -178,6 +179,8 @@ class FakeNavidrome:
             if one["query"] not in ("", '""'):
                 raise UnfakedRequestError("only full-library search3 is faked")
             offset, count = int(one.get("songOffset", "0")), int(one.get("songCount", "20"))
+            if self.quoted_query_lists_nothing and one["query"] == '""':
+                return self._ok(searchResult3={})
             page = [self._child(song) for song in self.songs[offset : offset + count]]
             return self._ok(searchResult3={"song": page} if page else {})
         if endpoint == "getSong":

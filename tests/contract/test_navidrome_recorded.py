@@ -148,6 +148,14 @@ async def test_navidrome_search3_sends_quoted_empty_query(adapter: NavidromeAdap
     assert [e.fields["query"] for e in fake.exchanges if e.endpoint == "search3"] == [['""']]
 
 
+async def test_navidrome_search3_falls_back_to_empty_query_once(adapter: NavidromeAdapter, fake: FakeNavidrome) -> None:
+    fake.quoted_query_lists_nothing = True
+    first = [track async for track in adapter.iter_tracks()]
+    second = [track async for track in adapter.iter_tracks()]
+    queries = [e.fields["query"][0] for e in fake.exchanges if e.endpoint == "search3"]
+    assert (len(first), len(second), queries) == (2, 2, ['""', "", ""])
+
+
 async def test_navidrome_iter_tracks_reads_bpm_and_replaygain(adapter: NavidromeAdapter, mount: Path) -> None:
     tracks = [track async for track in adapter.iter_tracks()]
     assert [(t.host_bpm, t.host_replaygain_track_gain_db, t.local_path) for t in tracks] == [

@@ -291,3 +291,20 @@ async def test_navidrome_secrets_never_reach_logs_or_errors(
     secrets |= {value for e in fake.exchanges for key in ("t", "s", "p") for value in e.fields.get(key, [])}
     text = "\n".join([r.getMessage() for r in caplog.records] + errors + [repr(make_config(fake, mount))])
     assert (len(caplog.records) > 5, [secret for secret in secrets if secret in text]) == (True, [])
+
+
+async def test_navidrome_upsert_playlist_with_no_tracks_empties_it(
+    adapter: NavidromeAdapter, fake: FakeNavidrome
+) -> None:
+    ids = [track.host_track_id async for track in adapter.iter_tracks()]
+    first = await adapter.upsert_playlist("Sonic Match: empty", ids)
+    second = await adapter.upsert_playlist("Sonic Match: empty", [])
+    assert (second, fake.playlists[first]["entry"]) == (first, [])
+
+
+async def test_navidrome_upsert_playlist_for_another_user_is_refused(
+    adapter: NavidromeAdapter, fake: FakeNavidrome
+) -> None:
+    with pytest.raises(ValueError, match="belong to the logged-in user"):
+        await adapter.upsert_playlist("Sonic Match: x", [], user="bob")
+    assert fake.exchanges == []

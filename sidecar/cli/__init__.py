@@ -10,6 +10,7 @@ from sidecar.cli import (  # noqa: F401  (importing a command module registers i
     config,
     demo,
     embed,
+    host,
     migrate,
     models,
     worker,

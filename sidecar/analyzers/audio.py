@@ -229,12 +229,11 @@ def _reason(exc: BaseException) -> str:
 
 def _channel_mean(native: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """Mean of the channels (row by row: several times faster than ``mean(axis=0)`` on planar audio)."""
-    if native.shape[0] == 1:
-        return native[0]
-    mono = native[0].copy()
+    mono: npt.NDArray[np.float32] = native[0].copy()
     for channel in native[1:]:
         mono += channel
-    mono *= np.float32(1.0 / native.shape[0])
+    if native.shape[0] > 1:
+        mono *= np.float32(1.0 / native.shape[0])
     return mono
 
 

@@ -71,15 +71,20 @@ def librosa_default(path: Path) -> tuple[float | None, KeySignature | None, floa
 
 
 def child_peak_rss_mib(path: Path) -> float:
-    """Peak RSS of a fresh process that analyses ``path`` (so one run's memory never hides another's)."""
+    """Peak RSS (``VmHWM``) of a fresh process that analyses ``path``.
+
+    ``ru_maxrss`` is not used: Linux carries it over ``fork`` + ``exec``, so a child would report the parent's
+    peak (this script holds a whole rendered hour of audio while it writes the test file).
+    """
     code = (
-        "import resource, sys\n"
+        "import sys\n"
         "from sidecar.analyzers.pipeline import analyze_file\n"
         "from sidecar.analyzers.registry import CORE_ANALYZERS, build_analyzers\n"
         "from sidecar.settings import get_settings\n"
         "a = analyze_file(sys.argv[1], build_analyzers(get_settings(), CORE_ANALYZERS))\n"
         "assert a.error is None, a.error\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]\n"
+        "print(int(hwm.split()[1]) / 1024)\n"
     )
     done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
     return float(done.stdout.strip().splitlines()[-1])

@@ -4,7 +4,7 @@ Measures bulk insert time (binary COPY), HNSW build time, table + index size per
 (``sidecar.storage.vectors.similar``, the same call the API makes) p50/p95 latency, and recall@10 of the HNSW
 answer against an exact scan, for several ``hnsw.ef_search`` values.
 
-Run: ``python scripts/bench_vectors.py`` (defaults: 100 000 vectors, m=16, ef_construction=64). ``--count`` for a
+Run: ``python scripts/bench_vectors.py`` (defaults: 100 000 vectors, m=16, ef_construction=128). ``--count`` for a
 smaller run, ``--url`` to use an existing PostgreSQL (a database ``sonantica_bench`` is created there and
 dropped); without it an embedded server is started in a temporary directory. Prints a Markdown table.
 """
@@ -25,12 +25,16 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from sidecar.demo.vectors import clustered_unit_vectors
+from sidecar.domain import PITCH_CLASSES, KeySignature
 from sidecar.embedded import embedded_postgres_url
 from sidecar.storage import vectors
 from sidecar.storage.db import open_pool, transaction
 from sidecar.storage.migrate import migrate
+from sidecar.storage.vectors import SimilarFilters
 
 MODEL = "bench-512"
+KEYS = [KeySignature(tonic, mode) for tonic in PITCH_CLASSES for mode in ("major", "minor")]
+FILTERS = SimilarFilters(bpm_window_pct=8.0, half_double=True, camelot_compatible=True, max_per_artist=2)
 BENCH_DB = "sonantica_bench"
 
 
@@ -65,6 +69,14 @@ async def run(url: str, args: argparse.Namespace) -> None:
                 (args.count,),
             )
             ids = [int(row[0]) for row in await cur.fetchall()]
+            # features for the filtered query: BPM uniform in 70-180, one of the 24 keys (fixture SQL, bench only)
+            await conn.execute(
+                "INSERT INTO track_features (track_id, bpm, key, camelot)"
+                " SELECT id, 70 + random() * 110, k.key, k.camelot FROM tracks,"
+                " LATERAL (SELECT * FROM unnest(%s::text[], %s::text[]) AS k(key, camelot)"
+                "          ORDER BY random() + id * 0 LIMIT 1) AS k",
+                ([k.name for k in KEYS], [k.camelot for k in KEYS]),
+            )
         tracks_s = time.perf_counter() - started
         started = time.perf_counter()
         async with transaction(pool) as conn:
@@ -109,7 +121,7 @@ async def run(url: str, args: argparse.Namespace) -> None:
         print()
         print("| step | figure |")
         print("|---|---|")
-        print(f"| insert {args.count} tracks (INSERT ... SELECT) | {tracks_s:.1f} s |")
+        print(f"| insert {args.count} tracks + features (INSERT ... SELECT) | {tracks_s:.1f} s |")
         print(f"| insert {args.count} vectors (binary COPY) | {copy_s:.1f} s ({args.count / copy_s:.0f} vectors/s) |")
         print(f"| HNSW build (maintenance_work_mem {args.mem_mb} MB) | {build_s:.1f} s |")
         print(f"| embeddings table (heap + TOAST) per track | {table_bytes / args.count:.0f} B |")
@@ -135,6 +147,30 @@ async def run(url: str, args: argparse.Namespace) -> None:
                     hits += len({r.track_id for r in rows} & exact[seed])
             recall = hits / (10 * len(seeds))
             print(f"| {ef} | {statistics.median(latencies):.1f} | {percentile(latencies, 0.95):.1f} | {recall:.3f} |")
+        print()
+        print(
+            "Limit 20, default candidates; filtered = BPM +-8 % of the seed (half/double accepted), Camelot-compatible,"
+        )
+        print("at most 2 per artist (features: BPM uniform 70-180, keys uniform over 24).")
+        print()
+        print("| query | p50 ms | p95 ms | mean rows returned (of 20) |")
+        print("|---|---|---|---|")
+        for label, filters in (
+            ("unfiltered (candidates 100)", SimilarFilters()),
+            ("filtered (candidates 400)", FILTERS),
+        ):
+            latencies = []
+            returned = []
+            async with transaction(pool) as conn:
+                for seed in seeds:
+                    t0 = time.perf_counter()
+                    rows = await vectors.similar(conn, [seed], model=MODEL, limit=20, filters=filters)
+                    latencies.append((time.perf_counter() - t0) * 1000)
+                    returned.append(len(rows))
+            print(
+                f"| {label} | {statistics.median(latencies):.1f} | {percentile(latencies, 0.95):.1f} |"
+                f" {statistics.mean(returned):.1f} |"
+            )
     finally:
         await pool.close()
 
@@ -147,7 +183,7 @@ def main() -> None:
     parser.add_argument("--latent-dim", type=int, default=32)
     parser.add_argument("--spread", type=float, default=0.5)
     parser.add_argument("--m", type=int, default=16)
-    parser.add_argument("--ef-construction", type=int, default=64)
+    parser.add_argument("--ef-construction", type=int, default=128)
     parser.add_argument("--ef-search", type=lambda s: [int(v) for v in s.split(",")], default=[40, 100, 200])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -59,16 +60,16 @@ def parse_path_map(raw: str) -> list[PathMapping]:
 class DatabaseSettings(BaseModel):
     """PostgreSQL connection pool (the URL is ``Settings.database_url``)."""
 
-    pool_min_size: int = Field(default=1, ge=1)
-    pool_max_size: int = Field(default=8, ge=1)
-    connect_timeout_s: float = Field(default=10.0, gt=0)
+    pool_min_size: int = Field(default=1, ge=1, description="connections kept open")
+    pool_max_size: int = Field(default=8, ge=1, description="connections opened at most")
+    connect_timeout_s: float = Field(default=10.0, gt=0, description="seconds to wait for a connection")
 
 
 class RedisSettings(BaseModel):
     """Redis keys and timeouts (the URL is ``Settings.redis_url``)."""
 
-    key_prefix: str = "sonantica:"
-    socket_timeout_s: float = Field(default=5.0, gt=0)
+    key_prefix: str = Field(default="sonantica:", description="prefix of every Redis key and channel")
+    socket_timeout_s: float = Field(default=5.0, gt=0, description="bound on every Redis command, in seconds")
     rebuild_lock_s: float = Field(default=300.0, gt=0, description="lock held while refilling the queues")
     rebuild_batch_size: int = Field(default=1000, ge=1, description="jobs per pipelined round trip in a rebuild")
     failed_jobs_kept: int = Field(default=10_000, ge=1, description="newest entries kept in the failed-jobs list")
@@ -85,8 +86,10 @@ class WorkerSettings(BaseModel):
     retry_max_s: float = Field(default=300.0, gt=0, description="back-off ceiling")
     concurrency: int = Field(default=1, ge=1, description="tracks analysed at once by one worker process")
     nice: int = Field(default=5, ge=0, le=19, description="CPU niceness added to analysis processes")
-    queues: Annotated[list[Literal["on_play", "scan"]], NoDecode] = ["on_play", "scan"]
-    scan_paused: bool = False
+    queues: Annotated[list[Literal["on_play", "scan"]], NoDecode] = Field(
+        default=["on_play", "scan"], description="priorities this worker takes: on-play, scan or both"
+    )
+    scan_paused: bool = Field(default=False, description="stop taking scan work (on-play still runs)")
     scan_hours: str | None = Field(
         default=None,
         description="local hours when scan work may run, e.g. '01:00-07:00'; on-play always runs",
@@ -109,7 +112,10 @@ class WorkerSettings(BaseModel):
 class AnalysisSettings(BaseModel):
     """Which analyzers run and on how much audio."""
 
-    enabled: Annotated[list[str], NoDecode] = ["loudness", "tempo", "key", "embedding"]
+    enabled: Annotated[list[str], NoDecode] = Field(
+        default=["loudness", "tempo", "key", "embedding"],
+        description="analyzers to run: loudness, tempo, key, embedding",
+    )
     max_duration_s: float | None = Field(
         default=None, description="skip tracks longer than this (e.g. audiobooks); None analyses everything"
     )
@@ -125,69 +131,85 @@ class AnalysisSettings(BaseModel):
 class EmbeddingSettings(BaseModel):
     """The 'how it sounds' embedding model."""
 
-    model: Literal["openl3-music-mel128-512", "timbre-v1"] = "openl3-music-mel128-512"
+    model: Literal["openl3-music-mel128-512", "timbre-v1"] = Field(
+        default="openl3-music-mel128-512", description="embedding model for Sonic Match"
+    )
     fallback: bool = Field(default=True, description="use the DSP timbre model when OpenL3 weights are absent")
     model_dir: Path | None = Field(default=None, description="weights cache; default <data_dir>/models")
     offline: bool = Field(default=False, description="never download weights; use only the local cache")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    batch_size: int = Field(default=32, ge=1)
+    weights_url: str | None = Field(
+        default=None, description="download OpenL3 weights from this mirror instead of the official URL (same checks)"
+    )
+    weights_sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="pin the SHA-256 of the OpenL3 weights file (enforced with the published git blob id)",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="where the embedding model runs")
+    batch_size: int = Field(default=32, ge=1, description="embedding windows per forward pass")
     windows_per_track: int = Field(default=24, ge=1, description="1 s windows sampled across a track")
 
 
 class ApiSettings(BaseModel):
     """The Sonic Match HTTP API."""
 
-    bind_host: str = "127.0.0.1"
-    port: int = Field(default=8787, ge=1, le=65535)
+    bind_host: str = Field(default="127.0.0.1", description="interface the API listens on")
+    port: int = Field(default=8787, ge=1, le=65535, description="API port")
     token: SecretStr | None = Field(default=None, description="bearer token required by every write endpoint")
-    result_cache_s: int = Field(default=7 * 24 * 3600, ge=1)
+    result_cache_s: int = Field(
+        default=7 * 24 * 3600, ge=1, description="seconds a track's analysis stays in the Redis result cache"
+    )
 
 
 class NavidromeSettings(BaseModel):
     """Navidrome (or another Subsonic server)."""
 
-    url: str | None = None
-    username: str | None = None
-    password: SecretStr | None = None
-    client_name: str = "sonantica"
-    timeout_s: float = Field(default=15.0, gt=0)
+    url: str | None = Field(default=None, description="Navidrome (Subsonic) base URL, e.g. http://navidrome:4533")
+    username: str | None = Field(default=None, description="Navidrome user")
+    password: SecretStr | None = Field(default=None, description="Navidrome password")
+    client_name: str = Field(default="sonantica", description="client name sent to the server (one player record)")
+    timeout_s: float = Field(default=15.0, gt=0, description="seconds before a request times out")
 
 
 class JellyfinSettings(BaseModel):
     """Jellyfin."""
 
-    url: str | None = None
-    api_key: SecretStr | None = None
-    username: str | None = None
-    password: SecretStr | None = None
+    url: str | None = Field(default=None, description="Jellyfin base URL, e.g. http://jellyfin:8096")
+    api_key: SecretStr | None = Field(default=None, description="Jellyfin API key (Dashboard > API Keys)")
+    username: str | None = Field(default=None, description="Jellyfin user (instead of an API key)")
+    password: SecretStr | None = Field(default=None, description="Jellyfin password (with username)")
     user_id: str | None = Field(default=None, description="playlist owner; default: the first administrator")
-    webhook_secret: SecretStr | None = None
-    write_tags: bool = True
-    trigger_normalization: bool = False
-    timeout_s: float = Field(default=15.0, gt=0)
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="shared secret the webhook plugin sends in X-Sonantica-Token"
+    )
+    write_tags: bool = Field(default=True, description="write bpm/key/camelot/replaygain as item tags")
+    trigger_normalization: bool = Field(
+        default=False, description="start Jellyfin's Audio Normalization task after a sync"
+    )
+    timeout_s: float = Field(default=15.0, gt=0, description="seconds before a request times out")
 
 
 class SchedulerSettings(BaseModel):
     """Periodic work done by ``sonantica scheduler`` (one instance)."""
 
-    sync_interval_s: float = Field(default=6 * 3600.0, gt=0)
-    now_playing_interval_s: float = Field(default=10.0, gt=0)
-    reconcile_interval_s: float = Field(default=300.0, gt=0)
+    sync_interval_s: float = Field(default=6 * 3600.0, gt=0, description="seconds between library syncs")
+    now_playing_interval_s: float = Field(default=10.0, gt=0, description="seconds between now-playing polls")
+    reconcile_interval_s: float = Field(default=300.0, gt=0, description="seconds between queue reconciliations")
     lock_s: float = Field(default=30.0, gt=0, description="single-instance lock; a dead scheduler's expires after it")
 
 
 class PlaylistSettings(BaseModel):
     """Playlists written to the host."""
 
-    name_prefix: str = "Sonic Match · "
-    max_tracks: int = Field(default=50, ge=1, le=1000)
+    name_prefix: str = Field(default="Sonic Match · ", description="name prefix of generated playlists")
+    max_tracks: int = Field(default=50, ge=1, le=1000, description="tracks per generated playlist")
 
 
 class StemsSettings(BaseModel):
     """Derived stem files (never written into the library)."""
 
     dir: Path | None = Field(default=None, description="default <data_dir>/stems")
-    unused_days: int = Field(default=30, ge=1)
+    unused_days: int = Field(default=30, ge=1, description="days before unused stems are deleted")
 
 
 class Settings(BaseSettings):
@@ -200,16 +222,21 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
-    data_dir: Path = Field(default_factory=_default_data_dir)
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="where the embedded servers, models and stems live (default ~/.local/share/sonantica)",
+    )
     database_url: SecretStr | None = Field(
         default=None, description="PostgreSQL with pgvector; unset: an embedded server under data_dir"
     )
     redis_url: SecretStr | None = Field(default=None, description="Redis; unset: an embedded server under data_dir")
     library_dir: Path | None = Field(default=None, description="the read-only mount of the music library")
-    path_map: Annotated[list[PathMapping], NoDecode] = []
-    host: HostKindSetting = HostKindSetting.NONE
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["plain", "json"] = "plain"
+    path_map: Annotated[list[PathMapping], NoDecode] = Field(
+        default=[], description="host path prefix -> mount prefix pairs, e.g. /music:/mnt/music,/data:/mnt/data"
+    )
+    host: HostKindSetting = Field(default=HostKindSetting.NONE, description="media server: none, navidrome or jellyfin")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="log level")
+    log_format: Literal["plain", "json"] = Field(default="plain", description="log format: plain or json")
 
     db: DatabaseSettings = DatabaseSettings()
     redis: RedisSettings = RedisSettings()
@@ -259,6 +286,38 @@ def environment_variable_names() -> set[str]:
         else:
             names.add(f"SONANTICA_{field_name}".upper())
     return names
+
+
+def _default_text(info: FieldInfo) -> str:
+    if info.is_required():
+        return "(required)"
+    value = info.get_default(call_default_factory=False)
+    if value is None:
+        return "unset"
+    if info.default_factory is not None:
+        return "(computed)"
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, SecretStr):
+        return "(secret)"
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value) or "(empty)"
+    return str(value)
+
+
+def settings_reference() -> list[tuple[str, str, str]]:
+    """``(variable, default, description)`` for every setting, in declaration order (docs and ``sonantica config``)."""
+    rows: list[tuple[str, str, str]] = []
+    for field_name, info in Settings.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            section = (annotation.__doc__ or "").strip().splitlines()[0]
+            for sub, sub_info in annotation.model_fields.items():
+                name = f"SONANTICA_{field_name}__{sub}".upper()
+                rows.append((name, _default_text(sub_info), sub_info.description or section))
+        else:
+            rows.append((f"SONANTICA_{field_name}".upper(), _default_text(info), info.description or ""))
+    return rows
 
 
 @lru_cache(maxsize=1)

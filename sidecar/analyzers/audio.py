@@ -200,7 +200,7 @@ class AudioReader:
     def _block(
         self, native: npt.NDArray[np.float32], resampler: soxr.ResampleStream, offset: int, *, last: bool
     ) -> AudioBlock:
-        mono_native = native.mean(axis=0, dtype=np.float32) if native.shape[0] > 1 else native[0]
+        mono_native = _channel_mean(native)
         mono = resampler.resample_chunk(np.ascontiguousarray(mono_native), last=last)
         return AudioBlock(native=native, mono=mono, start_s=offset / self.info.sample_rate_hz)
 
@@ -225,6 +225,16 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, av.error.FFmpegError):
         return exc.strerror or type(exc).__name__
     return str(exc) or type(exc).__name__
+
+
+def _channel_mean(native: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Mean of the channels (row by row: several times faster than ``mean(axis=0)`` on planar audio)."""
+    mono: npt.NDArray[np.float32] = native[0].copy()
+    for channel in native[1:]:
+        mono += channel
+    if native.shape[0] > 1:
+        mono *= np.float32(1.0 / native.shape[0])
+    return mono
 
 
 def audio_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from sidecar.analyzers.base import Analyzer
+from sidecar.analyzers.embedding import EmbeddingAnalyzer
 from sidecar.analyzers.key import KeyAnalyzer
 from sidecar.analyzers.loudness import LoudnessAnalyzer
 from sidecar.analyzers.tempo import TempoAnalyzer
@@ -25,9 +26,12 @@ FACTORIES: dict[str, AnalyzerFactory] = {
     LoudnessAnalyzer.name: lambda _settings: LoudnessAnalyzer(),
     TempoAnalyzer.name: lambda _settings: TempoAnalyzer(),
     KeyAnalyzer.name: lambda _settings: KeyAnalyzer(),
+    EmbeddingAnalyzer.name: EmbeddingAnalyzer,
 }
 
-VERSIONS: dict[str, int] = {cls.name: cls.version for cls in (LoudnessAnalyzer, TempoAnalyzer, KeyAnalyzer)}
+VERSIONS: dict[str, int] = {
+    cls.name: cls.version for cls in (LoudnessAnalyzer, TempoAnalyzer, KeyAnalyzer, EmbeddingAnalyzer)
+}
 """Current version of every known analyzer (stored results with a lower version are stale)."""
 
 

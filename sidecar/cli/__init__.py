@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from sidecar.cli import (  # noqa: F401  (importing a command module registers its commands)
     analyze,
+    config,
     demo,
+    embed,
+    host,
     migrate,
+    models,
     scheduler,
     sync,
     worker,

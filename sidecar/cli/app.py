@@ -11,3 +11,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _root() -> None:
+    """Keep ``sonantica <command>`` a command group even while only one command is registered."""

@@ -19,6 +19,7 @@ from sidecar.analyzers.registry import build_analyzers, enabled_versions
 from sidecar.cli.app import app
 from sidecar.domain import Priority, TrackKey
 from sidecar.errors import FatalAnalyzerError, SidecarError
+from sidecar.services.analysis import register_embedding_models
 from sidecar.services.enqueue import enqueue_track_ids, register_local_files
 from sidecar.services.reconcile import rebuild_from_database
 from sidecar.services.runtime import Runtime, open_runtime
@@ -69,13 +70,15 @@ def worker(
         )
     chosen = [_priority(q) for q in (queues.split(",") if queues else settings.worker.queues)]
     try:
-        versions = {a.name: a.version for a in build_analyzers(settings)}  # probes models before taking work
+        analyzers = build_analyzers(settings)  # probes models before taking work
+        versions = {a.name: a.version for a in analyzers}
     except FatalAnalyzerError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     bar = tqdm(unit="job", file=sys.stderr, disable=None, desc="worker")
 
     async def main(runtime: Runtime) -> None:
+        await register_embedding_models(runtime, analyzers)
         executor = AnalysisExecutor(settings, list(versions), processes=settings.worker.concurrency)
         job_worker = Worker(runtime, executor, versions, queues=chosen, on_outcome=lambda _o: bar.update())
         loop = asyncio.get_running_loop()

@@ -15,14 +15,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Mapping, MutableSet
+from collections.abc import Iterable, Mapping, MutableSet
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from sidecar.analyzers.executor import AnalysisExecutor
 from sidecar.domain import KeySignature, TrackKey
 from sidecar.jobqueue import AnalysisReady, AnalyzeTrack, CachedAnalysis, ClaimedJob, TokenLock, TrackLock, backoff_s
 from sidecar.services.runtime import Runtime
-from sidecar.storage import analyses, status, tracks
+from sidecar.storage import analyses, status, tracks, vectors
 from sidecar.storage.analyses import AnalysisSummary
 from sidecar.storage.db import Connection, transaction
 
@@ -37,6 +38,31 @@ class JobOutcome:
     action: str  # "analyzed", "current", "deferred", "retry", "failed", "dropped"
     analyzers: tuple[str, ...] = ()
     detail: str = ""
+
+
+@runtime_checkable
+class EmbeddingModel(Protocol):
+    """An analyzer that produces vectors: its model name and dimension (the embedding analyzer)."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+
+async def register_embedding_models(runtime: Runtime, analyzers: Iterable[object]) -> list[str]:
+    """Declare the embedding model of every vector-producing analyzer (and build its HNSW index when new).
+
+    Call once at start-up, before any result is stored; returns the models that were new.
+    """
+    new: list[str] = []
+    for analyzer in analyzers:
+        if isinstance(analyzer, EmbeddingModel):
+            async with transaction(runtime.pool) as conn:
+                if await vectors.register_model(conn, analyzer.model, dim=analyzer.dim):
+                    new.append(analyzer.model)
+    return new
 
 
 def cached_from_summary(summary: AnalysisSummary) -> CachedAnalysis:
@@ -164,7 +190,7 @@ async def _run_locked(
     failures = {name: failure.error for name, failure in analysis.failures.items()}
     async with transaction(runtime.pool) as conn:
         await analyses.store_results(
-            conn, track_id, results=analysis.results, versions=running, failures=failures or None
+            conn, track_id, results=analysis.results, versions=running, failures=failures or None, info=analysis.info
         )
         summary = await analyses.get_analysis(conn, track_id)
     assert summary is not None

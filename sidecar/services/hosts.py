@@ -1,77 +1,78 @@
-"""Build the configured host adapter from the settings (the only place that picks Jellyfin or Navidrome)."""
+"""Build the configured host adapter from the settings (the only place that turns settings into an adapter)."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any, cast
-
+from adapters import registry
 from adapters.base import HostAdapter
-from adapters.jellyfin import JellyfinAdapter, JellyfinConfig
+from adapters.jellyfin import JellyfinConfig
+from adapters.navidrome import NavidromeConfig
+from adapters.registry import AdapterConfig
 from sidecar.errors import SidecarError
 from sidecar.settings import HostKindSetting, Settings
 
 
-class HostConfigError(SidecarError):
-    """The host settings are incomplete or invalid; the message names the variables to set."""
+class HostConfigError(SidecarError, ValueError):
+    """The settings cannot describe an adapter; the message names the variables to set."""
 
 
-def _path_map(settings: Settings) -> tuple[tuple[str, str], ...]:
-    return tuple((mapping.host_prefix, mapping.local_prefix) for mapping in settings.path_map)
+def adapter_config(settings: Settings) -> AdapterConfig:
+    """The adapter config for ``settings.host``; raises :class:`HostConfigError` naming what is missing."""
+    path_map = tuple((m.host_prefix, m.local_prefix) for m in settings.path_map)
+    if settings.host is HostKindSetting.NAVIDROME:
+        nd = settings.navidrome
+        missing = [
+            name
+            for name, value in (
+                ("SONANTICA_NAVIDROME__URL", nd.url),
+                ("SONANTICA_NAVIDROME__USERNAME", nd.username),
+                ("SONANTICA_NAVIDROME__PASSWORD", nd.password),
+            )
+            if not value
+        ]
+        if missing or nd.url is None or nd.username is None or nd.password is None:
+            raise HostConfigError(f"set {', '.join(missing)}")
+        return NavidromeConfig(
+            url=nd.url,
+            username=nd.username,
+            password=nd.password.get_secret_value(),
+            library_dir=settings.library_dir,
+            path_map=path_map,
+            client_name=nd.client_name,
+            timeout_s=nd.timeout_s,
+        )
+    if settings.host is HostKindSetting.JELLYFIN:
+        jf = settings.jellyfin
+        if not jf.url:
+            raise HostConfigError("set SONANTICA_JELLYFIN__URL")
+        return JellyfinConfig(
+            url=jf.url,
+            api_key=jf.api_key.get_secret_value() if jf.api_key else None,
+            username=jf.username,
+            password=jf.password.get_secret_value() if jf.password else None,
+            user_id=jf.user_id,
+            webhook_secret=jf.webhook_secret.get_secret_value() if jf.webhook_secret else None,
+            write_tags=jf.write_tags,
+            trigger_normalization=jf.trigger_normalization,
+            timeout_s=jf.timeout_s,
+            library_dir=settings.library_dir,
+            path_map=path_map,
+        )
+    raise HostConfigError("set SONANTICA_HOST to navidrome or jellyfin")
 
 
 def make_adapter(settings: Settings) -> HostAdapter | None:
-    """The adapter for ``settings.host`` (``None`` when the host is ``none``: analysis only).
+    """The adapter for ``settings.host``, or ``None`` when the host is ``none`` (analysis only).
 
     Raises
     ------
     HostConfigError
-        A required setting (URL, credentials) is missing or the adapter refuses the values.
+        A required setting is missing, or the adapter refuses a value (e.g. a URL with credentials in it).
     """
+    if settings.host is HostKindSetting.NONE:
+        return None
     try:
-        if settings.host is HostKindSetting.JELLYFIN:
-            return _jellyfin(settings)
-        if settings.host is HostKindSetting.NAVIDROME:
-            return _navidrome(settings)
-    except ValueError as exc:
-        raise HostConfigError(f"{settings.host.value} settings: {exc}") from None
-    return None
-
-
-def _jellyfin(settings: Settings) -> HostAdapter:
-    jf = settings.jellyfin
-    if not jf.url:
-        raise HostConfigError("SONANTICA_HOST=jellyfin needs SONANTICA_JELLYFIN__URL")
-    config = JellyfinConfig(
-        url=jf.url,
-        api_key=jf.api_key.get_secret_value() if jf.api_key else None,
-        username=jf.username,
-        password=jf.password.get_secret_value() if jf.password else None,
-        user_id=jf.user_id,
-        webhook_secret=jf.webhook_secret.get_secret_value() if jf.webhook_secret else None,
-        write_tags=jf.write_tags,
-        trigger_normalization=jf.trigger_normalization,
-        timeout_s=jf.timeout_s,
-        library_dir=settings.library_dir,
-        path_map=_path_map(settings),
-    )
-    return JellyfinAdapter(config)
-
-
-def _navidrome(settings: Settings) -> HostAdapter:
-    navidrome: Any = importlib.import_module("adapters.navidrome")  # built in parallel; loaded only when chosen
-    nd = settings.navidrome
-    if not nd.url or not nd.username or nd.password is None:
-        raise HostConfigError(
-            "SONANTICA_HOST=navidrome needs SONANTICA_NAVIDROME__URL, SONANTICA_NAVIDROME__USERNAME and"
-            " SONANTICA_NAVIDROME__PASSWORD"
-        )
-    config = navidrome.NavidromeConfig(
-        url=nd.url,
-        username=nd.username,
-        password=nd.password.get_secret_value(),
-        library_dir=settings.library_dir,
-        path_map=_path_map(settings),
-        client_name=nd.client_name,
-        timeout_s=nd.timeout_s,
-    )
-    return cast(HostAdapter, navidrome.NavidromeAdapter(config))
+        return registry.make_adapter(settings.host.value, adapter_config(settings))
+    except HostConfigError:
+        raise
+    except ValueError as error:
+        raise HostConfigError(f"{settings.host.value} settings: {error}") from None

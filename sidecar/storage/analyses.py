@@ -11,7 +11,7 @@ from typing import TypedDict
 
 from psycopg import sql
 
-from sidecar.domain import AnalyzerOutput, EmbeddingResult, KeyResult, LoudnessResult, TempoResult
+from sidecar.domain import AnalyzerOutput, AudioInfo, EmbeddingResult, KeyResult, LoudnessResult, TempoResult
 from sidecar.storage import status, vectors
 from sidecar.storage.db import Connection
 
@@ -24,6 +24,8 @@ class AnalysisSummary(TypedDict):
     host_track_id: str
     path: str | None
     duration_s: float | None
+    sample_rate_hz: int | None
+    channels: int | None
     bpm: float | None
     bpm_confidence: float | None
     key: str | None  # canonical spelling, e.g. "A minor"
@@ -86,6 +88,7 @@ async def store_results(
     results: Mapping[str, AnalyzerOutput],
     versions: Mapping[str, int],
     failures: Mapping[str, str] | None = None,
+    info: AudioInfo | None = None,
 ) -> None:
     """Store one track's results and mark those analyzers ``done`` (and ``failures`` ``failed``) atomically.
 
@@ -98,6 +101,9 @@ async def store_results(
         ``{analyzer name: version}`` for every analyzer in ``results`` (the version that produced it).
     failures
         ``{analyzer name: reason}`` for analyzers that failed on this track in the same pass.
+    info
+        What the decoder read from the file: stored on the track (codec, sample rate, channels, and its duration
+        when it knows one).
 
     Feature columns are only overwritten by a result of the same or a newer analyzer version, so a re-delivered
     job from an older worker cannot downgrade them. On any error nothing is written (one transaction).
@@ -112,6 +118,12 @@ async def store_results(
             columns = _feature_columns(result, done[name])
             if columns is not None:
                 await _write_features(conn, track_id, columns)
+        if info is not None:
+            await conn.execute(
+                "UPDATE tracks SET codec = %s, sample_rate_hz = %s, channels = %s,"
+                " duration_s = coalesce(%s, duration_s), updated_at = now() WHERE id = %s",
+                (info.codec, info.sample_rate_hz, info.channels, info.duration_s, track_id),
+            )
         await status.mark_done(conn, track_id, done)
         if failures:
             await status.mark_failed(conn, track_id, failures)
@@ -121,7 +133,7 @@ async def get_analysis(conn: Connection, track_id: int) -> AnalysisSummary | Non
     """The stored analysis of a track (``None`` for an unknown track; ``None`` values for what is not analysed)."""
     cur = await conn.execute(
         """
-        SELECT t.id, t.host, t.host_track_id, t.path, t.duration_s,
+        SELECT t.id, t.host, t.host_track_id, t.path, t.duration_s, t.sample_rate_hz, t.channels,
                f.bpm, f.bpm_confidence, f.key, f.key_confidence, f.camelot,
                f.loudness_lufs, f.loudness_range_lu, f.true_peak_dbtp, f.sample_peak_dbfs,
                f.replaygain_track_gain_db, f.replaygain_track_peak,
@@ -143,17 +155,19 @@ async def get_analysis(conn: Connection, track_id: int) -> AnalysisSummary | Non
         host_track_id=row[2],
         path=row[3],
         duration_s=row[4],
-        bpm=row[5],
-        bpm_confidence=row[6],
-        key=row[7],
-        key_confidence=row[8],
-        camelot=row[9],
-        loudness_lufs=row[10],
-        loudness_range_lu=row[11],
-        true_peak_dbtp=row[12],
-        sample_peak_dbfs=row[13],
-        replaygain_track_gain_db=row[14],
-        replaygain_track_peak=row[15],
-        analyzer_versions={str(k): int(v) for k, v in row[16].items()},
-        embedding_models=list(row[17]),
+        sample_rate_hz=row[5],
+        channels=row[6],
+        bpm=row[7],
+        bpm_confidence=row[8],
+        key=row[9],
+        key_confidence=row[10],
+        camelot=row[11],
+        loudness_lufs=row[12],
+        loudness_range_lu=row[13],
+        true_peak_dbtp=row[14],
+        sample_peak_dbfs=row[15],
+        replaygain_track_gain_db=row[16],
+        replaygain_track_peak=row[17],
+        analyzer_versions={str(k): int(v) for k, v in row[18].items()},
+        embedding_models=list(row[19]),
     )

@@ -94,6 +94,10 @@ async def ensure_status(
         FROM tracks t CROSS JOIN unnest(%(names)s::text[], %(versions)s::int[]) AS a(name, version)
         WHERE NOT t.is_missing AND t.path IS NOT NULL
           AND (%(ids)s::bigint[] IS NULL OR t.id = ANY(%(ids)s::bigint[]))
+          AND NOT EXISTS (
+              SELECT 1 FROM analysis_status c
+              WHERE c.track_id = t.id AND c.analyzer = a.name AND c.version >= a.version
+          )
         ON CONFLICT (track_id, analyzer) DO UPDATE
             SET version = EXCLUDED.version, state = 'pending', attempts = 0, last_error = NULL, updated_at = now()
             WHERE s.version < EXCLUDED.version

@@ -51,6 +51,9 @@ class TrackRecord:
     album_artist: str | None
     genres: list[str]
     duration_s: float | None
+    codec: str | None  # from the decoder, once analysed
+    sample_rate_hz: int | None
+    channels: int | None
     library: str | None
     is_missing: bool
     created_at: datetime
@@ -73,32 +76,25 @@ class UpsertOutcome:
 
 _COLUMNS = (
     "id, host, host_track_id, title, path, host_path, size_bytes, mtime_ns, artist, album, album_artist, genres,"
-    " duration_s, library, is_missing, created_at, updated_at"
+    " duration_s, codec, sample_rate_hz, channels, library, is_missing, created_at, updated_at"
 )
 
+_LOCK_EXISTING = """
+SELECT size_bytes, mtime_ns FROM tracks WHERE host = %s AND host_track_id = %s FOR UPDATE
+"""
+
 _UPSERT = """
-WITH old AS (
-    SELECT id, size_bytes, mtime_ns FROM tracks WHERE host = %(host)s AND host_track_id = %(host_track_id)s
-), saved AS (
-    INSERT INTO tracks AS t (host, host_track_id, title, path, host_path, size_bytes, mtime_ns, artist, album,
-                             album_artist, genres, duration_s, library)
-    VALUES (%(host)s, %(host_track_id)s, %(title)s, %(path)s, %(host_path)s, %(size_bytes)s, %(mtime_ns)s,
-            %(artist)s, %(album)s, %(album_artist)s, %(genres)s, %(duration_s)s, %(library)s)
-    ON CONFLICT (host, host_track_id) DO UPDATE SET
-        title = EXCLUDED.title, path = EXCLUDED.path, host_path = EXCLUDED.host_path,
-        size_bytes = coalesce(EXCLUDED.size_bytes, t.size_bytes), mtime_ns = coalesce(EXCLUDED.mtime_ns, t.mtime_ns),
-        artist = EXCLUDED.artist, album = EXCLUDED.album, album_artist = EXCLUDED.album_artist,
-        genres = EXCLUDED.genres, duration_s = EXCLUDED.duration_s, library = EXCLUDED.library,
-        is_missing = false, updated_at = now()
-    RETURNING t.id
-)
-SELECT saved.id,
-       old.id IS NULL AS created,
-       old.id IS NOT NULL AND (
-           (%(size_bytes)s::bigint IS NOT NULL AND %(size_bytes)s::bigint IS DISTINCT FROM old.size_bytes)
-           OR (%(mtime_ns)s::bigint IS NOT NULL AND %(mtime_ns)s::bigint IS DISTINCT FROM old.mtime_ns)
-       ) AS file_changed
-FROM saved LEFT JOIN old ON old.id = saved.id
+INSERT INTO tracks AS t (host, host_track_id, title, path, host_path, size_bytes, mtime_ns, artist, album,
+                         album_artist, genres, duration_s, library)
+VALUES (%(host)s, %(host_track_id)s, %(title)s, %(path)s, %(host_path)s, %(size_bytes)s, %(mtime_ns)s,
+        %(artist)s, %(album)s, %(album_artist)s, %(genres)s, %(duration_s)s, %(library)s)
+ON CONFLICT (host, host_track_id) DO UPDATE SET
+    title = EXCLUDED.title, path = EXCLUDED.path, host_path = EXCLUDED.host_path,
+    size_bytes = coalesce(EXCLUDED.size_bytes, t.size_bytes), mtime_ns = coalesce(EXCLUDED.mtime_ns, t.mtime_ns),
+    artist = EXCLUDED.artist, album = EXCLUDED.album, album_artist = EXCLUDED.album_artist,
+    genres = EXCLUDED.genres, duration_s = EXCLUDED.duration_s, library = EXCLUDED.library,
+    is_missing = false, updated_at = now()
+RETURNING t.id, t.xmax = 0
 """
 
 _RESET_STATUS = """
@@ -111,9 +107,12 @@ async def upsert_track(conn: Connection, track: TrackUpsert) -> UpsertOutcome:
     """Insert or update a track by ``(host, host_track_id)``; a reappearing track is no longer missing.
 
     When the stored file's ``size_bytes`` or ``mtime_ns`` differ from the new ones, every analysis of the track
-    goes back to ``pending`` (attempts and last error cleared) in the same transaction.
+    goes back to ``pending`` (attempts and last error cleared) in the same transaction. The existing row is
+    locked first, so of concurrent upserts exactly one reports ``created`` and one ``file_changed``.
     """
     async with conn.transaction():
+        cur = await conn.execute(_LOCK_EXISTING, (track.host, track.host_track_id))
+        old = await cur.fetchone()
         cur = await conn.execute(
             _UPSERT,
             {
@@ -134,7 +133,11 @@ async def upsert_track(conn: Connection, track: TrackUpsert) -> UpsertOutcome:
         )
         row = await cur.fetchone()
         assert row is not None  # an upsert always returns its row
-        outcome = UpsertOutcome(track_id=int(row[0]), created=bool(row[1]), file_changed=bool(row[2]))
+        changed = old is not None and (
+            (track.size_bytes is not None and track.size_bytes != old[0])
+            or (track.mtime_ns is not None and track.mtime_ns != old[1])
+        )
+        outcome = UpsertOutcome(track_id=int(row[0]), created=bool(row[1]), file_changed=changed)
         if outcome.file_changed:
             await conn.execute(_RESET_STATUS, (outcome.track_id,))
     return outcome

@@ -113,7 +113,7 @@ def _create_index(model: str, dim: int, index: str, *, m: int, ef_construction: 
 
 
 async def register_model(
-    conn: Connection, model: str, *, dim: int, m: int = 16, ef_construction: int = 64, build_index: bool = True
+    conn: Connection, model: str, *, dim: int, m: int = 16, ef_construction: int = 128, build_index: bool = True
 ) -> bool:
     """Declare an embedding model and build its partial HNSW index (cosine) if it is new.
 
@@ -141,7 +141,7 @@ async def register_model(
 
 
 async def build_index(
-    conn: Connection, model: str, *, m: int = 16, ef_construction: int = 64, maintenance_work_mem_mb: int = 1024
+    conn: Connection, model: str, *, m: int = 16, ef_construction: int = 128, maintenance_work_mem_mb: int = 1024
 ) -> None:
     """(Re)build ``model``'s HNSW index with these parameters (drops the old one; blocks writes meanwhile).
 
@@ -242,6 +242,13 @@ async def nearest(
     ``exact=True`` scans every vector (the reference for recall); otherwise the HNSW index answers with
     ``hnsw.ef_search = ef_search`` (default ``max(40, limit)``, at most 1000), set for the current transaction.
     """
+    async with conn.transaction() if conn.autocommit else contextlib.nullcontext():
+        return await _nearest(conn, model, vector, limit=limit, exact=exact, ef_search=ef_search)
+
+
+async def _nearest(
+    conn: Connection, model: str, vector: npt.NDArray[np.float32], *, limit: int, exact: bool, ef_search: int | None
+) -> list[Neighbour]:
     dim = await model_dim(conn, model)
     query_vector = sql.Placeholder("vector")
     if exact:
@@ -381,6 +388,11 @@ LIMIT %(limit)s
 """
 
 
+def _default_candidates(filters: SimilarFilters, limit: int) -> int:
+    unfiltered = SimilarFilters(exclude_duplicates=filters.exclude_duplicates)
+    return max(64, 5 * limit) if filters == unfiltered else max(200, 20 * limit)
+
+
 async def similar(
     conn: Connection,
     seed_track_ids: Sequence[int],
@@ -392,9 +404,11 @@ async def similar(
 ) -> list[SimilarTrack]:
     """Tracks that sound like the seeds (cosine distance to the mean seed vector of ``model``), nearest first.
 
-    One SQL query: the model's HNSW index returns ``candidates`` nearest vectors (default ``max(200, 20 *
-    limit)``, at most 1000, with ``hnsw.ef_search`` set to the same number for this transaction); every filter,
-    the duplicate removal and the per-artist/per-album caps are then applied to those candidates. Seeds and
+    One SQL query: the model's HNSW index returns ``candidates`` nearest vectors (at most 1000, with
+    ``hnsw.ef_search`` set to the same number for the current transaction); every filter, the duplicate removal
+    and the per-artist/per-album caps are then applied to those candidates. Default ``candidates``: ``max(64,
+    5 * limit)`` without selective filters (only duplicates excluded), ``max(200, 20 * limit)`` with any other
+    filter or cap (see docs/benchmarks/vectors.md for the recall and latency of each). Seeds and
     missing tracks are never returned. Very narrow filters can leave fewer than ``limit`` results: only the
     ``candidates`` nearest tracks are considered (pass a larger ``candidates`` to look further).
 
@@ -407,7 +421,7 @@ async def similar(
     if limit < 1:
         raise ValueError(f"limit must be at least 1 (got {limit})")
     chosen = filters or SimilarFilters()
-    pool_size = min(MAX_CANDIDATES, candidates or max(200, 20 * limit))
+    pool_size = min(MAX_CANDIDATES, candidates or _default_candidates(chosen, limit))
     async with conn.transaction() if conn.autocommit else contextlib.nullcontext():
         return await _similar(conn, seed_track_ids, model=model, limit=limit, filters=chosen, candidates=pool_size)
 
@@ -415,24 +429,23 @@ async def similar(
 async def _similar(
     conn: Connection, seed_track_ids: Sequence[int], *, model: str, limit: int, filters: SimilarFilters, candidates: int
 ) -> list[SimilarTrack]:
-    chosen = filters
     seeds = await _load_seeds(conn, seed_track_ids, model, ef_search=candidates)
     dim = seeds.dim
-    conditions, params = _conditions(chosen, seeds)
+    conditions, params = _conditions(filters, seeds)
     query = sql.SQL(_SIMILAR).format(
         cast=sql.SQL("::vector({})").format(sql.Literal(dim)),
         model=sql.Literal(model),
         distance=_distance(dim, sql.SQL("e.embedding"), sql.SQL("(SELECT v FROM query)")),
         conditions=sql.SQL(" AND ").join([sql.SQL("true"), *conditions]),
-        dedup=sql.SQL("song_rank = 1" if chosen.exclude_duplicates else "true"),
+        dedup=sql.SQL("song_rank = 1" if filters.exclude_duplicates else "true"),
     )
     never = 2**31 - 1
     params |= {
         "seeds": list(seed_track_ids),
         "candidates": candidates,
         "limit": limit,
-        "max_per_artist": chosen.max_per_artist or never,
-        "max_per_album": chosen.max_per_album or never,
+        "max_per_artist": filters.max_per_artist or never,
+        "max_per_album": filters.max_per_album or never,
     }
     cur = await conn.execute(query, params)
     rows = await cur.fetchall()

@@ -17,8 +17,6 @@ from psycopg.conninfo import make_conninfo
 from sidecar.storage.db import Pool, close_pool, open_pool
 from sidecar.storage.migrate import migrate
 
-TEMPLATE_DB = "sonantica_test_template"
-
 
 def _admin(url: str) -> psycopg.Connection[tuple[object, ...]]:
     return psycopg.connect(make_conninfo(url, dbname="postgres"), autocommit=True)
@@ -52,11 +50,12 @@ def empty_database_url(postgres_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-async def template_database(postgres_url: str) -> str:
-    """The migrated template every test database is copied from."""
-    url = create_database(postgres_url, TEMPLATE_DB)
-    await migrate(url)
-    return TEMPLATE_DB
+async def template_database(postgres_url: str) -> AsyncIterator[str]:
+    """The migrated template every test database is copied from (one per test session)."""
+    name = f"sonantica_template_{uuid.uuid4().hex[:12]}"
+    await migrate(create_database(postgres_url, name))
+    yield name
+    drop_database(postgres_url, name)
 
 
 @pytest.fixture

@@ -6,8 +6,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from typer.testing import CliRunner
 
+from sidecar.cli import app
 from sidecar.errors import StorageError
+from sidecar.settings import get_settings
 from sidecar.storage.db import open_pool
 from sidecar.storage.migrate import load_migrations, migrate, pending_migrations
 
@@ -62,3 +65,17 @@ def test_load_migrations_refuses_a_badly_named_file(tmp_path: Path) -> None:
     (tmp_path / "create_more.sql").write_text("SELECT 1;")
     with pytest.raises(StorageError, match="NNNN_<verb>_<object>"):
         load_migrations(tmp_path)
+
+
+def test_migrate_command_applies_then_reports_up_to_date(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SONANTICA_DATABASE_URL", empty_database_url)
+    get_settings.cache_clear()
+    runner = CliRunner()
+    first = runner.invoke(app, ["migrate"])
+    second = runner.invoke(app, ["migrate"])
+    assert first.exit_code == 0, first.output
+    assert f"applied {len(load_migrations())} migration(s)" in first.output
+    assert second.exit_code == 0, second.output
+    assert "schema is up to date" in second.output

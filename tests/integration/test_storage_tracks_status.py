@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import typing
 
@@ -9,7 +10,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from sidecar.domain import EmbeddingResult, KeyResult, KeySignature, LoudnessResult, TempoResult, TrackKey
+from sidecar.domain import AudioInfo, EmbeddingResult, KeyResult, KeySignature, LoudnessResult, TempoResult, TrackKey
 from sidecar.errors import NotFoundError, StorageError
 from sidecar.storage import analyses, status, stems, tracks, vectors
 from sidecar.storage.db import Pool, transaction
@@ -56,7 +57,8 @@ async def test_schema_has_every_column_the_code_reads(pool: Pool) -> None:
     assert {f.name for f in dataclasses.fields(tracks.TrackRecord)} <= await _columns(pool, "tracks")
     assert {f.name for f in dataclasses.fields(status.AnalysisStatus)} <= await _columns(pool, "analysis_status")
     feature_keys = set(typing.get_type_hints(analyses.AnalysisSummary)) - {
-        "track_id", "host", "host_track_id", "path", "duration_s", "analyzer_versions", "embedding_models",
+        "track_id", "host", "host_track_id", "path", "duration_s", "sample_rate_hz", "channels",
+        "analyzer_versions", "embedding_models",
     }  # fmt: skip
     assert feature_keys <= await _columns(pool, "track_features")
     stems = {"track_id", "is_separated", "location", "size_bytes", "last_accessed_at"}
@@ -260,8 +262,13 @@ async def test_store_results_writes_features_and_done_together(pool: Pool) -> No
             },
             versions=VERSIONS,
             failures={},
-        )
+            info=AudioInfo(
+                path="/music/a.flac", codec="flac", sample_rate_hz=44100, channels=2, duration_s=200.25,
+                size_bytes=1000, mtime_ns=5,
+            ),
+        )  # fmt: skip
         summary = await analyses.get_analysis(conn, track_id)
+        stored = await tracks.get_track(conn, track_id)
         unknown = await analyses.get_analysis(conn, track_id + 1000)
     assert summary is not None
     assert unknown is None
@@ -276,7 +283,9 @@ async def test_store_results_writes_features_and_done_together(pool: Pool) -> No
         -4.0,
         -0.8,
     )
-    assert summary["duration_s"] == 201.5
+    assert (summary["duration_s"], summary["sample_rate_hz"], summary["channels"]) == (200.25, 44100, 2)
+    assert stored is not None
+    assert stored.codec == "flac"
     assert summary["analyzer_versions"] == VERSIONS
 
 
@@ -384,3 +393,19 @@ async def test_stems_bookkeeping_lists_unused_and_forgets(pool: Pool) -> None:
     assert forgotten is not None
     assert (forgotten.is_separated, forgotten.location, forgotten.size_bytes) == (False, None, None)
     assert touch_forgotten is False
+
+
+async def test_upsert_track_concurrent_calls_report_one_creation_and_one_change(pool: Pool) -> None:
+    async def upsert(mtime_ns: int) -> tracks.UpsertOutcome:
+        async with transaction(pool) as conn:
+            return await tracks.upsert_track(conn, _track("race", mtime_ns=mtime_ns))
+
+    created = await asyncio.gather(*(upsert(5) for _ in range(8)))
+    changed = await asyncio.gather(*(upsert(6) for _ in range(8)))
+    async with transaction(pool) as conn:
+        cur = await conn.execute("SELECT count(*) FROM tracks WHERE host_track_id = 'race'")
+        count = await cur.fetchone()
+    assert count == (1,)
+    assert len({o.track_id for o in created + changed}) == 1
+    assert sum(o.created for o in created + changed) == 1
+    assert sum(o.file_changed for o in created + changed) == 1

@@ -6,7 +6,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import psycopg
 import pytest
+from pgvector.psycopg import register_vector_async
 
 from sidecar.demo.vectors import clustered_unit_vectors
 from sidecar.domain import KeyResult, KeySignature, TempoResult
@@ -248,3 +250,16 @@ async def test_similar_query_is_answered_by_the_model_hnsw_index(pool: Pool) -> 
     assert row is not None
     assert "m='12'" in row[0]
     assert "ef_construction='48'" in row[0]
+
+
+async def test_similar_on_an_autocommit_connection_applies_its_own_ef_search(pool: Pool, database_url: str) -> None:
+    async with transaction(pool) as conn:
+        ids = await _library(conn)
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await register_vector_async(conn)
+        rows = await vectors.similar(conn, [ids["seed"]], model=MODEL, limit=3, candidates=77)
+        cur = await conn.execute("SELECT current_setting('hnsw.ef_search', true)")
+        after = await cur.fetchone()
+    assert [row.host_track_id for row in rows] == ["one", "two", "three"]
+    assert after is not None
+    assert after[0] != "77"  # set for the query's own transaction only

@@ -319,3 +319,17 @@ def test_worker_survives_postgres_restart(worker_env: dict[str, str], tmp_path: 
     assert "PostgreSQL is unavailable" in stderr
     assert {r[2] for r in _rows(url)} == {"done"}
     server.cleanup()
+
+
+def test_worker_cli_stores_embeddings_of_the_configured_model(
+    worker_env: dict[str, str], library: list[Path], database_url: str
+) -> None:
+    env = {**worker_env, "SONANTICA_ANALYSIS__ENABLED": "loudness,tempo,key,embedding"}
+    env["SONANTICA_EMBEDDING__MODEL"] = "timbre-v1"
+    assert _cli(env, "enqueue", str(library[0].parent)).returncode == 0
+    done = _cli(env, "worker", "--drain")
+    assert done.returncode == 0, done.stderr
+    with psycopg.connect(database_url) as conn:
+        models = conn.execute("SELECT model, count(*) FROM embeddings GROUP BY model").fetchall()
+    assert models == [("timbre-v1", len(library))]
+    assert all(counts["done"] == len(library) for counts in _status(env).values())

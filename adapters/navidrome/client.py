@@ -1,0 +1,377 @@
+"""The Navidrome host adapter over the Subsonic / OpenSubsonic REST API: HTTP, auth, paging, retries, errors.
+
+Every request is a form POST to ``/rest/<endpoint>`` (Navidrome copies form fields into the query from 0.53 on,
+supysonic reads both), so the credentials never appear in a URL, in httpx's request log or in a proxy's access
+log, and long playlists fit. Auth is the salted token (``u``, ``t``, ``s``); when the server answers that it
+cannot check tokens (error 41/42, or 10 from servers that require ``p``), the adapter switches to
+``p=enc:<hex>`` for the rest of its life. Parsing lives in :mod:`adapters.navidrome.parsers`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import ClassVar, Self
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from adapters.base import (
+    Capability,
+    HostAuthError,
+    HostInfo,
+    HostKind,
+    HostResponseError,
+    HostTrack,
+    HostUnavailableError,
+    NowPlaying,
+    PathMappingError,
+    TrackNotFoundError,
+    TrackTags,
+    WriteBackOutcome,
+)
+from adapters.navidrome import const
+from adapters.navidrome.config import NavidromeConfig
+from adapters.navidrome.parsers import (
+    JsonObject,
+    ServerIdentity,
+    SubsonicApiError,
+    created_playlist_id,
+    envelope,
+    find_playlist,
+    host_info,
+    is_audio,
+    is_fake_path,
+    parse_child,
+    parse_identity,
+    parse_now_playing,
+    playlist_song_ids,
+    search_songs,
+    song,
+)
+from adapters.pathmap import PathMapper
+
+log = logging.getLogger(__name__)
+
+Params = Sequence[tuple[str, str]]
+
+
+class _TransientError(HostUnavailableError):
+    """A failure worth retrying; ``reached_server`` is False when the request certainly was not processed."""
+
+    def __init__(self, message: str, *, reached_server: bool) -> None:
+        super().__init__(message)
+        self.reached_server = reached_server
+
+
+class NavidromeAdapter:
+    """:class:`~adapters.base.HostAdapter` for Navidrome 0.53+ and other Subsonic servers (supysonic).
+
+    Parameters
+    ----------
+    config
+        Server, credentials, mount and behaviour.
+    transport
+        An httpx transport to use instead of the network (tests pass a fake server's ``MockTransport``).
+
+    Capabilities: PLAYLIST_WRITE always; HOST_BPM and HOST_REPLAYGAIN once :meth:`ping` found an OpenSubsonic
+    server (its songs carry ``bpm`` and ``replayGain``). No Subsonic server accepts tags, so :meth:`write_back`
+    returns UNSUPPORTED without a request.
+    """
+
+    kind: ClassVar[HostKind] = HostKind.NAVIDROME
+
+    def __init__(self, config: NavidromeConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self._config = config
+        self._client = httpx.AsyncClient(
+            base_url=config.url.rstrip("/") + "/rest/",
+            timeout=httpx.Timeout(config.timeout_s),
+            transport=transport,
+            follow_redirects=False,
+            headers={"Accept": "application/json"},
+        )
+        self._mapper = PathMapper(config.library_dir, config.path_map) if config.library_dir is not None else None
+        self._use_token = True
+        self._auth_confirmed = False
+        self._auth_lock = asyncio.Lock()
+        self._identity: ServerIdentity | None = None
+        self._empty_query: str | None = None  # the search3 query that lists everything on this server
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"NavidromeAdapter(url={self._config.url!r}, username={self._config.username!r})"
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """PLAYLIST_WRITE, plus HOST_BPM and HOST_REPLAYGAIN on OpenSubsonic servers (known after :meth:`ping`)."""
+        found = {Capability.PLAYLIST_WRITE}
+        if self._identity is not None and self._identity.open_subsonic:
+            found |= {Capability.HOST_BPM, Capability.HOST_REPLAYGAIN}
+        return frozenset(found)
+
+    @property
+    def auth_method(self) -> str:
+        """ "token" (salted md5) or "password" (``p=enc:``, after the server refused tokens)."""
+        return "token" if self._use_token else "password"
+
+    async def ping(self) -> HostInfo:
+        """Authenticate and return the server's identity (type and version on OpenSubsonic servers)."""
+        self._identity = parse_identity(await self._call("ping"))
+        return host_info(self._identity, auth=self.auth_method)
+
+    async def iter_tracks(
+        self, *, changed_since: datetime | None = None, page_size: int = const.DEFAULT_PAGE_SIZE
+    ) -> AsyncIterator[HostTrack]:
+        """Every song, through ``search3`` pages of ``page_size``; ``changed_since`` is ignored (the Subsonic API
+        cannot filter by change, so every track is yielded). A track whose file cannot be mapped is yielded with
+        ``path_problem`` set; entries that are not audio are skipped."""
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        identity = await self._ensure_identity()
+        query = self._empty_query if self._empty_query is not None else ('""' if identity.open_subsonic else "")
+        offset = 0
+        while True:
+            songs = await self._search_page(query, page_size, offset)
+            if not songs and offset == 0 and query and self._empty_query is None:
+                log.info('search3 with query="" listed nothing; retrying with an empty query')
+                query = ""
+                songs = await self._search_page(query, page_size, offset)
+            if offset == 0:
+                self._empty_query = query
+            for entry in songs:
+                if is_audio(entry):
+                    yield self.map_track(parse_child(entry))
+            if len(songs) < page_size:
+                return
+            offset += page_size
+
+    async def get_track(self, host_track_id: str) -> HostTrack:
+        """One song by id; raises TrackNotFoundError when the server does not know it."""
+        if not host_track_id:
+            raise TrackNotFoundError("empty track id")
+        await self._ensure_identity()
+        body = await self._call("getSong", [("id", host_track_id)], missing=f"track {host_track_id!r}")
+        return self.map_track(parse_child(song(body)))
+
+    async def now_playing(self) -> list[NowPlaying]:
+        """Every user's current plays (``getNowPlaying`` lists all users, not only the caller)."""
+        body = await self._call("getNowPlaying")
+        return parse_now_playing(body, now=datetime.now(UTC))
+
+    async def find_playlist(self, name: str) -> str | None:
+        """Id of the configured user's playlist called ``name``, or None."""
+        body = await self._call("getPlaylists")
+        return find_playlist(body, name, owner=self._config.username)
+
+    async def playlist_tracks(self, playlist_id: str) -> list[str]:
+        """Song ids of a playlist, in order."""
+        body = await self._call("getPlaylist", [("id", playlist_id)], missing=f"playlist {playlist_id!r}")
+        return playlist_song_ids(body)
+
+    async def upsert_playlist(self, name: str, host_track_ids: Sequence[str], *, user: str | None = None) -> str:
+        """Create the playlist ``name`` of the configured user, or replace its tracks in one ``createPlaylist``
+        with ``playlistId`` (atomic on Navidrome and supysonic; the id is kept). Nothing is sent when the playlist
+        already holds exactly these tracks. ``user`` may only name the configured user: Subsonic playlists
+        belong to the account that creates them."""
+        if not name:
+            raise ValueError("a playlist needs a name")
+        if user is not None and user != self._config.username:
+            raise ValueError(f"Subsonic playlists belong to the logged-in user {self._config.username!r}, not {user!r}")
+        songs = [("songId", track_id) for track_id in host_track_ids]
+        existing = await self.find_playlist(name)
+        if existing is not None:
+            if await self.playlist_tracks(existing) == list(host_track_ids):
+                return existing
+            await self._call("createPlaylist", [("playlistId", existing), *songs])
+            return existing
+        body = await self._call("createPlaylist", [("name", name), *songs], idempotent=False)
+        created = created_playlist_id(body) or await self.find_playlist(name)
+        if created is None:
+            raise HostResponseError(f"createPlaylist for {name!r} succeeded but the playlist is not listed")
+        return created
+
+    async def write_back(self, host_track_id: str, tags: TrackTags) -> WriteBackOutcome:
+        """UNSUPPORTED: the Subsonic API (Navidrome included) has no call that stores tags, BPM or ReplayGain."""
+        return WriteBackOutcome.UNSUPPORTED
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool."""
+        await self._client.aclose()
+
+    def map_track(self, track: HostTrack) -> HostTrack:
+        """``track`` with ``local_path`` on the mount, or with ``path_problem`` saying why not and how to fix it."""
+        if track.host_path is None:
+            return replace(track, path_problem="the server reported no file path for this track")
+        navidrome = self._identity is not None and self._identity.is_navidrome
+        if is_fake_path(track.host_path, navidrome=navidrome):
+            return replace(track, path_problem=const.REPORT_REAL_PATH_FIX)
+        if self._mapper is None:
+            return replace(track, path_problem="SONANTICA_LIBRARY_DIR is not set: there is no library mount")
+        try:
+            local = self._mapper.to_local(track.host_path)
+        except PathMappingError as error:
+            return replace(track, path_problem=str(error))
+        return replace(track, local_path=str(local))
+
+    async def _ensure_identity(self) -> ServerIdentity:
+        if self._identity is None:
+            await self.ping()
+        assert self._identity is not None
+        return self._identity
+
+    async def _search_page(self, query: str, page_size: int, offset: int) -> list[JsonObject]:
+        params = [
+            ("query", query),
+            ("artistCount", "0"),
+            ("albumCount", "0"),
+            ("songCount", str(page_size)),
+            ("songOffset", str(offset)),
+        ]
+        return search_songs(await self._call("search3", params))
+
+    async def _call(
+        self, endpoint: str, params: Params = (), *, missing: str | None = None, idempotent: bool = True
+    ) -> JsonObject:
+        """The ``subsonic-response`` body of ``endpoint``; protocol errors become HostError subclasses."""
+        if not self._auth_confirmed:
+            async with self._auth_lock:
+                return await self._call_checked(endpoint, params, missing, idempotent)
+        return await self._call_checked(endpoint, params, missing, idempotent)
+
+    async def _call_checked(self, endpoint: str, params: Params, missing: str | None, idempotent: bool) -> JsonObject:
+        try:
+            body = await self._request(endpoint, params, idempotent)
+        except SubsonicApiError as error:
+            if self._use_token and not self._auth_confirmed and error.code in const.TOKEN_FALLBACK_ERRORS:
+                log.info("the server refused token authentication (error %d); using the password form", error.code)
+                self._use_token = False
+                return await self._call_checked(endpoint, params, missing, idempotent)
+            raise self._translate(error, endpoint, missing) from None
+        self._auth_confirmed = True
+        return body
+
+    def _translate(self, error: SubsonicApiError, endpoint: str, missing: str | None) -> Exception:
+        if error.code in const.AUTH_ERRORS:
+            return HostAuthError(
+                f"the server refused user {self._config.username!r} ({error.code}: {self._redact(error.message)}) "
+                f"for {endpoint}: check SONANTICA_NAVIDROME__USERNAME and SONANTICA_NAVIDROME__PASSWORD"
+            )
+        if error.code == const.ERROR_NOT_FOUND and missing is not None:
+            return TrackNotFoundError(f"the server does not know {missing}")
+        return HostResponseError(f"{endpoint} failed with Subsonic error {error.code}: {self._redact(error.message)}")
+
+    async def _request(self, endpoint: str, params: Params, idempotent: bool) -> JsonObject:
+        def retryable(error: BaseException) -> bool:
+            return isinstance(error, _TransientError) and (idempotent or not error.reached_server)
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._config.max_attempts),
+            wait=wait_exponential_jitter(
+                multiplier=self._config.retry_base_s, max=self._config.retry_max_s, jitter=self._config.retry_base_s
+            ),
+            retry=retry_if_exception(retryable),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        content: bytes = await retrying(self._send_once, endpoint, params)
+        try:
+            payload = json.loads(content)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise HostResponseError(f"the server sent malformed JSON for {endpoint}: {error}") from None
+        return envelope(payload, endpoint)
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        wait_s = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "Subsonic request failed (%s); attempt %d of %d, retrying in %.1f s",
+            error,
+            state.attempt_number,
+            self._config.max_attempts,
+            wait_s,
+        )
+
+    def _auth_params(self) -> list[tuple[str, str]]:
+        common = [
+            ("u", self._config.username),
+            ("v", const.API_VERSION),
+            ("c", self._config.client_name),
+            ("f", "json"),
+        ]
+        if self._use_token:
+            salt = secrets.token_hex(const.SALT_BYTES // 2)
+            token = hashlib.md5((self._config.password + salt).encode(), usedforsecurity=False).hexdigest()
+            return [*common, ("t", token), ("s", salt)]
+        return [*common, ("p", "enc:" + self._config.password.encode().hex())]
+
+    async def _send_once(self, endpoint: str, params: Params) -> bytes:
+        form: dict[str, list[str]] = {}
+        for key, value in [*self._auth_params(), *params]:
+            form.setdefault(key, []).append(value)
+        request = self._client.build_request("POST", endpoint, data=form)
+        try:
+            response = await self._client.send(request, stream=True)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            raise _TransientError(f"cannot reach the server ({endpoint}): {error}", reached_server=False) from None
+        except httpx.TimeoutException:
+            raise _TransientError(f"the server did not answer {endpoint} in time", reached_server=True) from None
+        except httpx.TransportError as error:
+            raise _TransientError(f"{endpoint} failed: {type(error).__name__}", reached_server=True) from None
+        try:
+            content = await self._read_limited(response, endpoint)
+        except httpx.TimeoutException:
+            raise _TransientError(f"the server did not finish {endpoint} in time", reached_server=True) from None
+        except httpx.TransportError as error:
+            raise _TransientError(f"{endpoint} broke off: {type(error).__name__}", reached_server=True) from None
+        finally:
+            await response.aclose()
+        log.debug("%s -> HTTP %d (%d bytes)", endpoint, response.status_code, len(content))
+        self._raise_for_status(response.status_code, content, endpoint)
+        return content
+
+    async def _read_limited(self, response: httpx.Response, endpoint: str) -> bytes:
+        limit = self._config.max_response_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise HostResponseError(f"the answer to {endpoint} is {declared} bytes, over the {limit}-byte limit")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise HostResponseError(f"the answer to {endpoint} is over the {limit}-byte limit")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _raise_for_status(self, status: int, content: bytes, endpoint: str) -> None:
+        if 200 <= status < 300:
+            return
+        detail = self._redact(content[: const.MAX_ERROR_TEXT_CHARS].decode("utf-8", "replace")).strip()
+        if status in (httpx.codes.UNAUTHORIZED, httpx.codes.FORBIDDEN):
+            raise HostAuthError(f"the server denied {endpoint} (HTTP {status}): check the Navidrome credentials")
+        if status >= 500 or status in (httpx.codes.TOO_MANY_REQUESTS, httpx.codes.REQUEST_TIMEOUT):
+            raise _TransientError(f"the server answered {endpoint} with HTTP {status}: {detail}", reached_server=True)
+        if status == httpx.codes.NOT_FOUND:
+            raise HostResponseError(
+                f"the server has no {endpoint} endpoint (HTTP 404): check SONANTICA_NAVIDROME__URL ({self._config.url})"
+            )
+        raise HostResponseError(f"the server answered {endpoint} with HTTP {status}: {detail}")
+
+    def _redact(self, text: str) -> str:
+        for secret in (self._config.password, self._config.password.encode().hex()):
+            text = text.replace(secret, "***")
+        return text

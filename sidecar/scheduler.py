@@ -158,7 +158,13 @@ class Scheduler:
 
     async def _sync(self) -> None:
         assert self.adapter is not None  # scheduled only with an adapter
-        await sync_library(self.runtime, self.adapter, self.versions)
+        await sync_library(
+            self.runtime,
+            self.adapter,
+            self.versions,
+            attempts=self.settings.sync_attempts,
+            retry_base_s=self.settings.sync_retry_base_s,
+        )
 
     async def _poll(self) -> None:
         assert self.adapter is not None  # scheduled only with an adapter

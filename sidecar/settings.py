@@ -196,6 +196,8 @@ class SchedulerSettings(BaseModel):
     now_playing_interval_s: float = Field(default=10.0, gt=0, description="seconds between now-playing polls")
     reconcile_interval_s: float = Field(default=300.0, gt=0, description="seconds between queue reconciliations")
     lock_s: float = Field(default=30.0, gt=0, description="single-instance lock; a dead scheduler's expires after it")
+    sync_attempts: int = Field(default=3, ge=1, description="library listings tried while the host is unavailable")
+    sync_retry_base_s: float = Field(default=2.0, ge=0, description="first wait between sync attempts (doubles)")
 
 
 class PlaylistSettings(BaseModel):

@@ -63,7 +63,13 @@ def sync(
         try:
             async with open_runtime(settings) as runtime:
                 return await sync_library(
-                    runtime, host_adapter, enabled_versions(settings), changed_since=changed_since, progress=bar.update
+                    runtime,
+                    host_adapter,
+                    enabled_versions(settings),
+                    changed_since=changed_since,
+                    attempts=settings.scheduler.sync_attempts,
+                    retry_base_s=settings.scheduler.sync_retry_base_s,
+                    progress=bar.update,
                 )
         finally:
             await host_adapter.aclose()

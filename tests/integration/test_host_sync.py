@@ -45,6 +45,7 @@ def env(monkeypatch: pytest.MonkeyPatch, database_url: str, redis_url: str) -> d
         "SONANTICA_REDIS__KEY_PREFIX": f"t{uuid.uuid4().hex[:8]}:",
         "SONANTICA_ANALYSIS__ENABLED": "loudness,tempo,key",
         "SONANTICA_SCHEDULER__LOCK_S": "0.6",
+        "SONANTICA_SCHEDULER__SYNC_RETRY_BASE_S": "0.1",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)

@@ -10,6 +10,7 @@ import typer
 from sidecar.analyzers.registry import enabled_versions
 from sidecar.cli.app import app
 from sidecar.errors import SidecarError
+from sidecar.logconfig import setup_logging
 from sidecar.scheduler import Scheduler
 from sidecar.services.hosts import make_adapter
 from sidecar.services.runtime import open_runtime
@@ -20,6 +21,7 @@ from sidecar.settings import get_settings
 def scheduler() -> None:
     """Run the periodic jobs; a second scheduler idles until the first stops. Stops cleanly on SIGTERM."""
     settings = get_settings()
+    setup_logging(settings)
     try:
         adapter = make_adapter(settings)
     except SidecarError as exc:

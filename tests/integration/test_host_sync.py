@@ -9,6 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
@@ -397,3 +400,34 @@ def test_sync_cli_without_host_says_what_to_set(env: dict[str, str]) -> None:
 
     assert result.exit_code == 2
     assert "SONANTICA_HOST" in result.output
+
+
+def _start_scheduler(env: dict[str, str], log_file: Path) -> subprocess.Popen[bytes]:
+    with log_file.open("wb") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "sidecar", "scheduler"], env={**os.environ, **env}, stdout=sink, stderr=sink
+        )
+
+
+async def _log_says(log_file: Path, text: str, timeout_s: float = 60.0) -> None:
+    await _until(lambda: text in log_file.read_text(), timeout_s=timeout_s)
+
+
+async def test_scheduler_cli_second_process_idles_then_takes_over(env: dict[str, str], tmp_path: Path) -> None:
+    first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
+    first = _start_scheduler(env, first_log)
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        await _log_says(first_log, "scheduler active")
+        second = _start_scheduler(env, second_log)
+        await _log_says(second_log, "another scheduler is active")
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=30) == 0
+        await _log_says(second_log, "scheduler active")
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=30) == 0
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()

@@ -28,12 +28,16 @@ from adapters.jellyfin import JellyfinAdapter, JellyfinConfig
 from sidecar.analyzers.registry import enabled_versions
 from sidecar.cli import app
 from sidecar.demo.encode import write_audio
+from sidecar.domain import LoudnessResult, TrackKey
 from sidecar.jobqueue import TokenLock
 from sidecar.scheduler import Scheduler
 from sidecar.services.playback import NowPlayingTracker, handle_now_playing, poll_now_playing
 from sidecar.services.runtime import Runtime, open_runtime
 from sidecar.services.sync import SyncError, sync_library
 from sidecar.settings import get_settings
+from sidecar.storage import tracks
+from sidecar.storage.analyses import store_results
+from sidecar.storage.db import transaction
 from tests.contract.jellyfin_fake import FakeJellyfin
 
 HOST_ROOT = "/data/music"
@@ -431,3 +435,31 @@ async def test_scheduler_cli_second_process_idles_then_takes_over(env: dict[str,
             if process is not None and process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+async def test_sync_reports_host_replaygain_that_disagrees_with_ours(
+    runtime: Runtime, adapter: JellyfinAdapter, versions: dict[str, int], fake: FakeJellyfin, seeded: dict[str, str]
+) -> None:
+    await sync_library(runtime, adapter, versions)
+    ours = LoudnessResult(
+        loudness_lufs=-13.0,
+        loudness_range_lu=4.0,
+        true_peak_dbtp=-1.0,
+        sample_peak_dbfs=-1.2,
+        replaygain_track_gain_db=-5.0,
+        replaygain_track_peak=0.89,
+        gating_histogram=np.zeros(10_000),
+    )
+    async with transaction(runtime.pool) as conn:
+        for name in ("t0", "t1"):
+            record = await tracks.get_track_by_key(conn, TrackKey("jellyfin", seeded[name]))
+            assert record is not None
+            await store_results(conn, record.id, results={"loudness": ours}, versions={"loudness": 1})
+    fake.items[seeded["t0"]]["NormalizationGain"] = -2.0  # 3 dB louder than ours: reported
+    fake.items[seeded["t1"]]["NormalizationGain"] = -5.4  # within 1 dB: agrees
+
+    report = await sync_library(runtime, adapter, versions)
+
+    assert report.replaygain_disagreements == 1
+    assert [(d.host_track_id, d.difference) for d in report.replaygain_examples] == [(seeded["t0"], 3.0)]
+    assert report.bpm_disagreements == 0

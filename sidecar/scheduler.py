@@ -67,7 +67,9 @@ class Scheduler:
                     if not await self._renewed():
                         log.warning("scheduler lost its lock %s; stopping jobs and idling", self.lock.key)
                         self._stop_jobs()
-                elif await self._acquired():
+                elif (taken := await self._acquired()) is None:
+                    told_idle = False
+                elif taken:
                     log.info("scheduler active: holding %s", self.lock.key)
                     told_idle = False
                     self._start_jobs()
@@ -85,12 +87,13 @@ class Scheduler:
                 self._stop_jobs()
                 await self.lock.release()
 
-    async def _acquired(self) -> bool:
+    async def _acquired(self) -> bool | None:
+        """Whether the lock was taken; ``None`` when Redis could not be asked."""
         try:
             return await self.lock.acquire()
         except SidecarError as error:
             log.warning("scheduler could not reach Redis to take its lock: %s", error)
-            return False
+            return None
 
     async def _renewed(self) -> bool:
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -47,7 +47,7 @@ def sync(
 ) -> None:
     """Sync the host's library now: store its tracks, mark vanished ones missing, queue missing analyses."""
     settings = get_settings()
-    changed_since = since if since is None or since.tzinfo is not None else since.astimezone()
+    changed_since = since if since is None or since.tzinfo is not None else since.replace(tzinfo=UTC)
     try:
         adapter = make_adapter(settings)
     except SidecarError as exc:

@@ -235,20 +235,16 @@ async def sync_library(
     host = adapter.kind.value
     tolerances = _Tolerances(bpm=bpm_tolerance, replaygain_db=replaygain_tolerance_db)
     started = time.monotonic()
-    for attempt in range(1, attempts + 1):
+    attempt = 1
+    while True:
         report = SyncReport(host=host, full=changed_since is None, attempts=attempt)
         present: set[str] = set()
         try:
-            page: list[HostTrack] = []
-            async for track in adapter.iter_tracks(changed_since=changed_since, page_size=page_size):
-                page.append(track)
-                present.add(track.host_track_id)
-                if len(page) >= page_size:
-                    await _finish_page(runtime, host, page, report, tolerances, versions, progress)
-                    page = []
-            await _finish_page(runtime, host, page, report, tolerances, versions, progress)
+            await _list_and_save(
+                runtime, adapter, report, present, changed_since, page_size, tolerances, versions, progress
+            )
         except HostUnavailableError as error:
-            if attempt == attempts:
+            if attempt >= attempts:
                 raise SyncError(
                     f"{host} is unavailable after {attempts} attempts ({error}); {report.seen} tracks of the last"
                     " attempt were saved, nothing was marked missing; the next sync continues"
@@ -256,23 +252,46 @@ async def sync_library(
             delay_s = retry_base_s * 2 ** (attempt - 1)
             log.warning("%s unavailable during sync (%s); retrying in %.1f s", host, error, delay_s)
             await asyncio.sleep(delay_s)
+            attempt += 1
             continue
-        if report.full:
-            async with transaction(runtime.pool) as conn:
-                report.missing = await tracks.mark_missing(conn, host, present_host_track_ids=present)
-        report.duration_s = time.monotonic() - started
-        log.info(
-            "%s sync: %d seen, %d new, %d changed, %d missing, %d unmappable, %d queued",
-            host,
-            report.seen,
-            report.created,
-            report.updated,
-            report.missing,
-            report.unmappable,
-            report.queued,
-        )
-        return report
-    raise AssertionError("unreachable: the last attempt returns or raises")
+        break
+    if report.full:
+        async with transaction(runtime.pool) as conn:
+            report.missing = await tracks.mark_missing(conn, host, present_host_track_ids=present)
+    report.duration_s = time.monotonic() - started
+    log.info(
+        "%s sync: %d seen, %d new, %d changed, %d missing, %d unmappable, %d queued",
+        host,
+        report.seen,
+        report.created,
+        report.updated,
+        report.missing,
+        report.unmappable,
+        report.queued,
+    )
+    return report
+
+
+async def _list_and_save(
+    runtime: Runtime,
+    adapter: HostAdapter,
+    report: SyncReport,
+    present: set[str],
+    changed_since: datetime | None,
+    page_size: int,
+    tolerances: _Tolerances,
+    versions: Mapping[str, int],
+    progress: Callable[[int], None] | None,
+) -> None:
+    """One pass over the host's listing: save it page by page, collecting the ids seen into ``present``."""
+    page: list[HostTrack] = []
+    async for track in adapter.iter_tracks(changed_since=changed_since, page_size=page_size):
+        page.append(track)
+        present.add(track.host_track_id)
+        if len(page) >= page_size:
+            await _finish_page(runtime, report.host, page, report, tolerances, versions, progress)
+            page = []
+    await _finish_page(runtime, report.host, page, report, tolerances, versions, progress)
 
 
 async def _finish_page(

@@ -1,4 +1,4 @@
-"""``sonantica sync`` end to end through the Navidrome adapter against a real Subsonic server (supysonic)."""
+"""``sonantica sync`` and now-playing polling through the Navidrome adapter on a real Subsonic server (supysonic)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,20 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import psycopg
 import pytest
 from typer.testing import CliRunner
 
+from sidecar.analyzers.registry import enabled_versions
 from sidecar.cli import app
 from sidecar.demo.encode import write_audio
 from sidecar.demo.library import tag_file
 from sidecar.demo.subsonic import SubsonicServer
+from sidecar.services.hosts import make_adapter
+from sidecar.services.playback import NowPlayingTracker, poll_now_playing
+from sidecar.services.runtime import open_runtime
 from sidecar.settings import get_settings
 
 USER = "admin"
@@ -75,3 +80,28 @@ def test_sync_cli_navidrome_stores_mapped_tracks_and_queues_once(env: None, data
 
     assert again.exit_code == 0, again.output
     assert "3 tracks seen, 0 new, 0 updated, 0 missing, 0 unmappable, 0 queued for analysis" in again.output
+
+
+async def test_now_playing_on_subsonic_unknown_track_jumps_to_on_play_once(env: None, server: SubsonicServer) -> None:
+    settings = get_settings()
+    adapter = make_adapter(settings)
+    assert adapter is not None
+    versions = enabled_versions(settings)
+    tracker = NowPlayingTracker()
+    try:
+        async with open_runtime(settings) as runtime:
+            track = await anext(aiter(adapter.iter_tracks(page_size=1)))
+            params = {"u": USER, "p": PASSWORD, "v": "1.12.0", "c": "listener", "f": "json", "id": track.host_track_id}
+            async with httpx.AsyncClient() as player:
+                assert (await player.get(f"{server.url}/rest/stream", params=params)).status_code == 200
+
+            first = await poll_now_playing(runtime, adapter, versions, tracker)
+            second = await poll_now_playing(runtime, adapter, versions, tracker)
+
+            assert [(item.host_track_id, len(item.analyzers)) for item in first] == [
+                (track.host_track_id, len(versions))
+            ]
+            assert second == []
+            assert (await runtime.queue.depths())["on_play"] == 1
+    finally:
+        await adapter.aclose()

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 from tqdm import tqdm
 
 from adapters.base import HostAdapter
@@ -40,6 +37,7 @@ from sidecar.worker.runner import Worker
 Printer = Callable[[str], None]
 
 DEMO_USER = "demo"
+DEMO_PASSWORD = "demo"  # noqa: S105  a server on 127.0.0.1 only; fixed so a second run finds its user
 BPM_RANGE = (120.0, 140.0)
 
 
@@ -78,28 +76,9 @@ def _table(rows: list[PlaylistEntry]) -> list[str]:
     for i, row in enumerate(rows, 1):
         distance = "-" if row.distance is None else f"{row.distance:.3f}"
         bpm = "-" if row.bpm is None else f"{row.bpm:.1f}"
-        lines.append(
-            f"    {i:>2}  {row.title[:24]:24} {(row.artist or '-')[:16]:16} {bpm:>6} {row.camelot or '-':>4} {distance:>8}"
-        )
+        artist = (row.artist or "-")[:16]
+        lines.append(f"    {i:>2}  {row.title[:24]:24} {artist:16} {bpm:>6} {row.camelot or '-':>4} {distance:>8}")
     return lines
-
-
-async def _stream_once(server: SubsonicServer, host_track_id: str) -> None:
-    """Act as a user's player: request the track's audio, which is what fills the server's now-playing list."""
-    salt = secrets.token_hex(6)
-    params = {
-        "u": server.username,
-        "t": hashlib.md5((server.password + salt).encode()).hexdigest(),  # noqa: S324  Subsonic's salted token
-        "s": salt,
-        "v": "1.16.1",
-        "c": "demo-player",
-        "f": "json",
-        "id": host_track_id,
-    }
-    async with httpx.AsyncClient(timeout=30.0) as client, client.stream("GET", f"{server.url}/rest/stream", params=params) as reply:
-        reply.raise_for_status()
-        async for _ in reply.aiter_bytes():
-            break
 
 
 async def _host_id_of(runtime: Runtime, track: DemoTrack) -> tuple[int, str]:
@@ -110,7 +89,9 @@ async def _host_id_of(runtime: Runtime, track: DemoTrack) -> tuple[int, str]:
     return record.id, record.host_track_id
 
 
-async def run_demo(base: Settings, *, n_tracks: int, out: Printer, serve: Callable[[Runtime], object] | None = None) -> DemoReport:
+async def run_demo(
+    base: Settings, *, n_tracks: int, out: Printer, serve: Callable[[Runtime], object] | None = None
+) -> DemoReport:
     """Run the whole flow; ``serve`` (optional) is awaited at the end with the open runtime (``--serve``)."""
     started = time.perf_counter()
     report = DemoReport()
@@ -119,7 +100,7 @@ async def run_demo(base: Settings, *, n_tracks: int, out: Printer, serve: Callab
     out(f"1. Generating a demo library of {n_tracks} tracks in {library_dir}")
     library = demo_library(library_dir, n_tracks=n_tracks)
     report.tracks = len(library)
-    with SubsonicServer(library_dir, root / "subsonic", username=DEMO_USER, password=secrets.token_urlsafe(12)) as server:
+    with SubsonicServer(library_dir, root / "subsonic", username=DEMO_USER, password=DEMO_PASSWORD) as server:
         out(f"2. A real Subsonic server (supysonic) serves it at {server.url}")
         settings = demo_settings(base, server, library_dir)
         analyzers = build_analyzers(settings)
@@ -163,12 +144,15 @@ async def _analyse_with_a_play(
     out: Printer,
 ) -> None:
     finished: list[str] = []
+    warmed_up = asyncio.Event()  # a few scan tracks are done: time for the user to press play
     bar = tqdm(total=len(library), unit="track", desc="   analysis")
 
     def on_outcome(outcome: JobOutcome) -> None:
         if outcome.action == "analyzed":
             finished.append(outcome.host_track_id)
             bar.update()
+            if len(finished) >= max(2, len(library) // 5):
+                warmed_up.set()
 
     executor = AnalysisExecutor(settings, list(versions), processes=1)
     worker = Worker(runtime, executor, versions, on_outcome=on_outcome)
@@ -177,14 +161,13 @@ async def _analyse_with_a_play(
     try:
         played = library[-1]  # the last track of the scan backlog
         _, host_track_id = await _host_id_of(runtime, played)
-        while len(finished) < max(2, len(library) // 5):
-            await asyncio.sleep(0.05)
+        await warmed_up.wait()
         report.scan_waiting_when_played = (await runtime.queue.depths()).get(str(Priority.SCAN), 0)
         async with runtime.events.subscribe(TrackKey("navidrome", host_track_id)) as ready:
-            await _stream_once(server, host_track_id)
+            await asyncio.to_thread(server.play, host_track_id)
             queued = await poll_now_playing(runtime, adapter, versions, NowPlayingTracker())
             bar.write(
-                f"6. A user plays \"{played.spec.title}\" by {played.artist}: now-playing poll queued"
+                f'6. A user plays "{played.spec.title}" by {played.artist}: now-playing poll queued'
                 f" {len(queued)} track(s) at on-play priority, {report.scan_waiting_when_played} scan jobs waiting"
             )
             await ready.get(timeout_s=120)
@@ -207,7 +190,12 @@ async def _analyse_with_a_play(
 
 
 async def _playlists(
-    runtime: Runtime, settings: Settings, adapter: HostAdapter, library: list[DemoTrack], report: DemoReport, out: Printer
+    runtime: Runtime,
+    settings: Settings,
+    adapter: HostAdapter,
+    library: list[DemoTrack],
+    report: DemoReport,
+    out: Printer,
 ) -> None:
     seed = library[-1]
     seed_id, _ = await _host_id_of(runtime, seed)
@@ -217,9 +205,12 @@ async def _playlists(
             conn, [seed_id], model=settings.embedding.model, limit=8, filters=SimilarFilters()
         )
         running = await bpm_range_playlist(conn, bpm_min=BPM_RANGE[0], bpm_max=BPM_RANGE[1], half_double=True, limit=10)
-    for name, rows in ((f"{prefix}{seed.spec.title}", similar), (f"{prefix}Running {BPM_RANGE[0]:.0f}-{BPM_RANGE[1]:.0f}", running)):
+    for name, rows in (
+        (f"{prefix}{seed.spec.title}", similar),
+        (f"{prefix}Running {BPM_RANGE[0]:.0f}-{BPM_RANGE[1]:.0f}", running),
+    ):
         playlist_id = await adapter.upsert_playlist(name, [r.host_track_id for r in rows])
         report.playlists[name] = (playlist_id, rows)
-        out(f"7. Playlist \"{name}\" written to the server (id {playlist_id}), {len(rows)} tracks:")
+        out(f'7. Playlist "{name}" written to the server (id {playlist_id}), {len(rows)} tracks:')
         for line in _table(rows):
             out(line)

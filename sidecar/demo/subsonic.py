@@ -8,9 +8,13 @@ database out of the caller and lets tests stop the server mid-sync.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import secrets
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -64,6 +68,27 @@ class SubsonicServer:
         if self.port is None:
             raise RuntimeError("the Subsonic server is not running")
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def password(self) -> str:
+        """The password of :attr:`username` (a local demo/test server only)."""
+        return self._password
+
+    def play(self, song_id: str, *, client: str = "demo-player") -> None:
+        """Act as a user's player: start streaming ``song_id`` (this is what fills ``getNowPlaying``)."""
+        salt = secrets.token_hex(6)
+        query = urllib.parse.urlencode(
+            {
+                "u": self.username,
+                "t": hashlib.md5((self._password + salt).encode()).hexdigest(),  # noqa: S324  Subsonic's token
+                "s": salt,
+                "v": "1.16.1",
+                "c": client,
+                "id": song_id,
+            }
+        )
+        with urllib.request.urlopen(f"{self.url}/rest/stream?{query}", timeout=30) as reply:  # noqa: S310  local
+            reply.read(65536)
 
     @property
     def config_path(self) -> Path:

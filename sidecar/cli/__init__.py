@@ -5,7 +5,7 @@ Each module of this package defines its commands on :data:`sidecar.cli.app.app`;
 
 from __future__ import annotations
 
-from sidecar.cli import analyze, demo, migrate, worker  # noqa: F401  (importing a command module registers its commands)
+from sidecar.cli import analyze, demo, migrate, serve, worker  # noqa: F401  (importing a command module registers its commands)
 from sidecar.cli.app import app
 
 __all__ = ["app"]

@@ -6,7 +6,6 @@ import time
 from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -44,12 +43,6 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        route = "unmatched"
-        for candidate in scope["app"].router.routes:
-            match, _ = candidate.matches(scope)
-            if match is Match.FULL:
-                route = getattr(candidate, "path", "unmatched")
-                break
         status = [500]
 
         async def send_status(message: Message) -> None:
@@ -61,5 +54,6 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
+            route = getattr(scope.get("route"), "path", "unmatched")  # set by the router once it matched
             self.metrics.latency_s.labels(scope["method"], route).observe(time.perf_counter() - started)
             self.metrics.requests.labels(scope["method"], route, str(status[0])).inc()

@@ -25,7 +25,7 @@ from sidecar.domain import KeyResult, KeySignature, LoudnessResult, TempoResult,
 from sidecar.services.runtime import Runtime
 from sidecar.settings import Settings, get_settings
 from sidecar.storage import analyses, tracks, vectors
-from sidecar.storage.db import transaction
+from sidecar.storage.db import Pool, transaction
 
 MODEL = "timbre-v1"
 DIM = 16
@@ -90,9 +90,10 @@ def _vector(angle_rad: float) -> np.ndarray:
     return vector
 
 
-async def _seed_library(runtime: Runtime) -> dict[str, int]:
+async def seed_library(pool: Pool) -> dict[str, int]:
+    """Store :data:`SPECS` (tracks, features, ``MODEL`` vectors); return their track ids by name."""
     ids: dict[str, int] = {}
-    async with transaction(runtime.pool) as conn:
+    async with transaction(pool) as conn:
         await vectors.register_model(conn, MODEL, dim=DIM)
         for spec in SPECS:
             track_id = (
@@ -157,7 +158,7 @@ async def api(settings: Settings) -> AsyncIterator[Api]:
     app = create_app(settings, playlist_writer=writer)
     async with app.router.lifespan_context(app):
         runtime: Runtime = app.state.runtime
-        ids = await _seed_library(runtime)
+        ids = await seed_library(runtime.pool)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
             yield Api(app, client, runtime, ids, writer)

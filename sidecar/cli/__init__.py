@@ -14,6 +14,7 @@ from sidecar.cli import (  # noqa: F401  (importing a command module registers i
     migrate,
     models,
     scheduler,
+    serve,
     sync,
     worker,
 )

@@ -1,0 +1,77 @@
+"""The Sonic Match service: ``create_app(settings)`` builds the FastAPI app; its lifespan opens the runtime."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from adapters.base import Capability
+from adapters.jellyfin.webhook import EnqueueGuard
+from sidecar.analyzers.registry import enabled_versions
+from sidecar.api.metrics import Metrics, MetricsMiddleware
+from sidecar.api.routes import api_router
+from sidecar.api.security import resolve_token
+from sidecar.errors import NotFoundError, QueueUnavailableError, StorageUnavailableError
+from sidecar.services.playlists import PlaylistWriter
+from sidecar.services.runtime import open_runtime
+from sidecar.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    playlist_writer: PlaylistWriter | None = None,
+    host_capabilities: Collection[Capability] = (),
+) -> FastAPI:
+    """The API app. ``playlist_writer`` writes playlists to the host (``None``: no host, nothing is written);
+    ``host_capabilities`` are reported by ``/api/status``. The lifespan opens PostgreSQL and Redis (embedded
+    when not configured) and resolves the API token (``<data_dir>/api-token`` when not configured)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.api_token = resolve_token(settings)
+        async with open_runtime(settings) as runtime:
+            app.state.runtime = runtime
+            yield
+
+    app = FastAPI(
+        title="Sonántica",
+        summary="Sonic Match: track analysis, similar tracks and playlists for Jellyfin and Navidrome",
+        lifespan=lifespan,
+    )
+    metrics = Metrics()
+    app.state.settings = settings
+    app.state.versions = enabled_versions(settings)
+    app.state.playlist_writer = playlist_writer
+    app.state.host_capabilities = frozenset(host_capabilities)
+    app.state.metrics = metrics
+    app.state.webhook_guard = EnqueueGuard()
+    app.include_router(api_router)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_exception_handler(NotFoundError, _not_found)
+    app.add_exception_handler(StorageUnavailableError, _unavailable)
+    app.add_exception_handler(QueueUnavailableError, _unavailable)
+    app.add_exception_handler(Exception, _internal)
+    return app
+
+
+async def _not_found(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=404)
+
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("%s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse(
+        {"detail": "a backing service (database or Redis) is unavailable; retry later"}, status_code=503
+    )
+
+
+async def _internal(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"detail": "internal error; see the service log"}, status_code=500)

@@ -1,0 +1,59 @@
+"""Prometheus metrics of one app (own registry, so several apps in one process never clash)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class Metrics:
+    """Request counter and latency histogram per route template, and queue depths."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "sonantica_http_requests", "HTTP requests", ["method", "route", "status"], registry=self.registry
+        )
+        self.latency_s = Histogram(
+            "sonantica_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge("sonantica_queue_depth", "jobs per queue place", ["queue"], registry=self.registry)
+
+    def set_queue_depths(self, depths: Mapping[str, int]) -> None:
+        """Record the current queue depths."""
+        for name, depth in depths.items():
+            self.queue_depth.labels(queue=name).set(depth)
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware (streams such as SSE pass through untouched): count and time every HTTP request
+    under its route template (``/api/tracks/{track_id}/similar``)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = [500]
+
+        async def send_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = int(message["status"])
+            await send(message)
+
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")  # set by the router once it matched
+            self.metrics.latency_s.labels(scope["method"], route).observe(time.perf_counter() - started)
+            self.metrics.requests.labels(scope["method"], route, str(status[0])).inc()

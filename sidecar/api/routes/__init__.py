@@ -1,0 +1,13 @@
+"""Every router of the API."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from sidecar.api.routes import events, health, hooks, playlists, status, tracks
+
+api_router = APIRouter()
+for module in (health, tracks, playlists, events, status, hooks):
+    api_router.include_router(module.router)
+
+__all__ = ["api_router"]

@@ -1,0 +1,152 @@
+"""Track analysis, similar tracks and the on-play trigger."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+
+from sidecar.api.deps import RuntimeDep, SettingsDep, TokenDep, VersionsDep
+from sidecar.api.schemas import (
+    ErrorPublic,
+    OnPlayPublic,
+    QuickAnalysisPublic,
+    SimilarTrackPublic,
+    SimilarTracksPublic,
+    TrackAnalysisPublic,
+)
+from sidecar.domain import TrackKey
+from sidecar.services.onplay import OnPlayState, request_analysis
+from sidecar.storage import analyses, tracks, vectors
+from sidecar.storage.db import transaction
+from sidecar.storage.vectors import SimilarFilters
+
+router = APIRouter(prefix="/api/tracks", tags=["tracks"])
+
+HostPath = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_-]{0,31}$", description="host kind, e.g. navidrome")]
+HostTrackIdPath = Annotated[str, Path(min_length=1, max_length=512, description="the host's track id")]
+TrackIdPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="Sonántica track id")]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorPublic, "description": "unknown track"}}
+
+
+def track_key(host: str, host_track_id: str) -> TrackKey:
+    """A validated key (422 for an id with control characters)."""
+    if not host_track_id.isprintable():
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "host_track_id must be printable characters")
+    return TrackKey(host, host_track_id)
+
+
+def analysis_path(key: TrackKey) -> str:
+    """The URL of a track's analysis (the status URL of an on-play answer)."""
+    return f"/api/tracks/{key.host}/{quote(key.host_track_id, safe='')}/analysis"
+
+
+@router.get("/{track_id}/analysis", responses=NOT_FOUND)
+async def analysis_by_id(track_id: TrackIdPath, runtime: RuntimeDep) -> TrackAnalysisPublic:
+    """The stored analysis of a track by its Sonántica id."""
+    async with transaction(runtime.pool) as conn:
+        summary = await analyses.get_analysis(conn, track_id)
+    if summary is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no track with id {track_id}")
+    return TrackAnalysisPublic.of(summary)
+
+
+@router.get("/{host}/{host_track_id}/analysis", responses=NOT_FOUND)
+async def analysis_by_host_id(
+    host: HostPath, host_track_id: HostTrackIdPath, runtime: RuntimeDep
+) -> TrackAnalysisPublic:
+    """The stored analysis of a track by the host's id."""
+    key = track_key(host, host_track_id)
+    async with transaction(runtime.pool) as conn:
+        record = await tracks.get_track_by_key(conn, key)
+        summary = None if record is None else await analyses.get_analysis(conn, record.id)
+    if summary is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {host} track with id {host_track_id!r}; sync the library")
+    return TrackAnalysisPublic.of(summary)
+
+
+@router.get(
+    "/{track_id}/similar",
+    responses={**NOT_FOUND, 422: {"model": ErrorPublic, "description": "filters that cannot apply"}},
+)
+async def similar_tracks(
+    track_id: TrackIdPath,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    bpm_min: Annotated[float | None, Query(ge=0, le=1000)] = None,
+    bpm_max: Annotated[float | None, Query(ge=0, le=1000)] = None,
+    bpm_window_pct: Annotated[float | None, Query(ge=0, le=100, description="+-% around the seed's BPM")] = None,
+    half_double: Annotated[bool, Query(description="accept half/double tempo in the BPM filter")] = False,
+    camelot_compatible: Annotated[bool, Query(description="only Camelot neighbours of the seed's key")] = False,
+    exclude_duplicates: bool = True,
+    max_per_artist: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    max_per_album: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    duration_min_s: Annotated[float | None, Query(ge=0, le=86400)] = None,
+    duration_max_s: Annotated[float | None, Query(ge=0, le=86400)] = None,
+    exclude_genre: Annotated[list[str], Query(max_length=100, description="repeatable; case-insensitive")] = [],  # noqa: B006
+    exclude_library: Annotated[list[str], Query(max_length=100, description="repeatable")] = [],  # noqa: B006
+) -> SimilarTracksPublic:
+    """Tracks that sound like the seed (cosine, configured embedding model), filters applied in the same query."""
+    try:
+        filters = SimilarFilters(
+            bpm_min=bpm_min,
+            bpm_max=bpm_max,
+            bpm_window_pct=bpm_window_pct,
+            half_double=half_double,
+            camelot_compatible=camelot_compatible,
+            exclude_duplicates=exclude_duplicates,
+            max_per_artist=max_per_artist,
+            max_per_album=max_per_album,
+            duration_min_s=duration_min_s,
+            duration_max_s=duration_max_s,
+            exclude_genres=tuple(exclude_genre),
+            exclude_libraries=tuple(exclude_library),
+        )
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    model = settings.embedding.model
+    async with transaction(runtime.pool) as conn:
+        if await tracks.get_track(conn, track_id) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no track with id {track_id}")
+        try:
+            rows = await vectors.similar(conn, [track_id], model=model, limit=limit, filters=filters)
+        except ValueError as exc:  # a filter the seed cannot anchor (no BPM / no key)
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    return SimilarTracksPublic(seed_track_id=track_id, model=model, tracks=[SimilarTrackPublic.of(r) for r in rows])
+
+
+@router.post(
+    "/{host}/{host_track_id}/on-play",
+    dependencies=[TokenDep],
+    responses={
+        202: {"model": OnPlayPublic, "description": "queued at on-play priority; Location is the status URL"},
+        **NOT_FOUND,
+    },
+)
+async def on_play(
+    host: HostPath, host_track_id: HostTrackIdPath, runtime: RuntimeDep, versions: VersionsDep, response: Response
+) -> OnPlayPublic:
+    """A track starts playing: 200 with its analysis when current, else 202 after queueing it at on-play priority."""
+    key = track_key(host, host_track_id)
+    outcome = await request_analysis(runtime, key, versions)
+    if outcome.state is OnPlayState.NOT_FOUND:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {host} track with id {host_track_id!r}; sync the library")
+    if outcome.state is OnPlayState.READY:
+        assert outcome.analysis is not None
+        return OnPlayPublic(
+            state="ready", host=host, host_track_id=host_track_id, analysis=QuickAnalysisPublic.of(outcome.analysis)
+        )
+    url = analysis_path(key)
+    body = OnPlayPublic(
+        state="queued",
+        host=host,
+        host_track_id=host_track_id,
+        analyzers=list(outcome.analyzers),
+        status_url=url,
+        events_url=f"/api/events?{urlencode({'host': host, 'host_track_id': host_track_id})}",
+    )
+    response.status_code = status.HTTP_202_ACCEPTED
+    response.headers["Location"] = url
+    return body

@@ -1,0 +1,235 @@
+"""Request and response models of the API (units in field names, as everywhere)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sidecar.jobqueue import CachedAnalysis
+from sidecar.services.playlists import PlaylistEntry
+from sidecar.storage.analyses import AnalysisSummary
+from sidecar.storage.vectors import SimilarTrack
+
+_STRICT = ConfigDict(extra="forbid")
+TrackId = Annotated[int, Field(ge=1, le=2**63 - 1, description="Sonántica track id")]
+
+
+class ErrorPublic(BaseModel):
+    """Every error answer: a human-readable reason."""
+
+    detail: str
+
+
+class TrackAnalysisPublic(BaseModel):
+    """A track's stored analysis; ``None`` for what is not analysed (or found nothing, e.g. silence)."""
+
+    track_id: int
+    host: str
+    host_track_id: str
+    duration_s: float | None
+    bpm: float | None
+    bpm_confidence: float | None
+    key: str | None
+    key_confidence: float | None
+    camelot: str | None
+    loudness_lufs: float | None
+    loudness_range_lu: float | None
+    true_peak_dbtp: float | None
+    sample_peak_dbfs: float | None
+    replaygain_track_gain_db: float | None
+    replaygain_track_peak: float | None
+    analyzer_versions: dict[str, int]
+    embedding_models: list[str]
+
+    @classmethod
+    def of(cls, summary: AnalysisSummary) -> TrackAnalysisPublic:
+        """From the storage summary (the file path is not exposed)."""
+        return cls.model_validate({k: v for k, v in summary.items() if k != "path"})
+
+
+class QuickAnalysisPublic(BaseModel):
+    """The cached analysis an on-play request answers with."""
+
+    host: str
+    host_track_id: str
+    analyzer_versions: dict[str, int]
+    bpm: float | None
+    key: str | None
+    camelot: str | None
+    loudness_lufs: float | None
+    loudness_range_lu: float | None
+    true_peak_dbtp: float | None
+    replaygain_track_gain_db: float | None
+
+    @classmethod
+    def of(cls, cached: CachedAnalysis) -> QuickAnalysisPublic:
+        """From a result-cache entry."""
+        return cls(
+            host=cached.track.host,
+            host_track_id=cached.track.host_track_id,
+            analyzer_versions=dict(cached.versions),
+            bpm=cached.bpm,
+            key=None if cached.key is None else cached.key.name,
+            camelot=None if cached.key is None else cached.key.camelot,
+            loudness_lufs=cached.loudness_lufs,
+            loudness_range_lu=cached.loudness_range_lu,
+            true_peak_dbtp=cached.true_peak_dbtp,
+            replaygain_track_gain_db=cached.replaygain_track_gain_db,
+        )
+
+
+class OnPlayPublic(BaseModel):
+    """``ready`` with the analysis, or ``queued`` with the analyzers queued and where to look."""
+
+    state: Literal["ready", "queued"]
+    host: str
+    host_track_id: str
+    analysis: QuickAnalysisPublic | None = None
+    analyzers: list[str] = []
+    status_url: str | None = None
+    events_url: str | None = None
+
+
+class SimilarTrackPublic(BaseModel):
+    """One similar track: cosine distance to the seed (0 = same direction, up to 2) and its tempo/key."""
+
+    track_id: int
+    host: str
+    host_track_id: str
+    distance: float
+    title: str
+    artist: str | None
+    album: str | None
+    duration_s: float | None
+    bpm: float | None
+    key: str | None
+    camelot: str | None
+
+    @classmethod
+    def of(cls, row: SimilarTrack) -> SimilarTrackPublic:
+        """From a storage row."""
+        return cls(
+            track_id=row.track_id,
+            host=row.host,
+            host_track_id=row.host_track_id,
+            distance=row.distance,
+            title=row.title,
+            artist=row.artist,
+            album=row.album,
+            duration_s=row.duration_s,
+            bpm=row.bpm,
+            key=row.key,
+            camelot=row.camelot,
+        )
+
+
+class SimilarTracksPublic(BaseModel):
+    """Similar tracks, nearest first."""
+
+    seed_track_id: int
+    model: str
+    tracks: list[SimilarTrackPublic]
+
+
+class PlaylistEntryPublic(BaseModel):
+    """One playlist track and why it is there."""
+
+    position: int
+    track_id: int
+    host: str
+    host_track_id: str
+    title: str
+    artist: str | None
+    album: str | None
+    duration_s: float | None
+    bpm: float | None
+    camelot: str | None
+    distance: float | None
+    reason: str
+
+
+class PlaylistPublic(BaseModel):
+    """An ordered playlist; ``host_playlist_id`` is set when it was written to the host."""
+
+    kind: Literal["sonic-match", "bpm-range", "harmonic-mix"]
+    name: str | None
+    tracks: list[PlaylistEntryPublic]
+    host_playlist_id: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        kind: Literal["sonic-match", "bpm-range", "harmonic-mix"],
+        name: str | None,
+        entries: list[PlaylistEntry],
+        host_playlist_id: str | None,
+    ) -> PlaylistPublic:
+        """From service entries (positions from 1)."""
+        return cls(
+            kind=kind,
+            name=name,
+            host_playlist_id=host_playlist_id,
+            tracks=[
+                PlaylistEntryPublic(
+                    position=i,
+                    track_id=e.track_id,
+                    host=e.host,
+                    host_track_id=e.host_track_id,
+                    title=e.title,
+                    artist=e.artist,
+                    album=e.album,
+                    duration_s=e.duration_s,
+                    bpm=e.bpm,
+                    camelot=e.camelot,
+                    distance=e.distance,
+                    reason=e.reason,
+                )
+                for i, e in enumerate(entries, start=1)
+            ],
+        )
+
+
+class PlaylistBase(BaseModel):
+    """Fields common to every playlist request."""
+
+    model_config = _STRICT
+
+    name: str | None = Field(default=None, min_length=1, max_length=200, description="host playlist name")
+    write_to_host: bool = Field(default=False, description="create/replace the playlist on the host")
+    limit: int = Field(default=30, ge=1, le=1000, description="tracks in the playlist")
+
+
+class SonicMatchCreate(PlaylistBase):
+    """ "More like this" from one or several seed tracks."""
+
+    seed_track_ids: list[TrackId] = Field(min_length=1, max_length=50)
+    bpm_window_pct: float | None = Field(default=None, ge=0, le=100)
+    half_double: bool = False
+    camelot_compatible: bool = False
+    max_per_artist: int | None = Field(default=None, ge=1, le=1000)
+    max_per_album: int | None = Field(default=None, ge=1, le=1000)
+    exclude_genres: list[Annotated[str, Field(max_length=200)]] = Field(default=[], max_length=100)
+    exclude_libraries: list[Annotated[str, Field(max_length=200)]] = Field(default=[], max_length=100)
+
+
+class BpmRangeCreate(PlaylistBase):
+    """Tracks between two tempi (e.g. running at 120-140), ordered by rising BPM."""
+
+    bpm_min: float = Field(gt=0, le=400)
+    bpm_max: float = Field(gt=0, le=400)
+    half_double: bool = True
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BpmRangeCreate:
+        if self.bpm_min > self.bpm_max:
+            raise ValueError(f"bpm_min {self.bpm_min} is above bpm_max {self.bpm_max}")
+        return self
+
+
+class HarmonicMixCreate(PlaylistBase):
+    """A DJ-style path from a seed through key-compatible tracks with small BPM steps."""
+
+    seed_track_id: TrackId
+    max_bpm_step_pct: float = Field(default=4.0, gt=0, le=50, description="largest BPM change between neighbours")
+    max_bpm_drift_pct: float = Field(default=10.0, gt=0, le=100, description="largest distance from the seed's BPM")

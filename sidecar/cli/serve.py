@@ -1,0 +1,28 @@
+"""``sonantica serve``: the Sonic Match API under uvicorn."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from sidecar.api.app import create_app
+from sidecar.cli.app import app
+from sidecar.settings import get_settings
+
+
+@app.command()
+def serve(
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="default: SONANTICA_API__PORT (8787)")] = None,
+    host: Annotated[str | None, typer.Option(help="bind address; default: SONANTICA_API__BIND_HOST")] = None,
+) -> None:
+    """Run the HTTP API (OpenAPI docs at /docs)."""
+    settings = get_settings()
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.api.bind_host,
+        port=port or settings.api.port,
+        log_config=None,
+        proxy_headers=False,
+    )

@@ -1,49 +1,37 @@
-"""``sonantica demo``: generate a small library with known tempo and key, analyse it, and show the result."""
+"""``sonantica demo``: the whole product on one machine, with nothing to install or configure."""
 
 from __future__ import annotations
 
-import sys
+import asyncio
 from typing import Annotated
 
 import typer
-from tqdm import tqdm
+import uvicorn
 
-from sidecar.analyzers.batch import analyze_paths
-from sidecar.analyzers.registry import CORE_ANALYZERS
-from sidecar.analyzers.summary import summarize
+from sidecar.api.app import create_app
 from sidecar.cli.app import app
-from sidecar.demo.evaluation import mirex_key_score, tempo_within
-from sidecar.demo.library import demo_library
+from sidecar.demo.flow import demo_settings_for_api, run_demo
+from sidecar.services.runtime import Runtime
 from sidecar.settings import get_settings
 
 
 @app.command()
 def demo(
-    tracks: Annotated[int, typer.Option(min=1, help="tracks in the generated library")] = 30,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="parallel analysis processes")] = 2,
+    tracks: Annotated[int, typer.Option(min=6, max=200, help="tracks in the generated library")] = 30,
+    serve: Annotated[bool, typer.Option(help="keep the API (and the Subsonic server) running afterwards")] = False,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="API port with --serve")] = 8787,
 ) -> None:
-    """Render a demo library (tagged, several formats) under the data directory and analyse it."""
-    settings = get_settings()
-    root = settings.data_dir / "demo" / "library"
-    typer.echo(f"demo library: {root}", err=True)
-    library = demo_library(root, n_tracks=tracks)
-    paths = [t.path for t in library]
-    stream = analyze_paths(paths, settings, CORE_ANALYZERS, jobs=jobs)
-    typer.echo(f"{'track':44}  {'true':>14}  {'BPM':>6}  {'key':>9}  {'Camelot':>7}  {'LUFS':>6}  {'RG dB':>6}")
-    tempo_hits = key_score = 0.0
-    for track, analysis in zip(library, tqdm(stream, total=len(paths), unit="track", file=sys.stderr), strict=True):
-        s = summarize(analysis.info, analysis.results, duration_s=analysis.decoded_duration_s)
-        result = analysis.results.get("key")
-        estimate = getattr(result, "key", None)
-        tempo_hits += tempo_within(s["bpm"] if isinstance(s["bpm"], float) else None, track.spec.bpm)
-        key_score += mirex_key_score(estimate, track.spec.key)
-        truth = f"{track.spec.bpm:.0f} {track.spec.key.camelot}"
-        name = f"{track.artist} / {track.path.name}"[:44]
-        typer.echo(
-            f"{name:44}  {truth:>14}  {s['bpm'] or '-':>6}  {s['key'] or '-':>9}  {s['camelot'] or '-':>7}"
-            f"  {s['loudness_lufs'] or '-':>6}  {s['replaygain_track_gain_db'] or '-':>6}"
-        )
-    typer.echo(
-        f"tempo within 4%: {tempo_hits / len(library):.0%}   key MIREX score: {key_score / len(library):.2f}"
-        f"   ({len(library)} tracks)"
-    )
+    """Generate a library, serve it with a real Subsonic server, analyse it through the Navidrome adapter, play a
+    track (it jumps the queue), and write Sonic Match and BPM-range playlists to the server.
+
+    Everything lives under ``<data_dir>/demo``; a second run reuses the rendered library.
+    """
+
+    async def keep_serving(runtime: Runtime) -> None:
+        settings = demo_settings_for_api(runtime.settings, port=port)
+        api = create_app(settings)
+        typer.echo(f"API: http://{settings.api.bind_host}:{port}/docs  (token in {settings.data_dir / 'api-token'});")
+        typer.echo("Ctrl-C stops it.")
+        await uvicorn.Server(uvicorn.Config(api, host=settings.api.bind_host, port=port, log_config=None)).serve()
+
+    asyncio.run(run_demo(get_settings(), n_tracks=tracks, out=typer.echo, serve=keep_serving if serve else None))

@@ -9,6 +9,8 @@ import uvicorn
 
 from sidecar.api.app import create_app
 from sidecar.cli.app import app
+from sidecar.services.hosts import HostConfigError, make_adapter
+from sidecar.services.playlists import HostPlaylistWriter
 from sidecar.settings import get_settings
 
 
@@ -19,8 +21,18 @@ def serve(
 ) -> None:
     """Run the HTTP API (OpenAPI docs at /docs)."""
     settings = get_settings()
+    try:
+        adapter = make_adapter(settings)
+    except HostConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    writer = HostPlaylistWriter(adapter) if adapter is not None else None
     uvicorn.run(
-        create_app(settings),
+        create_app(
+            settings,
+            playlist_writer=writer,
+            host_capabilities=adapter.capabilities if adapter is not None else (),
+        ),
         host=host or settings.api.bind_host,
         port=port or settings.api.port,
         log_config=None,

@@ -71,6 +71,11 @@ def demo_settings(base: Settings, server: SubsonicServer, library_dir: Path) -> 
     )
 
 
+def demo_settings_for_api(settings: Settings, *, port: int) -> Settings:
+    """The demo's settings with the API on ``port`` (the demo's own data directory keeps the token)."""
+    return settings.model_copy(update={"api": settings.api.model_copy(update={"port": port})})
+
+
 def _table(rows: list[PlaylistEntry]) -> list[str]:
     lines = [f"    {'#':>2}  {'title':24} {'artist':16} {'BPM':>6} {'key':>4} {'distance':>8}"]
     for i, row in enumerate(rows, 1):

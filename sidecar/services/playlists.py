@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from adapters.base import HostAdapter
 from sidecar.domain import KeySignature
 from sidecar.errors import NotFoundError
 from sidecar.storage import catalog, vectors
@@ -169,3 +170,14 @@ async def harmonic_mix_playlist(
     drift = seed.bpm * max_bpm_drift_pct / 100
     candidates = await catalog.tempo_tracks(conn, bpm_min=seed.bpm - drift, bpm_max=seed.bpm + drift, keyed_only=True)
     return harmonic_path(seed, candidates, limit=limit, max_bpm_step_pct=max_bpm_step_pct)
+
+
+class HostPlaylistWriter:
+    """The :class:`PlaylistWriter` of a configured host: create-or-replace by name through its adapter."""
+
+    def __init__(self, adapter: HostAdapter) -> None:
+        self.adapter = adapter
+
+    async def upsert(self, name: str, host_track_ids: Sequence[str]) -> str:
+        """Create the playlist ``name`` on the host, or replace its tracks in place; returns the host's id."""
+        return await self.adapter.upsert_playlist(name, list(host_track_ids))

@@ -194,8 +194,10 @@ def main() -> None:
     args = parser.parse_args()
 
     # Warm up imports and FFT plans so the first piece's time is not an outlier.
-    librosa.feature.chroma_stft(y=np.zeros(ANALYSIS_RATE_HZ, np.float32), sr=ANALYSIS_RATE_HZ)
-    ChromaAccumulator().feed(np.zeros(ANALYSIS_RATE_HZ, np.float32))
+    # A 440 Hz tone, not silence: librosa warns when it estimates tuning from silence.
+    tone = np.sin(2 * np.pi * 440.0 * np.arange(ANALYSIS_RATE_HZ) / ANALYSIS_RATE_HZ).astype(np.float32)
+    librosa.feature.chroma_stft(y=tone, sr=ANALYSIS_RATE_HZ)
+    ChromaAccumulator().feed(tone)
 
     sets: dict[str, list[PieceSpec]] = {
         "dev (seed 0)": tempo_key_corpus(args.pieces, duration_s=args.duration_s, seed=0),

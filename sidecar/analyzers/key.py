@@ -1,6 +1,6 @@
 """Musical key (tonic + mode) with a confidence value, from spectral-peak chroma and key-profile correlation.
 
-Method (measured choices, see ``docs/key.md``):
+Method (measured choices, see ``docs/benchmarks/key.md``):
 
 1. The mono analysis signal (22050 Hz) is cut into Hann frames of 4096 samples (186 ms, 5.4 Hz per bin) every
    2048 samples. Frame positions are fixed in the track, so the result does not depend on how the decoder cut the
@@ -305,7 +305,7 @@ def _clip01(value: float) -> float:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KeyDecision:
-    """Tunables that turn correlations into a key and a confidence (defaults measured, see docs/key.md).
+    """Tunables that turn correlations into a key and a confidence (defaults measured, see docs/benchmarks/key.md).
 
     ``full_margin``: best-minus-second correlation that counts as fully certain. ``min_correlation`` /
     ``full_correlation``: best correlation below which there is no tonal evidence / above which it is full.

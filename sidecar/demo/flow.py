@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ class DemoReport:
     analyzed: int = 0
     played_title: str = ""
     played_position: int = -1  # 1-based place of the played track in the order tracks finished
+    finished_when_played: int = 0  # tracks already analysed when the play happened
     scan_waiting_when_played: int = 0
     playlists: dict[str, tuple[str, list[PlaylistEntry]]] = field(default_factory=dict)  # name -> (host id, rows)
     elapsed_s: float = 0.0
@@ -102,6 +104,8 @@ async def run_demo(
     report = DemoReport()
     root = base.data_dir / "demo"
     library_dir = root / "library"
+    for state in ("postgres", "redis", "subsonic"):  # a fresh start each run; the rendered library is kept
+        shutil.rmtree(root / state, ignore_errors=True)
     out(f"1. Generating a demo library of {n_tracks} tracks in {library_dir}")
     library = demo_library(library_dir, n_tracks=n_tracks)
     report.tracks = len(library)
@@ -148,39 +152,52 @@ async def _analyse_with_a_play(
     report: DemoReport,
     out: Printer,
 ) -> None:
+    played = library[-1]  # the last track of the scan backlog
+    _, played_id = await _host_id_of(runtime, played)
     finished: list[str] = []
     warmed_up = asyncio.Event()  # a few scan tracks are done: time for the user to press play
+    played_done = asyncio.Event()
+    out("5. Background analysis starts (scan priority, one track at a time)")
     bar = tqdm(total=len(library), unit="track", desc="   analysis")
 
+    def say(line: str) -> None:
+        with tqdm.external_write_mode():
+            out(line)
+
     def on_outcome(outcome: JobOutcome) -> None:
-        if outcome.action == "analyzed":
-            finished.append(outcome.host_track_id)
-            bar.update()
-            if len(finished) >= max(2, len(library) // 5):
-                warmed_up.set()
+        if outcome.action != "analyzed":
+            return
+        finished.append(outcome.host_track_id)
+        bar.update()
+        if len(finished) >= max(2, len(library) // 5):
+            warmed_up.set()
+        if outcome.host_track_id == played_id:
+            report.played_position = len(finished)
+            played_done.set()
 
     executor = AnalysisExecutor(settings, list(versions), processes=1)
     worker = Worker(runtime, executor, versions, on_outcome=on_outcome)
-    out("5. Background analysis starts (scan priority, one track at a time)")
     running = asyncio.create_task(worker.run(drain=True))
     try:
-        played = library[-1]  # the last track of the scan backlog
-        _, host_track_id = await _host_id_of(runtime, played)
-        await warmed_up.wait()
+        await asyncio.wait([asyncio.ensure_future(warmed_up.wait()), running], return_when=asyncio.FIRST_COMPLETED)
+        if running.done():
+            raise RuntimeError("the worker stopped before the demo could play a track; see the log above")
         report.scan_waiting_when_played = (await runtime.queue.depths()).get(str(Priority.SCAN), 0)
-        async with runtime.events.subscribe(TrackKey("navidrome", host_track_id)) as ready:
-            await asyncio.to_thread(server.play, host_track_id)
+        report.finished_when_played = len(finished)
+        async with runtime.events.subscribe(TrackKey("navidrome", played_id)) as ready:
+            await asyncio.to_thread(server.play, played_id)
             queued = await poll_now_playing(runtime, adapter, versions, NowPlayingTracker())
-            bar.write(
-                f'6. A user plays "{played.spec.title}" by {played.artist}: now-playing poll queued'
-                f" {len(queued)} track(s) at on-play priority, {report.scan_waiting_when_played} scan jobs waiting"
+            say(
+                f'6. A user plays "{played.spec.title}" by {played.artist}: the now-playing poll queued'
+                f" {len(queued)} track at on-play priority; {report.scan_waiting_when_played} scan jobs were waiting"
             )
-            await ready.get(timeout_s=120)
+            if await ready.get(timeout_s=120) is None:
+                raise RuntimeError("no AnalysisReady for the played track within 120 s")
+        await asyncio.wait_for(played_done.wait(), timeout=30)
         report.played_title = played.spec.title
-        report.played_position = finished.index(host_track_id) + 1 if host_track_id in finished else -1
-        bar.write(
-            f"   AnalysisReady for it: it finished as track {report.played_position} of {len(library)},"
-            " ahead of the scan backlog"
+        say(
+            f"   AnalysisReady: it was analysed as track {report.played_position} of {len(library)}"
+            f" ({report.finished_when_played} were done when it was played), ahead of the scan backlog"
         )
         await running
     finally:

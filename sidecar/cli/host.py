@@ -15,7 +15,7 @@ from sidecar.cli.app import app
 from sidecar.services.hosts import adapter_config
 from sidecar.settings import get_settings
 
-host_app = typer.Typer(help="Check the connection to the media server.", no_args_is_help=True)
+host_app = typer.Typer(help="The media server: check the connection, sync the library.", no_args_is_help=True)
 app.add_typer(host_app, name="host")
 
 

@@ -1,4 +1,4 @@
-"""``sonantica sync``: one library sync now, with a progress bar and a summary."""
+"""``sonantica host sync``: one library sync now, with a progress bar and a summary."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from adapters.base import HostError
 from sidecar.analyzers.registry import enabled_versions
-from sidecar.cli.app import app
+from sidecar.cli.host import host_app
 from sidecar.errors import SidecarError
 from sidecar.services.hosts import make_adapter
 from sidecar.services.runtime import open_runtime
@@ -39,7 +39,7 @@ def _summary(report: SyncReport) -> list[str]:
     return lines
 
 
-@app.command()
+@host_app.command("sync")
 def sync(
     since: Annotated[
         datetime | None, typer.Option(help="incremental: only tracks changed after this time (ISO 8601, UTC)")

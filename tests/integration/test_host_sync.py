@@ -393,14 +393,14 @@ def test_sync_cli_host_down_exits_with_clear_error(env: dict[str, str], monkeypa
     monkeypatch.setenv("SONANTICA_JELLYFIN__API_KEY", "key")
     get_settings.cache_clear()
 
-    result = CliRunner().invoke(app, ["sync"])
+    result = CliRunner().invoke(app, ["host", "sync"])
 
     assert result.exit_code == 2
     assert "jellyfin is unavailable after 3 attempts" in result.output
 
 
 def test_sync_cli_without_host_says_what_to_set(env: dict[str, str]) -> None:
-    result = CliRunner().invoke(app, ["sync"])
+    result = CliRunner().invoke(app, ["host", "sync"])
 
     assert result.exit_code == 2
     assert "SONANTICA_HOST" in result.output

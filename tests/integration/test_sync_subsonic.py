@@ -1,4 +1,4 @@
-"""``sonantica sync`` and now-playing polling through the Navidrome adapter on a real Subsonic server (supysonic)."""
+"""``sonantica host sync`` and now-playing polling through the Navidrome adapter on a real Subsonic server."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def env(
 
 
 def test_sync_cli_navidrome_stores_mapped_tracks_and_queues_once(env: None, database_url: str, music: Path) -> None:
-    first = CliRunner().invoke(app, ["sync"])
+    first = CliRunner().invoke(app, ["host", "sync"])
 
     assert first.exit_code == 0, first.output
     assert "navidrome full sync" in first.output
@@ -76,7 +76,7 @@ def test_sync_cli_navidrome_stores_mapped_tracks_and_queues_once(env: None, data
         paths = {row[0] for row in conn.execute("SELECT path FROM tracks WHERE host = 'navidrome'").fetchall()}
     assert paths == {str(path) for path in music.rglob("*.flac")}
 
-    again = CliRunner().invoke(app, ["sync"])
+    again = CliRunner().invoke(app, ["host", "sync"])
 
     assert again.exit_code == 0, again.output
     assert "3 tracks seen, 0 new, 0 updated, 0 missing, 0 unmappable, 0 queued for analysis" in again.output

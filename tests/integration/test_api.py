@@ -19,7 +19,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from adapters.jellyfin.webhook import AUTH_HEADER, MINIMAL_TEMPLATE
-from sidecar.analyzers.registry import VERSIONS
+from sidecar.analyzers.registry import CORE_ANALYZERS
+from sidecar.analyzers.registry import VERSIONS as ALL_VERSIONS
 from sidecar.api.app import create_app
 from sidecar.domain import KeyResult, KeySignature, LoudnessResult, TempoResult, TrackKey
 from sidecar.services.runtime import Runtime
@@ -31,6 +32,7 @@ MODEL = "timbre-v1"
 DIM = 16
 TOKEN = "test-token-" + "x" * 24
 SECRET = "hook-secret"
+VERSIONS = {name: ALL_VERSIONS[name] for name in CORE_ANALYZERS}  # what SONANTICA_ANALYSIS__ENABLED selects here
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ async def seed_library(pool: Pool) -> dict[str, int]:
                         host="jellyfin",
                         host_track_id=HOST_IDS[spec.name],
                         title=f"Song {spec.name}",
+                        path=f"/music/{spec.name}.flac",
                         artist=spec.artist,
                         album=f"Album {spec.name}",
                         duration_s=200.0,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from adapters.base import HostAdapter
+from sidecar.analyzers.embedding import TIMBRE_MODEL
 from sidecar.domain import KeySignature
 from sidecar.errors import NotFoundError
 from sidecar.storage import catalog, vectors
@@ -181,3 +182,18 @@ class HostPlaylistWriter:
     async def upsert(self, name: str, host_track_ids: Sequence[str]) -> str:
         """Create the playlist ``name`` on the host, or replace its tracks in place; returns the host's id."""
         return await self.adapter.upsert_playlist(name, list(host_track_ids))
+
+
+async def query_model(conn: Connection, seed_track_ids: Sequence[int], *, configured: str, fallback: bool) -> str:
+    """The embedding model to search with: the configured one, or ``timbre-v1`` when fallback is on and the seeds
+    only have fallback vectors (the worker fell back because the OpenL3 weights are missing). One query never mixes
+    models."""
+    if not fallback or configured == TIMBRE_MODEL:
+        return configured
+    for seed in seed_track_ids:
+        if await vectors.get_embedding(conn, seed, configured) is not None:
+            return configured
+    for seed in seed_track_ids:
+        if await vectors.get_embedding(conn, seed, TIMBRE_MODEL) is not None:
+            return TIMBRE_MODEL
+    return configured

@@ -14,6 +14,7 @@ from sidecar.services.playlists import (
     PlaylistWriter,
     bpm_range_playlist,
     harmonic_mix_playlist,
+    query_model,
     sonic_match_playlist,
 )
 from sidecar.settings import Settings
@@ -66,11 +67,15 @@ async def sonic_match(
             exclude_genres=tuple(body.exclude_genres),
             exclude_libraries=tuple(body.exclude_libraries),
         )
+        seed_ids = list(dict.fromkeys(body.seed_track_ids))
         async with transaction(runtime.pool) as conn:
+            model = await query_model(
+                conn, seed_ids, configured=settings.embedding.model, fallback=settings.embedding.fallback
+            )
             entries = await sonic_match_playlist(
                 conn,
-                list(dict.fromkeys(body.seed_track_ids)),
-                model=settings.embedding.model,
+                seed_ids,
+                model=model,
                 limit=body.limit,
                 filters=filters,
             )

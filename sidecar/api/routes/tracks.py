@@ -18,6 +18,7 @@ from sidecar.api.schemas import (
 )
 from sidecar.domain import TrackKey
 from sidecar.services.onplay import OnPlayState, request_analysis
+from sidecar.services.playlists import query_model
 from sidecar.storage import analyses, tracks, vectors
 from sidecar.storage.db import transaction
 from sidecar.storage.vectors import SimilarFilters
@@ -106,10 +107,12 @@ async def similar_tracks(
         )
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    model = settings.embedding.model
     async with transaction(runtime.pool) as conn:
         if await tracks.get_track(conn, track_id) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no track with id {track_id}")
+        model = await query_model(
+            conn, [track_id], configured=settings.embedding.model, fallback=settings.embedding.fallback
+        )
         try:
             rows = await vectors.similar(conn, [track_id], model=model, limit=limit, filters=filters)
         except ValueError as exc:  # a filter the seed cannot anchor (no BPM / no key)

@@ -1,0 +1,37 @@
+"""Sonic Match searches the vectors the worker actually stored: the fallback model when OpenL3 weights are absent."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sidecar.analyzers.embedding import OPENL3_MODEL, TIMBRE_MODEL
+from sidecar.services.playlists import query_model
+from sidecar.storage import tracks, vectors
+from sidecar.storage.db import Pool, transaction
+
+
+async def _track_with_vector(pool: Pool, name: str, model: str, dim: int) -> int:
+    async with transaction(pool) as conn:
+        await vectors.register_model(conn, model, dim=dim)
+        saved = await tracks.upsert_track(
+            conn, tracks.TrackUpsert(host="local", host_track_id=name, title=name, path=f"/music/{name}.flac")
+        )
+        vector = np.random.default_rng(len(name)).normal(size=dim).astype(np.float32)
+        await vectors.upsert_embedding(conn, saved.track_id, model, vector / np.linalg.norm(vector))
+    return saved.track_id
+
+
+async def test_query_model_falls_back_to_the_stored_timbre_vectors(pool: Pool) -> None:
+    seed = await _track_with_vector(pool, "seed", TIMBRE_MODEL, 109)
+    async with transaction(pool) as conn:
+        assert await query_model(conn, [seed], configured=OPENL3_MODEL, fallback=True) == TIMBRE_MODEL
+        assert await query_model(conn, [seed], configured=OPENL3_MODEL, fallback=False) == OPENL3_MODEL
+
+
+async def test_query_model_prefers_the_configured_model_when_stored(pool: Pool) -> None:
+    seed = await _track_with_vector(pool, "seed", TIMBRE_MODEL, 109)
+    await _track_with_vector(pool, "other", OPENL3_MODEL, 512)
+    both = await _track_with_vector(pool, "seed", OPENL3_MODEL, 512)
+    assert both == seed
+    async with transaction(pool) as conn:
+        assert await query_model(conn, [seed], configured=OPENL3_MODEL, fallback=True) == OPENL3_MODEL

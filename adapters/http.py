@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from typing import NoReturn
+from types import TracebackType
+from typing import NoReturn, Self
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
@@ -25,6 +26,24 @@ class TransientError(HostUnavailableError):
     def __init__(self, message: str, *, reached_server: bool) -> None:
         super().__init__(message)
         self.reached_server = reached_server
+
+
+class HttpAdapter:
+    """Base of an adapter that owns ``_client``: ``async with`` and :meth:`aclose` close its connection pool."""
+
+    _client: httpx.AsyncClient
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool."""
+        await self._client.aclose()
 
 
 def new_client(base_url: str, settings: HttpSettings, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:

@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import ClassVar, Self
+from typing import ClassVar
 
 import httpx
 
@@ -26,12 +24,11 @@ from adapters.base import (
     HostResponseError,
     HostTrack,
     NowPlaying,
-    PathMappingError,
     TrackNotFoundError,
     TrackTags,
     WriteBackOutcome,
 )
-from adapters.http import Params, decode_json, fetch, new_client, raise_for_error_status, retrying
+from adapters.http import HttpAdapter, Params, decode_json, fetch, new_client, raise_for_error_status, retrying
 from adapters.jellyfin import const
 from adapters.jellyfin.config import JellyfinConfig
 from adapters.jellyfin.parsers import (
@@ -59,7 +56,7 @@ from adapters.jellyfin.parsers import (
     parse_virtual_folders,
 )
 from adapters.jellyfin.tags import plan_tag_update
-from adapters.pathmap import PathMapper
+from adapters.pathmap import PathMapper, with_local_path
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +77,7 @@ def _iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class JellyfinAdapter:
+class JellyfinAdapter(HttpAdapter):
     """:class:`~adapters.base.HostAdapter` for Jellyfin 10.9 to 12.0.
 
     Parameters
@@ -104,14 +101,6 @@ class JellyfinAdapter:
         self._owner_id: str | None = None
         self._roots: list[MusicRoot] | None = None
         self._mapper: PathMapper | None = None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     @property
     def capabilities(self) -> frozenset[Capability]:
@@ -192,7 +181,7 @@ class JellyfinAdapter:
             raise TrackNotFoundError(f"Jellyfin item {item_id} is a {raw.get('Type')}, not an audio track")
         host_path = raw.get("Path")
         track = parse_track(raw, library_id=library_for_path(roots, host_path if isinstance(host_path, str) else None))
-        return self._with_local_path(track)
+        return with_local_path(track, self._mapper, host=_HOST)
 
     async def now_playing(self) -> list[NowPlaying]:
         """Audio playing in sessions active in the last 16 minutes (``GET /Sessions``; no plugin needed)."""
@@ -256,10 +245,6 @@ class JellyfinAdapter:
         log.info("replaced Jellyfin playlist %r (%d tracks) for user %s", name, len(item_ids), owner)
         return playlist_id
 
-    async def aclose(self) -> None:
-        """Close the HTTP connection pool."""
-        await self._client.aclose()
-
     # --- Jellyfin-only -----------------------------------------------------------------------------------------
 
     async def trigger_loudness_scan(self) -> bool:
@@ -314,7 +299,7 @@ class JellyfinAdapter:
         except HostResponseError as error:
             log.warning("skipping a Jellyfin item that cannot be read (id %r): %s", item.get("Id"), error)
             return None
-        return self._with_local_path(track)
+        return with_local_path(track, self._mapper, host=_HOST)
 
     async def _refresh_libraries(self) -> list[MusicRoot]:
         roots = parse_virtual_folders(await self._get_json(const.VIRTUAL_FOLDERS))
@@ -330,17 +315,6 @@ class JellyfinAdapter:
         if self._roots is None:
             return await self._refresh_libraries()
         return self._roots
-
-    def _with_local_path(self, track: HostTrack) -> HostTrack:
-        if track.host_path is None:
-            return replace(track, path_problem="Jellyfin reported no file path for this track")
-        if self._mapper is None:
-            return replace(track, path_problem="SONANTICA_LIBRARY_DIR is not set: there is no library mount")
-        try:
-            local = self._mapper.to_local(track.host_path)
-        except PathMappingError as error:
-            return replace(track, path_problem=str(error))
-        return replace(track, local_path=str(local))
 
     @staticmethod
     def _track_id(host_track_id: str) -> str:

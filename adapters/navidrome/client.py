@@ -16,8 +16,7 @@ import secrets
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import ClassVar, Self
+from typing import ClassVar
 
 import httpx
 
@@ -29,12 +28,11 @@ from adapters.base import (
     HostResponseError,
     HostTrack,
     NowPlaying,
-    PathMappingError,
     TrackNotFoundError,
     TrackTags,
     WriteBackOutcome,
 )
-from adapters.http import Params, decode_json, fetch, new_client, raise_for_error_status, retrying
+from adapters.http import HttpAdapter, Params, decode_json, fetch, new_client, raise_for_error_status, retrying
 from adapters.navidrome import const
 from adapters.navidrome.config import NavidromeConfig
 from adapters.navidrome.parsers import (
@@ -54,14 +52,14 @@ from adapters.navidrome.parsers import (
     search_songs,
     song,
 )
-from adapters.pathmap import PathMapper
+from adapters.pathmap import PathMapper, with_local_path
 
 log = logging.getLogger(__name__)
 
 _HOST = "the server"
 
 
-class NavidromeAdapter:
+class NavidromeAdapter(HttpAdapter):
     """:class:`~adapters.base.HostAdapter` for Navidrome 0.53+ and other Subsonic servers (supysonic).
 
     Parameters
@@ -87,14 +85,6 @@ class NavidromeAdapter:
         self._auth_lock = asyncio.Lock()
         self._identity: ServerIdentity | None = None
         self._empty_query: str | None = None  # the search3 query that lists everything on this server
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return f"NavidromeAdapter(url={self._config.url!r}, username={self._config.username!r})"
@@ -192,24 +182,12 @@ class NavidromeAdapter:
         """UNSUPPORTED: the Subsonic API (Navidrome included) has no call that stores tags, BPM or ReplayGain."""
         return WriteBackOutcome.UNSUPPORTED
 
-    async def aclose(self) -> None:
-        """Close the HTTP connection pool."""
-        await self._client.aclose()
-
     def map_track(self, track: HostTrack) -> HostTrack:
         """``track`` with ``local_path`` on the mount, or with ``path_problem`` saying why not and how to fix it."""
-        if track.host_path is None:
-            return replace(track, path_problem="the server reported no file path for this track")
         navidrome = self._identity is not None and self._identity.is_navidrome
-        if is_fake_path(track.host_path, navidrome=navidrome):
+        if track.host_path is not None and is_fake_path(track.host_path, navidrome=navidrome):
             return replace(track, path_problem=const.REPORT_REAL_PATH_FIX)
-        if self._mapper is None:
-            return replace(track, path_problem="SONANTICA_LIBRARY_DIR is not set: there is no library mount")
-        try:
-            local = self._mapper.to_local(track.host_path)
-        except PathMappingError as error:
-            return replace(track, path_problem=str(error))
-        return replace(track, local_path=str(local))
+        return with_local_path(track, self._mapper, host=_HOST)
 
     async def _ensure_identity(self) -> ServerIdentity:
         if self._identity is None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import posixpath
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
-from adapters.base import PathMappingError
+from adapters.base import HostTrack, PathMappingError
 
 
 def _normalise_host_path(path: str) -> str:
@@ -72,6 +73,20 @@ class PathMapper:
                 f"host path {original!r} maps to {resolved}, outside the library mount {mount_real}; refusing it"
             )
         return Path(posixpath.normpath(str(candidate)))
+
+
+def with_local_path(track: HostTrack, mapper: PathMapper | None, *, host: str) -> HostTrack:
+    """``track`` with ``local_path`` on ``mapper``'s mount, or with ``path_problem`` saying why not (``host`` names
+    the server when the track has no path)."""
+    if track.host_path is None:
+        return replace(track, path_problem=f"{host} reported no file path for this track")
+    if mapper is None:
+        return replace(track, path_problem="SONANTICA_LIBRARY_DIR is not set: there is no library mount")
+    try:
+        local = mapper.to_local(track.host_path)
+    except PathMappingError as error:
+        return replace(track, path_problem=str(error))
+    return replace(track, local_path=str(local))
 
 
 def _is_windows_absolute(path: str) -> bool:

@@ -8,16 +8,12 @@ the repeated form (``fields=Path&fields=Genres``) that the official OpenAPI spec
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import ClassVar, Self
+from typing import ClassVar
 
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from adapters.base import (
     Capability,
@@ -27,13 +23,12 @@ from adapters.base import (
     HostKind,
     HostResponseError,
     HostTrack,
-    HostUnavailableError,
     NowPlaying,
-    PathMappingError,
     TrackNotFoundError,
     TrackTags,
     WriteBackOutcome,
 )
+from adapters.http import HttpAdapter, Params, decode_json, fetch, new_client, raise_for_error_status, retrying
 from adapters.jellyfin import const
 from adapters.jellyfin.config import JellyfinConfig
 from adapters.jellyfin.parsers import (
@@ -61,19 +56,11 @@ from adapters.jellyfin.parsers import (
     parse_virtual_folders,
 )
 from adapters.jellyfin.tags import plan_tag_update
-from adapters.pathmap import PathMapper
+from adapters.pathmap import PathMapper, with_local_path
 
 log = logging.getLogger(__name__)
 
-Params = Sequence[tuple[str, str]]
-
-
-class _TransientError(HostUnavailableError):
-    """A failure worth retrying; ``reached_server`` is False when the request certainly was not processed."""
-
-    def __init__(self, message: str, *, reached_server: bool) -> None:
-        super().__init__(message)
-        self.reached_server = reached_server
+_HOST = "Jellyfin"
 
 
 class _UnauthorizedError(HostAuthError):
@@ -90,7 +77,7 @@ def _iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class JellyfinAdapter:
+class JellyfinAdapter(HttpAdapter):
     """:class:`~adapters.base.HostAdapter` for Jellyfin 10.9 to 12.0.
 
     Parameters
@@ -108,26 +95,12 @@ class JellyfinAdapter:
 
     def __init__(self, config: JellyfinConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._config = config
-        self._client = httpx.AsyncClient(
-            base_url=config.url,
-            timeout=httpx.Timeout(config.timeout_s),
-            transport=transport,
-            follow_redirects=False,
-            headers={"Accept": "application/json"},
-        )
+        self._client = new_client(config.url, config, transport)
         self._login: Login | None = None
         self._login_lock = asyncio.Lock()
         self._owner_id: str | None = None
         self._roots: list[MusicRoot] | None = None
         self._mapper: PathMapper | None = None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     @property
     def capabilities(self) -> frozenset[Capability]:
@@ -208,7 +181,7 @@ class JellyfinAdapter:
             raise TrackNotFoundError(f"Jellyfin item {item_id} is a {raw.get('Type')}, not an audio track")
         host_path = raw.get("Path")
         track = parse_track(raw, library_id=library_for_path(roots, host_path if isinstance(host_path, str) else None))
-        return self._with_local_path(track)
+        return with_local_path(track, self._mapper, host=_HOST)
 
     async def now_playing(self) -> list[NowPlaying]:
         """Audio playing in sessions active in the last 16 minutes (``GET /Sessions``; no plugin needed)."""
@@ -255,8 +228,8 @@ class JellyfinAdapter:
         matches = await self._find_playlists(name, owner)
         if not matches:
             body = {"Name": name, "Ids": item_ids, "UserId": owner, "MediaType": "Audio", "IsPublic": False}
-            created = await self._call_json("POST", const.PLAYLISTS, body=body, idempotent=False)
-            playlist_id = parse_created_playlist(created)
+            created = await self._call("POST", const.PLAYLISTS, body=body, idempotent=False)
+            playlist_id = parse_created_playlist(decode_json(created, what="POST " + const.PLAYLISTS, host=_HOST))
             log.info("created Jellyfin playlist %r (%d tracks) for user %s", name, len(item_ids), owner)
             return playlist_id
         if len(matches) > 1:
@@ -271,10 +244,6 @@ class JellyfinAdapter:
             await self._replace_entries(playlist_id, owner, entries, item_ids)
         log.info("replaced Jellyfin playlist %r (%d tracks) for user %s", name, len(item_ids), owner)
         return playlist_id
-
-    async def aclose(self) -> None:
-        """Close the HTTP connection pool."""
-        await self._client.aclose()
 
     # --- Jellyfin-only -----------------------------------------------------------------------------------------
 
@@ -330,7 +299,7 @@ class JellyfinAdapter:
         except HostResponseError as error:
             log.warning("skipping a Jellyfin item that cannot be read (id %r): %s", item.get("Id"), error)
             return None
-        return self._with_local_path(track)
+        return with_local_path(track, self._mapper, host=_HOST)
 
     async def _refresh_libraries(self) -> list[MusicRoot]:
         roots = parse_virtual_folders(await self._get_json(const.VIRTUAL_FOLDERS))
@@ -346,17 +315,6 @@ class JellyfinAdapter:
         if self._roots is None:
             return await self._refresh_libraries()
         return self._roots
-
-    def _with_local_path(self, track: HostTrack) -> HostTrack:
-        if track.host_path is None:
-            return replace(track, path_problem="Jellyfin reported no file path for this track")
-        if self._mapper is None:
-            return replace(track, path_problem="SONANTICA_LIBRARY_DIR is not set: there is no library mount")
-        try:
-            local = self._mapper.to_local(track.host_path)
-        except PathMappingError as error:
-            return replace(track, path_problem=str(error))
-        return replace(track, local_path=str(local))
 
     @staticmethod
     def _track_id(host_track_id: str) -> str:
@@ -470,25 +428,13 @@ class JellyfinAdapter:
                 f"Jellyfin refused the login of user {self._config.username!r}: check SONANTICA_JELLYFIN__USERNAME "
                 "and SONANTICA_JELLYFIN__PASSWORD"
             ) from error
-        login = parse_authentication(self._decode(content, "POST " + const.AUTHENTICATE_BY_NAME))
+        login = parse_authentication(decode_json(content, what="POST " + const.AUTHENTICATE_BY_NAME, host=_HOST))
         log.info("logged in to Jellyfin as %s", login.user_name or login.user_id)
         return login
 
     async def _get_json(self, path: str, params: Params = (), *, missing: str | None = None) -> object:
-        return await self._call_json("GET", path, params=params, missing=missing)
-
-    async def _call_json(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Params = (),
-        body: object = None,
-        idempotent: bool = True,
-        missing: str | None = None,
-    ) -> object:
-        content = await self._call(method, path, params=params, body=body, idempotent=idempotent, missing=missing)
-        return self._decode(content, f"{method} {path}")
+        content = await self._call("GET", path, params=params, missing=missing)
+        return decode_json(content, what=f"GET {path}", host=_HOST)
 
     async def _call(
         self,
@@ -524,30 +470,8 @@ class JellyfinAdapter:
         idempotent: bool,
         missing: str | None,
     ) -> bytes:
-        def retryable(error: BaseException) -> bool:
-            return isinstance(error, _TransientError) and (idempotent or not error.reached_server)
-
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._config.max_attempts),
-            wait=wait_exponential_jitter(
-                multiplier=self._config.retry_base_s, max=self._config.retry_max_s, jitter=self._config.retry_base_s
-            ),
-            retry=retry_if_exception(retryable),
-            before_sleep=self._log_retry,
-            reraise=True,
-        )
-        return await retrying(self._send_once, method, path, params, body, token, missing)
-
-    def _log_retry(self, state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        wait_s = state.next_action.sleep if state.next_action else 0.0
-        log.warning(
-            "Jellyfin request failed (%s); attempt %d of %d, retrying in %.1f s",
-            error,
-            state.attempt_number,
-            self._config.max_attempts,
-            wait_s,
-        )
+        policy = retrying(self._config, idempotent=idempotent, label=_HOST, log=log)
+        return await policy(self._send_once, method, path, params, body, token, missing)
 
     async def _send_once(
         self, method: str, path: str, params: Params, body: object, token: str | None, missing: str | None
@@ -560,44 +484,15 @@ class JellyfinAdapter:
             json=body,
             headers={"Authorization": self._authorization(token)},
         )
-        try:
-            response = await self._client.send(request, stream=True)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
-            raise _TransientError(f"cannot reach Jellyfin ({what}): {error}", reached_server=False) from error
-        except httpx.TimeoutException as error:
-            raise _TransientError(f"Jellyfin did not answer {what} in time", reached_server=True) from error
-        except httpx.TransportError as error:
-            raise _TransientError(f"{what} failed: {type(error).__name__}: {error}", reached_server=True) from error
-        try:
-            content = await self._read_limited(response, what)
-        except httpx.TimeoutException as error:
-            raise _TransientError(f"Jellyfin did not finish answering {what} in time", reached_server=True) from error
-        except httpx.TransportError as error:
-            raise _TransientError(f"{what} broke off: {type(error).__name__}", reached_server=True) from error
-        finally:
-            await response.aclose()
-        log.debug("%s -> HTTP %d (%d bytes)", what, response.status_code, len(content))
-        self._raise_for_status(response.status_code, content, what, missing)
+        status, content = await fetch(
+            self._client, request, what=what, host=_HOST, max_bytes=self._config.max_response_bytes, log=log
+        )
+        self._raise_for_status(status, content, what, missing)
         return content
-
-    async def _read_limited(self, response: httpx.Response, what: str) -> bytes:
-        limit = self._config.max_response_bytes
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise HostResponseError(f"Jellyfin's answer to {what} is {declared} bytes, over the {limit}-byte limit")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > limit:
-                raise HostResponseError(f"Jellyfin's answer to {what} is over the {limit}-byte limit")
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     def _raise_for_status(self, status: int, content: bytes, what: str, missing: str | None) -> None:
         if 200 <= status < 300:
             return
-        detail = self._redact(content[: const.MAX_ERROR_TEXT_CHARS].decode("utf-8", "replace")).strip()
         credential = "API key" if self._config.uses_api_key else "user token"
         if status == httpx.codes.UNAUTHORIZED:
             raise _UnauthorizedError(f"Jellyfin refused the {credential} (HTTP 401) for {what}")
@@ -607,15 +502,8 @@ class JellyfinAdapter:
             )
         if status == httpx.codes.NOT_FOUND and missing is not None:
             raise TrackNotFoundError(missing)
-        if status >= 500 or status in (httpx.codes.TOO_MANY_REQUESTS, httpx.codes.REQUEST_TIMEOUT):
-            raise _TransientError(f"Jellyfin answered {what} with HTTP {status}: {detail}", reached_server=True)
-        raise HostResponseError(f"Jellyfin answered {what} with HTTP {status}: {detail}")
-
-    def _decode(self, content: bytes, what: str) -> object:
-        try:
-            return json.loads(content)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise HostResponseError(f"Jellyfin sent malformed JSON for {what}: {error}") from None
+        detail = self._redact(content[: const.MAX_ERROR_TEXT_CHARS].decode("utf-8", "replace")).strip()
+        raise_for_error_status(status, what=what, host=_HOST, detail=detail)
 
     def _authorization(self, token: str | None) -> str:
         parts = [

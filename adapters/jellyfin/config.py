@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
+from adapters.config import check_http_settings, check_url
 from adapters.jellyfin import const
 
 _DEVICE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -52,25 +52,14 @@ class JellyfinConfig:
     playlist_batch_size: int = const.PLAYLIST_BATCH_SIZE
 
     def __post_init__(self) -> None:
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"Jellyfin url must look like http://host:8096, got {self.url!r}")
-        if parts.username or parts.password or parts.query or parts.fragment:
-            raise ValueError("Jellyfin url must not carry credentials, a query or a fragment")
+        check_url(self.url, host="Jellyfin", example="http://host:8096")
         if not self.api_key and not (self.username and self.password):
             raise ValueError("Jellyfin needs an api_key, or a username and a password")
         if self.api_key and not _TOKEN.fullmatch(self.api_key):
             raise ValueError("the Jellyfin API key contains spaces, quotes, commas or non-ASCII characters")
         if not _DEVICE_ID.fullmatch(self.device_id):
             raise ValueError("device_id must be 1-64 characters of letters, digits, '.', '_' or '-'")
-        if self.timeout_s <= 0:
-            raise ValueError("timeout_s must be positive")
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        if self.retry_base_s < 0 or self.retry_max_s < 0:
-            raise ValueError("retry delays must not be negative")
-        if self.max_response_bytes < 1024:
-            raise ValueError("max_response_bytes must be at least 1024")
+        check_http_settings(self)
         if self.playlist_batch_size < 1:
             raise ValueError("playlist_batch_size must be at least 1")
 

@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import ClassVar, Self
+from typing import ClassVar
 
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from adapters.base import (
     Capability,
@@ -30,13 +27,12 @@ from adapters.base import (
     HostKind,
     HostResponseError,
     HostTrack,
-    HostUnavailableError,
     NowPlaying,
-    PathMappingError,
     TrackNotFoundError,
     TrackTags,
     WriteBackOutcome,
 )
+from adapters.http import HttpAdapter, Params, decode_json, fetch, new_client, raise_for_error_status, retrying
 from adapters.navidrome import const
 from adapters.navidrome.config import NavidromeConfig
 from adapters.navidrome.parsers import (
@@ -56,22 +52,14 @@ from adapters.navidrome.parsers import (
     search_songs,
     song,
 )
-from adapters.pathmap import PathMapper
+from adapters.pathmap import PathMapper, with_local_path
 
 log = logging.getLogger(__name__)
 
-Params = Sequence[tuple[str, str]]
+_HOST = "the server"
 
 
-class _TransientError(HostUnavailableError):
-    """A failure worth retrying; ``reached_server`` is False when the request certainly was not processed."""
-
-    def __init__(self, message: str, *, reached_server: bool) -> None:
-        super().__init__(message)
-        self.reached_server = reached_server
-
-
-class NavidromeAdapter:
+class NavidromeAdapter(HttpAdapter):
     """:class:`~adapters.base.HostAdapter` for Navidrome 0.53+ and other Subsonic servers (supysonic).
 
     Parameters
@@ -90,27 +78,13 @@ class NavidromeAdapter:
 
     def __init__(self, config: NavidromeConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._config = config
-        self._client = httpx.AsyncClient(
-            base_url=config.url.rstrip("/") + "/rest/",
-            timeout=httpx.Timeout(config.timeout_s),
-            transport=transport,
-            follow_redirects=False,
-            headers={"Accept": "application/json"},
-        )
+        self._client = new_client(config.url.rstrip("/") + "/rest/", config, transport)
         self._mapper = PathMapper(config.library_dir, config.path_map) if config.library_dir is not None else None
         self._use_token = True
         self._auth_confirmed = False
         self._auth_lock = asyncio.Lock()
         self._identity: ServerIdentity | None = None
         self._empty_query: str | None = None  # the search3 query that lists everything on this server
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return f"NavidromeAdapter(url={self._config.url!r}, username={self._config.username!r})"
@@ -208,24 +182,12 @@ class NavidromeAdapter:
         """UNSUPPORTED: the Subsonic API (Navidrome included) has no call that stores tags, BPM or ReplayGain."""
         return WriteBackOutcome.UNSUPPORTED
 
-    async def aclose(self) -> None:
-        """Close the HTTP connection pool."""
-        await self._client.aclose()
-
     def map_track(self, track: HostTrack) -> HostTrack:
         """``track`` with ``local_path`` on the mount, or with ``path_problem`` saying why not and how to fix it."""
-        if track.host_path is None:
-            return replace(track, path_problem="the server reported no file path for this track")
         navidrome = self._identity is not None and self._identity.is_navidrome
-        if is_fake_path(track.host_path, navidrome=navidrome):
+        if track.host_path is not None and is_fake_path(track.host_path, navidrome=navidrome):
             return replace(track, path_problem=const.REPORT_REAL_PATH_FIX)
-        if self._mapper is None:
-            return replace(track, path_problem="SONANTICA_LIBRARY_DIR is not set: there is no library mount")
-        try:
-            local = self._mapper.to_local(track.host_path)
-        except PathMappingError as error:
-            return replace(track, path_problem=str(error))
-        return replace(track, local_path=str(local))
+        return with_local_path(track, self._mapper, host=_HOST)
 
     async def _ensure_identity(self) -> ServerIdentity:
         if self._identity is None:
@@ -275,35 +237,9 @@ class NavidromeAdapter:
         return HostResponseError(f"{endpoint} failed with Subsonic error {error.code}: {self._redact(error.message)}")
 
     async def _request(self, endpoint: str, params: Params, idempotent: bool) -> JsonObject:
-        def retryable(error: BaseException) -> bool:
-            return isinstance(error, _TransientError) and (idempotent or not error.reached_server)
-
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._config.max_attempts),
-            wait=wait_exponential_jitter(
-                multiplier=self._config.retry_base_s, max=self._config.retry_max_s, jitter=self._config.retry_base_s
-            ),
-            retry=retry_if_exception(retryable),
-            before_sleep=self._log_retry,
-            reraise=True,
-        )
-        content: bytes = await retrying(self._send_once, endpoint, params)
-        try:
-            payload = json.loads(content)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise HostResponseError(f"the server sent malformed JSON for {endpoint}: {error}") from None
-        return envelope(payload, endpoint)
-
-    def _log_retry(self, state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        wait_s = state.next_action.sleep if state.next_action else 0.0
-        log.warning(
-            "Subsonic request failed (%s); attempt %d of %d, retrying in %.1f s",
-            error,
-            state.attempt_number,
-            self._config.max_attempts,
-            wait_s,
-        )
+        policy = retrying(self._config, idempotent=idempotent, label="Subsonic", log=log)
+        content: bytes = await policy(self._send_once, endpoint, params)
+        return envelope(decode_json(content, what=endpoint, host=_HOST), endpoint)
 
     def _auth_params(self) -> list[tuple[str, str]]:
         common = [
@@ -323,53 +259,23 @@ class NavidromeAdapter:
         for key, value in [*self._auth_params(), *params]:
             form.setdefault(key, []).append(value)
         request = self._client.build_request("POST", endpoint, data=form)
-        try:
-            response = await self._client.send(request, stream=True)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
-            raise _TransientError(f"cannot reach the server ({endpoint}): {error}", reached_server=False) from None
-        except httpx.TimeoutException:
-            raise _TransientError(f"the server did not answer {endpoint} in time", reached_server=True) from None
-        except httpx.TransportError as error:
-            raise _TransientError(f"{endpoint} failed: {type(error).__name__}", reached_server=True) from None
-        try:
-            content = await self._read_limited(response, endpoint)
-        except httpx.TimeoutException:
-            raise _TransientError(f"the server did not finish {endpoint} in time", reached_server=True) from None
-        except httpx.TransportError as error:
-            raise _TransientError(f"{endpoint} broke off: {type(error).__name__}", reached_server=True) from None
-        finally:
-            await response.aclose()
-        log.debug("%s -> HTTP %d (%d bytes)", endpoint, response.status_code, len(content))
-        self._raise_for_status(response.status_code, content, endpoint)
+        status, content = await fetch(
+            self._client, request, what=endpoint, host=_HOST, max_bytes=self._config.max_response_bytes, log=log
+        )
+        self._raise_for_status(status, content, endpoint)
         return content
-
-    async def _read_limited(self, response: httpx.Response, endpoint: str) -> bytes:
-        limit = self._config.max_response_bytes
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise HostResponseError(f"the answer to {endpoint} is {declared} bytes, over the {limit}-byte limit")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > limit:
-                raise HostResponseError(f"the answer to {endpoint} is over the {limit}-byte limit")
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     def _raise_for_status(self, status: int, content: bytes, endpoint: str) -> None:
         if 200 <= status < 300:
             return
-        detail = self._redact(content[: const.MAX_ERROR_TEXT_CHARS].decode("utf-8", "replace")).strip()
         if status in (httpx.codes.UNAUTHORIZED, httpx.codes.FORBIDDEN):
             raise HostAuthError(f"the server denied {endpoint} (HTTP {status}): check the Navidrome credentials")
-        if status >= 500 or status in (httpx.codes.TOO_MANY_REQUESTS, httpx.codes.REQUEST_TIMEOUT):
-            raise _TransientError(f"the server answered {endpoint} with HTTP {status}: {detail}", reached_server=True)
         if status == httpx.codes.NOT_FOUND:
             raise HostResponseError(
                 f"the server has no {endpoint} endpoint (HTTP 404): check SONANTICA_NAVIDROME__URL ({self._config.url})"
             )
-        raise HostResponseError(f"the server answered {endpoint} with HTTP {status}: {detail}")
+        detail = self._redact(content[: const.MAX_ERROR_TEXT_CHARS].decode("utf-8", "replace")).strip()
+        raise_for_error_status(status, what=endpoint, host=_HOST, detail=detail)
 
     def _redact(self, text: str) -> str:
         for secret in (self._config.password, self._config.password.encode().hex()):

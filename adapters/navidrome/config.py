@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
+from adapters.config import check_http_settings, check_url
 from adapters.navidrome import const
 
 
@@ -36,20 +36,9 @@ class NavidromeConfig:
     max_response_bytes: int = const.MAX_RESPONSE_BYTES
 
     def __post_init__(self) -> None:
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"Navidrome url must look like http://host:4533, got {self.url!r}")
-        if parts.username or parts.password or parts.query or parts.fragment:
-            raise ValueError("Navidrome url must not carry credentials, a query or a fragment")
+        check_url(self.url, host="Navidrome", example="http://host:4533")
         if not self.username or not self.password:
             raise ValueError("Navidrome needs a username and a password")
         if not self.client_name:
             raise ValueError("client_name must not be empty")
-        if self.timeout_s <= 0:
-            raise ValueError("timeout_s must be positive")
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        if self.retry_base_s < 0 or self.retry_max_s < 0:
-            raise ValueError("retry delays must not be negative")
-        if self.max_response_bytes < 1024:
-            raise ValueError("max_response_bytes must be at least 1024")
+        check_http_settings(self)

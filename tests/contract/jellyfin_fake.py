@@ -13,7 +13,7 @@ task) so write-back and playlist round trips are real, and it reproduces the tra
 * ``dashed_ids=True`` answers with dashed ids, which the adapter must normalise.
 
 Every exchange is recorded in :attr:`FakeJellyfin.exchanges` so tests can check them against the OpenAPI specs.
-It lives under tests/ because only adapters/*/client.py may import httpx in production code.
+It lives under tests/ because only adapters/*/client.py and adapters/http.py may import httpx in production code.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ integer ``minutesAgo``), and it reproduces what differs from supysonic: salted-t
 users when ``token_auth=False``), ``query=""`` listing everything, made-up relative paths when Report Real Path is
 off, and ``createPlaylist`` answering with the playlist. Anything it does not know (endpoint, method, field)
 raises :class:`UnfakedRequestError`; every exchange is kept in :attr:`FakeNavidrome.exchanges` for checks against
-the OpenSubsonic spec. It lives under tests/ because only adapters/*/client.py may import httpx in production.
+the OpenSubsonic spec. It lives under tests/ because only adapters/*/client.py and adapters/http.py may import
+httpx in production.
 """
 
 from __future__ import annotations

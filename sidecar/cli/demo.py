@@ -11,6 +11,8 @@ import uvicorn
 from sidecar.api.app import create_app
 from sidecar.cli.app import app
 from sidecar.demo.flow import demo_settings_for_api, run_demo
+from sidecar.services.hosts import make_adapter
+from sidecar.services.playlists import HostPlaylistWriter
 from sidecar.services.runtime import Runtime
 from sidecar.settings import get_settings
 
@@ -29,7 +31,9 @@ def demo(
 
     async def keep_serving(runtime: Runtime) -> None:
         settings = demo_settings_for_api(runtime.settings, port=port)
-        api = create_app(settings)
+        adapter = make_adapter(settings)  # the demo's Subsonic server: playlists the API makes are written there
+        writer = HostPlaylistWriter(adapter) if adapter is not None else None
+        api = create_app(settings, playlist_writer=writer)
         typer.echo(f"API: http://{settings.api.bind_host}:{port}/docs  (token in {settings.data_dir / 'api-token'});")
         typer.echo("Ctrl-C stops it.")
         await uvicorn.Server(uvicorn.Config(api, host=settings.api.bind_host, port=port, log_config=None)).serve()

@@ -17,6 +17,7 @@ from sidecar.errors import SidecarError
 from sidecar.services.hosts import make_adapter
 from sidecar.services.runtime import open_runtime
 from sidecar.services.sync import SyncReport, sync_library
+from sidecar.services.writeback import WriteBackReport, write_back_all, writes_tags
 from sidecar.settings import get_settings
 
 
@@ -83,3 +84,33 @@ def sync(
     bar.close()
     for line in _summary(report):
         typer.echo(line)
+
+
+@host_app.command("write-back")
+def write_back() -> None:
+    """Write every analysed track's BPM, key, Camelot and ReplayGain to the host (where its API accepts them)."""
+    settings = get_settings()
+    try:
+        adapter = make_adapter(settings)
+    except SidecarError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if adapter is None or not writes_tags(adapter):
+        kind = "no host is configured" if adapter is None else f"{adapter.kind.value}'s API accepts no tags"
+        typer.echo(f"nothing to write: {kind}; results stay available from the sidecar API", err=True)
+        return
+    host_adapter = adapter
+
+    async def main() -> WriteBackReport:
+        try:
+            async with open_runtime(settings) as runtime:
+                return await write_back_all(runtime, host_adapter)
+        finally:
+            await host_adapter.aclose()
+
+    report = asyncio.run(main())
+    typer.echo(", ".join(f"{count} {outcome}" for outcome, count in sorted(report.outcomes.items())) or "0 tracks")
+    for host_track_id, reason in report.failures:
+        typer.echo(f"  failed {host_track_id}: {reason}", err=True)
+    if report.failures:
+        raise typer.Exit(1)

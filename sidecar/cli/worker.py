@@ -21,6 +21,7 @@ from sidecar.domain import Priority, TrackKey
 from sidecar.errors import FatalAnalyzerError, SidecarError
 from sidecar.services.analysis import register_embedding_models
 from sidecar.services.enqueue import enqueue_track_ids, register_local_files
+from sidecar.services.hosts import HostConfigError, make_adapter
 from sidecar.services.reconcile import rebuild_from_database
 from sidecar.services.runtime import Runtime, open_runtime
 from sidecar.services.status import failed_analyses, retry_failed, status_report
@@ -70,9 +71,10 @@ def worker(
         )
     chosen = [_priority(q) for q in (queues.split(",") if queues else settings.worker.queues)]
     try:
+        adapter = make_adapter(settings)  # tags are written back after each analysis where the host accepts them
         analyzers = build_analyzers(settings)  # probes models before taking work
         versions = {a.name: a.version for a in analyzers}
-    except FatalAnalyzerError as exc:
+    except (FatalAnalyzerError, HostConfigError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     bar = tqdm(unit="job", file=sys.stderr, disable=None, desc="worker")
@@ -80,7 +82,9 @@ def worker(
     async def main(runtime: Runtime) -> None:
         await register_embedding_models(runtime, analyzers)
         executor = AnalysisExecutor(settings, list(versions), processes=settings.worker.concurrency)
-        job_worker = Worker(runtime, executor, versions, queues=chosen, on_outcome=lambda _o: bar.update())
+        job_worker = Worker(
+            runtime, executor, versions, queues=chosen, on_outcome=lambda _o: bar.update(), adapter=adapter
+        )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, job_worker.stop)
@@ -88,6 +92,8 @@ def worker(
             stats = await job_worker.run(drain=drain)
         finally:
             executor.close()
+            if adapter is not None:
+                await adapter.aclose()
         bar.close()
         typer.echo(json.dumps(stats.outcomes, sort_keys=True), err=True)
 

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
+from adapters.base import HostAdapter, HostError
 from sidecar.analyzers.executor import AnalysisExecutor
 from sidecar.domain import Priority
 from sidecar.errors import QueueUnavailableError, RetryLaterError, StorageUnavailableError
@@ -20,6 +21,7 @@ from sidecar.jobqueue import AnalyzeTrack, ClaimedJob, TokenLock, backoff_s, get
 from sidecar.services.analysis import JobOutcome, analyze_job
 from sidecar.services.reconcile import rebuild_from_database
 from sidecar.services.runtime import Runtime
+from sidecar.services.writeback import write_back_track, writes_tags
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,9 @@ class Worker:
         Priorities this worker takes (dedicated pools: on-play only, scan only).
     on_outcome
         Called after every job (progress bars, tests).
+    adapter
+        The host, when its API accepts tags: results are written back right after each analysis (a failed write
+        is logged; ``sonantica host write-back`` catches up).
     """
 
     def __init__(
@@ -72,12 +77,14 @@ class Worker:
         queues: Collection[Priority] = (Priority.ON_PLAY, Priority.SCAN),
         on_outcome: Callable[[JobOutcome], None] | None = None,
         worker_id: str | None = None,
+        adapter: HostAdapter | None = None,
     ) -> None:
         self.runtime = runtime
         self.executor = executor
         self.versions = versions
         self.queues = tuple(p for p in (Priority.ON_PLAY, Priority.SCAN) if p in queues)
         self.on_outcome = on_outcome
+        self.adapter = adapter if writes_tags(adapter) else None
         self.worker_id = worker_id or new_worker_id()
         self.stats = WorkerStats()
         self._held_locks: set[TokenLock] = set()
@@ -187,6 +194,13 @@ class Worker:
                 log.warning("Redis unavailable (%s); retrying in %.1f s", exc, delay_s)
                 await asyncio.sleep(delay_s)
 
+    async def _write_back(self, job: AnalyzeTrack) -> None:
+        assert self.adapter is not None
+        try:
+            await write_back_track(self.runtime, self.adapter, job.track)
+        except (HostError, ValueError, StorageUnavailableError) as exc:
+            log.warning("tags of %s not written (%s); `sonantica host write-back` retries", job.id, exc)
+
     async def _handle(self, claimed: ClaimedJob) -> None:
         job = claimed.job
         settings = self.runtime.settings.worker
@@ -206,6 +220,8 @@ class Worker:
             outcome = JobOutcome(job.host_track_id, "retry", job.analyzers, str(exc))
             await asyncio.sleep(min(delay_s, settings.poll_s))
         self.stats.add(outcome)
+        if self.adapter is not None and outcome.action == "analyzed":
+            await self._write_back(job)
         log.info("%s: %s %s %s", job.id, outcome.action, ",".join(outcome.analyzers), outcome.detail)
         if self.on_outcome is not None:
             self.on_outcome(outcome)

@@ -25,19 +25,23 @@ from typer.testing import CliRunner
 
 from adapters.base import NowPlaying
 from adapters.jellyfin import JellyfinAdapter, JellyfinConfig
+from sidecar.analyzers.executor import AnalysisExecutor
 from sidecar.analyzers.registry import enabled_versions
 from sidecar.cli import app
 from sidecar.demo.encode import write_audio
-from sidecar.domain import LoudnessResult, TrackKey
+from sidecar.demo.music import PieceSpec, render
+from sidecar.domain import KeySignature, LoudnessResult, TrackKey
 from sidecar.jobqueue import TokenLock
 from sidecar.scheduler import Scheduler
 from sidecar.services.playback import NowPlayingTracker, handle_now_playing, poll_now_playing
 from sidecar.services.runtime import Runtime, open_runtime
 from sidecar.services.sync import SyncError, sync_library
+from sidecar.services.writeback import write_back_all
 from sidecar.settings import get_settings
 from sidecar.storage import tracks
 from sidecar.storage.analyses import store_results
 from sidecar.storage.db import transaction
+from sidecar.worker.runner import Worker
 from tests.contract.jellyfin_fake import FakeJellyfin
 
 HOST_ROOT = "/data/music"
@@ -463,3 +467,30 @@ async def test_sync_reports_host_replaygain_that_disagrees_with_ours(
     assert report.replaygain_disagreements == 1
     assert [(d.host_track_id, d.difference) for d in report.replaygain_examples] == [(seeded["t0"], 3.0)]
     assert report.bpm_disagreements == 0
+
+
+async def test_worker_writes_tags_back_to_jellyfin_and_write_back_skips_unchanged(
+    runtime: Runtime,
+    adapter: JellyfinAdapter,
+    fake: FakeJellyfin,
+    seeded: dict[str, str],
+    library_dir: Path,
+    versions: dict[str, int],
+) -> None:
+    fake.add_user("admin", "pw", admin=True)  # an API key writes items as the first administrator
+    spec = PieceSpec(title="t", bpm=120.0, key=KeySignature("A", "minor"), groove="rock", duration_s=8.0, seed=1)
+    write_audio(render(spec), 44100, library_dir / "Artist" / "00.flac")
+    await sync_library(runtime, adapter, versions)
+    executor = AnalysisExecutor(get_settings(), list(versions), processes=1)
+    try:
+        await asyncio.wait_for(Worker(runtime, executor, versions, adapter=adapter).run(drain=True), timeout=180)
+    finally:
+        executor.close()
+    tags = fake.tags_of(seeded["t0"]) or []
+    assert {"bpm:120", "key:A minor", "camelot:8A"} <= set(tags)
+    assert any(tag.startswith("replaygain:") for tag in tags)
+    assert all(any(tag.startswith("replaygain:") for tag in fake.tags_of(seeded[t]) or []) for t in ("t1", "t2"))
+    writes = len(fake.requests_to("POST", r"/Items/\w+"))
+    report = await write_back_all(runtime, adapter)
+    assert report.outcomes == {"unchanged": 3}
+    assert len(fake.requests_to("POST", r"/Items/\w+")) == writes

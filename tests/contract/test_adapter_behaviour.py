@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from jellyfin_fake import FakeJellyfin
 from navidrome_fake import FakeNavidrome
 
 from adapters.base import (
@@ -22,6 +23,7 @@ from adapters.base import (
     TrackTags,
     WriteBackOutcome,
 )
+from adapters.jellyfin import JellyfinAdapter, JellyfinConfig
 from adapters.navidrome import NavidromeAdapter, NavidromeConfig
 
 
@@ -32,7 +34,7 @@ class Harness:
     adapter: HostAdapter
     track_ids: list[str]
     mount: Path
-    start_play: Callable[[str], None]  # make the host's user play this track now
+    start_play: Callable[[str], object]  # make the host's user play this track now
     break_host: Callable[[], None]  # every following request fails with a 5xx
 
 
@@ -67,7 +69,43 @@ async def navidrome_harness(tmp_path: Path) -> Harness:
     )
 
 
-HARNESSES: dict[str, Callable[[Path], Awaitable[Harness]]] = {"navidrome": navidrome_harness}
+async def jellyfin_harness(tmp_path: Path) -> Harness:
+    fake = FakeJellyfin()
+    listener = fake.add_user("listener", "pw")
+    fake.add_user("admin", "adminpw", admin=True)
+    library = fake.add_library("Music", ["/data/music"])
+    mount = tmp_path / "mount"
+    ids: list[str] = []
+    for number in range(1, 6):
+        relative = f"Artist/Album/{number:02d} - Song {number}.flac"
+        (mount / relative).parent.mkdir(parents=True, exist_ok=True)
+        (mount / relative).write_bytes(b"fLaC")
+        ids.append(fake.add_track(library, relative, title=f"Song {number}"))
+    config = JellyfinConfig(
+        url="http://jellyfin.test",
+        api_key=fake.add_api_key(),
+        library_dir=mount,
+        path_map=(("/data/music", str(mount)),),
+        retry_base_s=0.0,
+        retry_max_s=0.0,
+    )
+
+    def break_host() -> None:
+        fake.fail_next(status=503, times=1000)
+
+    return Harness(
+        adapter=JellyfinAdapter(config, transport=fake.transport()),
+        track_ids=ids,
+        mount=mount,
+        start_play=lambda track_id: fake.start_playing(listener, track_id),
+        break_host=break_host,
+    )
+
+
+HARNESSES: dict[str, Callable[[Path], Awaitable[Harness]]] = {
+    "jellyfin": jellyfin_harness,
+    "navidrome": navidrome_harness,
+}
 
 
 @pytest.fixture(params=sorted(HARNESSES))

@@ -2,7 +2,7 @@
 
 Every request the adapter sends in these tests, and every successful answer, is validated against the official
 OpenAPI specs 10.10.7, 10.11.11 and 12.0.0 when the test ends (the ``fake`` fixture). The fake refuses requests
-it does not know. Written to be merged with the Navidrome suite into ``test_adapter_behaviour.py``.
+it does not know. The protocol checks common to every adapter also run in ``test_adapter_behaviour.py``.
 """
 
 from __future__ import annotations

@@ -79,12 +79,14 @@ def demo_settings_for_api(settings: Settings, *, port: int) -> Settings:
 
 
 def _table(rows: list[PlaylistEntry]) -> list[str]:
-    lines = [f"    {'#':>2}  {'title':24} {'artist':16} {'BPM':>6} {'key':>4} {'distance':>8}"]
+    """Sonic Match rows show the distance to the seed; other playlists show why each track is there."""
+    last = "distance" if any(row.distance is not None for row in rows) else "why"
+    lines = [f"    {'#':>2}  {'title':24} {'artist':16} {'BPM':>6} {'key':>4}  {last}"]
     for i, row in enumerate(rows, 1):
-        distance = "-" if row.distance is None else f"{row.distance:.3f}"
+        why = row.reason if row.distance is None else f"{row.distance:.3f}"
         bpm = "-" if row.bpm is None else f"{row.bpm:.1f}"
         artist = (row.artist or "-")[:16]
-        lines.append(f"    {i:>2}  {row.title[:24]:24} {artist:16} {bpm:>6} {row.camelot or '-':>4} {distance:>8}")
+        lines.append(f"    {i:>2}  {row.title[:24]:24} {artist:16} {bpm:>6} {row.camelot or '-':>4}  {why}")
     return lines
 
 

@@ -106,31 +106,19 @@ class Scheduler:
         jobs = AsyncIOScheduler(timezone=UTC)
         now = datetime.now(UTC)
         every = self.settings
-        jobs.add_job(
-            self._guarded("reconcile", self._reconcile),
-            "interval",
-            seconds=every.reconcile_interval_s,
-            next_run_time=now,
-            id="reconcile",
-            max_instances=1,
-            coalesce=True,
-        )
+        planned: list[tuple[str, str, JobFunction, float]] = [
+            ("reconcile", "reconcile", self._reconcile, every.reconcile_interval_s)
+        ]
         if self.adapter is not None:
+            planned.append(("sync", "library sync", self._sync, every.sync_interval_s))
+            planned.append(("now_playing", "now-playing poll", self._poll, every.now_playing_interval_s))
+        for job_id, name, job, interval_s in planned:
             jobs.add_job(
-                self._guarded("library sync", self._sync),
+                self._guarded(name, job),
                 "interval",
-                seconds=every.sync_interval_s,
-                next_run_time=now,
-                id="sync",
-                max_instances=1,
-                coalesce=True,
-            )
-            jobs.add_job(
-                self._guarded("now-playing poll", self._poll),
-                "interval",
-                seconds=every.now_playing_interval_s,
-                next_run_time=now,
-                id="now_playing",
+                seconds=interval_s,
+                next_run_time=now,  # every job runs once at start
+                id=job_id,
                 max_instances=1,
                 coalesce=True,
             )

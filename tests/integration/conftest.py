@@ -14,6 +14,8 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from sidecar.jobqueue import Keys, RedisClient, connect
+from sidecar.settings import Settings, get_settings
 from sidecar.storage.db import Pool, close_pool, open_pool
 from sidecar.storage.migrate import migrate
 
@@ -72,3 +74,36 @@ async def pool(database_url: str) -> AsyncIterator[Pool]:
     opened = await open_pool(database_url, min_size=1, max_size=4)
     yield opened
     await close_pool(opened)
+
+
+@pytest.fixture
+def keys() -> Keys:
+    """Redis key names under a prefix of this test's own."""
+    return Keys(f"test-{uuid.uuid4().hex[:12]}:")
+
+
+@pytest.fixture
+async def redis(redis_url: str, keys: Keys) -> AsyncIterator[RedisClient]:
+    """A client of the session's Redis; this test's keys are deleted afterwards."""
+    client = connect(redis_url, Settings(redis_url=redis_url))
+    yield client
+    stale = [key async for key in client.scan_iter(match=f"{keys.prefix}*")]
+    if stale:
+        await client.delete(*stale)
+    await client.aclose()
+
+
+@pytest.fixture
+def service_env(monkeypatch: pytest.MonkeyPatch, database_url: str, redis_url: str) -> dict[str, str]:
+    """Settings (environment) for this test's own database and Redis key prefix, with the three cheap analyzers;
+    tests add their own variables with ``monkeypatch.setenv`` and call ``get_settings.cache_clear()``."""
+    values = {
+        "SONANTICA_DATABASE_URL": database_url,
+        "SONANTICA_REDIS_URL": redis_url,
+        "SONANTICA_REDIS__KEY_PREFIX": f"t{uuid.uuid4().hex[:8]}:",
+        "SONANTICA_ANALYSIS__ENABLED": "loudness,tempo,key",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    return values

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,16 +47,9 @@ HOST_ROOT = "/data/music"
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, database_url: str, redis_url: str) -> dict[str, str]:
-    """This test's own database and Redis key prefix, three cheap analyzers, a short scheduler lock."""
-    values = {
-        "SONANTICA_DATABASE_URL": database_url,
-        "SONANTICA_REDIS_URL": redis_url,
-        "SONANTICA_REDIS__KEY_PREFIX": f"t{uuid.uuid4().hex[:8]}:",
-        "SONANTICA_ANALYSIS__ENABLED": "loudness,tempo,key",
-        "SONANTICA_SCHEDULER__LOCK_S": "0.6",
-        "SONANTICA_SCHEDULER__SYNC_RETRY_BASE_S": "0.1",
-    }
+def env(monkeypatch: pytest.MonkeyPatch, service_env: dict[str, str]) -> dict[str, str]:
+    """The test's own services, plus a short scheduler lock and quick sync retries."""
+    values = {**service_env, "SONANTICA_SCHEDULER__LOCK_S": "0.6", "SONANTICA_SCHEDULER__SYNC_RETRY_BASE_S": "0.1"}
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()

@@ -9,14 +9,13 @@ import asyncio
 import datetime as dt
 import signal
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from sidecar.domain import Priority, TrackKey
-from sidecar.jobqueue.connection import RedisClient, connect
+from sidecar.jobqueue.connection import RedisClient
 from sidecar.jobqueue.keys import Keys
 from sidecar.jobqueue.locks import TokenLock, TrackLock
 from sidecar.jobqueue.messages import AnalyzeTrack, decode_job, encode_job
@@ -36,21 +35,6 @@ class ManualClock:
 
     def __call__(self) -> float:
         return self.now_s
-
-
-@pytest.fixture
-def keys() -> Keys:
-    return Keys(f"test-{uuid.uuid4().hex[:12]}:")
-
-
-@pytest.fixture
-async def redis(redis_url: str, keys: Keys) -> AsyncIterator[RedisClient]:
-    client = connect(redis_url, Settings(redis_url=redis_url))
-    yield client
-    stale = [key async for key in client.scan_iter(match=f"{keys.prefix}*")]
-    if stale:
-        await client.delete(*stale)
-    await client.aclose()
 
 
 @pytest.fixture

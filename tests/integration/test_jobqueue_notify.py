@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,21 +20,6 @@ from sidecar.settings import Settings
 
 TRACK = TrackKey("jellyfin", "track-1")
 OTHER = TrackKey("jellyfin", "track-2")
-
-
-@pytest.fixture
-def keys() -> Keys:
-    return Keys(f"test-{uuid.uuid4().hex[:12]}:")
-
-
-@pytest.fixture
-async def redis(redis_url: str, keys: Keys) -> AsyncIterator[RedisClient]:
-    client = connect(redis_url, Settings(redis_url=redis_url))
-    yield client
-    stale = [key async for key in client.scan_iter(match=f"{keys.prefix}*")]
-    if stale:
-        await client.delete(*stale)
-    await client.aclose()
 
 
 def entry(versions: dict[str, int]) -> CachedAnalysis:

@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -45,13 +44,10 @@ def library(tmp_path: Path) -> list[Path]:
 
 
 @pytest.fixture
-def worker_env(monkeypatch: pytest.MonkeyPatch, database_url: str, redis_url: str) -> dict[str, str]:
-    """Settings for a fast-reacting worker on this test's own database and Redis key prefix."""
+def worker_env(monkeypatch: pytest.MonkeyPatch, service_env: dict[str, str]) -> dict[str, str]:
+    """A fast-reacting worker: short lease and lock, quick polls and retries."""
     env = {
-        "SONANTICA_DATABASE_URL": database_url,
-        "SONANTICA_REDIS_URL": redis_url,
-        "SONANTICA_REDIS__KEY_PREFIX": f"t{uuid.uuid4().hex[:8]}:",
-        "SONANTICA_ANALYSIS__ENABLED": "loudness,tempo,key",
+        **service_env,
         "SONANTICA_WORKER__LEASE_S": "2",
         "SONANTICA_WORKER__LOCK_S": "10",
         "SONANTICA_WORKER__POLL_S": "0.2",

@@ -1,8 +1,13 @@
-"""The root ``typer`` application that every command module registers on."""
+"""The root ``typer`` application that every command module registers on, and what the commands share."""
 
 from __future__ import annotations
 
 import typer
+
+from adapters.base import HostAdapter
+from sidecar.errors import SidecarError
+from sidecar.services.hosts import make_adapter
+from sidecar.settings import Settings
 
 app = typer.Typer(
     name="sonantica",
@@ -13,6 +18,11 @@ app = typer.Typer(
 )
 
 
-@app.callback()
-def _root() -> None:
-    """Keep ``sonantica <command>`` a command group even while only one command is registered."""
+def configured_adapter(settings: Settings) -> HostAdapter | None:
+    """The configured host's adapter (``None`` for ``SONANTICA_HOST=none``); incomplete host settings end the
+    command with exit code 2 and the message naming what to set."""
+    try:
+        return make_adapter(settings)
+    except SidecarError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None

@@ -8,11 +8,10 @@ import signal
 import typer
 
 from sidecar.analyzers.registry import enabled_versions
-from sidecar.cli.app import app
+from sidecar.cli.app import app, configured_adapter
 from sidecar.errors import SidecarError
 from sidecar.logconfig import setup_logging
 from sidecar.scheduler import Scheduler
-from sidecar.services.hosts import make_adapter
 from sidecar.services.runtime import open_runtime
 from sidecar.settings import get_settings
 
@@ -22,11 +21,7 @@ def scheduler() -> None:
     """Run the periodic jobs; a second scheduler idles until the first stops. Stops cleanly on SIGTERM."""
     settings = get_settings()
     setup_logging(settings)
-    try:
-        adapter = make_adapter(settings)
-    except SidecarError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    adapter = configured_adapter(settings)
 
     async def main() -> None:
         stop = asyncio.Event()

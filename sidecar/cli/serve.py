@@ -8,8 +8,7 @@ import typer
 import uvicorn
 
 from sidecar.api.app import create_app
-from sidecar.cli.app import app
-from sidecar.services.hosts import HostConfigError, make_adapter
+from sidecar.cli.app import app, configured_adapter
 from sidecar.services.playlists import HostPlaylistWriter
 from sidecar.settings import get_settings
 
@@ -21,11 +20,7 @@ def serve(
 ) -> None:
     """Run the HTTP API (OpenAPI docs at /docs)."""
     settings = get_settings()
-    try:
-        adapter = make_adapter(settings)
-    except HostConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    adapter = configured_adapter(settings)
     writer = HostPlaylistWriter(adapter) if adapter is not None else None
     uvicorn.run(
         create_app(

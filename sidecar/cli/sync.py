@@ -12,9 +12,9 @@ from tqdm import tqdm
 
 from adapters.base import HostError
 from sidecar.analyzers.registry import enabled_versions
+from sidecar.cli.app import configured_adapter
 from sidecar.cli.host import host_app
 from sidecar.errors import SidecarError
-from sidecar.services.hosts import make_adapter
 from sidecar.services.runtime import open_runtime
 from sidecar.services.sync import SyncReport, sync_library
 from sidecar.services.writeback import WriteBackReport, write_back_all, writes_tags
@@ -49,11 +49,7 @@ def sync(
     """Sync the host's library now: store its tracks, mark vanished ones missing, queue missing analyses."""
     settings = get_settings()
     changed_since = since if since is None or since.tzinfo is not None else since.replace(tzinfo=UTC)
-    try:
-        adapter = make_adapter(settings)
-    except SidecarError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    adapter = configured_adapter(settings)
     if adapter is None:
         typer.echo("error: no host configured: set SONANTICA_HOST=jellyfin or navidrome", err=True)
         raise typer.Exit(2)
@@ -90,11 +86,7 @@ def sync(
 def write_back() -> None:
     """Write every analysed track's BPM, key, Camelot and ReplayGain to the host (where its API accepts them)."""
     settings = get_settings()
-    try:
-        adapter = make_adapter(settings)
-    except SidecarError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    adapter = configured_adapter(settings)
     if adapter is None or not writes_tags(adapter):
         kind = "no host is configured" if adapter is None else f"{adapter.kind.value}'s API accepts no tags"
         typer.echo(f"nothing to write: {kind}; results stay available from the sidecar API", err=True)

@@ -16,12 +16,11 @@ from tqdm import tqdm
 from sidecar.analyzers.audio import audio_files
 from sidecar.analyzers.executor import AnalysisExecutor
 from sidecar.analyzers.registry import build_analyzers, enabled_versions
-from sidecar.cli.app import app
+from sidecar.cli.app import app, configured_adapter
 from sidecar.domain import Priority, TrackKey
 from sidecar.errors import FatalAnalyzerError, SidecarError
 from sidecar.services.analysis import register_embedding_models
 from sidecar.services.enqueue import enqueue_track_ids, register_local_files
-from sidecar.services.hosts import HostConfigError, make_adapter
 from sidecar.services.reconcile import rebuild_from_database
 from sidecar.services.runtime import Runtime, open_runtime
 from sidecar.services.status import failed_analyses, retry_failed, status_report
@@ -70,11 +69,11 @@ def worker(
             update={"worker": settings.worker.model_copy(update={"concurrency": concurrency})}
         )
     chosen = [_priority(q) for q in (queues.split(",") if queues else settings.worker.queues)]
+    adapter = configured_adapter(settings)  # tags are written back after each analysis where the host takes them
     try:
-        adapter = make_adapter(settings)  # tags are written back after each analysis where the host accepts them
         analyzers = build_analyzers(settings)  # probes models before taking work
         versions = {a.name: a.version for a in analyzers}
-    except (FatalAnalyzerError, HostConfigError) as exc:
+    except FatalAnalyzerError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     bar = tqdm(unit="job", file=sys.stderr, disable=None, desc="worker")

@@ -126,25 +126,7 @@ async def _notice_changed_file(conn: Connection, record: tracks.TrackRecord) -> 
         stat = os.stat(record.path)
     except OSError:
         return  # the decoder reports a missing or unreadable file with its reason
-    if (stat.st_size, stat.st_mtime_ns) != (record.size_bytes, record.mtime_ns):
-        await tracks.upsert_track(
-            conn,
-            tracks.TrackUpsert(
-                host=record.host,
-                host_track_id=record.host_track_id,
-                title=record.title,
-                path=record.path,
-                host_path=record.host_path,
-                size_bytes=stat.st_size,
-                mtime_ns=stat.st_mtime_ns,
-                artist=record.artist,
-                album=record.album,
-                album_artist=record.album_artist,
-                genres=tuple(record.genres),
-                duration_s=record.duration_s,
-                library=record.library,
-            ),
-        )
+    await tracks.record_file_stat(conn, record.id, size_bytes=stat.st_size, mtime_ns=stat.st_mtime_ns)
 
 
 async def _run_locked(

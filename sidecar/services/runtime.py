@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from sidecar.embedded import EmbeddedRedis, embedded_postgres_url
+from sidecar.embedded import EmbeddedRedis, database_url
 from sidecar.jobqueue import EventBus, JobQueue, Keys, RedisClient, ResultCache, connect
 from sidecar.settings import Settings
 from sidecar.storage.db import Pool, close_pool, open_pool
@@ -35,10 +35,9 @@ class Runtime:
 
 async def database_url_ready(settings: Settings) -> str:
     """The database URL to use: the configured one, or the embedded server's, started and migrated."""
-    if settings.database_url is not None:
-        return settings.database_url.get_secret_value()
-    url = await asyncio.to_thread(embedded_postgres_url, settings.data_dir)
-    await migrate(url)
+    url = await asyncio.to_thread(database_url, settings)
+    if settings.database_url is None:
+        await migrate(url)
     return url
 
 

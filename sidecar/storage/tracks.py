@@ -143,6 +143,21 @@ async def upsert_track(conn: Connection, track: TrackUpsert) -> UpsertOutcome:
     return outcome
 
 
+async def record_file_stat(conn: Connection, track_id: int, *, size_bytes: int, mtime_ns: int) -> bool:
+    """Store the file's current size and modification time; when they differ from the stored ones, every analysis
+    of the track goes back to ``pending`` (as :func:`upsert_track` does). Returns whether the file had changed."""
+    async with conn.transaction():
+        cur = await conn.execute(
+            "UPDATE tracks SET size_bytes = %s, mtime_ns = %s, updated_at = now()"
+            " WHERE id = %s AND (size_bytes, mtime_ns) IS DISTINCT FROM (%s, %s) RETURNING id",
+            (size_bytes, mtime_ns, track_id, size_bytes, mtime_ns),
+        )
+        changed = await cur.fetchone() is not None
+        if changed:
+            await conn.execute(_RESET_STATUS, (track_id,))
+    return changed
+
+
 async def get_track(conn: Connection, track_id: int) -> TrackRecord | None:
     """The track with this id, or ``None``."""
     async with conn.cursor(row_factory=class_row(TrackRecord)) as cur:

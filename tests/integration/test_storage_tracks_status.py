@@ -130,6 +130,27 @@ async def test_upsert_track_with_a_changed_file_makes_its_analyses_pending(pool:
     assert after["tempo"].state == "pending"
 
 
+async def test_record_file_stat_resets_analyses_only_when_the_file_changed(pool: Pool) -> None:
+    async with transaction(pool) as conn:
+        track_id = (await tracks.upsert_track(conn, _track("a"))).track_id
+        record = await tracks.get_track(conn, track_id)
+        assert record is not None
+        assert record.size_bytes is not None
+        assert record.mtime_ns is not None
+        await analyses.store_results(conn, track_id, results={"tempo": _tempo(120.0)}, versions=VERSIONS)
+        same = await tracks.record_file_stat(conn, track_id, size_bytes=record.size_bytes, mtime_ns=record.mtime_ns)
+        unchanged = await status.get_status(conn, track_id)
+        changed = await tracks.record_file_stat(conn, track_id, size_bytes=record.size_bytes + 1, mtime_ns=7)
+        after = await status.get_status(conn, track_id)
+        stored = await tracks.get_track(conn, track_id)
+    assert same is False
+    assert unchanged["tempo"].state == "done"
+    assert changed is True
+    assert after["tempo"].state == "pending"
+    assert stored is not None
+    assert (stored.size_bytes, stored.mtime_ns) == (record.size_bytes + 1, 7)
+
+
 async def test_upsert_track_without_file_facts_keeps_the_stored_ones(pool: Pool) -> None:
     async with transaction(pool) as conn:
         track_id = (await tracks.upsert_track(conn, _track("a"))).track_id

@@ -117,7 +117,8 @@ class AnalysisSettings(BaseModel):
         description="analyzers to run: loudness, tempo, key, embedding",
     )
     max_duration_s: float | None = Field(
-        default=None, description="skip tracks longer than this (e.g. audiobooks); None analyses everything"
+        default=None,
+        description="tracks longer than this many seconds (audiobooks, DJ sets) are not analysed; unset: all",
     )
 
     @field_validator("enabled", mode="before")
@@ -204,14 +205,6 @@ class PlaylistSettings(BaseModel):
     """Playlists written to the host."""
 
     name_prefix: str = Field(default="Sonic Match · ", description="name prefix of generated playlists")
-    max_tracks: int = Field(default=50, ge=1, le=1000, description="tracks per generated playlist")
-
-
-class StemsSettings(BaseModel):
-    """Derived stem files (never written into the library)."""
-
-    dir: Path | None = Field(default=None, description="default <data_dir>/stems")
-    unused_days: int = Field(default=30, ge=1, description="days before unused stems are deleted")
 
 
 class Settings(BaseSettings):
@@ -226,7 +219,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(
         default_factory=_default_data_dir,
-        description="where the embedded servers, models and stems live (default ~/.local/share/sonantica)",
+        description="where the embedded servers and model weights live (default ~/.local/share/sonantica)",
     )
     database_url: SecretStr | None = Field(
         default=None, description="PostgreSQL with pgvector; unset: an embedded server under data_dir"
@@ -250,7 +243,6 @@ class Settings(BaseSettings):
     jellyfin: JellyfinSettings = JellyfinSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     playlists: PlaylistSettings = PlaylistSettings()
-    stems: StemsSettings = StemsSettings()
 
     @field_validator("path_map", mode="before")
     @classmethod
@@ -271,11 +263,6 @@ class Settings(BaseSettings):
     def model_dir(self) -> Path:
         """Where model weights are cached."""
         return self.embedding.model_dir or self.data_dir / "models"
-
-    @property
-    def stems_dir(self) -> Path:
-        """Where derived stems are written."""
-        return self.stems.dir or self.data_dir / "stems"
 
 
 def environment_variable_names() -> set[str]:

@@ -237,6 +237,16 @@ def _channel_mean(native: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return mono
 
 
+def declared_duration_s(path: str | os.PathLike[str]) -> float | None:
+    """The length the file's header declares, in seconds, without decoding; ``None`` when unknown or unreadable
+    (the decoder then reports the problem when the file is analysed)."""
+    try:
+        with AudioReader(path) as reader:
+            return reader.info.duration_s
+    except AudioDecodeError:
+        return None
+
+
 def audio_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
     """Expand ``paths``: a folder yields its audio files (recursively, sorted, by :data:`AUDIO_SUFFIXES`);
     anything else is yielded as given, so a missing or misnamed file is reported by the decoder."""

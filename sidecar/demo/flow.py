@@ -134,14 +134,8 @@ async def run_demo(
                 result = serve(runtime)
                 if asyncio.iscoroutine(result):
                     await result
-        await _close(adapter)
+        await adapter.aclose()
     return report
-
-
-async def _close(adapter: HostAdapter) -> None:
-    close = getattr(adapter, "aclose", None)
-    if close is not None:
-        await close()
 
 
 async def _analyse_with_a_play(

@@ -5,6 +5,7 @@ Outcomes, each leaving PostgreSQL consistent and the job acknowledged exactly on
 - nothing due (a duplicate delivery, or another worker finished first): acknowledged, nothing runs;
 - the track lock is held elsewhere: deferred briefly without counting an attempt;
 - attempts exhausted (a poison track that keeps killing workers): ``failed`` with the last reason;
+- longer than ``analysis.max_duration_s`` (audiobooks, DJ sets): ``failed`` with that reason, nothing decoded;
 - a file that cannot be decoded: retried with back-off, ``failed`` with the decoder's reason after
   ``worker.max_attempts`` attempts; an analyzer's own error is ``failed`` at once (it is deterministic);
 - results: stored with the ``done`` rows in one transaction, then cached, announced and acknowledged together.
@@ -12,6 +13,7 @@ Outcomes, each leaving PostgreSQL consistent and the job acknowledged exactly on
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import os
@@ -19,6 +21,7 @@ from collections.abc import Iterable, Mapping, MutableSet
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from sidecar.analyzers.audio import declared_duration_s
 from sidecar.analyzers.executor import AnalysisExecutor
 from sidecar.domain import KeySignature, TrackKey
 from sidecar.jobqueue import AnalysisReady, AnalyzeTrack, CachedAnalysis, ClaimedJob, TokenLock, TrackLock, backoff_s
@@ -35,7 +38,7 @@ class JobOutcome:
     """What handling one job did (for logs, progress and tests)."""
 
     host_track_id: str
-    action: str  # "analyzed", "current", "deferred", "retry", "failed", "dropped"
+    action: str  # "analyzed", "current", "deferred", "retry", "failed", "skipped", "dropped"
     analyzers: tuple[str, ...] = ()
     detail: str = ""
 
@@ -109,6 +112,12 @@ async def analyze_job(
         await queue.ack(worker_id, claimed)
         action = "failed" if given_up else "current"
         return JobOutcome(job.host_track_id, action, tuple(given_up))
+    too_long = await _longer_than_allowed(settings.analysis.max_duration_s, record)
+    if too_long is not None:
+        async with transaction(runtime.pool) as conn:
+            await status.mark_failed(conn, record.id, dict.fromkeys(due, too_long))
+        await queue.ack(worker_id, claimed)
+        return JobOutcome(job.host_track_id, "skipped", tuple(due), too_long)
     lock = TrackLock(runtime.redis, runtime.keys, job.track, ttl_s=settings.worker.lock_s, held=held_locks)
     if not await lock.acquire():
         await queue.retry_later(worker_id, claimed, settings.worker.retry_base_s, count_attempt=False)
@@ -117,6 +126,18 @@ async def analyze_job(
         return await _run_locked(runtime, executor, worker_id, claimed, record.id, record.path, due, wanted)
     finally:
         await lock.release()
+
+
+async def _longer_than_allowed(limit_s: float | None, record: tracks.TrackRecord) -> str | None:
+    """Why the track is not analysed when it is longer than ``analysis.max_duration_s`` (host length, else the
+    file header's); ``None`` when it may be analysed."""
+    if limit_s is None:
+        return None
+    assert record.path is not None
+    length_s = record.duration_s or await asyncio.to_thread(declared_duration_s, record.path)
+    if length_s is None or length_s <= limit_s:
+        return None
+    return f"not analysed: {length_s:.0f} s is longer than SONANTICA_ANALYSIS__MAX_DURATION_S ({limit_s:g} s)"
 
 
 async def _notice_changed_file(conn: Connection, record: tracks.TrackRecord) -> None:

@@ -98,7 +98,7 @@ class Worker:
     async def run(self, *, drain: bool = False) -> WorkerStats:
         """Process jobs until :meth:`stop` (or, with ``drain``, until no work is left); returns the outcome counts."""
         queue = self.runtime.queue
-        await self._until_available(self._start)
+        await self._start()
         beat = asyncio.create_task(self._heartbeat())
         try:
             slots = [asyncio.create_task(self._slot(drain)) for _ in range(self.runtime.settings.worker.concurrency)]
@@ -112,9 +112,21 @@ class Worker:
         return self.stats
 
     async def _start(self) -> None:
-        await self.runtime.queue.register_worker(self.worker_id)
-        await self.runtime.queue.reap_dead_workers()
-        await self._rebuild_if_lost()
+        """Register, re-deliver dead workers' jobs and rebuild lost queues; waits (with back-off) while PostgreSQL
+        or Redis is unreachable instead of failing."""
+        settings = self.runtime.settings.worker
+        attempt = 0
+        while True:
+            try:
+                await self.runtime.queue.register_worker(self.worker_id)
+                await self.runtime.queue.reap_dead_workers()
+                await self._rebuild_if_lost()
+                break
+            except _TRANSIENT as exc:
+                attempt += 1
+                delay_s = backoff_s(attempt, base_s=settings.retry_base_s, max_s=settings.retry_max_s)
+                log.warning("%s; retrying in %.1f s", exc, delay_s)
+                await asyncio.sleep(delay_s)
         log.info("worker %s started (queues: %s)", self.worker_id, ", ".join(self.queues))
 
     async def _rebuild_if_lost(self) -> None:
@@ -122,21 +134,6 @@ class Worker:
             outcome = await rebuild_from_database(self.runtime, self.versions)
             if outcome.ran:
                 log.warning("Redis had no queue epoch: re-enqueued %d tracks from PostgreSQL", outcome.jobs_pushed)
-
-    async def _until_available(self, step: Callable[[], object]) -> None:
-        attempt = 0
-        settings = self.runtime.settings.worker
-        while True:
-            try:
-                result = step()
-                if asyncio.iscoroutine(result):
-                    await result
-                return
-            except _TRANSIENT as exc:
-                attempt += 1
-                delay_s = backoff_s(attempt, base_s=settings.retry_base_s, max_s=settings.retry_max_s)
-                log.warning("%s; retrying in %.1f s", exc, delay_s)
-                await asyncio.sleep(delay_s)
 
     async def _heartbeat(self) -> None:
         queue = self.runtime.queue

@@ -4,6 +4,7 @@ analyzer upgrades. Nothing is lost, nothing is analysed twice, nothing is left s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -329,3 +330,20 @@ def test_worker_cli_stores_embeddings_of_the_configured_model(
         models = conn.execute("SELECT model, count(*) FROM embeddings GROUP BY model").fetchall()
     assert models == [("timbre-v1", len(library))]
     assert all(counts["done"] == len(library) for counts in _status(env).values())
+
+
+async def test_worker_skips_tracks_longer_than_max_duration(
+    runtime: Runtime, library: list[Path], database_url: str, tmp_path: Path
+) -> None:
+    short = write_audio(_piece(3.0, 100.0, 7), 44100, tmp_path / "short.flac")
+    await _queue(runtime, [library[0], short])
+    limited = runtime.settings.model_copy(
+        update={"analysis": runtime.settings.analysis.model_copy(update={"max_duration_s": 5.0})}
+    )
+    worker = await _drain(dataclasses.replace(runtime, settings=limited))
+    assert worker.stats.outcomes == {"analyzed": 1, "skipped": 1}
+    rows = _rows(database_url)
+    assert {r[2] for r in rows if r[0] == str(short)} == {"done"}
+    long_rows = [r for r in rows if r[0] == str(library[0])]
+    assert {r[2] for r in long_rows} == {"failed"}
+    assert all(r[4] is not None and "longer than SONANTICA_ANALYSIS__MAX_DURATION_S (5 s)" in r[4] for r in long_rows)

@@ -119,9 +119,10 @@ def speed(path: Path, repeats: int) -> None:
         print(f"| {name} | {statistics.median(values):.3f} | {min(values):.3f} |")
 
 
-def memory(quick: bool) -> None:
+def memory(four_min: Path, quick: bool) -> None:
     print("\n### Peak RSS of one analysis process (decode + loudness + tempo + key)\n")
     print("| track | peak RSS MiB |\n|---|---:|")
+    print(f"| 4 min stereo FLAC | {child_peak_rss_mib(four_min):.0f} |")
     rss = {}
     for minutes in (5.0,) + (() if quick else (60.0,)):
         rss[minutes] = child_peak_rss_mib(long_track(minutes))
@@ -182,7 +183,7 @@ def main() -> None:
         spec = PieceSpec(title="4", bpm=128.0, key=KeySignature("G", "major"), groove="house", duration_s=240.0, seed=4)
         write_audio(render(spec), SAMPLE_RATE_HZ, four_min)
     speed(four_min, args.repeats)
-    memory(args.quick)
+    memory(four_min, args.quick)
     accuracy(args.pieces, not args.no_baseline)
     print(f"\npeak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 

@@ -68,8 +68,13 @@ labels:
 {{- .Values.persistence.existingClaim | default (printf "%s-data" (include "sonantica.fullname" .)) -}}
 {{- end -}}
 
+{{/* The chart's own Secret: the generated API token and the bundled Redis password. */}}
+{{- define "sonantica.secretName" -}}
+{{- printf "%s-auth" (include "sonantica.fullname" .) -}}
+{{- end -}}
+
 {{- define "sonantica.tokenSecret" -}}
-{{- .Values.apiToken.existingSecret | default (include "sonantica.fullname" .) -}}
+{{- .Values.apiToken.existingSecret | default (include "sonantica.secretName" .) -}}
 {{- end -}}
 
 {{- define "sonantica.redisHost" -}}
@@ -128,7 +133,7 @@ SONANTICA_EMBEDDING__FALLBACK: {{ .Values.embedding.fallback | quote }}
 {{- end }}
 {{ include "sonantica.secretEnv" (dict "name" "SONANTICA_API__TOKEN" "secret" (include "sonantica.tokenSecret" .) "key" "api-token") }}
 {{- if .Values.redis.bundled }}
-{{ include "sonantica.secretEnv" (dict "name" "REDIS_PASSWORD" "secret" (include "sonantica.fullname" .) "key" "redis-password") }}
+{{ include "sonantica.secretEnv" (dict "name" "REDIS_PASSWORD" "secret" (include "sonantica.secretName" .) "key" "redis-password") }}
 - name: SONANTICA_REDIS_URL
   value: {{ printf "redis://:$(REDIS_PASSWORD)@%s:6379/0" (include "sonantica.redisHost" .) | quote }}
 {{- else if .Values.redis.urlFromSecret }}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,12 @@ RELEASES = ("sonantica", LONG_RELEASE)
 NAMESPACE = "media"
 # kubernetes-validate reads the same schema files for every document; read each once per test session.
 kubernetes_validate.utils.schema_contents = functools.cache(kubernetes_validate.utils.schema_contents)  # type: ignore[assignment]
-KUBERNETES_MINORS = tuple(sorted({kubernetes_validate.utils.major_minor(v) for v in kubernetes_validate.utils.all_versions()},
-                                 key=lambda v: tuple(int(p) for p in v.split(".")))[-3:])
+KUBERNETES_MINORS = tuple(
+    sorted(
+        {kubernetes_validate.utils.major_minor(v) for v in kubernetes_validate.utils.all_versions()},
+        key=lambda v: tuple(int(p) for p in v.split(".")),
+    )[-3:]
+)
 HOOK_PHASES_BEFORE_INSTALL = {"pre-install", "pre-upgrade"}
 WORKLOADS = ("Deployment", "Job", "Pod")
 
@@ -141,8 +144,16 @@ def hook_dependency_problems(objs: list[dict[str, Any]]) -> list[str]:
     return sorted(problems)
 
 
-_ALLOWED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected",
-                    "secret"}
+_ALLOWED_VOLUMES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
 
 
 def restricted_violations(name: str, spec: dict[str, Any], library_mount: str = "/music") -> list[str]:
@@ -183,7 +194,9 @@ def restricted_violations(name: str, spec: dict[str, Any], library_mount: str = 
         if ctx.get("readOnlyRootFilesystem") is not True:
             found.append(f"{where}: root filesystem writable")
         for mount in container.get("volumeMounts", []):
-            if (mount["name"] == "library" or mount["mountPath"] == library_mount) and mount.get("readOnly") is not True:
+            if (mount["name"] == "library" or mount["mountPath"] == library_mount) and mount.get(
+                "readOnly"
+            ) is not True:
                 found.append(f"{where}: library mounted writable")
     return found
 
@@ -200,57 +213,146 @@ _NAME_REF = _strict({"name": _STRING}, ("name",))
 # kept here, written from each project's API reference: KEDA v2 (ScaledObject, TriggerAuthentication and the
 # redis lists scaler), prometheus-operator (ServiceMonitor) and Gateway API v1 (HTTPRoute).
 CUSTOM_RESOURCE_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
-    ("keda.sh/v1alpha1", "ScaledObject"): _strict({
-        "apiVersion": _STRING, "kind": _STRING, "metadata": _METADATA,
-        "spec": _strict({
-            "scaleTargetRef": _strict({"name": _STRING, "kind": _STRING, "apiVersion": _STRING}, ("name",)),
-            "minReplicaCount": {"type": "integer", "minimum": 0},
-            "maxReplicaCount": {"type": "integer", "minimum": 1},
-            "pollingInterval": _INT, "cooldownPeriod": _INT,
-            "triggers": {"type": "array", "minItems": 1, "items": _strict({
-                "type": {"const": "redis"},
-                "metadata": _strict({
-                    "address": {"type": "string", "pattern": r"^[^:/@]+:[0-9]+$"},
-                    "listName": _STRING,
-                    "listLength": {"type": "string", "pattern": r"^[1-9][0-9]*$"},
-                    "activationListLength": {"type": "string", "pattern": r"^[0-9]+$"},
-                    "databaseIndex": {"type": "string", "pattern": r"^[0-9]+$"},
-                    "enableTLS": {"enum": ["true", "false"]},
-                }, ("address", "listName", "listLength")),
-                "authenticationRef": _NAME_REF,
-            }, ("type", "metadata"))},
-        }, ("scaleTargetRef", "triggers")),
-    }, ("apiVersion", "kind", "metadata", "spec")),
-    ("keda.sh/v1alpha1", "TriggerAuthentication"): _strict({
-        "apiVersion": _STRING, "kind": _STRING, "metadata": _METADATA,
-        "spec": _strict({"secretTargetRef": {"type": "array", "minItems": 1, "items": _strict(
-            {"parameter": {"enum": ["password", "username"]}, "name": _STRING, "key": _STRING},
-            ("parameter", "name", "key"))}}, ("secretTargetRef",)),
-    }, ("apiVersion", "kind", "metadata", "spec")),
-    ("monitoring.coreos.com/v1", "ServiceMonitor"): _strict({
-        "apiVersion": _STRING, "kind": _STRING, "metadata": _METADATA,
-        "spec": _strict({
-            "selector": _strict({"matchLabels": {"type": "object", "additionalProperties": _STRING}}),
-            "namespaceSelector": _strict({"matchNames": {"type": "array", "items": _STRING}}),
-            "endpoints": {"type": "array", "minItems": 1, "items": _strict(
-                {"port": _STRING, "path": _STRING, "interval": {"type": "string", "pattern": r"^[0-9]+(ms|s|m|h)$"}},
-                ("port",))},
-        }, ("selector", "endpoints")),
-    }, ("apiVersion", "kind", "metadata", "spec")),
-    ("gateway.networking.k8s.io/v1", "HTTPRoute"): _strict({
-        "apiVersion": _STRING, "kind": _STRING, "metadata": _METADATA,
-        "spec": _strict({
-            "parentRefs": {"type": "array", "minItems": 1, "items": _strict(
-                {"name": _STRING, "namespace": _STRING, "sectionName": _STRING, "group": _STRING, "kind": _STRING},
-                ("name",))},
-            "hostnames": {"type": "array", "items": _STRING},
-            "rules": {"type": "array", "items": _strict({
-                "matches": {"type": "array", "items": _strict({"path": _strict(
-                    {"type": {"enum": ["Exact", "PathPrefix", "RegularExpression"]}, "value": _STRING})})},
-                "backendRefs": {"type": "array", "items": _strict({"name": _STRING, "port": _INT}, ("name", "port"))},
-            })},
-        }, ("parentRefs",)),
-    }, ("apiVersion", "kind", "metadata", "spec")),
+    ("keda.sh/v1alpha1", "ScaledObject"): _strict(
+        {
+            "apiVersion": _STRING,
+            "kind": _STRING,
+            "metadata": _METADATA,
+            "spec": _strict(
+                {
+                    "scaleTargetRef": _strict({"name": _STRING, "kind": _STRING, "apiVersion": _STRING}, ("name",)),
+                    "minReplicaCount": {"type": "integer", "minimum": 0},
+                    "maxReplicaCount": {"type": "integer", "minimum": 1},
+                    "pollingInterval": _INT,
+                    "cooldownPeriod": _INT,
+                    "triggers": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": _strict(
+                            {
+                                "type": {"const": "redis"},
+                                "metadata": _strict(
+                                    {
+                                        "address": {"type": "string", "pattern": r"^[^:/@]+:[0-9]+$"},
+                                        "listName": _STRING,
+                                        "listLength": {"type": "string", "pattern": r"^[1-9][0-9]*$"},
+                                        "activationListLength": {"type": "string", "pattern": r"^[0-9]+$"},
+                                        "databaseIndex": {"type": "string", "pattern": r"^[0-9]+$"},
+                                        "enableTLS": {"enum": ["true", "false"]},
+                                    },
+                                    ("address", "listName", "listLength"),
+                                ),
+                                "authenticationRef": _NAME_REF,
+                            },
+                            ("type", "metadata"),
+                        ),
+                    },
+                },
+                ("scaleTargetRef", "triggers"),
+            ),
+        },
+        ("apiVersion", "kind", "metadata", "spec"),
+    ),
+    ("keda.sh/v1alpha1", "TriggerAuthentication"): _strict(
+        {
+            "apiVersion": _STRING,
+            "kind": _STRING,
+            "metadata": _METADATA,
+            "spec": _strict(
+                {
+                    "secretTargetRef": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": _strict(
+                            {"parameter": {"enum": ["password", "username"]}, "name": _STRING, "key": _STRING},
+                            ("parameter", "name", "key"),
+                        ),
+                    }
+                },
+                ("secretTargetRef",),
+            ),
+        },
+        ("apiVersion", "kind", "metadata", "spec"),
+    ),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): _strict(
+        {
+            "apiVersion": _STRING,
+            "kind": _STRING,
+            "metadata": _METADATA,
+            "spec": _strict(
+                {
+                    "selector": _strict({"matchLabels": {"type": "object", "additionalProperties": _STRING}}),
+                    "namespaceSelector": _strict({"matchNames": {"type": "array", "items": _STRING}}),
+                    "endpoints": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": _strict(
+                            {
+                                "port": _STRING,
+                                "path": _STRING,
+                                "interval": {"type": "string", "pattern": r"^[0-9]+(ms|s|m|h)$"},
+                            },
+                            ("port",),
+                        ),
+                    },
+                },
+                ("selector", "endpoints"),
+            ),
+        },
+        ("apiVersion", "kind", "metadata", "spec"),
+    ),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"): _strict(
+        {
+            "apiVersion": _STRING,
+            "kind": _STRING,
+            "metadata": _METADATA,
+            "spec": _strict(
+                {
+                    "parentRefs": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": _strict(
+                            {
+                                "name": _STRING,
+                                "namespace": _STRING,
+                                "sectionName": _STRING,
+                                "group": _STRING,
+                                "kind": _STRING,
+                            },
+                            ("name",),
+                        ),
+                    },
+                    "hostnames": {"type": "array", "items": _STRING},
+                    "rules": {
+                        "type": "array",
+                        "items": _strict(
+                            {
+                                "matches": {
+                                    "type": "array",
+                                    "items": _strict(
+                                        {
+                                            "path": _strict(
+                                                {
+                                                    "type": {"enum": ["Exact", "PathPrefix", "RegularExpression"]},
+                                                    "value": _STRING,
+                                                }
+                                            )
+                                        }
+                                    ),
+                                },
+                                "backendRefs": {
+                                    "type": "array",
+                                    "items": _strict({"name": _STRING, "port": _INT}, ("name", "port")),
+                                },
+                            }
+                        ),
+                    },
+                },
+                ("parentRefs",),
+            ),
+        },
+        ("apiVersion", "kind", "metadata", "spec"),
+    ),
 }
 
 
@@ -262,7 +364,3 @@ def validate(obj: dict[str, Any], minor: str) -> None:
         jsonschema.validate(obj, custom)
     else:
         kubernetes_validate.validate(obj, minor, strict=True)
-
-
-def all_objects(case: str, release: str) -> Iterator[dict[str, Any]]:
-    yield from objects(render_case(case, release))

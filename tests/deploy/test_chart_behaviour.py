@@ -77,7 +77,10 @@ def test_strict_lint_checks_the_values_it_is_given() -> None:
         (with_values(redis={"bundled": False}), "choose exactly one Redis"),
         (with_values(redis={"urlFromSecret": True}), "choose exactly one Redis"),
         (with_values(host={"existingSecret": "sonantica-auth"}), "the chart creates that Secret itself"),
-        (with_values(ingress={"enabled": True}, httpRoute={"enabled": True, "parentRefs": [{"name": "g"}]}), "not both"),
+        (
+            with_values(ingress={"enabled": True}, httpRoute={"enabled": True, "parentRefs": [{"name": "g"}]}),
+            "not both",
+        ),
         (with_values(httpRoute={"enabled": True}), "httpRoute.parentRefs is required"),
         (
             with_values(redis={"bundled": False, "urlFromSecret": True}, autoscaling={"keda": {"enabled": True}}),
@@ -127,7 +130,11 @@ def test_data_volume_defaults_to_read_write_once_and_follows_the_values() -> Non
         if name in ("sonantica-api", "sonantica-worker", "sonantica-scheduler"):
             assert data == [{"name": "data", "persistentVolumeClaim": {"claimName": "cache"}}], name
     ephemeral = workloads(objects(render_case("external")))
-    assert all({"name": "data", "emptyDir": {}} in s["volumes"] for n, s in ephemeral.items() if n.endswith(("-api", "-worker")))
+    assert all(
+        {"name": "data", "emptyDir": {}} in s["volumes"]
+        for n, s in ephemeral.items()
+        if n.endswith(("-api", "-worker"))
+    )
 
 
 def test_every_api_replica_reads_one_generated_token_from_a_secret() -> None:
@@ -203,7 +210,10 @@ def test_keda_scales_each_pool_on_the_redis_lists_of_its_queues() -> None:
     assert scaled["sonantica-stems"]["spec"]["minReplicaCount"] == 0
     trigger = worker["triggers"][0]["metadata"]
     assert (trigger["address"], trigger["databaseIndex"], trigger["enableTLS"], trigger["listLength"]) == (
-        "redis.data.svc:6380", "2", "true", "5",
+        "redis.data.svc:6380",
+        "2",
+        "true",
+        "5",
     )
     for name in scaled:  # KEDA owns the replica count: the Deployment must not reset it on every upgrade
         assert scaled[name]["spec"]["scaleTargetRef"]["name"] in by_kind(objs, "Deployment")
@@ -213,10 +223,14 @@ def test_keda_scales_each_pool_on_the_redis_lists_of_its_queues() -> None:
 def test_keda_with_the_bundled_redis_authenticates_with_its_password() -> None:
     objs = objects(render(with_values(autoscaling={"keda": {"enabled": True}})))
     auth = by_kind(objs, "TriggerAuthentication")["sonantica-keda-auth"]
-    assert auth["spec"]["secretTargetRef"] == [{"parameter": "password", "name": "sonantica-auth", "key": "redis-password"}]
+    assert auth["spec"]["secretTargetRef"] == [
+        {"parameter": "password", "name": "sonantica-auth", "key": "redis-password"}
+    ]
     (scaled,) = by_kind(objs, "ScaledObject").values()  # no GPU pool: the CPU workers also take stems
     assert [t["metadata"]["listName"] for t in scaled["spec"]["triggers"]] == [
-        "sonantica:queue:on_play", "sonantica:queue:scan", "sonantica:queue:stems",
+        "sonantica:queue:on_play",
+        "sonantica:queue:scan",
+        "sonantica:queue:stems",
     ]
     assert {t["metadata"]["address"] for t in scaled["spec"]["triggers"]} == {"sonantica-redis.media.svc:6379"}
     assert all(t["authenticationRef"] == {"name": "sonantica-keda-auth"} for t in scaled["spec"]["triggers"])
@@ -260,8 +274,10 @@ def test_every_workload_has_requests_limits_and_real_probes() -> None:
 
 
 def test_probes_are_configurable() -> None:
-    values = with_values(worker={"probes": {"liveness": None, "startup": None}},
-                         api={"probes": {"liveness": {"httpGet": None, "tcpSocket": {"port": "http"}}}})
+    values = with_values(
+        worker={"probes": {"liveness": None, "startup": None}},
+        api={"probes": {"liveness": {"httpGet": None, "tcpSocket": {"port": "http"}}}},
+    )
     deployments = by_kind(objects(render(values)), "Deployment")
     assert "livenessProbe" not in pod_spec(deployments["sonantica-worker"])["containers"][0]
     liveness = pod_spec(deployments["sonantica-api"])["containers"][0]["livenessProbe"]
@@ -294,8 +310,10 @@ def test_hook_check_finds_a_hook_that_needs_the_release_configmap() -> None:
 
 
 def test_restricted_check_finds_what_the_policy_refuses() -> None:
-    values = with_values(podSecurityContext={"seccompProfile": None},
-                         securityContext={"allowPrivilegeEscalation": True, "readOnlyRootFilesystem": False})
+    values = with_values(
+        podSecurityContext={"seccompProfile": None},
+        securityContext={"allowPrivilegeEscalation": True, "readOnlyRootFilesystem": False},
+    )
     spec = workloads(objects(render(values)))["sonantica-api"]
     spec["volumes"][0]["persistentVolumeClaim"]["readOnly"] = False
     assert restricted_violations("api", spec) == [
@@ -330,7 +348,8 @@ def test_operator_features_of_a_well_kept_chart() -> None:
     ingress = by_kind(objs, "Ingress")["sonantica-api"]
     assert ingress["spec"]["ingressClassName"] == "traefik"
     assert ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"] == {
-        "name": "sonantica-api", "port": {"name": "http"},
+        "name": "sonantica-api",
+        "port": {"name": "http"},
     }
     service = by_kind(objs, "Service")["sonantica-api"]
     assert (service["spec"]["type"], service["spec"]["ports"][0]["nodePort"]) == ("NodePort", 30787)
@@ -353,7 +372,9 @@ def test_nameoverride_and_chart_metadata() -> None:
     assert "sonantica-sidecar-api" in names
     with helm.Chart.load(str(CHART)) as chart:
         metadata = chart.metadata
-    assert metadata["home"] and metadata["sources"] and metadata["icon"].startswith("https://")
+    assert metadata["home"]
+    assert metadata["sources"]
+    assert metadata["icon"].startswith("https://")
 
 
 def test_helm_test_calls_health_ready() -> None:

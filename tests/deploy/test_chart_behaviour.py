@@ -362,6 +362,8 @@ def test_operator_features_of_a_well_kept_chart() -> None:
     monitor = by_kind(keda, "ServiceMonitor")["sonantica-api"]
     assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s"}]
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    spread = pod_spec(by_kind(keda, "Deployment")["sonantica-worker"])["topologySpreadConstraints"]
+    assert [c["topologyKey"] for c in spread] == ["kubernetes.io/hostname"]
     policies = by_kind(keda, "NetworkPolicy")
     assert set(policies) == {"sonantica-api", "sonantica-no-ingress"}
     assert policies["sonantica-no-ingress"]["spec"]["ingress"] == []

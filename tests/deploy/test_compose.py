@@ -16,12 +16,11 @@ import pytest
 import yaml
 
 from sidecar.settings import environment_variable_names
-from tests.deploy.manifests import ROOT
+from tests.deploy.manifests import COMPOSE, COMPOSE_FILES, ROOT
 
-COMPOSE = ROOT / "deploy" / "compose"
 COMPOSE_BIN = Path(sys.executable).with_name("docker-compose")
 SIDECAR = ("api", "worker", "scheduler")
-FILES = ("compose.yml", "gpu.yml", "media-network.yml")
+FILES = COMPOSE_FILES
 
 
 @pytest.fixture
@@ -138,6 +137,7 @@ def test_worker_has_a_stop_grace_period_and_limits(project: Path) -> None:
     assert worker["stop_grace_period"] == "1m0s"
     assert worker["cpus"] == 1
     assert int(worker["mem_limit"]) == 3 * 1024**3
+    assert worker["healthcheck"]["test"] == ["CMD", "python", "-m", "sidecar.probe", "worker"]
 
 
 def test_gpu_override_adds_a_stems_worker_on_the_cuda_image(project: Path) -> None:

@@ -13,6 +13,7 @@ import yaml
 from tests.deploy.manifests import (
     CASES,
     CHART,
+    COMPOSE_FILES,
     KUBERNETES_MINORS,
     ROOT,
     case_values,
@@ -22,7 +23,6 @@ from tests.deploy.manifests import (
     validate,
     workloads,
 )
-from tests.deploy.test_compose import FILES as COMPOSE_FILES
 
 DOC = (ROOT / "docs" / "deploy.md").read_text()
 K3S = ROOT / "deploy" / "k3s"

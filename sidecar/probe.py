@@ -16,9 +16,9 @@ import asyncio
 import socket
 import sys
 
-from redis.exceptions import RedisError
-
+from sidecar.errors import QueueUnavailableError
 from sidecar.jobqueue import Keys, RedisClient, connect
+from sidecar.jobqueue.connection import transient_redis_errors
 from sidecar.settings import Settings, get_settings
 
 ROLES = ("worker", "scheduler")
@@ -43,15 +43,20 @@ async def check(role: str, settings: Settings, hostname: str) -> str | None:
     redis = connect(settings.redis_url.get_secret_value(), settings)
     keys = Keys.from_settings(settings)
     try:
-        if role == "worker":
-            live = await worker_lease_exists(redis, keys, hostname)
-            return None if live else f"no worker lease for host {hostname!r} in Redis"
-        live = await scheduler_lock_held(redis, keys)
-        return None if live else f"nobody holds the scheduler lock {keys.scheduler_lock!r}"
-    except (RedisError, OSError) as exc:
+        with transient_redis_errors():
+            return await _check(role, redis, keys, hostname)
+    except QueueUnavailableError as exc:
         return f"Redis cannot be asked: {exc}"
     finally:
         await redis.aclose()
+
+
+async def _check(role: str, redis: RedisClient, keys: Keys, hostname: str) -> str | None:
+    if role == "worker":
+        live = await worker_lease_exists(redis, keys, hostname)
+        return None if live else f"no worker lease for host {hostname!r} in Redis"
+    live = await scheduler_lock_held(redis, keys)
+    return None if live else f"nobody holds the scheduler lock {keys.scheduler_lock!r}"
 
 
 def main(argv: list[str] | None = None) -> int:

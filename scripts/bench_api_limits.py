@@ -63,7 +63,7 @@ def start_server(data_dir: Path, port: int, streams: int) -> subprocess.Popen[by
         "SONANTICA_LOG_LEVEL": "WARNING",
         "SONANTICA_HOST": "none",
     }
-    server = subprocess.Popen(  # noqa: S603  (our own interpreter and module)
+    server = subprocess.Popen(
         [sys.executable, "-m", "sidecar", "serve", "--port", str(port), "--host", "127.0.0.1"],
         env=env,
         stdout=subprocess.DEVNULL,

@@ -1,4 +1,5 @@
-"""Schemathesis fuzz of the whole API from its own OpenAPI schema, against a real server on real services: no\n5xx, and every answer's status, content type and body are the ones its operation documents."""
+"""Schemathesis fuzz of the whole API from its own OpenAPI schema, against a real server on real services: no
+5xx, and every answer's status, content type and body are the ones its operation documents."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from redis.exceptions import MaxConnectionsError
 
 from sidecar.api.app import create_app
-from sidecar.api.events_hub import EventsHub
+from sidecar.api.events_hub import EventsHub, EventStreamResponse
 from sidecar.domain import TrackKey
 from sidecar.jobqueue import AnalysisReady
 from sidecar.services.runtime import Runtime
@@ -321,6 +321,32 @@ def test_hub_filters_by_track_caps_clients_and_drops_a_client_too_far_behind() -
     assert hub.dropped_total == 1
     assert everything.queue.get_nowait() == _ready("c")
     assert hub.register(None) is not None  # its place is free again
+
+
+async def test_a_stalled_stream_is_cut_when_the_hub_drops_it() -> None:
+    hub = EventsHub(events=None, max_clients=2, queue_size=1)  # type: ignore[arg-type]  # no Redis needed here
+    hub.subscribed.set()
+    response = EventStreamResponse(hub, None, retry_after_s=5)
+    stalled = asyncio.Event()
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            stalled.set()
+            await asyncio.sleep(3600)  # a reader that never reads: the first body write never completes
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    scope = {"type": "http", "asgi": {"spec_version": "2.3"}, "method": "GET", "path": "/api/events", "headers": []}
+    streaming = asyncio.create_task(response(scope, receive, send))
+    await asyncio.wait_for(stalled.wait(), 5)
+    assert len(hub.clients) == 1
+    hub.deliver(_ready("a"))
+    hub.deliver(_ready("b"))  # one event already waits: the client is dropped
+    await asyncio.wait_for(streaming, 5)  # and its blocked stream is cut, freeing its place
+    assert not hub.clients
+    assert hub.dropped_total == 1
 
 
 async def _next_text(lines: AsyncIterator[str]) -> str:

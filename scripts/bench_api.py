@@ -88,7 +88,7 @@ async def direct_ms(url: str, seeds: list[int], warmup: int) -> list[float]:
 def api_ms(base_url: str, seeds: list[int], warmup: int, params: dict[str, str | int]) -> list[float]:
     """Latencies in ms of ``GET /api/tracks/{seed}/similar`` with ``params``, one request at a time."""
     latencies: list[float] = []
-    with httpx.Client(base_url=base_url, timeout=30) as client:
+    with httpx.Client(base_url=base_url, timeout=30, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
         for i, seed in enumerate(seeds[:warmup] + seeds):
             t0 = time.perf_counter()
             response = client.get(f"/api/tracks/{seed}/similar", params=params)

@@ -156,7 +156,19 @@ class ApiSettings(BaseModel):
 
     bind_host: str = Field(default="127.0.0.1", description="interface the API listens on")
     port: int = Field(default=8787, ge=1, le=65535, description="API port")
-    token: SecretStr | None = Field(default=None, description="bearer token required by every write endpoint")
+    token: SecretStr | None = Field(default=None, description="bearer token required by every /api endpoint")
+    public_read: bool = Field(
+        default=False, description="let GET/HEAD under /api (analysis, similar tracks, events) answer without a token"
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="largest request body accepted, in bytes (larger: 413)"
+    )
+    sse_max_clients: int = Field(default=256, ge=1, description="open /api/events streams at most (more: 503)")
+    sse_client_queue: int = Field(
+        default=64, ge=1, description="events buffered per /api/events client; a client further behind is dropped"
+    )
+    sse_retry_after_s: int = Field(default=5, ge=1, description="Retry-After of a 503 when the stream cap is reached")
+    access_log: bool = Field(default=True, description="log one line per HTTP request (method, route, status, ms)")
     result_cache_s: int = Field(
         default=7 * 24 * 3600, ge=1, description="seconds a track's analysis stays in the Redis result cache"
     )

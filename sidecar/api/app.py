@@ -7,14 +7,20 @@ from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from adapters.base import Capability
+from adapters.base import Capability, HostAdapter
 from adapters.jellyfin.webhook import EnqueueGuard
 from sidecar.analyzers.registry import enabled_versions
+from sidecar.api.errors import conformant_openapi, http_error, request_validation_error
+from sidecar.api.events_hub import EventsHub
 from sidecar.api.metrics import Metrics, MetricsMiddleware
+from sidecar.api.middleware import AccessLog, RequestGuard
+from sidecar.api.probes import ReadinessProbe
 from sidecar.api.routes import api_router
-from sidecar.api.security import resolve_token
+from sidecar.api.security import Authenticator, SessionVerifier, resolve_token
 from sidecar.errors import NotFoundError, QueueUnavailableError, StorageUnavailableError
 from sidecar.services.playlists import PlaylistWriter
 from sidecar.services.runtime import open_runtime
@@ -28,17 +34,28 @@ def create_app(
     *,
     playlist_writer: PlaylistWriter | None = None,
     host_capabilities: Collection[Capability] = (),
+    host_adapter: HostAdapter | None = None,
+    session_verifier: SessionVerifier | None = None,
 ) -> FastAPI:
     """The API app. ``playlist_writer`` writes playlists to the host (``None``: no host, nothing is written);
-    ``host_capabilities`` are reported by ``/api/status``. The lifespan opens PostgreSQL and Redis (embedded
-    when not configured) and resolves the API token (``<data_dir>/api-token`` when not configured)."""
+    ``host_capabilities`` are reported by ``/api/status``; ``host_adapter`` lets the Jellyfin webhook fetch a
+    track the sidecar does not know yet; ``session_verifier`` accepts signed-in sessions besides the API token.
+    The lifespan opens PostgreSQL and Redis (embedded when not configured), the shared event subscription and
+    the readiness probe, and resolves the API token (``<data_dir>/api-token`` when not configured)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.api_token = resolve_token(settings)
+        app.state.authenticator = Authenticator(app.state.api_token, session_verifier)
         async with open_runtime(settings) as runtime:
-            app.state.runtime = runtime
-            yield
+            hub = EventsHub(
+                runtime.events, max_clients=settings.api.sse_max_clients, queue_size=settings.api.sse_client_queue
+            )
+            async with hub, ReadinessProbe.of(runtime) as probe:
+                app.state.runtime = runtime
+                app.state.events_hub = hub
+                app.state.readiness = probe
+                yield
 
     app = FastAPI(
         title="Sonántica",
@@ -50,14 +67,21 @@ def create_app(
     app.state.versions = enabled_versions(settings)
     app.state.playlist_writer = playlist_writer
     app.state.host_capabilities = frozenset(host_capabilities)
+    app.state.host_adapter = host_adapter
     app.state.metrics = metrics
     app.state.webhook_guard = EnqueueGuard()
     app.include_router(api_router)
+    app.add_middleware(RequestGuard, public_read=settings.api.public_read, max_body_bytes=settings.api.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if settings.api.access_log:
+        app.add_middleware(AccessLog)
+    app.add_exception_handler(RequestValidationError, request_validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(NotFoundError, _not_found)
     app.add_exception_handler(StorageUnavailableError, _unavailable)
     app.add_exception_handler(QueueUnavailableError, _unavailable)
     app.add_exception_handler(Exception, _internal)
+    app.openapi = conformant_openapi(app, public_read=settings.api.public_read)  # type: ignore[method-assign]
     return app
 
 

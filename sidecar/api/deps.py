@@ -1,4 +1,4 @@
-"""Annotated dependencies of the routes: settings, runtime, analyzer versions, the token check."""
+"""Annotated dependencies of the routes: settings, runtime, analyzer versions, the token (or session) check."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, cast
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from sidecar.api.security import token_matches
+from sidecar.api.security import PRINCIPAL_SCOPE_KEY, Authenticator, Principal
 from sidecar.services.playlists import PlaylistWriter
 from sidecar.services.runtime import Runtime
 from sidecar.settings import Settings
@@ -31,17 +31,25 @@ def _writer(request: Request) -> PlaylistWriter | None:
     return cast(PlaylistWriter | None, request.app.state.playlist_writer)
 
 
-def require_token(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> None:
-    """Refuse (401) a request without ``Authorization: Bearer <API token>``."""
-    expected = cast(str, request.app.state.api_token)
-    if credentials is None or not token_matches(credentials.credentials, expected):
+async def require_token(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],  # declares the scheme in OpenAPI
+) -> Principal:
+    """Refuse (401) a request without ``Authorization: Bearer <API token>`` or a signed-in session.
+
+    The guard middleware already authenticated requests under ``/api`` (before their body was read); its
+    principal is reused, anything else is authenticated here."""
+    principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    if principal is None:
+        authenticator = cast(Authenticator, request.app.state.authenticator)
+        principal = await authenticator.authenticate(request)
+    if principal is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "missing or wrong API token: send 'Authorization: Bearer <token>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    return cast(Principal, principal)
 
 
 RuntimeDep = Annotated[Runtime, Depends(_runtime)]

@@ -8,6 +8,15 @@ from collections.abc import Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "OTHER"
+UNMATCHED_ROUTE = "unmatched"
+
+
+def method_label(method: str) -> str:
+    """The method, or ``OTHER`` for anything outside the standard set (labels stay bounded)."""
+    return method if method in METHODS else OTHER_METHOD
+
 
 class Metrics:
     """Request counter and latency histogram per route template, and queue depths."""
@@ -33,7 +42,8 @@ class Metrics:
 
 class MetricsMiddleware:
     """Pure ASGI middleware (streams such as SSE pass through untouched): count and time every HTTP request
-    under its route template (``/api/tracks/{track_id}/similar``)."""
+    under its route template (``/api/tracks/{track_id}/similar``). Labels are bounded: unknown methods count as
+    ``OTHER`` and paths no route matched as ``unmatched``."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -54,6 +64,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")  # set by the router once it matched
-            self.metrics.latency_s.labels(scope["method"], route).observe(time.perf_counter() - started)
-            self.metrics.requests.labels(scope["method"], route, str(status[0])).inc()
+            route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)  # set by the router once it matched
+            method = method_label(scope["method"])
+            self.metrics.latency_s.labels(method, route).observe(time.perf_counter() - started)
+            self.metrics.requests.labels(method, route, str(status[0])).inc()

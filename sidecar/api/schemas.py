@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sidecar.jobqueue import CachedAnalysis
 from sidecar.services.playlists import PlaylistEntry
 from sidecar.storage.analyses import AnalysisSummary
 from sidecar.storage.vectors import SimilarTrack
 
-_STRICT = ConfigDict(extra="forbid")
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)  # NaN/Infinity are refused (422), never stored
 TrackId = Annotated[int, Field(ge=1, le=2**63 - 1, description="Sonántica track id")]
 
 
@@ -19,6 +19,21 @@ class ErrorPublic(BaseModel):
     """Every error answer: a human-readable reason."""
 
     detail: str
+
+
+class FieldErrorPublic(BaseModel):
+    """One invalid input: where (``["query", "bpm_min"]``, ``["body", "seed_track_ids", 0]``), why, and the kind."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorPublic(ErrorPublic):
+    """Every 422 answer: ``detail`` sums the problems up in one line, ``errors`` lists them (the input itself is
+    never echoed back)."""
+
+    errors: list[FieldErrorPublic]
 
 
 class TrackAnalysisPublic(BaseModel):
@@ -198,6 +213,14 @@ class PlaylistBase(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200, description="host playlist name")
     write_to_host: bool = Field(default=False, description="create/replace the playlist on the host")
     limit: int = Field(default=30, ge=1, le=1000, description="tracks in the playlist")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(text, str) and "\x00" in text for text in texts):
+            raise ValueError("text must not contain NUL bytes")
+        return value
 
 
 class SonicMatchCreate(PlaylistBase):

@@ -1,17 +1,24 @@
-"""The API token: configured, or generated once and kept in ``<data_dir>/api-token`` (mode 0600)."""
+"""Authentication: the API token (configured, or generated once and kept in ``<data_dir>/api-token``, mode 0600),
+or a signed-in session supplied by a :class:`SessionVerifier`."""
 
 from __future__ import annotations
 
 import logging
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, Protocol
+
+from starlette.requests import HTTPConnection
 
 from sidecar.settings import Settings
 
 log = logging.getLogger(__name__)
 
 TOKEN_FILE = "api-token"  # noqa: S105  (a file name, not a secret)
+PRINCIPAL_SCOPE_KEY = "sonantica.principal"
+"""Where the guard middleware leaves the authenticated :class:`Principal` in the ASGI scope."""
 
 
 def resolve_token(settings: Settings) -> str:
@@ -37,3 +44,35 @@ def resolve_token(settings: Settings) -> str:
 def token_matches(given: str, expected: str) -> bool:
     """Constant-time comparison of two tokens."""
     return secrets.compare_digest(given.encode(), expected.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request acts for: ``via`` says how it proved it (the API token, or a signed-in session)."""
+
+    name: str
+    via: Literal["token", "session"]
+
+
+class SessionVerifier(Protocol):
+    """Recognises a signed-in session (e.g. a cookie of the web client); ``None`` when there is none or it is
+    invalid. Receives only the headers and cookies: it runs before the body is read."""
+
+    async def __call__(self, connection: HTTPConnection) -> Principal | None: ...
+
+
+class Authenticator:
+    """The one place a request is authenticated: ``Authorization: Bearer <API token>``, else the session verifier."""
+
+    def __init__(self, token: str, session: SessionVerifier | None = None) -> None:
+        self._token = token
+        self._session = session
+
+    async def authenticate(self, connection: HTTPConnection) -> Principal | None:
+        """The request's principal, or ``None`` (no or wrong token, no valid session)."""
+        scheme, _, credentials = connection.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and credentials and token_matches(credentials.strip(), self._token):
+            return Principal("api-token", "token")
+        if self._session is not None:
+            return await self._session(connection)
+        return None

@@ -9,6 +9,7 @@ import uvicorn
 
 from sidecar.api.app import create_app
 from sidecar.cli.app import app, configured_adapter
+from sidecar.logconfig import setup_logging
 from sidecar.services.playlists import HostPlaylistWriter
 from sidecar.settings import get_settings
 
@@ -20,6 +21,7 @@ def serve(
 ) -> None:
     """Run the HTTP API (OpenAPI docs at /docs)."""
     settings = get_settings()
+    setup_logging(settings)
     adapter = configured_adapter(settings)
     writer = HostPlaylistWriter(adapter) if adapter is not None else None
     uvicorn.run(
@@ -27,9 +29,11 @@ def serve(
             settings,
             playlist_writer=writer,
             host_capabilities=adapter.capabilities if adapter is not None else (),
+            host_adapter=adapter,
         ),
         host=host or settings.api.bind_host,
         port=port or settings.api.port,
-        log_config=None,
+        log_config=None,  # logging is set up above (SONANTICA_LOG_LEVEL, SONANTICA_LOG_FORMAT)
+        access_log=False,  # the app's own access log (sidecar.api.access) names the route and duration
         proxy_headers=False,
     )

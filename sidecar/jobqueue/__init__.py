@@ -4,7 +4,13 @@ The only package that imports redis. Everything it keeps in Redis is derived sta
 """
 
 from sidecar.jobqueue.cache import ResultCache
-from sidecar.jobqueue.connection import RedisClient, connect, connect_from_settings, queue_retrying
+from sidecar.jobqueue.connection import (
+    RedisClient,
+    connect,
+    connect_from_settings,
+    dedicated_client,
+    queue_retrying,
+)
 from sidecar.jobqueue.events import AnalysisReadySubscription, EventBus
 from sidecar.jobqueue.keys import Keys
 from sidecar.jobqueue.locks import TokenLock, TrackLock
@@ -45,6 +51,7 @@ __all__ = [
     "connect",
     "connect_from_settings",
     "decode_job",
+    "dedicated_client",
     "encode_job",
     "get_epoch",
     "new_worker_id",

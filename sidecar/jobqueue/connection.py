@@ -125,3 +125,14 @@ def queue_retrying(settings: Settings, *, stop_after_s: float | None = None) -> 
         before_sleep=before_sleep_log(log, logging.WARNING),
         reraise=True,
     )
+
+
+def dedicated_client(client: RedisClient, *, max_connections: int = 1) -> RedisClient:
+    """A new client to the same server with the same options but a pool of its own (``max_connections``), so its
+    commands (readiness checks) never wait for connections the rest of the process holds."""
+    shared = client.connection_pool
+    pool = type(shared)(
+        connection_class=shared.connection_class, max_connections=max_connections, **shared.connection_kwargs
+    )
+    own: Redis = Redis.from_pool(pool)  # closing the client closes its pool
+    return own

@@ -6,6 +6,7 @@ Repository functions take an open :data:`Connection`; callers group them in one 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -90,3 +91,23 @@ async def transaction(pool: Pool) -> AsyncIterator[Connection]:
             yield conn
     except (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout) as exc:
         raise StorageUnavailableError(f"PostgreSQL is unavailable: {exc}") from exc
+
+
+async def ping(url: str, *, timeout_s: float) -> None:
+    """Open a connection of its own to ``url`` and run ``SELECT 1`` (for readiness checks that must not wait for
+    a busy pool). Raises :class:`StorageUnavailableError` when that fails or takes over ``timeout_s`` seconds."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            conn = await psycopg.AsyncConnection.connect(url, connect_timeout=max(1, round(timeout_s)))
+            async with conn:
+                await conn.execute("SELECT 1")
+    except (psycopg.Error, OSError, TimeoutError) as exc:
+        raise StorageUnavailableError(f"PostgreSQL is unavailable: {exc or type(exc).__name__}") from exc
+
+
+def pool_url(pool: Pool) -> str:
+    """The connection string ``pool`` was opened with."""
+    conninfo = pool.conninfo
+    if not isinstance(conninfo, str):  # psycopg_pool also takes a callable; open_pool always gives a string
+        raise TypeError("the pool was opened with a conninfo callable")
+    return conninfo

@@ -12,7 +12,9 @@ task) so write-back and playlist round trips are real, and it reproduces the tra
 * Jellyfin 12.0 ignores ``X-Emby-Token``, ``X-MediaBrowser-Token`` and ``?api_key=`` (legacy auth off);
 * ``dashed_ids=True`` answers with dashed ids, which the adapter must normalise.
 
-Every exchange is recorded in :attr:`FakeJellyfin.exchanges` so tests can check them against the OpenAPI specs.
+Every exchange is validated as it happens against the official OpenAPI spec of the fake's version (request, and a
+successful answer with a body; :class:`SpecViolationError` otherwise), whoever sends it: adapter tests, library
+sync, the worker's write-back, the API's webhook fetch. It is also recorded in :attr:`FakeJellyfin.exchanges`.
 It lives under tests/ because only adapters/*/client.py and adapters/http.py may import httpx in production code.
 """
 
@@ -34,6 +36,7 @@ import httpx
 
 from adapters.jellyfin import const
 from adapters.jellyfin.parsers import dashed_id, normalise_id
+from tests.contract.jellyfin_spec import SPEC_VERSIONS, load_spec, validate_exchange
 
 Json = dict[str, Any]
 
@@ -92,6 +95,10 @@ _NOT_IN_NOW_PLAYING = ("Tags", "MediaSources", "People", "SortName", "CanDelete"
 
 class UnfakedRequestError(AssertionError):
     """The adapter sent a request this fake does not know: a bug in the adapter or a missing fake."""
+
+
+class SpecViolationError(AssertionError):
+    """A request (or the fake's successful answer) that the official Jellyfin OpenAPI spec rejects."""
 
 
 @dataclass
@@ -229,8 +236,10 @@ class FakeJellyfin:
         server_name: str = "Fake Jellyfin",
         legacy_auth: bool | None = None,
         dashed_ids: bool = False,
+        validate: bool = True,
     ) -> None:
         self.version = version
+        self.validate = validate  # every exchange against the official spec of ``version``, as it happens
         self.server_name = server_name
         self.server_id = _new_id()
         self.legacy_auth = legacy_auth if legacy_auth is not None else not version.startswith("12.")
@@ -513,7 +522,20 @@ class FakeJellyfin:
         else:
             response = self._route(request)
         self.exchanges.append(Exchange(request=request, response=response))
+        if self.validate:
+            self._validate(request, response)
         return response
+
+    def _validate(self, request: httpx.Request, response: httpx.Response) -> None:
+        """Raise :class:`SpecViolationError` when the official spec rejects the request or a successful answer
+        (the spec of this fake's version; every published one for a version without its own)."""
+        versions = (self.version,) if self.version in SPEC_VERSIONS else SPEC_VERSIONS
+        for version in versions:
+            try:
+                validate_exchange(load_spec(version), request, response)
+            except Exception as error:
+                message = f"Jellyfin {version} spec rejects {request.method} {request.url}: {error}"
+                raise SpecViolationError(message) from error
 
     def _take_fault(self, request: httpx.Request) -> _Fault | None:
         for fault in self._faults:

@@ -7,6 +7,8 @@ it does not know. The protocol checks common to every adapter also run in ``test
 
 from __future__ import annotations
 
+import copy
+import hashlib
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -161,6 +163,42 @@ async def test_jellyfin_write_back_keeps_user_tags_and_locks_field(
     outcome = await adapter.write_back(seeded["t0"], TAGS)
     stored = (outcome, fake.tags_of(seeded["t0"]), "Tags" in fake.items[seeded["t0"]].get("LockedFields", []))
     assert stored == (WriteBackOutcome.WRITTEN, ["favourite", *OUR_TAGS], True)
+
+
+async def test_jellyfin_write_back_changes_nothing_but_tags_and_their_lock(
+    adapter: JellyfinAdapter, fake: FakeJellyfin, seeded: dict[str, str]
+) -> None:
+    """``POST /Items/{id}`` replaces the whole item: everything the user curated must come back as it was."""
+    item = fake.items[seeded["t1"]]
+    genres = ["Jazz", "Soul"]
+    item.update(
+        {
+            "Genres": genres,
+            "GenreItems": [
+                {"Name": genre, "Id": hashlib.md5(genre.encode(), usedforsecurity=False).hexdigest()}
+                for genre in genres
+            ],
+            "ProviderIds": {"MusicBrainzTrack": "8f3471b5-7e6a-48da-86a9-c1c07a0f47ae", "MusicBrainzAlbum": "x1"},
+            "LockedFields": ["Genres", "Name"],
+            "Tags": ["favourite"],
+            "Overview": "Live at the Blue Note",
+            "OriginalTitle": "Canción",
+            "ForcedSortName": "Song 1, The",
+            "Taglines": ["a tagline"],
+            "Studios": [{"Name": "Blue Note", "Id": "b" * 32}],
+            "PremiereDate": "1964-03-01T00:00:00.0000000Z",
+            "ProductionYear": 1964,
+            "IndexNumber": 7,
+            "ParentIndexNumber": 2,
+        }
+    )
+    before = copy.deepcopy(item)
+
+    outcome = await adapter.write_back(seeded["t1"], TAGS)
+
+    assert outcome is WriteBackOutcome.WRITTEN
+    expected = {**before, "Tags": ["favourite", *OUR_TAGS], "LockedFields": ["Genres", "Name", "Tags"]}
+    assert fake.items[seeded["t1"]] == expected
 
 
 async def test_jellyfin_write_back_twice_is_unchanged_without_post(

@@ -1,6 +1,8 @@
-"""Recorded Jellyfin answers (tests/fixtures/jellyfin/, one file per quirk) replayed to the adapter.
+"""Jellyfin answer fixtures (tests/fixtures/jellyfin/, one file per quirk) replayed to the adapter.
 
-Every recorded successful answer validates against the official specs 10.10.7, 10.11.11 and 12.0.0 (only the
+The fixtures are hand-written after the server's DTOs and the official specs, with placeholder ids; they were
+not captured from a real server (see tests/fixtures/jellyfin/README.md). "Recorded" in the names below means
+"stored". Every successful answer validates against the official specs 10.10.7, 10.11.11 and 12.0.0 (only the
 uuid format relaxed), and so does every request the adapter sends while replaying them. The replay transport
 answers only requests a fixture describes and fails the test on anything else.
 """

@@ -17,11 +17,13 @@ import numpy as np
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from psycopg.conninfo import make_conninfo
 
 from adapters.jellyfin.webhook import AUTH_HEADER, MINIMAL_TEMPLATE
 from sidecar.analyzers.registry import CORE_ANALYZERS
 from sidecar.analyzers.registry import VERSIONS as ALL_VERSIONS
 from sidecar.api.app import create_app
+from sidecar.api.probes import ReadinessProbe
 from sidecar.domain import KeyResult, KeySignature, LoudnessResult, TempoResult, TrackKey
 from sidecar.services.runtime import Runtime
 from sidecar.settings import Settings, get_settings
@@ -163,7 +165,7 @@ async def api(settings: Settings) -> AsyncIterator[Api]:
         runtime: Runtime = app.state.runtime
         ids = await seed_library(runtime.pool)
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://api", headers=AUTH) as client:
             yield Api(app, client, runtime, ids, writer)
 
 
@@ -279,10 +281,12 @@ async def test_playlists_validate_their_input(api: Api) -> None:
 
 async def test_write_endpoints_require_the_token(api: Api) -> None:
     url = f"/api/tracks/jellyfin/{HOST_IDS['seed']}/on-play"
-    assert (await api.client.post(url)).status_code == 401
+    assert (await api.client.post(url, headers={"Authorization": ""})).status_code == 401
     assert (await api.client.post(url, headers={"Authorization": "Bearer wrong"})).status_code == 401
     body = {"bpm_min": 100, "bpm_max": 120}
-    assert (await api.client.post("/api/playlists/bpm-range", json=body)).status_code == 401
+    assert (
+        await api.client.post("/api/playlists/bpm-range", json=body, headers={"Authorization": ""})
+    ).status_code == 401
     assert (await api.client.post(url, headers=AUTH)).status_code == 200
 
 
@@ -331,7 +335,7 @@ async def test_events_stream_analysis_ready_after_a_worker_publishes(settings: S
         track = TrackKey("jellyfin", HOST_IDS["new"])
         params = {"host": track.host, "host_track_id": track.host_track_id}
         async with (
-            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10, headers=AUTH) as client,
             client.stream("GET", "/api/events", params=params) as stream,
         ):
             assert stream.status_code == 200
@@ -435,7 +439,8 @@ async def test_health_status_and_metrics(api: Api) -> None:
 
 
 async def test_readiness_names_the_failed_part(api: Api) -> None:
-    await api.runtime.pool.close()
+    probe: ReadinessProbe = api.app.state.readiness
+    probe.database_url = make_conninfo(probe.database_url, port=1)  # nothing listens on port 1
     response = await api.client.get("/health/ready")
     assert response.status_code == 503
     assert response.json()["failed"] == ["database"]

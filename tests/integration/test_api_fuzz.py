@@ -1,4 +1,5 @@
-"""Schemathesis fuzz of the whole API from its own OpenAPI schema, against a real server on real services."""
+"""Schemathesis fuzz of the whole API from its own OpenAPI schema, against a real server on real services: no
+5xx, and every answer's status, content type and body are the ones its operation documents."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, given
 from schemathesis import GenerationMode
+from schemathesis.checks import content_type_conformance, response_schema_conformance, status_code_conformance
 from schemathesis.generation.case import Case
 
 from sidecar.api.app import create_app
@@ -22,6 +24,7 @@ from sidecar.storage.db import close_pool, open_pool
 from tests.integration.test_api import AUTH, RecordingWriter, seed_library, settings  # noqa: F401  (fixture)
 
 EXAMPLES = {GenerationMode.POSITIVE: 30, GenerationMode.NEGATIVE: 15}
+CONFORMANCE = [status_code_conformance, content_type_conformance, response_schema_conformance]
 STREAMING = {"/api/events"}  # an endless text/event-stream; its validation is covered in test_api.py
 
 
@@ -83,6 +86,7 @@ def test_api_fuzz_finds_no_server_error(base_url: str) -> None:
                 assert response.status_code < 500, (
                     f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}"
                 )
+                case.validate_response(response, checks=CONFORMANCE)  # the status and body are documented
 
             call()
     statuses = {status for _, _, status in seen}

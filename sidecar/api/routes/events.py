@@ -2,53 +2,39 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
 
-from sidecar.api.deps import RuntimeDep
+from sidecar.api.events_hub import EventsHub, EventStreamResponse
 from sidecar.api.routes.tracks import track_key
-from sidecar.domain import TrackKey
-from sidecar.jobqueue import EventBus
+from sidecar.api.schemas import ErrorPublic
+from sidecar.settings import Settings
 
 router = APIRouter(prefix="/api", tags=["events"])
-
-KEEPALIVE_S = 15.0
-
-
-async def _stream(request: Request, events: EventBus, track: TrackKey | None) -> AsyncIterator[str]:
-    async with events.subscribe(track) as subscription:
-        yield ": subscribed\n\n"  # the subscription is confirmed: nothing published from now on is missed
-        while not await request.is_disconnected():
-            ready = await subscription.get(timeout_s=KEEPALIVE_S)
-            if ready is None:
-                yield ": keep-alive\n\n"
-                continue
-            data = {"host": ready.host, "host_track_id": ready.host_track_id, "analyzers": list(ready.analyzers)}
-            yield f"event: AnalysisReady\ndata: {json.dumps(data)}\n\n"
 
 
 @router.get(
     "/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "AnalysisReady events"}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "AnalysisReady events"},
+        503: {"model": ErrorPublic, "description": "too many open streams (see Retry-After), or Redis is down"},
+    },
 )
 async def events(
     request: Request,
-    runtime: RuntimeDep,
     host: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = None,
     host_track_id: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
 ) -> StreamingResponse:
     """``event: AnalysisReady`` with ``{"host", "host_track_id", "analyzers"}``; give both ``host`` and
-    ``host_track_id`` to follow one track. Pub/sub: a reconnecting client re-reads the analysis it waits for."""
+    ``host_track_id`` to follow one track. Pub/sub: a reconnecting client re-reads the analysis it waits for.
+    Streams are capped (``SONANTICA_API__SSE_MAX_CLIENTS``: 503 with ``Retry-After``) and a client too far
+    behind is disconnected."""
     if (host is None) != (host_track_id is None):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "give both host and host_track_id, or neither")
     track = None if host is None or host_track_id is None else track_key(host, host_track_id)
-    return StreamingResponse(
-        _stream(request, runtime.events, track),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    hub: EventsHub = request.app.state.events_hub
+    settings: Settings = request.app.state.settings
+    return EventStreamResponse(hub, track, retry_after_s=settings.api.sse_retry_after_s)

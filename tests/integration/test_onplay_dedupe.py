@@ -11,8 +11,9 @@ import pytest
 
 from sidecar.analyzers.registry import CORE_ANALYZERS
 from sidecar.api.app import create_app
-from sidecar.domain import Priority
+from sidecar.domain import Priority, TrackKey
 from sidecar.jobqueue import decode_job
+from sidecar.services.onplay import OnPlayState, request_analysis
 from sidecar.services.runtime import Runtime
 from sidecar.settings import Settings, get_settings
 from sidecar.storage import tracks
@@ -85,3 +86,12 @@ async def test_track_without_a_readable_file_is_409_and_nothing_is_queued(
     status_url = await http.get("/api/tracks/jellyfin/unmapped/analysis")
     assert status_url.status_code == 409
     assert "cannot be analysed" in status_url.json()["detail"]
+
+
+async def test_the_service_says_no_file_for_webhooks_and_now_playing_too(
+    client: tuple[httpx.AsyncClient, Runtime],
+) -> None:
+    _, runtime = client
+    outcome = await request_analysis(runtime, TrackKey("jellyfin", "unmapped"), {name: 1 for name in CORE_ANALYZERS})
+    assert outcome.state is OnPlayState.NO_FILE
+    assert (await runtime.queue.depths())["on_play"] == 0

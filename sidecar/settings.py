@@ -86,6 +86,9 @@ class WorkerSettings(BaseModel):
     retry_max_s: float = Field(default=300.0, gt=0, description="back-off ceiling")
     concurrency: int = Field(default=1, ge=1, description="tracks analysed at once by one worker process")
     nice: int = Field(default=5, ge=0, le=19, description="CPU niceness added to analysis processes")
+    analysis_timeout_s: float = Field(
+        default=3600.0, gt=0, description="wall-clock limit of one track's analysis; a hung analysis is killed"
+    )
     queues: Annotated[list[Literal["on_play", "scan"]], NoDecode] = Field(
         default=["on_play", "scan"], description="priorities this worker takes: on-play, scan or both"
     )

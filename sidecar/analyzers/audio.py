@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,23 +54,82 @@ class AudioBlock:
     start_s: float
 
 
-def _readable_file(path: Path) -> tuple[IO[bytes], os.stat_result]:
-    """Open ``path`` read-only, turning OS errors into messages a user can act on."""
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def _opened_path(fd: int, path: Path) -> str:
+    """The real path of the file behind ``fd`` (symlinks resolved by the kernel at open time)."""
     try:
-        handle = path.open("rb")
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:  # no /proc: resolve the name instead
+        return os.path.realpath(path)
+
+
+def _inside(real: str, root: str | os.PathLike[str]) -> bool:
+    root_real = os.path.realpath(root).rstrip("/") or "/"
+    return real == root_real or real.startswith(root_real.rstrip("/") + "/")
+
+
+def _readable_file(path: Path, library_root: str | os.PathLike[str] | None) -> tuple[IO[bytes], os.stat_result]:
+    """Open ``path`` read-only, turning OS errors into messages a user can act on.
+
+    Only a regular file is accepted, checked on the open descriptor (opened non-blocking, so a FIFO cannot hang
+    the open). With ``library_root``, the file actually opened (symlinks resolved) must lie inside it: a link
+    swapped in after sync that points elsewhere is refused.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except FileNotFoundError:
         raise AudioDecodeError(f"file not found: {path}") from None
     except PermissionError:
         raise AudioDecodeError(f"no permission to read {path}") from None
-    except IsADirectoryError:
-        raise AudioDecodeError(f"{path} is a directory, not an audio file") from None
     except OSError as exc:
         raise AudioDecodeError(f"cannot open {path}: {os.strerror(exc.errno or errno.EIO)}") from None
-    stat = os.fstat(handle.fileno())
-    if stat.st_size == 0:
-        handle.close()
-        raise AudioDecodeError(f"file is empty (0 bytes): {path}")
-    return handle, stat
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise AudioDecodeError(f"{path} is {_kind(info.st_mode)}, not an audio file")
+        if library_root is not None and not _inside(real := _opened_path(fd, path), library_root):
+            raise AudioDecodeError(f"{path} resolves to {real}, outside the library {library_root}; refusing it")
+        if info.st_size == 0:
+            raise AudioDecodeError(f"file is empty (0 bytes): {path}")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb"), info
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+_RIFF_HEADER_BYTES = 65536
+
+
+def _riff_declared_s(head: bytes) -> float | None:
+    """The length a WAV header's ``data`` chunk declares, in seconds (FFmpeg clamps it to the file's size, which
+    hides a truncated file); ``None`` for anything else, or a streaming header with no size."""
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    byte_rate = 0
+    offset = 12
+    while offset + 8 <= len(head):
+        chunk, size = head[offset : offset + 4], int.from_bytes(head[offset + 4 : offset + 8], "little")
+        if chunk == b"fmt " and offset + 20 <= len(head):
+            byte_rate = int.from_bytes(head[offset + 16 : offset + 20], "little")
+        elif chunk == b"data":
+            if byte_rate <= 0 or size in (0, 0xFFFFFFFF):
+                return None
+            return size / byte_rate
+        offset += 8 + size + (size & 1)
+    return None
 
 
 def _to_planar_float(frame: av.AudioFrame, channels: int) -> npt.NDArray[np.float32]:
@@ -99,14 +159,24 @@ class AudioReader:
             for block in reader.blocks():
                 ...
 
-    Raises :class:`AudioDecodeError` with a clear reason for a missing, unreadable, empty, non-audio, corrupt or
-    truncated file (at open time or while iterating).
+    Raises :class:`AudioDecodeError` with a clear reason for a missing, unreadable, empty, non-regular (FIFO,
+    directory, device), non-audio, corrupt, truncated or non-finite (NaN/Inf samples) file, at open time or while
+    iterating. With ``library_root``, a file whose real path (symlinks resolved when it is opened) lies outside
+    that folder is refused.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, block_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        block_s: float = 5.0,
+        library_root: str | os.PathLike[str] | None = None,
+    ) -> None:
         self._path = Path(path)
         self._block_s = block_s
-        self._handle, stat = _readable_file(self._path)
+        self._handle, file_stat = _readable_file(self._path, library_root)
+        riff_s = _riff_declared_s(self._handle.read(_RIFF_HEADER_BYTES))
+        self._handle.seek(0)
         try:
             self._container = av.open(self._handle, mode="r")
         except (av.error.FFmpegError, ValueError, OSError) as exc:
@@ -127,9 +197,9 @@ class AudioReader:
             codec=stream.codec_context.name,
             sample_rate_hz=int(rate),
             channels=int(channels),
-            duration_s=self._declared_duration_s(),
-            size_bytes=stat.st_size,
-            mtime_ns=stat.st_mtime_ns,
+            duration_s=max(filter(None, (self._declared_duration_s(), riff_s)), default=None),
+            size_bytes=file_stat.st_size,
+            mtime_ns=file_stat.st_mtime_ns,
         )
 
     def _declared_duration_s(self) -> float | None:
@@ -200,6 +270,12 @@ class AudioReader:
     def _block(
         self, native: npt.NDArray[np.float32], resampler: soxr.ResampleStream, offset: int, *, last: bool
     ) -> AudioBlock:
+        if not np.isfinite(native).all():
+            bad = int(np.argmin(np.isfinite(native).all(axis=0)))
+            raise AudioDecodeError(
+                f"{self._path} holds non-finite samples (NaN or infinity) at"
+                f" {(offset + bad) / self.info.sample_rate_hz:.2f} s: not valid audio"
+            )
         mono_native = _channel_mean(native)
         mono = resampler.resample_chunk(np.ascontiguousarray(mono_native), last=last)
         return AudioBlock(native=native, mono=mono, start_s=offset / self.info.sample_rate_hz)

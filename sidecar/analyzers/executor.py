@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
+import signal
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -21,17 +24,40 @@ log = logging.getLogger(__name__)
 _process_analyzers: dict[str, Analyzer[AnalyzerOutput]] = {}
 
 
-def init_analysis_process(settings: Settings, names: tuple[str, ...]) -> None:
-    """Process-pool initializer: build the analyzers ``names`` once per process."""
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def die_with_parent(parent_pid: int | None) -> None:
+    """Make this (forked) process die with its parent and obey SIGTERM/SIGINT again.
+
+    A fork of an asyncio process inherits the loop's signal handlers and wake-up fd, which make it ignore SIGTERM;
+    they are reset to the defaults. On Linux the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``),
+    so a worker killed with SIGKILL leaves no analysis process behind; ``parent_pid`` closes the race of a parent
+    that died before that was set. Elsewhere only the signal reset applies.
+    """
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def init_analysis_process(settings: Settings, names: tuple[str, ...], parent_pid: int | None = None) -> None:
+    """Process-pool initializer: die with ``parent_pid`` (see :func:`die_with_parent`), then build the analyzers
+    ``names`` once per process."""
+    die_with_parent(parent_pid)
     # Analysis processes run at lower CPU priority so a host streaming beside them keeps its share.
     os.nice(settings.worker.nice)
     _process_analyzers.clear()
     _process_analyzers.update((a.name, a) for a in build_analyzers(settings, names))
 
 
-def analyze_in_process(path: str, names: tuple[str, ...]) -> TrackAnalysis:
+def analyze_in_process(path: str, names: tuple[str, ...], library_root: str | None = None) -> TrackAnalysis:
     """Analyse one file with analyzers built by :func:`init_analysis_process` in this process."""
-    return analyze_file(path, [_process_analyzers[name] for name in names])
+    return analyze_file(path, [_process_analyzers[name] for name in names], library_root=library_root)
 
 
 class AnalysisExecutor:
@@ -39,6 +65,9 @@ class AnalysisExecutor:
 
     A process that dies mid-analysis (killed, out of memory) breaks the pool: the call raises
     :class:`RetryLaterError` and the next call starts a fresh pool, so one poison track cannot stop the worker.
+    An analysis running longer than ``worker.analysis_timeout_s`` has its processes killed (other analyses running
+    in the same pool at that moment are retried) and returns that as the track's ``error``. The processes die
+    with this one (:func:`die_with_parent`).
     """
 
     def __init__(self, settings: Settings, names: Sequence[str], *, processes: int) -> None:
@@ -50,19 +79,36 @@ class AnalysisExecutor:
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                self._processes, initializer=init_analysis_process, initargs=(self._settings, self._names)
+                self._processes,
+                initializer=init_analysis_process,
+                initargs=(self._settings, self._names, os.getpid()),
             )
         return self._pool
 
-    async def analyze(self, path: str, names: Sequence[str]) -> TrackAnalysis:
-        """Decode ``path`` once and run the analyzers ``names`` (a subset of the pool's) on it."""
+    def _discard_pool(self, pool: ProcessPoolExecutor, *, kill: bool) -> None:
+        if kill:
+            for process in list(pool._processes.values()):
+                process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        if self._pool is pool:
+            self._pool = None
+
+    async def analyze(self, path: str, names: Sequence[str], *, library_root: str | None = None) -> TrackAnalysis:
+        """Decode ``path`` once and run the analyzers ``names`` (a subset of the pool's) on it; ``library_root``:
+        the file must resolve inside it (see :class:`~sidecar.analyzers.audio.AudioReader`)."""
         pool = self._ensure_pool()
+        limit_s = self._settings.worker.analysis_timeout_s
+        call = asyncio.get_running_loop().run_in_executor(pool, analyze_in_process, path, tuple(names), library_root)
         try:
-            return await asyncio.get_running_loop().run_in_executor(pool, analyze_in_process, path, tuple(names))
+            return await asyncio.wait_for(call, timeout=limit_s)
+        except TimeoutError:
+            log.error("analysis of %s ran longer than %g s; killing its processes", path, limit_s)
+            self._discard_pool(pool, kill=True)
+            reason = f"analysis took longer than {limit_s:g} s (SONANTICA_WORKER__ANALYSIS_TIMEOUT_S): {path}"
+            return TrackAnalysis(path=path, info=None, error=reason)
         except BrokenProcessPool:
             log.error("an analysis process died while analysing %s; starting a new pool", path)
-            pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+            self._discard_pool(pool, kill=False)
             raise RetryLaterError(f"the analysis process died while analysing {path}") from None
 
     def close(self) -> None:

@@ -14,9 +14,6 @@ from sidecar.errors import AnalyzerError, AudioDecodeError
 
 log = logging.getLogger(__name__)
 
-_PER_TRACK_ERRORS = (AnalyzerError, ValueError, ArithmeticError, RuntimeError, MemoryError, IndexError)
-"""What an analyzer may raise for one track without stopping the others (anything else is a bug and raises)."""
-
 
 @dataclass(frozen=True, slots=True)
 class AnalyzerFailure:
@@ -52,21 +49,27 @@ def _failure(analyzer: Analyzer[AnalyzerOutput], exc: Exception) -> AnalyzerFail
     return AnalyzerFailure(analyzer.name, analyzer.version, reason)
 
 
-def analyze_file(path: str | os.PathLike[str], analyzers: Sequence[Analyzer[AnalyzerOutput]]) -> TrackAnalysis:
+def analyze_file(
+    path: str | os.PathLike[str],
+    analyzers: Sequence[Analyzer[AnalyzerOutput]],
+    *,
+    library_root: str | os.PathLike[str] | None = None,
+) -> TrackAnalysis:
     """Decode ``path`` once (read-only, streamed) and run ``analyzers`` on it.
 
-    Never raises for a bad file or a failing analyzer: a decode problem sets ``error``; an analyzer's own problem
-    is recorded in ``failures`` and the other analyzers still finish.
+    Never raises for a bad file or a failing analyzer (any exception type): a decode problem sets ``error``; an
+    analyzer's own problem is recorded in ``failures`` and the other analyzers still finish. ``library_root``:
+    see :class:`AudioReader` (a file resolving outside it is an ``error``).
     """
     path_str = os.fspath(path)
     failures: dict[str, AnalyzerFailure] = {}
     try:
-        with AudioReader(path_str) as reader:
+        with AudioReader(path_str, library_root=library_root) as reader:
             sessions: dict[str, tuple[Analyzer[AnalyzerOutput], AnalyzerSession[AnalyzerOutput]]] = {}
             for analyzer in analyzers:
                 try:
                     sessions[analyzer.name] = (analyzer, analyzer.start(reader.info))
-                except _PER_TRACK_ERRORS as exc:
+                except Exception as exc:  # any analyzer error is this track's, never the worker's
                     failures[analyzer.name] = _failure(analyzer, exc)
             samples = 0
             for block in reader.blocks():
@@ -74,14 +77,14 @@ def analyze_file(path: str | os.PathLike[str], analyzers: Sequence[Analyzer[Anal
                 for name, (analyzer, session) in list(sessions.items()):
                     try:
                         session.feed(block)
-                    except _PER_TRACK_ERRORS as exc:
+                    except Exception as exc:  # any analyzer error is this track's, never the worker's
                         failures[name] = _failure(analyzer, exc)
                         del sessions[name]
             results: dict[str, AnalyzerOutput] = {}
             for name, (analyzer, session) in sessions.items():
                 try:
                     results[name] = session.finish()
-                except _PER_TRACK_ERRORS as exc:
+                except Exception as exc:  # any analyzer error is this track's, never the worker's
                     failures[name] = _failure(analyzer, exc)
             return TrackAnalysis(
                 path=path_str,
@@ -92,5 +95,8 @@ def analyze_file(path: str | os.PathLike[str], analyzers: Sequence[Analyzer[Anal
             )
     except AudioDecodeError as exc:
         reason = str(exc)
-        failures = {a.name: AnalyzerFailure(a.name, a.version, reason) for a in analyzers}
-        return TrackAnalysis(path=path_str, info=None, failures=failures, error=reason)
+    except Exception as exc:  # a decoder or resampler bug on a hostile file: this track's error, not the caller's
+        log.exception("decoding %s failed unexpectedly", path_str)
+        reason = f"internal error while decoding {path_str}: {type(exc).__name__}: {exc}"
+    failures = {a.name: AnalyzerFailure(a.name, a.version, reason) for a in analyzers}
+    return TrackAnalysis(path=path_str, info=None, failures=failures, error=reason)

@@ -19,6 +19,7 @@ from sidecar.analyzers.registry import build_analyzers, enabled_versions
 from sidecar.cli.app import app, configured_adapter
 from sidecar.domain import Priority, TrackKey
 from sidecar.errors import FatalAnalyzerError, SidecarError
+from sidecar.logconfig import setup_logging
 from sidecar.services.analysis import register_embedding_models
 from sidecar.services.enqueue import enqueue_track_ids, register_local_files
 from sidecar.services.reconcile import rebuild_from_database
@@ -64,6 +65,7 @@ def worker(
 ) -> None:
     """Analyse queued tracks: on-play work strictly first, then the scan backlog. Stops cleanly on SIGTERM."""
     settings = get_settings()
+    setup_logging(settings)
     if concurrency is not None:
         settings = settings.model_copy(
             update={"worker": settings.worker.model_copy(update={"concurrency": concurrency})}
@@ -112,26 +114,49 @@ def enqueue(
     files = list(audio_files(paths or []))
     if not files and not track:
         raise typer.BadParameter("name at least one PATH or --track")
+    refs = [_track_ref(ref) for ref in track or []]
     versions = enabled_versions(get_settings())
 
-    async def main(runtime: Runtime) -> None:
+    async def main(runtime: Runtime) -> int:
         ids = await register_local_files(runtime.pool, files)
+        unreadable: list[str] = []
         async with transaction(runtime.pool) as conn:
-            for ref in track or []:
-                host, sep, host_id = ref.partition(":")
+            for ref, key in zip(track or [], refs, strict=True):
                 found = await (
-                    tracks.get_track_by_key(conn, TrackKey(host, host_id)) if sep else tracks.get_track(conn, int(ref))
+                    tracks.get_track_by_key(conn, key) if isinstance(key, TrackKey) else tracks.get_track(conn, key)
                 )
                 if found is None:
                     raise typer.BadParameter(f"no track {ref!r} is known (run `sonantica host sync` first)")
-                ids.append(found.id)
-        done = await enqueue_track_ids(runtime, ids, versions, priority=chosen)
+                if found.path is None or found.is_missing:
+                    unreadable.append(ref)
+                else:
+                    ids.append(found.id)
+        done = await enqueue_track_ids(runtime, ids, versions, priority=chosen) if ids else []
         queued = [e for e in done if e.analyzers]
+        for ref in unreadable:
+            typer.echo(f"error: track {ref!r} has no readable file on the library mount; not queued", err=True)
         typer.echo(
-            f"queued {len(queued)} of {len(done)} tracks at {chosen} priority ({len(done) - len(queued)} current)"
+            f"queued {len(queued)} of {len(done) + len(unreadable)} tracks at {chosen} priority"
+            f" ({len(done) - len(queued)} current, {len(unreadable)} without a readable file)"
         )
+        return len(unreadable)
 
-    _run(main)
+    if _run(main):
+        raise typer.Exit(1)
+
+
+def _track_ref(ref: str) -> TrackKey | int:
+    """``HOST:HOST_TRACK_ID`` as a key, or the sidecar's numeric id; anything else is a usage error."""
+    host, sep, host_id = ref.partition(":")
+    if sep:
+        if not host or not host_id:
+            raise typer.BadParameter(f"--track {ref!r}: use HOST:HOST_TRACK_ID (e.g. navidrome:abc) or a numeric id")
+        return TrackKey(host, host_id)
+    if not ref.isdigit() or not 1 <= int(ref) < 2**63:
+        raise typer.BadParameter(
+            f"--track {ref!r} is neither HOST:HOST_TRACK_ID (e.g. navidrome:abc) nor a numeric track id"
+        )
+    return int(ref)
 
 
 @app.command()

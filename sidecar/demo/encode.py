@@ -93,3 +93,32 @@ def write_audio(
             container.mux(stream.encode(converted))
         container.mux(stream.encode(None))
     return out_path
+
+
+def write_raw_wav(
+    samples: npt.NDArray[np.float32] | npt.NDArray[np.int16],
+    sample_rate_hz: int,
+    path: str | os.PathLike[str],
+    *,
+    declared_frames: int | None = None,
+) -> Path:
+    """Write ``samples`` (shape (n, channels)) as a WAV byte for byte, with no clipping or checks.
+
+    float32 becomes IEEE-float WAV (format 3, so NaN and infinity survive), int16 PCM (format 1); any channel
+    count. ``declared_frames`` writes a header claiming that many frames (a truncated file when it is more than
+    ``n``). For hostile-input tests and the chaos run.
+    """
+    n, channels = samples.shape
+    is_float = samples.dtype == np.float32
+    width = samples.dtype.itemsize
+    frames = n if declared_frames is None else declared_frames
+    data_bytes = frames * channels * width
+    header = b"RIFF" + (36 + data_bytes).to_bytes(4, "little") + b"WAVE"
+    header += b"fmt " + (16).to_bytes(4, "little")
+    header += (3 if is_float else 1).to_bytes(2, "little") + channels.to_bytes(2, "little")
+    header += sample_rate_hz.to_bytes(4, "little") + (sample_rate_hz * channels * width).to_bytes(4, "little")
+    header += (channels * width).to_bytes(2, "little") + (8 * width).to_bytes(2, "little")
+    header += b"data" + data_bytes.to_bytes(4, "little")
+    out_path = Path(path)
+    out_path.write_bytes(header + np.ascontiguousarray(samples).astype(samples.dtype.newbyteorder("<")).tobytes())
+    return out_path

@@ -62,6 +62,10 @@ class Keys:
         """At most one analysis of ``track`` at a time (the mission's ``lock:analyze:<id>``)."""
         return f"{self.prefix}lock:analyze:{track.host}:{track.host_track_id}"
 
+    def on_play_waiting(self, track: TrackKey) -> str:
+        """Set (``SET NX``) while an on-play job of ``track`` waits, so repeated plays push one job."""
+        return f"{self.prefix}lock:on-play:{track.host}:{track.host_track_id}"
+
     @property
     def rebuild_lock(self) -> str:
         """Held by the one worker refilling the queues after a data loss."""

@@ -25,6 +25,24 @@ end
 return 0
 """
 
+# KEYS[1]: the lock. ARGV: full value, ttl ms. Takes the lock when free, or when the value of the holder names a
+# lease key (after '|') that no longer exists: the holder died, and its lock is released with its jobs.
+_ACQUIRE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return 1
+end
+local held = redis.call('GET', KEYS[1])
+if not held then
+  return 0
+end
+local sep = string.find(held, '|', 1, true)
+if sep and redis.call('EXISTS', string.sub(held, sep + 1)) == 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
+end
+return 0
+"""
+
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -50,26 +68,41 @@ class TokenLock:
         Expiry in seconds (millisecond resolution); renewing restarts it.
     held
         Optional registry: the lock adds itself while held (a worker's heartbeat renews every lock in it).
+    owner_lease
+        Optional liveness key of the holder (a worker's lease): while the lock is held by a holder whose lease key
+        is gone (a dead worker), :meth:`acquire` takes it over instead of waiting ``ttl_s`` for it to expire.
     """
 
-    def __init__(self, redis: Redis, key: str, *, ttl_s: float, held: MutableSet[TokenLock] | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        key: str,
+        *,
+        ttl_s: float,
+        held: MutableSet[TokenLock] | None = None,
+        owner_lease: str | None = None,
+    ) -> None:
         if ttl_s <= 0:
             raise ValueError(f"ttl_s must be positive, got {ttl_s}")
         self.redis = redis
         self.key = key
         self.ttl_s = ttl_s
-        self.token = secrets.token_hex(16)
+        self.token = secrets.token_hex(16) + ("" if owner_lease is None else f"|{owner_lease}")
         self._held = held
+        self._acquire = redis.register_script(_ACQUIRE)
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
 
     @translate_errors
     async def acquire(self) -> bool:
-        """Take the lock if nobody holds it; ``True`` when this object now holds it."""
-        taken = bool(await self.redis.set(self.key, self.token, nx=True, px=_ms(self.ttl_s)))
+        """Take the lock if nobody holds it, or if its holder's lease is gone; ``True`` when this object now holds
+        it."""
+        taken = int(await self._acquire(keys=[self.key], args=[self.token, _ms(self.ttl_s)]))
+        if taken == 2:
+            log.warning("lock %s was held by a dead worker; taken over", self.key)
         if taken and self._held is not None:
             self._held.add(self)
-        return taken
+        return bool(taken)
 
     @translate_errors
     async def renew(self) -> bool:
@@ -107,12 +140,23 @@ class TokenLock:
 class TrackLock(TokenLock):
     """The per-track analysis lock ``lock:analyze:{host}:{host_track_id}`` (``SET NX`` with ``worker.lock_s``).
 
+    With ``worker_id`` the lock names that worker's lease, so a worker that died holding it (SIGKILL, power loss)
+    does not keep its track locked for ``worker.lock_s`` once its jobs are re-delivered.
+
     ``async with lock as taken:`` tries once and releases on exit; ``taken`` says whether it was acquired
     (releasing a lock that was not taken is a no-op).
     """
 
     def __init__(
-        self, redis: Redis, keys: Keys, track: TrackKey, *, ttl_s: float, held: MutableSet[TokenLock] | None = None
+        self,
+        redis: Redis,
+        keys: Keys,
+        track: TrackKey,
+        *,
+        ttl_s: float,
+        held: MutableSet[TokenLock] | None = None,
+        worker_id: str | None = None,
     ) -> None:
-        super().__init__(redis, keys.track_lock(track), ttl_s=ttl_s, held=held)
+        owner_lease = None if worker_id is None else keys.lease(worker_id)
+        super().__init__(redis, keys.track_lock(track), ttl_s=ttl_s, held=held, owner_lease=owner_lease)
         self.track = track

@@ -21,13 +21,14 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from sidecar.domain import Priority
+from sidecar.domain import Priority, TrackKey
 from sidecar.errors import InvalidJobError
 from sidecar.jobqueue.connection import as_optional_text, as_text, translate_errors
 from sidecar.jobqueue.keys import Keys
 from sidecar.jobqueue.locks import TokenLock
 from sidecar.jobqueue.messages import (
     AnalysisReady,
+    AnalyzeTrack,
     CachedAnalysis,
     FailedEntry,
     Job,
@@ -119,6 +120,15 @@ if was then return 1 end
 return 0
 """
 
+# KEYS: processing:{w}, target list. ARGV: raw entry. Moves it only when it was still there.
+_REQUEUE_ENTRY = """
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+"""
+
 _PROMOTE_BATCH = 1000
 
 
@@ -190,6 +200,7 @@ class JobQueue:
         self._claim = redis.register_script(_CLAIM)
         self._release_worker = redis.register_script(_RELEASE_WORKER)
         self._heartbeat = redis.register_script(_HEARTBEAT)
+        self._requeue_entry = redis.register_script(_REQUEUE_ENTRY)
 
     @classmethod
     def from_settings(cls, redis: Redis, settings: Settings, *, clock: Callable[[], float] = time.time) -> JobQueue:
@@ -214,6 +225,17 @@ class JobQueue:
         the line, and the worker's status check and track lock make the second delivery harmless.
         """
         await self.redis.lpush(self.keys.queue(job.priority), encode_job(job))
+
+    @translate_errors
+    async def reserve_on_play(self, track: TrackKey, *, ttl_s: float) -> bool:
+        """``SET NX`` the on-play marker of ``track`` (the mission's ``SETNX lock:analyze``): ``True`` when no
+        on-play job of it was waiting, so the caller pushes one; the marker expires after ``ttl_s`` seconds."""
+        return bool(await self.redis.set(self.keys.on_play_waiting(track), "1", nx=True, px=_ms(ttl_s)))
+
+    @translate_errors
+    async def release_on_play(self, track: TrackKey) -> None:
+        """Clear the on-play marker of ``track`` (a worker took its job: the next play may queue again)."""
+        await self.redis.delete(self.keys.on_play_waiting(track))
 
     @translate_errors
     async def enqueue_many(self, jobs: Iterable[Job], *, batch_size: int = 1000) -> int:
@@ -464,6 +486,21 @@ class JobQueue:
         return await self._release(worker_id, "unregister")
 
     @translate_errors
+    async def requeue_entries(self, worker_id: str, raws: Collection[str]) -> int:
+        """Move the entries ``raws`` from the processing list of ``worker_id`` back to their priority lists (taken
+        next); an entry no longer there is skipped. For a live worker's entries it is not running (a Redis that
+        restarted from its append-only file can hold claims whose acknowledgement it lost). Returns how many moved.
+        """
+        moved = 0
+        for raw in raws:
+            try:
+                target = self.keys.queue(decode_job(raw).priority)
+            except InvalidJobError:
+                target = self.keys.queue(Priority.SCAN)  # its claim records it as failed
+            moved += int(await self._requeue_entry(keys=[self.keys.processing(worker_id), target], args=[raw]))
+        return moved
+
+    @translate_errors
     async def reap_dead_workers(self) -> int:
         """Re-deliver the jobs of every registered worker whose lease has expired, and unregister it.
 
@@ -489,6 +526,28 @@ class JobQueue:
                 pipe.exists(self.keys.lease(worker_id))
             leases = await pipe.execute()
         return [worker_id for worker_id, lease in zip(workers, leases, strict=True) if lease]
+
+    @translate_errors
+    async def tracks_with_jobs(self) -> set[TrackKey]:
+        """Tracks that have an analyze job anywhere in Redis: waiting, delayed or claimed by a registered worker
+        (the reconciler compares this with PostgreSQL). Unreadable entries are skipped."""
+        workers = await self._registered()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.lrange(self.keys.queue(Priority.ON_PLAY), 0, -1)
+            pipe.lrange(self.keys.queue(Priority.SCAN), 0, -1)
+            pipe.zrange(self.keys.delayed, 0, -1)
+            for worker_id in workers:
+                pipe.lrange(self.keys.processing(worker_id), 0, -1)
+            lists = await pipe.execute()
+        found: set[TrackKey] = set()
+        for raw in (entry for entries in lists for entry in entries):
+            try:
+                job = decode_job(as_text(raw))
+            except InvalidJobError:
+                continue
+            if isinstance(job, AnalyzeTrack):
+                found.add(job.track)
+        return found
 
     @translate_errors
     async def depths(self) -> dict[str, int]:

@@ -25,6 +25,7 @@ from sidecar.analyzers.audio import declared_duration_s
 from sidecar.analyzers.executor import AnalysisExecutor
 from sidecar.domain import KeySignature, TrackKey
 from sidecar.jobqueue import AnalysisReady, AnalyzeTrack, CachedAnalysis, ClaimedJob, TokenLock, TrackLock, backoff_s
+from sidecar.services.enqueue import LOCAL_HOST
 from sidecar.services.runtime import Runtime
 from sidecar.storage import analyses, status, tracks, vectors
 from sidecar.storage.analyses import AnalysisSummary
@@ -118,7 +119,9 @@ async def analyze_job(
             await status.mark_failed(conn, record.id, dict.fromkeys(due, too_long))
         await queue.ack(worker_id, claimed)
         return JobOutcome(job.host_track_id, "skipped", tuple(due), too_long)
-    lock = TrackLock(runtime.redis, runtime.keys, job.track, ttl_s=settings.worker.lock_s, held=held_locks)
+    lock = TrackLock(
+        runtime.redis, runtime.keys, job.track, ttl_s=settings.worker.lock_s, held=held_locks, worker_id=worker_id
+    )
     if not await lock.acquire():
         await queue.retry_later(worker_id, claimed, settings.worker.retry_base_s, count_attempt=False)
         return JobOutcome(job.host_track_id, "deferred", tuple(due), "another worker holds the track lock")
@@ -172,7 +175,8 @@ async def _run_locked(
     if not due:
         await queue.ack(worker_id, claimed)
         return JobOutcome(job.host_track_id, "current")
-    analysis = await executor.analyze(path, due)
+    library_root = None if job.host == LOCAL_HOST or settings.library_dir is None else str(settings.library_dir)
+    analysis = await executor.analyze(path, due, library_root=library_root)
     if analysis.error is not None:
         reason = analysis.error
         if max(attempts.values()) >= settings.worker.max_attempts:

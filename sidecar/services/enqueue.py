@@ -40,7 +40,9 @@ async def enqueue_track_ids(
 ) -> list[Enqueued]:
     """Queue every analyzer of ``versions`` that is missing, stale or unfinished for each track.
 
-    Tracks whose analyses are all current (or failed: see ``sonantica failed --retry``) are not queued. When Redis
+    Tracks whose analyses are all current (or failed: see ``sonantica failed --retry``) are not queued; at on-play
+    priority a track whose on-play job is still waiting is not pushed again (one job however often it is played),
+    and tracks without a readable file are left out (nothing could analyse them). When Redis
     has no queue epoch (new, or restarted empty) the queues are rebuilt from PostgreSQL first, so the rebuild and
     this call never push the same work twice.
     """
@@ -53,7 +55,7 @@ async def enqueue_track_ids(
     async with transaction(runtime.pool) as conn:
         for track_id in track_ids:
             record = await tracks.get_track(conn, track_id)
-            if record is None or record.is_missing:
+            if record is None or record.is_missing or record.path is None:
                 continue
             await status.ensure_status(conn, versions, track_ids=[track_id])
             due = await status.list_due_analyzers(conn, track_id, versions)
@@ -70,6 +72,9 @@ async def enqueue_track_ids(
                         )
                     )
             outcome.append(Enqueued(track_id, record.host, record.host_track_id, tuple(due)))
+    if priority is Priority.ON_PLAY:  # repeated plays while a job waits push nothing more
+        ttl_s = runtime.settings.worker.lock_s
+        jobs = [job for job in jobs if await runtime.queue.reserve_on_play(job.track, ttl_s=ttl_s)]
     await runtime.queue.enqueue_many(jobs)
     return outcome
 

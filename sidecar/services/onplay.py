@@ -21,6 +21,7 @@ class OnPlayState(enum.StrEnum):
     READY = "ready"  # every enabled analyzer is current (or failed for good): ``analysis`` holds the results
     QUEUED = "queued"  # ``analyzers`` were queued at on-play priority; an AnalysisReady event follows
     NOT_FOUND = "not_found"  # the track is unknown (or gone from the library): sync first
+    NO_FILE = "no_file"  # the track is known but has no readable file on the mount: nothing can analyse it
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +39,9 @@ async def request_analysis(runtime: Runtime, track_key: TrackKey, versions: Mapp
 
     Order: the Redis result cache (entries older than ``versions`` are misses), then PostgreSQL (a current stored
     analysis refills the cache), then the queue. Analyses that failed for good are not re-queued (the answer is
-    READY with what exists). An unknown or missing track is NOT_FOUND.
+    READY with what exists). An unknown or missing track is NOT_FOUND; one without a readable file on the mount
+    (unmappable path, not a regular file) is NO_FILE and nothing is queued. While an on-play job of the track
+    waits, another request answers QUEUED without pushing a second job.
     """
     cached = await runtime.cache.get(track_key, required_versions=versions)
     if cached is not None:
@@ -47,6 +50,8 @@ async def request_analysis(runtime: Runtime, track_key: TrackKey, versions: Mapp
         record = await tracks.get_track_by_key(conn, track_key)
     if record is None or record.is_missing:
         return OnPlayOutcome(OnPlayState.NOT_FOUND, track_key)
+    if record.path is None:
+        return OnPlayOutcome(OnPlayState.NO_FILE, track_key)
     queued = await enqueue_track_ids(runtime, [record.id], versions, priority=Priority.ON_PLAY)
     due = queued[0].analyzers if queued else ()
     if due:

@@ -75,7 +75,7 @@ async def _known_track_id(runtime: Runtime, adapter: HostAdapter, host_track_id:
             "now playing: %s track %s has no readable file (%s); not queued",
             key.host,
             host_track_id,
-            track.path_problem or f"{track.local_path} not readable on the mount",
+            track.path_problem or f"{track.local_path} not a readable regular file on the mount",
         )
         return None
     return outcome.track_id

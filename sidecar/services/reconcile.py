@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from collections.abc import Mapping
 
-from sidecar.jobqueue import RebuildOutcome, rebuild_queues
+from sidecar.domain import Priority, TrackKey
+from sidecar.jobqueue import AnalyzeTrack, RebuildOutcome, rebuild_queues
 from sidecar.services.runtime import Runtime
 from sidecar.storage import status
 from sidecar.storage.db import transaction
+
+log = logging.getLogger(__name__)
 
 
 async def rebuild_from_database(
@@ -29,3 +34,34 @@ async def rebuild_from_database(
         batch_size=runtime.settings.redis.rebuild_batch_size,
         force=force,
     )
+
+
+async def requeue_lost_jobs(runtime: Runtime, versions: Mapping[str, int]) -> int:
+    """Push a scan job for every track with open work in PostgreSQL but no job anywhere in Redis; returns how many.
+
+    Repairs what a rebuild cannot see: the epoch is present, but a push failed after the rows were marked
+    ``queued`` (Redis blipped between the two steps of an enqueue), or a job was lost otherwise. A track being
+    enqueued at this very moment may get a second job, which the worker's status check makes harmless.
+    """
+    async with transaction(runtime.pool) as conn:
+        await status.ensure_status(conn, versions)
+        work = await status.list_open_work(conn, versions)
+    if not work:
+        return 0
+    present = await runtime.queue.tracks_with_jobs()
+    now = dt.datetime.now(dt.UTC)
+    lost = [
+        AnalyzeTrack(
+            host=item.host,
+            host_track_id=item.host_track_id,
+            priority=Priority.SCAN,
+            analyzers=item.analyzers,
+            enqueued_at=now,
+        )
+        for item in work
+        if TrackKey(item.host, item.host_track_id) not in present
+    ]
+    pushed = await runtime.queue.enqueue_many(lost)
+    if pushed:
+        log.warning("reconciler: %d track(s) had open work in PostgreSQL but no job in Redis; queued them", pushed)
+    return pushed

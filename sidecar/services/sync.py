@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -83,14 +84,17 @@ class SyncReport:
 
 
 def file_stat(path: str | None) -> tuple[int, int] | None:
-    """``(size_bytes, mtime_ns)`` of a mapped file (``os.stat`` only, never opened), ``None`` when unreadable."""
+    """``(size_bytes, mtime_ns)`` of a mapped file (``os.stat`` only, never opened), ``None`` when unreadable or
+    not a regular file (a directory, FIFO, socket or device is never tracked)."""
     if path is None:
         return None
     try:
-        stat = os.stat(path)
+        info = os.stat(path)
     except OSError:
         return None
-    return stat.st_size, stat.st_mtime_ns
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return info.st_size, info.st_mtime_ns
 
 
 def _keep(examples: list[T], item: T) -> None:
@@ -141,8 +145,8 @@ async def _save_page(
             path = track.local_path if stat is not None else None
             if path is None:
                 problem = track.path_problem or (
-                    f"mapped file {track.local_path} is not readable on the mount: check SONANTICA_LIBRARY_DIR"
-                    " and SONANTICA_PATH_MAP"
+                    f"mapped file {track.local_path} is not a readable regular file on the mount: check"
+                    " SONANTICA_LIBRARY_DIR and SONANTICA_PATH_MAP"
                 )
                 problems.append(PathProblem(track.host_track_id, track.host_path, problem))
             outcome = await tracks.upsert_track(conn, track_upsert(host, track, path=path, stat=stat))

@@ -88,6 +88,8 @@ class Worker:
         self.worker_id = worker_id or new_worker_id()
         self.stats = WorkerStats()
         self._held_locks: set[TokenLock] = set()
+        self._running: list[str] = []  # raw entries of the jobs this process is handling now
+        self._ghost_suspects: set[str] = set()
         self._busy = 0
         self._stop = asyncio.Event()
 
@@ -148,8 +150,20 @@ class Worker:
                 if beats % 3 == 0:
                     await queue.reap_dead_workers()
                 await self._rebuild_if_lost()
+                await self._requeue_ghosts()
             except _TRANSIENT as exc:
                 log.warning("heartbeat: %s", exc)
+
+    async def _requeue_ghosts(self) -> None:
+        """Give back entries of this worker's processing list that it is not running (a Redis restored from its
+        append-only file can hold a claim whose acknowledgement it lost). An entry must be seen unheld at two
+        beats in a row, so a claim whose reply is still on its way is never taken for a ghost."""
+        unheld = {raw for raw in await self.runtime.queue.processing(self.worker_id) if raw not in self._running}
+        ghosts = unheld & self._ghost_suspects
+        self._ghost_suspects = unheld - ghosts
+        if ghosts:
+            moved = await self.runtime.queue.requeue_entries(self.worker_id, ghosts)
+            log.warning("worker %s held %d claim(s) it was not running; requeued them", self.worker_id, moved)
 
     def _active_queues(self) -> tuple[Priority, ...]:
         settings = self.runtime.settings.worker
@@ -181,9 +195,11 @@ class Worker:
                     continue
                 failures = 0
                 self._busy += 1
+                self._running.append(claimed.raw)
                 try:
                     await self._handle(claimed)
                 finally:
+                    self._running.remove(claimed.raw)
                     self._busy -= 1
             except QueueUnavailableError as exc:
                 failures += 1
@@ -204,6 +220,8 @@ class Worker:
         if not isinstance(job, AnalyzeTrack):
             await self.runtime.queue.fail(self.worker_id, claimed, f"this worker does not run {job.type} jobs")
             return
+        if job.priority is Priority.ON_PLAY:
+            await self.runtime.queue.release_on_play(job.track)  # taken: a new play may queue the track again
         try:
             outcome = await analyze_job(
                 self.runtime, self.executor, self.worker_id, claimed, self.versions, held_locks=self._held_locks
@@ -216,6 +234,18 @@ class Worker:
             await self.runtime.queue.retry_later(self.worker_id, claimed, delay_s)
             outcome = JobOutcome(job.host_track_id, "retry", job.analyzers, str(exc))
             await asyncio.sleep(min(delay_s, settings.poll_s))
+        except QueueUnavailableError:
+            raise
+        except Exception as exc:  # a bug must not kill the worker nor leave the claim behind: retried, then failed
+            log.exception("%s: unexpected error", job.id)
+            reason = f"internal error: {type(exc).__name__}: {exc}"
+            if job.attempt >= settings.max_attempts:
+                await self.runtime.queue.fail(self.worker_id, claimed, reason)
+                outcome = JobOutcome(job.host_track_id, "failed", job.analyzers, reason)
+            else:
+                delay_s = backoff_s(job.attempt, base_s=settings.retry_base_s, max_s=settings.retry_max_s)
+                await self.runtime.queue.retry_later(self.worker_id, claimed, delay_s)
+                outcome = JobOutcome(job.host_track_id, "retry", job.analyzers, reason)
         self.stats.add(outcome)
         if self.adapter is not None and outcome.action == "analyzed":
             await self._write_back(job)

@@ -16,7 +16,7 @@ async def test_demo_runs_the_whole_flow(tmp_path: Path) -> None:
     assert report.analyzed == 10
     # The played track was the last one of the scan backlog; with one job at a time it comes right after the job
     # in progress when it was played.
-    assert report.scan_waiting_when_played > 0
+    assert report.scan_waiting_when_played >= 3  # several: plain FIFO would have played it last
     assert report.played_position <= report.finished_when_played + 2
     similar_name, bpm_name = list(report.playlists)
     _, similar = report.playlists[similar_name]

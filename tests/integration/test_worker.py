@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pytest
+import redis
 
 from sidecar.analyzers.executor import AnalysisExecutor
 from sidecar.demo.encode import write_audio
@@ -198,6 +199,43 @@ def _status(env: dict[str, str]) -> dict[str, dict[str, int]]:
     return report
 
 
+def _children(pid: int) -> set[int]:
+    """Direct child processes of ``pid`` (Linux /proc)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(child) for child in (task / "children").read_text().split())
+    return found
+
+
+def _feature_rows(database_url: str) -> dict[str, int]:
+    """Feature rows per track path (one each, never a duplicate)."""
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT t.path, count(*) FROM track_features f JOIN tracks t ON t.id = f.track_id GROUP BY t.path"
+        ).fetchall()
+    return {str(path): int(count) for path, count in rows}
+
+
+def _redis_leftovers(env: dict[str, str]) -> list[str]:
+    """Track locks, on-play markers and processing entries still in Redis under the test's prefix."""
+    client = redis.Redis.from_url(env["SONANTICA_REDIS_URL"], decode_responses=True)
+    try:
+        prefix = env["SONANTICA_REDIS__KEY_PREFIX"]
+        found = [str(k) for k in client.scan_iter(f"{prefix}lock:analyze:*")]
+        found += [str(k) for k in client.scan_iter(f"{prefix}lock:on-play:*")]
+        found += [str(k) for k in client.scan_iter(f"{prefix}processing:*") if client.llen(k)]
+        return found
+    finally:
+        client.close()
+
+
+def _attempts(database_url: str) -> dict[str, set[int]]:
+    attempts: dict[str, set[int]] = {}
+    for path, _, _, count, _ in _rows(database_url):
+        attempts.setdefault(path, set()).add(count)
+    return attempts
+
+
 def test_worker_cli_survives_sigkill_mid_analysis(
     worker_env: dict[str, str], tmp_path: Path, database_url: str
 ) -> None:
@@ -205,13 +243,22 @@ def test_worker_cli_survives_sigkill_mid_analysis(
     assert _cli(worker_env, "enqueue", str(folder)).returncode == 0
     victim = _start_worker(worker_env)
     _wait_for(lambda: any(r[2] == "running" for r in _rows(database_url)), "the worker to start analysing")
-    os.killpg(victim.pid, signal.SIGKILL)
+    children = _children(victim.pid)
+    interrupted = {r[0] for r in _rows(database_url) if r[2] == "running"}
+    assert children, "the worker analyses in child processes"
+    os.kill(victim.pid, signal.SIGKILL)  # the worker only: its analysis children must follow it on their own
     victim.communicate(timeout=30)
+    _wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), "orphans to die", timeout_s=10)
     survivor = _cli(worker_env, "worker", "--drain")
     assert survivor.returncode == 0, survivor.stderr
+    outcomes = json.loads(survivor.stderr.strip().splitlines()[-1])
+    assert outcomes == {"analyzed": 3}  # the dead worker's lock did not defer its re-delivered job
     rows = _rows(database_url)
     assert {r[2] for r in rows} == {"done"}
-    assert max(r[3] for r in rows) <= 2  # the interrupted track ran twice at most, the others once
+    assert _attempts(database_url) == {path: {2 if path in interrupted else 1} for path in _attempts(database_url)}
+    assert len(interrupted) == 1
+    assert _feature_rows(database_url) == dict.fromkeys(_attempts(database_url), 1)
+    assert _redis_leftovers(worker_env) == []
     report = _status(worker_env)
     assert all(counts["done"] == 3 for counts in report.values())
 
@@ -293,6 +340,11 @@ def test_worker_survives_redis_restart_with_empty_data(
     assert worker.returncode == 0, stderr
     assert "re-enqueued" in stderr
     assert {r[2] for r in _rows(database_url)} == {"done"}
+    # the results survived in PostgreSQL: a re-delivered track is found current, never analysed again
+    assert all(counts == {1} for counts in _attempts(database_url).values())
+    assert len(_feature_rows(database_url)) == 5
+    assert set(_feature_rows(database_url).values()) == {1}
+    assert _redis_leftovers(env) == []
 
 
 def test_worker_survives_postgres_restart(worker_env: dict[str, str], tmp_path: Path) -> None:
@@ -307,6 +359,7 @@ def test_worker_survives_postgres_restart(worker_env: dict[str, str], tmp_path: 
     assert _cli(env, "enqueue", str(folder)).returncode == 0
     worker = _start_worker(env, "--drain")
     _wait_for(lambda: any(r[2] == "done" for r in _rows(url)), "a first track to finish")
+    finished_before = {r[0] for r in _rows(url) if r[2] == "done"}
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=30)
     time.sleep(3.0)  # the worker meets a dead database for a while
     assert worker.poll() is None, "the worker exited while PostgreSQL was down"
@@ -315,6 +368,12 @@ def test_worker_survives_postgres_restart(worker_env: dict[str, str], tmp_path: 
     assert worker.returncode == 0, stderr
     assert "PostgreSQL is unavailable" in stderr
     assert {r[2] for r in _rows(url)} == {"done"}
+    attempts = _attempts(url)
+    assert all(attempts[path] == {1} for path in finished_before)
+    for path, counts in attempts.items():  # a second attempt only for a track whose store met the dead database
+        assert counts == {1} or (counts == {2} and f"analyze:local:{path}: PostgreSQL is unavailable" in stderr)
+    assert _feature_rows(url) == dict.fromkeys(attempts, 1)
+    assert _redis_leftovers(env) == []
     server.cleanup()
 
 

@@ -91,10 +91,10 @@ def test_decode_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     path.chmod(0)
     if os.geteuid() == 0:  # root reads anything: make the open fail the way it does for other users
 
-        def refuse(self: Path, *args: object, **kwargs: object) -> None:
-            raise PermissionError(13, "Permission denied", str(self))
+        def refuse(name: object, *args: object, **kwargs: object) -> None:
+            raise PermissionError(13, "Permission denied", str(name))
 
-        monkeypatch.setattr(Path, "open", refuse)
+        monkeypatch.setattr(os, "open", refuse)
     with pytest.raises(AudioDecodeError, match="no permission to read"):
         AudioReader(path)
 

@@ -86,6 +86,9 @@ async def jellyfin_webhook(
         )
     if outcome.state is OnPlayState.READY:
         return JSONResponse({**body, "state": "ready", "detail": "analysis is current"}, status_code=200)
+    if outcome.state is OnPlayState.NO_FILE:
+        detail = "the track has no readable file on the library mount; it cannot be analysed"
+        return JSONResponse({**body, "state": "ignored", "detail": detail}, status_code=status.HTTP_202_ACCEPTED)
     return JSONResponse(
         {**body, "state": "queued", "analyzers": list(outcome.analyzers), "status_url": analysis_path(key)},
         status_code=status.HTTP_202_ACCEPTED,

@@ -29,6 +29,13 @@ HostPath = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_-]{0,31}$", description="
 HostTrackIdPath = Annotated[str, Path(min_length=1, max_length=512, description="the host's track id")]
 TrackIdPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="Sonántica track id")]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorPublic, "description": "unknown track"}}
+NO_FILE: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorPublic, "description": "the track has no readable file on the mount: it cannot be analysed"}
+}
+NO_FILE_DETAIL = (
+    "{host} track {host_track_id!r} has no readable file on the library mount, so it cannot be analysed;"
+    " check SONANTICA_LIBRARY_DIR / SONANTICA_PATH_MAP and sync again"
+)
 
 
 def track_key(host: str, host_track_id: str) -> TrackKey:
@@ -53,17 +60,19 @@ async def analysis_by_id(track_id: TrackIdPath, runtime: RuntimeDep) -> TrackAna
     return TrackAnalysisPublic.of(summary)
 
 
-@router.get("/{host}/{host_track_id}/analysis", responses=NOT_FOUND)
+@router.get("/{host}/{host_track_id}/analysis", responses={**NOT_FOUND, **NO_FILE})
 async def analysis_by_host_id(
     host: HostPath, host_track_id: HostTrackIdPath, runtime: RuntimeDep
 ) -> TrackAnalysisPublic:
-    """The stored analysis of a track by the host's id."""
+    """The stored analysis of a track by the host's id (409 when it has none and no file it could come from)."""
     key = track_key(host, host_track_id)
     async with transaction(runtime.pool) as conn:
         record = await tracks.get_track_by_key(conn, key)
         summary = None if record is None else await analyses.get_analysis(conn, record.id)
     if summary is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {host} track with id {host_track_id!r}; sync the library")
+    if summary["path"] is None and not summary["analyzer_versions"]:
+        raise HTTPException(status.HTTP_409_CONFLICT, NO_FILE_DETAIL.format(host=host, host_track_id=host_track_id))
     return TrackAnalysisPublic.of(summary)
 
 
@@ -126,6 +135,7 @@ async def similar_tracks(
     responses={
         202: {"model": OnPlayPublic, "description": "queued at on-play priority; Location is the status URL"},
         **NOT_FOUND,
+        **NO_FILE,
     },
 )
 async def on_play(
@@ -136,6 +146,8 @@ async def on_play(
     outcome = await request_analysis(runtime, key, versions)
     if outcome.state is OnPlayState.NOT_FOUND:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {host} track with id {host_track_id!r}; sync the library")
+    if outcome.state is OnPlayState.NO_FILE:
+        raise HTTPException(status.HTTP_409_CONFLICT, NO_FILE_DETAIL.format(host=host, host_track_id=host_track_id))
     if outcome.state is OnPlayState.READY:
         assert outcome.analysis is not None
         return OnPlayPublic(

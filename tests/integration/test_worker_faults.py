@@ -1,0 +1,280 @@
+"""Faults around the worker (issue 12): ghost claims after a Redis restore, lost pushes, hung or signalled analysis
+processes, bad ``enqueue`` references, and the embedded servers' supervisor. Real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+
+from sidecar.analyzers.executor import AnalysisExecutor
+from sidecar.demo.encode import write_audio
+from sidecar.domain import Priority
+from sidecar.embedded import EmbeddedRedis, pid_alive
+from sidecar.errors import QueueUnavailableError, RetryLaterError
+from sidecar.jobqueue import set_epoch
+from sidecar.scheduler import Scheduler
+from sidecar.services.enqueue import enqueue_track_ids, register_local_files
+from sidecar.services.runtime import Runtime, open_runtime
+from sidecar.settings import get_settings
+from sidecar.storage import tracks
+from sidecar.storage.db import transaction
+from sidecar.worker.runner import Worker
+
+VERSIONS = {"loudness": 1, "tempo": 1, "key": 1}
+
+
+def _tone(seconds: float) -> np.ndarray:
+    t = np.arange(int(seconds * 22050)) / 22050
+    return np.repeat((0.3 * np.sin(2 * np.pi * 330.0 * t))[:, None], 2, axis=1).astype(np.float32)
+
+
+@pytest.fixture
+def worker_env(monkeypatch: pytest.MonkeyPatch, service_env: dict[str, str]) -> dict[str, str]:
+    env = {
+        **service_env,
+        "SONANTICA_WORKER__LEASE_S": "0.6",
+        "SONANTICA_WORKER__LOCK_S": "10",
+        "SONANTICA_WORKER__POLL_S": "0.2",
+        "SONANTICA_WORKER__RETRY_BASE_S": "0.2",
+        "SONANTICA_WORKER__RETRY_MAX_S": "1",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    return env
+
+
+@pytest.fixture
+async def runtime(worker_env: dict[str, str]) -> AsyncIterator[Runtime]:
+    async with open_runtime(get_settings()) as opened:
+        yield opened
+
+
+async def _drain(runtime: Runtime, worker: Worker, timeout_s: float = 120) -> None:
+    try:
+        await asyncio.wait_for(worker.run(drain=True), timeout=timeout_s)
+    finally:
+        worker.executor.close()
+
+
+async def test_ghost_claim_in_a_live_workers_list_is_requeued_and_drain_returns(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    path = write_audio(_tone(3.0), 22050, tmp_path / "ghost.flac")
+    (track_id,) = await register_local_files(runtime.pool, [path])
+    await enqueue_track_ids(runtime, [track_id], VERSIONS, priority=Priority.SCAN)
+    worker = Worker(runtime, AnalysisExecutor(runtime.settings, list(VERSIONS), processes=1), VERSIONS)
+    # A Redis restored from its AOF after the ack was lost: the claim sits in this (live) worker's list.
+    raw = await runtime.redis.rpop(runtime.keys.queue(Priority.SCAN))
+    assert raw is not None
+    await runtime.queue.register_worker(worker.worker_id)
+    await runtime.redis.lpush(runtime.keys.processing(worker.worker_id), raw)
+    await _drain(runtime, worker)
+    assert worker.stats.outcomes == {"analyzed": 1}
+    assert await runtime.queue.depths() == {"on_play": 0, "scan": 0, "delayed": 0, "processing": 0, "failed": 0}
+
+
+async def test_reconciler_requeues_rows_left_queued_by_a_failed_push(
+    runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await set_epoch(runtime.redis, runtime.keys)  # Redis has its data: no rebuild will run
+    path = write_audio(_tone(3.0), 22050, tmp_path / "lost.flac")
+    (track_id,) = await register_local_files(runtime.pool, [path])
+
+    async def refuse(*_args: object, **_kwargs: object) -> int:
+        raise QueueUnavailableError("Redis went away during the push")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(runtime.queue, "enqueue_many", refuse)
+        with pytest.raises(QueueUnavailableError):
+            await enqueue_track_ids(runtime, [track_id], VERSIONS, priority=Priority.SCAN)
+    with psycopg.connect(runtime.settings.database_url.get_secret_value()) as conn:  # type: ignore[union-attr]
+        states = {row[0] for row in conn.execute("SELECT state FROM analysis_status").fetchall()}
+    assert states == {"queued"}
+    assert await runtime.queue.depths() == {"on_play": 0, "scan": 0, "delayed": 0, "processing": 0, "failed": 0}
+    await Scheduler(runtime, None, VERSIONS)._reconcile()
+    assert (await runtime.queue.depths())["scan"] == 1
+    await Scheduler(runtime, None, VERSIONS)._reconcile()
+    assert (await runtime.queue.depths())["scan"] == 1
+    worker = Worker(runtime, AnalysisExecutor(runtime.settings, list(VERSIONS), processes=1), VERSIONS)
+    await _drain(runtime, worker)
+    assert worker.stats.outcomes == {"analyzed": 1}
+
+
+async def test_analysis_over_the_wall_clock_limit_is_killed_and_reported(runtime: Runtime, tmp_path: Path) -> None:
+    path = write_audio(_tone(60.0), 22050, tmp_path / "slow.flac")
+    limited = runtime.settings.model_copy(
+        update={"worker": runtime.settings.worker.model_copy(update={"analysis_timeout_s": 0.5})}
+    )
+    executor = AnalysisExecutor(limited, list(VERSIONS), processes=1)
+    await executor.analyze(str(path), ["loudness"])  # warms the pool (or is itself cut off on a loaded machine)
+    try:
+        started = time.monotonic()
+        analysis = await executor.analyze(str(path), list(VERSIONS))
+        elapsed_s = time.monotonic() - started
+    finally:
+        executor.close()
+    assert analysis.error == f"analysis took longer than 0.5 s (SONANTICA_WORKER__ANALYSIS_TIMEOUT_S): {path}"
+    assert elapsed_s < 30  # it did not wait for the analysis to finish
+
+
+async def test_analysis_processes_obey_sigterm_despite_the_loops_handler(runtime: Runtime, tmp_path: Path) -> None:
+    path = write_audio(_tone(240.0), 22050, tmp_path / "long.flac")
+    loop = asyncio.get_running_loop()
+    stopped = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stopped.set)  # as `sonantica worker` does before its pool starts
+    executor = AnalysisExecutor(runtime.settings, list(VERSIONS), processes=1)
+    try:
+        task = asyncio.ensure_future(executor.analyze(str(path), list(VERSIONS)))
+        children: set[int] = set()
+        deadline = time.monotonic() + 60
+        while not children and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            children = await asyncio.to_thread(_python_children)
+        assert children
+        await asyncio.sleep(1.0)  # into the analysis
+        for pid in children:
+            os.kill(pid, signal.SIGTERM)
+        with pytest.raises(RetryLaterError, match="the analysis process died"):
+            await asyncio.wait_for(task, timeout=60)
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+        executor.close()
+    assert not stopped.is_set()
+
+
+def _python_children() -> set[int]:
+    tasks = Path(f"/proc/{os.getpid()}/task").iterdir()
+    return {pid for t in tasks for pid in map(int, (t / "children").read_text().split()) if _is_python(pid)}
+
+
+def _is_python(pid: int) -> bool:
+    try:
+        return "python" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sidecar", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
+async def test_enqueue_track_references_fail_clearly(runtime: Runtime, worker_env: dict[str, str]) -> None:
+    async with transaction(runtime.pool) as conn:
+        await tracks.upsert_track(
+            conn, tracks.TrackUpsert(host="jellyfin", host_track_id="unmappable", title="x", host_path="D:\\x.flac")
+        )
+    bad = await asyncio.to_thread(_cli, worker_env, "enqueue", "--track", "abc")
+    assert bad.returncode == 2
+    assert "Traceback" not in bad.stderr
+    assert "neither HOST:HOST_TRACK_ID" in bad.stderr
+    unmappable = await asyncio.to_thread(_cli, worker_env, "enqueue", "--track", "jellyfin:unmappable")
+    assert unmappable.returncode == 1
+    assert "queued 1 of 1" not in unmappable.stdout
+    assert "queued 0 of 1" in unmappable.stdout
+    assert "has no readable file on the library mount" in unmappable.stderr
+    assert (await runtime.queue.depths())["scan"] == 0
+
+
+def _wait(condition: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def _user(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
+    """A process that joins the embedded servers of ``data_dir`` and sleeps until killed; and the database URL."""
+    code = (
+        "import sys, time; from pathlib import Path; from sidecar.embedded import EmbeddedRedis, embedded_postgres_url;"
+        " d = Path(sys.argv[1]); EmbeddedRedis(d).acquire(); print(embedded_postgres_url(d), flush=True);"
+        " time.sleep(600)"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, str(data_dir)], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    assert process.stdout is not None
+    return process, process.stdout.readline().strip()
+
+
+def _sigkill(process: subprocess.Popen[str]) -> None:
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert process.stdout is not None
+    process.stdout.close()
+
+
+def _postgres_pid(data_dir: Path) -> int | None:
+    try:
+        pid = int((data_dir / "postgres" / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def test_embedded_servers_are_restarted_while_used_and_stopped_after_sigkill(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    user, _ = _user(data_dir)
+    redis = EmbeddedRedis(data_dir)
+    try:
+        redis_pid = int((data_dir / "redis" / "redis.pid").read_text())
+        os.kill(redis_pid, signal.SIGKILL)
+        _wait(lambda: redis.responding() and not pid_alive(redis_pid), "Redis restarted")
+        postgres_pid = _postgres_pid(data_dir)
+        assert postgres_pid is not None
+    finally:
+        _sigkill(user)  # no atexit, no release: only the supervisor can stop the servers
+    _wait(lambda: not redis.responding(), "Redis to stop after its last user died")
+    _wait(lambda: _postgres_pid(data_dir) is None, "PostgreSQL to stop after its last user died")
+    _wait(lambda: not (data_dir / "supervisor.pid").exists(), "the supervisor to exit")
+
+
+def test_embedded_postgres_is_restarted_while_used(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    user, url = _user(data_dir)
+    try:
+        pid = _postgres_pid(data_dir)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        _wait(lambda: not pid_alive(pid), "the killed PostgreSQL to be gone")
+        _wait(lambda: _postgres_pid(data_dir) not in (None, pid), "PostgreSQL restarted", timeout_s=90)
+
+        def answers() -> bool:
+            try:
+                with psycopg.connect(url, connect_timeout=2) as conn:
+                    return conn.execute("SELECT 1").fetchone() == (1,)
+            except psycopg.OperationalError:
+                return False
+
+        _wait(answers, "PostgreSQL to answer again", timeout_s=60)
+    finally:
+        _sigkill(user)
+
+
+async def test_worker_logs_as_configured(runtime: Runtime, worker_env: dict[str, str]) -> None:
+    env = {**worker_env, "SONANTICA_LOG_FORMAT": "json", "SONANTICA_LOG_LEVEL": "DEBUG"}
+    done = await asyncio.to_thread(_cli, env, "worker", "--drain")
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stderr.splitlines() if line.startswith('{"time"')]
+    assert any(r["level"] == "INFO" and r["message"].startswith("worker ") for r in records), done.stderr
+    assert {"time", "level", "logger", "message"} <= set(records[0])
+    quiet = await asyncio.to_thread(_cli, {**worker_env, "SONANTICA_LOG_LEVEL": "ERROR"}, "worker", "--drain")
+    assert " INFO " not in quiet.stderr

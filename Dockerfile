@@ -18,6 +18,7 @@ COPY sidecar ./sidecar
 COPY adapters ./adapters
 COPY sql ./sql
 RUN pip install . \
+    && pip install --no-deps demucs==4.1.0 \
     && useradd --system --uid 10001 --home-dir /data sonantica \
     && mkdir -p /data /music \
     && chown sonantica /data

@@ -195,6 +195,12 @@ def import_file(source: Path, settings: Settings) -> Path:
     return _install_verified(partial, file, cache_dir(settings))
 
 
+def fetch_bag(name: str, settings: Settings) -> None:
+    """Copy the named model's bag definition into the cache (imports bring only the ``.th`` files)."""
+    model_files(name)  # unknown names raise
+    _write_bag(name, settings)
+
+
 def _write_bag(name: str, settings: Settings) -> None:
     text = bag_text(name)
     assert text is not None

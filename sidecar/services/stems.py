@@ -59,6 +59,22 @@ async def request_stems(runtime: Runtime, track_id: int, *, purpose: str = "stud
     return row, queued
 
 
+async def requeue_lost(runtime: Runtime) -> int:
+    """When the stems queue is empty everywhere (waiting, delayed, claimed) but PostgreSQL has separations
+    ``queued`` or ``running``, Redis lost them: queue them again; returns how many. A duplicate this may create
+    in a race with a request is harmless (the worker finds the stems ready, or takes the track's lock)."""
+    queue = stems_queue(runtime)
+    if any((await queue.depths()).values()):
+        return 0
+    async with transaction(runtime.pool) as conn:
+        lost = await stems.list_stems(conn, states=("queued", "running"))
+    for row in lost:
+        await queue.enqueue(SeparateStems(row.track_id))
+    if lost:
+        log.warning("re-queued %d separations Redis had lost", len(lost))
+    return len(lost)
+
+
 def _folder_ok(runtime: Runtime, row: StemsRecord) -> bool:
     if row.location is None or row.format is None:
         return row.location is not None and Path(row.location).is_dir()

@@ -33,6 +33,7 @@ from sidecar.errors import (
 from sidecar.jobqueue import TokenLock, backoff_s
 from sidecar.jobqueue.stems import ClaimedSeparation, StemsQueue, StemsReady
 from sidecar.services.runtime import Runtime
+from sidecar.services.stems import requeue_lost
 from sidecar.stems.executor import StemsExecutor
 from sidecar.stems.files import clear_partials, new_partial_dir, publish
 from sidecar.stems.models import StemsModelError, model_version
@@ -87,6 +88,7 @@ class StemsLane:
                 try:
                     if time.monotonic() - last_reap >= reap_every_s:
                         await self.queue.reap_dead_workers()
+                        await requeue_lost(self.runtime)
                         last_reap = time.monotonic()
                     if await self._analysis_waiting(analysis_queues()):
                         await asyncio.sleep(0.1 if drain else poll_s)

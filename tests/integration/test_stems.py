@@ -420,3 +420,17 @@ async def test_bad_or_missing_model_is_recorded_and_the_worker_goes_on(
     status = (await api.client.get(f"/api/tracks/{first}/stems")).json()
     assert status["state"] == "failed"
     assert "955717e8-8726e21a.th" in status["error"]
+
+
+async def test_separations_lost_by_redis_are_queued_again(api: Api, tmp_path: Path) -> None:
+    track_id = await _track(api.runtime, tmp_path / "library", 3.0)
+    await request_stems(api.runtime, track_id)
+    queue = stems_queue(api.runtime)
+    await api.runtime.redis.delete(queue.keys.queue)  # Redis lost its data
+    assert not any((await queue.depths()).values())
+    lane = await _drain(api.runtime)
+    assert lane.outcomes == {"separated": 1}
+    async with transaction(api.runtime.pool) as conn:
+        row = await stems.get_stems(conn, track_id)
+    assert row is not None
+    assert row.state == "ready"

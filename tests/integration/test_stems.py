@@ -18,11 +18,14 @@ from pathlib import Path
 import httpx
 import numpy as np
 import numpy.typing as npt
+import psycopg
 import pytest
+from typer.testing import CliRunner
 
 from sidecar.analyzers.audio import AudioReader
 from sidecar.analyzers.executor import AnalysisExecutor
 from sidecar.api.app import create_app
+from sidecar.cli import app
 from sidecar.demo.encode import write_audio
 from sidecar.services.enqueue import register_local_files
 from sidecar.services.runtime import Runtime
@@ -434,3 +437,32 @@ async def test_separations_lost_by_redis_are_queued_again(api: Api, tmp_path: Pa
         row = await stems.get_stems(conn, track_id)
     assert row is not None
     assert row.state == "ready"
+
+
+def test_cli_request_list_evict_and_status(stems_env: dict[str, str], database_url: str, tmp_path: Path) -> None:
+    path = _write_track(tmp_path / "library", 3.0, 0)
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "INSERT INTO tracks (host, host_track_id, title, path) VALUES ('local', %s, 'cli', %s) RETURNING id",
+            (str(path), str(path)),
+        ).fetchone()
+    assert row is not None
+    track_id = int(row[0])
+    runner = CliRunner()
+    requested = runner.invoke(app, ["stems", "request", str(track_id), "--purpose", "karaoke"])
+    assert requested.exit_code == 0, requested.output
+    assert f"track {track_id}: stems queued" in requested.output
+    again = runner.invoke(app, ["stems", "request", str(track_id)])
+    assert f"track {track_id}: stems queued" in again.output  # queued already: nothing more is queued
+    listed = runner.invoke(app, ["stems", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert f'"track_id": {track_id}, "state": "queued"' in listed.output
+    status = runner.invoke(app, ["status"])
+    assert status.exit_code == 0, status.output
+    assert "stems: 0 tracks, 0.0 MB on disk; queued 1, running 0" in status.output
+    evicted = runner.invoke(app, ["stems", "evict", "--track", str(track_id)])
+    assert evicted.exit_code == 0, evicted.output
+    assert "deleted stems of 1 tracks (0 bytes)" in evicted.output
+    unknown = runner.invoke(app, ["stems", "request", "999999"])
+    assert unknown.exit_code == 2
+    assert "no track with id 999999" in unknown.output

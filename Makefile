@@ -23,6 +23,8 @@ $(STAMP): pyproject.toml Makefile
 	# tinysoundfont declares pyaudio (PortAudio, playback only); the renderer needs none of it.
 	$(PY) -m pip install --quiet --no-deps tinysoundfont==0.3.7
 	$(PY) -m pip install --quiet -e '.[demo,test]'
+	# Demucs without its declared dependencies (HuggingFace hub, audio I/O); the ones it needs are in pyproject.
+	$(PY) -m pip install --quiet --no-deps demucs==4.1.0
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -23,6 +23,7 @@ from sidecar.jobqueue import TokenLock
 from sidecar.services.playback import NowPlayingTracker, poll_now_playing
 from sidecar.services.reconcile import rebuild_from_database, requeue_lost_jobs
 from sidecar.services.runtime import Runtime
+from sidecar.services.stems import evict_stems
 from sidecar.services.sync import sync_library
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,8 @@ class Scheduler:
         planned: list[tuple[str, str, JobFunction, float]] = [
             ("reconcile", "reconcile", self._reconcile, every.reconcile_interval_s)
         ]
+        evict_s = self.runtime.settings.stems.evict_interval_s
+        planned.append(("evict_stems", "stems eviction", self._evict_stems, evict_s))
         if self.adapter is not None:
             planned.append(("sync", "library sync", self._sync, every.sync_interval_s))
             planned.append(("now_playing", "now-playing poll", self._poll, every.now_playing_interval_s))
@@ -148,6 +151,9 @@ class Scheduler:
             log.info("scheduler rebuilt the queues from PostgreSQL (Redis had lost them)")
         else:
             await requeue_lost_jobs(self.runtime, self.versions)
+
+    async def _evict_stems(self) -> None:
+        await evict_stems(self.runtime)
 
     async def _sync(self) -> None:
         assert self.adapter is not None  # scheduled only with an adapter

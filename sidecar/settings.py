@@ -89,8 +89,9 @@ class WorkerSettings(BaseModel):
     analysis_timeout_s: float = Field(
         default=3600.0, gt=0, description="wall-clock limit of one track's analysis; a hung analysis is killed"
     )
-    queues: Annotated[list[Literal["on_play", "scan"]], NoDecode] = Field(
-        default=["on_play", "scan"], description="priorities this worker takes: on-play, scan or both"
+    queues: Annotated[list[Literal["on_play", "scan", "stems"]], NoDecode] = Field(
+        default=["on_play", "scan", "stems"],
+        description="queues this worker takes: on-play, scan, stems (separations, after analysis) or a subset",
     )
     scan_paused: bool = Field(default=False, description="stop taking scan work (on-play still runs)")
     scan_hours: str | None = Field(
@@ -216,6 +217,36 @@ class SchedulerSettings(BaseModel):
     sync_retry_base_s: float = Field(default=2.0, ge=0, description="first wait between sync attempts (doubles)")
 
 
+class StemsSettings(BaseModel):
+    """Demucs stem separation on demand (files under ``stems_dir``)."""
+
+    model: str = Field(
+        default="htdemucs",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="Demucs model: htdemucs, htdemucs_ft, mdx_extra, or a name in stems.repo",
+    )
+    repo: Path | None = Field(
+        default=None, description="a local Demucs repository (.th and .yaml files) used instead of the model cache"
+    )
+    offline: bool = Field(default=False, description="never download Demucs weights; use only the model cache")
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="where Demucs runs (auto: CUDA if any)")
+    format: Literal["flac", "opus"] = Field(default="flac", description="stem files: flac (lossless) or opus")
+    opus_bitrate_kbps: int = Field(default=96, ge=16, le=512, description="Opus bitrate per stereo stem, kbit/s")
+    segment_s: float | None = Field(
+        default=None, gt=0, description="Demucs segment length in seconds; unset: the model's own (7.8 s htdemucs)"
+    )
+    overlap: float = Field(default=0.25, ge=0, lt=1, description="overlap between Demucs segments (fraction)")
+    block_s: float = Field(
+        default=60.0, ge=10, description="audio separated at once, in seconds (bounds memory on long tracks)"
+    )
+    threads: int | None = Field(default=None, ge=1, description="torch threads for a separation; unset: torch's")
+    ttl_days: float = Field(default=30.0, gt=0, description="stems unused for this many days are deleted")
+    max_bytes: int | None = Field(
+        default=None, ge=0, description="disk quota of all stems; least recently used are deleted beyond it"
+    )
+    evict_interval_s: float = Field(default=3600.0, gt=0, description="seconds between eviction runs (scheduler)")
+
+
 class PlaylistSettings(BaseModel):
     """Playlists written to the host."""
 
@@ -240,6 +271,7 @@ class Settings(BaseSettings):
         default=None, description="PostgreSQL with pgvector; unset: an embedded server under data_dir"
     )
     redis_url: SecretStr | None = Field(default=None, description="Redis; unset: an embedded server under data_dir")
+    stems_dir: Path | None = Field(default=None, description="where stems are kept; default <data_dir>/stems")
     library_dir: Path | None = Field(default=None, description="the read-only mount of the music library")
     path_map: Annotated[list[PathMapping], NoDecode] = Field(
         default=[], description="host path prefix -> mount prefix pairs, e.g. /music:/mnt/music,/data:/mnt/data"
@@ -258,6 +290,7 @@ class Settings(BaseSettings):
     jellyfin: JellyfinSettings = JellyfinSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     playlists: PlaylistSettings = PlaylistSettings()
+    stems: StemsSettings = StemsSettings()
 
     @field_validator("path_map", mode="before")
     @classmethod
@@ -278,6 +311,11 @@ class Settings(BaseSettings):
     def model_dir(self) -> Path:
         """Where model weights are cached."""
         return self.embedding.model_dir or self.data_dir / "models"
+
+    @property
+    def stems_root(self) -> Path:
+        """Where stems are kept (``stems_dir``, default ``<data_dir>/stems``)."""
+        return self.stems_dir or self.data_dir / "stems"
 
 
 def environment_variable_names() -> set[str]:

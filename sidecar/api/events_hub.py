@@ -1,5 +1,5 @@
 """One Redis subscription for every ``/api/events`` client: :class:`EventsHub` reads the all-tracks
-``AnalysisReady`` channel once and fans each message out to bounded per-client queues.
+``AnalysisReady`` and ``StemsReady`` channels once and fans each message out to bounded per-client queues.
 
 A client costs an ``asyncio.Queue``, not a Redis connection, so open streams can no longer exhaust the Redis
 pool the rest of the API needs. Clients are capped (``api.sse_max_clients``): one more is answered 503 with
@@ -24,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from sidecar.domain import TrackKey
 from sidecar.errors import QueueUnavailableError
-from sidecar.jobqueue import AnalysisReady, EventBus
+from sidecar.jobqueue import AnalysisReady, EventBus, HubEvent
 
 log = logging.getLogger(__name__)
 
@@ -38,20 +38,30 @@ CUT_GRACE_S = 1.0
 
 
 class EventClient:
-    """One open stream: its filter (``None``: every track), its queue, and whether the hub dropped it."""
+    """One open stream: its filter (``None``: every track's analyses; stems are announced to every stream), its
+    queue, and whether the hub dropped it."""
 
     def __init__(self, track: TrackKey | None, queue_size: int) -> None:
         self.track = track
-        self.queue: asyncio.Queue[AnalysisReady | None] = asyncio.Queue(queue_size + 1)  # + the end marker
+        self.queue: asyncio.Queue[HubEvent | None] = asyncio.Queue(queue_size + 1)  # + the end marker
         self.queue_size = queue_size
         self.closed = asyncio.Event()
         self.reason = ""
 
-    def offer(self, ready: AnalysisReady) -> bool:
-        """Queue ``ready``; ``False`` when ``queue_size`` events already wait."""
+    def wants(self, event: HubEvent) -> bool:
+        """Whether this stream carries ``event``: every ``StemsReady`` (stems are named by the sidecar's track id),
+        the ``AnalysisReady`` of the followed track (every track's when none is followed)."""
+        if self.closed.is_set():
+            return False
+        if not isinstance(event, AnalysisReady) or self.track is None:
+            return True
+        return self.track == TrackKey(event.host, event.host_track_id)
+
+    def offer(self, event: HubEvent) -> bool:
+        """Queue ``event``; ``False`` when ``queue_size`` events already wait."""
         if self.queue.qsize() >= self.queue_size:
             return False
-        self.queue.put_nowait(ready)
+        self.queue.put_nowait(event)
         return True
 
     def close(self, reason: str) -> None:
@@ -102,13 +112,12 @@ class EventsHub:
         """Forget a client whose stream ended (idempotent)."""
         self.clients.discard(client)
 
-    def deliver(self, ready: AnalysisReady) -> None:
-        """Hand ``ready`` to every client that follows its track; drop the clients whose queue is full."""
-        key = TrackKey(ready.host, ready.host_track_id)
+    def deliver(self, event: HubEvent) -> None:
+        """Hand ``event`` to every client that wants it; drop the clients whose queue is full."""
         for client in list(self.clients):
-            if client.closed.is_set() or (client.track is not None and client.track != key):
+            if not client.wants(event):
                 continue
-            if not client.offer(ready):
+            if not client.offer(event):
                 self.dropped_total += 1
                 self.clients.discard(client)
                 client.close(f"more than {self.queue_size} events behind")
@@ -117,12 +126,12 @@ class EventsHub:
         wait_s = 0.5
         while True:
             try:
-                async with self.events.subscribe(None) as subscription:
+                async with self.events.subscribe_everything() as subscription:
                     self.subscribed.set()
                     wait_s = 0.5
-                    log.info("events hub: subscribed to AnalysisReady")
-                    async for ready in subscription:
-                        self.deliver(ready)
+                    log.info("events hub: subscribed to AnalysisReady and StemsReady")
+                    async for event in subscription:
+                        self.deliver(event)
             except QueueUnavailableError as exc:
                 log.warning("events hub: subscription lost (%s); retrying in %.1f s", exc, wait_s)
             self.subscribed.clear()
@@ -136,9 +145,11 @@ class EventsHub:
         self.clients.clear()
 
 
-def _event_text(ready: AnalysisReady) -> str:
-    data = {"host": ready.host, "host_track_id": ready.host_track_id, "analyzers": list(ready.analyzers)}
-    return f"event: AnalysisReady\ndata: {json.dumps(data)}\n\n"
+def _event_text(event: HubEvent) -> str:
+    if isinstance(event, AnalysisReady):
+        data = {"host": event.host, "host_track_id": event.host_track_id, "analyzers": list(event.analyzers)}
+        return f"event: AnalysisReady\ndata: {json.dumps(data)}\n\n"
+    return f"event: StemsReady\ndata: {event.encode()}\n\n"
 
 
 class EventStreamResponse(StreamingResponse):
@@ -195,10 +206,10 @@ class EventStreamResponse(StreamingResponse):
         while True:
             try:
                 async with asyncio.timeout(KEEPALIVE_S):
-                    ready = await client.queue.get()
+                    event = await client.queue.get()
             except TimeoutError:
                 yield ": keep-alive\n\n"
                 continue
-            if ready is None:  # dropped by the hub
+            if event is None:  # dropped by the hub
                 return
-            yield _event_text(ready)
+            yield _event_text(event)

@@ -15,6 +15,7 @@ from sidecar.cli import (  # noqa: F401  (importing a command module registers i
     models,
     scheduler,
     serve,
+    stems,
     sync,
     worker,
 )

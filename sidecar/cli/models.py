@@ -1,4 +1,4 @@
-"""``sonantica models``: list, fetch and import the embedding models' weights (for offline machines too)."""
+"""``sonantica models``: list, fetch and import the embedding models' and Demucs' weights (offline machines too)."""
 
 from __future__ import annotations
 
@@ -21,13 +21,32 @@ from sidecar.analyzers.embedding.weights import (
 )
 from sidecar.cli.app import app
 from sidecar.settings import get_settings
+from sidecar.stems import models as stems_models
 
 models_app = typer.Typer(
-    help="Embedding model weights: list, fetch (download) and import (offline).", no_args_is_help=True
+    help="Embedding and Demucs (stems) weights: list, fetch (download) and import (offline).", no_args_is_help=True
 )
 app.add_typer(models_app, name="models")
 
 _MODEL_OPTION = typer.Option("--model", help="embedding model whose weights to handle")
+_STEMS_OPTION = typer.Option(
+    "--stems", help="Demucs weights for stems instead: SONANTICA_STEMS__MODEL, or the Demucs model named by --model"
+)
+
+
+def _stems_model(model: str) -> str:
+    return get_settings().stems.model if model == "openl3-music-mel128-512" else model
+
+
+def _stems_fetch(model: str) -> None:
+    settings = get_settings()
+    try:
+        paths = stems_models.fetch(model, settings)
+    except stems_models.StemsModelError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for path in paths:
+        typer.echo(f"{model}: {path} (SHA-256 prefix verified)")
 
 
 def _spec(model: str) -> WeightsSpec:
@@ -66,11 +85,27 @@ def list_models() -> None:
         else:
             status = _status(spec, model_dir)
             typer.echo(f"{marker} {model}: weights {status}: {cached_path(spec, model_dir)} (from {spec.url})")
+    stems = settings.stems
+    if stems.repo is not None:
+        typer.echo(f"stems: Demucs {stems.model} from the local repository {stems.repo}")
+        return
+    typer.echo(f"stems (Demucs, cache {stems_models.cache_dir(settings)}):")
+    for name in stems_models.KNOWN_MODELS:
+        marker = "*" if name == stems.model else " "
+        files = stems_models.cached_status(name, settings)
+        typer.echo(f"{marker} {name}: " + ", ".join(f"{file} {state}" for file, state in files.items()))
 
 
 @models_app.command("fetch")
-def fetch(model: Annotated[str, _MODEL_OPTION] = "openl3-music-mel128-512") -> None:
-    """Download the official weights into the model cache and check them (also when embedding.offline is set)."""
+def fetch(
+    model: Annotated[str, _MODEL_OPTION] = "openl3-music-mel128-512",
+    stems: Annotated[bool, _STEMS_OPTION] = False,
+) -> None:
+    """Download the official weights into the model cache and check them (also when embedding.offline or
+    stems.offline is set)."""
+    if stems:
+        _stems_fetch(_stems_model(model))
+        return
     spec, model_dir = _spec(model), get_settings().model_dir
     if _status(spec, model_dir) == "ok":
         typer.echo(f"{model}: already in the cache: {cached_path(spec, model_dir)}")
@@ -87,8 +122,18 @@ def fetch(model: Annotated[str, _MODEL_OPTION] = "openl3-music-mel128-512") -> N
 def import_file(
     file: Annotated[Path, typer.Argument(help="the published weights file, downloaded on another machine")],
     model: Annotated[str, _MODEL_OPTION] = "openl3-music-mel128-512",
+    stems: Annotated[bool, _STEMS_OPTION] = False,
 ) -> None:
     """Copy a weights file downloaded elsewhere into the model cache after checking it is the official one."""
+    if stems:
+        try:
+            path = stems_models.import_file(file, get_settings())
+            stems_models.fetch_bag(_stems_model(model), get_settings())
+        except stems_models.StemsModelError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"stored {path} (SHA-256 prefix verified)")
+        return
     spec, model_dir = _spec(model), get_settings().model_dir
     try:
         path = import_weights(spec, file, model_dir)

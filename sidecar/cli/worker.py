@@ -8,7 +8,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from tqdm import tqdm
@@ -25,10 +25,13 @@ from sidecar.services.enqueue import enqueue_track_ids, register_local_files
 from sidecar.services.reconcile import rebuild_from_database
 from sidecar.services.runtime import Runtime, open_runtime
 from sidecar.services.status import failed_analyses, retry_failed, status_report
+from sidecar.services.stems import stems_summary
 from sidecar.settings import Settings, get_settings
+from sidecar.stems.executor import StemsExecutor
 from sidecar.storage import tracks
 from sidecar.storage.db import transaction
 from sidecar.worker.runner import Worker
+from sidecar.worker.stems import StemsLane
 
 T = TypeVar("T")
 
@@ -40,7 +43,7 @@ def _priority(text: str) -> Priority:
     try:
         return Priority(text.replace("-", "_"))
     except ValueError:
-        raise typer.BadParameter("use on-play or scan") from None
+        raise typer.BadParameter(f"unknown queue {text!r}: use on-play, scan or stems") from None
 
 
 def _run(main: Callable[[Runtime], Awaitable[T]], settings: Settings | None = None) -> T:
@@ -60,20 +63,25 @@ def _run(main: Callable[[Runtime], Awaitable[T]], settings: Settings | None = No
 @app.command()
 def worker(
     drain: Annotated[bool, typer.Option(help="empty the queues, then exit (tests and batch runs)")] = False,
-    queues: Annotated[str | None, typer.Option(help="priorities to take, e.g. on-play or on-play,scan")] = None,
+    queues: Annotated[
+        str | None, typer.Option(help="queues to take, e.g. on-play, on-play,scan or stems (separations only)")
+    ] = None,
     concurrency: Annotated[int | None, typer.Option(min=1, help="tracks analysed at once")] = None,
 ) -> None:
-    """Analyse queued tracks: on-play work strictly first, then the scan backlog. Stops cleanly on SIGTERM."""
+    """Analyse queued tracks (on-play strictly first, then the scan backlog), then separate stems when no analysis
+    waits. Stops cleanly on SIGTERM."""
     settings = get_settings()
     setup_logging(settings)
     if concurrency is not None:
         settings = settings.model_copy(
             update={"worker": settings.worker.model_copy(update={"concurrency": concurrency})}
         )
-    chosen = [_priority(q) for q in (queues.split(",") if queues else settings.worker.queues)]
-    adapter = configured_adapter(settings)  # tags are written back after each analysis where the host takes them
+    names = [q.strip().replace("-", "_") for q in (queues.split(",") if queues else settings.worker.queues)]
+    chosen = [_priority(q) for q in names if q != "stems"]
+    separate = "stems" in names  # separations: after analysis in this worker, or alone (`--queues stems`)
+    adapter = configured_adapter(settings) if chosen else None  # tags are written back after each analysis
     try:
-        analyzers = build_analyzers(settings)  # probes models before taking work
+        analyzers = build_analyzers(settings) if chosen else []  # probes models before taking work
         versions = {a.name: a.version for a in analyzers}
     except FatalAnalyzerError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -83,8 +91,12 @@ def worker(
     async def main(runtime: Runtime) -> None:
         await register_embedding_models(runtime, analyzers)
         executor = AnalysisExecutor(settings, list(versions), processes=settings.worker.concurrency)
+        stems_executor = StemsExecutor(settings) if separate else None
+        lane = (
+            None if stems_executor is None else StemsLane(runtime, stems_executor, on_outcome=lambda _o: bar.update())
+        )
         job_worker = Worker(
-            runtime, executor, versions, queues=chosen, on_outcome=lambda _o: bar.update(), adapter=adapter
+            runtime, executor, versions, queues=chosen, on_outcome=lambda _o: bar.update(), adapter=adapter, stems=lane
         )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -93,10 +105,13 @@ def worker(
             stats = await job_worker.run(drain=drain)
         finally:
             executor.close()
+            if stems_executor is not None:
+                stems_executor.close()
             if adapter is not None:
                 await adapter.aclose()
         bar.close()
-        typer.echo(json.dumps(stats.outcomes, sort_keys=True), err=True)
+        outcomes = {**stats.outcomes, **({} if lane is None else {f"stems_{k}": v for k, v in lane.outcomes.items()})}
+        typer.echo(json.dumps(outcomes, sort_keys=True), err=True)
 
     _run(main, settings)
 
@@ -163,7 +178,11 @@ def _track_ref(ref: str) -> TrackKey | int:
 def status(as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
     """Analysis coverage per analyzer (done / pending / queued / running / stale / failed), queues and workers."""
     versions = enabled_versions(get_settings())
-    report = _run(lambda runtime: status_report(runtime, versions))
+
+    async def gather(runtime: Runtime) -> dict[str, Any]:
+        return {**await status_report(runtime, versions), "stems": await stems_summary(runtime)}
+
+    report = _run(gather)
     if as_json:
         typer.echo(json.dumps(report, sort_keys=True))
         return
@@ -173,6 +192,11 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="machine-readabl
         typer.echo(f"{name:10}" + "".join(f" {counts[c]:>7}" for c in columns))
     typer.echo("queues: " + ", ".join(f"{k} {v}" for k, v in report["queues"].items()))
     typer.echo(f"workers alive: {len(report['workers'])}")
+    stems = report["stems"]
+    typer.echo(
+        f"stems: {stems['separated']} tracks, {stems['disk_bytes'] / 1e6:.1f} MB on disk;"
+        f" queued {stems['stems']}, running {stems['stems_processing']}"
+    )
 
 
 @app.command()

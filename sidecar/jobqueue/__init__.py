@@ -11,7 +11,7 @@ from sidecar.jobqueue.connection import (
     dedicated_client,
     queue_retrying,
 )
-from sidecar.jobqueue.events import AnalysisReadySubscription, EventBus
+from sidecar.jobqueue.events import AnalysisReadySubscription, EventBus, HubEvent
 from sidecar.jobqueue.keys import Keys
 from sidecar.jobqueue.locks import TokenLock, TrackLock
 from sidecar.jobqueue.messages import (
@@ -36,6 +36,7 @@ __all__ = [
     "ClaimedJob",
     "EventBus",
     "FailedEntry",
+    "HubEvent",
     "Job",
     "JobQueue",
     "JobType",

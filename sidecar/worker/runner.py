@@ -22,6 +22,7 @@ from sidecar.services.analysis import JobOutcome, analyze_job
 from sidecar.services.reconcile import rebuild_from_database
 from sidecar.services.runtime import Runtime
 from sidecar.services.writeback import write_back_track, writes_tags
+from sidecar.worker.stems import StemsLane
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class Worker:
         on_outcome: Callable[[JobOutcome], None] | None = None,
         worker_id: str | None = None,
         adapter: HostAdapter | None = None,
+        stems: StemsLane | None = None,
     ) -> None:
         self.runtime = runtime
         self.executor = executor
@@ -85,6 +87,7 @@ class Worker:
         self.queues = tuple(p for p in (Priority.ON_PLAY, Priority.SCAN) if p in queues)
         self.on_outcome = on_outcome
         self.adapter = adapter if writes_tags(adapter) else None
+        self.stems = stems  # the separation lane (``stems`` queue), beside the analysis slots
         self.worker_id = worker_id or new_worker_id()
         self.stats = WorkerStats()
         self._held_locks: set[TokenLock] = set()
@@ -103,7 +106,13 @@ class Worker:
         await self._start()
         beat = asyncio.create_task(self._heartbeat())
         try:
-            slots = [asyncio.create_task(self._slot(drain)) for _ in range(self.runtime.settings.worker.concurrency)]
+            count = self.runtime.settings.worker.concurrency if self.queues else 0
+            slots = [asyncio.create_task(self._slot(drain)) for _ in range(count)]
+            if self.stems is not None:
+                lane = self.stems.run(
+                    self.worker_id, self._held_locks, self._stop, analysis_queues=self._active_queues, drain=drain
+                )
+                slots.append(asyncio.create_task(lane))
             await asyncio.gather(*slots)
         finally:
             beat.cancel()

@@ -13,6 +13,7 @@ import pytest
 
 from sidecar.domain import Priority
 from sidecar.jobqueue import Keys
+from sidecar.jobqueue.stems import StemsKeys
 from sidecar.settings import environment_variable_names
 from tests.deploy.manifests import (
     CASES,
@@ -190,19 +191,15 @@ def test_external_redis_by_url_or_from_the_secret() -> None:
     assert secret_ref(worker["SONANTICA_REDIS_URL"]) == ("sonantica-external", "redis-url")
 
 
-def _queue_key(prefix: str, name: str) -> str:
-    # stems is the queue being added beside on_play and scan; Keys.queue spells the other two.
-    return Keys(prefix).queue(Priority(name)) if name in {p.value for p in Priority} else f"{prefix}queue:{name}"
-
-
 def test_keda_scales_each_pool_on_the_redis_lists_of_its_queues() -> None:
     objs = objects(render_case("keda"))
     scaled = by_kind(objs, "ScaledObject")
     assert set(scaled) == {"sonantica-worker", "sonantica-stems"}
     lists = {name: [t["metadata"]["listName"] for t in s["spec"]["triggers"]] for name, s in scaled.items()}
+    keys = Keys("sonantica:")  # the names the workers really use
     assert lists == {
-        "sonantica-worker": [_queue_key("sonantica:", "on_play"), _queue_key("sonantica:", "scan")],
-        "sonantica-stems": [_queue_key("sonantica:", "stems")],
+        "sonantica-worker": [keys.queue(Priority.ON_PLAY), keys.queue(Priority.SCAN)],
+        "sonantica-stems": [StemsKeys.of(keys).queue],
     }
     assert lists["sonantica-worker"] == ["sonantica:queue:on_play", "sonantica:queue:scan"]
     worker = scaled["sonantica-worker"]["spec"]
@@ -227,10 +224,11 @@ def test_keda_with_the_bundled_redis_authenticates_with_its_password() -> None:
         {"parameter": "password", "name": "sonantica-auth", "key": "redis-password"}
     ]
     (scaled,) = by_kind(objs, "ScaledObject").values()  # no GPU pool: the CPU workers also take stems
+    keys = Keys("sonantica:")  # the names the workers really use
     assert [t["metadata"]["listName"] for t in scaled["spec"]["triggers"]] == [
-        "sonantica:queue:on_play",
-        "sonantica:queue:scan",
-        "sonantica:queue:stems",
+        keys.queue(Priority.ON_PLAY),
+        keys.queue(Priority.SCAN),
+        StemsKeys.of(keys).queue,
     ]
     assert {t["metadata"]["address"] for t in scaled["spec"]["triggers"]} == {"sonantica-redis.media.svc:6379"}
     assert all(t["authenticationRef"] == {"name": "sonantica-keda-auth"} for t in scaled["spec"]["triggers"])

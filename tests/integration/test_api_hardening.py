@@ -24,6 +24,7 @@ from sidecar.api.app import create_app
 from sidecar.api.events_hub import EventsHub, EventStreamResponse
 from sidecar.domain import TrackKey
 from sidecar.jobqueue import AnalysisReady
+from sidecar.jobqueue.stems import StemsKeys, StemsReady
 from sidecar.services.runtime import Runtime
 from sidecar.settings import Settings, get_settings
 from tests.integration.test_api import (  # noqa: F401  (fixtures)
@@ -45,7 +46,7 @@ MB = 1024 * 1024
 def _routes(app: FastAPI) -> list[tuple[str, str]]:
     """``(method, path)`` of every operation under /api in the app's OpenAPI document, path parameters filled
     with values that exist."""
-    values = {"track_id": "1", "host": "jellyfin", "host_track_id": HOST_IDS["seed"]}
+    values = {"track_id": "1", "host": "jellyfin", "host_track_id": HOST_IDS["seed"], "stem": "vocals"}
     return [
         (method.upper(), re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path))
         for path, item in app.openapi()["paths"].items()
@@ -58,7 +59,7 @@ def _routes(app: FastAPI) -> list[tuple[str, str]]:
 async def test_every_api_route_refuses_a_missing_or_wrong_token(api: Api, headers: dict[str, str]) -> None:  # noqa: F811
     routes = _routes(api.app)
     assert len(routes) >= 9
-    assert {m for m, _ in routes} == {"GET", "POST"}
+    assert {m for m, _ in routes} == {"GET", "POST", "DELETE"}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api.app), base_url="http://api") as bare:
         for method, path in routes:
             response = await bare.request(method, path, headers=headers, json={})
@@ -321,6 +322,10 @@ def test_hub_filters_by_track_caps_clients_and_drops_a_client_too_far_behind() -
     assert hub.dropped_total == 1
     assert everything.queue.get_nowait() == _ready("c")
     assert hub.register(None) is not None  # its place is free again
+    stems = StemsReady(track_id=7, files=("vocals", "no_vocals"))
+    hub.deliver(stems)  # stems are named by the sidecar's id: every stream gets them, a track filter or not
+    assert everything.queue.get_nowait() == stems
+    assert one.queue.get_nowait() == stems
 
 
 async def test_a_stalled_stream_is_cut_when_the_hub_drops_it() -> None:
@@ -392,6 +397,9 @@ async def test_150_streams_share_one_subscription_and_the_api_stays_up(served: t
                 "PUBSUB", "NUMSUB", runtime.keys.analysis_ready_all_channel
             )
             assert int(subscribers[1]) == 1  # one subscription for 150 streams
+            stems_channel = StemsKeys.of(runtime.keys).ready_all_channel
+            stems_subscribers = await runtime.redis.execute_command("PUBSUB", "NUMSUB", stems_channel)
+            assert int(stems_subscribers[1]) == 1  # the same connection carries StemsReady
             full = await client.get("/api/events")
             assert full.status_code == 503
             assert full.headers["retry-after"] == "5"
@@ -405,6 +413,14 @@ async def test_150_streams_share_one_subscription_and_the_api_stays_up(served: t
                     assert await _next_text(line_iter) == "event: AnalysisReady"
                     data = json.loads((await _next_text(line_iter)).removeprefix("data: "))
                 assert data["host_track_id"] == HOST_IDS["new"]
+            await runtime.redis.publish(stems_channel, StemsReady(track_id=3, files=("vocals",)).encode())
+            for line_iter in (lines[0], lines[1]):  # a filtered stream and an unfiltered one
+                async with asyncio.timeout(10):
+                    assert await _next_text(line_iter) == "event: StemsReady"
+                    assert json.loads((await _next_text(line_iter)).removeprefix("data: ")) == {
+                        "track_id": 3,
+                        "stems": ["vocals"],
+                    }
         finally:
             for stream in streams:
                 await stream.aclose()

@@ -1,4 +1,4 @@
-"""Server-sent events: ``AnalysisReady`` as tracks finish, for every track or one."""
+"""Server-sent events: ``AnalysisReady`` as tracks finish (every track or one) and ``StemsReady`` as stems are made."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api", tags=["events"])
     "/events",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"text/event-stream": {}}, "description": "AnalysisReady events"},
+        200: {"content": {"text/event-stream": {}}, "description": "AnalysisReady and StemsReady events"},
         503: {"model": ErrorPublic, "description": "too many open streams (see Retry-After), or Redis is down"},
     },
 )
@@ -29,7 +29,8 @@ async def events(
     host_track_id: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
 ) -> StreamingResponse:
     """``event: AnalysisReady`` with ``{"host", "host_track_id", "analyzers"}``; give both ``host`` and
-    ``host_track_id`` to follow one track. Pub/sub: a reconnecting client re-reads the analysis it waits for.
+    ``host_track_id`` to follow one track; ``event: StemsReady`` with ``{"track_id", "stems"}`` for every track whose
+    stems were just made. Pub/sub: a reconnecting client re-reads the analysis or stems it waits for.
     Streams are capped (``SONANTICA_API__SSE_MAX_CLIENTS``: 503 with ``Retry-After``) and a client too far
     behind is disconnected."""
     if (host is None) != (host_track_id is None):

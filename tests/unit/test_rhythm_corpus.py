@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sidecar.demo import rhythm_corpus as rc
-from sidecar.demo.music import DRUM_CHANNEL
+from sidecar.demo.music import DRUM_CHANNEL, SAMPLE_RATE_HZ, _scale
 
 REQUIRED_FAMILIES = {
     "ballad",
@@ -116,7 +116,7 @@ def test_compound_meters_count_the_dotted_quarter() -> None:
 
 def test_notes_stay_in_the_key() -> None:
     for clip in rc.rhythm_corpus(3)[::4]:
-        scale = {(clip.key.pitch_class + step) % 12 for step in rc._scale(clip.key)}
+        scale = {(clip.key.pitch_class + step) % 12 for step in _scale(clip.key)}
         if clip.key.mode == "minor":
             scale.add((clip.key.pitch_class + 11) % 12)  # leading tone of the harmonic minor
         pitches = {e.pitch % 12 for e in rc.events(clip) if e.on and e.channel in (0, 1, 2)}
@@ -143,7 +143,7 @@ def test_soundfont_switching_and_missing_soundfonts(tmp_path: Path, monkeypatch:
     assert not missing
     assert found["timgm6mb"].name == "TimGM6mb.sf2"
     first = rc.render_clip(clip)
-    assert first.shape == (3 * rc.SAMPLE_RATE_HZ, 2)
+    assert first.shape == (3 * SAMPLE_RATE_HZ, 2)
     assert np.isclose(np.abs(first).max(), 10 ** ((clip.gain_db - 1.0) / 20), rtol=1e-4)
     other = rc.render_clip(clip, _retuned_copy(found["timgm6mb"], tmp_path / "retuned.sf2"))
     assert np.abs(first - other).max() > 0.05  # another soundfont, another sound

@@ -43,6 +43,8 @@ from sidecar.demo.evaluation import mirex_key_score, tempo_within, tempo_within_
 from sidecar.domain import KeySignature
 
 PEER_CACHE_VERSION = 1
+ESSENTIA = "Essentia multifeature"
+ESSENTIA_KEY = "Essentia KeyExtractor"
 
 
 @dataclass(eq=False)
@@ -56,6 +58,7 @@ class Item:
     estimates: dict[str, float | None] = field(default_factory=dict)
     confidence: dict[str, float] = field(default_factory=dict)
     alternative: dict[str, float | None] = field(default_factory=dict)
+    peer_key: KeySignature | None = None
 
 
 def _decode(path: Path) -> tuple[npt.NDArray[np.float32], KeySignature | None]:
@@ -75,23 +78,27 @@ def _librosa_beat_track(path: Path, mono: npt.NDArray[np.float32]) -> float | No
     return value if value > 0 else None
 
 
-def _essentia() -> Callable[[Path, npt.NDArray[np.float32]], float | None] | None:
+def _essentia() -> dict[str, Callable[[Path, npt.NDArray[np.float32]], Any]]:
+    """Essentia's tempo and key peers (empty when Essentia is not installed)."""
     try:
-        import essentia.standard as es  # type: ignore[import-untyped,import-not-found,unused-ignore]  # bench extra
+        import essentia  # type: ignore[import-untyped,import-not-found,unused-ignore]  # bench extra
+        import essentia.standard as es  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError:
-        return None
-    import essentia  # type: ignore[import-untyped,import-not-found,unused-ignore]
-
+        return {}
     essentia.log.infoActive = False
     essentia.log.warningActive = False  # one "No network created" line per call otherwise
-    extractor = es.RhythmExtractor2013(method="multifeature")
+    rhythm = es.RhythmExtractor2013(method="multifeature")
+    key_extractor = es.KeyExtractor()
 
-    def run(path: Path, mono: npt.NDArray[np.float32]) -> float | None:
-        audio = es.MonoLoader(filename=str(path), sampleRate=44100)()
-        bpm = float(extractor(audio)[0])
+    def tempo(path: Path, mono: npt.NDArray[np.float32]) -> float | None:
+        bpm = float(rhythm(es.MonoLoader(filename=str(path), sampleRate=44100)())[0])
         return bpm if bpm > 0 else None
 
-    return run
+    def key(path: Path, mono: npt.NDArray[np.float32]) -> str:
+        tonic, scale, _ = key_extractor(es.MonoLoader(filename=str(path), sampleRate=44100)())
+        return f"{tonic} {scale}"
+
+    return {ESSENTIA: tempo, ESSENTIA_KEY: key}
 
 
 def _load_peer_cache(path: Path) -> dict[str, Any]:
@@ -174,14 +181,12 @@ def main() -> None:
     if args.render_only:
         return
 
-    peers: dict[str, Callable[[Path, npt.NDArray[np.float32]], float | None]] = {
-        "librosa beat_track": _librosa_beat_track
-    }
-    essentia = None if args.no_essentia else _essentia()
-    if essentia is not None:
-        peers["Essentia multifeature"] = essentia
-    elif not args.no_essentia:
-        print("Essentia is not installed (pip install -e '.[bench]'): its column is left out")
+    runners: dict[str, Callable[[Path, npt.NDArray[np.float32]], Any]] = {"librosa beat_track": _librosa_beat_track}
+    essentia = {} if args.no_essentia else _essentia()
+    if not essentia and not args.no_essentia:
+        print("Essentia is not installed (pip install -e '.[bench]'): its columns are left out")
+    runners.update(essentia)
+    peers = [name for name in runners if name != ESSENTIA_KEY]
     peer_cache_path = args.cache_dir / "tempo-peers.json"
     peer_cache = _load_peer_cache(peer_cache_path)
 
@@ -194,10 +199,13 @@ def main() -> None:
         feature_s.append(time.perf_counter() - t0)
         item = Item(clip, path, features, key)
         cached = peer_cache["estimates"].setdefault(clip.digest(), {})
-        for peer, run in peers.items():
+        for peer, run in runners.items():
             if peer not in cached:
                 cached[peer] = run(path, mono)
-            item.estimates[peer] = cached[peer]
+            if peer == ESSENTIA_KEY:
+                item.peer_key = KeySignature.parse(cached[peer])
+            else:
+                item.estimates[peer] = cached[peer]
         items.append(item)
         if (n + 1) % 30 == 0:
             print(f"  {n + 1}/{len(clips)} clips analysed", flush=True)
@@ -265,13 +273,17 @@ def main() -> None:
     print("\n## Key (sonantica key analyzer), MIREX weighted score / exact")
     scores = [mirex_key_score(i.key, i.clip.key) for i in items]
     print(f"- all {len(items)} clips: MIREX {np.mean(scores):.3f}, exact {np.mean([s == 1.0 for s in scores]):.3f}")
-    print("| family | MIREX | exact |\n|---|---|---|")
-    for family in rc.FAMILIES:
-        fam = [mirex_key_score(i.key, i.clip.key) for i in items if i.clip.family == family]
-        print(f"| {family} | {np.mean(fam):.3f} | {np.mean([s == 1.0 for s in fam]):.3f} |")
-    for name in names:
-        fam = [mirex_key_score(i.key, i.clip.key) for i in items if i.clip.soundfont == name]
-        print(f"- {name}: MIREX {np.mean(fam):.3f}")
+    if ESSENTIA_KEY in runners:
+        peer_scores = [mirex_key_score(i.peer_key, i.clip.key) for i in items]
+        print(f"- {ESSENTIA_KEY} (defaults), same clips: MIREX {np.mean(peer_scores):.3f}")
+    print("| family / soundfont | sonantica MIREX | exact | Essentia MIREX |\n|---|---|---|---|")
+    groups = [(f, [i for i in items if i.clip.family == f]) for f in rc.FAMILIES]
+    groups += [(n, [i for i in items if i.clip.soundfont == n]) for n in names]
+    for label, fam in groups:
+        own = [mirex_key_score(i.key, i.clip.key) for i in fam]
+        peer_key = [mirex_key_score(i.peer_key, i.clip.key) for i in fam] if ESSENTIA_KEY in runners else []
+        peer_cell = f"{np.mean(peer_key):.3f}" if peer_key else "-"
+        print(f"| {label} | {np.mean(own):.3f} | {np.mean([s == 1.0 for s in own]):.3f} | {peer_cell} |")
     wrong = [i for i in items if i.key != i.clip.key]
     for item in wrong:
         print(f"  key miss: {item.clip.title}: {item.key.name if item.key else None}")

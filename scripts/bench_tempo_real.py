@@ -97,7 +97,9 @@ def _package_files(root: Path, deb: Path) -> list[Path]:
     listing = subprocess.run(["dpkg-deb", "-c", str(deb)], check=True, capture_output=True, text=True).stdout
     files = []
     for line in listing.splitlines():
-        name = line.split()[-1]
+        if not line.startswith("-") or " ./" not in line:
+            continue  # folders and links
+        name = line[line.index(" ./") + 1 :]
         if name.lower().endswith(SUFFIXES) and "/sounds/" not in name and "/sfx/" not in name:
             files.append(root / name.removeprefix("./"))
     return sorted(files)
@@ -129,7 +131,11 @@ def _tracks(cache: Path, root: Path, packages: Sequence[str], per_package: int, 
                 break
             excerpt = folder / f"{package}--{source.stem}.flac"
             if not excerpt.exists():
-                audio = _decode_stereo(source)
+                try:
+                    audio = _decode_stereo(source)
+                except av.error.FFmpegError as error:
+                    print(f"skipped {source}: {error}")
+                    continue
                 duration_s = audio.shape[0] / EXCERPT_RATE_HZ
                 if duration_s < 40.0:
                     continue

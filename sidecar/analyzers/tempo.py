@@ -111,6 +111,7 @@ class OnsetEnvelopes:
     accent: npt.NDArray[np.float32]
     full: npt.NDArray[np.float32]
     low: npt.NDArray[np.float32]
+    mid: npt.NDArray[np.float32]
     high: npt.NDArray[np.float32]
 
 
@@ -167,6 +168,7 @@ class OnsetEnvelopeStream:
         self._parts["accent"].append(rise[:, : self._n_accent].mean(axis=1, dtype=np.float32))
         self._parts["full"].append(rise.mean(axis=1, dtype=np.float32))
         self._parts["low"].append(rise[:, : self._n_low].mean(axis=1, dtype=np.float32))
+        self._parts["mid"].append(rise[:, self._n_low : self._n_accent].mean(axis=1, dtype=np.float32))
         self._parts["high"].append(rise[:, self._n_accent :].mean(axis=1, dtype=np.float32))
         self._previous_db = level_db[-1:]
 
@@ -260,7 +262,7 @@ def clip_features(
     max_lag = _max_lag(min_bpm)
     if envelopes.accent.size < 2 * max_lag:
         return ClipFeatures(envelopes, None)
-    acfs = np.stack([autocorrelation(getattr(envelopes, name), max_lag=2 * max_lag) for name in ENVELOPES])
+    acfs = np.stack([autocorrelation(getattr(envelopes, name), max_lag=4 * max_lag) for name in ENVELOPES])
     if not acfs[:2].any():
         return ClipFeatures(envelopes, None)
     found = candidates(acfs, frame_rate_hz=FRAME_RATE_HZ, min_bpm=min_bpm, max_bpm=max_bpm)
@@ -299,14 +301,14 @@ def estimate_tempo(features: ClipFeatures, settings: TempoSettings) -> TempoResu
     found = features.candidates
     if found is None or found.periodicity < settings.min_periodicity:
         return TempoResult(bpm=None, bpm_confidence=0.0, beat_times_s=np.zeros(0))
-    probabilities = settings.octave_model.probabilities(found.features)
+    probabilities = settings.octave_model.probabilities(found)
     order = np.argsort(-probabilities, kind="stable")
     confidence = round(float(probabilities[order[0]]), _CONFIDENCE_DECIMALS)
     coarse_bpm = 60.0 * FRAME_RATE_HZ / float(found.lags[order[0]])
     beats = track_beats(features.envelopes.full, coarse_bpm)
     bpm = refine_bpm(beats, coarse_bpm)
     alternative = None
-    if confidence < settings.alternative_below and order.size > 1:
+    if confidence < settings.alternative_below and order.size > 1 and probabilities[order[1]] > 0:
         alternative_bpm = 60.0 * FRAME_RATE_HZ / float(found.lags[order[1]]) * bpm / coarse_bpm
         alternative = round(alternative_bpm, _BPM_DECIMALS)
     return TempoResult(
@@ -369,7 +371,7 @@ class TempoAnalyzer:
         if not 0 <= alternative_below <= 1:
             raise ValueError(f"alternative_below must be in [0, 1], got {alternative_below}")
         if not 0 < _filterbank(accent_max_hz)[2] < _N_MELS:
-            raise ValueError(f"accent_max_hz must lie inside the mel bands (30 Hz - 11 kHz), got {accent_max_hz} Hz")
+            raise ValueError(f"accent_max_hz must be inside the mel bands (30 Hz - 11 kHz), got {accent_max_hz} Hz")
         self.settings = TempoSettings(
             min_bpm=min_bpm,
             max_bpm=max_bpm,

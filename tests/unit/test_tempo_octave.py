@@ -100,16 +100,17 @@ def test_octave_estimate_equals_the_streamed_analyzer() -> None:
 
 def _uniform_model() -> OctaveModel:
     n = len(FEATURE_NAMES)
-    return OctaveModel(weights=(0.0,) * n, means=(0.0,) * n, scales=(1.0,) * n)
+    return OctaveModel(weights=(0.0,) * n, means=(0.0,) * n, scales=(1.0,) * n, min_regularity=0.0)
 
 
 def test_octave_undecided_model_gives_low_confidence_and_an_alternative() -> None:
     """A model that cannot tell the candidates apart is not confident and names the runner-up tempo."""
     features = mono_features(_groove(100.0, {"kick": [0, 1, 2, 3], "snare": [1, 3]}))
     assert features.candidates is not None
-    n_candidates = features.candidates.lags.size
+    n_eligible = int(_uniform_model().eligible(features.candidates).sum())
+    assert n_eligible >= 2
     result = TempoAnalyzer(octave_model=_uniform_model()).estimate(features)
-    assert result.bpm_confidence == pytest.approx(1.0 / n_candidates, abs=0.001)
+    assert result.bpm_confidence == pytest.approx(1.0 / n_eligible, abs=0.001)
     assert result.bpm_alternative is not None
     assert result.bpm is not None
     assert abs(result.bpm_alternative / result.bpm - 1.0) > 0.03
@@ -124,23 +125,25 @@ def test_octave_clear_pulse_is_confident_without_alternative() -> None:
 
 
 def test_octave_alternative_threshold_is_a_setting() -> None:
-    features = mono_features(_groove(128.0, {"kick": [0, 1, 2, 3], "hat": [0.5, 1.5, 2.5, 3.5]}))
-    always = TempoAnalyzer(alternative_below=1.0).estimate(features)
-    assert always.bpm_alternative is not None
-    assert always.bpm == TempoAnalyzer().estimate(features).bpm
+    features = mono_features(_groove(100.0, {"kick": [0, 1, 2, 3], "snare": [1, 3]}))
+    never = TempoAnalyzer(octave_model=_uniform_model(), alternative_below=0.0).estimate(features)
+    assert never.bpm_alternative is None
+    assert never.bpm == TempoAnalyzer(octave_model=_uniform_model()).estimate(features).bpm
 
 
 def _fake_candidates(rng: np.random.Generator, correct: int, n: int = 4) -> Candidates:
     """Random cues where the correct candidate has the highest first cue."""
     features = rng.uniform(0.0, 1.0, (n, len(FEATURE_NAMES)))
     features[correct, 0] = features[:, 0].max() + 0.2
-    return Candidates(lags=np.arange(10.0, 10.0 + 10 * n, 10.0), features=features, periodicity=0.5)
+    return Candidates(
+        lags=np.arange(10.0, 10.0 + 10 * n, 10.0), features=features, periodicity=0.5, regularity=np.ones(n)
+    )
 
 
 def test_octave_fit_learns_the_deciding_cue() -> None:
     rng = np.random.default_rng(4)
     train: list[tuple[Candidates, int]] = []
-    for _ in range(60):
+    for _ in range(400):
         correct = int(rng.integers(4))
         train.append((_fake_candidates(rng, correct), correct))
     model = fit_octave_model(train)
@@ -149,7 +152,7 @@ def test_octave_fit_learns_the_deciding_cue() -> None:
     hits = []
     for _ in range(40):
         correct = int(rng.integers(4))
-        hits.append(int(np.argmax(model.probabilities(_fake_candidates(rng, correct).features))) == correct)
+        hits.append(int(np.argmax(model.probabilities(_fake_candidates(rng, correct)))) == correct)
     assert np.mean(hits) >= 0.95
 
 
@@ -175,23 +178,38 @@ def test_octave_correct_index_finds_the_truth_within_four_percent() -> None:
     assert correct_index(lags, FRAME_RATE_HZ, 60.0 * FRAME_RATE_HZ / 40.0 * 1.2) is None
 
 
+N = len(FEATURE_NAMES)
+
+
 @pytest.mark.parametrize(
-    ("weights", "means", "scales", "message"),
+    ("weights", "means", "scales", "min_regularity", "message"),
     [
-        ((0.0,), (0.0,), (1.0,), "needs"),
-        ((float("nan"),) + (0.0,) * 15, (0.0,) * 16, (1.0,) * 16, "finite"),
-        ((0.0,) * 16, (0.0,) * 16, (0.0,) * 16, "positive"),
+        ((0.0,), (0.0,), (1.0,), 0.0, "needs"),
+        ((float("nan"),) + (0.0,) * (N - 1), (0.0,) * N, (1.0,) * N, 0.0, "finite"),
+        ((0.0,) * N, (0.0,) * N, (0.0,) * N, 0.0, "positive"),
+        ((0.0,) * N, (0.0,) * N, (1.0,) * N, 1.5, "min_regularity"),
     ],
 )
 def test_octave_model_rejects_bad_values(
-    weights: tuple[float, ...], means: tuple[float, ...], scales: tuple[float, ...], message: str
+    weights: tuple[float, ...], means: tuple[float, ...], scales: tuple[float, ...], min_regularity: float, message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        OctaveModel(weights=weights, means=means, scales=scales)
+        OctaveModel(weights=weights, means=means, scales=scales, min_regularity=min_regularity)
+
+
+def test_octave_irregular_candidates_are_not_eligible() -> None:
+    """A candidate at which the envelope does not recur gets probability 0 whatever its score."""
+    rng = np.random.default_rng(5)
+    found = _fake_candidates(rng, 0)
+    found = Candidates(found.lags, found.features, found.periodicity, np.array([0.01, 1.0, 1.0, 1.0]))
+    model = fit_octave_model([(_fake_candidates(rng, int(i % 4)), int(i % 4)) for i in range(40)])
+    strict = OctaveModel(model.weights, model.means, model.scales, min_regularity=0.05)
+    assert strict.probabilities(found)[0] == 0.0
+    assert strict.probabilities(found).sum() == pytest.approx(1.0)
 
 
 def test_octave_default_model_matches_the_cues() -> None:
     model = OctaveModel.default()
     assert len(model.weights) == len(FEATURE_NAMES)
-    probabilities = model.probabilities(np.zeros((3, len(FEATURE_NAMES))))
-    assert probabilities.sum() == pytest.approx(1.0)
+    found = Candidates(np.array([10.0, 20.0, 40.0]), np.zeros((3, N)), 0.5, np.array([1.0, 1.0, 1.0]))
+    assert model.probabilities(found).sum() == pytest.approx(1.0)

@@ -25,7 +25,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
+import sys
 import time
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +104,25 @@ def _essentia() -> dict[str, Callable[[Path, npt.NDArray[np.float32]], Any]]:
     return {ESSENTIA: tempo, ESSENTIA_KEY: key}
 
 
+def _tempo_from_git(revision: str) -> Callable[[Path, npt.NDArray[np.float32]], float | None]:
+    """The tempo analyzer as it was at ``revision`` (e.g. tempo v1, ``409a341``), loaded from git history."""
+    source = subprocess.run(
+        ["git", "show", f"{revision}:sidecar/analyzers/tempo.py"], check=True, capture_output=True, text=True
+    ).stdout
+    module = types.ModuleType(f"tempo_at_{revision}")
+    sys.modules[module.__name__] = module  # dataclasses look their module up
+    exec(compile(source, f"{revision}:sidecar/analyzers/tempo.py", "exec"), module.__dict__)
+    analyzer = module.TempoAnalyzer()
+
+    def run(path: Path, mono: npt.NDArray[np.float32]) -> float | None:
+        stream = module.OnsetEnvelopeStream(accent_max_hz=analyzer.settings.accent_max_hz)
+        stream.feed(mono)
+        bpm: float | None = module.estimate_tempo(stream.envelopes(), analyzer.settings).bpm
+        return bpm
+
+    return run
+
+
 def _load_peer_cache(path: Path) -> dict[str, Any]:
     if path.exists():
         data: dict[str, Any] = json.loads(path.read_text())
@@ -163,6 +185,7 @@ def main() -> None:
     parser.add_argument("--fetch-soundfonts", action="store_true", help="extract missing Debian soundfonts first")
     parser.add_argument("--render-only", action="store_true", help="render the corpus into the cache and stop")
     parser.add_argument("--no-essentia", action="store_true", help="skip Essentia even when it is installed")
+    parser.add_argument("--before", default="409a341", help="git revision of the tempo analyzer to compare ('': none)")
     args = parser.parse_args()
 
     names = [n for n in args.soundfonts.split(",") if n]
@@ -186,6 +209,9 @@ def main() -> None:
     if not essentia and not args.no_essentia:
         print("Essentia is not installed (pip install -e '.[bench]'): its columns are left out")
     runners.update(essentia)
+    before = f"sonantica at {args.before} (no fitted parameters)"
+    if args.before:
+        runners[before] = _tempo_from_git(args.before)
     peers = [name for name in runners if name != ESSENTIA_KEY]
     peer_cache_path = args.cache_dir / "tempo-peers.json"
     peer_cache = _load_peer_cache(peer_cache_path)
@@ -200,6 +226,9 @@ def main() -> None:
         item = Item(clip, path, features, key)
         cached = peer_cache["estimates"].setdefault(clip.digest(), {})
         for peer, run in runners.items():
+            if peer == before:
+                item.estimates[peer] = run(path, mono)  # not cached: the revision may be any
+                continue
             if peer not in cached:
                 cached[peer] = run(path, mono)
             if peer == ESSENTIA_KEY:

@@ -5,15 +5,15 @@ Method (choices measured on the ground-truth corpus, see ``docs/benchmarks/tempo
 1. **Onset envelopes, streamed.** The 22050 Hz mono signal is cut into Hann frames of 1024 samples every 256
    (86.1 frames/s; frame ``k`` is centred on ``k * 256`` samples, as librosa's ``center=True``). Each frame's power
    spectrum goes through a 64-band mel filterbank (30 Hz - 11 kHz) to decibels (floor -80 dB re a full-scale
-   sine). The spectral flux (the mean rise in dB from the previous frame) is kept per frame for four band sets:
+   sine). The spectral flux (the mean rise in dB from the previous frame) is kept per frame for five band sets:
    all bands (the *full* envelope), the bands below 2.5 kHz (the *accent* envelope: kick, snare body, bass and
-   chord attacks, without the hi-hats and cymbals that mostly mark subdivisions), below 200 Hz (*low*) and from
-   2.5 kHz up (*high*). Only these four floats per frame are kept, so a 3-hour mix holds about 14 MB.
-2. **Metrical level.** The autocorrelations of four envelopes (accent, full, *low* below 200 Hz: kick and bass,
-   *high* from the accent limit up: hats and cymbals; local mean removed, 1 at lag 0) give candidate beat periods:
-   simple ratios (1/4 .. 4) of each one's strongest peak between ``min_bpm`` and ``max_bpm``, and the highest
-   peaks of the accent + full autocorrelation. Each candidate gets its metrical cues (regularity at the period, at
-   faster levels and at twice the period in each band, and a tempo prior) and :mod:`sidecar.analyzers.tempo_octave`
+   chord attacks, without the hi-hats and cymbals that mostly mark subdivisions), below 200 Hz (*low*: kick and
+   bass), 200 Hz - 2.5 kHz (*mid*: snare, chords) and from 2.5 kHz up (*high*: hats, cymbals). Only these five
+   floats per frame are kept, so a 3-hour mix holds about 19 MB.
+2. **Metrical level.** The autocorrelations of the five envelopes (local mean removed, 1 at lag 0) give candidate
+   beat periods: simple ratios (1/4 .. 4) of each one's strongest peak between ``min_bpm`` and ``max_bpm``, and the
+   highest peaks of the accent + full autocorrelation. Each candidate gets its metrical profile (each envelope's
+   autocorrelation at 1/4 .. 4 times its period) and a tempo prior, and :mod:`sidecar.analyzers.tempo_octave`
    chooses among them with a conditional-logit model whose weights are fitted on the rhythm corpus (14 style
    families, checked leave-one-style-out; see ``docs/tempo.md``). Version 1 moved to the *fastest regular level*
    (ratio 0.7) instead, which read breakbeat and half-time grooves at half tempo and drumless material at double.
@@ -105,7 +105,7 @@ class OnsetEnvelopes:
     """Per-frame spectral flux at :data:`FRAME_RATE_HZ`, frame ``k`` centred at ``k / FRAME_RATE_HZ`` seconds.
 
     ``accent``: flux of the bands below the accent limit (dB per band); ``full``: flux of all bands; ``low``: of
-    the bands below 200 Hz; ``high``: of the bands from the accent limit up.
+    the bands below 200 Hz; ``mid``: from 200 Hz to the accent limit; ``high``: from the accent limit up.
     """
 
     accent: npt.NDArray[np.float32]
@@ -119,7 +119,7 @@ class OnsetEnvelopeStream:
     """Computes :class:`OnsetEnvelopes` from mono audio fed in pieces of any size.
 
     The frame grid is fixed in the signal (the last ``FRAME_LENGTH - HOP_LENGTH`` samples are carried to the next
-    piece), so the result does not depend on how the signal was cut. Memory: four float32 per frame.
+    piece), so the result does not depend on how the signal was cut. Memory: five float32 per frame.
     """
 
     def __init__(self, *, accent_max_hz: float = 2500.0) -> None:

@@ -2,13 +2,15 @@
 
 A track's pulse shows up at several related periods (sub-beat, beat, half bar, bar). The candidates are the lags
 at simple ratios (1/4 .. 4, including 2/3 and 3/2) of the strongest autocorrelation peak of each onset envelope,
-each moved to its nearest peak. Every candidate gets a vector of cues (:data:`FEATURE_NAMES`): how regular the
-accents (below 2.5 kHz), the whole spectrum, the lows (kick, bass) and the highs (hats, cymbals) are at that period,
-at half and a third of it (is there a regular faster level?) and at twice it (bar-level evidence), and its log
-tempo and the square of it (a perceptual tempo prior whose centre and width are fitted). The chosen candidate
-maximises a linear score ``weights . standardised cues``; the probability of each candidate is the softmax of the
-scores (a conditional logit, McFadden 1973), fitted by :func:`fit_octave_model` as a penalised maximum likelihood,
-so ``bpm_confidence`` is the model's probability that the chosen level is the beat.
+each moved to its nearest peak, and the highest peaks. Every candidate gets a vector of cues (:data:`FEATURE_NAMES`):
+its metrical profile, i.e. how regular each onset envelope (accent, full, low, mid, high) is at 1/4, 1/3, 1/2, 2/3,
+1, 3/2, 2, 3 and 4 times its period (a regular faster level says the candidate may be too slow, bar-level evidence
+says it is a beat), its log tempo and the square of it (a perceptual tempo prior whose centre and width are
+fitted), and the profile times the log tempo (what a faster level means depends on the tempo). Candidates at which
+the accent and full envelopes barely recur (below the fitted ``min_regularity`` of the strongest) are not eligible.
+The chosen candidate maximises a linear score ``weights . standardised cues``; the probability of each candidate
+is the softmax of the scores (a conditional logit, McFadden 1973), fitted by :func:`fit_octave_model` as a
+penalised maximum likelihood, so ``bpm_confidence`` is the model's probability that the chosen level is the beat.
 """
 
 from __future__ import annotations
@@ -162,7 +164,7 @@ class OctaveModel:
 
     @classmethod
     def default(cls) -> OctaveModel:
-        """The shipped model (fitted on the whole rhythm corpus; see ``docs/tempo.md``)."""
+        """The shipped model, fitted on the rhythm corpus and 96 demo pieces by ``scripts/fit_tempo_octave.py``."""
         return DEFAULT_MODEL
 
     def eligible(self, found: Candidates) -> npt.NDArray[np.bool_]:

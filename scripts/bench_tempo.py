@@ -1,192 +1,343 @@
-"""Tempo accuracy and speed on the ground-truth corpus: Sonántica's tempo analyzer against librosa's defaults.
+"""Tempo (and key) accuracy on the rhythm corpus with leave-one-style-out validation, peers in the same run.
 
-Renders (once, cached as FLAC) ``--pieces`` pieces of ``--duration-s`` seconds plus ``--long-pieces`` pieces of
-``--long-duration-s`` seconds, decodes each to the analysis blocks, and prints Acc1 (within 4 %), Acc2 (octave
-errors forgiven), within 0.5 BPM, a per-groove breakdown and the time per track for
+The corpus (:mod:`sidecar.demo.rhythm_corpus`): 15 style families with patterns of their own, rendered with four
+General MIDI soundfonts, truth = the notated beat. sonantica's tempo analyzer has one fitted part, the octave model
+(``sidecar.analyzers.tempo.fit_octave``). For every family the model is fitted on all the *other* families and
+scored on the left-out one, so a cue that only works when its family was in the fitting set shows up as a bad
+left-out family. The same is done per soundfont (leave-one-soundfont-out). The shipped weights
+(``OctaveModel.default()``) are scored as well, but they were fitted on this whole corpus: that row is in-sample
+and is not a result.
 
-- ``sonantica``: :class:`sidecar.analyzers.tempo.TempoAnalyzer` fed the decoded mono blocks (tempo + beats);
-- ``librosa tempo``: ``librosa.feature.tempo(y=mono, sr=22050)`` with its defaults;
-- ``librosa beat_track``: ``librosa.beat.beat_track(y=mono, sr=22050)`` with its defaults (tempo + beats).
+Peers on the same clips: librosa defaults (``librosa.beat.beat_track(y=, sr=)`` on the decoded 22050 Hz mono) and
+Essentia ``RhythmExtractor2013(method="multifeature")`` on the file at 44.1 kHz (Essentia is a benchmark-only
+dependency: ``pip install -e '.[bench]'``). Their estimates are cached in ``<cache>/tempo-peers.json``.
 
-Decoding is not timed. The long pieces are timed as the median of ``--repeats`` runs. Last, the first long piece's
-decoded blocks are fed over and over as one ``--mix-hours`` mix: time and peak traced memory (``tracemalloc``,
-which sees numpy's buffers) of the analyzer, to show memory does not grow with the audio.
+Key: sonantica's key analyzer on the same clips, MIREX weighted score.
 
-Usage::
+Usage (from the repository root)::
 
-    python -m scripts.bench_tempo --pieces 96 --duration-s 30 --long-pieces 4 --long-duration-s 240 --mix-hours 3
+    python -m scripts.bench_tempo --fetch-soundfonts --render-only   # once: soundfonts from Debian, render clips
+    python -m scripts.bench_tempo                                     # 15 families x 12 clips x 24 s
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
+import sys
 import time
-import tracemalloc
-from collections.abc import Callable
-from dataclasses import dataclass
+import types
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import librosa
 import numpy as np
 import numpy.typing as npt
 
-from sidecar.analyzers.audio import ANALYSIS_RATE_HZ, AudioBlock, AudioReader
-from sidecar.analyzers.tempo import TempoAnalyzer
-from sidecar.demo.evaluation import tempo_within, tempo_within_bpm, tempo_within_octave
-from sidecar.demo.library import cached_corpus
-from sidecar.demo.music import GROOVES, PieceSpec, tempo_key_corpus
-from sidecar.domain import AudioInfo
+from sidecar.analyzers.audio import ANALYSIS_RATE_HZ, AudioReader
+from sidecar.analyzers.key import KeyAnalyzer
+from sidecar.analyzers.tempo import ClipFeatures, TempoAnalyzer, fit_octave, mono_features
+from sidecar.demo import rhythm_corpus as rc
+from sidecar.demo.evaluation import mirex_key_score, tempo_within, tempo_within_bpm, tempo_within_octave
+from sidecar.domain import KeySignature
 
-METHODS = ("sonantica", "librosa tempo", "librosa beat_track")
+PEER_CACHE_VERSION = 1
+ESSENTIA = "Essentia multifeature"
+ESSENTIA_KEY = "Essentia KeyExtractor"
 
 
 @dataclass(eq=False)
-class Track:
-    spec: PieceSpec
-    info: AudioInfo
-    blocks: list[AudioBlock]
+class Item:
+    """One clip with everything measured on it."""
 
-    @property
-    def mono(self) -> npt.NDArray[np.float32]:
-        return np.concatenate([block.mono for block in self.blocks])
+    clip: rc.RhythmClip
+    path: Path
+    features: ClipFeatures
+    key: KeySignature | None
+    estimates: dict[str, float | None] = field(default_factory=dict)
+    confidence: dict[str, float] = field(default_factory=dict)
+    alternative: dict[str, float | None] = field(default_factory=dict)
+    peer_key: KeySignature | None = None
 
 
-def _decode(spec: PieceSpec, path: Path) -> Track:
+def _decode(path: Path) -> tuple[npt.NDArray[np.float32], KeySignature | None]:
+    """Mono 22050 Hz signal and sonantica's key, from one pass over the decoded blocks."""
+    session = KeyAnalyzer().start(None)  # type: ignore[arg-type]  # the key session does not read the info
+    blocks = []
     with AudioReader(path) as reader:
-        return Track(spec, reader.info, list(reader.blocks()))
-
-
-def _sonantica(analyzer: TempoAnalyzer) -> Callable[[Track], float | None]:
-    def run(track: Track) -> float | None:
-        session = analyzer.start(track.info)
-        for block in track.blocks:
+        for block in reader.blocks():
             session.feed(block)
-        return session.finish().bpm
+            blocks.append(block.mono)
+    return np.concatenate(blocks), session.finish().key
+
+
+def _librosa_beat_track(path: Path, mono: npt.NDArray[np.float32]) -> float | None:
+    bpm, _ = librosa.beat.beat_track(y=mono, sr=ANALYSIS_RATE_HZ)
+    value = float(np.atleast_1d(bpm)[0])
+    return value if value > 0 else None
+
+
+def _essentia() -> dict[str, Callable[[Path, npt.NDArray[np.float32]], Any]]:
+    """Essentia's tempo and key peers (empty when Essentia is not installed)."""
+    try:
+        import essentia  # type: ignore[import-untyped,import-not-found,unused-ignore]  # bench extra
+        import essentia.standard as es  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    except ImportError:
+        return {}
+    essentia.log.infoActive = False
+    essentia.log.warningActive = False  # one "No network created" line per call otherwise
+    rhythm = es.RhythmExtractor2013(method="multifeature")
+    key_extractor = es.KeyExtractor()
+
+    def tempo(path: Path, mono: npt.NDArray[np.float32]) -> float | None:
+        bpm = float(rhythm(es.MonoLoader(filename=str(path), sampleRate=44100)())[0])
+        return bpm if bpm > 0 else None
+
+    def key(path: Path, mono: npt.NDArray[np.float32]) -> str:
+        tonic, scale, _ = key_extractor(es.MonoLoader(filename=str(path), sampleRate=44100)())
+        return f"{tonic} {scale}"
+
+    return {ESSENTIA: tempo, ESSENTIA_KEY: key}
+
+
+def _tempo_from_git(revision: str) -> Callable[[Path, npt.NDArray[np.float32]], float | None]:
+    """The tempo analyzer as it was at ``revision`` (e.g. tempo v1, ``409a341``), loaded from git history."""
+    source = subprocess.run(
+        ["git", "show", f"{revision}:sidecar/analyzers/tempo.py"], check=True, capture_output=True, text=True
+    ).stdout
+    module = types.ModuleType(f"tempo_at_{revision}")
+    sys.modules[module.__name__] = module  # dataclasses look their module up
+    exec(compile(source, f"{revision}:sidecar/analyzers/tempo.py", "exec"), module.__dict__)
+    analyzer = module.TempoAnalyzer()
+
+    def run(path: Path, mono: npt.NDArray[np.float32]) -> float | None:
+        stream = module.OnsetEnvelopeStream(accent_max_hz=analyzer.settings.accent_max_hz)
+        stream.feed(mono)
+        bpm: float | None = module.estimate_tempo(stream.envelopes(), analyzer.settings).bpm
+        return bpm
 
     return run
 
 
-def _librosa_tempo(track: Track) -> float | None:
-    return float(librosa.feature.tempo(y=track.mono, sr=ANALYSIS_RATE_HZ)[0])
+def _load_peer_cache(path: Path) -> dict[str, Any]:
+    if path.exists():
+        data: dict[str, Any] = json.loads(path.read_text())
+        if data.get("version") == PEER_CACHE_VERSION:
+            return data
+    return {"version": PEER_CACHE_VERSION, "estimates": {}}
 
 
-def _librosa_beat_track(track: Track) -> float | None:
-    bpm, _ = librosa.beat.beat_track(y=track.mono, sr=ANALYSIS_RATE_HZ)
-    return float(np.atleast_1d(bpm)[0])
+def _acc(items: Sequence[Item], method: str) -> tuple[float, float, float]:
+    """Acc1, Acc2 and the share within 0.5 BPM of ``method`` over ``items``."""
+    if not items:
+        return float("nan"), float("nan"), float("nan")
+    est = [(i.estimates.get(method), i.clip.bpm) for i in items]
+    return (
+        float(np.mean([tempo_within(e, t) for e, t in est])),
+        float(np.mean([tempo_within_octave(e, t) for e, t in est])),
+        float(np.mean([tempo_within_bpm(e, t) for e, t in est])),
+    )
 
 
-def _timed(run: Callable[[Track], float | None], track: Track, repeats: int) -> tuple[float | None, float]:
-    """The estimate and the median wall time (s) of ``repeats`` runs."""
-    times = []
-    bpm = None
-    for _ in range(repeats):
+def _fmt(values: tuple[float, float, float]) -> str:
+    return " | ".join(f"{v:5.3f}" for v in values)
+
+
+def _leave_one_out(items: Sequence[Item], group: Callable[[Item], str], method: str) -> dict[str, float]:
+    """Fit the octave model without each group, estimate that group's clips into ``item.estimates[method]``;
+    returns fit time per fold (s)."""
+    fit_s = {}
+    for name in sorted({group(i) for i in items}):
+        train = [(i.features, i.clip.bpm) for i in items if group(i) != name]
         start = time.perf_counter()
-        bpm = run(track)
-        times.append(time.perf_counter() - start)
-    return bpm, statistics.median(times)
+        analyzer = TempoAnalyzer(octave_model=fit_octave(train))
+        fit_s[name] = time.perf_counter() - start
+        for item in items:
+            if group(item) == name:
+                result = analyzer.estimate(item.features)
+                item.estimates[method] = result.bpm
+                item.confidence[method] = result.bpm_confidence
+                item.alternative[method] = result.bpm_alternative
+    return fit_s
 
 
-def _scores(rows: list[tuple[PieceSpec, float | None]]) -> str:
-    acc1 = np.mean([tempo_within(bpm, spec.bpm) for spec, bpm in rows])
-    acc2 = np.mean([tempo_within_octave(bpm, spec.bpm) for spec, bpm in rows])
-    half = np.mean([tempo_within_bpm(bpm, spec.bpm) for spec, bpm in rows])
-    return f"{acc1:5.3f} | {acc2:5.3f} | {half:5.3f}"
+def _ratio(estimate: float | None, truth: float) -> str:
+    if estimate is None:
+        return "none"
+    ratio = estimate / truth
+    for label, value in (("x2", 2), ("x1/2", 0.5), ("x3", 3), ("x1/3", 1 / 3), ("x3/2", 1.5), ("x2/3", 2 / 3)):
+        if abs(ratio / value - 1) <= 0.04:
+            return label
+    return f"x{ratio:.2f}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pieces", type=int, default=96)
-    parser.add_argument("--duration-s", type=float, default=30.0)
+    parser.add_argument("--clips-per-family", type=int, default=12)
+    parser.add_argument("--duration-s", type=float, default=24.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--long-pieces", type=int, default=4)
-    parser.add_argument("--long-duration-s", type=float, default=240.0)
-    parser.add_argument("--repeats", type=int, default=5, help="timing runs per long piece (median)")
-    parser.add_argument("--mix-hours", type=float, default=3.0, help="length of the repeated-blocks mix (h)")
-    parser.add_argument("--cache-dir", type=Path, default=Path("bench-data/corpus"))
+    parser.add_argument("--soundfonts", default=",".join(rc.SOUNDFONT_NAMES), help="comma-separated names")
+    parser.add_argument("--cache-dir", type=Path, default=rc.DEFAULT_CACHE_DIR)
+    parser.add_argument("--fetch-soundfonts", action="store_true", help="extract missing Debian soundfonts first")
+    parser.add_argument("--render-only", action="store_true", help="render the corpus into the cache and stop")
+    parser.add_argument("--no-essentia", action="store_true", help="skip Essentia even when it is installed")
+    parser.add_argument("--before", default="409a341", help="git revision of the tempo analyzer to compare ('': none)")
     args = parser.parse_args()
 
-    specs = tempo_key_corpus(args.pieces, duration_s=args.duration_s, seed=args.seed)
-    long_specs = tempo_key_corpus(args.long_pieces, duration_s=args.long_duration_s, seed=args.seed + 1)
-    print(f"rendering/caching {len(specs) + len(long_specs)} pieces in {args.cache_dir} ...", flush=True)
-    tracks = [_decode(s, p) for s, p in zip(specs, cached_corpus(specs, args.cache_dir), strict=True)]
-    long_tracks = [_decode(s, p) for s, p in zip(long_specs, cached_corpus(long_specs, args.cache_dir), strict=True)]
+    names = [n for n in args.soundfonts.split(",") if n]
+    if args.fetch_soundfonts:
+        rc.fetch_soundfonts(args.cache_dir)
+    found, missing = rc.find_soundfonts(names, cache_dir=args.cache_dir)
+    for name, path in found.items():
+        print(f"soundfont {name}: {path}")
+    if missing:
+        raise SystemExit("missing soundfonts:\n  " + "\n  ".join(missing))
+    clips = rc.rhythm_corpus(args.clips_per_family, soundfonts=names, duration_s=args.duration_s, seed=args.seed)
+    print(f"corpus: {len(clips)} clips x {args.duration_s:g} s, {len(rc.FAMILIES)} families, seed {args.seed}")
+    start = time.perf_counter()
+    paths = rc.cached_clip_paths(clips, args.cache_dir)
+    print(f"rendered/cached in {time.perf_counter() - start:.1f} s under {args.cache_dir / 'rhythm'}", flush=True)
+    if args.render_only:
+        return
 
-    analyzer = TempoAnalyzer()
-    analyzer.check()  # compiles librosa's numba beat tracker before anything is timed
-    runners = {"sonantica": _sonantica(analyzer), "librosa tempo": _librosa_tempo}
-    runners["librosa beat_track"] = _librosa_beat_track
-    for run in runners.values():
-        run(tracks[0])
+    runners: dict[str, Callable[[Path, npt.NDArray[np.float32]], Any]] = {"librosa beat_track": _librosa_beat_track}
+    essentia = {} if args.no_essentia else _essentia()
+    if not essentia and not args.no_essentia:
+        print("Essentia is not installed (pip install -e '.[bench]'): its columns are left out")
+    runners.update(essentia)
+    before = f"sonantica at {args.before} (no fitted parameters)"
+    if args.before:
+        runners[before] = _tempo_from_git(args.before)
+    peers = [name for name in runners if name != ESSENTIA_KEY]
+    peer_cache_path = args.cache_dir / "tempo-peers.json"
+    peer_cache = _load_peer_cache(peer_cache_path)
 
-    estimates: dict[str, list[tuple[PieceSpec, float | None]]] = {m: [] for m in METHODS}
-    seconds: dict[str, list[float]] = {m: [] for m in METHODS}
-    short_seconds: dict[str, list[float]] = {m: [] for m in METHODS}
-    for track in tracks + long_tracks:
-        is_long = track in long_tracks
-        for method, run in runners.items():
-            bpm, elapsed = _timed(run, track, args.repeats if is_long else 1)
-            estimates[method].append((track.spec, bpm))
-            (seconds if is_long else short_seconds)[method].append(elapsed)
-            if method == "sonantica" and not tempo_within_bpm(bpm, track.spec.bpm):
-                print(f"  sonantica outside 0.5 BPM: {track.spec.title}: {bpm}")
+    items: list[Item] = []
+    feature_s: list[float] = []
+    for n, (clip, path) in enumerate(zip(clips, paths, strict=True)):
+        mono, key = _decode(path)
+        t0 = time.perf_counter()
+        features = mono_features(mono)
+        feature_s.append(time.perf_counter() - t0)
+        item = Item(clip, path, features, key)
+        cached = peer_cache["estimates"].setdefault(clip.digest(), {})
+        for peer, run in runners.items():
+            if peer == before:
+                item.estimates[peer] = run(path, mono)  # not cached: the revision may be any
+                continue
+            if peer not in cached:
+                cached[peer] = run(path, mono)
+            if peer == ESSENTIA_KEY:
+                item.peer_key = KeySignature.parse(cached[peer])
+            else:
+                item.estimates[peer] = cached[peer]
+        items.append(item)
+        if (n + 1) % 30 == 0:
+            print(f"  {n + 1}/{len(clips)} clips analysed", flush=True)
+            peer_cache_path.write_text(json.dumps(peer_cache))
+    peer_cache_path.write_text(json.dumps(peer_cache))
 
-    n_short = len(tracks)
-    print(f"\n## Accuracy: {n_short} pieces x {args.duration_s:g} s (seed {args.seed})")
+    sonantica = "sonantica (leave-one-family-out)"
+    fit_s = _leave_one_out(items, lambda i: i.clip.family, sonantica)
+    _leave_one_out(items, lambda i: i.clip.soundfont, "sonantica (leave-one-soundfont-out)")
+    shipped = TempoAnalyzer()
+    for item in items:
+        result = shipped.estimate(item.features)
+        item.estimates["sonantica shipped weights (in-sample)"] = result.bpm
+        item.confidence["shipped"] = result.bpm_confidence
+        item.alternative["shipped"] = result.bpm_alternative
+    methods = [
+        sonantica,
+        "sonantica (leave-one-soundfont-out)",
+        "sonantica shipped weights (in-sample)",
+        *peers,
+    ]
+
+    print(f"\n## Overall: {len(items)} clips (Acc1 within 4 %, Acc2 also x2 x3 x1/2 x1/3, within 0.5 BPM)")
     print("| method | Acc1 | Acc2 | within 0.5 BPM |\n|---|---|---|---|")
-    for method in METHODS:
-        print(f"| {method} | {_scores(estimates[method][:n_short])} |")
+    for method in methods:
+        print(f"| {method} | {_fmt(_acc(items, method))} |")
 
-    print("\n## Per groove: Acc1 / within 0.5 BPM")
-    print("| groove | n | " + " | ".join(METHODS) + " |\n|---|---|" + "---|" * len(METHODS))
-    for groove in GROOVES:
-        n = sum(1 for t in tracks if t.spec.groove == groove)
-        if n == 0:
-            continue
-        cells = []
-        for method in METHODS:
-            rows = [(spec, bpm) for spec, bpm in estimates[method][:n_short] if spec.groove == groove]
-            acc1 = np.mean([tempo_within(bpm, spec.bpm) for spec, bpm in rows])
-            half = np.mean([tempo_within_bpm(bpm, spec.bpm) for spec, bpm in rows])
-            cells.append(f"{acc1:4.2f} / {half:4.2f}")
-        print(f"| {groove} | {n} | " + " | ".join(cells) + " |")
+    print("\n## Per left-out family: Acc1 / Acc2 / within 0.5 BPM (sonantica fitted without that family)")
+    short = [sonantica, *peers]
+    print("| family | n | patterns | BPM | " + " | ".join(short) + " |\n|---|---|---|---|" + "---|" * len(short))
+    worst: tuple[float, str] = (2.0, "")
+    for family in rc.FAMILIES:
+        members = [i for i in items if i.clip.family == family]
+        tempos = [i.clip.bpm for i in members]
+        cells = [" / ".join(f"{v:4.2f}" for v in _acc(members, m)) for m in short]
+        acc1 = _acc(members, sonantica)[0]
+        worst = min(worst, (acc1, family))
+        n_patterns = len({i.clip.pattern for i in members})
+        print(
+            f"| {family} | {len(members)} | {n_patterns} | {min(tempos):g}-{max(tempos):g} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    print(f"- worst left-out family (sonantica Acc1): {worst[1]} {worst[0]:.3f}")
 
-    print(f"\n## Long pieces: {len(long_tracks)} x {args.long_duration_s:g} s (seed {args.seed + 1})")
-    print("| piece | " + " | ".join(METHODS) + " |\n|---|" + "---|" * len(METHODS))
-    for i, track in enumerate(long_tracks):
-        cells = []
-        for method in METHODS:
-            bpm = estimates[method][n_short + i][1]
-            cells.append(f"{bpm:.2f} BPM, {seconds[method][i]:.3f} s" if bpm is not None else "none")
-        print(f"| {track.spec.title} | " + " | ".join(cells) + " |")
+    print("\n## Per soundfont: Acc1 / Acc2 / within 0.5 BPM")
+    by_font = ["sonantica (leave-one-soundfont-out)", sonantica, *peers]
+    print("| soundfont | n | " + " | ".join(by_font) + " |\n|---|---|" + "---|" * len(by_font))
+    for name in names:
+        members = [i for i in items if i.clip.soundfont == name]
+        cells = [" / ".join(f"{v:4.2f}" for v in _acc(members, m)) for m in by_font]
+        print(f"| {name} | {len(members)} | " + " | ".join(cells) + " |")
 
-    print(f"\n## Time per track (median; each {args.long_duration_s:g} s piece itself a median of {args.repeats} runs)")
-    print(f"| method | {args.duration_s:g} s piece | {args.long_duration_s:g} s piece |\n|---|---|---|")
-    for method in METHODS:
-        short_s, long_s = statistics.median(short_seconds[method]), statistics.median(seconds[method])
-        print(f"| {method} | {short_s:.3f} s | {long_s:.3f} s |")
-    decode_s = []
-    for track in long_tracks:
-        start = time.perf_counter()
-        _decode(track.spec, cached_corpus([track.spec], args.cache_dir)[0])
-        decode_s.append(time.perf_counter() - start)
-    print(f"- decoding alone (FLAC -> blocks, for reference): {statistics.median(decode_s):.3f} s")
-    _mix(analyzer, long_tracks[0], args.mix_hours)
+    misses = [i for i in items if not tempo_within(i.estimates[sonantica], i.clip.bpm)]
+    print(f"\n## sonantica (leave-one-family-out) misses: {len(misses)}")
+    print("| clip | estimate | ratio | confidence | alternative |\n|---|---|---|---|---|")
+    for item in misses:
+        alt = item.alternative.get(sonantica)
+        print(
+            f"| {item.clip.title} | {item.estimates[sonantica]} | {_ratio(item.estimates[sonantica], item.clip.bpm)} "
+            f"| {item.confidence.get(sonantica, 0.0):.3f} | {alt if alt is not None else '-'} |"
+        )
+    _confidence_report(items, sonantica)
+
+    print("\n## Key (sonantica key analyzer), MIREX weighted score / exact")
+    scores = [mirex_key_score(i.key, i.clip.key) for i in items]
+    print(f"- all {len(items)} clips: MIREX {np.mean(scores):.3f}, exact {np.mean([s == 1.0 for s in scores]):.3f}")
+    if ESSENTIA_KEY in runners:
+        peer_scores = [mirex_key_score(i.peer_key, i.clip.key) for i in items]
+        print(f"- {ESSENTIA_KEY} (defaults), same clips: MIREX {np.mean(peer_scores):.3f}")
+    print("| family / soundfont | sonantica MIREX | exact | Essentia MIREX |\n|---|---|---|---|")
+    groups = [(f, [i for i in items if i.clip.family == f]) for f in rc.FAMILIES]
+    groups += [(n, [i for i in items if i.clip.soundfont == n]) for n in names]
+    for label, fam in groups:
+        own = [mirex_key_score(i.key, i.clip.key) for i in fam]
+        peer_key = [mirex_key_score(i.peer_key, i.clip.key) for i in fam] if ESSENTIA_KEY in runners else []
+        peer_cell = f"{np.mean(peer_key):.3f}" if peer_key else "-"
+        print(f"| {label} | {np.mean(own):.3f} | {np.mean([s == 1.0 for s in own]):.3f} | {peer_cell} |")
+    wrong = [i for i in items if i.key != i.clip.key]
+    for item in wrong:
+        print(f"  key miss: {item.clip.title}: {item.key.name if item.key else None}")
+
+    print(
+        f"\n- time: features {statistics.median(feature_s) * 1000:.0f} ms per {args.duration_s:g} s clip (median);"
+        f" octave fit {statistics.median(fit_s.values()):.2f} s per fold (median)"
+    )
 
 
-def _mix(analyzer: TempoAnalyzer, track: Track, hours: float) -> None:
-    """Feed ``track``'s blocks over and over for ``hours``: wall time, then peak traced memory in a second run."""
-    repeats = max(1, round(hours * 3600.0 / track.spec.duration_s))
-    mix = Track(track.spec, track.info, track.blocks * repeats)
-    audio_mb = sum(block.mono.nbytes for block in mix.blocks) / 1e6
-    bpm, elapsed = _timed(_sonantica(analyzer), mix, 1)
-    tracemalloc.start()
-    _sonantica(analyzer)(mix)
-    _, peak_bytes = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    print(f"\n## Mix: {track.spec.title} repeated {repeats} times ({repeats * track.spec.duration_s / 3600:.2f} h)")
-    print(f"- sonantica: {bpm} BPM in {elapsed:.2f} s; peak traced memory {peak_bytes / 1e6:.1f} MB")
-    print(f"- (the mono signal itself would be {audio_mb:.0f} MB as float32; it is never held)")
+def _confidence_report(items: Sequence[Item], method: str) -> None:
+    """Is ``bpm_confidence`` meaningful: accuracy above and below the alternative threshold, and how often the
+    alternative holds the truth when the estimate misses."""
+    low = [i for i in items if i.alternative.get(method) is not None]
+    high = [i for i in items if i.alternative.get(method) is None]
+    print("\n## Confidence (same leave-one-family-out estimates)")
+    for label, group in (("with bpm_alternative (low confidence)", low), ("without (confident)", high)):
+        if group:
+            print(f"- {label}: {len(group)} clips, Acc1 {_acc(group, method)[0]:.3f}")
+    rescued = [
+        i
+        for i in low
+        if not tempo_within(i.estimates[method], i.clip.bpm) and tempo_within(i.alternative[method], i.clip.bpm)
+    ]
+    print(f"- misses whose bpm_alternative is the truth: {len(rescued)}")
 
 
 if __name__ == "__main__":

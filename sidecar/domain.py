@@ -171,6 +171,7 @@ class TempoResult:
 
     bpm: float | None  # None when no pulse was found (silence, very short files)
     bpm_confidence: float  # 0..1
+    bpm_alternative: float | None = None  # the runner-up metrical level's tempo, when the confidence is low
     beat_times_s: npt.NDArray[np.float64] = field(repr=False, compare=False)
 
 

@@ -17,6 +17,7 @@ SUMMARY_FIELDS: Final = (
     "channels",
     "bpm",
     "bpm_confidence",
+    "bpm_alternative",
     "key",
     "key_confidence",
     "camelot",
@@ -54,6 +55,7 @@ def summarize(
         if isinstance(result, TempoResult):
             summary["bpm"] = _rounded(result.bpm, 2)
             summary["bpm_confidence"] = _rounded(result.bpm_confidence, 3)
+            summary["bpm_alternative"] = _rounded(result.bpm_alternative, 2)
         elif isinstance(result, KeyResult):
             summary["key_confidence"] = _rounded(result.key_confidence, 3)
             if result.key is not None:

@@ -5,32 +5,34 @@ Method (choices measured on the ground-truth corpus, see ``docs/benchmarks/tempo
 1. **Onset envelopes, streamed.** The 22050 Hz mono signal is cut into Hann frames of 1024 samples every 256
    (86.1 frames/s; frame ``k`` is centred on ``k * 256`` samples, as librosa's ``center=True``). Each frame's power
    spectrum goes through a 64-band mel filterbank (30 Hz - 11 kHz) to decibels (floor -80 dB re a full-scale
-   sine). The spectral flux (the mean rise in dB from the previous frame) is kept per frame twice: over all bands
-   (the *full* envelope) and over the bands below 2.5 kHz (the *accent* envelope: kick, snare body, bass and
-   chord attacks, without the hi-hats and cymbals that mostly mark subdivisions). Only these two floats per
-   frame are kept, so a 3-hour mix holds about 7 MB.
-2. **Metrical level.** The autocorrelation of the accent envelope (local mean removed, normalised to 1 at lag 0)
-   is searched between ``min_bpm`` and ``max_bpm`` for its strongest peak: some metrical level (beat, half bar
-   or bar). The beat is then taken to be the *fastest level at which the accents still recur almost as
-   regularly*: while the peak at a half, a third or a fifth of the current period (and at most ``max_bpm``) reaches
-   ``level_ratio`` of the current peak, move to it. Sub-beats fail this test because the events between beats
-   are weaker or absent (the autocorrelation there drops to about half or less), while real beats pass it even
-   when the bar is strongly accented (ratios of 0.85 and more). This resolves the octave errors of a plain
-   autocorrelation with a tempo prior (slow ballads with eighth-note hi-hats read double, fast punk and drum and
-   bass read half) without any rule about tempo ranges or instruments.
+   sine). The spectral flux (the mean rise in dB from the previous frame) is kept per frame for five band sets:
+   all bands (the *full* envelope), the bands below 2.5 kHz (the *accent* envelope: kick, snare body, bass and
+   chord attacks, without the hi-hats and cymbals that mostly mark subdivisions), below 200 Hz (*low*: kick and
+   bass), 200 Hz - 2.5 kHz (*mid*: snare, chords) and from 2.5 kHz up (*high*: hats, cymbals). Only these five
+   floats per frame are kept, so a 3-hour mix holds about 19 MB.
+2. **Metrical level.** The autocorrelations of the five envelopes (local mean removed, 1 at lag 0) give candidate
+   beat periods: simple ratios (1/4 .. 4) of each one's strongest peak between ``min_bpm`` and ``max_bpm``, and the
+   highest peaks of the accent + full autocorrelation. Each candidate gets its metrical profile (each envelope's
+   autocorrelation at 1/4 .. 4 times its period) and a tempo prior, and :mod:`sidecar.analyzers.tempo_octave`
+   chooses among them with a conditional-logit model whose weights are fitted on the rhythm corpus (14 style
+   families, checked leave-one-style-out; see ``docs/tempo.md``). Version 1 moved to the *fastest regular level*
+   (ratio 0.7) instead, which read breakbeat and half-time grooves at half tempo and drumless material at double.
 3. **Beats and refinement.** librosa's dynamic-programming beat tracker (Ellis 2007) places beats on the full
    envelope at that tempo. A robust straight-line fit of beat time against beat number (beat numbers counted
    across skipped beats, outliers dropped) gives the period to a small fraction of a frame, so a 120 BPM track
    reads 120.0, not the 117.45 of the lag grid, and a 93.5 BPM track reads 93.5.
-4. **Confidence** is the autocorrelation peak at the chosen beat period: near 1 for a steady pulse, near 0 for
-   noise. Below ``min_periodicity``, for silence and for audio shorter than about 2.2 beats at ``min_bpm``
-   (3.4 s at the default 40 BPM) no tempo is reported: ``bpm`` None, confidence 0, no beats.
+4. **Confidence** is the model's probability that the chosen candidate is the beat: low when two metrical levels
+   are about as likely, and then the runner-up's tempo is reported as ``bpm_alternative``. Below
+   ``min_periodicity`` (the strongest accent or full autocorrelation peak among the candidates), for silence and
+   for audio shorter than about 2.2 beats at ``min_bpm`` (3.4 s at the default 40 BPM) no tempo is reported:
+   ``bpm`` None, confidence 0, no beats.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -43,6 +45,14 @@ import scipy.signal
 import scipy.sparse
 
 from sidecar.analyzers.audio import ANALYSIS_RATE_HZ, AudioBlock
+from sidecar.analyzers.tempo_octave import (
+    ENVELOPES,
+    Candidates,
+    OctaveModel,
+    candidates,
+    correct_index,
+    fit_octave_model,
+)
 from sidecar.domain import AudioInfo, TempoResult
 from sidecar.errors import AnalyzerError, FatalAnalyzerError
 
@@ -61,20 +71,24 @@ _N_MELS = 64
 _FMIN_HZ = 30.0
 _FMAX_HZ = 11000.0
 _FLOOR_DB = -80.0
+_LOW_MAX_HZ = 200.0
+"""Upper edge of the *low* envelope's bands (kick drum, bass)."""
 _LOCAL_MEAN_S = 0.5
 _MAX_DRIFT = 0.04
 _OUTLIER_PERIODS = 0.1
 _BPM_DECIMALS = 2
+DEFAULT_MIN_BPM = 40.0
+DEFAULT_MAX_BPM = 210.0
 _FRAMES_PER_STEP = 1024
 """Frames transformed at once: bounds the working memory (about 4 MB) whatever size the fed pieces have."""
 _CONFIDENCE_DECIMALS = 3
 
 
 @functools.cache
-def _filterbank(accent_max_hz: float) -> tuple[npt.NDArray[np.float32], scipy.sparse.csr_array, int]:
+def _filterbank(accent_max_hz: float) -> tuple[npt.NDArray[np.float32], scipy.sparse.csr_array, int, int]:
     """Hann window scaled so a full-scale sine has power 1 in its bin, the mel basis (bands x bins, unit-peak
-    triangles; sparse, so the product is single-threaded whatever BLAS does) and the number of bands centred
-    below ``accent_max_hz``."""
+    triangles; sparse, so the product is single-threaded whatever BLAS does), the number of bands centred
+    below ``accent_max_hz`` and the number centred below :data:`_LOW_MAX_HZ`."""
     window = scipy.signal.get_window("hann", FRAME_LENGTH, fftbins=True).astype(np.float32)
     window *= np.float32(2.0 / window.sum())
     basis = librosa.filters.mel(
@@ -82,33 +96,37 @@ def _filterbank(accent_max_hz: float) -> tuple[npt.NDArray[np.float32], scipy.sp
     )
     centres_hz = librosa.mel_frequencies(n_mels=_N_MELS + 2, fmin=_FMIN_HZ, fmax=_FMAX_HZ)[1:-1]
     n_accent = int(np.count_nonzero(centres_hz < accent_max_hz))
-    return window, scipy.sparse.csr_array(basis.astype(np.float32)), n_accent
+    n_low = int(np.count_nonzero(centres_hz < _LOW_MAX_HZ))
+    return window, scipy.sparse.csr_array(basis.astype(np.float32)), n_accent, n_low
 
 
 @dataclass(frozen=True, slots=True)
 class OnsetEnvelopes:
     """Per-frame spectral flux at :data:`FRAME_RATE_HZ`, frame ``k`` centred at ``k / FRAME_RATE_HZ`` seconds.
 
-    ``accent``: flux of the bands below the accent limit (dB per band); ``full``: flux of all bands.
+    ``accent``: flux of the bands below the accent limit (dB per band); ``full``: flux of all bands; ``low``: of
+    the bands below 200 Hz; ``mid``: from 200 Hz to the accent limit; ``high``: from the accent limit up.
     """
 
     accent: npt.NDArray[np.float32]
     full: npt.NDArray[np.float32]
+    low: npt.NDArray[np.float32]
+    mid: npt.NDArray[np.float32]
+    high: npt.NDArray[np.float32]
 
 
 class OnsetEnvelopeStream:
     """Computes :class:`OnsetEnvelopes` from mono audio fed in pieces of any size.
 
     The frame grid is fixed in the signal (the last ``FRAME_LENGTH - HOP_LENGTH`` samples are carried to the next
-    piece), so the result does not depend on how the signal was cut. Memory: two float32 per frame.
+    piece), so the result does not depend on how the signal was cut. Memory: five float32 per frame.
     """
 
     def __init__(self, *, accent_max_hz: float = 2500.0) -> None:
-        self._window, self._basis, self._n_accent = _filterbank(accent_max_hz)
+        self._window, self._basis, self._n_accent, self._n_low = _filterbank(accent_max_hz)
         self._pending: npt.NDArray[np.float32] = np.zeros(FRAME_LENGTH // 2, np.float32)
         self._previous_db: npt.NDArray[np.float32] | None = None
-        self._accent: list[npt.NDArray[np.float32]] = []
-        self._full: list[npt.NDArray[np.float32]] = []
+        self._parts: dict[str, list[npt.NDArray[np.float32]]] = {name: [] for name in ENVELOPES}
         self._finished = False
 
     def feed(self, samples: npt.NDArray[np.float32]) -> None:
@@ -125,9 +143,10 @@ class OnsetEnvelopeStream:
             self._pending = np.concatenate([self._pending, np.zeros(FRAME_LENGTH // 2, np.float32)])
             self._consume()
             self._finished = True
-        accent = np.concatenate(self._accent) if self._accent else np.zeros(0, np.float32)
-        full = np.concatenate(self._full) if self._full else np.zeros(0, np.float32)
-        return OnsetEnvelopes(accent=accent, full=full)
+        joined = {
+            name: np.concatenate(parts) if parts else np.zeros(0, np.float32) for name, parts in self._parts.items()
+        }
+        return OnsetEnvelopes(**joined)
 
     def _consume(self) -> None:
         n_frames = (self._pending.size - FRAME_LENGTH) // HOP_LENGTH + 1
@@ -146,8 +165,11 @@ class OnsetEnvelopeStream:
         level_db = 10.0 * np.log10(np.maximum(band_power, np.float32(10.0 ** (_FLOOR_DB / 10.0))))
         previous = level_db[:1] if self._previous_db is None else self._previous_db
         rise = np.maximum(np.diff(level_db, axis=0, prepend=previous), np.float32(0.0))
-        self._accent.append(rise[:, : self._n_accent].mean(axis=1, dtype=np.float32))
-        self._full.append(rise.mean(axis=1, dtype=np.float32))
+        self._parts["accent"].append(rise[:, : self._n_accent].mean(axis=1, dtype=np.float32))
+        self._parts["full"].append(rise.mean(axis=1, dtype=np.float32))
+        self._parts["low"].append(rise[:, : self._n_low].mean(axis=1, dtype=np.float32))
+        self._parts["mid"].append(rise[:, self._n_low : self._n_accent].mean(axis=1, dtype=np.float32))
+        self._parts["high"].append(rise[:, self._n_accent :].mean(axis=1, dtype=np.float32))
         self._previous_db = level_db[-1:]
 
 
@@ -166,52 +188,6 @@ def autocorrelation(envelope: npt.NDArray[np.float32], *, max_lag: int) -> npt.N
     if acf[0] <= 0.0:
         return np.zeros(max_lag + 1)
     return np.asarray(acf / acf[0], dtype=np.float64)
-
-
-def _peak_near(acf: npt.NDArray[np.float64], lag: float, *, tolerance: float) -> tuple[float, float]:
-    """The highest local maximum of ``acf`` within ``lag * (1 +- tolerance)``, as (lag, value) refined by a
-    parabola through its neighbours; the value at ``lag`` itself when there is no peak there."""
-    lo = max(1, math.floor(lag * (1.0 - tolerance)))
-    hi = min(acf.size - 2, math.ceil(lag * (1.0 + tolerance)))
-    best: tuple[float, float] | None = None
-    for i in range(lo, hi + 1):
-        left, centre, right = acf[i - 1], acf[i], acf[i + 1]
-        if centre >= left and centre >= right:
-            curvature = left - 2.0 * centre + right
-            offset = 0.0 if curvature >= 0 else float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5))
-            value = float(centre - 0.25 * (left - right) * offset)
-            if best is None or value > best[1]:
-                best = (i + offset, value)
-    if best is None:
-        return lag, float(np.interp(lag, np.arange(acf.size), acf))
-    return best
-
-
-def metrical_level(
-    acf: npt.NDArray[np.float64], *, min_bpm: float, max_bpm: float, level_ratio: float
-) -> tuple[float, float]:
-    """The beat period (frames, fractional) and its autocorrelation value, by the fastest-regular-level rule.
-
-    Starts at the strongest peak between ``min_bpm`` and ``max_bpm`` and moves to the peak at 1/2, 1/3 or 1/5 of the
-    period (the strongest of those that qualify) while that peak is at most ``max_bpm`` and reaches
-    ``level_ratio`` times the current one. ``acf`` must reach the lag of ``min_bpm`` (plus a few percent).
-    """
-    shortest = max(1, math.floor(60.0 * FRAME_RATE_HZ / max_bpm))
-    longest = min(acf.size - 2, math.ceil(60.0 * FRAME_RATE_HZ / min_bpm))
-    start = shortest + int(np.argmax(acf[shortest : longest + 1]))
-    lag, value = _peak_near(acf, float(start), tolerance=0.5 / start)
-    while True:
-        faster: tuple[float, float] | None = None
-        for divisor in (2, 3, 5):
-            candidate_lag = lag / divisor
-            if 60.0 * FRAME_RATE_HZ / candidate_lag > max_bpm:
-                continue
-            found = _peak_near(acf, candidate_lag, tolerance=0.06)
-            if found[1] >= level_ratio * value and (faster is None or found[1] > faster[1]):
-                faster = found
-        if faster is None:
-            return lag, value
-        lag, value = faster
 
 
 def track_beats(envelope: npt.NDArray[np.float32], bpm: float) -> npt.NDArray[np.float64]:
@@ -257,33 +233,87 @@ class TempoSettings:
 
     min_bpm: float
     max_bpm: float
-    level_ratio: float
     min_periodicity: float
     accent_max_hz: float
+    alternative_below: float
+    octave_model: OctaveModel
 
 
-def estimate_tempo(envelopes: OnsetEnvelopes, settings: TempoSettings) -> TempoResult:
-    """Tempo, confidence and beats from complete onset envelopes; no tempo (None, 0, no beats) for silence, noise
-    and audio shorter than about 2.2 beats at ``settings.min_bpm``."""
-    none = TempoResult(bpm=None, bpm_confidence=0.0, beat_times_s=np.zeros(0))
-    if not (np.isfinite(envelopes.accent).all() and np.isfinite(envelopes.full).all()):
+@dataclass(frozen=True, slots=True)
+class ClipFeatures:
+    """What the tempo estimate of one track is made from: its onset envelopes and its candidate tempi (None when
+    the track is too short or silent to have any)."""
+
+    envelopes: OnsetEnvelopes
+    candidates: Candidates | None
+
+
+def _max_lag(min_bpm: float) -> int:
+    return math.ceil(60.0 * FRAME_RATE_HZ / min_bpm * 1.1) + 2
+
+
+def clip_features(
+    envelopes: OnsetEnvelopes, *, min_bpm: float = DEFAULT_MIN_BPM, max_bpm: float = DEFAULT_MAX_BPM
+) -> ClipFeatures:
+    """Candidate tempi and their cues from complete onset envelopes (the part that does not depend on the fitted
+    :class:`OctaveModel`). Raises AnalyzerError for non-finite envelopes (NaN or infinite samples)."""
+    if not all(np.isfinite(getattr(envelopes, name)).all() for name in ENVELOPES):
         raise AnalyzerError("tempo: the audio contains non-finite samples (NaN or infinity)")
-    max_lag = math.ceil(60.0 * FRAME_RATE_HZ / settings.min_bpm * 1.1) + 2
+    max_lag = _max_lag(min_bpm)
     if envelopes.accent.size < 2 * max_lag:
-        return none
-    acf = autocorrelation(envelopes.accent, max_lag=max_lag)
-    if not acf.any():
-        return none
-    lag, periodicity = metrical_level(
-        acf, min_bpm=settings.min_bpm, max_bpm=settings.max_bpm, level_ratio=settings.level_ratio
-    )
-    if periodicity < settings.min_periodicity:
-        return none
-    confidence = round(float(np.clip(periodicity, 0.0, 1.0)), _CONFIDENCE_DECIMALS)
-    coarse_bpm = 60.0 * FRAME_RATE_HZ / lag
-    beats = track_beats(envelopes.full, coarse_bpm)
+        return ClipFeatures(envelopes, None)
+    acfs = np.stack([autocorrelation(getattr(envelopes, name), max_lag=4 * max_lag) for name in ENVELOPES])
+    if not acfs[:2].any():
+        return ClipFeatures(envelopes, None)
+    found = candidates(acfs, frame_rate_hz=FRAME_RATE_HZ, min_bpm=min_bpm, max_bpm=max_bpm)
+    return ClipFeatures(envelopes, found if found.lags.size else None)
+
+
+def mono_features(
+    mono: npt.NDArray[np.float32], *, min_bpm: float = DEFAULT_MIN_BPM, max_bpm: float = DEFAULT_MAX_BPM
+) -> ClipFeatures:
+    """:func:`clip_features` of a whole mono signal at :data:`ANALYSIS_RATE_HZ` (for benchmarks and fitting)."""
+    stream = OnsetEnvelopeStream()
+    stream.feed(mono)
+    return clip_features(stream.envelopes(), min_bpm=min_bpm, max_bpm=max_bpm)
+
+
+def fit_octave(clips: Sequence[tuple[ClipFeatures, float]]) -> OctaveModel:
+    """Fit the octave choice on (features, true BPM) pairs; clips without a candidate within 4 % of the truth are
+    left out of the fit. Raises ValueError when no clip can be used."""
+    examples = []
+    for features, truth_bpm in clips:
+        if features.candidates is not None:
+            index = correct_index(features.candidates.lags, FRAME_RATE_HZ, truth_bpm)
+            if index is not None:
+                examples.append((features.candidates, index))
+    return fit_octave_model(examples)
+
+
+def estimate_tempo(features: ClipFeatures, settings: TempoSettings) -> TempoResult:
+    """Tempo, confidence, alternative and beats; no tempo (None, 0, no beats) for silence, noise and audio shorter
+    than about 2.2 beats at ``settings.min_bpm``.
+
+    The confidence is the octave model's probability for the chosen candidate. When it is below
+    ``settings.alternative_below``, the runner-up candidate's tempo (scaled like the chosen one by the beat fit) is
+    the ``bpm_alternative``.
+    """
+    found = features.candidates
+    if found is None or found.periodicity < settings.min_periodicity:
+        return TempoResult(bpm=None, bpm_confidence=0.0, beat_times_s=np.zeros(0))
+    probabilities = settings.octave_model.probabilities(found)
+    order = np.argsort(-probabilities, kind="stable")
+    confidence = round(float(probabilities[order[0]]), _CONFIDENCE_DECIMALS)
+    coarse_bpm = 60.0 * FRAME_RATE_HZ / float(found.lags[order[0]])
+    beats = track_beats(features.envelopes.full, coarse_bpm)
     bpm = refine_bpm(beats, coarse_bpm)
-    return TempoResult(bpm=round(bpm, _BPM_DECIMALS), bpm_confidence=confidence, beat_times_s=beats)
+    alternative = None
+    if confidence < settings.alternative_below and order.size > 1 and probabilities[order[1]] > 0:
+        alternative_bpm = 60.0 * FRAME_RATE_HZ / float(found.lags[order[1]]) * bpm / coarse_bpm
+        alternative = round(alternative_bpm, _BPM_DECIMALS)
+    return TempoResult(
+        bpm=round(bpm, _BPM_DECIMALS), bpm_confidence=confidence, bpm_alternative=alternative, beat_times_s=beats
+    )
 
 
 class TempoSession:
@@ -299,51 +329,56 @@ class TempoSession:
 
     def finish(self) -> TempoResult:
         """Estimate the tempo of everything fed."""
-        return estimate_tempo(self._stream.envelopes(), self._settings)
+        settings = self._settings
+        features = clip_features(self._stream.envelopes(), min_bpm=settings.min_bpm, max_bpm=settings.max_bpm)
+        return estimate_tempo(features, settings)
 
 
 class TempoAnalyzer:
-    """BPM (refined to about 0.01 BPM), confidence 0..1 and beat positions (s) of a track.
+    """BPM (refined to about 0.01 BPM), confidence 0..1, an alternative octave and beat positions (s) of a track.
 
     Parameters
     ----------
     min_bpm, max_bpm
         The range a beat may fall in (beats per minute).
-    level_ratio
-        How regular (relative autocorrelation) a faster metrical level must be to count as the beat; see the
-        module docstring.
     min_periodicity
         Below this autocorrelation peak the track has no pulse: ``bpm`` is None.
     accent_max_hz
-        Upper edge (Hz) of the bands whose onsets count as accents when the metrical level is chosen.
+        Upper edge (Hz) of the bands whose onsets count as accents (the rest are the *high* envelope).
+    alternative_below
+        Below this confidence the result carries ``bpm_alternative``, the runner-up candidate tempo.
+    octave_model
+        The fitted choice between candidate metrical levels; :meth:`OctaveModel.default` when None.
     """
 
     name: ClassVar[str] = "tempo"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2
 
     def __init__(
         self,
         *,
-        min_bpm: float = 40.0,
-        max_bpm: float = 210.0,
-        level_ratio: float = 0.7,
+        min_bpm: float = DEFAULT_MIN_BPM,
+        max_bpm: float = DEFAULT_MAX_BPM,
         min_periodicity: float = 0.1,
         accent_max_hz: float = 2500.0,
+        alternative_below: float = 0.75,
+        octave_model: OctaveModel | None = None,
     ) -> None:
         if not 0 < min_bpm < max_bpm / 2:
             raise ValueError(f"need 0 < min_bpm < max_bpm / 2, got {min_bpm} and {max_bpm}")
-        if not 0 < level_ratio <= 1:
-            raise ValueError(f"level_ratio must be in (0, 1], got {level_ratio}")
         if not 0 <= min_periodicity < 1:
             raise ValueError(f"min_periodicity must be in [0, 1), got {min_periodicity}")
-        if _filterbank(accent_max_hz)[2] == 0:
-            raise ValueError(f"accent_max_hz must be above the lowest mel band, got {accent_max_hz} Hz")
+        if not 0 <= alternative_below <= 1:
+            raise ValueError(f"alternative_below must be in [0, 1], got {alternative_below}")
+        if not 0 < _filterbank(accent_max_hz)[2] < _N_MELS:
+            raise ValueError(f"accent_max_hz must be inside the mel bands (30 Hz - 11 kHz), got {accent_max_hz} Hz")
         self.settings = TempoSettings(
             min_bpm=min_bpm,
             max_bpm=max_bpm,
-            level_ratio=level_ratio,
             min_periodicity=min_periodicity,
             accent_max_hz=accent_max_hz,
+            alternative_below=alternative_below,
+            octave_model=octave_model if octave_model is not None else OctaveModel.default(),
         )
 
     def check(self) -> None:
@@ -355,11 +390,16 @@ class TempoAnalyzer:
         clicks[::period] = 1.0
         stream = OnsetEnvelopeStream(accent_max_hz=self.settings.accent_max_hz)
         stream.feed(clicks.astype(np.float32))
-        result = estimate_tempo(stream.envelopes(), self.settings)
+        features = clip_features(stream.envelopes(), min_bpm=self.settings.min_bpm, max_bpm=self.settings.max_bpm)
+        result = estimate_tempo(features, self.settings)
         if result.bpm is None or abs(result.bpm - bpm) > 0.5 or result.beat_times_s.size < 10:
             raise FatalAnalyzerError(
                 f"tempo: a {bpm:.2f} BPM click track read {result.bpm} BPM with {result.beat_times_s.size} beats"
             )
+
+    def estimate(self, features: ClipFeatures) -> TempoResult:
+        """The result for a track's precomputed :func:`clip_features` (the same as feeding its audio)."""
+        return estimate_tempo(features, self.settings)
 
     def start(self, info: AudioInfo) -> TempoSession:
         """Begin analysing one track (its format does not matter: the session reads the mono signal)."""

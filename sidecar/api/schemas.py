@@ -45,6 +45,7 @@ class TrackAnalysisPublic(BaseModel):
     duration_s: float | None
     bpm: float | None
     bpm_confidence: float | None
+    bpm_alternative: float | None
     key: str | None
     key_confidence: float | None
     camelot: str | None

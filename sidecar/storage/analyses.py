@@ -28,6 +28,7 @@ class AnalysisSummary(TypedDict):
     channels: int | None
     bpm: float | None
     bpm_confidence: float | None
+    bpm_alternative: float | None  # the other metrical level's tempo when the confidence is low
     key: str | None  # canonical spelling, e.g. "A minor"
     key_confidence: float | None
     camelot: str | None
@@ -43,7 +44,12 @@ class AnalysisSummary(TypedDict):
 
 def _feature_columns(result: AnalyzerOutput, version: int) -> dict[str, object] | None:
     if isinstance(result, TempoResult):
-        return {"bpm": result.bpm, "bpm_confidence": result.bpm_confidence, "tempo_version": version}
+        return {
+            "bpm": result.bpm,
+            "bpm_confidence": result.bpm_confidence,
+            "bpm_alternative": result.bpm_alternative,
+            "tempo_version": version,
+        }
     if isinstance(result, KeyResult):
         key = result.key
         return {
@@ -136,7 +142,7 @@ async def get_analysis(conn: Connection, track_id: int) -> AnalysisSummary | Non
         SELECT t.id, t.host, t.host_track_id, t.path, t.duration_s, t.sample_rate_hz, t.channels,
                f.bpm, f.bpm_confidence, f.key, f.key_confidence, f.camelot,
                f.loudness_lufs, f.loudness_range_lu, f.true_peak_dbtp, f.sample_peak_dbfs,
-               f.replaygain_track_gain_db, f.replaygain_track_peak,
+               f.replaygain_track_gain_db, f.replaygain_track_peak, f.bpm_alternative,
                (SELECT coalesce(jsonb_object_agg(s.analyzer, s.version), '{}')
                   FROM analysis_status s WHERE s.track_id = t.id AND s.state = 'done'),
                (SELECT coalesce(array_agg(e.model ORDER BY e.model), '{}')
@@ -168,6 +174,7 @@ async def get_analysis(conn: Connection, track_id: int) -> AnalysisSummary | Non
         sample_peak_dbfs=row[15],
         replaygain_track_gain_db=row[16],
         replaygain_track_peak=row[17],
-        analyzer_versions={str(k): int(v) for k, v in row[18].items()},
-        embedding_models=list(row[19]),
+        bpm_alternative=row[18],
+        analyzer_versions={str(k): int(v) for k, v in row[19].items()},
+        embedding_models=list(row[20]),
     )

@@ -24,6 +24,7 @@ FIELDS = {
     "channels",
     "bpm",
     "bpm_confidence",
+    "bpm_alternative",
     "key",
     "key_confidence",
     "camelot",

@@ -239,7 +239,7 @@ def test_tempo_analyzer_is_a_named_versioned_analyzer() -> None:
     analyzer = TempoAnalyzer()
     analyzer.check()
     assert isinstance(analyzer, Analyzer)
-    assert (analyzer.name, analyzer.version) == ("tempo", 1)
+    assert (analyzer.name, analyzer.version) == ("tempo", 2)
 
 
 @pytest.mark.parametrize(
@@ -247,10 +247,11 @@ def test_tempo_analyzer_is_a_named_versioned_analyzer() -> None:
     [
         {"min_bpm": 100.0, "max_bpm": 150.0},
         {"min_bpm": 0.0},
-        {"level_ratio": 0.0},
-        {"level_ratio": 1.5},
+        {"alternative_below": -0.1},
+        {"alternative_below": 1.5},
         {"min_periodicity": 1.0},
         {"accent_max_hz": 20.0},
+        {"accent_max_hz": 20000.0},
     ],
 )
 def test_tempo_rejects_bad_settings(kwargs: dict[str, float]) -> None:

@@ -1,0 +1,284 @@
+"""Tempo and key on real recordings: free game and demo soundtracks that Debian packages ship.
+
+Steps (all repeatable, everything under ``--cache-dir``, nothing installed system-wide):
+
+1. ``apt-get download`` the packages in :data:`PACKAGES` and extract them with ``dpkg-deb -x``.
+2. Take up to ``--per-package`` music files (Ogg/FLAC/MP3/WAV of at least 40 s, sound effects left out) from each,
+   and cut a ``--excerpt-s`` excerpt (from 20 s in, or the middle of shorter files) to 44.1 kHz stereo FLAC, so every
+   estimator hears the same audio.
+3. Estimate: sonantica (the product path: decoder blocks into the tempo and key analyzers), Essentia
+   ``RhythmExtractor2013(method="multifeature")`` and ``KeyExtractor()`` (defaults), and tempo-CNN (Schreiber &
+   Mueller, the ``tempocnn`` package and its ``cnn`` model, run in its own virtual environment because it needs
+   TensorFlow: ``--setup-tempocnn`` creates it). Peer estimates are cached.
+4. The reference set is the tracks where Essentia and tempo-CNN agree within 4 %; sonantica's Acc1 and Acc2 against
+   Essentia are reported on it (and on all tracks), key agreement with Essentia on every track, and every
+   disagreement is listed.
+
+Usage (from the repository root)::
+
+    python -m scripts.bench_tempo_real --setup-tempocnn     # once: creates .bench-cache/venv-tempocnn (TensorFlow)
+    python -m scripts.bench_tempo_real
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import numpy.typing as npt
+
+from sidecar.analyzers.audio import AudioReader
+from sidecar.analyzers.key import KeyAnalyzer
+from sidecar.analyzers.tempo import TempoAnalyzer
+from sidecar.demo.encode import write_audio
+from sidecar.demo.evaluation import mirex_key_score, tempo_within, tempo_within_octave
+from sidecar.domain import KeySignature
+
+PACKAGES: tuple[str, ...] = (
+    "singularity-music",
+    "asc-music",
+    "hyperrogue-music",
+    "drascula-music",
+    "warzone2100-music",
+    "planetblupi-music-ogg",
+    "extremetuxracer-data",
+    "lincity-ng-data",
+)
+"""Debian packages with free game soundtracks (electronic, ambient, rock, orchestral, adventure, chiptune-like)."""
+SUFFIXES = (".ogg", ".flac", ".mp3", ".wav", ".opus")
+EXCERPT_RATE_HZ = 44100
+TEMPOCNN_VERSION = "0.0.8"
+_TEMPOCNN_RUNNER = """
+import json, sys
+from tempocnn.classifier import TempoClassifier
+from tempocnn.feature import read_features
+classifier = TempoClassifier(sys.argv[1])
+for path in sys.argv[2:]:
+    print(json.dumps([path, float(classifier.estimate_tempo(read_features(path), interpolate=False))]), flush=True)
+"""
+
+
+@dataclass
+class Track:
+    package: str
+    source: Path
+    excerpt: Path
+
+
+def _fetch(cache: Path, packages: Sequence[str]) -> Path:
+    """Download and extract ``packages`` (those not extracted yet) under ``cache/real``; return the root."""
+    root = (cache / "real" / "root").resolve()
+    debs = cache / "real" / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
+    wanted = [p for p in packages if not list(debs.glob(f"{p}_*.deb"))]
+    if wanted:
+        subprocess.run(["apt-get", "download", *wanted], cwd=debs, check=True)
+    for package in packages:
+        stamp = root / f".{package}.extracted"
+        if not stamp.exists():
+            (deb,) = debs.glob(f"{package}_*.deb")
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+            stamp.touch()
+    return root
+
+
+def _package_files(root: Path, deb: Path) -> list[Path]:
+    listing = subprocess.run(["dpkg-deb", "-c", str(deb)], check=True, capture_output=True, text=True).stdout
+    files = []
+    for line in listing.splitlines():
+        if not line.startswith("-") or " ./" not in line:
+            continue  # folders and links
+        name = line[line.index(" ./") + 1 :]
+        if name.lower().endswith(SUFFIXES) and "/sounds/" not in name and "/sfx/" not in name:
+            files.append(root / name.removeprefix("./"))
+    return sorted(files)
+
+
+def _decode_stereo(path: Path) -> npt.NDArray[np.float32]:
+    """The whole file as float32 stereo at 44.1 kHz, shape (n, 2)."""
+    chunks = []
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="stereo", rate=EXCERPT_RATE_HZ)
+        for frame in container.decode(stream):
+            for out in resampler.resample(frame):
+                chunks.append(out.to_ndarray().reshape(-1, 2))
+        for out in resampler.resample(None):
+            chunks.append(out.to_ndarray().reshape(-1, 2))
+    return np.concatenate(chunks) if chunks else np.zeros((0, 2), np.float32)
+
+
+def _tracks(cache: Path, root: Path, packages: Sequence[str], per_package: int, excerpt_s: float) -> list[Track]:
+    folder = cache / "real" / f"excerpts-{excerpt_s:g}s"
+    folder.mkdir(parents=True, exist_ok=True)
+    tracks = []
+    for package in packages:
+        (deb,) = (cache / "real" / "debs").glob(f"{package}_*.deb")
+        taken = 0
+        for source in _package_files(root, deb):
+            if taken >= per_package:
+                break
+            excerpt = folder / f"{package}--{source.stem}.flac"
+            if not excerpt.exists():
+                try:
+                    audio = _decode_stereo(source)
+                except av.error.FFmpegError as error:
+                    print(f"skipped {source}: {error}")
+                    continue
+                duration_s = audio.shape[0] / EXCERPT_RATE_HZ
+                if duration_s < 40.0:
+                    continue
+                start_s = min(20.0, max(0.0, (duration_s - excerpt_s) / 2))
+                start = round(start_s * EXCERPT_RATE_HZ)
+                write_audio(audio[start : start + round(excerpt_s * EXCERPT_RATE_HZ)], EXCERPT_RATE_HZ, excerpt)
+            tracks.append(Track(package, source, excerpt))
+            taken += 1
+    return tracks
+
+
+def _sonantica(path: Path) -> tuple[float | None, float, float | None, KeySignature | None]:
+    """The product path: decoder blocks into the tempo and key analyzers."""
+    with AudioReader(path) as reader:
+        tempo, key = TempoAnalyzer().start(reader.info), KeyAnalyzer().start(reader.info)
+        for block in reader.blocks():
+            tempo.feed(block)
+            key.feed(block)
+    result = tempo.finish()
+    return result.bpm, result.bpm_confidence, result.bpm_alternative, key.finish().key
+
+
+def _essentia(paths: Sequence[Path], cached: dict[str, Any]) -> None:
+    import essentia  # type: ignore[import-untyped,import-not-found,unused-ignore]  # bench extra
+    import essentia.standard as es  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+    essentia.log.infoActive = False
+    essentia.log.warningActive = False
+    rhythm = es.RhythmExtractor2013(method="multifeature")
+    key = es.KeyExtractor()
+    for path in paths:
+        entry = cached.setdefault(path.name, {})
+        if "essentia_bpm" not in entry:
+            audio = es.MonoLoader(filename=str(path), sampleRate=EXCERPT_RATE_HZ)()
+            entry["essentia_bpm"] = float(rhythm(audio)[0])
+            tonic, scale, strength = key(audio)
+            entry["essentia_key"] = f"{tonic} {scale}"
+            entry["essentia_key_strength"] = float(strength)
+
+
+def _tempocnn(python: Path, model: str, paths: Sequence[Path], cached: dict[str, Any]) -> None:
+    todo = [p for p in paths if f"tempocnn_{model}" not in cached.get(p.name, {})]
+    if not todo:
+        return
+    if not python.exists():
+        raise SystemExit(f"tempo-CNN's environment {python} is missing: run with --setup-tempocnn first")
+    out = subprocess.run(
+        [str(python), "-c", _TEMPOCNN_RUNNER, model, *map(str, todo)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", "PATH": "/usr/bin:/bin"},
+    ).stdout
+    for line in out.splitlines():
+        if line.startswith("["):
+            path, bpm = json.loads(line)
+            cached.setdefault(Path(path).name, {})[f"tempocnn_{model}"] = bpm
+
+
+def _setup_tempocnn(venv: Path) -> None:
+    if not (venv / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", f"tempocnn=={TEMPOCNN_VERSION}"], check=True)
+
+
+def _agree(a: float | None, b: float | None) -> bool:
+    return a is not None and b is not None and tempo_within(a, b)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cache-dir", type=Path, default=Path(".bench-cache"))
+    parser.add_argument("--per-package", type=int, default=8)
+    parser.add_argument("--excerpt-s", type=float, default=60.0)
+    parser.add_argument("--tempocnn-model", default="cnn")
+    parser.add_argument("--tempocnn-venv", type=Path, default=Path(".bench-cache/venv-tempocnn"))
+    parser.add_argument("--setup-tempocnn", action="store_true", help="create the tempo-CNN venv (TensorFlow)")
+    args = parser.parse_args()
+    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        raise SystemExit("apt-get and dpkg-deb are needed to fetch the Debian packages")
+    if args.setup_tempocnn:
+        _setup_tempocnn(args.tempocnn_venv)
+
+    root = _fetch(args.cache_dir, PACKAGES)
+    tracks = _tracks(args.cache_dir, root, PACKAGES, args.per_package, args.excerpt_s)
+    print(f"{len(tracks)} excerpts of {args.excerpt_s:g} s from {len(PACKAGES)} Debian packages", flush=True)
+    cache_path = args.cache_dir / "real" / f"peers-{args.excerpt_s:g}s.json"
+    cached: dict[str, Any] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    paths = [t.excerpt for t in tracks]
+    start = time.perf_counter()
+    _essentia(paths, cached)
+    cache_path.write_text(json.dumps(cached, indent=1))
+    _tempocnn(args.tempocnn_venv / "bin" / "python", args.tempocnn_model, paths, cached)
+    cache_path.write_text(json.dumps(cached, indent=1))
+    print(f"peers: {time.perf_counter() - start:.0f} s (cached in {cache_path})", flush=True)
+
+    rows = []
+    for track in tracks:
+        bpm, confidence, alternative, key = _sonantica(track.excerpt)
+        entry = cached[track.excerpt.name]
+        rows.append((track, bpm, confidence, alternative, key, entry))
+
+    cnn = f"tempocnn_{args.tempocnn_model}"
+    agreed = [r for r in rows if _agree(r[5]["essentia_bpm"], r[5][cnn])]
+    print(f"\n## Tempo: {len(agreed)} of {len(rows)} tracks where Essentia and tempo-CNN ({args.tempocnn_model}) agree")
+    print("| set | n | sonantica Acc1 vs Essentia | Acc2 | no tempo |\n|---|---|---|---|---|")
+    for label, group in (("Essentia = tempo-CNN", agreed), ("all tracks", rows)):
+        acc1 = np.mean([tempo_within(r[1], r[5]["essentia_bpm"]) for r in group])
+        acc2 = np.mean([tempo_within_octave(r[1], r[5]["essentia_bpm"]) for r in group])
+        none = sum(r[1] is None for r in group)
+        print(f"| {label} | {len(group)} | {acc1:.3f} | {acc2:.3f} | {none} |")
+    print("\n| package | tracks | agreed | sonantica Acc1 on agreed |\n|---|---|---|---|")
+    for package in PACKAGES:
+        mine = [r for r in rows if r[0].package == package]
+        ok = [r for r in agreed if r[0].package == package]
+        acc = f"{np.mean([tempo_within(r[1], r[5]['essentia_bpm']) for r in ok]):.2f}" if ok else "-"
+        print(f"| {package} | {len(mine)} | {len(ok)} | {acc} |")
+
+    print("\n## Tempo disagreements on the agreed set (sonantica vs Essentia)")
+    print(
+        "| track | Essentia | tempo-CNN | sonantica | ratio | confidence | alternative |\n|---|---|---|---|---|---|---|"
+    )
+    for track, bpm, confidence, alternative, _, entry in agreed:
+        if not tempo_within(bpm, entry["essentia_bpm"]):
+            ratio = f"{bpm / entry['essentia_bpm']:.2f}" if bpm else "-"
+            print(
+                f"| {track.excerpt.stem} | {entry['essentia_bpm']:.1f} | {entry[cnn]:.1f} | {bpm} | {ratio} "
+                f"| {confidence:.2f} | {alternative if alternative is not None else '-'} |"
+            )
+
+    keyed = [r for r in rows if r[4] is not None]
+    essentia_keys = [KeySignature.parse(r[5]["essentia_key"]) for r in rows]
+    exact = [r[4] == k for r, k in zip(rows, essentia_keys, strict=True)]
+    mirex = [mirex_key_score(r[4], k) for r, k in zip(rows, essentia_keys, strict=True)]
+    print(
+        f"\n## Key vs Essentia KeyExtractor (defaults): same key on {sum(exact)} of {len(rows)} "
+        f"({np.mean(exact):.3f}); MIREX-weighted {np.mean(mirex):.3f}; sonantica gave a key on {len(keyed)}"
+    )
+    print("| track | Essentia | sonantica | MIREX |\n|---|---|---|---|")
+    for r, k, score in zip(rows, essentia_keys, mirex, strict=True):
+        if r[4] != k:
+            print(f"| {r[0].excerpt.stem} | {k.name} | {r[4].name if r[4] else None} | {score} |")
+
+
+if __name__ == "__main__":
+    main()

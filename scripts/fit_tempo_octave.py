@@ -1,0 +1,65 @@
+"""Fit the shipped tempo octave model and print it as the ``DEFAULT_MODEL`` block of
+``sidecar/analyzers/tempo_octave.py``.
+
+The fitting set is the whole rhythm corpus (``sidecar.demo.rhythm_corpus``: 15 style families, four soundfonts) plus
+``--demo-pieces`` pieces of the demo corpus (``tempo_key_corpus`` with seed 1, so the seed-0 pieces the unit tests
+score are not in it). How well the method generalises is measured leave-one-family-out by ``scripts/bench_tempo.py``,
+which fits its own model per fold; this script only makes the shipped weights reproducible.
+
+Usage::
+
+    python -m scripts.fit_tempo_octave --demo-pieces 96 > /tmp/default_model.txt
+"""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+from pathlib import Path
+
+from sidecar.analyzers.audio import read_mono
+from sidecar.analyzers.tempo import ClipFeatures, fit_octave, mono_features
+from sidecar.analyzers.tempo_octave import OctaveModel
+from sidecar.demo.library import cached_corpus
+from sidecar.demo.music import tempo_key_corpus
+from sidecar.demo.rhythm_corpus import DEFAULT_CACHE_DIR, cached_clip_paths, load_mono, rhythm_corpus
+
+
+def _tuple(name: str, values: tuple[float, ...]) -> str:
+    body = textwrap.fill(", ".join(f"{v:.4g}" for v in values), 108, initial_indent=" " * 8, subsequent_indent=" " * 8)
+    return f"    {name}=(\n{body},\n    ),"
+
+
+def render(model: OctaveModel) -> str:
+    """``model`` as Python source for ``DEFAULT_MODEL``."""
+    return "\n".join(
+        [
+            "DEFAULT_MODEL = OctaveModel(",
+            _tuple("weights", model.weights),
+            _tuple("means", model.means),
+            _tuple("scales", model.scales),
+            f"    min_regularity={model.min_regularity:.4g},",
+            ")",
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--demo-pieces", type=int, default=96, help="demo-corpus pieces (20 s, seed 1) added to the fit"
+    )
+    args = parser.parse_args()
+    clips = rhythm_corpus()
+    examples: list[tuple[ClipFeatures, float]] = [
+        (mono_features(load_mono(path)), clip.bpm) for clip, path in zip(clips, cached_clip_paths(clips), strict=True)
+    ]
+    specs = tempo_key_corpus(args.demo_pieces, duration_s=20.0, seed=1) if args.demo_pieces else []
+    demo_paths = cached_corpus(specs, Path(DEFAULT_CACHE_DIR) / "demo")
+    examples += [(mono_features(read_mono(path)), spec.bpm) for spec, path in zip(specs, demo_paths, strict=True)]
+    print(f"# fitted on {len(clips)} rhythm-corpus clips and {len(specs)} demo pieces")
+    print(render(fit_octave(examples)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,520 @@
+"""Which metrical level is the beat: candidate tempi, their metrical cues and a fitted conditional-logit choice.
+
+A track's pulse shows up at several related periods (sub-beat, beat, half bar, bar). The candidates are the lags
+at simple ratios (1/4 .. 4, including 2/3 and 3/2) of the strongest autocorrelation peak of each onset envelope,
+each moved to its nearest peak, and the highest peaks. Every candidate gets a vector of cues (:data:`FEATURE_NAMES`):
+its metrical profile, i.e. how regular each onset envelope (accent, full, low, mid, high) is at 1/4, 1/3, 1/2, 2/3,
+1, 3/2, 2, 3 and 4 times its period (a regular faster level says the candidate may be too slow, bar-level evidence
+says it is a beat), its log tempo and the square of it (a perceptual tempo prior whose centre and width are
+fitted), and the profile times the log tempo (what a faster level means depends on the tempo). Candidates at which
+the accent and full envelopes barely recur (below the fitted ``min_regularity`` of the strongest) are not eligible.
+The chosen candidate maximises a linear score ``weights . standardised cues``; the probability of each candidate
+is the softmax of the scores (a conditional logit, McFadden 1973), fitted by :func:`fit_octave_model` as a
+penalised maximum likelihood, so ``bpm_confidence`` is the model's probability that the chosen level is the beat.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import scipy.optimize
+
+LADDER: tuple[float, ...] = (1 / 4, 1 / 3, 1 / 2, 2 / 3, 1.0, 3 / 2, 2.0, 3.0, 4.0)
+"""Ratios of the strongest peak's lag that become candidates (lags; 2.0 is half the tempo)."""
+_PEAK_TOLERANCE = 0.06
+_FEATURE_TOLERANCE = 0.03
+_MERGE_TOLERANCE = 0.03
+_REGULARITY_MARGIN = 0.5
+"""The fitted ``min_regularity`` is this fraction of the least regular true beat among the fitting clips."""
+_TOP_PEAKS = 8
+"""Besides the ladders, this many of the highest autocorrelation peaks in the tempo range are candidates."""
+_PRIOR_CENTRE_BPM = 100.0
+_L2_PENALTY = 0.01
+"""Ridge penalty (half the sum of squared weights of the standardised cues, times this) added to the mean negative
+log-likelihood per clip; a fixed choice, not fitted."""
+
+ENVELOPES: tuple[str, ...] = ("accent", "full", "low", "mid", "high")
+"""Onset envelopes whose autocorrelations the cues read, in the order of the ``acfs`` rows."""
+
+PROFILE_RATIOS: tuple[tuple[str, float], ...] = (
+    ("quarter", 1 / 4),
+    ("third", 1 / 3),
+    ("half", 1 / 2),
+    ("two_thirds", 2 / 3),
+    ("period", 1.0),
+    ("three_halves", 3 / 2),
+    ("double", 2.0),
+    ("triple", 3.0),
+    ("quadruple", 4.0),
+)
+"""Multiples of the candidate period at which each envelope's autocorrelation is a cue (its metrical profile)."""
+
+_PROFILE_NAMES = tuple(f"{envelope}_{ratio}" for envelope in ENVELOPES for ratio, _ in PROFILE_RATIOS)
+FEATURE_NAMES: tuple[str, ...] = (
+    *_PROFILE_NAMES,
+    "log_tempo",
+    "log_tempo_squared",
+    *(f"{name}_x_log_tempo" for name in _PROFILE_NAMES),
+)
+"""The cues of one candidate: the autocorrelation of each envelope at each multiple of the candidate period in
+:data:`PROFILE_RATIOS` (below the period: is there a regular faster level; above it: bar-level evidence), then
+log2(bpm / 100) and its square (a tempo prior), then each profile value times log2(bpm / 100) (so what a strong
+faster level or bar level means can depend on the tempo)."""
+
+
+def peak_near(acf: npt.NDArray[np.float64], lag: float, *, tolerance: float) -> tuple[float, float]:
+    """The highest local maximum of ``acf`` within ``lag * (1 +- tolerance)``, as (lag, value) refined by a
+    parabola through its neighbours; the value at ``lag`` itself when there is no peak there (0 beyond the end)."""
+    lo = max(1, math.floor(lag * (1.0 - tolerance)))
+    hi = min(acf.size - 2, math.ceil(lag * (1.0 + tolerance)))
+    best: tuple[float, float] | None = None
+    for i in range(lo, hi + 1):
+        left, centre, right = acf[i - 1], acf[i], acf[i + 1]
+        if centre >= left and centre >= right:
+            curvature = left - 2.0 * centre + right
+            offset = 0.0 if curvature >= 0 else float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5))
+            value = float(centre - 0.25 * (left - right) * offset)
+            if best is None or value > best[1]:
+                best = (i + offset, value)
+    if best is None:
+        if lag > acf.size - 1:
+            return lag, 0.0
+        return lag, float(np.interp(lag, np.arange(acf.size), acf))
+    return best
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """Candidate beat periods of one track and their cues.
+
+    ``lags``: periods in envelope frames (fractional), shape (n,); ``features``: shape (n, len(FEATURE_NAMES));
+    ``periodicity``: the strongest accent/full autocorrelation peak among them (how pulsed the track is);
+    ``regularity``: each candidate's own accent/full peak as a fraction of ``periodicity``, shape (n,).
+    """
+
+    lags: npt.NDArray[np.float64]
+    features: npt.NDArray[np.float64]
+    periodicity: float
+    regularity: npt.NDArray[np.float64]
+
+
+def candidates(acfs: npt.NDArray[np.float64], *, frame_rate_hz: float, min_bpm: float, max_bpm: float) -> Candidates:
+    """Candidates and cues from the autocorrelations of :data:`ENVELOPES` (rows of ``acfs``, lag 0 = 1).
+
+    ``acfs`` should reach twice the lag of ``min_bpm`` (shorter rows read 0 beyond their end).
+    """
+    shortest = max(2, math.floor(60.0 * frame_rate_hz / max_bpm))
+    longest = min(acfs.shape[1] - 2, math.ceil(60.0 * frame_rate_hz / min_bpm))
+    combined = acfs[0] + acfs[1]
+    lags: list[float] = []
+    for row in (combined, *acfs):
+        start = shortest + int(np.argmax(row[shortest : longest + 1]))
+        for ratio in LADDER:
+            lag, _ = peak_near(combined, start * ratio, tolerance=_PEAK_TOLERANCE)
+            if shortest <= lag <= longest and all(abs(lag / other - 1.0) > _MERGE_TOLERANCE for other in lags):
+                lags.append(lag)
+    inner = combined[shortest : longest + 1]
+    is_peak = np.flatnonzero((inner[1:-1] >= inner[:-2]) & (inner[1:-1] >= inner[2:])) + shortest + 1
+    for index in is_peak[np.argsort(-combined[is_peak], kind="stable")][:_TOP_PEAKS]:
+        lag, _ = peak_near(combined, float(index), tolerance=0.5 / index)
+        if all(abs(lag / other - 1.0) > _MERGE_TOLERANCE for other in lags):
+            lags.append(lag)
+    ordered = np.sort(np.array(lags, dtype=np.float64))
+    own = np.array([max(_at(acfs[0], lag), _at(acfs[1], lag)) for lag in ordered])
+    periodicity = float(own.max()) if own.size else 0.0
+    regularity = own / periodicity if periodicity > 0 else np.zeros_like(own)
+    features = np.array([_cues(acfs, lag, frame_rate_hz) for lag in ordered]).reshape(-1, len(FEATURE_NAMES))
+    return Candidates(lags=ordered, features=features, periodicity=periodicity, regularity=regularity)
+
+
+def _at(acf: npt.NDArray[np.float64], lag: float) -> float:
+    return peak_near(acf, lag, tolerance=_FEATURE_TOLERANCE)[1]
+
+
+def _cues(acfs: npt.NDArray[np.float64], lag: float, frame_rate_hz: float) -> list[float]:
+    log_tempo = math.log2(60.0 * frame_rate_hz / lag / _PRIOR_CENTRE_BPM)
+    profile = [_at(acf, lag * ratio) for acf in acfs for _, ratio in PROFILE_RATIOS]
+    return [*profile, log_tempo, log_tempo**2, *(value * log_tempo for value in profile)]
+
+
+@dataclass(frozen=True, slots=True)
+class OctaveModel:
+    """Linear scores over standardised cues: ``score = weights . (features - means) / scales``, among the candidates
+    whose regularity reaches ``min_regularity`` (all of them when none does)."""
+
+    weights: tuple[float, ...]
+    means: tuple[float, ...]
+    scales: tuple[float, ...]
+    min_regularity: float
+
+    def __post_init__(self) -> None:
+        n = len(FEATURE_NAMES)
+        if not len(self.weights) == len(self.means) == len(self.scales) == n:
+            raise ValueError(f"an octave model needs {n} weights, means and scales")
+        if not all(math.isfinite(v) for v in (*self.weights, *self.means, *self.scales)):
+            raise ValueError("octave model values must be finite")
+        if min(self.scales) <= 0:
+            raise ValueError("octave model scales must be positive")
+        if not 0 <= self.min_regularity <= 1:
+            raise ValueError(f"min_regularity must be in [0, 1], got {self.min_regularity}")
+
+    @classmethod
+    def default(cls) -> OctaveModel:
+        """The shipped model, fitted on the rhythm corpus and 96 demo pieces by ``scripts/fit_tempo_octave.py``."""
+        return DEFAULT_MODEL
+
+    def eligible(self, found: Candidates) -> npt.NDArray[np.bool_]:
+        """Which candidates recur regularly enough to be the beat, shape (n,)."""
+        mask = found.regularity >= self.min_regularity
+        return mask if mask.any() else np.ones_like(mask)
+
+    def scores(self, features: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Linear scores of candidate cues, shape (n,)."""
+        standardised = (features - np.array(self.means)) / np.array(self.scales)
+        return np.asarray(standardised @ np.array(self.weights), dtype=np.float64)
+
+    def probabilities(self, found: Candidates) -> npt.NDArray[np.float64]:
+        """Softmax of the eligible candidates' scores (0 for the others), shape (n,)."""
+        scores = np.where(self.eligible(found), self.scores(found.features), -np.inf)
+        weights = np.exp(scores - scores.max())
+        return np.asarray(weights / weights.sum(), dtype=np.float64)
+
+
+def correct_index(lags: npt.NDArray[np.float64], frame_rate_hz: float, truth_bpm: float) -> int | None:
+    """The candidate within 4 % of ``truth_bpm`` (the nearest one), or None."""
+    bpms = 60.0 * frame_rate_hz / lags
+    errors = np.abs(bpms / truth_bpm - 1.0)
+    best = int(np.argmin(errors)) if errors.size else -1
+    return best if best >= 0 and errors[best] <= 0.04 else None
+
+
+def fit_octave_model(examples: Sequence[tuple[Candidates, int]]) -> OctaveModel:
+    """Fit an :class:`OctaveModel` by penalised maximum likelihood on (candidates, index of the true beat) pairs.
+
+    Raises ValueError when there is nothing to fit (no example with two or more candidates).
+    """
+    min_regularity = _REGULARITY_MARGIN * min((c.regularity[i] for c, i in examples), default=0.0)
+    usable = []
+    for found, index in examples:
+        mask = found.regularity >= min_regularity
+        if np.count_nonzero(mask) >= 2:
+            usable.append((found.features[mask], int(np.count_nonzero(mask[:index]))))
+    if not usable:
+        raise ValueError("no clip with two or more candidate tempi to fit the octave model on")
+    stacked = np.concatenate([f for f, _ in usable])
+    means = stacked.mean(axis=0)
+    scales = np.maximum(stacked.std(axis=0), 1e-6)
+    standardised = [((f - means) / scales, i) for f, i in usable]
+    n = len(standardised)
+
+    def loss(weights: npt.NDArray[np.float64]) -> tuple[float, npt.NDArray[np.float64]]:
+        total = 0.0
+        gradient = np.zeros_like(weights)
+        for features, index in standardised:
+            scores = features @ weights
+            top = scores.max()
+            exp = np.exp(scores - top)
+            total += top + math.log(exp.sum()) - scores[index]
+            gradient += features.T @ (exp / exp.sum()) - features[index]
+        penalty = 0.5 * _L2_PENALTY * float(weights @ weights)
+        return total / n + penalty, gradient / n + _L2_PENALTY * weights
+
+    start = np.zeros(len(FEATURE_NAMES))
+    fitted = scipy.optimize.minimize(loss, start, jac=True, method="L-BFGS-B").x
+    return OctaveModel(
+        weights=tuple(float(w) for w in fitted),
+        means=tuple(float(m) for m in means),
+        scales=tuple(float(s) for s in scales),
+        min_regularity=float(min_regularity),
+    )
+
+
+DEFAULT_MODEL = OctaveModel(
+    weights=(
+        -0.07995,
+        0.2208,
+        0.1825,
+        -0.1089,
+        0.4175,
+        -0.07017,
+        0.06271,
+        -0.02028,
+        0.8246,
+        0.2468,
+        0.13,
+        0.456,
+        -0.01609,
+        0.3635,
+        0.1902,
+        -0.2041,
+        0.1651,
+        0.4131,
+        -0.1112,
+        0.006391,
+        -0.1512,
+        -0.5659,
+        0.7135,
+        -0.0574,
+        0.3995,
+        0.03134,
+        1.471,
+        0.04561,
+        0.2742,
+        0.08074,
+        -0.09466,
+        0.3286,
+        -0.2748,
+        0.07735,
+        -0.05205,
+        0.731,
+        0.1292,
+        0.1417,
+        0.4565,
+        -0.0118,
+        0.2172,
+        0.2107,
+        0.0876,
+        -0.04844,
+        -0.167,
+        0.4413,
+        0.03483,
+        0.3217,
+        0.06687,
+        0.005464,
+        -0.05875,
+        -0.1119,
+        0.1136,
+        0.0208,
+        0.005032,
+        0.1188,
+        0.7471,
+        0.4072,
+        -0.0435,
+        0.3925,
+        -0.2027,
+        0.04494,
+        -0.06897,
+        0.08128,
+        0.09337,
+        0.4111,
+        0.1627,
+        0.0576,
+        -0.1676,
+        0.3367,
+        0.3606,
+        0.1489,
+        0.6206,
+        0.2945,
+        0.2519,
+        0.02543,
+        -0.04014,
+        -0.02143,
+        -0.1395,
+        0.02473,
+        0.01173,
+        0.0619,
+        0.05995,
+        1.144,
+        0.4626,
+        0.2615,
+        0.5145,
+        0.1033,
+        0.2315,
+        0.08369,
+        0.4957,
+        0.2823,
+    ),
+    means=(
+        -0.0009096,
+        0.04139,
+        0.1301,
+        0.1061,
+        0.3923,
+        0.2001,
+        0.4552,
+        0.4177,
+        0.4674,
+        0.01178,
+        0.06053,
+        0.167,
+        0.1263,
+        0.4631,
+        0.2348,
+        0.5156,
+        0.4777,
+        0.5141,
+        -0.009969,
+        0.0246,
+        0.09061,
+        0.08378,
+        0.2898,
+        0.1583,
+        0.3596,
+        0.3312,
+        0.3996,
+        -0.0002428,
+        0.04212,
+        0.129,
+        0.1052,
+        0.3866,
+        0.1975,
+        0.4478,
+        0.4108,
+        0.4596,
+        0.01951,
+        0.06888,
+        0.1784,
+        0.1326,
+        0.4653,
+        0.2403,
+        0.5129,
+        0.4754,
+        0.5066,
+        -0.3998,
+        0.6246,
+        -0.03954,
+        -0.05906,
+        -0.09046,
+        -0.08634,
+        -0.1667,
+        -0.1144,
+        -0.1888,
+        -0.1809,
+        -0.19,
+        -0.04663,
+        -0.06664,
+        -0.1031,
+        -0.0962,
+        -0.1955,
+        -0.1327,
+        -0.2105,
+        -0.205,
+        -0.204,
+        -0.02499,
+        -0.04601,
+        -0.07288,
+        -0.07354,
+        -0.1299,
+        -0.09094,
+        -0.1525,
+        -0.1489,
+        -0.1671,
+        -0.03988,
+        -0.05938,
+        -0.08932,
+        -0.08466,
+        -0.1634,
+        -0.1129,
+        -0.1855,
+        -0.1772,
+        -0.1863,
+        -0.04767,
+        -0.06789,
+        -0.1045,
+        -0.09648,
+        -0.1964,
+        -0.1348,
+        -0.2079,
+        -0.2039,
+        -0.1983,
+    ),
+    scales=(
+        0.1931,
+        0.2448,
+        0.2992,
+        0.2987,
+        0.2788,
+        0.3172,
+        0.2804,
+        0.2668,
+        0.2435,
+        0.2243,
+        0.277,
+        0.3275,
+        0.3266,
+        0.2574,
+        0.3357,
+        0.2591,
+        0.2424,
+        0.2222,
+        0.1482,
+        0.1946,
+        0.2497,
+        0.2529,
+        0.2813,
+        0.279,
+        0.2948,
+        0.2711,
+        0.2631,
+        0.1913,
+        0.2418,
+        0.2947,
+        0.2937,
+        0.274,
+        0.3111,
+        0.2747,
+        0.2617,
+        0.2381,
+        0.2288,
+        0.2785,
+        0.3243,
+        0.321,
+        0.2425,
+        0.3254,
+        0.238,
+        0.2229,
+        0.2067,
+        0.6817,
+        0.5212,
+        0.1815,
+        0.2161,
+        0.2538,
+        0.2522,
+        0.3401,
+        0.2798,
+        0.369,
+        0.3379,
+        0.3544,
+        0.2025,
+        0.2393,
+        0.2841,
+        0.2757,
+        0.3664,
+        0.3033,
+        0.3951,
+        0.3585,
+        0.3749,
+        0.1395,
+        0.1761,
+        0.2105,
+        0.2186,
+        0.2918,
+        0.2455,
+        0.3266,
+        0.2969,
+        0.325,
+        0.1805,
+        0.2132,
+        0.2499,
+        0.2477,
+        0.3352,
+        0.2747,
+        0.3621,
+        0.3323,
+        0.348,
+        0.2013,
+        0.2383,
+        0.285,
+        0.2716,
+        0.3613,
+        0.2994,
+        0.3859,
+        0.3502,
+        0.3669,
+    ),
+    min_regularity=0.0531,
+)

@@ -137,7 +137,6 @@ class EmbeddingSettings(BaseModel):
     )
     fallback: bool = Field(default=True, description="use the DSP timbre model when OpenL3 weights are absent")
     model_dir: Path | None = Field(default=None, description="weights cache; default <data_dir>/models")
-    offline: bool = Field(default=False, description="never download weights; use only the local cache")
     weights_url: str | None = Field(
         default=None, description="download OpenL3 weights from this mirror instead of the official URL (same checks)"
     )
@@ -207,6 +206,15 @@ class PlaylistSettings(BaseModel):
     name_prefix: str = Field(default="Sonic Match · ", description="name prefix of generated playlists")
 
 
+class TagsSettings(BaseModel):
+    """Mood/genre tags (MusiCNN's MSD taggram): which count, and how many are written to the host."""
+
+    min_probability: float = Field(
+        default=0.3, ge=0, le=1, description="a tag counts (filters, host tags) at or above this probability"
+    )
+    max_tags: int = Field(default=3, ge=0, le=50, description="most tags written to the host per track; 0: none")
+
+
 class Settings(BaseSettings):
     """The sidecar's configuration. Environment: ``SONANTICA_<FIELD>`` and ``SONANTICA_<SECTION>__<FIELD>``."""
 
@@ -243,6 +251,7 @@ class Settings(BaseSettings):
     jellyfin: JellyfinSettings = JellyfinSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     playlists: PlaylistSettings = PlaylistSettings()
+    tags: TagsSettings = TagsSettings()
 
     @field_validator("path_map", mode="before")
     @classmethod

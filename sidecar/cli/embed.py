@@ -36,10 +36,14 @@ def embed(
         typer.Option("--model", help="embedding model; default: the configured embedding.model"),
     ] = None,
 ) -> None:
-    """Print the 'how it sounds' vector of each file. Exit status 1 when some file failed, 2 when none could run."""
+    """Print the 'how it sounds' vector of each file. Exit status 1 when some file failed, 2 when none could run.
+
+    An explicit ``--model`` is used or the command fails with the reason: it never falls back to another model.
+    """
     settings = get_settings()
     if model is not None:
-        settings = settings.model_copy(update={"embedding": settings.embedding.model_copy(update={"model": model})})
+        chosen = settings.embedding.model_copy(update={"model": model, "fallback": False})
+        settings = settings.model_copy(update={"embedding": chosen})
     analyzer = EmbeddingAnalyzer(settings)
     try:
         analyzer.check()

@@ -8,10 +8,11 @@ Models (``settings.embedding.model``):
 - ``timbre-v1``: the DSP embedding of :mod:`.timbre`; no weights.
 
 The model is resolved once per analyzer, at :meth:`EmbeddingAnalyzer.check` (worker start-up) or the first track:
-if OpenL3 is configured and its weights cannot be had, that is a :class:`~sidecar.errors.FatalAnalyzerError`
+if OpenL3 is configured and its weights are not in the cache, that is a :class:`~sidecar.errors.FatalAnalyzerError`
 naming the commands that fix it, unless ``settings.embedding.fallback`` is on, in which case ``timbre-v1`` is used
-and a warning is logged. Every result carries the name of the model that produced it
-(:attr:`EmbeddingResult.model`): vectors of different models are never compared.
+and a warning is logged. Nothing is downloaded here: weights are fetched only by ``sonantica models fetch``. Every
+result carries the name of the model that produced it (:attr:`EmbeddingResult.model`): vectors of different models
+are never compared.
 """
 
 from __future__ import annotations
@@ -30,13 +31,13 @@ from sidecar.analyzers.embedding import timbre
 from sidecar.analyzers.embedding.openl3_params import EMBEDDING_DIM
 from sidecar.analyzers.embedding.weights import (
     OPENL3_MEL128_MUSIC,
-    WeightsChecksumError,
     WeightsError,
     WeightsFormatError,
     WeightsSpec,
+    cached_weights,
     clear_cached,
     configured_weights,
-    ensure_weights,
+    missing_message,
 )
 from sidecar.analyzers.embedding.windows import WindowSampler
 from sidecar.domain import AudioInfo, EmbeddingResult
@@ -68,54 +69,41 @@ def resolve_device(setting: str) -> torch.device:
 class OpenL3Model:
     """OpenL3 weights and network, loaded lazily under a lock (immich pattern).
 
-    The first :meth:`embed` (or :meth:`load`) verifies the cached weights (downloading them first unless offline),
-    converts them into the PyTorch network and moves it to ``device``. If the cached file turns out to be corrupt
-    (checksum, gzip or HDF5 error), it is removed and the load is tried once more.
+    The first :meth:`embed` (or :meth:`load`) verifies the cached weights (never downloading them), converts them
+    into the PyTorch network and moves it to ``device``. A cached file that turns out to be corrupt (checksum, gzip
+    or HDF5 error) is removed, and the error names the commands that fetch it again.
     """
 
-    def __init__(
-        self, *, spec: WeightsSpec, model_dir: Path, offline: bool, device: torch.device, batch_size: int
-    ) -> None:
+    def __init__(self, *, spec: WeightsSpec, model_dir: Path, device: torch.device, batch_size: int) -> None:
         self.spec = spec
         self.model_dir = model_dir
-        self.offline = offline
         self.device = device
         self.batch_size = batch_size
-        self.load_attempts = 0
         self._network: OpenL3Mel128 | None = None
         self._lock = threading.Lock()
 
-    def ensure_weights(self) -> Path:
-        """The verified weights file, downloaded first unless offline; raises WeightsError when unavailable."""
-        return ensure_weights(self.spec, self.model_dir, offline=self.offline)
+    def cached_weights(self) -> Path:
+        """The verified weights file in the cache; raises WeightsError when it is absent or corrupt."""
+        return cached_weights(self.spec, self.model_dir)
 
     def load(self) -> OpenL3Mel128:
         """The network with the official weights (loaded once; thread-safe)."""
         with self._lock:
             if self._network is None:
+                path = self.cached_weights()
+                log.info("loading OpenL3 model %s from %s onto %s", self.spec.model, path, self.device)
+                from sidecar.analyzers.embedding.keras import load_keras_weights, open_gzip_h5
+                from sidecar.analyzers.embedding.openl3 import OpenL3Mel128
+
+                network = OpenL3Mel128()
                 try:
-                    self._network = self._load_once()
-                except (WeightsChecksumError, WeightsFormatError) as exc:
-                    log.warning("OpenL3 weights unusable (%s); clearing the cached file and retrying once", exc)
+                    load_keras_weights(network, open_gzip_h5(path))
+                except WeightsFormatError as exc:
                     clear_cached(self.spec, self.model_dir)
-                    try:
-                        self._network = self._load_once()
-                    except WeightsError as retry:
-                        message = f"the cached weights were unusable ({exc}) and were removed; {retry}"
-                        raise type(retry)(message) from retry
+                    fix = missing_message(self.spec, self.model_dir)
+                    raise WeightsFormatError(f"{exc}; the unusable cached file was removed. {fix}") from exc
+                self._network = network.to(self.device).eval()
             return self._network
-
-    def _load_once(self) -> OpenL3Mel128:
-        self.load_attempts += 1
-        path = self.ensure_weights()
-        attempt = f"attempt #{self.load_attempts} to load" if self.load_attempts > 1 else "loading"
-        log.info("%s OpenL3 model %s from %s onto %s", attempt, self.spec.model, path, self.device)
-        from sidecar.analyzers.embedding.keras import load_keras_weights, open_gzip_h5
-        from sidecar.analyzers.embedding.openl3 import OpenL3Mel128
-
-        network = OpenL3Mel128()
-        load_keras_weights(network, open_gzip_h5(path))
-        return network.to(self.device).eval()
 
     def embed(self, windows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Embeddings of 48 kHz one-second windows, (k, 48000) -> (k, 512), in batches of ``batch_size``."""
@@ -190,7 +178,6 @@ class EmbeddingAnalyzer:
         self._windows_per_track = config.windows_per_track
         self._weights = weights or configured_weights(config, OPENL3_MODEL) or OPENL3_MEL128_MUSIC
         self._model_dir = settings.model_dir
-        self._offline = config.offline
         self._batch_size = config.batch_size
         self._openl3: OpenL3Model | None = None
         self._active: str | None = None
@@ -219,12 +206,11 @@ class EmbeddingAnalyzer:
         openl3 = OpenL3Model(
             spec=self._weights,
             model_dir=self._model_dir,
-            offline=self._offline,
             device=device,
             batch_size=self._batch_size,
         )
         try:
-            openl3.ensure_weights()
+            openl3.cached_weights()
         except WeightsError as exc:
             if not self._fallback:
                 raise FatalAnalyzerError(str(exc)) from exc
@@ -234,7 +220,7 @@ class EmbeddingAnalyzer:
         return openl3.spec.model
 
     def check(self) -> None:
-        """Resolve the model at start-up and load it: weights present (or fetched) and convertible, device usable;
+        """Resolve the model at start-up and load it: weights in the cache and convertible, device usable;
         else FatalAnalyzerError (with fallback on, missing weights select ``timbre-v1`` instead)."""
         model = self._resolve()
         if self._openl3 is not None:

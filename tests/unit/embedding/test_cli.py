@@ -45,10 +45,22 @@ def test_embed_reports_an_undecodable_file_and_exits_1(tmp_path: Path) -> None:
 def test_embed_without_weights_and_without_fallback_exits_2_naming_the_commands(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("SONANTICA_EMBEDDING__OFFLINE", "true")
     monkeypatch.setenv("SONANTICA_EMBEDDING__FALLBACK", "false")
     result = runner.invoke(app, ["embed", str(_noise_file(tmp_path / "a.flac"))])
     assert (result.exit_code, "sonantica models fetch" in result.stderr) == (2, True)
+
+
+def test_embed_with_an_explicit_openl3_model_and_no_weights_fails_instead_of_falling_back(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SONANTICA_EMBEDDING__FALLBACK", "true")
+    audio = _noise_file(tmp_path / "a.flac")
+    result = runner.invoke(app, ["embed", "--json", "--model", "openl3-music-mel128-512", str(audio)])
+    assert (result.exit_code, result.stdout, "weights for openl3-music-mel128-512 are missing" in result.stderr) == (
+        2,
+        "",
+        True,
+    )
 
 
 def test_models_list_shows_missing_weights_and_the_cache(tmp_path: Path) -> None:

@@ -119,6 +119,16 @@ class _Affine(nn.Module):
         shape = (1, -1) + (1,) * (x.dim() - 2)
         return x * self.scale.view(shape) + self.shift.view(shape)
 
+    def max_over_last(self, z: torch.Tensor) -> torch.Tensor:
+        """``amax(self(relu(z)), dim=-1)`` for z (batch, channels, frames, bands), without touching z again.
+
+        ReLU and the affine map are monotonic per channel (decreasing where the scale is negative), so the maximum
+        of the mapped values is the map of the band maximum, or of the band minimum for a negative scale.
+        """
+        low, high = torch.aminmax(z, dim=-1)
+        negative = (self.scale < 0).view(1, -1, 1)
+        return self(functional.relu(torch.where(negative, low, high)))
+
 
 class LogMel(nn.Module):
     """16 kHz audio (batch, samples) -> log-compressed mel frames (batch, frames, 96), as ``musicnn`` computes them.
@@ -188,10 +198,10 @@ class MusicnnNetwork(nn.Module):
         norms = list(self.frontend_norms)
         padded = functional.pad(x, (0, 0, 3, 3))
         for conv, norm in zip(self.timbral, norms[: len(_TIMBRAL)], strict=True):
-            rows.append(torch.amax(norm(functional.relu(conv(padded))), dim=3))
+            rows.append(cast(_Affine, norm).max_over_last(conv(padded)))
         for conv, norm, (_, length, _) in zip(self.temporal, norms[len(_TIMBRAL) :], _TEMPORAL, strict=True):
             same = functional.pad(x, (0, 0, (length - 1) // 2, length // 2))  # TensorFlow 'same': extra at the end
-            rows.append(torch.amax(norm(functional.relu(conv(same))), dim=3))
+            rows.append(cast(_Affine, norm).max_over_last(conv(same)))
         frontend = torch.cat(rows, dim=1)  # (batch, 561, frames)
         features = [frontend]
         for index, (conv, norm) in enumerate(zip(self.midend, self.midend_norms, strict=True)):

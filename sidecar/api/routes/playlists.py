@@ -7,6 +7,7 @@ from typing import Literal
 
 from fastapi import APIRouter, HTTPException, status
 
+from sidecar.analyzers.tags import parse_tags
 from sidecar.api.deps import RuntimeDep, SettingsDep, TokenDep, WriterDep
 from sidecar.api.schemas import BpmRangeCreate, ErrorPublic, HarmonicMixCreate, PlaylistPublic, SonicMatchCreate
 from sidecar.services.playlists import (
@@ -66,6 +67,11 @@ async def sonic_match(
             max_per_album=body.max_per_album,
             exclude_genres=tuple(body.exclude_genres),
             exclude_libraries=tuple(body.exclude_libraries),
+            moods=parse_tags(body.moods, "mood"),
+            exclude_moods=parse_tags(body.exclude_moods, "mood"),
+            styles=parse_tags(body.styles, "genre"),
+            exclude_styles=parse_tags(body.exclude_styles, "genre"),
+            tag_min_probability=settings.tags.min_probability,
         )
         seed_ids = list(dict.fromkeys(body.seed_track_ids))
         async with transaction(runtime.pool) as conn:

@@ -6,10 +6,13 @@ import pytest
 
 from adapters.base import TrackTags
 from adapters.jellyfin import format_tags, plan_tag_update
+from sidecar.analyzers.embedding import musicnn_model
+from sidecar.analyzers.embedding.musicnn import MSD_TAGS
 from sidecar.analyzers.tags import (
     CATEGORIES,
     HOST_LABELS,
     TAG_CATEGORIES,
+    TAGS_MODEL,
     canonical_tag,
     host_labels,
     parse_tags,
@@ -17,65 +20,15 @@ from sidecar.analyzers.tags import (
     top_tags,
 )
 
-REFERENCE_MSD_TAGS = [
-    "rock",
-    "pop",
-    "alternative",
-    "indie",
-    "electronic",
-    "female vocalists",
-    "dance",
-    "00s",
-    "alternative rock",
-    "jazz",
-    "beautiful",
-    "metal",
-    "chillout",
-    "male vocalists",
-    "classic rock",
-    "soul",
-    "indie rock",
-    "Mellow",
-    "electronica",
-    "80s",
-    "folk",
-    "90s",
-    "chill",
-    "instrumental",
-    "punk",
-    "oldies",
-    "blues",
-    "hard rock",
-    "ambient",
-    "acoustic",
-    "experimental",
-    "female vocalist",
-    "guitar",
-    "Hip-Hop",
-    "70s",
-    "party",
-    "country",
-    "easy listening",
-    "sexy",
-    "catchy",
-    "funk",
-    "electro",
-    "heavy metal",
-    "Progressive rock",
-    "60s",
-    "rnb",
-    "indie pop",
-    "sad",
-    "House",
-    "happy",
-]
-"""The 50 output tags of musicnn's MSD models, in their order and spelling (musicnn/configuration.py)."""
 
-
-def test_every_msd_tag_has_exactly_one_category() -> None:
-    canonical = [canonical_tag(tag) for tag in REFERENCE_MSD_TAGS]
+def test_every_tag_of_the_musicnn_model_has_exactly_one_category() -> None:
+    canonical = [canonical_tag(tag) for tag in MSD_TAGS]
     assert (len(set(canonical)), set(canonical) == set(TAG_CATEGORIES)) == (50, True)
     assert sum(len(tags_of(category)) for category in CATEGORIES) == 50
+
+
+def test_tags_are_stored_under_the_name_of_the_musicnn_taggram_model() -> None:
+    assert TAGS_MODEL == musicnn_model.TAGS_MODEL
 
 
 def test_canonical_tag_lowers_and_reads_underscores_as_spaces() -> None:

@@ -132,10 +132,12 @@ class AnalysisSettings(BaseModel):
 class EmbeddingSettings(BaseModel):
     """The 'how it sounds' embedding model."""
 
-    model: Literal["openl3-music-mel128-512", "timbre-v1"] = Field(
-        default="openl3-music-mel128-512", description="embedding model for Sonic Match"
+    model: Literal["musicnn-msd-pool-753", "musicnn-msd-taggram-50", "openl3-music-mel128-512", "timbre-v1"] = Field(
+        default="musicnn-msd-pool-753", description="embedding model for Sonic Match"
     )
-    fallback: bool = Field(default=True, description="use the DSP timbre model when OpenL3 weights are absent")
+    fallback: bool = Field(
+        default=True, description="use the DSP timbre model when the configured model's weights are absent"
+    )
     model_dir: Path | None = Field(default=None, description="weights cache; default <data_dir>/models")
     weights_url: str | None = Field(
         default=None, description="download OpenL3 weights from this mirror instead of the official URL (same checks)"
@@ -148,6 +150,7 @@ class EmbeddingSettings(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="where the embedding model runs")
     batch_size: int = Field(default=32, ge=1, description="embedding windows per forward pass")
     windows_per_track: int = Field(default=24, ge=1, description="1 s windows sampled across a track")
+    patches_per_track: int = Field(default=8, ge=1, description="3 s MusiCNN patches sampled across a track")
 
 
 class ApiSettings(BaseModel):

@@ -2,6 +2,10 @@
 
 Models (``settings.embedding.model``):
 
+- ``musicnn-msd-pool-753`` (default) and ``musicnn-msd-taggram-50``: MusiCNN trained on the Million Song Dataset
+  (:mod:`.musicnn`), weights from the pinned ``musicnn`` wheel (:mod:`.musicnn_weights`), on ``patches_per_track``
+  3-second patches (:mod:`.musicnn_model`); either also carries the 50 tag probabilities
+  (:attr:`EmbeddingResult.tags`).
 - ``openl3-music-mel128-512``: OpenL3 (:mod:`.openl3`) on ``windows_per_track`` one-second windows spread over the
   track (:mod:`.windows`), batched on the configured device; the track vector is the mean of the window embeddings,
   L2-normalised. Needs the official weights (:mod:`.weights`).
@@ -28,6 +32,8 @@ import numpy.typing as npt
 from sidecar.analyzers.audio import AudioBlock
 from sidecar.analyzers.base import AnalyzerSession
 from sidecar.analyzers.embedding import timbre
+from sidecar.analyzers.embedding.musicnn_model import MODEL_DIMS as MUSICNN_DIMS
+from sidecar.analyzers.embedding.musicnn_model import MusicnnModel, MusicnnSession
 from sidecar.analyzers.embedding.openl3_params import EMBEDDING_DIM
 from sidecar.analyzers.embedding.weights import (
     OPENL3_MEL128_MUSIC,
@@ -168,7 +174,7 @@ class EmbeddingAnalyzer:
     """
 
     name: ClassVar[str] = "embedding"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2
 
     def __init__(self, settings: Settings, *, weights: WeightsSpec | None = None) -> None:
         config = settings.embedding
@@ -176,6 +182,8 @@ class EmbeddingAnalyzer:
         self._fallback = config.fallback
         self._device_setting = config.device
         self._windows_per_track = config.windows_per_track
+        self._patches_per_track = config.patches_per_track
+        self._musicnn: MusicnnModel | None = None
         self._weights = weights or configured_weights(config, OPENL3_MODEL) or OPENL3_MEL128_MUSIC
         self._model_dir = settings.model_dir
         self._batch_size = config.batch_size
@@ -190,8 +198,12 @@ class EmbeddingAnalyzer:
 
     @property
     def dim(self) -> int:
-        """Length of this analyzer's vectors (512 for OpenL3, 109 for ``timbre-v1``; resolves the model)."""
-        return EMBEDDING_DIM if self._resolve() == OPENL3_MODEL else timbre.DIM
+        """Length of this analyzer's vectors (753 or 50 for MusiCNN, 512 for OpenL3, 109 for ``timbre-v1``;
+        resolves the model)."""
+        model = self._resolve()
+        if model in MUSICNN_DIMS:
+            return MUSICNN_DIMS[model]
+        return EMBEDDING_DIM if model == OPENL3_MODEL else timbre.DIM
 
     def _resolve(self) -> str:
         with self._resolve_lock:
@@ -203,6 +215,17 @@ class EmbeddingAnalyzer:
         if self._configured == TIMBRE_MODEL:
             return TIMBRE_MODEL
         device = resolve_device(self._device_setting)
+        if self._configured in MUSICNN_DIMS:
+            musicnn = MusicnnModel(model_dir=self._model_dir, device=device, batch_size=self._batch_size)
+            try:
+                musicnn.locate()
+            except WeightsError as exc:
+                if not self._fallback:
+                    raise FatalAnalyzerError(str(exc)) from exc
+                log.warning("%s Falling back to the %s embedding (embedding.fallback is on).", exc, TIMBRE_MODEL)
+                return TIMBRE_MODEL
+            self._musicnn = musicnn
+            return self._configured
         openl3 = OpenL3Model(
             spec=self._weights,
             model_dir=self._model_dir,
@@ -223,15 +246,20 @@ class EmbeddingAnalyzer:
         """Resolve the model at start-up and load it: weights in the cache and convertible, device usable;
         else FatalAnalyzerError (with fallback on, missing weights select ``timbre-v1`` instead)."""
         model = self._resolve()
-        if self._openl3 is not None:
-            try:
+        try:
+            if self._openl3 is not None:
                 self._openl3.load()
-            except WeightsError as exc:
-                raise FatalAnalyzerError(str(exc)) from exc
+            if self._musicnn is not None:
+                self._musicnn.load()
+        except WeightsError as exc:
+            raise FatalAnalyzerError(str(exc)) from exc
         log.info("embedding model: %s", model)
 
     def start(self, info: AudioInfo) -> AnalyzerSession[EmbeddingResult]:
         """Begin one track with the resolved model."""
-        if self._resolve() == TIMBRE_MODEL or self._openl3 is None:
+        model = self._resolve()
+        if self._musicnn is not None:
+            return MusicnnSession(self._musicnn, info, model_name=model, patches_per_track=self._patches_per_track)
+        if model == TIMBRE_MODEL or self._openl3 is None:
             return TimbreSession()
         return OpenL3Session(self._openl3, info, windows_per_track=self._windows_per_track)

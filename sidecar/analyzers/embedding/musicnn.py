@@ -127,7 +127,7 @@ class _Affine(nn.Module):
         """
         low, high = torch.aminmax(z, dim=-1)
         negative = (self.scale < 0).view(1, -1, 1)
-        return self(functional.relu(torch.where(negative, low, high)))
+        return self.forward(functional.relu(torch.where(negative, low, high)))
 
 
 class LogMel(nn.Module):

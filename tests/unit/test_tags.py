@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from adapters.base import TrackTags
@@ -19,6 +20,8 @@ from sidecar.analyzers.tags import (
     tags_of,
     top_tags,
 )
+from sidecar.cli.embed import ranked_tags as embedded_tags
+from sidecar.domain import EmbeddingResult
 
 
 def test_every_tag_of_the_musicnn_model_has_exactly_one_category() -> None:
@@ -83,3 +86,11 @@ def test_plan_tag_update_replaces_only_our_labels_and_keeps_user_prefixed_tags()
 def test_plan_tag_update_is_none_when_our_labels_are_already_there() -> None:
     item = {"Id": "x", "Tags": ["mine", "mood:chill", "bpm:120"], "LockedFields": ["Tags"]}
     assert plan_tag_update(item, _labels("mood:chill")) is None
+
+
+def test_embed_lists_a_results_tags_canonical_and_most_probable_first() -> None:
+    result = EmbeddingResult(
+        model=TAGS_MODEL, vector=np.ones(50, np.float32), tags=(("rock", 0.2), ("Mellow", 0.61237), ("jazz", 0.2))
+    )
+    assert list(embedded_tags(result).items()) == [("mellow", 0.6124), ("jazz", 0.2), ("rock", 0.2)]
+    assert embedded_tags(EmbeddingResult(model="timbre-v1", vector=np.ones(3, np.float32))) == {}

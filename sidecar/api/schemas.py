@@ -219,17 +219,9 @@ class PlaylistBase(BaseModel):
     limit: int = Field(default=30, ge=1, le=1000, description="tracks in the playlist")
 
 
-class SonicMatchCreate(PlaylistBase):
-    """ "More like this" from one or several seed tracks."""
+class TagFiltersBase(BaseModel):
+    """Mood/genre tag filters of a playlist request (MusiCNN tags at or above ``tags.min_probability``)."""
 
-    seed_track_ids: list[TrackId] = Field(min_length=1, max_length=50)
-    bpm_window_pct: float | None = Field(default=None, ge=0, le=100)
-    half_double: bool = False
-    camelot_compatible: bool = False
-    max_per_artist: int | None = Field(default=None, ge=1, le=1000)
-    max_per_album: int | None = Field(default=None, ge=1, le=1000)
-    exclude_genres: list[Annotated[str, Field(max_length=200)]] = Field(default=[], max_length=100)
-    exclude_libraries: list[Annotated[str, Field(max_length=200)]] = Field(default=[], max_length=100)
     moods: list[Annotated[str, Field(max_length=50)]] = Field(
         default=[], max_length=10, description="keep tracks with any of these mood tags (e.g. chill, sad)"
     )
@@ -244,7 +236,20 @@ class SonicMatchCreate(PlaylistBase):
     )
 
 
-class BpmRangeCreate(PlaylistBase):
+class SonicMatchCreate(TagFiltersBase, PlaylistBase):
+    """ "More like this" from one or several seed tracks."""
+
+    seed_track_ids: list[TrackId] = Field(min_length=1, max_length=50)
+    bpm_window_pct: float | None = Field(default=None, ge=0, le=100)
+    half_double: bool = False
+    camelot_compatible: bool = False
+    max_per_artist: int | None = Field(default=None, ge=1, le=1000)
+    max_per_album: int | None = Field(default=None, ge=1, le=1000)
+    exclude_genres: list[Annotated[str, Field(max_length=200)]] = Field(default=[], max_length=100)
+    exclude_libraries: list[Annotated[str, Field(max_length=200)]] = Field(default=[], max_length=100)
+
+
+class BpmRangeCreate(TagFiltersBase, PlaylistBase):
     """Tracks between two tempi (e.g. running at 120-140), ordered by rising BPM."""
 
     bpm_min: float = Field(gt=0, le=400)

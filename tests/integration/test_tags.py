@@ -23,7 +23,7 @@ from adapters.base import WriteBackOutcome
 from adapters.jellyfin import JellyfinAdapter, JellyfinConfig
 from sidecar.analyzers.tags import TAGS_MODEL
 from sidecar.api.app import create_app
-from sidecar.domain import EmbeddingResult, TrackKey
+from sidecar.domain import EmbeddingResult, TempoResult, TrackKey
 from sidecar.errors import StorageError
 from sidecar.services.runtime import Runtime, open_runtime
 from sidecar.services.writeback import write_back_track
@@ -252,3 +252,24 @@ async def test_write_back_to_jellyfin_changes_only_the_prefixed_tags(runtime: Ru
     unchanged = {k: v for k, v in after.items() if k not in ("Tags", "LockedFields", "DateLastSaved")}
     assert unchanged == {k: v for k, v in before.items() if k not in ("Tags", "LockedFields", "DateLastSaved")}
     assert fake.tags_of(item_id) == ["favourite", "genre:shoegaze", "road trip", "mood:sad"]
+
+
+async def test_bpm_range_playlist_takes_the_tag_filters(api: Api) -> None:
+    async with transaction(api.runtime.pool) as conn:
+        for name in ("calm", "party", "untagged"):
+            tempo = TempoResult(bpm=120.0, bpm_confidence=0.9, beat_times_s=np.zeros(0))
+            await analyses.store_results(conn, api.ids[name], results={"tempo": tempo}, versions={"tempo": 1})
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    body = {"bpm_min": 100, "bpm_max": 140}
+    every = await api.client.post("/api/playlists/bpm-range", json=body, headers=headers)
+    party = await api.client.post("/api/playlists/bpm-range", json={**body, "moods": ["party"]}, headers=headers)
+    calm = await api.client.post(
+        "/api/playlists/bpm-range", json={**body, "exclude_styles": ["dance"]}, headers=headers
+    )
+    bad = await api.client.post("/api/playlists/bpm-range", json={**body, "moods": ["rock"]}, headers=headers)
+    assert [api.names(r.json()["tracks"]) for r in (every, party, calm)] == [
+        ["calm", "untagged", "party"],  # the same BPM: by track id
+        ["party"],
+        ["calm", "untagged"],
+    ]
+    assert bad.status_code == 422

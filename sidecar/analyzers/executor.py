@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -19,6 +20,11 @@ from sidecar.settings import Settings
 log = logging.getLogger(__name__)
 
 _process_analyzers: dict[str, Analyzer[AnalyzerOutput]] = {}
+
+PROCESS_CONTEXT = multiprocessing.get_context("forkserver")
+"""How analysis processes start. Not ``fork``: the parent loads the embedding network at start-up
+(``Analyzer.check``), and a child forked after PyTorch ran a parallel operation hangs in its first one (the OpenMP
+thread pool does not survive ``fork``)."""
 
 
 def init_analysis_process(settings: Settings, names: tuple[str, ...]) -> None:
@@ -50,7 +56,10 @@ class AnalysisExecutor:
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                self._processes, initializer=init_analysis_process, initargs=(self._settings, self._names)
+                self._processes,
+                mp_context=PROCESS_CONTEXT,
+                initializer=init_analysis_process,
+                initargs=(self._settings, self._names),
             )
         return self._pool
 

@@ -212,12 +212,12 @@ def broad(cache_dir: Path, *, melodies: int, duration_s: float) -> None:
 # --- the older corpus and robustness -------------------------------------------------------------------------------
 
 
-def quality(cache_dir: Path, work_dir: Path, *, melodies: int, duration_s: float) -> None:
+def quality(cache_dir: Path, work_dir: Path, *, melodies: int, duration_s: float, models: Sequence[str]) -> None:
     specs = instrument_corpus(LEAD_PROGRAMS, melodies, duration_s=duration_s, seed=0)
     paths = cached_corpus(specs, cache_dir / "instrument")
     labels = [spec.lead_program for spec in specs]
     print(f"instrument corpus: {len(LEAD_PROGRAMS)} programs x {melodies} melodies x {duration_s:g} s (TimGM6mb, solo)")
-    for model in ("timbre-v1", POOL_MODEL):
+    for model in models:
         analyzer = EmbeddingAnalyzer(_settings(work_dir / model, model))
         originals = embed_files(paths, analyzer)
         print(f"{model} precision@5 same instrument: {precision_at_k(originals, labels, k=5):.3f}")
@@ -308,6 +308,7 @@ def main() -> None:
     parser.add_argument("--melodies", type=int, default=4, help="melodies per program in the broad corpus")
     parser.add_argument("--duration-s", type=float, default=15.0, help="clip length of the broad corpus")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quality-models", default=f"timbre-v1,{POOL_MODEL}", help="models of the quality part")
     parser.add_argument("--cache-dir", type=Path, default=Path(".bench-cache/embedding"))
     args = parser.parse_args()
     parts = set(args.parts.split(","))
@@ -315,7 +316,7 @@ def main() -> None:
         if "broad" in parts:
             broad(args.cache_dir, melodies=args.melodies, duration_s=args.duration_s)
         if "quality" in parts:
-            quality(args.cache_dir, Path(tmp), melodies=8, duration_s=20.0)
+            quality(args.cache_dir, Path(tmp), melodies=8, duration_s=20.0, models=args.quality_models.split(","))
         if "speed" in parts:
             speed(args.cache_dir, Path(tmp), repeats=args.repeats)
 

@@ -21,8 +21,6 @@ from sidecar.analyzers.pipeline import analyze_file
 from sidecar.demo.encode import write_audio
 from sidecar.demo.music import (
     ALL_KEYS,
-    BASS_PROGRAMS,
-    CHORD_PROGRAMS,
     LEAD_PROGRAMS,
     SAMPLE_RATE_HZ,
     TEMPO_RANGES_BPM,
@@ -74,8 +72,9 @@ def degrade(
 
 EVAL_PROGRAMS: tuple[int, ...] = (*LEAD_PROGRAMS, 48, 52)
 """The 12 GM lead programs plus string ensemble (48) and choir aahs (52)."""
-ARRANGEMENTS: tuple[str, ...] = ("solo", "accompanied", "band")
-"""``solo``: the lead alone; ``accompanied``: with chords and bass; ``band``: chords, bass and drums."""
+ARRANGEMENTS: tuple[str, ...] = ("solo", "chords", "drums")
+"""``solo``: the melody alone; ``chords``: the same instrument also plays the chords and the bass line; ``drums``:
+the melody over a drum groove. The labelled instrument is always the only pitched one."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,7 +116,7 @@ def broad_corpus(
     """Every program plays every melody with every soundfont.
 
     A melody fixes notes (seed), key and tempo for all programs; the arrangement rotates with program and melody so
-    each program and each melody meets all three; accompaniment programs, level and effects are drawn per clip.
+    each program and each melody meets all three; level, drum groove and effects are drawn per clip.
     Deterministic for a given ``seed``.
     """
     rng = np.random.default_rng(seed)
@@ -128,18 +127,17 @@ def broad_corpus(
             for melody, (key, bpm) in enumerate(tunes):
                 arrangement = ARRANGEMENTS[(p_index + melody) % len(ARRANGEMENTS)]
                 grooves = [g for g, (lo, hi) in TEMPO_RANGES_BPM.items() if lo <= bpm <= hi and g != "none"]
-                chords = [c for c in CHORD_PROGRAMS if c != program]
                 spec = PieceSpec(
                     title=f"program {program} melody {melody} {font} {arrangement}",
                     bpm=bpm,
                     key=key,
-                    groove=grooves[int(rng.integers(len(grooves)))] if arrangement == "band" else "none",
+                    groove=grooves[int(rng.integers(len(grooves)))] if arrangement == "drums" else "none",
                     duration_s=duration_s,
                     seed=seed * 1000 + melody,
                     lead_program=program,
-                    chord_program=chords[int(rng.integers(len(chords)))],
-                    bass_program=BASS_PROGRAMS[int(rng.integers(len(BASS_PROGRAMS)))],
-                    accompaniment=arrangement != "solo",
+                    chord_program=program,
+                    bass_program=program,
+                    accompaniment=arrangement == "chords",
                     gain_db=-float(rng.uniform(0.0, 9.0)),
                 )
                 effects = Effects(

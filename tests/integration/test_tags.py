@@ -21,8 +21,11 @@ from fastapi import FastAPI
 
 from adapters.base import WriteBackOutcome
 from adapters.jellyfin import JellyfinAdapter, JellyfinConfig
-from sidecar.analyzers.tags import TAGS_MODEL
+from sidecar.analyzers.embedding import EmbeddingAnalyzer
+from sidecar.analyzers.pipeline import analyze_file
+from sidecar.analyzers.tags import TAG_CATEGORIES, TAGS_MODEL
 from sidecar.api.app import create_app
+from sidecar.demo.encode import write_audio
 from sidecar.domain import EmbeddingResult, TempoResult, TrackKey
 from sidecar.errors import StorageError
 from sidecar.services.runtime import Runtime, open_runtime
@@ -273,3 +276,29 @@ async def test_bpm_range_playlist_takes_the_tag_filters(api: Api) -> None:
         ["calm", "untagged"],
     ]
     assert bad.status_code == 422
+
+
+async def test_a_musicnn_analysis_stores_all_fifty_tags_under_the_taggram_model(pool: Pool, tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", embedding={"model": "musicnn-msd-pool-753", "device": "cpu"})
+    analyzer = EmbeddingAnalyzer(settings)
+    t = np.arange(6 * 44100) / 44100
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 2 * t))).astype(np.float32)
+    analysis = analyze_file(write_audio(np.stack([tone, tone], axis=1), 44100, tmp_path / "tone.flac"), [analyzer])
+    async with transaction(pool) as conn:
+        await vectors.register_model(conn, analyzer.model, dim=analyzer.dim)
+        saved = await tracks.upsert_track(
+            conn, tracks.TrackUpsert(host="local", host_track_id="tone", title="tone", path=str(tmp_path))
+        )
+        await analyses.store_results(
+            conn, saved.track_id, results=analysis.results, versions={"embedding": EmbeddingAnalyzer.version}
+        )
+        summary = await analyses.get_analysis(conn, saved.track_id)
+    assert summary is not None
+    probabilities = list(summary["tags"].values())
+    assert (len(summary["tags"]), set(summary["tags"]) == set(TAG_CATEGORIES), summary["tags_model"]) == (
+        50,
+        True,
+        TAGS_MODEL,
+    )
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert all(0.0 <= p <= 1.0 for p in probabilities)

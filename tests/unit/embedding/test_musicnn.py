@@ -54,10 +54,10 @@ def test_reader_finds_every_variable_of_the_wheel_checkpoint_with_its_shape(
 ) -> None:
     tensors = read_checkpoint(wheel_files.index, wheel_files.data)
     shapes = {name: tensors[name].shape for name in EXPECTED_SHAPES}
-    assert (shapes, tensors["batch_normalization_9/gamma"].shape, tensors["dense_1/bias"].dtype) == (
+    assert (shapes, tensors["batch_normalization_9/gamma"].shape, str(tensors["dense_1/bias"].dtype)) == (
         EXPECTED_SHAPES,
         (1506,),
-        np.float32,
+        "float32",
     )
 
 
@@ -161,3 +161,12 @@ def test_musicnn_without_weights_falls_back_or_fails_at_start_up(
             analyzer.check()
         outcome = "failed"
     assert outcome == ("timbre-v1" if fallback else "failed")
+
+
+def test_the_migration_declares_the_default_model_with_the_index_name_storage_would_choose() -> None:
+    from sidecar.storage.migrate import migrations_dir
+    from sidecar.storage.vectors import _index_name
+
+    text = (migrations_dir() / "0014_create_musicnn_index.sql").read_text()
+    expected = f"'musicnn-msd-pool-753', 753, '{_index_name('musicnn-msd-pool-753', 753)}'"
+    assert (expected in text, Settings().embedding.model) == (True, "musicnn-msd-pool-753")

@@ -22,6 +22,9 @@ $(STAMP): pyproject.toml Makefile
 	@echo "torch 2.13.0 installed from: $$(cat $(VENV)/.torch-index)"
 	# tinysoundfont declares pyaudio (PortAudio, playback only); the renderer needs none of it.
 	$(PY) -m pip install --quiet --no-deps tinysoundfont==0.3.7
+	# musicnn ships the MusiCNN weights (TensorFlow checkpoints, read without TensorFlow): its TensorFlow and old
+	# numpy requirements are not ours.
+	$(PY) -m pip install --quiet --no-deps musicnn==0.1.0
 	$(PY) -m pip install --quiet -e '.[demo,test]'
 	# Demucs without its declared dependencies (HuggingFace hub, audio I/O); the ones it needs are in pyproject.
 	$(PY) -m pip install --quiet --no-deps demucs==4.1.0

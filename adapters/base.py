@@ -87,6 +87,8 @@ class TrackTags:
     camelot: str | None = None  # e.g. "8A"
     replaygain_track_gain_db: float | None = None
     loudness_lufs: float | None = None
+    labels: tuple[str, ...] = ()  # mood/genre labels to write, e.g. ("genre:rock", "mood:chill"), most probable first
+    label_vocabulary: frozenset[str] = frozenset()  # every label the sidecar may write (lower case): those are ours
 
 
 class WriteBackOutcome(enum.StrEnum):

@@ -189,6 +189,8 @@ class EmbeddingResult:
 
     model: str  # e.g. "openl3-music-mel128-512", "timbre-v1"
     vector: npt.NDArray[np.float32] = field(repr=False, compare=False)  # L2-normalised, shape (dim,)
+    # (tag, probability 0..1) of the 50 MSD tags in model order, from MusiCNN models; () for the others
+    tags: tuple[tuple[str, float], ...] = field(default=(), compare=False)
 
 
 AnalyzerOutput = LoudnessResult | TempoResult | KeyResult | EmbeddingResult

@@ -136,12 +136,13 @@ class AnalysisSettings(BaseModel):
 class EmbeddingSettings(BaseModel):
     """The 'how it sounds' embedding model."""
 
-    model: Literal["openl3-music-mel128-512", "timbre-v1"] = Field(
-        default="openl3-music-mel128-512", description="embedding model for Sonic Match"
+    model: Literal["musicnn-msd-pool-753", "musicnn-msd-taggram-50", "openl3-music-mel128-512", "timbre-v1"] = Field(
+        default="musicnn-msd-pool-753", description="embedding model for Sonic Match"
     )
-    fallback: bool = Field(default=True, description="use the DSP timbre model when OpenL3 weights are absent")
+    fallback: bool = Field(
+        default=True, description="use the DSP timbre model when the configured model's weights are absent"
+    )
     model_dir: Path | None = Field(default=None, description="weights cache; default <data_dir>/models")
-    offline: bool = Field(default=False, description="never download weights; use only the local cache")
     weights_url: str | None = Field(
         default=None, description="download OpenL3 weights from this mirror instead of the official URL (same checks)"
     )
@@ -153,6 +154,7 @@ class EmbeddingSettings(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="where the embedding model runs")
     batch_size: int = Field(default=32, ge=1, description="embedding windows per forward pass")
     windows_per_track: int = Field(default=24, ge=1, description="1 s windows sampled across a track")
+    patches_per_track: int = Field(default=8, ge=1, description="3 s MusiCNN patches sampled across a track")
 
 
 class ApiSettings(BaseModel):
@@ -253,6 +255,15 @@ class PlaylistSettings(BaseModel):
     name_prefix: str = Field(default="Sonic Match · ", description="name prefix of generated playlists")
 
 
+class TagsSettings(BaseModel):
+    """Mood/genre tags (MusiCNN's MSD taggram): which count, and how many are written to the host."""
+
+    min_probability: float = Field(
+        default=0.3, ge=0, le=1, description="a tag counts (filters, host tags) at or above this probability"
+    )
+    max_tags: int = Field(default=3, ge=0, le=50, description="most tags written to the host per track; 0: none")
+
+
 class Settings(BaseSettings):
     """The sidecar's configuration. Environment: ``SONANTICA_<FIELD>`` and ``SONANTICA_<SECTION>__<FIELD>``."""
 
@@ -291,6 +302,7 @@ class Settings(BaseSettings):
     scheduler: SchedulerSettings = SchedulerSettings()
     playlists: PlaylistSettings = PlaylistSettings()
     stems: StemsSettings = StemsSettings()
+    tags: TagsSettings = TagsSettings()
 
     @field_validator("path_map", mode="before")
     @classmethod

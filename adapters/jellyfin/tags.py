@@ -9,10 +9,13 @@ BPM                     ``bpm:128``                rounded half up to a whole nu
 key                     ``key:A minor``            canonical spelling (sharps, ``major``/``minor``)
 Camelot                 ``camelot:8A``             ``1A``-``12B``
 ReplayGain track gain   ``replaygain:-7.2 dB``     signed, one decimal, ``dB``
+mood / genre labels     ``mood:chill``             as given (:attr:`TrackTags.labels`), after the above
 ======================  =========================  ==============================================
 
-Tags starting with ``bpm:``, ``key:``, ``camelot:`` or ``replaygain:`` (any case) are the sidecar's: they are
-replaced on every write-back; every other tag is the user's and is kept, in its order.
+Tags starting with ``bpm:``, ``key:``, ``camelot:`` or ``replaygain:`` (any case), and tags equal (any case) to a
+label of :attr:`TrackTags.label_vocabulary` (e.g. ``genre:rock``), are the sidecar's: they are replaced on every
+write-back. Every other tag is the user's and is kept, in its order, including a ``genre:...`` tag the sidecar
+never writes (e.g. ``genre:shoegaze``).
 """
 
 from __future__ import annotations
@@ -30,10 +33,10 @@ _CAMELOT = re.compile(r"(1[0-2]|[1-9])[AB]")
 _KEY = re.compile(r"[A-G][#b]? (major|minor)")
 
 
-def is_our_tag(tag: str) -> bool:
-    """True for a tag the sidecar owns (by prefix, case-insensitive)."""
+def is_our_tag(tag: str, label_vocabulary: frozenset[str] = frozenset()) -> bool:
+    """True for a tag the sidecar owns: one of our prefixes, or one of ``label_vocabulary`` (case-insensitive)."""
     lowered = tag.lower()
-    return any(lowered.startswith(prefix) for prefix in const.OUR_TAG_PREFIXES)
+    return lowered in label_vocabulary or any(lowered.startswith(prefix) for prefix in const.OUR_TAG_PREFIXES)
 
 
 def format_tags(tags: TrackTags) -> list[str]:
@@ -41,7 +44,8 @@ def format_tags(tags: TrackTags) -> list[str]:
 
     Raises ``ValueError`` on values that cannot be written: a BPM that is not a positive finite number, a key not
     spelled ``<tonic> major|minor``, a Camelot code outside ``1A``-``12B``, a gain that is not finite.
-    ``loudness_lufs`` is not written: the ReplayGain tag carries the same information.
+    ``loudness_lufs`` is not written: the ReplayGain tag carries the same information. ``labels`` follow in their
+    order; one that is not in ``label_vocabulary`` is refused (``ValueError``): it could never be removed again.
     """
     out: list[str] = []
     if tags.bpm is not None:
@@ -61,6 +65,10 @@ def format_tags(tags: TrackTags) -> list[str]:
             raise ValueError(f"ReplayGain must be finite, got {tags.replaygain_track_gain_db!r}")
         gain_db = round(tags.replaygain_track_gain_db, 1) + 0.0  # "+ 0.0" turns -0.0 into 0.0
         out.append(f"{const.TAG_PREFIX_REPLAYGAIN}{gain_db:+.1f} dB")
+    for label in tags.labels:
+        if label.lower() not in tags.label_vocabulary:
+            raise ValueError(f"label {label!r} is not in the label vocabulary, so it could not be removed later")
+        out.append(label)
     return out
 
 
@@ -86,7 +94,7 @@ def plan_tag_update(item: Mapping[str, Any], tags: TrackTags) -> dict[str, Any] 
     Tags lock. Raises ``ValueError`` for unwritable values, ``HostResponseError`` for a malformed item.
     """
     existing = _tag_list(item)
-    ours_now = sorted(tag for tag in existing if is_our_tag(tag))
+    ours_now = sorted(tag for tag in existing if is_our_tag(tag, tags.label_vocabulary))
     ours_new = format_tags(tags)
     locked = item.get("LockedFields")
     if locked is not None and not isinstance(locked, list):
@@ -96,7 +104,7 @@ def plan_tag_update(item: Mapping[str, Any], tags: TrackTags) -> dict[str, Any] 
     if ours_now == sorted(ours_new) and (is_locked or not ours_new):
         return None
     updated = {key: copy.deepcopy(value) for key, value in item.items() if key not in const.UPDATE_ITEM_OMITTED_FIELDS}
-    updated["Tags"] = [tag for tag in existing if not is_our_tag(tag)] + ours_new
+    updated["Tags"] = [tag for tag in existing if not is_our_tag(tag, tags.label_vocabulary)] + ours_new
     if ours_new and not is_locked:
         updated["LockedFields"] = [*locked_fields, const.TAGS_LOCK_FIELD]
     if updated.get("ProviderIds") is None:

@@ -7,7 +7,7 @@ from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 
-from sidecar.analyzers.executor import analyze_in_process, init_analysis_process
+from sidecar.analyzers.executor import PROCESS_CONTEXT, analyze_in_process, init_analysis_process
 from sidecar.analyzers.pipeline import TrackAnalysis, analyze_file
 from sidecar.analyzers.registry import build_analyzers
 from sidecar.settings import Settings
@@ -28,6 +28,6 @@ def analyze_paths(
             yield analyze_file(path, analyzers)
         return
     with ProcessPoolExecutor(
-        min(jobs, len(paths)), initializer=init_analysis_process, initargs=(settings, names)
+        min(jobs, len(paths)), mp_context=PROCESS_CONTEXT, initializer=init_analysis_process, initargs=(settings, names)
     ) as pool:
         yield from pool.map(partial(analyze_in_process, names=names), map(str, paths))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import logging
+import multiprocessing
 import os
 import signal
 import sys
@@ -23,6 +24,11 @@ log = logging.getLogger(__name__)
 
 _process_analyzers: dict[str, Analyzer[AnalyzerOutput]] = {}
 
+PROCESS_CONTEXT = multiprocessing.get_context("forkserver")
+"""How analysis processes start. Not ``fork``: the parent loads the embedding network at start-up
+(``Analyzer.check``), and a child forked after PyTorch ran a parallel operation hangs in its first one (the OpenMP
+thread pool does not survive ``fork``)."""
+
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
@@ -32,8 +38,9 @@ def die_with_parent(parent_pid: int | None) -> None:
 
     A fork of an asyncio process inherits the loop's signal handlers and wake-up fd, which make it ignore SIGTERM;
     they are reset to the defaults. On Linux the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``),
-    so a worker killed with SIGKILL leaves no analysis process behind; ``parent_pid`` closes the race of a parent
-    that died before that was set. Elsewhere only the signal reset applies.
+    so a worker killed with SIGKILL leaves no analysis process behind. Under the forkserver context the kernel's
+    parent is the fork server, which exits as soon as the worker does, so the chain holds. ``parent_pid`` (the
+    worker) closes the race of a worker that died before that was set. Elsewhere only the signal reset applies.
     """
     signal.set_wakeup_fd(-1)
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -41,8 +48,19 @@ def die_with_parent(parent_pid: int | None) -> None:
     if sys.platform == "linux":
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if parent_pid is not None and os.getppid() != parent_pid:
+    if parent_pid is not None and not _is_alive(parent_pid):
         os._exit(1)
+
+
+def _is_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (one owned by another user counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def init_analysis_process(settings: Settings, names: tuple[str, ...], parent_pid: int | None = None) -> None:
@@ -80,6 +98,7 @@ class AnalysisExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 self._processes,
+                mp_context=PROCESS_CONTEXT,
                 initializer=init_analysis_process,
                 initargs=(self._settings, self._names, os.getpid()),
             )

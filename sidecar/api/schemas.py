@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sidecar.analyzers.tags import TAG_CATEGORIES, TagCategory
 from sidecar.jobqueue import CachedAnalysis
 from sidecar.services.playlists import PlaylistEntry
 from sidecar.storage.analyses import AnalysisSummary
@@ -36,8 +37,18 @@ class ValidationErrorPublic(ErrorPublic):
     errors: list[FieldErrorPublic]
 
 
+class TagPublic(BaseModel):
+    """One mood/genre/instrumentation/era tag of a track and the model's probability for it (0..1)."""
+
+    tag: str
+    category: TagCategory
+    probability: float
+
+
 class TrackAnalysisPublic(BaseModel):
-    """A track's stored analysis; ``None`` for what is not analysed (or found nothing, e.g. silence)."""
+    """A track's stored analysis; ``None`` for what is not analysed (or found nothing, e.g. silence).
+
+    ``tags`` lists every tag the model gave, most probable first (empty when the track was not tagged)."""
 
     track_id: int
     host: str
@@ -57,11 +68,19 @@ class TrackAnalysisPublic(BaseModel):
     replaygain_track_peak: float | None
     analyzer_versions: dict[str, int]
     embedding_models: list[str]
+    tags: list[TagPublic]
+    tags_model: str | None
 
     @classmethod
     def of(cls, summary: AnalysisSummary) -> TrackAnalysisPublic:
         """From the storage summary (the file path is not exposed)."""
-        return cls.model_validate({k: v for k, v in summary.items() if k != "path"})
+        fields = {k: v for k, v in summary.items() if k not in ("path", "tags")}
+        tags = [
+            TagPublic(tag=tag, category=TAG_CATEGORIES[tag], probability=probability)
+            for tag, probability in summary["tags"].items()
+            if tag in TAG_CATEGORIES
+        ]
+        return cls.model_validate({**fields, "tags": tags})
 
 
 class QuickAnalysisPublic(BaseModel):
@@ -224,7 +243,24 @@ class PlaylistBase(BaseModel):
         return value
 
 
-class SonicMatchCreate(PlaylistBase):
+class TagFiltersBase(BaseModel):
+    """Mood/genre tag filters of a playlist request (MusiCNN tags at or above ``tags.min_probability``)."""
+
+    moods: list[Annotated[str, Field(max_length=50)]] = Field(
+        default=[], max_length=10, description="keep tracks with any of these mood tags (e.g. chill, sad)"
+    )
+    exclude_moods: list[Annotated[str, Field(max_length=50)]] = Field(
+        default=[], max_length=10, description="drop tracks with any of these mood tags"
+    )
+    styles: list[Annotated[str, Field(max_length=50)]] = Field(
+        default=[], max_length=28, description="keep tracks with any of these genre tags (e.g. rock, jazz)"
+    )
+    exclude_styles: list[Annotated[str, Field(max_length=50)]] = Field(
+        default=[], max_length=28, description="drop tracks with any of these genre tags"
+    )
+
+
+class SonicMatchCreate(TagFiltersBase, PlaylistBase):
     """ "More like this" from one or several seed tracks."""
 
     seed_track_ids: list[TrackId] = Field(min_length=1, max_length=50)
@@ -237,7 +273,7 @@ class SonicMatchCreate(PlaylistBase):
     exclude_libraries: list[Annotated[str, Field(max_length=200)]] = Field(default=[], max_length=100)
 
 
-class BpmRangeCreate(PlaylistBase):
+class BpmRangeCreate(TagFiltersBase, PlaylistBase):
     """Tracks between two tempi (e.g. running at 120-140), ordered by rising BPM."""
 
     bpm_min: float = Field(gt=0, le=400)

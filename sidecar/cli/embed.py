@@ -10,6 +10,7 @@ import typer
 
 from sidecar.analyzers.embedding import EmbeddingAnalyzer
 from sidecar.analyzers.pipeline import analyze_file
+from sidecar.analyzers.tags import canonical_tag
 from sidecar.cli.app import app
 from sidecar.domain import EmbeddingResult
 from sidecar.errors import FatalAnalyzerError
@@ -27,19 +28,31 @@ def _files(paths: list[Path]) -> list[Path]:
     return files
 
 
+def ranked_tags(result: EmbeddingResult) -> dict[str, float]:
+    """The result's mood/genre tag probabilities (MusiCNN models only), canonical names, most probable first."""
+    ranked = sorted(((canonical_tag(tag), p) for tag, p in result.tags), key=lambda item: (-item[1], item[0]))
+    return {tag: round(float(p), 4) for tag, p in ranked}
+
+
 @app.command()
 def embed(
     paths: Annotated[list[Path], typer.Argument(help="audio files, or folders searched recursively")],
-    json_lines: Annotated[bool, typer.Option("--json", help='one {"path", "model", "embedding"} per line')] = False,
+    json_lines: Annotated[
+        bool, typer.Option("--json", help='one {"path", "model", "embedding"[, "tags"]} per line')
+    ] = False,
     model: Annotated[
-        Literal["openl3-music-mel128-512", "timbre-v1"] | None,
+        Literal["musicnn-msd-pool-753", "musicnn-msd-taggram-50", "openl3-music-mel128-512", "timbre-v1"] | None,
         typer.Option("--model", help="embedding model; default: the configured embedding.model"),
     ] = None,
 ) -> None:
-    """Print the 'how it sounds' vector of each file. Exit status 1 when some file failed, 2 when none could run."""
+    """Print the 'how it sounds' vector of each file. Exit status 1 when some file failed, 2 when none could run.
+
+    An explicit ``--model`` is used or the command fails with the reason: it never falls back to another model.
+    """
     settings = get_settings()
     if model is not None:
-        settings = settings.model_copy(update={"embedding": settings.embedding.model_copy(update={"model": model})})
+        chosen = settings.embedding.model_copy(update={"model": model, "fallback": False})
+        settings = settings.model_copy(update={"embedding": chosen})
     analyzer = EmbeddingAnalyzer(settings)
     try:
         analyzer.check()
@@ -56,11 +69,16 @@ def embed(
             reason = analysis.error or (failure.error if failure else "no result")
             typer.echo(json.dumps({"path": str(path), "error": reason}) if json_lines else f"{path}: error: {reason}")
             continue
+        tags = ranked_tags(result)
         if json_lines:
             row = {"path": str(path), "model": result.model, "embedding": [float(v) for v in result.vector]}
-            typer.echo(json.dumps(row))
+            typer.echo(json.dumps(row | ({"tags": tags} if tags else {})))
         else:
             head = ", ".join(f"{v:+.3f}" for v in result.vector[:4])
-            typer.echo(f"{path}: {result.model} ({result.vector.shape[0]} dims) [{head}, ...]")
+            top = ", ".join(f"{tag} {p:.2f}" for tag, p in list(tags.items())[:3])
+            typer.echo(
+                f"{path}: {result.model} ({result.vector.shape[0]} dims) [{head}, ...]"
+                + (f" tags: {top}" if top else "")
+            )
     if failed:
         raise typer.Exit(1)

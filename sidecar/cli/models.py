@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from sidecar.analyzers.embedding import MODELS
+from sidecar.analyzers.embedding import MODELS, MUSICNN_DIMS, musicnn_weights
 from sidecar.analyzers.embedding.weights import (
     WeightsChecksumError,
     WeightsError,
@@ -80,7 +80,9 @@ def list_models() -> None:
     for model in MODELS:
         spec = configured_weights(settings.embedding, model)
         marker = "*" if model == settings.embedding.model else " "
-        if spec is None:
+        if model in MUSICNN_DIMS:
+            typer.echo(f"{marker} {model}: {musicnn_weights.status(model_dir)}")
+        elif spec is None:
             typer.echo(f"{marker} {model}: no weights needed")
         else:
             status = _status(spec, model_dir)

@@ -29,7 +29,7 @@ from sidecar.services.playback import NowPlayingTracker, poll_now_playing
 from sidecar.services.playlists import PlaylistEntry, bpm_range_playlist, sonic_match_playlist
 from sidecar.services.runtime import Runtime, open_runtime
 from sidecar.services.sync import sync_library
-from sidecar.settings import HostKindSetting, NavidromeSettings, PathMapping, Settings
+from sidecar.settings import EmbeddingSettings, HostKindSetting, NavidromeSettings, PathMapping, Settings
 from sidecar.storage import tracks
 from sidecar.storage.db import transaction
 from sidecar.storage.vectors import SimilarFilters
@@ -68,7 +68,7 @@ def demo_settings(base: Settings, server: SubsonicServer, library_dir: Path) -> 
             "path_map": [PathMapping(host_prefix=str(library_dir), local_prefix=str(library_dir))],
             "navidrome": NavidromeSettings(url=server.url, username=server.username, password=server.password),
             "analysis": base.analysis.model_copy(update={"enabled": ["loudness", "tempo", "key", "embedding"]}),
-            "embedding": base.embedding.model_copy(update={"model": "timbre-v1"}),
+            "embedding": base.embedding.model_copy(update={"model": EmbeddingSettings().model}),
         }
     )
 
@@ -204,7 +204,7 @@ async def _analyse_with_a_play(
         executor.close()
         bar.close()
     report.analyzed = len(finished)
-    out(f"   all {len(finished)} tracks analysed (loudness, tempo, key, timbre embedding)")
+    out(f"   all {len(finished)} tracks analysed (loudness, tempo, key, {settings.embedding.model} embedding)")
 
 
 async def _playlists(

@@ -261,18 +261,21 @@ def _note_events(spec: PieceSpec, rng: np.random.Generator) -> list[_Event]:
     return events
 
 
-def render(spec: PieceSpec, *, sample_rate_hz: int = SAMPLE_RATE_HZ) -> npt.NDArray[np.float32]:
+def render(
+    spec: PieceSpec, *, sample_rate_hz: int = SAMPLE_RATE_HZ, soundfont: Path | None = None
+) -> npt.NDArray[np.float32]:
     """Render ``spec`` to float32 stereo, shape (n, 2), exactly ``duration_s`` long.
 
     The peak is normalised to -1 dBFS and then ``gain_db`` is applied (so pieces differ in level). Requires the
-    ``tinysoundfont`` package (installed by the Makefile) and the soundfont from ``pretty_midi``.
+    ``tinysoundfont`` package (installed by the Makefile) and a General MIDI soundfont (``.sf2``, or ``.sf3``):
+    ``soundfont``, by default the one from ``pretty_midi``.
     """
     import tinysoundfont  # optional dependency of the demo and the test corpus
 
     rng = np.random.default_rng(spec.seed)
     events = sorted(_note_events(spec, rng), key=lambda e: (e.time_s, e.on))
     synth = tinysoundfont.Synth(samplerate=sample_rate_hz)
-    sfid = synth.sfload(str(soundfont_path()))
+    sfid = synth.sfload(str(soundfont or soundfont_path()))
     synth.program_select(0, sfid, 0, spec.lead_program)
     synth.program_select(1, sfid, 0, spec.chord_program)
     synth.program_select(2, sfid, 0, spec.bass_program)

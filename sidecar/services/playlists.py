@@ -144,10 +144,28 @@ async def sonic_match_playlist(
 
 
 async def bpm_range_playlist(
-    conn: Connection, *, bpm_min: float, bpm_max: float, half_double: bool, limit: int
+    conn: Connection,
+    *,
+    bpm_min: float,
+    bpm_max: float,
+    half_double: bool,
+    limit: int,
+    tag_filters: SimilarFilters | None = None,
 ) -> list[PlaylistEntry]:
-    """Tracks in the BPM range (half/double tolerant), ordered smoothly by rising BPM; at most ``limit``."""
-    rows = await catalog.tempo_tracks(conn, bpm_min=bpm_min, bpm_max=bpm_max, half_double=half_double)
+    """Tracks in the BPM range (half/double tolerant), ordered smoothly by rising BPM; at most ``limit``.
+
+    Only the mood/style fields of ``tag_filters`` apply (see :class:`SimilarFilters`)."""
+    tags = tag_filters or SimilarFilters()
+    rows = await catalog.tempo_tracks(
+        conn,
+        bpm_min=bpm_min,
+        bpm_max=bpm_max,
+        half_double=half_double,
+        moods=tags.moods,
+        styles=tags.styles,
+        exclude_tags=tags.exclude_moods + tags.exclude_styles,
+        tag_min_probability=tags.tag_min_probability,
+    )
     ordered = order_by_bpm(rows, bpm_min=bpm_min, bpm_max=bpm_max)
     if len(ordered) <= limit:
         return ordered

@@ -11,8 +11,10 @@ import logging
 from dataclasses import dataclass, field
 
 from adapters.base import Capability, HostAdapter, HostError, TrackTags, WriteBackOutcome
+from sidecar.analyzers.tags import HOST_LABELS, host_labels
 from sidecar.domain import TrackKey
 from sidecar.services.runtime import Runtime
+from sidecar.settings import TagsSettings
 from sidecar.storage import analyses, tracks
 from sidecar.storage.analyses import AnalysisSummary
 from sidecar.storage.db import transaction
@@ -28,14 +30,17 @@ class WriteBackReport:
     failures: list[tuple[str, str]] = field(default_factory=list)
 
 
-def tags_from_summary(summary: AnalysisSummary) -> TrackTags:
-    """The values offered to the host for one analysed track."""
+def tags_from_summary(summary: AnalysisSummary, config: TagsSettings) -> TrackTags:
+    """The values offered to the host for one analysed track: BPM, key, loudness, and the ``config.max_tags``
+    most probable mood/genre tags at or above ``config.min_probability`` as labels (``mood:chill``)."""
     return TrackTags(
         bpm=summary["bpm"],
         key=summary["key"],
         camelot=summary["camelot"],
         replaygain_track_gain_db=summary["replaygain_track_gain_db"],
         loudness_lufs=summary["loudness_lufs"],
+        labels=host_labels(summary["tags"], min_probability=config.min_probability, max_tags=config.max_tags),
+        label_vocabulary=HOST_LABELS,
     )
 
 
@@ -56,7 +61,7 @@ async def write_back_track(runtime: Runtime, adapter: HostAdapter, track: TrackK
         summary = None if record is None else await analyses.get_analysis(conn, record.id)
     if summary is None or not summary["analyzer_versions"]:
         return None
-    return await adapter.write_back(track.host_track_id, tags_from_summary(summary))
+    return await adapter.write_back(track.host_track_id, tags_from_summary(summary, runtime.settings.tags))
 
 
 async def write_back_all(runtime: Runtime, adapter: HostAdapter, *, batch: int = 500) -> WriteBackReport:

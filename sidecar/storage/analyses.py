@@ -11,8 +11,9 @@ from typing import TypedDict
 
 from psycopg import sql
 
+from sidecar.analyzers.tags import TAGS_MODEL, canonical_tag
 from sidecar.domain import AnalyzerOutput, AudioInfo, EmbeddingResult, KeyResult, LoudnessResult, TempoResult
-from sidecar.storage import status, vectors
+from sidecar.storage import status, tags, vectors
 from sidecar.storage.db import Connection
 
 
@@ -40,6 +41,8 @@ class AnalysisSummary(TypedDict):
     replaygain_track_peak: float | None
     analyzer_versions: dict[str, int]  # analyzers done for this track, at these versions
     embedding_models: list[str]
+    tags: dict[str, float]  # canonical tag -> probability 0..1, most probable first; {} when not tagged
+    tags_model: str | None  # the model the tags came from
 
 
 def _feature_columns(result: AnalyzerOutput, version: int) -> dict[str, object] | None:
@@ -102,7 +105,8 @@ async def store_results(
     ----------
     results
         ``{analyzer name: result}``; an :class:`EmbeddingResult` goes to its model (which must be registered,
-        see :func:`sidecar.storage.vectors.register_model`).
+        see :func:`sidecar.storage.vectors.register_model`), and its tag probabilities, when it has any, replace
+        the track's tags (:func:`sidecar.storage.tags.store_tags`).
     versions
         ``{analyzer name: version}`` for every analyzer in ``results`` (the version that produced it).
     failures
@@ -120,6 +124,9 @@ async def store_results(
         for name, result in sorted(results.items()):
             if isinstance(result, EmbeddingResult):
                 await vectors.upsert_embedding(conn, track_id, result.model, result.vector)
+                if result.tags:
+                    pairs = [(canonical_tag(tag), probability) for tag, probability in result.tags]
+                    await tags.store_tags(conn, track_id, model=TAGS_MODEL, version=done[name], tags=pairs)
                 continue
             columns = _feature_columns(result, done[name])
             if columns is not None:
@@ -155,6 +162,7 @@ async def get_analysis(conn: Connection, track_id: int) -> AnalysisSummary | Non
     row = await cur.fetchone()
     if row is None:
         return None
+    stored = await tags.get_tags(conn, track_id)
     return AnalysisSummary(
         track_id=row[0],
         host=row[1],
@@ -177,4 +185,6 @@ async def get_analysis(conn: Connection, track_id: int) -> AnalysisSummary | Non
         bpm_alternative=row[18],
         analyzer_versions={str(k): int(v) for k, v in row[19].items()},
         embedding_models=list(row[20]),
+        tags={} if stored is None else stored.probabilities,
+        tags_model=None if stored is None else stored.model,
     )

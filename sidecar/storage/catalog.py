@@ -31,12 +31,18 @@ async def tempo_tracks(
     half_double: bool = False,
     keyed_only: bool = False,
     track_id: int | None = None,
+    moods: tuple[str, ...] = (),
+    styles: tuple[str, ...] = (),
+    exclude_tags: tuple[str, ...] = (),
+    tag_min_probability: float = 0.3,
     limit: int = 5000,
 ) -> list[TempoTrack]:
     """Present tracks whose BPM is in ``[bpm_min, bpm_max]`` (or half/double of it with ``half_double``).
 
-    ``keyed_only`` keeps tracks with a detected key; ``track_id`` keeps only that track. At most ``limit`` rows,
-    ordered by BPM then id.
+    ``keyed_only`` keeps tracks with a detected key; ``track_id`` keeps only that track. ``moods`` / ``styles``
+    (canonical tag names; empty: no condition) keep tracks with at least one of them at probability >=
+    ``tag_min_probability``; ``exclude_tags`` drops tracks with any of those. At most ``limit`` rows, ordered by
+    BPM then id.
     """
     if bpm_min > bpm_max:
         raise ValueError(f"bpm_min {bpm_min} is above bpm_max {bpm_max}")
@@ -50,6 +56,12 @@ async def tempo_tracks(
                                         OR f.bpm / 2 BETWEEN %(low)s AND %(high)s)))
           AND (NOT %(keyed_only)s OR f.camelot IS NOT NULL)
           AND (%(track_id)s::bigint IS NULL OR t.id = %(track_id)s)
+          AND (cardinality(%(moods)s::text[]) = 0 OR EXISTS (SELECT 1 FROM track_tags g WHERE g.track_id = t.id
+               AND g.tag = ANY(%(moods)s::text[]) AND g.probability >= %(tag_p)s))
+          AND (cardinality(%(styles)s::text[]) = 0 OR EXISTS (SELECT 1 FROM track_tags g WHERE g.track_id = t.id
+               AND g.tag = ANY(%(styles)s::text[]) AND g.probability >= %(tag_p)s))
+          AND NOT EXISTS (SELECT 1 FROM track_tags g WHERE g.track_id = t.id
+               AND g.tag = ANY(%(exclude_tags)s::text[]) AND g.probability >= %(tag_p)s)
         ORDER BY f.bpm, t.id
         LIMIT %(limit)s
         """,
@@ -59,6 +71,10 @@ async def tempo_tracks(
             "half_double": half_double,
             "keyed_only": keyed_only,
             "track_id": track_id,
+            "moods": list(moods),
+            "styles": list(styles),
+            "exclude_tags": list(exclude_tags),
+            "tag_p": tag_min_probability,
             "limit": limit,
         },
     )

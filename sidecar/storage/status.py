@@ -312,3 +312,69 @@ async def list_open_work(conn: Connection, versions: Mapping[str, int]) -> list[
         TrackWork(track_id=track_id, host=host, host_track_id=host_track_id, path=path, analyzers=tuple(analyzers))
         for track_id, host, host_track_id, path, analyzers in await cur.fetchall()
     ]
+
+
+_REANALYSIS_MATCH = """
+    s.analyzer = %(analyzer)s AND s.state = 'done'
+    AND (%(since)s::timestamptz IS NULL OR s.updated_at >= %(since)s::timestamptz)
+    AND (%(before)s::timestamptz IS NULL OR s.updated_at < %(before)s::timestamptz)
+    AND (%(model)s::text IS NULL
+         OR EXISTS (SELECT 1 FROM embeddings e WHERE e.track_id = s.track_id AND e.model = %(model)s::text)
+         OR EXISTS (SELECT 1 FROM track_tags g WHERE g.track_id = s.track_id AND g.model = %(model)s::text))
+    AND EXISTS (SELECT 1 FROM tracks t WHERE t.id = s.track_id AND NOT t.is_missing AND t.path IS NOT NULL)
+"""
+"""Done rows of one analyzer, optionally finished at or after ``since`` and with stored results of ``model``."""
+
+
+async def count_done_matching(
+    conn: Connection, analyzer: str, *, model: str | None = None, since: datetime | None = None
+) -> tuple[int, datetime]:
+    """How many tracks :func:`requeue_done` would take now, and the database's time now (pass it on as
+    ``before``): ``done`` rows of ``analyzer`` (any version), finished at or after ``since`` when given, of
+    present tracks that have stored results (a vector or tags) of ``model`` when given."""
+    cur = await conn.execute(
+        f"SELECT count(*), now() FROM analysis_status s WHERE {_REANALYSIS_MATCH}",  # noqa: S608 - constant text
+        {"analyzer": analyzer, "model": model, "since": since, "before": None},
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0]), row[1]
+
+
+async def requeue_done(
+    conn: Connection,
+    analyzer: str,
+    version: int,
+    *,
+    model: str | None = None,
+    since: datetime | None = None,
+    before: datetime,
+    limit: int = 1000,
+) -> list[TrackWork]:
+    """Re-analysis: up to ``limit`` rows matching :func:`count_done_matching` and finished before ``before``
+    become ``queued`` at ``version`` with attempts and last error cleared; returns those tracks (lowest ids
+    first), each with ``(analyzer,)``.
+
+    The caller pushes the jobs after committing. Rows already queued, pending, running or failed are not
+    matched, and rows done again after ``before`` (re-analysed meanwhile) neither, so calling again until it
+    returns nothing takes every matching row exactly once.
+    """
+    cur = await conn.execute(
+        f"""
+        WITH picked AS (
+            SELECT s.track_id FROM analysis_status s WHERE {_REANALYSIS_MATCH}
+            ORDER BY s.track_id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+        )
+        UPDATE analysis_status AS s
+        SET state = 'queued', version = %(version)s, attempts = 0, last_error = NULL, updated_at = now()
+        FROM picked, tracks t
+        WHERE s.track_id = picked.track_id AND s.analyzer = %(analyzer)s AND t.id = s.track_id
+        RETURNING t.id, t.host, t.host_track_id, t.path
+        """,  # noqa: S608 - constant text
+        {"analyzer": analyzer, "version": version, "model": model, "since": since, "before": before, "limit": limit},
+    )
+    rows = sorted(await cur.fetchall())
+    return [
+        TrackWork(track_id=track_id, host=host, host_track_id=host_track_id, path=path, analyzers=(analyzer,))
+        for track_id, host, host_track_id, path in rows
+    ]

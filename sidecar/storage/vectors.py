@@ -42,6 +42,11 @@ class SimilarFilters:
     double its BPM is inside the window. ``camelot_compatible`` keeps keys next to a seed's key on the Camelot
     wheel (same, +-1 hour, relative). ``exclude_duplicates`` drops other versions of a seed and keeps only the
     nearest version of any other song (same artist and title after :sql:`normalize_for_dedup`).
+
+    ``moods`` / ``styles`` keep tracks that have at least one of those tags (canonical names, see
+    :mod:`sidecar.analyzers.tags`) with probability >= ``tag_min_probability``; ``exclude_moods`` /
+    ``exclude_styles`` drop tracks that have any of them at that probability. Both lists given: both must hold.
+    Tracks without tags pass the exclusions and fail the inclusions.
     """
 
     bpm_min: float | None = None
@@ -56,8 +61,15 @@ class SimilarFilters:
     duration_max_s: float | None = None
     exclude_genres: tuple[str, ...] = ()  # case-insensitive
     exclude_libraries: tuple[str, ...] = ()
+    moods: tuple[str, ...] = ()
+    exclude_moods: tuple[str, ...] = ()
+    styles: tuple[str, ...] = ()
+    exclude_styles: tuple[str, ...] = ()
+    tag_min_probability: float = 0.3
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.tag_min_probability <= 1.0:
+            raise ValueError(f"tag_min_probability must be within 0..1 (got {self.tag_min_probability})")
         for name in ("bpm_min", "bpm_max", "bpm_window_pct", "duration_min_s", "duration_max_s"):
             value = getattr(self, name)
             if value is not None and value < 0:
@@ -342,6 +354,26 @@ def _conditions(filters: SimilarFilters, seeds: _Seeds) -> tuple[list[sql.Compos
     if filters.exclude_libraries:
         params["libraries"] = list(filters.exclude_libraries)
         conditions.append(sql.SQL("(t.library IS NULL OR NOT (t.library = ANY(%(libraries)s)))"))
+    tag_filters = (
+        ("moods", filters.moods, ""),
+        ("styles", filters.styles, ""),
+        ("exclude_moods", filters.exclude_moods, "NOT "),
+        ("exclude_styles", filters.exclude_styles, "NOT "),
+    )
+    for name, wanted, negation in tag_filters:
+        if wanted:
+            params[name] = list(wanted)
+            params["tag_min_probability"] = filters.tag_min_probability
+            conditions.append(
+                sql.SQL(
+                    "{negation}EXISTS (SELECT 1 FROM track_tags g WHERE g.track_id = t.id"
+                    " AND g.tag = ANY({tags}) AND g.probability >= {probability})"
+                ).format(
+                    negation=sql.SQL(negation),
+                    tags=sql.Placeholder(name),
+                    probability=sql.Placeholder("tag_min_probability"),
+                )
+            )
     if filters.exclude_duplicates:
         conditions.append(
             sql.SQL(
@@ -389,7 +421,9 @@ LIMIT %(limit)s
 
 
 def _default_candidates(filters: SimilarFilters, limit: int) -> int:
-    unfiltered = SimilarFilters(exclude_duplicates=filters.exclude_duplicates)
+    unfiltered = SimilarFilters(
+        exclude_duplicates=filters.exclude_duplicates, tag_min_probability=filters.tag_min_probability
+    )
     return max(64, 5 * limit) if filters == unfiltered else max(200, 20 * limit)
 
 

@@ -20,7 +20,7 @@ async def test_demo_runs_the_whole_flow(tmp_path: Path) -> None:
     assert report.played_position <= report.finished_when_played + 2
     similar_name, bpm_name = list(report.playlists)
     _, similar = report.playlists[similar_name]
-    assert similar[0].artist == "Reed Machine"  # the seed's instrumentation wins (timbre embedding)
+    assert similar[0].artist == "Reed Machine"  # the seed's instrumentation wins (default embedding, MusiCNN)
     assert all(row.title != report.played_title for row in similar)
     _, running = report.playlists[bpm_name]
     low, high = BPM_RANGE

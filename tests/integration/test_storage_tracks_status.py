@@ -58,9 +58,10 @@ async def test_schema_has_every_column_the_code_reads(pool: Pool) -> None:
     assert {f.name for f in dataclasses.fields(status.AnalysisStatus)} <= await _columns(pool, "analysis_status")
     feature_keys = set(typing.get_type_hints(analyses.AnalysisSummary)) - {
         "track_id", "host", "host_track_id", "path", "duration_s", "sample_rate_hz", "channels",
-        "analyzer_versions", "embedding_models",
+        "analyzer_versions", "embedding_models", "tags", "tags_model",
     }  # fmt: skip
     assert feature_keys <= await _columns(pool, "track_features")
+    assert {"track_id", "tag", "probability", "model", "version"} <= await _columns(pool, "track_tags")
     stems = {"track_id", "is_separated", "location", "size_bytes", "last_accessed_at"}
     assert stems <= await _columns(pool, "stems")
 

@@ -2,16 +2,21 @@
 
 Models (``settings.embedding.model``):
 
+- ``musicnn-msd-pool-753`` (default) and ``musicnn-msd-taggram-50``: MusiCNN trained on the Million Song Dataset
+  (:mod:`.musicnn`), weights from the pinned ``musicnn`` wheel (:mod:`.musicnn_weights`), on ``patches_per_track``
+  3-second patches (:mod:`.musicnn_model`); either also carries the 50 tag probabilities
+  (:attr:`EmbeddingResult.tags`).
 - ``openl3-music-mel128-512``: OpenL3 (:mod:`.openl3`) on ``windows_per_track`` one-second windows spread over the
   track (:mod:`.windows`), batched on the configured device; the track vector is the mean of the window embeddings,
   L2-normalised. Needs the official weights (:mod:`.weights`).
 - ``timbre-v1``: the DSP embedding of :mod:`.timbre`; no weights.
 
 The model is resolved once per analyzer, at :meth:`EmbeddingAnalyzer.check` (worker start-up) or the first track:
-if OpenL3 is configured and its weights cannot be had, that is a :class:`~sidecar.errors.FatalAnalyzerError`
+if OpenL3 is configured and its weights are not in the cache, that is a :class:`~sidecar.errors.FatalAnalyzerError`
 naming the commands that fix it, unless ``settings.embedding.fallback`` is on, in which case ``timbre-v1`` is used
-and a warning is logged. Every result carries the name of the model that produced it
-(:attr:`EmbeddingResult.model`): vectors of different models are never compared.
+and a warning is logged. Nothing is downloaded here: weights are fetched only by ``sonantica models fetch``. Every
+result carries the name of the model that produced it (:attr:`EmbeddingResult.model`): vectors of different models
+are never compared.
 """
 
 from __future__ import annotations
@@ -27,16 +32,18 @@ import numpy.typing as npt
 from sidecar.analyzers.audio import AudioBlock
 from sidecar.analyzers.base import AnalyzerSession
 from sidecar.analyzers.embedding import timbre
+from sidecar.analyzers.embedding.musicnn_model import MODEL_DIMS as MUSICNN_DIMS
+from sidecar.analyzers.embedding.musicnn_model import MusicnnModel, MusicnnSession
 from sidecar.analyzers.embedding.openl3_params import EMBEDDING_DIM
 from sidecar.analyzers.embedding.weights import (
     OPENL3_MEL128_MUSIC,
-    WeightsChecksumError,
     WeightsError,
     WeightsFormatError,
     WeightsSpec,
+    cached_weights,
     clear_cached,
     configured_weights,
-    ensure_weights,
+    missing_message,
 )
 from sidecar.analyzers.embedding.windows import WindowSampler
 from sidecar.domain import AudioInfo, EmbeddingResult
@@ -68,54 +75,41 @@ def resolve_device(setting: str) -> torch.device:
 class OpenL3Model:
     """OpenL3 weights and network, loaded lazily under a lock (immich pattern).
 
-    The first :meth:`embed` (or :meth:`load`) verifies the cached weights (downloading them first unless offline),
-    converts them into the PyTorch network and moves it to ``device``. If the cached file turns out to be corrupt
-    (checksum, gzip or HDF5 error), it is removed and the load is tried once more.
+    The first :meth:`embed` (or :meth:`load`) verifies the cached weights (never downloading them), converts them
+    into the PyTorch network and moves it to ``device``. A cached file that turns out to be corrupt (checksum, gzip
+    or HDF5 error) is removed, and the error names the commands that fetch it again.
     """
 
-    def __init__(
-        self, *, spec: WeightsSpec, model_dir: Path, offline: bool, device: torch.device, batch_size: int
-    ) -> None:
+    def __init__(self, *, spec: WeightsSpec, model_dir: Path, device: torch.device, batch_size: int) -> None:
         self.spec = spec
         self.model_dir = model_dir
-        self.offline = offline
         self.device = device
         self.batch_size = batch_size
-        self.load_attempts = 0
         self._network: OpenL3Mel128 | None = None
         self._lock = threading.Lock()
 
-    def ensure_weights(self) -> Path:
-        """The verified weights file, downloaded first unless offline; raises WeightsError when unavailable."""
-        return ensure_weights(self.spec, self.model_dir, offline=self.offline)
+    def cached_weights(self) -> Path:
+        """The verified weights file in the cache; raises WeightsError when it is absent or corrupt."""
+        return cached_weights(self.spec, self.model_dir)
 
     def load(self) -> OpenL3Mel128:
         """The network with the official weights (loaded once; thread-safe)."""
         with self._lock:
             if self._network is None:
+                path = self.cached_weights()
+                log.info("loading OpenL3 model %s from %s onto %s", self.spec.model, path, self.device)
+                from sidecar.analyzers.embedding.keras import load_keras_weights, open_gzip_h5
+                from sidecar.analyzers.embedding.openl3 import OpenL3Mel128
+
+                network = OpenL3Mel128()
                 try:
-                    self._network = self._load_once()
-                except (WeightsChecksumError, WeightsFormatError) as exc:
-                    log.warning("OpenL3 weights unusable (%s); clearing the cached file and retrying once", exc)
+                    load_keras_weights(network, open_gzip_h5(path))
+                except WeightsFormatError as exc:
                     clear_cached(self.spec, self.model_dir)
-                    try:
-                        self._network = self._load_once()
-                    except WeightsError as retry:
-                        message = f"the cached weights were unusable ({exc}) and were removed; {retry}"
-                        raise type(retry)(message) from retry
+                    fix = missing_message(self.spec, self.model_dir)
+                    raise WeightsFormatError(f"{exc}; the unusable cached file was removed. {fix}") from exc
+                self._network = network.to(self.device).eval()
             return self._network
-
-    def _load_once(self) -> OpenL3Mel128:
-        self.load_attempts += 1
-        path = self.ensure_weights()
-        attempt = f"attempt #{self.load_attempts} to load" if self.load_attempts > 1 else "loading"
-        log.info("%s OpenL3 model %s from %s onto %s", attempt, self.spec.model, path, self.device)
-        from sidecar.analyzers.embedding.keras import load_keras_weights, open_gzip_h5
-        from sidecar.analyzers.embedding.openl3 import OpenL3Mel128
-
-        network = OpenL3Mel128()
-        load_keras_weights(network, open_gzip_h5(path))
-        return network.to(self.device).eval()
 
     def embed(self, windows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Embeddings of 48 kHz one-second windows, (k, 48000) -> (k, 512), in batches of ``batch_size``."""
@@ -180,7 +174,7 @@ class EmbeddingAnalyzer:
     """
 
     name: ClassVar[str] = "embedding"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2
 
     def __init__(self, settings: Settings, *, weights: WeightsSpec | None = None) -> None:
         config = settings.embedding
@@ -188,9 +182,10 @@ class EmbeddingAnalyzer:
         self._fallback = config.fallback
         self._device_setting = config.device
         self._windows_per_track = config.windows_per_track
+        self._patches_per_track = config.patches_per_track
+        self._musicnn: MusicnnModel | None = None
         self._weights = weights or configured_weights(config, OPENL3_MODEL) or OPENL3_MEL128_MUSIC
         self._model_dir = settings.model_dir
-        self._offline = config.offline
         self._batch_size = config.batch_size
         self._openl3: OpenL3Model | None = None
         self._active: str | None = None
@@ -203,8 +198,12 @@ class EmbeddingAnalyzer:
 
     @property
     def dim(self) -> int:
-        """Length of this analyzer's vectors (512 for OpenL3, 109 for ``timbre-v1``; resolves the model)."""
-        return EMBEDDING_DIM if self._resolve() == OPENL3_MODEL else timbre.DIM
+        """Length of this analyzer's vectors (753 or 50 for MusiCNN, 512 for OpenL3, 109 for ``timbre-v1``;
+        resolves the model)."""
+        model = self._resolve()
+        if model in MUSICNN_DIMS:
+            return MUSICNN_DIMS[model]
+        return EMBEDDING_DIM if model == OPENL3_MODEL else timbre.DIM
 
     def _resolve(self) -> str:
         with self._resolve_lock:
@@ -216,15 +215,25 @@ class EmbeddingAnalyzer:
         if self._configured == TIMBRE_MODEL:
             return TIMBRE_MODEL
         device = resolve_device(self._device_setting)
+        if self._configured in MUSICNN_DIMS:
+            musicnn = MusicnnModel(model_dir=self._model_dir, device=device, batch_size=self._batch_size)
+            try:
+                musicnn.locate()
+            except WeightsError as exc:
+                if not self._fallback:
+                    raise FatalAnalyzerError(str(exc)) from exc
+                log.warning("%s Falling back to the %s embedding (embedding.fallback is on).", exc, TIMBRE_MODEL)
+                return TIMBRE_MODEL
+            self._musicnn = musicnn
+            return self._configured
         openl3 = OpenL3Model(
             spec=self._weights,
             model_dir=self._model_dir,
-            offline=self._offline,
             device=device,
             batch_size=self._batch_size,
         )
         try:
-            openl3.ensure_weights()
+            openl3.cached_weights()
         except WeightsError as exc:
             if not self._fallback:
                 raise FatalAnalyzerError(str(exc)) from exc
@@ -234,18 +243,23 @@ class EmbeddingAnalyzer:
         return openl3.spec.model
 
     def check(self) -> None:
-        """Resolve the model at start-up and load it: weights present (or fetched) and convertible, device usable;
+        """Resolve the model at start-up and load it: weights in the cache and convertible, device usable;
         else FatalAnalyzerError (with fallback on, missing weights select ``timbre-v1`` instead)."""
         model = self._resolve()
-        if self._openl3 is not None:
-            try:
+        try:
+            if self._openl3 is not None:
                 self._openl3.load()
-            except WeightsError as exc:
-                raise FatalAnalyzerError(str(exc)) from exc
+            if self._musicnn is not None:
+                self._musicnn.load()
+        except WeightsError as exc:
+            raise FatalAnalyzerError(str(exc)) from exc
         log.info("embedding model: %s", model)
 
     def start(self, info: AudioInfo) -> AnalyzerSession[EmbeddingResult]:
         """Begin one track with the resolved model."""
-        if self._resolve() == TIMBRE_MODEL or self._openl3 is None:
+        model = self._resolve()
+        if self._musicnn is not None:
+            return MusicnnSession(self._musicnn, info, model_name=model, patches_per_track=self._patches_per_track)
+        if model == TIMBRE_MODEL or self._openl3 is None:
             return TimbreSession()
         return OpenL3Session(self._openl3, info, windows_per_track=self._windows_per_track)

@@ -1,6 +1,7 @@
 """OpenL3 weights: the official file, its checksums, download, import and cache (conversion: :mod:`.keras`).
 
-**Where the weights come from.** openl3 0.4.x (``marl/openl3``, MIT licence) installs its weights from the
+**Where the weights come from.** openl3 0.4.x (``marl/openl3``; its code is MIT-licensed, its model weights are
+CC BY 4.0: Cramer, Wu, Salamon and Bello, "Look, Listen and Learn More", ICASSP 2019) installs its weights from the
 repository's ``models`` branch: ``setup.py`` downloads ``https://github.com/marl/openl3/raw/models/`` +
 ``openl3_audio_mel128_music-v0_4_0.h5.gz`` and gunzips it to ``openl3_audio_mel128_music.h5``. The cache keeps
 that ``.h5.gz`` byte for byte and reads it in memory, so the file on disk can always be checked against the
@@ -13,6 +14,9 @@ SHA-256 of the file is not published anywhere we could find (the upstream reposi
 checksum list, and the ``models`` branch's blobs could not be read here), so :data:`OPENL3_MEL128_MUSIC` has
 ``sha256=None``; ``sonantica models fetch`` prints the SHA-256 of the verified download, and a deployment that
 pins it in ``settings.embedding.weights_sha256`` has it enforced as well.
+
+**Downloads** happen only in :func:`download_weights` (``sonantica models fetch``): a worker start-up only looks in
+the cache (:func:`cached_weights`), so a network that drops packets never delays it.
 
 **Layout in the cache** (``settings.model_dir``, default ``<data_dir>/models``)::
 
@@ -158,14 +162,14 @@ def cached_path(spec: WeightsSpec, model_dir: Path) -> Path:
     return model_dir / spec.filename
 
 
-def missing_message(spec: WeightsSpec, model_dir: Path, *, offline: bool) -> str:
+def missing_message(spec: WeightsSpec, model_dir: Path) -> str:
     """The message for absent weights: what is missing, and the commands that fix it."""
-    reason = "offline mode is on (embedding.offline)" if offline else "they are not in the model cache"
     return (
-        f"OpenL3 weights for {spec.model} are missing: {reason}. Run `sonantica models fetch` on a machine with"
-        f" internet access, or download {spec.url} elsewhere and run `sonantica models import FILE`"
-        f" (cache: {model_dir}). Or set SONANTICA_EMBEDDING__MODEL=timbre-v1, or SONANTICA_EMBEDDING__FALLBACK=true"
-        " to use the timbre model while the weights are absent."
+        f"OpenL3 weights for {spec.model} are missing: they are not in the model cache ({model_dir}); the sidecar"
+        " downloads them only when asked. Run `sonantica models fetch` on a machine with internet access, or"
+        f" download {spec.url} elsewhere and run `sonantica models import FILE`. Or set"
+        " SONANTICA_EMBEDDING__MODEL=timbre-v1, or SONANTICA_EMBEDDING__FALLBACK=true to use the timbre model while"
+        " the weights are absent."
     )
 
 
@@ -209,7 +213,7 @@ def download_weights(spec: WeightsSpec, model_dir: Path, *, timeout_s: float = 6
     except OSError as exc:
         partial.unlink(missing_ok=True)
         raise WeightsMissingError(
-            f"could not download {spec.url} ({exc}). " + missing_message(spec, model_dir, offline=False)
+            f"could not download {spec.url} ({exc}). " + missing_message(spec, model_dir)
         ) from exc
     return _install_verified(spec, partial, model_dir)
 
@@ -217,38 +221,42 @@ def download_weights(spec: WeightsSpec, model_dir: Path, *, timeout_s: float = 6
 def import_weights(spec: WeightsSpec, source: Path, model_dir: Path) -> Path:
     """Copy a file downloaded elsewhere into the cache after checking it is the official ``spec.filename``.
 
-    Raises :class:`WeightsChecksumError` (for example for an already decompressed ``.h5``: only the published
-    ``.h5.gz`` has a known checksum) or :class:`WeightsMissingError` when ``source`` cannot be read.
+    ``source`` itself is checked first, so an error names the user's file; the copy is checked again before it
+    replaces the cached file. Raises :class:`WeightsChecksumError` (for example for an already decompressed
+    ``.h5``: only the published ``.h5.gz`` has a known checksum) or :class:`WeightsMissingError` when ``source``
+    cannot be read.
     """
     if not source.is_file():
         raise WeightsMissingError(f"cannot import {source}: no such file")
+    try:
+        verify_file(spec, source)
+    except WeightsChecksumError as exc:
+        hint = " (import the published .h5.gz, not a decompressed copy)" if source.suffix == ".h5" else ""
+        raise WeightsChecksumError(f"{exc}{hint}") from None
     handle, partial = _partial_file(spec, model_dir)
     with handle, source.open("rb") as src:
         shutil.copyfileobj(src, handle, _CHUNK_BYTES)
     try:
         return _install_verified(spec, partial, model_dir)
-    except WeightsChecksumError as exc:
-        hint = " (import the published .h5.gz, not a decompressed copy)" if source.suffix == ".h5" else ""
-        raise WeightsChecksumError(f"{exc}{hint}") from None
+    except WeightsChecksumError:
+        raise WeightsChecksumError(f"{source} changed while it was copied into the cache; import it again") from None
 
 
-def ensure_weights(spec: WeightsSpec, model_dir: Path, *, offline: bool) -> Path:
-    """The verified cached file, downloading it first unless ``offline``.
+def cached_weights(spec: WeightsSpec, model_dir: Path) -> Path:
+    """The verified cached file; never downloads (that is :func:`download_weights`, ``sonantica models fetch``).
 
-    A cached file that fails the checksum is removed (and downloaded again unless offline). Raises
-    :class:`WeightsMissingError` with the commands that fix it when the weights cannot be had.
+    A cached file that fails the checksum is removed. Raises :class:`WeightsMissingError` with the commands that
+    fix it when the file is absent, :class:`WeightsChecksumError` when it was corrupt.
     """
     path = cached_path(spec, model_dir)
-    if path.is_file():
-        try:
-            verify_file(spec, path)
-            return path
-        except WeightsChecksumError as exc:
-            log.warning("removing corrupt cached weights: %s", exc)
-            clear_cached(spec, model_dir)
-    if offline:
-        raise WeightsMissingError(missing_message(spec, model_dir, offline=True))
-    return download_weights(spec, model_dir)
+    if not path.is_file():
+        raise WeightsMissingError(missing_message(spec, model_dir))
+    try:
+        verify_file(spec, path)
+    except WeightsChecksumError as exc:
+        clear_cached(spec, model_dir)
+        raise WeightsChecksumError(f"{exc}; the corrupt file was removed. {missing_message(spec, model_dir)}") from None
+    return path
 
 
 def clear_cached(spec: WeightsSpec, model_dir: Path) -> None:

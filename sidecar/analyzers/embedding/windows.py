@@ -1,8 +1,8 @@
-"""Pick a few one-second windows spread over a track while it streams past, at the network's 48 kHz.
+"""Pick a few windows spread over a track while it streams past, at a network's rate (OpenL3: 1 s at 48 kHz).
 
 OpenL3 looks at one second at a time. Embedding every 0.1 s hop of a 4-minute track would take 2400 network
 passes; a track-level vector needs far fewer. :class:`WindowSampler` captures ``n_windows`` windows spread evenly
-over the track from the native-rate blocks (mono mix), resamples each to 48 kHz on its own, and keeps nothing
+over the track from the native-rate blocks (mono mix), resamples each to the network rate on its own, keeps nothing
 else, so memory stays bounded whatever the track length.
 
 The track length is not trusted (container estimates can be missing or wrong), so the windows lie on a grid that
@@ -29,18 +29,29 @@ _MARGIN_S = 0.05  # captured on each side so that resampling has context; trimme
 
 
 class WindowSampler:
-    """Collect up to ``n_windows`` one-second mono windows at 48 kHz from native-rate blocks fed in order."""
+    """Collect up to ``n_windows`` mono windows of ``window_s`` seconds at ``target_rate_hz`` (default: one second
+    at 48 kHz, OpenL3's) from native-rate blocks fed in order."""
 
-    def __init__(self, *, sample_rate_hz: int, n_windows: int, silence_dbfs: float = -60.0) -> None:
+    def __init__(
+        self,
+        *,
+        sample_rate_hz: int,
+        n_windows: int,
+        silence_dbfs: float = -60.0,
+        window_s: float = WINDOW_S,
+        target_rate_hz: int = TARGET_RATE_HZ,
+    ) -> None:
         if n_windows < 1:
             raise ValueError(f"n_windows must be at least 1, got {n_windows}")
         self._rate = sample_rate_hz
         self._n = n_windows
-        self._window = round(WINDOW_S * sample_rate_hz)
+        self._target_rate = target_rate_hz
+        self._target_window = round(window_s * target_rate_hz)
+        self._window = round(window_s * sample_rate_hz)
         self._margin = math.ceil(_MARGIN_S * sample_rate_hz)
         self._capture = self._window + 2 * self._margin
         self._silence_rms = 10.0 ** (silence_dbfs / 20.0)
-        self._spacing = WINDOW_S * sample_rate_hz
+        self._spacing = window_s * sample_rate_hz
         self._next = 0  # grid index of the next window to open
         self._open: dict[int, npt.NDArray[np.float32]] = {}
         self._done: dict[int, npt.NDArray[np.float32]] = {}
@@ -76,12 +87,12 @@ class WindowSampler:
         self._spacing *= 2
 
     def _to_target_rate(self, buffer: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        if self._rate == TARGET_RATE_HZ:
+        if self._rate == self._target_rate:
             return buffer[self._margin : self._margin + self._window].copy()
-        resampled = soxr.resample(buffer, self._rate, TARGET_RATE_HZ, quality="HQ")
-        offset = round(self._margin * TARGET_RATE_HZ / self._rate)
-        window = np.zeros(TARGET_RATE_HZ, np.float32)
-        piece = resampled[offset : offset + TARGET_RATE_HZ]
+        resampled = soxr.resample(buffer, self._rate, self._target_rate, quality="HQ")
+        offset = round(self._margin * self._target_rate / self._rate)
+        window = np.zeros(self._target_window, np.float32)
+        piece = resampled[offset : offset + self._target_window]
         window[: piece.shape[0]] = piece
         return window
 
@@ -90,7 +101,7 @@ class WindowSampler:
         return float(np.sqrt(np.mean(np.square(window, dtype=np.float64))))
 
     def windows(self) -> npt.NDArray[np.float32]:
-        """The chosen windows in track order, float32 shape (k, 48000) with 1 <= k <= ``n_windows``.
+        """The chosen windows in track order, float32 shape (k, window samples at the target rate), 1 <= k <= n.
 
         Windows the track ended inside are used only when no complete window exists; silent windows only when no
         complete window is audible.

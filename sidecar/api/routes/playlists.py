@@ -7,8 +7,16 @@ from typing import Literal
 
 from fastapi import APIRouter, HTTPException, status
 
+from sidecar.analyzers.tags import parse_tags
 from sidecar.api.deps import RuntimeDep, SettingsDep, TokenDep, WriterDep
-from sidecar.api.schemas import BpmRangeCreate, ErrorPublic, HarmonicMixCreate, PlaylistPublic, SonicMatchCreate
+from sidecar.api.schemas import (
+    BpmRangeCreate,
+    ErrorPublic,
+    HarmonicMixCreate,
+    PlaylistPublic,
+    SonicMatchCreate,
+    TagFiltersBase,
+)
 from sidecar.services.playlists import (
     PlaylistEntry,
     PlaylistWriter,
@@ -52,12 +60,24 @@ async def _answer(
     return PlaylistPublic.of(kind, title, entries, host_playlist_id)
 
 
+def _tag_filters(body: TagFiltersBase, settings: Settings) -> SimilarFilters:
+    """The mood/style filters of a request, names checked (``ValueError`` naming the allowed tags)."""
+    return SimilarFilters(
+        moods=parse_tags(body.moods, "mood"),
+        exclude_moods=parse_tags(body.exclude_moods, "mood"),
+        styles=parse_tags(body.styles, "genre"),
+        exclude_styles=parse_tags(body.exclude_styles, "genre"),
+        tag_min_probability=settings.tags.min_probability,
+    )
+
+
 @router.post("/sonic-match")
 async def sonic_match(
     body: SonicMatchCreate, runtime: RuntimeDep, settings: SettingsDep, writer: WriterDep
 ) -> PlaylistPublic:
     """ "More like this": tracks nearest to the seeds' mean embedding, nearest first."""
     try:
+        tags = _tag_filters(body, settings)
         filters = SimilarFilters(
             bpm_window_pct=body.bpm_window_pct,
             half_double=body.half_double,
@@ -66,6 +86,11 @@ async def sonic_match(
             max_per_album=body.max_per_album,
             exclude_genres=tuple(body.exclude_genres),
             exclude_libraries=tuple(body.exclude_libraries),
+            moods=tags.moods,
+            exclude_moods=tags.exclude_moods,
+            styles=tags.styles,
+            exclude_styles=tags.exclude_styles,
+            tag_min_probability=tags.tag_min_probability,
         )
         seed_ids = list(dict.fromkeys(body.seed_track_ids))
         async with transaction(runtime.pool) as conn:
@@ -98,9 +123,18 @@ async def bpm_range(
     body: BpmRangeCreate, runtime: RuntimeDep, settings: SettingsDep, writer: WriterDep
 ) -> PlaylistPublic:
     """Tracks between ``bpm_min`` and ``bpm_max`` (half/double tolerant), ordered by rising BPM."""
+    try:
+        tag_filters = _tag_filters(body, settings)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     async with transaction(runtime.pool) as conn:
         entries = await bpm_range_playlist(
-            conn, bpm_min=body.bpm_min, bpm_max=body.bpm_max, half_double=body.half_double, limit=body.limit
+            conn,
+            bpm_min=body.bpm_min,
+            bpm_max=body.bpm_max,
+            half_double=body.half_double,
+            limit=body.limit,
+            tag_filters=tag_filters,
         )
     return await _answer(
         "bpm-range",

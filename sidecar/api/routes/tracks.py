@@ -7,6 +7,7 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
+from sidecar.analyzers.tags import parse_tags
 from sidecar.api.deps import RuntimeDep, SettingsDep, TokenDep, VersionsDep
 from sidecar.api.schemas import (
     ErrorPublic,
@@ -97,6 +98,10 @@ async def similar_tracks(
     duration_max_s: Annotated[float | None, Query(ge=0, le=86400)] = None,
     exclude_genre: Annotated[list[str], Query(max_length=100, description="repeatable; case-insensitive")] = [],  # noqa: B006
     exclude_library: Annotated[list[str], Query(max_length=100, description="repeatable")] = [],  # noqa: B006
+    mood: Annotated[list[str], Query(max_length=10, description="repeatable: any of these mood tags")] = [],  # noqa: B006
+    exclude_mood: Annotated[list[str], Query(max_length=10, description="repeatable: none of these moods")] = [],  # noqa: B006
+    style: Annotated[list[str], Query(max_length=28, description="repeatable: any of these genre tags")] = [],  # noqa: B006
+    exclude_style: Annotated[list[str], Query(max_length=28, description="repeatable: none of these genres")] = [],  # noqa: B006
 ) -> SimilarTracksPublic:
     """Tracks that sound like the seed (cosine, configured embedding model), filters applied in the same query."""
     try:
@@ -113,6 +118,11 @@ async def similar_tracks(
             duration_max_s=duration_max_s,
             exclude_genres=tuple(exclude_genre),
             exclude_libraries=tuple(exclude_library),
+            moods=parse_tags(mood, "mood"),
+            exclude_moods=parse_tags(exclude_mood, "mood"),
+            styles=parse_tags(style, "genre"),
+            exclude_styles=parse_tags(exclude_style, "genre"),
+            tag_min_probability=settings.tags.min_probability,
         )
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None

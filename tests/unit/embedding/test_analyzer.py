@@ -42,22 +42,23 @@ def test_embedding_analyzer_satisfies_the_analyzer_protocol(tmp_path: Path) -> N
     assert isinstance(EmbeddingAnalyzer(_settings(tmp_path)), Analyzer)
 
 
-def test_embedding_analyzer_models_lists_both_names_with_their_dims() -> None:
+def test_embedding_analyzer_models_lists_every_name_with_its_dim_default_first() -> None:
     assert (MODELS, MODEL_DIMS) == (
-        ("openl3-music-mel128-512", "timbre-v1"),
-        {"openl3-music-mel128-512": 512, "timbre-v1": 109},
+        ("musicnn-msd-pool-753", "musicnn-msd-taggram-50", "openl3-music-mel128-512", "timbre-v1"),
+        {"musicnn-msd-pool-753": 753, "musicnn-msd-taggram-50": 50, "openl3-music-mel128-512": 512, "timbre-v1": 109},
     )
+    assert MODELS[0] == Settings().embedding.model
 
 
 def test_embedding_analyzer_is_built_by_the_registry_for_the_configured_model(tmp_path: Path) -> None:
     analyzers = build_analyzers(_settings(tmp_path, model="timbre-v1"), ["embedding"])
-    assert [(a.name, a.version, getattr(a, "model", None)) for a in analyzers] == [("embedding", 1, "timbre-v1")]
+    assert [(a.name, a.version, getattr(a, "model", None)) for a in analyzers] == [("embedding", 2, "timbre-v1")]
 
 
 def test_openl3_analyzer_on_random_weights_gives_a_unit_512_vector(
     tmp_path: Path, random_weights: WeightsFixture
 ) -> None:
-    settings = _settings(tmp_path, offline=True, fallback=False, windows_per_track=5, batch_size=2, device="cpu")
+    settings = _settings(tmp_path, model=OPENL3_MODEL, fallback=False, windows_per_track=5, batch_size=2, device="cpu")
     import_weights(random_weights.spec, random_weights.path, settings.model_dir)
     analyzer = EmbeddingAnalyzer(settings, weights=random_weights.spec)
     analyzer.check()
@@ -71,7 +72,7 @@ def test_openl3_analyzer_on_random_weights_gives_a_unit_512_vector(
 
 
 def test_openl3_analyzer_does_not_depend_on_the_level(tmp_path: Path, random_weights: WeightsFixture) -> None:
-    settings = _settings(tmp_path, offline=True, fallback=False, windows_per_track=4, device="cpu")
+    settings = _settings(tmp_path, model=OPENL3_MODEL, fallback=False, windows_per_track=4, device="cpu")
     import_weights(random_weights.spec, random_weights.path, settings.model_dir)
     analyzer = EmbeddingAnalyzer(settings, weights=random_weights.spec)
     loud = _tone_file(tmp_path / "loud.flac", seconds=6.0, gain=0.4)
@@ -83,40 +84,47 @@ def test_openl3_analyzer_does_not_depend_on_the_level(tmp_path: Path, random_wei
 def test_openl3_analyzer_handles_a_track_shorter_than_one_window(
     tmp_path: Path, random_weights: WeightsFixture
 ) -> None:
-    settings = _settings(tmp_path, offline=True, fallback=False, device="cpu")
+    settings = _settings(tmp_path, model=OPENL3_MODEL, fallback=False, device="cpu")
     import_weights(random_weights.spec, random_weights.path, settings.model_dir)
     analyzer = EmbeddingAnalyzer(settings, weights=random_weights.spec)
     result = analyze_file(_tone_file(tmp_path / "short.flac", seconds=0.4), [analyzer]).results["embedding"]
     assert _embedding(result).vector.shape == (512,)
 
 
-def test_openl3_analyzer_downloads_missing_weights_on_check(
-    tmp_path: Path, random_weights: WeightsFixture, weights_server: WeightsServer
+@pytest.mark.parametrize("fallback", [True, False])
+def test_openl3_analyzer_start_up_never_downloads_the_weights(
+    tmp_path: Path, random_weights: WeightsFixture, weights_server: WeightsServer, fallback: bool
 ) -> None:
     url = weights_server.serve("/w.h5.gz", random_weights.path.read_bytes())
     spec = dataclasses.replace(random_weights.spec, url=url)
-    analyzer = EmbeddingAnalyzer(_settings(tmp_path, fallback=False, device="cpu"), weights=spec)
-    analyzer.check()
-    assert (analyzer.model, weights_server.requests) == (OPENL3_MODEL, ["/w.h5.gz"])
+    analyzer = EmbeddingAnalyzer(_settings(tmp_path, model=OPENL3_MODEL, fallback=fallback, device="cpu"), weights=spec)
+    if fallback:
+        analyzer.check()
+        outcome = analyzer.model
+    else:
+        with pytest.raises(FatalAnalyzerError, match="sonantica models fetch") as caught:
+            analyzer.check()
+        outcome = type(caught.value).__name__
+    assert (outcome, weights_server.requests) == (TIMBRE_MODEL if fallback else "FatalAnalyzerError", [])
 
 
 def test_openl3_analyzer_without_weights_and_without_fallback_fails_at_start_up(
     tmp_path: Path, random_weights: WeightsFixture
 ) -> None:
-    analyzer = EmbeddingAnalyzer(_settings(tmp_path, offline=True, fallback=False), weights=random_weights.spec)
+    analyzer = EmbeddingAnalyzer(_settings(tmp_path, model=OPENL3_MODEL, fallback=False), weights=random_weights.spec)
     with pytest.raises(FatalAnalyzerError, match=r"sonantica models fetch.*sonantica models import FILE"):
         analyzer.check()
 
 
 def test_openl3_analyzer_without_weights_falls_back_to_timbre(tmp_path: Path, random_weights: WeightsFixture) -> None:
-    analyzer = EmbeddingAnalyzer(_settings(tmp_path, offline=True, fallback=True), weights=random_weights.spec)
+    analyzer = EmbeddingAnalyzer(_settings(tmp_path, model=OPENL3_MODEL, fallback=True), weights=random_weights.spec)
     analyzer.check()
     result = analyze_file(_tone_file(tmp_path / "t.flac", seconds=5.0), [analyzer]).results["embedding"]
     assert (analyzer.model, _embedding(result).model) == (TIMBRE_MODEL, TIMBRE_MODEL)
 
 
 def test_timbre_analyzer_needs_no_weights_and_gives_a_unit_vector(tmp_path: Path) -> None:
-    analyzer = EmbeddingAnalyzer(_settings(tmp_path, model="timbre-v1", offline=True, fallback=False))
+    analyzer = EmbeddingAnalyzer(_settings(tmp_path, model="timbre-v1", fallback=False))
     result = _embedding(analyze_file(_tone_file(tmp_path / "t.flac", seconds=5.0), [analyzer]).results["embedding"])
     assert (result.model, result.vector.shape, round(float(np.linalg.norm(result.vector)), 5)) == (
         TIMBRE_MODEL,
@@ -130,7 +138,7 @@ def test_embedding_analyzer_cuda_without_a_gpu_is_a_start_up_error(
 ) -> None:
     import torch
 
-    settings = _settings(tmp_path, offline=True, fallback=False, device="cuda")
+    settings = _settings(tmp_path, fallback=False, device="cuda")
     import_weights(random_weights.spec, random_weights.path, settings.model_dir)
     analyzer = EmbeddingAnalyzer(settings, weights=random_weights.spec)
     if torch.cuda.is_available():
@@ -149,7 +157,7 @@ def test_embedding_analyzer_check_rejects_weights_that_do_not_fit_the_network(tm
     gz_path = tmp_path / "w.h5.gz"
     gz_path.write_bytes(gzip.compress(h5_path.read_bytes()))
     spec = spec_for(gz_path)
-    settings = _settings(tmp_path, offline=True, fallback=True, device="cpu")
+    settings = _settings(tmp_path, model=OPENL3_MODEL, fallback=True, device="cpu")
     import_weights(spec, gz_path, settings.model_dir)
     with pytest.raises(FatalAnalyzerError, match=r"15 layers with weights, the network 16.*sonantica models fetch"):
         EmbeddingAnalyzer(settings, weights=spec).check()

@@ -45,15 +45,34 @@ def test_embed_reports_an_undecodable_file_and_exits_1(tmp_path: Path) -> None:
 def test_embed_without_weights_and_without_fallback_exits_2_naming_the_commands(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("SONANTICA_EMBEDDING__OFFLINE", "true")
     monkeypatch.setenv("SONANTICA_EMBEDDING__FALLBACK", "false")
+    monkeypatch.setenv("SONANTICA_EMBEDDING__MODEL", "openl3-music-mel128-512")
     result = runner.invoke(app, ["embed", str(_noise_file(tmp_path / "a.flac"))])
     assert (result.exit_code, "sonantica models fetch" in result.stderr) == (2, True)
 
 
+def test_embed_with_an_explicit_openl3_model_and_no_weights_fails_instead_of_falling_back(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SONANTICA_EMBEDDING__FALLBACK", "true")
+    audio = _noise_file(tmp_path / "a.flac")
+    result = runner.invoke(app, ["embed", "--json", "--model", "openl3-music-mel128-512", str(audio)])
+    assert (result.exit_code, result.stdout, "weights for openl3-music-mel128-512 are missing" in result.stderr) == (
+        2,
+        "",
+        True,
+    )
+
+
 def test_models_list_shows_missing_weights_and_the_cache(tmp_path: Path) -> None:
     result = runner.invoke(app, ["models", "list"])
-    assert (result.exit_code, "* openl3-music-mel128-512: weights missing" in result.stdout) == (0, True)
+    assert (result.exit_code, "  openl3-music-mel128-512: weights missing" in result.stdout) == (0, True)
+
+
+def test_models_list_marks_the_default_musicnn_model_with_its_verified_wheel_weights() -> None:
+    result = runner.invoke(app, ["models", "list"])
+    lines = [line for line in result.stdout.splitlines() if "musicnn-msd-pool-753" in line]
+    assert (result.exit_code, len(lines), lines[0].startswith("* musicnn-msd-pool-753: weights ok:")) == (0, 1, True)
 
 
 def test_models_import_rejects_a_file_that_is_not_the_official_one(

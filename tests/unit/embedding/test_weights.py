@@ -1,4 +1,5 @@
-"""OpenL3 weights: Keras HDF5 conversion, download with checksums, import, offline mode and the messages."""
+"""OpenL3 weights: Keras HDF5 conversion, download with checksums, import, the cache (never downloading) and the
+messages."""
 
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ from sidecar.analyzers.embedding.weights import (
     WeightsFormatError,
     WeightsMissingError,
     cached_path,
+    cached_weights,
     configured_weights,
     download_weights,
-    ensure_weights,
     git_blob_sha1,
     import_weights,
 )
@@ -174,25 +175,25 @@ def test_download_weights_refuses_a_file_url(tmp_path: Path, random_weights: Wei
         download_weights(spec, tmp_path / "models")
 
 
-def test_ensure_weights_offline_without_cache_names_the_fix_commands(
+def test_cached_weights_without_the_file_names_the_fix_commands_and_downloads_nothing(
     tmp_path: Path, random_weights: WeightsFixture, weights_server: WeightsServer
 ) -> None:
     spec = dataclasses.replace(random_weights.spec, url=weights_server.serve("/w", random_weights.path.read_bytes()))
-    with pytest.raises(WeightsMissingError, match=r"offline mode.*sonantica models fetch"):
-        ensure_weights(spec, tmp_path / "models", offline=True)
+    with pytest.raises(WeightsMissingError, match=r"not in the model cache.*sonantica models fetch"):
+        cached_weights(spec, tmp_path / "models")
     assert weights_server.requests == []
 
 
-def test_ensure_weights_replaces_a_corrupt_cached_file(
+def test_cached_weights_removes_a_corrupt_file_without_downloading(
     tmp_path: Path, random_weights: WeightsFixture, weights_server: WeightsServer
 ) -> None:
-    url = weights_server.serve("/w.h5.gz", random_weights.path.read_bytes())
-    spec = dataclasses.replace(random_weights.spec, url=url)
+    spec = dataclasses.replace(random_weights.spec, url=weights_server.serve("/w", random_weights.path.read_bytes()))
     model_dir = tmp_path / "models"
     model_dir.mkdir()
     cached_path(spec, model_dir).write_bytes(b"truncated")
-    path = ensure_weights(spec, model_dir, offline=False)
-    assert path.read_bytes() == random_weights.path.read_bytes()
+    with pytest.raises(WeightsChecksumError, match=r"removed.*sonantica models fetch"):
+        cached_weights(spec, model_dir)
+    assert (list(model_dir.iterdir()), weights_server.requests) == ([], [])
 
 
 def test_import_weights_copies_a_verified_file(tmp_path: Path, random_weights: WeightsFixture) -> None:
@@ -207,6 +208,19 @@ def test_import_weights_of_a_decompressed_h5_says_to_import_the_gz(
     h5_path.write_bytes(gzip.decompress(random_weights.path.read_bytes()))
     with pytest.raises(WeightsChecksumError, match=r"import the published \.h5\.gz"):
         import_weights(random_weights.spec, h5_path, tmp_path / "models")
+
+
+def test_import_weights_of_a_wrong_file_names_that_file_not_a_temporary_one(
+    tmp_path: Path, random_weights: WeightsFixture
+) -> None:
+    wrong = tmp_path / "downloads" / "openl3_audio_mel128_music-v0_4_0.h5.gz"
+    wrong.parent.mkdir()
+    wrong.write_bytes(random_weights.path.read_bytes() + b"\0")
+    with pytest.raises(WeightsChecksumError) as caught:
+        import_weights(random_weights.spec, wrong, tmp_path / "models")
+    message = str(caught.value)
+    assert (message.startswith(f"{wrong} is not the official"), ".partial" in message) == (True, False)
+    assert not (tmp_path / "models").exists() or list((tmp_path / "models").iterdir()) == []
 
 
 def test_import_weights_of_a_missing_file_is_a_clear_error(tmp_path: Path, random_weights: WeightsFixture) -> None:

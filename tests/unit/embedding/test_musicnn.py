@@ -1,0 +1,172 @@
+"""MusiCNN: the checkpoint reader, the weights' loading path, the network against the reference, the analyzer."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sidecar.analyzers.embedding import EmbeddingAnalyzer, musicnn_weights
+from sidecar.analyzers.embedding.musicnn import EXPECTED_SHAPES, MSD_TAGS, PATCH_FRAMES, MusicnnNetwork
+from sidecar.analyzers.embedding.musicnn_checkpoint import CheckpointError, read_checkpoint, read_index
+from sidecar.analyzers.embedding.weights import WeightsChecksumError, WeightsMissingError
+from sidecar.analyzers.pipeline import analyze_file
+from sidecar.demo.encode import write_audio
+from sidecar.domain import EmbeddingResult
+from sidecar.errors import FatalAnalyzerError
+from sidecar.settings import EmbeddingSettings, Settings
+
+
+@pytest.fixture(scope="module")
+def network() -> MusicnnNetwork:
+    return musicnn_weights.load_network(None)
+
+
+@pytest.fixture
+def wheel_files() -> musicnn_weights.CheckpointFiles:
+    return musicnn_weights.locate(None)
+
+
+def _cache_copy(model_dir: Path, files: musicnn_weights.CheckpointFiles) -> Path:
+    target = musicnn_weights.cache_dir(model_dir)
+    target.mkdir(parents=True)
+    shutil.copy(files.index, target / musicnn_weights.INDEX_FILE)
+    shutil.copy(files.data, target / musicnn_weights.DATA_FILE)
+    return target
+
+
+def _settings(tmp_path: Path, **embedding: object) -> Settings:
+    return Settings(data_dir=tmp_path / "data", embedding=EmbeddingSettings.model_validate(embedding))
+
+
+def _harmonic_16k(seconds: float) -> np.ndarray:
+    """The signal the reference numbers below were computed on: 220 Hz with 8 harmonics, slowly swelling."""
+    t = np.arange(round(seconds * 16000)) / 16000
+    tone = sum(0.3 / k * np.sin(2 * np.pi * 220 * k * t) for k in range(1, 9))
+    return np.clip(tone * (0.6 + 0.4 * np.sin(2 * np.pi * 0.5 * t)), -1, 1).astype(np.float32)
+
+
+def test_reader_finds_every_variable_of_the_wheel_checkpoint_with_its_shape(
+    wheel_files: musicnn_weights.CheckpointFiles,
+) -> None:
+    tensors = read_checkpoint(wheel_files.index, wheel_files.data)
+    shapes = {name: tensors[name].shape for name in EXPECTED_SHAPES}
+    assert (shapes, tensors["batch_normalization_9/gamma"].shape, str(tensors["dense_1/bias"].dtype)) == (
+        EXPECTED_SHAPES,
+        (1506,),
+        "float32",
+    )
+
+
+def test_reader_names_the_file_of_a_truncated_data_file(
+    tmp_path: Path, wheel_files: musicnn_weights.CheckpointFiles
+) -> None:
+    data = tmp_path / "x.data-00000-of-00001"
+    data.write_bytes(wheel_files.data.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match=rf"{data}.*truncated"):
+        read_checkpoint(wheel_files.index, data)
+
+
+def test_reader_rejects_an_index_that_is_not_a_checkpoint(tmp_path: Path) -> None:
+    index = tmp_path / "x.index"
+    index.write_bytes(b"\0" * 100)
+    with pytest.raises(CheckpointError, match=rf"{index}: not a TensorFlow checkpoint index"):
+        read_index(index)
+
+
+def test_weights_in_the_model_cache_are_used_before_the_package(
+    tmp_path: Path, wheel_files: musicnn_weights.CheckpointFiles
+) -> None:
+    target = _cache_copy(tmp_path, wheel_files)
+    found = musicnn_weights.locate(tmp_path)
+    assert (found.index.parent, found.origin, wheel_files.origin) == (target, "model cache", "musicnn package")
+
+
+def test_a_corrupt_weights_file_is_an_error_naming_it_and_the_fix(
+    tmp_path: Path, wheel_files: musicnn_weights.CheckpointFiles
+) -> None:
+    target = _cache_copy(tmp_path, wheel_files)
+    data = target / musicnn_weights.DATA_FILE
+    raw = bytearray(data.read_bytes())
+    raw[5000] ^= 0xFF
+    data.write_bytes(bytes(raw))
+    with pytest.raises(WeightsChecksumError, match=rf"{data} \(model cache\) is corrupt.*pip install"):
+        musicnn_weights.load_network(tmp_path)
+
+
+def test_missing_weights_are_an_error_saying_how_to_install_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(musicnn_weights, "_package_dir", lambda: None)  # as if the wheel were not installed
+    with pytest.raises(WeightsMissingError, match=r"pip install --no-deps musicnn==0\.1\.0.*musicnn/MSD_musicnn"):
+        musicnn_weights.locate(tmp_path)
+
+
+def test_network_matches_the_tensorflow_reference_on_a_known_signal(network: MusicnnNetwork) -> None:
+    """Reference: musicnn 0.1.0 ``extractor(file, "MSD_musicnn")`` (TensorFlow 2.15, see scripts/musicnn_parity.py)
+    on the same 8 s signal: mean taggram top 5 and the largest mean ``max_pool`` features."""
+    with torch.inference_mode():
+        mel = network.logmel(torch.from_numpy(_harmonic_16k(8.0))[None], center=True)[0]
+        patches = torch.stack([mel[i * PATCH_FRAMES : (i + 1) * PATCH_FRAMES] for i in range(2)])
+        out = network(patches)
+    tags = out.tags.mean(dim=0).numpy()
+    pool = out.max_pool.mean(dim=0).numpy()
+    top = [(MSD_TAGS[i], round(float(tags[i]), 3)) for i in np.argsort(-tags)[:5]]
+    assert top == [("indie", 0.253), ("ambient", 0.203), ("experimental", 0.162), ("alternative", 0.101),
+                   ("instrumental", 0.094)]  # fmt: skip
+    np.testing.assert_allclose(pool[[155, 717, 727, 695]], [47.052, 22.765, 19.649, 19.631], atol=2e-3)
+
+
+def test_musicnn_is_the_default_and_gives_a_unit_753_vector_with_50_tags(tmp_path: Path) -> None:
+    path = write_audio(np.repeat(_harmonic_16k(10.0)[:, None], 2, axis=1), 16000, tmp_path / "h.flac")
+    analyzer = EmbeddingAnalyzer(_settings(tmp_path, fallback=False, patches_per_track=2))
+    analyzer.check()
+    result = analyze_file(path, [analyzer]).results["embedding"]
+    assert isinstance(result, EmbeddingResult)
+    probabilities = [p for _, p in result.tags]
+    assert (result.model, analyzer.dim, result.vector.shape, round(float(np.linalg.norm(result.vector)), 5)) == (
+        "musicnn-msd-pool-753",
+        753,
+        (753,),
+        1.0,
+    )
+    assert ([t for t, _ in result.tags], all(0.0 <= p <= 1.0 for p in probabilities)) == (list(MSD_TAGS), True)
+    assert max(result.tags, key=lambda pair: pair[1])[0] in {"indie", "ambient", "experimental"}
+
+
+def test_the_taggram_model_stores_the_tag_probabilities_as_its_vector(tmp_path: Path) -> None:
+    path = write_audio(np.repeat(_harmonic_16k(7.0)[:, None], 2, axis=1), 16000, tmp_path / "h.flac")
+    analyzer = EmbeddingAnalyzer(_settings(tmp_path, model="musicnn-msd-taggram-50", fallback=False))
+    result = analyze_file(path, [analyzer]).results["embedding"]
+    assert isinstance(result, EmbeddingResult)
+    probabilities = np.array([p for _, p in result.tags], np.float32)
+    assert (result.model, result.vector.shape) == ("musicnn-msd-taggram-50", (50,))
+    np.testing.assert_allclose(result.vector, probabilities / np.linalg.norm(probabilities), rtol=1e-5)
+
+
+@pytest.mark.parametrize("fallback", [True, False])
+def test_musicnn_without_weights_falls_back_or_fails_at_start_up(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fallback: bool
+) -> None:
+    monkeypatch.setattr(musicnn_weights, "_package_dir", lambda: None)  # as if the wheel were not installed
+    analyzer = EmbeddingAnalyzer(_settings(tmp_path, fallback=fallback))
+    if fallback:
+        analyzer.check()
+        outcome = analyzer.model
+    else:
+        with pytest.raises(FatalAnalyzerError, match="MusiCNN weights not found"):
+            analyzer.check()
+        outcome = "failed"
+    assert outcome == ("timbre-v1" if fallback else "failed")
+
+
+def test_the_migration_declares_the_default_model_with_the_index_name_storage_would_choose() -> None:
+    from sidecar.storage.migrate import migrations_dir
+    from sidecar.storage.vectors import _index_name
+
+    text = (migrations_dir() / "0014_create_musicnn_index.sql").read_text()
+    expected = f"'musicnn-msd-pool-753', 753, '{_index_name('musicnn-msd-pool-753', 753)}'"
+    assert (expected in text, Settings().embedding.model) == (True, "musicnn-msd-pool-753")

@@ -83,7 +83,7 @@ async def test_track_without_a_readable_file_is_409_and_nothing_is_queued(
         assert refused.status_code == 409, refused.text
         assert "no readable file on the library mount" in refused.json()["detail"]
     assert (await runtime.queue.depths())["on_play"] == 0
-    status_url = await http.get("/api/tracks/jellyfin/unmapped/analysis")
+    status_url = await http.get("/api/tracks/jellyfin/unmapped/analysis", headers=AUTH)
     assert status_url.status_code == 409
     assert "cannot be analysed" in status_url.json()["detail"]
 

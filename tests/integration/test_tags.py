@@ -155,7 +155,11 @@ async def api(settings: Settings) -> AsyncIterator[Api]:
     async with app.router.lifespan_context(app):
         runtime: Runtime = app.state.runtime
         ids = await _seed(runtime.pool)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://api",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        ) as client:
             yield Api(app, client, runtime, ids)
 
 

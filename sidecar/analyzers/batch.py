@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 
-from sidecar.analyzers.executor import PROCESS_CONTEXT, analyze_in_process, init_analysis_process
+from sidecar.analyzers.executor import analyze_in_process, init_analysis_process
 from sidecar.analyzers.pipeline import TrackAnalysis, analyze_file
 from sidecar.analyzers.registry import build_analyzers
+from sidecar.lifeline import PROCESS_CONTEXT
 from sidecar.settings import Settings
 
 
@@ -27,7 +29,9 @@ def analyze_paths(
         for path in paths:
             yield analyze_file(path, analyzers)
         return
+    workers = min(jobs, len(paths))
+    initargs = (settings, names, os.getpid())  # the processes end with this one, even when it is killed
     with ProcessPoolExecutor(
-        min(jobs, len(paths)), mp_context=PROCESS_CONTEXT, initializer=init_analysis_process, initargs=(settings, names)
+        workers, mp_context=PROCESS_CONTEXT, initializer=init_analysis_process, initargs=initargs
     ) as pool:
         yield from pool.map(partial(analyze_in_process, names=names), map(str, paths))

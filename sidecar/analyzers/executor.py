@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
-import multiprocessing
 import os
-import signal
-import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -18,55 +14,18 @@ from sidecar.analyzers.pipeline import TrackAnalysis, analyze_file
 from sidecar.analyzers.registry import build_analyzers
 from sidecar.domain import AnalyzerOutput
 from sidecar.errors import RetryLaterError
+from sidecar.lifeline import PROCESS_CONTEXT, die_with_worker
 from sidecar.settings import Settings
 
 log = logging.getLogger(__name__)
 
 _process_analyzers: dict[str, Analyzer[AnalyzerOutput]] = {}
 
-PROCESS_CONTEXT = multiprocessing.get_context("forkserver")
-"""How analysis processes start. Not ``fork``: the parent loads the embedding network at start-up
-(``Analyzer.check``), and a child forked after PyTorch ran a parallel operation hangs in its first one (the OpenMP
-thread pool does not survive ``fork``)."""
-
-
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-
-
-def die_with_parent(parent_pid: int | None) -> None:
-    """Make this (forked) process die with its parent and obey SIGTERM/SIGINT again.
-
-    A fork of an asyncio process inherits the loop's signal handlers and wake-up fd, which make it ignore SIGTERM;
-    they are reset to the defaults. On Linux the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``),
-    so a worker killed with SIGKILL leaves no analysis process behind. Under the forkserver context the kernel's
-    parent is the fork server, which exits as soon as the worker does, so the chain holds. ``parent_pid`` (the
-    worker) closes the race of a worker that died before that was set. Elsewhere only the signal reset applies.
-    """
-    signal.set_wakeup_fd(-1)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, signal.SIG_DFL)
-    if sys.platform == "linux":
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if parent_pid is not None and not _is_alive(parent_pid):
-        os._exit(1)
-
-
-def _is_alive(pid: int) -> bool:
-    """Whether a process ``pid`` exists (one owned by another user counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
 
 def init_analysis_process(settings: Settings, names: tuple[str, ...], parent_pid: int | None = None) -> None:
-    """Process-pool initializer: die with ``parent_pid`` (see :func:`die_with_parent`), then build the analyzers
-    ``names`` once per process."""
-    die_with_parent(parent_pid)
+    """Process-pool initializer: die with the worker ``parent_pid`` (see :func:`~sidecar.lifeline.die_with_worker`),
+    then build the analyzers ``names`` once per process."""
+    die_with_worker(parent_pid)
     # Analysis processes run at lower CPU priority so a host streaming beside them keeps its share.
     os.nice(settings.worker.nice)
     _process_analyzers.clear()
@@ -85,7 +44,7 @@ class AnalysisExecutor:
     :class:`RetryLaterError` and the next call starts a fresh pool, so one poison track cannot stop the worker.
     An analysis running longer than ``worker.analysis_timeout_s`` has its processes killed (other analyses running
     in the same pool at that moment are retried) and returns that as the track's ``error``. The processes die
-    with this one (:func:`die_with_parent`).
+    with this one (:func:`~sidecar.lifeline.die_with_worker`).
     """
 
     def __init__(self, settings: Settings, names: Sequence[str], *, processes: int) -> None:

@@ -4,24 +4,21 @@ and a process that dies (killed, out of memory) costs one attempt, not the worke
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
-import signal
-import sys
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
 from sidecar.errors import RetryLaterError
+from sidecar.lifeline import PROCESS_CONTEXT, die_with_worker
 from sidecar.settings import Settings
 from sidecar.stems.models import load_model
 from sidecar.stems.separate import SeparationConfig, SeparationResult, resolve_device, separate_file
 
 log = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
 _process_state: dict[str, Any] = {}
 
 
@@ -38,10 +35,10 @@ def config_from_settings(settings: Settings) -> SeparationConfig:
     )
 
 
-def init_stems_process(settings: Settings) -> None:
-    """Process-pool initializer: die with the parent, lower the CPU priority, set torch's threads."""
-    if sys.platform == "linux":  # a separation must not outlive a killed worker and keep writing
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+def init_stems_process(settings: Settings, worker_pid: int | None = None) -> None:
+    """Process-pool initializer: die with the worker ``worker_pid`` (a separation must not outlive a killed worker
+    and keep writing), lower the CPU priority, set torch's threads."""
+    die_with_worker(worker_pid)
     os.nice(min(19, settings.worker.nice + 5))  # below analysis: an on-play analysis keeps the CPU it needs
     if settings.stems.threads is not None:
         import torch
@@ -70,7 +67,9 @@ class StemsExecutor:
     async def separate(self, path: str, out_dir: Path) -> SeparationResult:
         """Separate ``path`` into ``out_dir``; a dead process raises :class:`RetryLaterError`."""
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(1, initializer=init_stems_process, initargs=(self._settings,))
+            self._pool = ProcessPoolExecutor(
+                1, mp_context=PROCESS_CONTEXT, initializer=init_stems_process, initargs=(self._settings, os.getpid())
+            )
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, separate_in_process, path, str(out_dir))
         except BrokenProcessPool:

@@ -11,8 +11,9 @@ What it does, in a fresh temporary data directory (embedded PostgreSQL and Redis
 2. ``sonantica serve`` and ``--workers`` ``sonantica worker`` processes start. While they work: ``--kills`` worker
    SIGKILLs (each replaced by a fresh worker), the embedded redis-server and PostgreSQL postmaster SIGKILLed once
    each, and ``/health/live`` timed every 100 ms.
-3. With ``--api``: 500 concurrent ``/api/events`` streams, 10 000 random-method requests, three 100 MB POSTs
-   without a token, and a flood of 2 000 webhook posts (bad secret, junk bodies).
+3. With ``--api``: 500 concurrent ``/api/events`` streams with the token (more than the client cap), 10 000
+   random-method requests, three 100 MB POSTs without a token, and a flood of 2 000 webhook posts (bad secret,
+   junk bodies).
 4. Once nothing is queued, running or delayed (or ``--timeout-s`` passed) the workers are stopped and the outcome is
    read from PostgreSQL and Redis.
 
@@ -200,7 +201,8 @@ def _record(probe: Probe, phase: str, response: httpx.Response, documented_503: 
 
 async def _sse_clients(base: str, probe: Probe, clients: int, hold_s: float) -> None:
     limits = httpx.Limits(max_connections=clients + 10, max_keepalive_connections=0)
-    async with httpx.AsyncClient(base_url=base, timeout=30.0, limits=limits) as client:
+    auth = {"Authorization": f"Bearer {TOKEN}"}  # signed in: the streams reach the hub and its client cap
+    async with httpx.AsyncClient(base_url=base, timeout=30.0, limits=limits, headers=auth) as client:
 
         async def one() -> None:
             try:

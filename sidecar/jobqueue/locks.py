@@ -67,7 +67,10 @@ class TokenLock:
     ttl_s
         Expiry in seconds (millisecond resolution); renewing restarts it.
     held
-        Optional registry: the lock adds itself while held (a worker's heartbeat renews every lock in it).
+        Optional registry: the lock adds itself while held (a worker's heartbeat renews every lock in it). A lock
+        whose :meth:`release` failed because Redis could not be reached stays in it, marked for release, and the
+        next :meth:`renew` releases it instead: a lock that a restarted Redis restores from its append-only file
+        then ends with its job, not ``ttl_s`` later.
     owner_lease
         Optional liveness key of the holder (a worker's lease): while the lock is held by a holder whose lease key
         is gone (a dead worker), :meth:`acquire` takes it over instead of waiting ``ttl_s`` for it to expire.
@@ -89,6 +92,7 @@ class TokenLock:
         self.ttl_s = ttl_s
         self.token = secrets.token_hex(16) + ("" if owner_lease is None else f"|{owner_lease}")
         self._held = held
+        self._releasing = False
         self._acquire = redis.register_script(_ACQUIRE)
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
@@ -100,13 +104,20 @@ class TokenLock:
         taken = int(await self._acquire(keys=[self.key], args=[self.token, _ms(self.ttl_s)]))
         if taken == 2:
             log.warning("lock %s was held by a dead worker; taken over", self.key)
-        if taken and self._held is not None:
-            self._held.add(self)
+        if taken:
+            self._releasing = False
+            if self._held is not None:
+                self._held.add(self)
         return bool(taken)
 
     @translate_errors
     async def renew(self) -> bool:
-        """Restart the expiry if this token still holds the lock; ``False`` (and forgotten) when it was lost."""
+        """Restart the expiry if this token still holds the lock; ``False`` (and forgotten) when it was lost.
+
+        A lock whose release failed is released now instead (``False``)."""
+        if self._releasing:
+            await self.release()
+            return False
         renewed = bool(await self._renew(keys=[self.key], args=[self.token, _ms(self.ttl_s)]))
         if not renewed:
             self._forget()
@@ -115,9 +126,14 @@ class TokenLock:
 
     @translate_errors
     async def release(self) -> bool:
-        """Delete the lock if this token holds it; ``False`` when it had expired or belongs to someone else."""
+        """Delete the lock if this token holds it; ``False`` when it had expired or belongs to someone else.
+
+        Raises :class:`~sidecar.errors.QueueUnavailableError` when Redis cannot be reached; the lock then stays in its
+        ``held`` registry marked for release (see the class)."""
+        self._releasing = True
+        released = bool(await self._release(keys=[self.key], args=[self.token]))
         self._forget()
-        return bool(await self._release(keys=[self.key], args=[self.token]))
+        return released
 
     @translate_errors
     async def holder(self) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -18,6 +19,7 @@ from sidecar.jobqueue import Keys, RedisClient, connect
 from sidecar.settings import Settings, get_settings
 from sidecar.storage.db import Pool, close_pool, open_pool
 from sidecar.storage.migrate import migrate
+from tests.integration.redis_server import RestartableRedis
 
 
 def _admin(url: str) -> psycopg.Connection[tuple[object, ...]]:
@@ -107,3 +109,11 @@ def service_env(monkeypatch: pytest.MonkeyPatch, database_url: str, redis_url: s
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     return values
+
+
+@pytest.fixture
+def restartable_redis(tmp_path: Path) -> Iterator[RestartableRedis]:
+    server = RestartableRedis(tmp_path)
+    server.start()
+    yield server
+    server.kill()

@@ -15,13 +15,15 @@ from pathlib import Path
 import pytest
 
 from sidecar.domain import Priority, TrackKey
-from sidecar.jobqueue.connection import RedisClient
+from sidecar.errors import QueueUnavailableError
+from sidecar.jobqueue.connection import RedisClient, connect
 from sidecar.jobqueue.keys import Keys
 from sidecar.jobqueue.locks import TokenLock, TrackLock
 from sidecar.jobqueue.messages import AnalyzeTrack, decode_job, encode_job
 from sidecar.jobqueue.queue import JobQueue
 from sidecar.jobqueue.rebuild import get_epoch, rebuild_queues, set_epoch
 from sidecar.settings import Settings
+from tests.integration.redis_server import RestartableRedis
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -371,6 +373,30 @@ async def test_track_lock_expired_cannot_touch_the_next_holder(redis: RedisClien
     assert await second.holder() == second.token
 
 
+async def test_lock_whose_release_failed_is_released_at_the_next_heartbeat(
+    restartable_redis: RestartableRedis, keys: Keys
+) -> None:
+    client = connect(restartable_redis.url, Settings(redis_url=restartable_redis.url))
+    queue = JobQueue(client, keys, lease_s=30.0)
+    held: set[TokenLock] = set()
+    lock = TrackLock(client, keys, TrackKey("navidrome", "done-while-redis-died"), ttl_s=600.0, held=held)
+    await queue.register_worker("w1")
+    assert await lock.acquire()
+
+    restartable_redis.kill()
+    with pytest.raises(QueueUnavailableError):
+        await lock.release()
+    restartable_redis.start()
+    await client.set(lock.key, lock.token, px=600_000)  # what a Redis restored from its append-only file holds
+    await queue.heartbeat("w1", held)
+
+    assert held == set()
+    assert await client.exists(lock.key) == 0
+    assert await lock.acquire()  # the same object can be taken again, and is renewed again, not released
+    assert await lock.renew() is True
+    await client.aclose()
+
+
 async def test_epoch_absent_after_flushall(redis: RedisClient, keys: Keys) -> None:
     written = await set_epoch(redis, keys)
     before = await get_epoch(redis, keys)
@@ -424,6 +450,7 @@ from sidecar.jobqueue.connection import connect
 from sidecar.jobqueue.keys import Keys
 from sidecar.jobqueue.queue import JobQueue
 from sidecar.settings import Settings
+from tests.integration.redis_server import RestartableRedis
 
 async def main() -> None:
     url, prefix = sys.argv[1], sys.argv[2]

@@ -8,11 +8,10 @@ import dataclasses
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +23,11 @@ from sidecar.analyzers.executor import AnalysisExecutor
 from sidecar.demo.encode import write_audio
 from sidecar.demo.music import PieceSpec, render
 from sidecar.domain import KeySignature, Priority
-from sidecar.embedded import redis_server_binary
 from sidecar.services.enqueue import enqueue_track_ids, register_local_files
 from sidecar.services.runtime import Runtime, open_runtime
 from sidecar.settings import get_settings
 from sidecar.worker.runner import Worker
+from tests.integration.redis_server import RestartableRedis
 
 VERSIONS = {"loudness": 1, "tempo": 1, "key": 1}
 
@@ -261,43 +260,6 @@ def test_worker_cli_survives_sigkill_mid_analysis(
     assert _redis_leftovers(worker_env) == []
     report = _status(worker_env)
     assert all(counts["done"] == 3 for counts in report.values())
-
-
-class RestartableRedis:
-    """A redis-server without persistence on a fixed TCP port, so it can be killed and restarted empty."""
-
-    def __init__(self, workdir: Path) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.workdir = workdir
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = [str(redis_server_binary()), "--port", str(self.port), "--bind", "127.0.0.1"]
-        command += ["--save", "", "--appendonly", "no"]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, cwd=self.workdir)
-        deadline = time.monotonic() + 10
-        while True:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait()
-
-
-@pytest.fixture
-def restartable_redis(tmp_path: Path) -> Iterator[RestartableRedis]:
-    server = RestartableRedis(tmp_path)
-    server.start()
-    yield server
-    server.kill()
 
 
 def _start_worker(env: dict[str, str], *args: str) -> subprocess.Popen[str]:

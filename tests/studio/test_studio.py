@@ -1,0 +1,220 @@
+"""The Studio in headless Chromium, fed signals generated here and served through the real API from a temporary
+library: goniometer and correlation, VU ballistics and peak, loudness, the DR meter against Python, and the stems
+mixer (sample-locked playback, solo, karaoke)."""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from playwright.sync_api import Page
+
+from sidecar.demo.encode import write_audio
+from sidecar.stems import STEM_NAMES
+from sidecar.storage import stems, tracks
+from sidecar.storage.db import transaction
+from tests.studio.conftest import StudioServer
+from tests.studio.dr_meter import dr_meter
+
+RATE_HZ = 48000
+
+
+def _tone(seconds: float, hz: float, amplitude: float) -> npt.NDArray[np.float64]:
+    t = np.arange(int(seconds * RATE_HZ)) / RATE_HZ
+    return amplitude * np.sin(2 * np.pi * hz * t)
+
+
+def _write_wav(path: Path, left: npt.NDArray[np.float64], right: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """16-bit stereo WAV; returns the samples as stored (quantised)."""
+    pcm = np.round(np.clip(np.stack([left, right], axis=1), -1, 32767 / 32768) * 32768).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(RATE_HZ)
+        out.writeframes(pcm.tobytes())
+    return pcm.astype(np.float64) / 32768
+
+
+async def _register(server: StudioServer, path: Path) -> int:
+    async with transaction(server.runtime.pool) as conn:
+        saved = await tracks.upsert_track(
+            conn, tracks.TrackUpsert(host="navidrome", host_track_id=path.stem, title=path.stem, path=str(path))
+        )
+    return saved.track_id
+
+
+def _track(server: StudioServer, name: str, left: npt.NDArray[np.float64], right: npt.NDArray[np.float64]) -> int:
+    path = server.library / f"{name}.wav"
+    _write_wav(path, left, right)
+    return server.call(_register(server, path))
+
+
+def _open(page: Page, track_id: int) -> None:
+    page.goto(f"/studio/?track={track_id}")
+    page.wait_for_function("window.studio && (window.studio.ready || window.studio.error)")
+    assert page.evaluate("window.studio.error") is None
+
+
+def _play_for(page: Page, seconds: float) -> dict[str, object]:
+    page.get_by_role("button", name="Play").click()
+    page.wait_for_function(f"window.studio.position() > {seconds}", timeout=15000)
+    readings: dict[str, object] = page.evaluate("window.studio.readings")
+    return readings
+
+
+GONIOMETER_HITS = """() => {
+  const canvas = document.getElementById("goniometer");
+  const size = canvas.width, c = size / 2;
+  const data = canvas.getContext("2d").getImageData(0, 0, size, size).data;
+  const hits = { leftAxis: 0, rightAxis: 0, elsewhere: 0 };
+  for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) {
+    const i = 4 * (y * size + x);
+    const [r, g] = [data[i], data[i + 1]];
+    if (!(g > 120 && g > r + 60) || Math.hypot(x - c, y - c) < 12) continue;
+    if (Math.abs(x - y) <= 3) hits.leftAxis++;
+    else if (Math.abs(x + y - size) <= 3) hits.rightAxis++;
+    else hits.elsewhere++;
+  }
+  return hits;
+}"""
+
+
+def test_goniometer_and_correlation_of_left_only_mono_and_anti_phase(page: Page, studio_server: StudioServer) -> None:
+    tone = _tone(3.0, 440, 0.5)
+    left_only = _track(studio_server, "left-only", tone, np.zeros_like(tone))
+    mono = _track(studio_server, "mono", tone, tone)
+    anti = _track(studio_server, "anti-phase", tone, -tone)
+
+    _open(page, left_only)
+    readings = _play_for(page, 1.2)
+    assert readings["correlation"] == 0
+    hits = page.evaluate(GONIOMETER_HITS)
+    assert hits["leftAxis"] > 40, hits
+    assert hits["rightAxis"] == 0, hits
+    assert hits["elsewhere"] == 0, hits
+
+    _open(page, mono)
+    assert _play_for(page, 1.2)["correlation"] > 0.99
+    _open(page, anti)
+    assert _play_for(page, 1.2)["correlation"] < -0.99
+
+
+def test_vu_peak_and_loudness_of_a_minus_20_dbfs_sine(page: Page, studio_server: StudioServer) -> None:
+    sine = _tone(4.0, 1000, 0.1)  # -20 dBFS: a full-scale sine is 0 dBFS
+    _open(page, _track(studio_server, "minus-20", sine, sine))
+    readings = _play_for(page, 1.5)
+    for channel in range(2):
+        assert abs(readings["vuLevelDbfs"][channel] - -20.0) < 0.2  # type: ignore[index]
+        assert abs(readings["vu"][channel] - -2.0) < 0.2  # type: ignore[index]  # 0 VU = -18 dBFS
+        assert abs(readings["maxPeakDbfs"][channel] - -20.0) < 0.1  # type: ignore[index]
+        assert abs(readings["peakDbfs"][channel] - -20.0) < 0.1  # type: ignore[index]
+    assert abs(readings["momentaryLufs"] - -20.0) < 0.3  # type: ignore[operator]
+
+
+VU_STEP = """async () => {
+  const { VuMeter } = await import("/studio/dsp.js");
+  const rate = 48000, meter = new VuMeter(rate), one = new Float32Array(480).fill(1);
+  let at300 = null, highest = 0;
+  for (let block = 0; block < 200; block++) {  // 2 s of a rectified level of 1.0, in 10 ms blocks
+    meter.process(one, one.length);
+    if (block === 29) at300 = meter.position;
+    highest = Math.max(highest, meter.position);
+  }
+  return { at300, highest, settled: meter.position };
+}"""
+
+
+def test_vu_ballistics_reach_99_percent_in_300_ms_with_a_small_overshoot(page: Page) -> None:
+    page.goto("/studio/")  # the Studio without a track still loads the module
+    step = page.evaluate(VU_STEP)
+    assert abs(step["at300"] - 0.99) < 0.003
+    assert 1.01 < step["highest"] < 1.02
+    assert abs(step["settled"] - 1.0) < 0.001
+
+
+def _dr_signal() -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """31.5 s: tones whose level changes every 3 s, and sine bursts (50 ms) as the loudest peaks."""
+    rng = np.random.default_rng(7)
+    n = int(31.5 * RATE_HZ)
+    t = np.arange(n) / RATE_HZ
+    block = (t // 3).astype(int)
+    levels = rng.uniform(0.02, 0.25, size=(block.max() + 1, 2))
+    left = levels[block, 0] * np.sin(2 * np.pi * 220 * t)
+    right = levels[block, 1] * np.sin(2 * np.pi * 330 * t)
+    for channel, burst_at_s, amplitude in ((left, 4.0, 0.9), (left, 19.0, 0.7), (right, 10.0, 0.8), (right, 25, 0.6)):
+        start = int(burst_at_s * RATE_HZ)
+        burst = np.arange(int(0.05 * RATE_HZ))
+        channel[start + burst] = amplitude * np.sin(2 * np.pi * 1000 * burst / RATE_HZ)
+    return left, right
+
+
+def test_the_dr_meter_matches_the_same_method_in_python(page: Page, studio_server: StudioServer) -> None:
+    left, right = _dr_signal()
+    path = studio_server.library / "dynamics.wav"
+    stored = _write_wav(path, left, right)
+    expected, expected_channels = dr_meter(stored, RATE_HZ)
+    _open(page, studio_server.call(_register(studio_server, path)))
+    page.get_by_role("button", name="Measure").click()
+    page.wait_for_function("window.studio.trackDr !== null", timeout=30000)
+    measured = page.evaluate("window.studio.trackDr")
+    assert measured["blocks"] == 11
+    assert abs(measured["value"] - expected) < 0.5, (measured, expected)
+    for got, want in zip(measured["channels"], expected_channels, strict=True):
+        assert abs(got - want) < 0.5
+    assert page.locator("#track-dr").inner_text().startswith(f"DR{round(measured['value'])}")
+
+
+async def _stems_track(server: StudioServer, seconds: float) -> int:
+    """A track with four stems: vocals 1 kHz, other 3 kHz, and drums and bass the same 500 Hz tone in opposite
+    phase (they cancel only when played sample-locked)."""
+    mix = _tone(seconds, 1000, 0.1) + _tone(seconds, 3000, 0.1)
+    path = server.library / "song-with-stems.wav"
+    _write_wav(path, mix, mix)
+    track_id = await _register(server, path)
+    folder = server.settings.stems_root / str(track_id)
+    folder.mkdir(parents=True)
+    tones = {
+        "vocals": _tone(seconds, 1000, 0.1),
+        "drums": _tone(seconds, 500, 0.1),
+        "bass": -_tone(seconds, 500, 0.1),
+        "other": _tone(seconds, 3000, 0.1),
+    }
+    tones["instrumental"] = tones["drums"] + tones["bass"] + tones["other"]
+    sizes = {}
+    for name in STEM_NAMES:
+        samples = np.stack([tones[name], tones[name]], axis=1).astype(np.float32)
+        sizes[name] = write_audio(samples, RATE_HZ, folder / f"{name}.flac").stat().st_size
+    async with transaction(server.runtime.pool) as conn:
+        await stems.record_stems(
+            conn, track_id, location=str(folder), size_bytes=sum(sizes.values()), format="flac", files=sizes
+        )
+    return track_id
+
+
+def _band(page: Page, hz: float) -> float:
+    return float(page.evaluate(f"window.studio.bandDb({hz})"))
+
+
+def test_stems_play_sample_locked_and_karaoke_removes_the_vocals(
+    page: Page, studio_server: StudioServer, tmp_path: Path
+) -> None:
+    _open(page, studio_server.call(_stems_track(studio_server, 8.0)))
+    page.wait_for_function("window.studio.stems.loaded")
+    page.get_by_role("radio", name="Stems").check()
+    _play_for(page, 1.0)
+    page.wait_for_timeout(300)  # the analyser's smoothing settles
+    assert _band(page, 1000) > -45
+    assert _band(page, 3000) > -45
+    assert _band(page, 500) < _band(page, 3000) - 40  # drums and bass cancel: the four started together
+
+    page.get_by_role("button", name="Karaoke").click()
+    page.wait_for_function("window.studio.bandDb(1000) < window.studio.bandDb(3000) - 40", timeout=5000)
+    assert page.get_by_role("button", name="Karaoke").get_attribute("aria-pressed") == "true"
+    assert _band(page, 3000) > -45
+
+    page.locator("#solo-drums").click()  # soloed, the drums no longer meet the bass that cancelled them
+    page.wait_for_function("window.studio.bandDb(500) > window.studio.bandDb(3000) + 40", timeout=5000)
+    page.screenshot(path=str(tmp_path / "studio.png"), full_page=True)
+    assert (tmp_path / "studio.png").stat().st_size > 10_000

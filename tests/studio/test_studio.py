@@ -134,19 +134,21 @@ def test_vu_ballistics_reach_99_percent_in_300_ms_with_a_small_overshoot(page: P
     assert abs(step["settled"] - 1.0) < 0.001
 
 
+LEFT_BLOCK_LEVELS = (0.05, 0.5, 0.1, 0.25, 0.02, 0.35, 0.08, 0.15, 0.03, 0.12, 0.06)
+RIGHT_BLOCK_LEVELS = (0.3, 0.04, 0.45, 0.1, 0.2, 0.02, 0.15, 0.06, 0.25, 0.01, 0.08)
+
+
 def _dr_signal() -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """31.5 s: tones whose level changes every 3 s, and sine bursts (50 ms) as the loudest peaks."""
-    rng = np.random.default_rng(7)
-    n = int(31.5 * RATE_HZ)
-    t = np.arange(n) / RATE_HZ
+    """31.5 s (ten 3-s blocks and a shorter one): tones whose level changes from block to block, spread widely so
+    that taking the loudest 30 % instead of 20 % of the blocks moves the DR by about 1, and sine bursts (50 ms)
+    as the two highest peaks of each channel (the highest instead of the second-highest moves it by 2)."""
+    t = np.arange(int(31.5 * RATE_HZ)) / RATE_HZ
     block = (t // 3).astype(int)
-    levels = rng.uniform(0.02, 0.25, size=(block.max() + 1, 2))
-    left = levels[block, 0] * np.sin(2 * np.pi * 220 * t)
-    right = levels[block, 1] * np.sin(2 * np.pi * 330 * t)
-    for channel, burst_at_s, amplitude in ((left, 4.0, 0.9), (left, 19.0, 0.7), (right, 10.0, 0.8), (right, 25, 0.6)):
-        start = int(burst_at_s * RATE_HZ)
-        burst = np.arange(int(0.05 * RATE_HZ))
-        channel[start + burst] = amplitude * np.sin(2 * np.pi * 1000 * burst / RATE_HZ)
+    left = np.array(LEFT_BLOCK_LEVELS)[block] * np.sin(2 * np.pi * 220 * t)
+    right = np.array(RIGHT_BLOCK_LEVELS)[block] * np.sin(2 * np.pi * 330 * t)
+    burst = np.arange(int(0.05 * RATE_HZ))
+    for channel, at_s, amplitude in ((left, 4.0, 0.95), (left, 19.0, 0.75), (right, 10.0, 0.85), (right, 25, 0.65)):
+        channel[int(at_s * RATE_HZ) + burst] = amplitude * np.sin(2 * np.pi * 1000 * burst / RATE_HZ)
     return left, right
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Literal
@@ -173,6 +174,17 @@ class TempoResult:
     bpm_confidence: float  # 0..1
     bpm_alternative: float | None = None  # the runner-up metrical level's tempo, when the confidence is low
     beat_times_s: npt.NDArray[np.float64] = field(repr=False, compare=False)
+
+    @property
+    def beat_offset_s(self) -> float | None:
+        """The beat grid's phase: the time (s) of its first beat, in [0, 60 / bpm), as the circular mean of the
+        beat times' phases at ``bpm`` (beats at ``beat_offset_s + k * 60 / bpm``); ``None`` without tempo or beats."""
+        if self.bpm is None or self.beat_times_s.size == 0:
+            return None
+        period_s = 60.0 / self.bpm
+        angles = 2 * np.pi * self.beat_times_s / period_s
+        phase = float(np.arctan2(np.mean(np.sin(angles)), np.mean(np.cos(angles)))) % (2 * np.pi)
+        return min(phase / (2 * np.pi) * period_s, math.nextafter(period_s, 0.0))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

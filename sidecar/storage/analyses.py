@@ -30,6 +30,7 @@ class AnalysisSummary(TypedDict):
     bpm: float | None
     bpm_confidence: float | None
     bpm_alternative: float | None  # the other metrical level's tempo when the confidence is low
+    beat_offset_s: float | None  # the beat grid's first beat (beats at beat_offset_s + k * 60 / bpm)
     key: str | None  # canonical spelling, e.g. "A minor"
     key_confidence: float | None
     camelot: str | None
@@ -51,6 +52,7 @@ def _feature_columns(result: AnalyzerOutput, version: int) -> dict[str, object] 
             "bpm": result.bpm,
             "bpm_confidence": result.bpm_confidence,
             "bpm_alternative": result.bpm_alternative,
+            "beat_offset_s": result.beat_offset_s,
             "tempo_version": version,
         }
     if isinstance(result, KeyResult):
@@ -149,7 +151,7 @@ async def get_analysis(conn: Connection, track_id: int) -> AnalysisSummary | Non
         SELECT t.id, t.host, t.host_track_id, t.path, t.duration_s, t.sample_rate_hz, t.channels,
                f.bpm, f.bpm_confidence, f.key, f.key_confidence, f.camelot,
                f.loudness_lufs, f.loudness_range_lu, f.true_peak_dbtp, f.sample_peak_dbfs,
-               f.replaygain_track_gain_db, f.replaygain_track_peak, f.bpm_alternative,
+               f.replaygain_track_gain_db, f.replaygain_track_peak, f.bpm_alternative, f.beat_offset_s,
                (SELECT coalesce(jsonb_object_agg(s.analyzer, s.version), '{}')
                   FROM analysis_status s WHERE s.track_id = t.id AND s.state = 'done'),
                (SELECT coalesce(array_agg(e.model ORDER BY e.model), '{}')
@@ -183,8 +185,9 @@ async def get_analysis(conn: Connection, track_id: int) -> AnalysisSummary | Non
         replaygain_track_gain_db=row[16],
         replaygain_track_peak=row[17],
         bpm_alternative=row[18],
-        analyzer_versions={str(k): int(v) for k, v in row[19].items()},
-        embedding_models=list(row[20]),
+        beat_offset_s=row[19],
+        analyzer_versions={str(k): int(v) for k, v in row[20].items()},
+        embedding_models=list(row[21]),
         tags={} if stored is None else stored.probabilities,
         tags_model=None if stored is None else stored.model,
     )

@@ -9,11 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 from playwright.sync_api import Page
 
+from sidecar.analyzers.pipeline import analyze_file
+from sidecar.analyzers.registry import VERSIONS, build_analyzers
 from sidecar.demo.encode import write_audio
 from sidecar.stems import STEM_NAMES
-from sidecar.storage import stems, tracks
+from sidecar.storage import analyses, status, stems, tracks
 from sidecar.storage.db import transaction
 from tests.studio.conftest import StudioServer
 from tests.studio.dr_meter import dr_meter
@@ -168,26 +171,20 @@ def test_the_dr_meter_matches_the_same_method_in_python(page: Page, studio_serve
     assert page.locator("#track-dr").inner_text().startswith(f"DR{round(measured['value'])}")
 
 
-async def _stems_track(server: StudioServer, seconds: float) -> int:
-    """A track with four stems: vocals 1 kHz, other 3 kHz, and drums and bass the same 500 Hz tone in opposite
-    phase (they cancel only when played sample-locked)."""
-    mix = _tone(seconds, 1000, 0.1) + _tone(seconds, 3000, 0.1)
-    path = server.library / "song-with-stems.wav"
-    _write_wav(path, mix, mix)
+async def _with_stems(server: StudioServer, name: str, parts: dict[str, npt.NDArray[np.float64]]) -> int:
+    """A track whose original is the sum of ``parts`` (stereo arrays for vocals, drums, bass and other), with those
+    four and the instrumental recorded as its stems (FLAC in the stems folder)."""
+    path = server.library / f"{name}.wav"
+    mix = sum(parts[stem] for stem in ("vocals", "drums", "bass", "other"))
+    _write_wav(path, mix[:, 0], mix[:, 1])
     track_id = await _register(server, path)
     folder = server.settings.stems_root / str(track_id)
     folder.mkdir(parents=True)
-    tones = {
-        "vocals": _tone(seconds, 1000, 0.1),
-        "drums": _tone(seconds, 500, 0.1),
-        "bass": -_tone(seconds, 500, 0.1),
-        "other": _tone(seconds, 3000, 0.1),
+    files = {**parts, "instrumental": parts["drums"] + parts["bass"] + parts["other"]}
+    sizes = {
+        stem: write_audio(files[stem].astype(np.float32), RATE_HZ, folder / f"{stem}.flac").stat().st_size
+        for stem in STEM_NAMES
     }
-    tones["instrumental"] = tones["drums"] + tones["bass"] + tones["other"]
-    sizes = {}
-    for name in STEM_NAMES:
-        samples = np.stack([tones[name], tones[name]], axis=1).astype(np.float32)
-        sizes[name] = write_audio(samples, RATE_HZ, folder / f"{name}.flac").stat().st_size
     async with transaction(server.runtime.pool) as conn:
         await stems.record_stems(
             conn, track_id, location=str(folder), size_bytes=sum(sizes.values()), format="flac", files=sizes
@@ -195,14 +192,28 @@ async def _stems_track(server: StudioServer, seconds: float) -> int:
     return track_id
 
 
+def _stereo(mono: npt.NDArray[np.float64], left: float = 1.0, right: float = 1.0) -> npt.NDArray[np.float64]:
+    return np.stack([left * mono, right * mono], axis=1)
+
+
+def _tones_with_stems(server: StudioServer, seconds: float) -> int:
+    """Vocals 1 kHz, other 3 kHz, and drums and bass the same 500 Hz tone in opposite phase (they cancel only
+    when the stems play sample-locked)."""
+    parts = {
+        "vocals": _stereo(_tone(seconds, 1000, 0.1)),
+        "drums": _stereo(_tone(seconds, 500, 0.1)),
+        "bass": _stereo(-_tone(seconds, 500, 0.1)),
+        "other": _stereo(_tone(seconds, 3000, 0.1)),
+    }
+    return server.call(_with_stems(server, "tones-with-stems", parts))
+
+
 def _band(page: Page, hz: float) -> float:
     return float(page.evaluate(f"window.studio.bandDb({hz})"))
 
 
-def test_stems_play_sample_locked_and_karaoke_removes_the_vocals(
-    page: Page, studio_server: StudioServer, tmp_path: Path
-) -> None:
-    _open(page, studio_server.call(_stems_track(studio_server, 8.0)))
+def test_stems_play_sample_locked_and_karaoke_removes_the_vocals(page: Page, studio_server: StudioServer) -> None:
+    _open(page, _tones_with_stems(studio_server, 8.0))
     page.wait_for_function("window.studio.stems.loaded")
     page.get_by_role("radio", name="Stems").check()
     _play_for(page, 1.0)
@@ -218,5 +229,60 @@ def test_stems_play_sample_locked_and_karaoke_removes_the_vocals(
 
     page.locator("#solo-drums").click()  # soloed, the drums no longer meet the bass that cancelled them
     page.wait_for_function("window.studio.bandDb(500) > window.studio.bandDb(3000) + 40", timeout=5000)
-    page.screenshot(path=str(tmp_path / "studio.png"), full_page=True)
+
+
+BPM = 120.0
+FIRST_BEAT_S = 0.3
+
+
+def _song(seconds: float) -> dict[str, npt.NDArray[np.float64]]:
+    """A small A-minor song at 120 BPM whose first beat is at 0.3 s, as four stereo stems."""
+    t = np.arange(int(seconds * RATE_HZ)) / RATE_HZ
+    since_beat = (t - FIRST_BEAT_S) % (60 / BPM)
+    beat = np.floor((t - FIRST_BEAT_S) * BPM / 60).astype(int)
+    kick = np.where(t >= FIRST_BEAT_S, np.sin(2 * np.pi * 55 * since_beat) * np.exp(-since_beat / 0.06), 0.0)
+    melody_hz = np.array([440.0, 523.25, 659.25, 587.33])[beat % 4]
+    vocals = 0.12 * np.sin(2 * np.pi * melody_hz * t + 0.3 * np.sin(2 * np.pi * 5 * t))
+    pad = sum(0.04 * np.sin(2 * np.pi * hz * t) for hz in (220.0, 261.63, 329.63))
+    bass = 0.15 * np.sin(2 * np.pi * 110 * t) * np.exp(-since_beat / 0.3)
+    return {
+        "vocals": _stereo(vocals, 0.9, 0.6),
+        "drums": _stereo(0.5 * kick),
+        "bass": _stereo(bass),
+        "other": np.stack([0.8 * pad, 0.8 * np.roll(pad, 96)], axis=1),
+    }
+
+
+async def _analyse(server: StudioServer, track_id: int, path: Path) -> None:
+    names = ("loudness", "tempo", "key")
+    analysis = analyze_file(path, build_analyzers(server.settings, names))
+    versions = {name: VERSIONS[name] for name in names}
+    async with transaction(server.runtime.pool) as conn:
+        await status.ensure_status(conn, versions, track_ids=[track_id])
+        await analyses.store_results(conn, track_id, results=analysis.results, versions=versions)
+
+
+def test_an_analysed_song_shows_its_analysis_and_pulses_on_the_stored_beat_grid(
+    page: Page, studio_server: StudioServer, tmp_path: Path
+) -> None:
+    track_id = studio_server.call(_with_stems(studio_server, "song", _song(12.0)))
+    studio_server.call(_analyse(studio_server, track_id, studio_server.library / "song.wav"))
+    _open(page, track_id)
+    analysis = page.evaluate("window.studio.analysis")
+    assert analysis["bpm"] == pytest.approx(BPM, rel=0.01)
+    assert analysis["beat_offset_s"] == pytest.approx(FIRST_BEAT_S, abs=0.03)
+    assert "120.0 BPM" in page.locator("#facts").inner_text()
+    assert page.locator("#integrated").inner_text() == f"{analysis['loudness_lufs']:.1f} LUFS"
+    page.wait_for_function("window.studio.stems.loaded")
+    page.get_by_role("radio", name="Stems").check()
+    page.get_by_role("button", name="Karaoke").click()
+    _play_for(page, 3.5)
+    beats = page.evaluate("window.studio.beats")
+    assert 5 <= beats <= 8  # beats at 0.3, 0.8, ... s: seven by 3.5 s (the first frames may miss none or one)
+    assert "LU)" in page.locator("#short-term").inner_text()  # shown against the stored integrated value
+    page.get_by_role("button", name="Measure").click()
+    page.wait_for_function("window.studio.trackDr !== null", timeout=30000)
+    page.screenshot(path=str(tmp_path / "studio.png"), full_page=True)  # docs/client/studio.png
     assert (tmp_path / "studio.png").stat().st_size > 10_000
+    page.set_viewport_size({"width": 360, "height": 800})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360  # readable on a phone: no sideways scroll

@@ -335,8 +335,10 @@ function render() {
   if (studio.playing) $("position").value = String(position);
   const bpm = studio.analysis?.bpm;
   if (bpm && studio.playing) {
-    const beat = Math.floor((position * bpm) / 60);
-    if (beat !== lastBeat) {
+    // beats at beat_offset_s + k * 60 / bpm (the stored grid); a track analysed before the grid was stored
+    // pulses from 0 s
+    const beat = Math.floor(((position - (studio.analysis.beat_offset_s ?? 0)) * bpm) / 60);
+    if (beat >= 0 && beat !== lastBeat) {
       lastBeat = beat;
       studio.beats += 1;
       $("pulse").classList.remove("on");

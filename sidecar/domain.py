@@ -205,4 +205,14 @@ class EmbeddingResult:
     tags: tuple[tuple[str, float], ...] = field(default=(), compare=False)
 
 
-AnalyzerOutput = LoudnessResult | TempoResult | KeyResult | EmbeddingResult
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WaveformResult:
+    """A waveform overview: the lowest and highest sample (full scale 1.0, over all channels) of each successive
+    ``bucket_s`` seconds of the track; empty arrays for an empty file."""
+
+    bucket_s: float
+    minimum: npt.NDArray[np.float32] = field(repr=False, compare=False)  # shape (points,)
+    maximum: npt.NDArray[np.float32] = field(repr=False, compare=False)  # shape (points,)
+
+
+AnalyzerOutput = LoudnessResult | TempoResult | KeyResult | EmbeddingResult | WaveformResult

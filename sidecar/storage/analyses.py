@@ -12,8 +12,16 @@ from typing import TypedDict
 from psycopg import sql
 
 from sidecar.analyzers.tags import TAGS_MODEL, canonical_tag
-from sidecar.domain import AnalyzerOutput, AudioInfo, EmbeddingResult, KeyResult, LoudnessResult, TempoResult
-from sidecar.storage import status, tags, vectors
+from sidecar.domain import (
+    AnalyzerOutput,
+    AudioInfo,
+    EmbeddingResult,
+    KeyResult,
+    LoudnessResult,
+    TempoResult,
+    WaveformResult,
+)
+from sidecar.storage import status, tags, vectors, waveforms
 from sidecar.storage.db import Connection
 
 
@@ -108,7 +116,8 @@ async def store_results(
     results
         ``{analyzer name: result}``; an :class:`EmbeddingResult` goes to its model (which must be registered,
         see :func:`sidecar.storage.vectors.register_model`), and its tag probabilities, when it has any, replace
-        the track's tags (:func:`sidecar.storage.tags.store_tags`).
+        the track's tags (:func:`sidecar.storage.tags.store_tags`); a :class:`WaveformResult` goes to
+        ``track_waveforms``.
     versions
         ``{analyzer name: version}`` for every analyzer in ``results`` (the version that produced it).
     failures
@@ -129,6 +138,9 @@ async def store_results(
                 if result.tags:
                     pairs = [(canonical_tag(tag), probability) for tag, probability in result.tags]
                     await tags.store_tags(conn, track_id, model=TAGS_MODEL, version=done[name], tags=pairs)
+                continue
+            if isinstance(result, WaveformResult):
+                await waveforms.store_waveform(conn, track_id, result, version=done[name])
                 continue
             columns = _feature_columns(result, done[name])
             if columns is not None:

@@ -1,5 +1,6 @@
-"""``GET /api/tracks/{id}/audio`` against real PostgreSQL and Redis: the original from the library mount with HTTP
-Range, only for tracks the sidecar knows, never a file outside the mount; the stems file route shares the code."""
+"""``GET /api/tracks/{id}/audio`` and ``/waveform`` against real PostgreSQL and Redis: the original from the
+library mount with HTTP Range, only for tracks the sidecar knows, never a file outside the mount (the stems file
+route shares the code); the stored waveform, revalidated by its ETag."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ import httpx
 import numpy as np
 import pytest
 
+from sidecar.analyzers.pipeline import analyze_file
+from sidecar.analyzers.waveform import WaveformAnalyzer
 from sidecar.api.app import create_app
 from sidecar.demo.encode import write_audio
+from sidecar.domain import WaveformResult
 from sidecar.services.runtime import Runtime
 from sidecar.settings import get_settings
-from sidecar.storage import tracks
+from sidecar.storage import analyses, status, tracks
 from sidecar.storage.db import transaction
 
 TOKEN = "audio-token-" + "z" * 24
@@ -127,3 +131,34 @@ async def test_files_outside_the_mount_and_special_files_are_refused(api: Api, t
     answer = await api.client.get(f"/api/tracks/{folder}/audio", headers=AUTH)
     assert answer.status_code == 403
     assert "not a regular file" in answer.json()["detail"]
+
+
+async def test_the_waveform_is_stored_served_and_revalidated(api: Api) -> None:
+    track_id = await _host_track(api.runtime, "wave", _flac(api.library / "wave.flac"))
+    assert (await api.client.get("/api/tracks/999999/waveform", headers=AUTH)).status_code == 404
+    missing = await api.client.get(f"/api/tracks/{track_id}/waveform", headers=AUTH)
+    assert missing.status_code == 404
+    assert "no waveform yet" in missing.json()["detail"]
+    analysis = analyze_file(api.library / "wave.flac", [WaveformAnalyzer()])
+    async with transaction(api.runtime.pool) as conn:
+        await status.ensure_status(conn, {"waveform": WaveformAnalyzer.version}, track_ids=[track_id])
+        await analyses.store_results(
+            conn, track_id, results=analysis.results, versions={"waveform": WaveformAnalyzer.version}
+        )
+    answer = await api.client.get(f"/api/tracks/{track_id}/waveform", headers=AUTH)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert (body["version"], body["points"], body["bucket_s"]) == (1, 100, pytest.approx(0.01))
+    assert max(body["maximum"]) == pytest.approx(0.1, abs=1e-3)  # the 0.1 tone of _flac
+    assert min(body["minimum"]) == pytest.approx(-0.1, abs=1e-3)
+    assert answer.headers["cache-control"] == "private, no-cache"
+    again = await api.client.get(
+        f"/api/tracks/{track_id}/waveform", headers=AUTH | {"If-None-Match": answer.headers["etag"]}
+    )
+    assert again.status_code == 304
+    assert again.content == b""
+    assert (await api.client.get(f"/api/tracks/{track_id}/waveform")).status_code == 401
+    async with transaction(api.runtime.pool) as conn:
+        old = WaveformResult(bucket_s=1.0, minimum=np.zeros(1, np.float32), maximum=np.zeros(1, np.float32))
+        await analyses.store_results(conn, track_id, results={"waveform": old}, versions={"waveform": 0})
+    assert (await api.client.get(f"/api/tracks/{track_id}/waveform", headers=AUTH)).json()["points"] == 100

@@ -24,6 +24,7 @@ const studio = {
   durationS: 0,
   readings: null,
   trackDr: null,
+  waveform: null, // {points, bucketS} once the stored overview is drawn
   beats: 0,
   karaoke: false,
   mixer: Object.fromEntries(STEMS.map((name) => [name, { gainDb: 0, mute: false, solo: false }])),
@@ -322,6 +323,50 @@ const goniometer = {
   },
 };
 
+/** The stored waveform (min/max per bucket) drawn once, then copied with a playhead every frame. */
+const overview = {
+  image: null,
+  async load(trackId) {
+    const waveform = await getJson(`/api/tracks/${trackId}/waveform`);
+    studio.waveform = { points: waveform.points, bucketS: waveform.bucket_s };
+    const canvas = $("overview");
+    canvas.hidden = false;
+    const g = canvas.getContext("2d");
+    const { width, height } = canvas;
+    const mid = height / 2;
+    g.fillStyle = "rgb(16, 20, 24)";
+    g.fillRect(0, 0, width, height);
+    g.fillStyle = "rgb(70, 160, 110)";
+    const perPixel = waveform.points / width;
+    for (let x = 0; x < width; x++) {
+      const from = Math.floor(x * perPixel);
+      const to = Math.max(from + 1, Math.floor((x + 1) * perPixel));
+      let low = 0;
+      let high = 0;
+      for (let i = from; i < Math.min(to, waveform.points); i++) {
+        low = Math.min(low, waveform.minimum[i]);
+        high = Math.max(high, waveform.maximum[i]);
+      }
+      g.fillRect(x, mid - high * mid, 1, Math.max(1, (high - low) * mid));
+    }
+    this.image = g.getImageData(0, 0, width, height);
+    canvas.addEventListener("click", (event) => {
+      const box = canvas.getBoundingClientRect();
+      const positionS = ((event.clientX - box.left) / box.width) * studio.durationS;
+      $("position").value = String(positionS);
+      seek(positionS);
+    });
+  },
+  draw(positionS) {
+    if (!this.image || !studio.durationS) return;
+    const g = $("overview").getContext("2d");
+    g.putImageData(this.image, 0, 0);
+    const x = (positionS / studio.durationS) * this.image.width;
+    g.fillStyle = "rgb(230, 233, 236)";
+    g.fillRect(x - 1, 0, 2, this.image.height);
+  },
+};
+
 function setBar(id, value, min, max) {
   const fraction = Math.max(0, Math.min(1, (value - min) / (max - min)));
   $(id).style.width = `${(fraction * 100).toFixed(1)}%`;
@@ -364,6 +409,7 @@ function render() {
     $("dr").textContent = r.dr.value === null ? "–" : r.dr.channels.map((v) => v.toFixed(1)).join(" / ");
   }
   goniometer.draw();
+  overview.draw(position);
   requestAnimationFrame(render);
 }
 
@@ -417,6 +463,7 @@ async function main() {
   } else {
     await loadStems(stems);
   }
+  if (analysis.analyzer_versions.waveform !== undefined) await overview.load(id);
   applyMix();
   studio.ready = true;
   requestAnimationFrame(render);

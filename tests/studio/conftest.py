@@ -1,6 +1,6 @@
 """Browser fixtures of the Studio tests: one live ``sonantica serve`` app per module (real PostgreSQL and Redis,
-a temporary library mount), headless Chromium from the Debian packages driven by Playwright, a page per test that
-fails the test on any console error or uncaught exception."""
+a temporary library mount), headless Chromium from the Debian packages driven by Playwright (per module), a page
+per test that fails the test on any console error or uncaught exception."""
 
 from __future__ import annotations
 
@@ -101,8 +101,11 @@ def studio_server(
     _database(postgres_url, name, drop=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Chromium for this module. Not for the whole session: while Playwright's sync API is open, its event loop
+    counts as running in this thread, and every asyncio test after it would fail ("Runner.run() cannot be called
+    from a running event loop")."""
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
             executable_path=CHROMIUM, args=["--autoplay-policy=no-user-gesture-required", "--no-sandbox"]

@@ -107,7 +107,9 @@ def test_goniometer_and_correlation_of_left_only_mono_and_anti_phase(page: Page,
 def test_vu_peak_and_loudness_of_a_minus_20_dbfs_sine(page: Page, studio_server: StudioServer) -> None:
     sine = _tone(4.0, 1000, 0.1)  # -20 dBFS: a full-scale sine is 0 dBFS
     _open(page, _track(studio_server, "minus-20", sine, sine))
+    page.wait_for_timeout(3200)  # more than a DR block of silence before playing, which the DR meter must not count
     readings = _play_for(page, 1.5)
+    assert readings["dr"]["blocks"] == 1  # type: ignore[index]
     for channel in range(2):
         assert abs(readings["vuLevelDbfs"][channel] - -20.0) < 0.2  # type: ignore[index]
         assert abs(readings["vu"][channel] - -2.0) < 0.2  # type: ignore[index]  # 0 VU = -18 dBFS

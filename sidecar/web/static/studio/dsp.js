@@ -349,7 +349,8 @@ export class MeterBank {
     this.frames = 0;
   }
 
-  process(left, right, count) {
+  /** Measure `count` frames; `dynamics` false leaves the DR meter out (silence while nothing plays). */
+  process(left, right, count, dynamics = true) {
     const channels = [left, right];
     for (let c = 0; c < 2; c++) {
       this.vu[c].process(channels[c], count);
@@ -357,7 +358,7 @@ export class MeterBank {
     }
     this.correlation.process(left, right, count);
     this.loudness.process(channels, count);
-    this.dr.process(channels, count);
+    if (dynamics) this.dr.process(channels, count);
     const capacity = this.points.length / 2;
     for (let i = this.phase; i < count; i += this.step) {
       if (this.pointCount === capacity) break;

@@ -24,6 +24,9 @@ const studio = {
   durationS: 0,
   readings: null,
   trackDr: null,
+  measureMs: null, // how long the last whole-track measurement took
+  frames: 0, // frames drawn
+  readyAtMs: null, // navigation start to ready
   waveform: null, // {points, bucketS} once the stored overview is drawn
   beats: 0,
   karaoke: false,
@@ -53,6 +56,9 @@ function authHeaders(extra = {}) {
 
 async function request(path, options = {}) {
   const response = await fetch(path, { credentials: "same-origin", ...options, headers: authHeaders(options.headers) });
+  if (response.status === 401) {
+    throw new Error("Not signed in: sign in on the start page (/) first.");
+  }
   if (!response.ok) {
     let detail = `${response.status} ${response.statusText}`;
     try {
@@ -94,7 +100,8 @@ async function buildGraph() {
   graph.ctx = new AudioContext({ latencyHint: "interactive" });
   studio.sampleRate = graph.ctx.sampleRate;
   await graph.ctx.audioWorklet.addModule(WORKLET_URL);
-  graph.meter = new AudioWorkletNode(graph.ctx, WORKLET_NAME, METER_OPTIONS);
+  graph.meter = new AudioWorkletNode(graph.ctx, WORKLET_NAME,
+    { ...METER_OPTIONS, processorOptions: { dynamics: false } });
   graph.meter.port.onmessage = (event) => {
     studio.readings = event.data;
     goniometer.feed(event.data.points);
@@ -138,6 +145,8 @@ function startSources(offsetS) {
     studio.playing = false;
     studio.positionS = 0;
     graph.sources = [];
+    graph.meter.port.postMessage({ dynamics: false });
+    $("position").value = "0";
     $("play").textContent = "Play";
   };
   graph.startedAt = when - offsetS;
@@ -146,6 +155,7 @@ function startSources(offsetS) {
 async function play() {
   await graph.ctx.resume();
   startSources(studio.positionS);
+  graph.meter.port.postMessage({ dynamics: true });
   studio.playing = true;
   $("play").textContent = "Pause";
 }
@@ -153,6 +163,7 @@ async function play() {
 function pause() {
   studio.positionS = currentPosition();
   stopSources();
+  graph.meter.port.postMessage({ dynamics: false });
   studio.playing = false;
   $("play").textContent = "Play";
 }
@@ -164,7 +175,7 @@ function currentPosition() {
 
 function seek(positionS) {
   studio.positionS = positionS;
-  graph.meter.port.postMessage("reset");
+  graph.meter.port.postMessage({ reset: true });
   if (studio.playing) startSources(positionS);
 }
 
@@ -246,11 +257,12 @@ async function requestStems() {
 
 /** The whole track's DR, measured offline by the same worklet (much faster than playing it). */
 async function measureTrackDr() {
+  const started = performance.now();
   const buffer = graph.buffers.original;
   const offline = new OfflineAudioContext(2, buffer.length, buffer.sampleRate);
   await offline.audioWorklet.addModule(WORKLET_URL);
   const node = new AudioWorkletNode(offline, WORKLET_NAME, { ...METER_OPTIONS,
-    processorOptions: { endFrame: buffer.length, reportS: 3600 } });
+    processorOptions: { endFrame: buffer.length, reportS: 3600, dynamics: true } });
   const final = new Promise((resolve) => {
     node.port.onmessage = (event) => event.data.final && resolve(event.data);
   });
@@ -260,6 +272,7 @@ async function measureTrackDr() {
   source.start();
   await offline.startRendering();
   const readings = await final;
+  studio.measureMs = performance.now() - started;
   studio.trackDr = readings.dr;
   $("track-dr").textContent = formatDr(readings.dr);
   return readings.dr;
@@ -300,8 +313,10 @@ const goniometer = {
     g.fillText("S", size - 12, c - 4);
   },
   /** Mid up, side across: x = (R - L) / 2, y = (L + R) / 2 of the radius, so a left-only signal lies on the
-   * upper-left/lower-right diagonal (the L axis), mono on the vertical. Gain follows the recent peak. */
+   * upper-left/lower-right diagonal (the L axis), mono on the vertical. Gain follows the recent peak; each new
+   * batch of points fades the older ones. */
   draw() {
+    if (this.pending.length === 0) return; // the picture stays until new points arrive (fading is per batch)
     const g = this.canvas.getContext("2d");
     const size = this.canvas.width;
     const c = size / 2;
@@ -375,6 +390,7 @@ function setBar(id, value, min, max) {
 let lastBeat = -1;
 
 function render() {
+  studio.frames += 1;
   const position = currentPosition();
   $("clock").textContent = `${fmtTime(position)} / ${fmtTime(studio.durationS)}`;
   if (studio.playing) $("position").value = String(position);
@@ -465,6 +481,7 @@ async function main() {
   }
   if (analysis.analyzer_versions.waveform !== undefined) await overview.load(id);
   applyMix();
+  studio.readyAtMs = performance.now();
   studio.ready = true;
   requestAnimationFrame(render);
 }

@@ -131,7 +131,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     source = piece(args.seconds)
-    with tempfile.TemporaryDirectory(prefix="bench-studio-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-studio-", ignore_cleanup_errors=True) as tmp:
         root = Path(tmp)
         library = root / "library"
         library.mkdir()

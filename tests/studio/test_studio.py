@@ -292,3 +292,4 @@ def test_an_analysed_song_shows_its_analysis_and_pulses_on_the_stored_beat_grid(
     assert page.evaluate("window.studio.position()") > 8.5  # clicking the overview plays from there (9 s)
     page.set_viewport_size({"width": 360, "height": 800})
     assert page.evaluate("document.documentElement.scrollWidth") <= 360  # readable on a phone: no sideways scroll
+    page.screenshot(path=str(tmp_path / "studio-360.png"), full_page=True)  # docs/client/studio-360.png

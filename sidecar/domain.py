@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Literal
@@ -174,6 +175,17 @@ class TempoResult:
     bpm_alternative: float | None = None  # the runner-up metrical level's tempo, when the confidence is low
     beat_times_s: npt.NDArray[np.float64] = field(repr=False, compare=False)
 
+    @property
+    def beat_offset_s(self) -> float | None:
+        """The beat grid's phase: the time (s) of its first beat, in [0, 60 / bpm), as the circular mean of the
+        beat times' phases at ``bpm`` (beats at ``beat_offset_s + k * 60 / bpm``); ``None`` without tempo or beats."""
+        if self.bpm is None or self.beat_times_s.size == 0:
+            return None
+        period_s = 60.0 / self.bpm
+        angles = 2 * np.pi * self.beat_times_s / period_s
+        phase = float(np.arctan2(np.mean(np.sin(angles)), np.mean(np.cos(angles)))) % (2 * np.pi)
+        return min(phase / (2 * np.pi) * period_s, math.nextafter(period_s, 0.0))
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KeyResult:
@@ -193,4 +205,14 @@ class EmbeddingResult:
     tags: tuple[tuple[str, float], ...] = field(default=(), compare=False)
 
 
-AnalyzerOutput = LoudnessResult | TempoResult | KeyResult | EmbeddingResult
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WaveformResult:
+    """A waveform overview: the lowest and highest sample (full scale 1.0, over all channels) of each successive
+    ``bucket_s`` seconds of the track; empty arrays for an empty file."""
+
+    bucket_s: float
+    minimum: npt.NDArray[np.float32] = field(repr=False, compare=False)  # shape (points,)
+    maximum: npt.NDArray[np.float32] = field(repr=False, compare=False)  # shape (points,)
+
+
+AnalyzerOutput = LoudnessResult | TempoResult | KeyResult | EmbeddingResult | WaveformResult

@@ -117,8 +117,8 @@ class AnalysisSettings(BaseModel):
     """Which analyzers run and on how much audio."""
 
     enabled: Annotated[list[str], NoDecode] = Field(
-        default=["loudness", "tempo", "key", "embedding"],
-        description="analyzers to run: loudness, tempo, key, embedding",
+        default=["loudness", "tempo", "key", "embedding", "waveform"],
+        description="analyzers to run: loudness, tempo, key, embedding, waveform",
     )
     max_duration_s: float | None = Field(
         default=None,

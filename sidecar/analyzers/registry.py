@@ -13,6 +13,7 @@ from sidecar.analyzers.embedding import EmbeddingAnalyzer
 from sidecar.analyzers.key import KeyAnalyzer
 from sidecar.analyzers.loudness import LoudnessAnalyzer
 from sidecar.analyzers.tempo import TempoAnalyzer
+from sidecar.analyzers.waveform import WaveformAnalyzer
 from sidecar.domain import AnalyzerOutput
 from sidecar.errors import FatalAnalyzerError
 from sidecar.settings import Settings
@@ -27,10 +28,11 @@ FACTORIES: dict[str, AnalyzerFactory] = {
     TempoAnalyzer.name: lambda _settings: TempoAnalyzer(),
     KeyAnalyzer.name: lambda _settings: KeyAnalyzer(),
     EmbeddingAnalyzer.name: EmbeddingAnalyzer,
+    WaveformAnalyzer.name: lambda _settings: WaveformAnalyzer(),
 }
 
 VERSIONS: dict[str, int] = {
-    cls.name: cls.version for cls in (LoudnessAnalyzer, TempoAnalyzer, KeyAnalyzer, EmbeddingAnalyzer)
+    cls.name: cls.version for cls in (LoudnessAnalyzer, TempoAnalyzer, KeyAnalyzer, EmbeddingAnalyzer, WaveformAnalyzer)
 }
 """Current version of every known analyzer (stored results with a lower version are stale)."""
 

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters.base import Capability, HostAdapter
@@ -25,6 +26,7 @@ from sidecar.errors import NotFoundError, QueueUnavailableError, StorageUnavaila
 from sidecar.services.playlists import PlaylistWriter
 from sidecar.services.runtime import open_runtime
 from sidecar.settings import Settings
+from sidecar.web import WEB_STATIC_DIR
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.webhook_guard = EnqueueGuard()
     app.include_router(api_router)
+    app.mount("/", StaticFiles(directory=WEB_STATIC_DIR, html=True), name="web")
     app.add_middleware(RequestGuard, public_read=settings.api.public_read, max_body_bytes=settings.api.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     if settings.api.access_log:

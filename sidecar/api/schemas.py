@@ -57,6 +57,7 @@ class TrackAnalysisPublic(BaseModel):
     bpm: float | None
     bpm_confidence: float | None
     bpm_alternative: float | None
+    beat_offset_s: float | None
     key: str | None
     key_confidence: float | None
     camelot: str | None

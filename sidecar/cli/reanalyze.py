@@ -21,7 +21,9 @@ from sidecar.settings import get_settings
 
 @app.command("reanalyze")
 def reanalyze_command(
-    analyzer: Annotated[str, typer.Option("--analyzer", help="analyzer to redo: embedding, tempo, key or loudness")],
+    analyzer: Annotated[
+        str, typer.Option("--analyzer", help="analyzer to redo: embedding, tempo, key, loudness or waveform")
+    ],
     model: Annotated[
         str | None,
         typer.Option("--model", help="only tracks with stored results of this model (e.g. timbre-v1); embedding only"),

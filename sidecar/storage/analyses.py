@@ -12,8 +12,16 @@ from typing import TypedDict
 from psycopg import sql
 
 from sidecar.analyzers.tags import TAGS_MODEL, canonical_tag
-from sidecar.domain import AnalyzerOutput, AudioInfo, EmbeddingResult, KeyResult, LoudnessResult, TempoResult
-from sidecar.storage import status, tags, vectors
+from sidecar.domain import (
+    AnalyzerOutput,
+    AudioInfo,
+    EmbeddingResult,
+    KeyResult,
+    LoudnessResult,
+    TempoResult,
+    WaveformResult,
+)
+from sidecar.storage import status, tags, vectors, waveforms
 from sidecar.storage.db import Connection
 
 
@@ -30,6 +38,7 @@ class AnalysisSummary(TypedDict):
     bpm: float | None
     bpm_confidence: float | None
     bpm_alternative: float | None  # the other metrical level's tempo when the confidence is low
+    beat_offset_s: float | None  # the beat grid's first beat (beats at beat_offset_s + k * 60 / bpm)
     key: str | None  # canonical spelling, e.g. "A minor"
     key_confidence: float | None
     camelot: str | None
@@ -51,6 +60,7 @@ def _feature_columns(result: AnalyzerOutput, version: int) -> dict[str, object] 
             "bpm": result.bpm,
             "bpm_confidence": result.bpm_confidence,
             "bpm_alternative": result.bpm_alternative,
+            "beat_offset_s": result.beat_offset_s,
             "tempo_version": version,
         }
     if isinstance(result, KeyResult):
@@ -106,7 +116,8 @@ async def store_results(
     results
         ``{analyzer name: result}``; an :class:`EmbeddingResult` goes to its model (which must be registered,
         see :func:`sidecar.storage.vectors.register_model`), and its tag probabilities, when it has any, replace
-        the track's tags (:func:`sidecar.storage.tags.store_tags`).
+        the track's tags (:func:`sidecar.storage.tags.store_tags`); a :class:`WaveformResult` goes to
+        ``track_waveforms``.
     versions
         ``{analyzer name: version}`` for every analyzer in ``results`` (the version that produced it).
     failures
@@ -127,6 +138,9 @@ async def store_results(
                 if result.tags:
                     pairs = [(canonical_tag(tag), probability) for tag, probability in result.tags]
                     await tags.store_tags(conn, track_id, model=TAGS_MODEL, version=done[name], tags=pairs)
+                continue
+            if isinstance(result, WaveformResult):
+                await waveforms.store_waveform(conn, track_id, result, version=done[name])
                 continue
             columns = _feature_columns(result, done[name])
             if columns is not None:
@@ -149,7 +163,7 @@ async def get_analysis(conn: Connection, track_id: int) -> AnalysisSummary | Non
         SELECT t.id, t.host, t.host_track_id, t.path, t.duration_s, t.sample_rate_hz, t.channels,
                f.bpm, f.bpm_confidence, f.key, f.key_confidence, f.camelot,
                f.loudness_lufs, f.loudness_range_lu, f.true_peak_dbtp, f.sample_peak_dbfs,
-               f.replaygain_track_gain_db, f.replaygain_track_peak, f.bpm_alternative,
+               f.replaygain_track_gain_db, f.replaygain_track_peak, f.bpm_alternative, f.beat_offset_s,
                (SELECT coalesce(jsonb_object_agg(s.analyzer, s.version), '{}')
                   FROM analysis_status s WHERE s.track_id = t.id AND s.state = 'done'),
                (SELECT coalesce(array_agg(e.model ORDER BY e.model), '{}')
@@ -183,8 +197,9 @@ async def get_analysis(conn: Connection, track_id: int) -> AnalysisSummary | Non
         replaygain_track_gain_db=row[16],
         replaygain_track_peak=row[17],
         bpm_alternative=row[18],
-        analyzer_versions={str(k): int(v) for k, v in row[19].items()},
-        embedding_models=list(row[20]),
+        beat_offset_s=row[19],
+        analyzer_versions={str(k): int(v) for k, v in row[20].items()},
+        embedding_models=list(row[21]),
         tags={} if stored is None else stored.probabilities,
         tags_model=None if stored is None else stored.model,
     )

@@ -10,10 +10,10 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from sidecar.api.deps import RuntimeDep, TokenDep
+from sidecar.api.files import ranged_audio
 from sidecar.api.schemas import ErrorPublic
 from sidecar.services.stems import delete_stems, get_status, open_stem, request_stems
 from sidecar.stems import STEM_NAMES
-from sidecar.stems.codec import CONTENT_TYPE
 from sidecar.stems.files import StemsPathError
 from sidecar.storage.stems import StemsRecord
 
@@ -145,8 +145,7 @@ async def get_stem_file(track_id: TrackIdPath, stem: StemName, runtime: RuntimeD
         path = await open_stem(runtime, track_id, stem)
     except StemsPathError as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
-    media_type = CONTENT_TYPE.get(path.suffix, "application/octet-stream")
-    return FileResponse(path, media_type=media_type, filename=f"{track_id}-{stem}{path.suffix}")
+    return ranged_audio(path, f"{track_id}-{stem}{path.suffix}")
 
 
 @router.delete("/{track_id}/stems", dependencies=[TokenDep], responses={**NOT_FOUND, **REFUSED})

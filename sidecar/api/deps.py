@@ -7,7 +7,7 @@ from typing import Annotated, cast
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from sidecar.api.security import PRINCIPAL_SCOPE_KEY, Authenticator, Principal
+from sidecar.api.security import PRINCIPAL_SCOPE_KEY, Authenticator, Principal, SessionRefusedError
 from sidecar.services.playlists import PlaylistWriter
 from sidecar.services.runtime import Runtime
 from sidecar.settings import Settings
@@ -42,7 +42,10 @@ async def require_token(
     principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
     if principal is None:
         authenticator = cast(Authenticator, request.app.state.authenticator)
-        principal = await authenticator.authenticate(request)
+        try:
+            principal = await authenticator.authenticate(request)
+        except SessionRefusedError as refused:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, str(refused)) from None
     if principal is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

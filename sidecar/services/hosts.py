@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from adapters import registry
-from adapters.base import HostAdapter
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+from adapters import login, registry
+from adapters.base import HostAdapter, HostUnavailableError, HostUser
 from adapters.jellyfin import JellyfinConfig
 from adapters.navidrome import NavidromeConfig
 from adapters.registry import AdapterConfig
@@ -76,3 +79,25 @@ def make_adapter(settings: Settings) -> HostAdapter | None:
         raise
     except ValueError as error:
         raise HostConfigError(f"{settings.host.value} settings: {error}") from None
+
+
+HostLogin = Callable[[str, str], Awaitable[HostUser | None]]
+"""Checks a host user's name and password with the host: the user, or ``None`` when the host refuses."""
+
+
+def make_host_login(settings: Settings) -> HostLogin | None:
+    """How web sign-in checks a password on ``settings.host``, or ``None`` for host ``none`` (the API token).
+
+    When the host's settings are incomplete, every sign-in raises ``HostUnavailableError`` naming what to set.
+    """
+    if settings.host is HostKindSetting.NONE:
+        return None
+    try:
+        return partial(login.verify_user, adapter_config(settings))
+    except (HostConfigError, ValueError) as error:
+        reason = f"sign-in cannot reach {settings.host.value}: {error}"
+
+    async def unconfigured(username: str, password: str) -> HostUser | None:
+        raise HostUnavailableError(reason)
+
+    return unconfigured

@@ -1,0 +1,28 @@
+"""Web sign-in against Jellyfin: the user's own name and password, checked by ``AuthenticateByName``."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from adapters.base import HostAuthError, HostUser
+from adapters.http import Transport
+from adapters.jellyfin.client import JellyfinAdapter
+from adapters.jellyfin.config import JellyfinConfig
+
+
+async def verify_user(
+    config: JellyfinConfig, username: str, password: str, *, transport: Transport | None = None
+) -> HostUser | None:
+    """The user when Jellyfin accepts ``password`` for ``username``, else ``None``.
+
+    ``config`` gives the server (its API key or admin login is not used). An unreachable server raises
+    ``HostUnavailableError``."""
+    try:
+        checked = replace(config, api_key=None, username=username, password=password, user_id=None, max_attempts=1)
+    except ValueError:
+        return None
+    async with JellyfinAdapter(checked, transport=transport) as adapter:
+        try:
+            return await adapter.login()
+        except HostAuthError:
+            return None

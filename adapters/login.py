@@ -1,0 +1,25 @@
+"""Web sign-in of a host user with their own password: the host checks it (the only place that picks how)."""
+
+from __future__ import annotations
+
+from adapters.base import HostUser
+from adapters.http import Transport
+from adapters.jellyfin import JellyfinConfig
+from adapters.jellyfin import login as jellyfin_login
+from adapters.navidrome import NavidromeConfig
+from adapters.navidrome import login as navidrome_login
+
+
+async def verify_user(
+    config: NavidromeConfig | JellyfinConfig,
+    username: str,
+    password: str,
+    *,
+    transport: Transport | None = None,
+) -> HostUser | None:
+    """The host user when the server of ``config`` accepts ``password`` for ``username``; ``None`` when it refuses.
+
+    Raises ``HostUnavailableError`` when the server cannot be reached (so a refusal and an outage differ)."""
+    if isinstance(config, NavidromeConfig):
+        return await navidrome_login.verify_user(config, username, password, transport=transport)
+    return await jellyfin_login.verify_user(config, username, password, transport=transport)

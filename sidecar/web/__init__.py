@@ -1,0 +1,6 @@
+"""The web client served at ``/``: static pages (``static/``) and the sign-in sessions behind them."""
+
+from pathlib import Path
+
+WEB_STATIC_DIR = Path(__file__).parent / "static"
+"""Plain HTML, CSS and JS modules, served as they are (no build step)."""

@@ -24,6 +24,7 @@ class LibraryFilters:
     """Filters of :func:`list_tracks`, combined with AND.
 
     ``query`` matches title, artist or album (case-insensitive substring; ``%`` and ``_`` are literal).
+    ``track_ids`` keeps only these tracks (empty: all).
     ``bpm_min``/``bpm_max`` bound the BPM; with ``half_double`` a track also passes when half or double its BPM
     is inside. ``camelots`` keeps tracks whose key is one of these Camelot codes (the caller expands a key and,
     when asked, its compatible keys). ``loudness_min_lufs``/``loudness_max_lufs`` bound the integrated loudness.
@@ -31,6 +32,7 @@ class LibraryFilters:
     """
 
     query: str | None = None
+    track_ids: tuple[int, ...] = ()
     bpm_min: float | None = None
     bpm_max: float | None = None
     half_double: bool = False
@@ -90,6 +92,9 @@ def _conditions(filters: LibraryFilters) -> tuple[list[sql.Composable], dict[str
                 " OR t.album_artist ILIKE %(pattern)s)"
             )
         )
+    if filters.track_ids:
+        params["track_ids"] = list(filters.track_ids)
+        conditions.append(sql.SQL("t.id = ANY(%(track_ids)s)"))
     if filters.bpm_min is not None or filters.bpm_max is not None:
         params["bpm_low"] = filters.bpm_min if filters.bpm_min is not None else 0.0
         params["bpm_high"] = filters.bpm_max if filters.bpm_max is not None else float("inf")

@@ -19,6 +19,8 @@ async def test_search_matches_title_artist_and_album(api: Api) -> None:  # noqa:
     assert await _names(api, q="a1") == ["a", "b", "c"]  # artist A1
     assert await _names(api, q="ALBUM SEED") == ["seed"]
     assert await _names(api, q="%") == []  # wildcards are literal
+    ids = [api.ids["c"], api.ids["new"]]
+    assert await _names(api, track_id=ids) == ["c", "new"]
 
 
 async def test_bpm_range_with_half_and_double(api: Api) -> None:  # noqa: F811

@@ -1,5 +1,6 @@
-"""Web sign-in: ``POST /auth/sign-in`` (host account, or the API token with host ``none``), ``GET /api/session``
-(who is signed in, and the CSRF token for writes) and ``DELETE /api/session`` (sign out)."""
+"""Web sign-in: ``POST /auth/sign-in`` (host account, or the API token with host ``none``), ``GET /auth/session``
+(the host kind and the cookie's session, for the pages), ``GET /api/session`` (who is signed in, and the CSRF
+token for writes) and ``DELETE /api/session`` (sign out)."""
 
 from __future__ import annotations
 
@@ -100,6 +101,30 @@ async def sign_in(body: SignIn, request: Request, response: Response, settings: 
     return SessionPublic(
         user=session.user, host=host, via="session", csrf_token=session.csrf_token, expires_at=session.expires_at
     )
+
+
+class SignInStatePublic(BaseModel):
+    """What the sign-in page needs before anyone signed in: the host kind (``none``: sign in with the API token)
+    and, when the request carries a valid session cookie, that session (else ``None``)."""
+
+    host: str
+    session: SessionPublic | None
+
+
+@router.get("/auth/session")
+async def sign_in_state(request: Request, settings: SettingsDep) -> SignInStatePublic:
+    """The host kind and the cookie's session, if any: always 200, so a page can ask before signing in."""
+    session = _cookies(request).read(request)
+    public = None
+    if session is not None:
+        public = SessionPublic(
+            user=session.user,
+            host=session.host,
+            via="session",
+            csrf_token=session.csrf_token,
+            expires_at=session.expires_at,
+        )
+    return SignInStatePublic(host=settings.host.value, session=public)
 
 
 @router.get("/api/session")

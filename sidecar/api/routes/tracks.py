@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from pydantic import Field
 
 from sidecar.analyzers.tags import parse_tags
 from sidecar.api.deps import RuntimeDep, SettingsDep, TokenDep, VersionsDep
@@ -73,6 +74,9 @@ def _camelots(key: str | None, compatible: bool) -> tuple[str, ...]:
 async def list_library(
     runtime: RuntimeDep,
     q: Annotated[str | None, Query(max_length=200, description="title, artist or album contains this")] = None,
+    track_id: Annotated[
+        list[Annotated[int, Field(ge=1, le=2**63 - 1)]], Query(max_length=200, description="repeatable: only these")
+    ] = [],  # noqa: B006
     bpm_min: Annotated[float | None, Query(ge=0, le=1000)] = None,
     bpm_max: Annotated[float | None, Query(ge=0, le=1000)] = None,
     half_double: Annotated[bool, Query(description="accept half/double tempo in the BPM filter")] = False,
@@ -90,6 +94,7 @@ async def list_library(
     try:
         filters = library.LibraryFilters(
             query=q.strip() or None if q is not None else None,
+            track_ids=tuple(track_id),
             bpm_min=bpm_min,
             bpm_max=bpm_max,
             half_double=half_double,

@@ -24,7 +24,9 @@ async function loadCoverage() {
     }
     const list = el("ul", { className: "counts" });
     for (const state of STATES) list.append(el("li", {}, `${state} ${counts[state] || 0}`));
-    box.append(el("div", { className: "card", dataset: { analyzer: name } }, el("h3", {}, `${name} v${counts.version}`), bar, list));
+    const card = el("div", { className: "card" }, el("h3", {}, `${name} v${counts.version}`), bar, list);
+    card.dataset.analyzer = name;
+    box.append(card);
   }
   const queues = Object.entries(report.queues || {}).map(([queue, depth]) => `${queue} ${depth}`);
   document.getElementById("queues").textContent = `Queues: ${queues.join(" · ") || "–"} · workers: ${(report.workers || []).length}`;

@@ -24,7 +24,7 @@ from sidecar.api.probes import ReadinessProbe
 from sidecar.api.routes import api_router
 from sidecar.api.security import Authenticator, Principal, SessionVerifier, resolve_token
 from sidecar.errors import NotFoundError, QueueUnavailableError, StorageUnavailableError
-from sidecar.services.hosts import HostLogin, make_host_login
+from sidecar.services.hosts import HostLogin, UserWriters, make_host_login, make_user_writers
 from sidecar.services.playlists import PlaylistWriter
 from sidecar.services.runtime import open_runtime
 from sidecar.settings import Settings
@@ -43,13 +43,16 @@ def create_app(
     host_adapter: HostAdapter | None = None,
     session_verifier: SessionVerifier | None = None,
     host_login: HostLogin | None = None,
+    user_writers: UserWriters | None = None,
 ) -> FastAPI:
     """The API app. ``playlist_writer`` writes playlists to the host (``None``: no host, nothing is written);
     ``host_capabilities`` are reported by ``/api/status``; ``host_adapter`` lets the Jellyfin webhook fetch a
     track the sidecar does not know yet; ``session_verifier`` accepts other sessions besides the API token and
     the web client's signed cookie; ``host_login`` checks a web sign-in's password (default: with the configured
     host, :func:`~sidecar.services.hosts.make_host_login`; host ``none`` signs in with the API token). The web
-    client's pages are served at ``/`` (:data:`~sidecar.web.WEB_STATIC_DIR`).
+    client's pages are served at ``/`` (:data:`~sidecar.web.WEB_STATIC_DIR`). With a ``playlist_writer``, a
+    signed-in user's playlists are written as that user (``user_writers``, default
+    :func:`~sidecar.services.hosts.make_user_writers`); the API token writes with the sidecar's account.
     The lifespan opens PostgreSQL and Redis (embedded when not configured), the shared event subscription and
     the readiness probe, and resolves the API token (``<data_dir>/api-token`` when not configured)."""
 
@@ -85,6 +88,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.webhook_guard = EnqueueGuard()
     app.state.host_login = host_login if host_login is not None else make_host_login(settings)
+    app.state.user_writers = user_writers if user_writers is not None else make_user_writers(settings)
     app.state.sign_in_limiter = AttemptLimiter(
         attempts=settings.web.login_attempts, window_s=settings.web.login_window_s
     )

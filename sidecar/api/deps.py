@@ -8,9 +8,11 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from sidecar.api.security import PRINCIPAL_SCOPE_KEY, Authenticator, Principal, SessionRefusedError
+from sidecar.services.hosts import UserWriters
 from sidecar.services.playlists import PlaylistWriter
 from sidecar.services.runtime import Runtime
 from sidecar.settings import Settings
+from sidecar.web.sessions import SessionCookies
 
 _bearer = HTTPBearer(auto_error=False, description="the API token (SONANTICA_API__TOKEN or <data_dir>/api-token)")
 
@@ -28,7 +30,16 @@ def _versions(request: Request) -> dict[str, int]:
 
 
 def _writer(request: Request) -> PlaylistWriter | None:
-    return cast(PlaylistWriter | None, request.app.state.playlist_writer)
+    """The signed-in user's own writer (their host account), else the sidecar's (``None``: no host)."""
+    default = cast(PlaylistWriter | None, request.app.state.playlist_writer)
+    principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    user_writers = cast(UserWriters | None, request.app.state.user_writers)
+    if default is None or user_writers is None or not isinstance(principal, Principal) or principal.via != "session":
+        return default
+    session = cast(SessionCookies, request.app.state.session_cookies).read(request)
+    if session is None or session.host_password is None:
+        return default
+    return user_writers(session.user, session.host_password)
 
 
 async def require_token(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 
 from adapters import login, registry
@@ -79,6 +79,40 @@ def make_adapter(settings: Settings) -> HostAdapter | None:
         raise
     except ValueError as error:
         raise HostConfigError(f"{settings.host.value} settings: {error}") from None
+
+
+class UserPlaylistWriter:
+    """A :class:`~sidecar.services.playlists.PlaylistWriter` acting as one host user (their own account and
+    password): the playlist is theirs on the host. One short-lived adapter per playlist."""
+
+    def __init__(self, config: AdapterConfig, username: str, password: str) -> None:
+        self._config = config
+        self._username = username
+        self._password = password
+
+    async def upsert(self, name: str, host_track_ids: Sequence[str]) -> str:
+        """Create or replace the user's playlist ``name``; returns the host's playlist id."""
+        adapter = login.user_adapter(self._config, self._username, self._password)
+        try:
+            return await adapter.upsert_playlist(name, list(host_track_ids))
+        finally:
+            await adapter.aclose()
+
+
+UserWriters = Callable[[str, str], UserPlaylistWriter]
+"""``(username, password) -> writer`` acting as that host user."""
+
+
+def make_user_writers(settings: Settings) -> UserWriters | None:
+    """Writers that act as the signed-in user on ``settings.host``; ``None`` for host ``none`` or incomplete
+    host settings (playlists then go through the sidecar's own account)."""
+    if settings.host is HostKindSetting.NONE:
+        return None
+    try:
+        config = adapter_config(settings)
+    except (HostConfigError, ValueError):
+        return None
+    return partial(UserPlaylistWriter, config)
 
 
 HostLogin = Callable[[str, str], Awaitable[HostUser | None]]

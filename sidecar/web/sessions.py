@@ -1,7 +1,10 @@
 """Signed session cookies of the web client: who signed in, until when, and the CSRF token of the session.
 
-The cookie holds ``{"u": name, "id": host user id, "h": host kind, "c": CSRF token}`` signed with
-:mod:`itsdangerous` (HMAC-SHA1 over the payload and a timestamp) and is refused once older than ``ttl_s``.
+The cookie holds ``{"u": name, "id": host user id, "h": host kind, "c": CSRF token, "s": host password}`` signed
+with :mod:`itsdangerous` (HMAC-SHA1 over the payload and a timestamp) and is refused once older than ``ttl_s``.
+The host password (so playlists are made as the user, with the user's own account) is encrypted with Fernet
+(AES-128-CBC + HMAC-SHA256, :mod:`cryptography`) under a key derived from the signing key: the browser only ever
+holds ciphertext, and only this server can read it back.
 Nothing is kept on the server: signing out removes the cookie from the browser; a copied cookie stays valid
 until it expires or the key changes (``SONANTICA_WEB__SESSION_SECRET`` or ``<data_dir>/session-key``).
 
@@ -11,12 +14,15 @@ Writes made with the cookie (any method but GET/HEAD/OPTIONS) must carry the ses
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from cryptography.fernet import Fernet, InvalidToken
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
@@ -50,14 +56,15 @@ def resolve_session_key(settings: Settings) -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Session:
-    """A signed-in user: name and id on the host (``none``: the API token's holder), the CSRF token, and when
-    the session ends (UTC)."""
+    """A signed-in user: name and id on the host (``none``: the API token's holder), the CSRF token, when the
+    session ends (UTC), and the user's host password (to act as the user on the host)."""
 
     user: str
     user_id: str
     host: str
     csrf_token: str
     expires_at: datetime
+    host_password: str | None = field(default=None, repr=False)  # None: signed in with the API token
 
 
 class SessionCookies:
@@ -67,13 +74,20 @@ class SessionCookies:
 
     def __init__(self, key: str, *, ttl_s: int, secure: bool) -> None:
         self._serializer = URLSafeTimedSerializer(key, salt=_SALT)
+        self._fernet = Fernet(base64.urlsafe_b64encode(hashlib.sha256(f"{_SALT}:fernet:{key}".encode()).digest()))
         self.ttl_s = ttl_s
         self.secure = secure
 
-    def issue(self, response: Response, *, user: str, user_id: str, host: str) -> Session:
-        """Set a new session cookie on ``response`` (HttpOnly, SameSite=Strict, Max-Age = the lifetime)."""
+    def issue(
+        self, response: Response, *, user: str, user_id: str, host: str, host_password: str | None = None
+    ) -> Session:
+        """Set a new session cookie on ``response`` (HttpOnly, SameSite=Strict, Max-Age = the lifetime);
+        ``host_password`` is kept in it encrypted."""
         csrf = secrets.token_urlsafe(24)
-        value = self._serializer.dumps({"u": user, "id": user_id, "h": host, "c": csrf})
+        payload = {"u": user, "id": user_id, "h": host, "c": csrf}
+        if host_password is not None:
+            payload["s"] = self._fernet.encrypt(host_password.encode()).decode()
+        value = self._serializer.dumps(payload)
         response.set_cookie(
             COOKIE_NAME,
             value,
@@ -84,7 +98,9 @@ class SessionCookies:
             secure=self.secure,
         )
         expires = datetime.now(UTC) + timedelta(seconds=self.ttl_s)
-        return Session(user=user, user_id=user_id, host=host, csrf_token=csrf, expires_at=expires)
+        return Session(
+            user=user, user_id=user_id, host=host, csrf_token=csrf, expires_at=expires, host_password=host_password
+        )
 
     def clear(self, response: Response) -> None:
         """Remove the session cookie from the browser."""
@@ -107,7 +123,16 @@ class SessionCookies:
             host=payload["h"],
             csrf_token=payload["c"],
             expires_at=signed_at + timedelta(seconds=self.ttl_s),
+            host_password=self._decrypt(payload.get("s")),
         )
+
+    def _decrypt(self, token: object) -> str | None:
+        if not isinstance(token, str):
+            return None
+        try:
+            return self._fernet.decrypt(token.encode()).decode()
+        except InvalidToken:
+            return None
 
     async def __call__(self, connection: HTTPConnection) -> Principal | None:
         """The session's principal; raises :class:`SessionRefusedError` for a write without the CSRF token."""

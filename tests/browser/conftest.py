@@ -44,7 +44,8 @@ from sidecar.storage.db import transaction
 from sidecar.storage.migrate import migrate
 from tests.integration.conftest import create_database, drop_database
 
-USER, PASSWORD = "listener", "listen-Pass-7"
+USER, PASSWORD = "listener", "listen-Pass-7"  # the sidecar's own account on the Subsonic server
+GUEST, GUEST_PASSWORD = "guest", "guest-Pass-3"  # another user of the server, who signs in to the client
 TOKEN = "browser-token-" + "x" * 24
 MODEL, DIM = "timbre-v1", 16
 VERSIONS = {name: ALL_VERSIONS[name] for name in CORE_ANALYZERS}
@@ -229,6 +230,8 @@ class WebServer:
     subsonic: SubsonicServer
     username: str = USER
     password: str = PASSWORD
+    guest: str = GUEST
+    guest_password: str = GUEST_PASSWORD
     token: str = TOKEN
 
 
@@ -241,6 +244,7 @@ def web_server(tmp_path_factory: pytest.TempPathFactory, postgres_url: str, redi
     database_url = create_database(postgres_url, database)
     _run(migrate(database_url))
     with SubsonicServer(root / "music", root / "supysonic", username=USER, password=PASSWORD) as subsonic:
+        subsonic.add_user(GUEST, GUEST_PASSWORD)
         settings = Settings(
             data_dir=root / "data",
             database_url=SecretStr(database_url),
@@ -279,9 +283,9 @@ def web_server(tmp_path_factory: pytest.TempPathFactory, postgres_url: str, redi
 
 @pytest.fixture
 def signed_in(page: Page, web_server: WebServer) -> Page:
-    """The page of a user signed in through the sign-in route (the cookie is in the page's context)."""
+    """The page of the guest user signed in through the sign-in route (the cookie is in the page's context)."""
     answer = page.request.post(
-        f"{web_server.url}/auth/sign-in", data={"username": web_server.username, "password": web_server.password}
+        f"{web_server.url}/auth/sign-in", data={"username": web_server.guest, "password": web_server.guest_password}
     )
     assert answer.status == 200, answer.text()
     return page

@@ -20,15 +20,15 @@ def test_sign_in_with_the_subsonic_account(
     expect(page.locator("#hint")).to_contain_text("Navidrome user name and password")
     screenshot(page, "signin")  # type: ignore[operator]
     console.allow("401")  # the browser logs the refused sign-in request itself
-    page.fill("#username", web_server.username)
+    page.fill("#username", web_server.guest)
     page.fill("#password", "not-the-password")
     page.click("#submit")
     expect(page.locator("#message")).to_have_text("wrong user name or password")
     expect(page).to_have_url(re.compile(r"/signin\.html"))
-    page.fill("#password", web_server.password)
+    page.fill("#password", web_server.guest_password)
     page.keyboard.press("Enter")
     expect(page).to_have_url(f"{web_server.url}/")
-    expect(page.locator("#who")).to_have_text(f"signed in as {web_server.username}")
+    expect(page.locator("#who")).to_have_text(f"signed in as {web_server.guest}")
     expect(page.locator("#tracks tbody tr")).to_have_count(6)
     expect(page.locator("#coverage [data-analyzer='tempo']")).to_contain_text("done 6")
     expect(page.locator("#live")).to_have_text("live")
@@ -89,19 +89,18 @@ def test_track_page_writes_a_playlist_to_the_server(signed_in: Page, web_server:
     expect(page.locator("#playlist-tracks li")).to_have_count(5)
     screenshot(page, "track")  # type: ignore[operator]
 
-    async def songs_of_playlist() -> list[str]:
-        config = NavidromeConfig(
-            url=web_server.subsonic.url, username=web_server.username, password=web_server.password
-        )
+    async def playlist_of(username: str, password: str) -> list[str] | None:
+        config = NavidromeConfig(url=web_server.subsonic.url, username=username, password=password)
         async with NavidromeAdapter(config) as adapter:
             playlist_id = await adapter.find_playlist("Browser test mix")
-            assert playlist_id is not None
-            return await adapter.playlist_tracks(playlist_id)
+            return None if playlist_id is None else await adapter.playlist_tracks(playlist_id)
 
-    on_server = _run(songs_of_playlist())
+    on_server = _run(playlist_of(web_server.guest, web_server.guest_password))  # the signed-in user's own playlist
     night = page.request.get(f"{web_server.url}/api/tracks?q=night").json()["tracks"][0]["host_track_id"]
+    assert on_server is not None
     assert len(on_server) == 5
     assert on_server[0] == night
+    assert _run(playlist_of(web_server.username, web_server.password)) is None  # not the sidecar account's
 
 
 def test_pages_fit_a_360_px_screen(signed_in: Page, web_server: WebServer, screenshot: object) -> None:

@@ -3,6 +3,7 @@ recorded-shape Jellyfin fake; the cookie's attributes, expiry, CSRF refusal, sig
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from itsdangerous import TimestampSigner
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from adapters.jellyfin import JellyfinConfig
 from adapters.login import verify_user
@@ -173,6 +174,11 @@ async def test_navidrome_sign_in_with_the_users_subsonic_password(navidrome_clie
     right = await navidrome_client.post("/auth/sign-in", json={"username": USER, "password": PASSWORD})
     assert right.status_code == 200, right.text
     assert (right.json()["user"], right.json()["host"]) == (USER, "navidrome")
+    cookie = navidrome_client.cookies[COOKIE_NAME]
+    _, payload = URLSafeTimedSerializer("any key").loads_unsafe(cookie)  # reads without checking the signature
+    assert payload["u"] == USER  # signed, not encrypted ...
+    assert payload["s"]
+    assert PASSWORD not in json.dumps(payload)  # ... except the host password, which is encrypted
     me = await navidrome_client.get("/api/session")
     assert me.status_code == 200
     assert me.json()["user"] == USER

@@ -81,7 +81,7 @@ async def sign_in(body: SignIn, request: Request, response: Response, settings: 
         token = body.token.get_secret_value() if body.token is not None else ""
         if not token or not token_matches(token, cast(str, request.app.state.api_token)):
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, WRONG_TOKEN)
-        name, user_id = "api-token", "api-token"
+        name, user_id, secret = "api-token", "api-token", None
     else:
         if body.username is None or body.password is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"{WRONG}: send username and password")
@@ -95,8 +95,8 @@ async def sign_in(body: SignIn, request: Request, response: Response, settings: 
         if user is None:
             log.info("sign-in of %r refused by %s (client %s)", body.username, host, _client(request))
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, WRONG)
-        name, user_id = user.name, user.user_id
-    session = _cookies(request).issue(response, user=name, user_id=user_id, host=host)
+        name, user_id, secret = user.name, user.user_id, body.password.get_secret_value()
+    session = _cookies(request).issue(response, user=name, user_id=user_id, host=host, host_password=secret)
     log.info("signed in: %r on %s", name, host)
     return SessionPublic(
         user=session.user, host=host, via="session", csrf_token=session.csrf_token, expires_at=session.expires_at

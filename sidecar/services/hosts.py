@@ -7,6 +7,7 @@ from functools import partial
 
 from adapters import login, registry
 from adapters.base import HostAdapter, HostUnavailableError, HostUser
+from adapters.http import Transport
 from adapters.jellyfin import JellyfinConfig
 from adapters.navidrome import NavidromeConfig
 from adapters.registry import AdapterConfig
@@ -85,14 +86,17 @@ class UserPlaylistWriter:
     """A :class:`~sidecar.services.playlists.PlaylistWriter` acting as one host user (their own account and
     password): the playlist is theirs on the host. One short-lived adapter per playlist."""
 
-    def __init__(self, config: AdapterConfig, username: str, password: str) -> None:
+    def __init__(
+        self, config: AdapterConfig, username: str, password: str, *, transport: Transport | None = None
+    ) -> None:
         self._config = config
         self._username = username
         self._password = password
+        self._transport = transport
 
     async def upsert(self, name: str, host_track_ids: Sequence[str]) -> str:
         """Create or replace the user's playlist ``name``; returns the host's playlist id."""
-        adapter = login.user_adapter(self._config, self._username, self._password)
+        adapter = login.user_adapter(self._config, self._username, self._password, transport=self._transport)
         try:
             return await adapter.upsert_playlist(name, list(host_track_ids))
         finally:

@@ -58,7 +58,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 pytest: $(STAMP) chromium
-	SONANTICA_TEST_CHROMIUM=$(CHROMIUM) $(PY) -m pytest $(ARGS)
+	SONANTICA_TEST_CHROMIUM_EXECUTABLE=$(CHROMIUM) $(PY) -m pytest $(ARGS)
 
 test: lint typecheck pytest
 

@@ -1,5 +1,5 @@
-"""Browser fixtures: Debian's Chromium driven by Playwright (one browser per session, a fresh context and page per
-test that fails on any console error), and the web client served by uvicorn over a seeded library that lives on a
+"""Browser fixtures: Debian's Chromium driven by Playwright (one browser per test module, a fresh context and page
+per test that fails on any console error), and the web client served by uvicorn over a seeded library that lives on a
 real Subsonic server (supysonic), so sign-in and playlists go to a real host.
 
 The browser is ``SONANTICA_TEST_CHROMIUM_EXECUTABLE`` (default ``/usr/bin/chromium``; ``make install`` installs
@@ -97,13 +97,15 @@ def chromium_executable(browser_settings: BrowserTestSettings) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_instance() -> Iterator[Playwright]:
+    """Playwright's sync API, per test module: while it runs it holds an event loop marked running in this thread,
+    and kept for the whole session it would break every async test collected after the browser tests."""
     with sync_playwright() as playwright:
         yield playwright
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_instance: Playwright, chromium_executable: Path) -> Iterator[Browser]:
     launched = playwright_instance.chromium.launch(
         executable_path=str(chromium_executable), headless=True, args=["--no-sandbox", "--disable-gpu"]

@@ -1,12 +1,14 @@
-# Two commands on a fresh machine: `make demo` and `make test`. Only python3.11, pip and make are needed.
+# Two commands on a fresh machine: `make demo` and `make test`. Only python3.11, pip and make are needed (and, for
+# the browser tests, Debian's chromium: installed here when missing and we are root with apt-get).
 PYTHON ?= python3.11
+CHROMIUM ?= /usr/bin/chromium
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: install demo test lint typecheck pytest bench clean
+.PHONY: install demo test lint typecheck pytest bench clean chromium
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,7 +32,19 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --no-deps demucs==4.1.0
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) chromium
+
+# The browser tests drive Debian's chromium through Playwright (no browser download): install it when missing.
+chromium:
+	@if [ -x "$(CHROMIUM)" ]; then \
+		echo "chromium: $(CHROMIUM)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	else \
+		echo "The browser tests need Chromium at $(CHROMIUM): install Debian's 'chromium' package" \
+			"(sudo apt-get install --no-install-recommends chromium) or pass CHROMIUM=/path/to/chromium."; \
+		exit 1; \
+	fi
 
 demo: $(STAMP)
 	$(PY) -m sidecar demo $(ARGS)
@@ -43,8 +57,8 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP)
-	$(PY) -m pytest $(ARGS)
+pytest: $(STAMP) chromium
+	SONANTICA_TEST_CHROMIUM_EXECUTABLE=$(CHROMIUM) $(PY) -m pytest $(ARGS)
 
 test: lint typecheck pytest
 

@@ -91,6 +91,14 @@ class TrackTags:
     label_vocabulary: frozenset[str] = frozenset()  # every label the sidecar may write (lower case): those are ours
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostUser:
+    """A host account whose password the host itself just accepted (web sign-in): its name and the host's id."""
+
+    name: str
+    user_id: str
+
+
 class WriteBackOutcome(enum.StrEnum):
     """What ``write_back`` did."""
 

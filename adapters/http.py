@@ -18,6 +18,8 @@ from adapters.base import HostResponseError, HostUnavailableError
 from adapters.config import HttpSettings
 
 Params = Sequence[tuple[str, str]]
+Transport = httpx.AsyncBaseTransport
+"""What tests hand an adapter instead of the network (e.g. a fake server's ``httpx.MockTransport``)."""
 
 
 class TransientError(HostUnavailableError):

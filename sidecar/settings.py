@@ -180,6 +180,22 @@ class ApiSettings(BaseModel):
     )
 
 
+class WebSettings(BaseModel):
+    """The web client at ``/``: sign-in sessions."""
+
+    session_ttl_s: int = Field(
+        default=12 * 3600, ge=60, le=90 * 24 * 3600, description="seconds a web sign-in lasts before signing in again"
+    )
+    session_secret: SecretStr | None = Field(
+        default=None, description="key that signs session cookies; unset: generated once in <data_dir>/session-key"
+    )
+    cookie_secure: bool = Field(
+        default=False, description="mark the session cookie Secure (set it when the client is served over HTTPS)"
+    )
+    login_attempts: int = Field(default=10, ge=1, description="sign-in attempts per client address per window")
+    login_window_s: float = Field(default=60.0, gt=0, description="the sign-in rate-limit window, in seconds")
+
+
 class NavidromeSettings(BaseModel):
     """Navidrome (or another Subsonic server)."""
 
@@ -297,6 +313,7 @@ class Settings(BaseSettings):
     analysis: AnalysisSettings = AnalysisSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
     api: ApiSettings = ApiSettings()
+    web: WebSettings = WebSettings()
     navidrome: NavidromeSettings = NavidromeSettings()
     jellyfin: JellyfinSettings = JellyfinSettings()
     scheduler: SchedulerSettings = SchedulerSettings()

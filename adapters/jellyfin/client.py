@@ -23,6 +23,7 @@ from adapters.base import (
     HostKind,
     HostResponseError,
     HostTrack,
+    HostUser,
     NowPlaying,
     TrackNotFoundError,
     TrackTags,
@@ -118,6 +119,15 @@ class JellyfinAdapter(HttpAdapter):
         return frozenset(caps)
 
     # --- protocol ------------------------------------------------------------------------------------------------
+
+    async def login(self) -> HostUser:
+        """Log in with the configured user name and password (``AuthenticateByName``) and return the user.
+
+        Raises ``HostAuthError`` when Jellyfin refuses the password (and ``ValueError`` with an API key config)."""
+        if self._config.uses_api_key:
+            raise ValueError("login() needs a username and password config, not an API key")
+        login = await self._ensure_login()
+        return HostUser(name=login.user_name or str(self._config.username), user_id=login.user_id)
 
     async def ping(self) -> HostInfo:
         """``GET /System/Info`` (authenticated): server name, version and id, and how the adapter is logged in."""

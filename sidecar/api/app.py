@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import HTTPConnection
 
 from adapters.base import Capability, HostAdapter
 from adapters.jellyfin.webhook import EnqueueGuard
@@ -21,12 +22,15 @@ from sidecar.api.metrics import Metrics, MetricsMiddleware
 from sidecar.api.middleware import AccessLog, RequestGuard
 from sidecar.api.probes import ReadinessProbe
 from sidecar.api.routes import api_router
-from sidecar.api.security import Authenticator, SessionVerifier, resolve_token
+from sidecar.api.security import Authenticator, Principal, SessionVerifier, resolve_token
 from sidecar.errors import NotFoundError, QueueUnavailableError, StorageUnavailableError
+from sidecar.services.hosts import HostLogin, UserWriters, make_host_login, make_user_writers
 from sidecar.services.playlists import PlaylistWriter
 from sidecar.services.runtime import open_runtime
 from sidecar.settings import Settings
 from sidecar.web import WEB_STATIC_DIR
+from sidecar.web.ratelimit import AttemptLimiter
+from sidecar.web.sessions import SessionCookies, resolve_session_key
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +42,28 @@ def create_app(
     host_capabilities: Collection[Capability] = (),
     host_adapter: HostAdapter | None = None,
     session_verifier: SessionVerifier | None = None,
+    host_login: HostLogin | None = None,
+    user_writers: UserWriters | None = None,
 ) -> FastAPI:
     """The API app. ``playlist_writer`` writes playlists to the host (``None``: no host, nothing is written);
     ``host_capabilities`` are reported by ``/api/status``; ``host_adapter`` lets the Jellyfin webhook fetch a
-    track the sidecar does not know yet; ``session_verifier`` accepts signed-in sessions besides the API token.
+    track the sidecar does not know yet; ``session_verifier`` accepts other sessions besides the API token and
+    the web client's signed cookie; ``host_login`` checks a web sign-in's password (default: with the configured
+    host, :func:`~sidecar.services.hosts.make_host_login`; host ``none`` signs in with the API token). The web
+    client's pages are served at ``/`` (:data:`~sidecar.web.WEB_STATIC_DIR`). With a ``playlist_writer``, a
+    signed-in user's playlists are written as that user (``user_writers``, default
+    :func:`~sidecar.services.hosts.make_user_writers`); the API token writes with the sidecar's account.
     The lifespan opens PostgreSQL and Redis (embedded when not configured), the shared event subscription and
     the readiness probe, and resolves the API token (``<data_dir>/api-token`` when not configured)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.api_token = resolve_token(settings)
-        app.state.authenticator = Authenticator(app.state.api_token, session_verifier)
+        cookies = SessionCookies(
+            resolve_session_key(settings), ttl_s=settings.web.session_ttl_s, secure=settings.web.cookie_secure
+        )
+        app.state.session_cookies = cookies
+        app.state.authenticator = Authenticator(app.state.api_token, _either(cookies, session_verifier))
         async with open_runtime(settings) as runtime:
             hub = EventsHub(
                 runtime.events, max_clients=settings.api.sse_max_clients, queue_size=settings.api.sse_client_queue
@@ -72,6 +87,11 @@ def create_app(
     app.state.host_adapter = host_adapter
     app.state.metrics = metrics
     app.state.webhook_guard = EnqueueGuard()
+    app.state.host_login = host_login if host_login is not None else make_host_login(settings)
+    app.state.user_writers = user_writers if user_writers is not None else make_user_writers(settings)
+    app.state.sign_in_limiter = AttemptLimiter(
+        attempts=settings.web.login_attempts, window_s=settings.web.login_window_s
+    )
     app.include_router(api_router)
     app.mount("/", StaticFiles(directory=WEB_STATIC_DIR, html=True), name="web")
     app.add_middleware(RequestGuard, public_read=settings.api.public_read, max_body_bytes=settings.api.max_body_bytes)
@@ -86,6 +106,17 @@ def create_app(
     app.add_exception_handler(Exception, _internal)
     app.openapi = conformant_openapi(app, public_read=settings.api.public_read)  # type: ignore[method-assign]
     return app
+
+
+def _either(cookies: SessionCookies, other: SessionVerifier | None) -> SessionVerifier:
+    """The web client's cookie first, then ``other`` (when given)."""
+    if other is None:
+        return cookies
+
+    async def verify(connection: HTTPConnection) -> Principal | None:
+        return await cookies(connection) or await other(connection)
+
+    return verify
 
 
 async def _not_found(request: Request, exc: Exception) -> JSONResponse:

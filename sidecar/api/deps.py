@@ -7,10 +7,12 @@ from typing import Annotated, cast
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from sidecar.api.security import PRINCIPAL_SCOPE_KEY, Authenticator, Principal
+from sidecar.api.security import PRINCIPAL_SCOPE_KEY, Authenticator, Principal, SessionRefusedError
+from sidecar.services.hosts import UserWriters
 from sidecar.services.playlists import PlaylistWriter
 from sidecar.services.runtime import Runtime
 from sidecar.settings import Settings
+from sidecar.web.sessions import SessionCookies
 
 _bearer = HTTPBearer(auto_error=False, description="the API token (SONANTICA_API__TOKEN or <data_dir>/api-token)")
 
@@ -28,7 +30,16 @@ def _versions(request: Request) -> dict[str, int]:
 
 
 def _writer(request: Request) -> PlaylistWriter | None:
-    return cast(PlaylistWriter | None, request.app.state.playlist_writer)
+    """The signed-in user's own writer (their host account), else the sidecar's (``None``: no host)."""
+    default = cast(PlaylistWriter | None, request.app.state.playlist_writer)
+    principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    user_writers = cast(UserWriters | None, request.app.state.user_writers)
+    if default is None or user_writers is None or not isinstance(principal, Principal) or principal.via != "session":
+        return default
+    session = cast(SessionCookies, request.app.state.session_cookies).read(request)
+    if session is None or session.host_password is None:
+        return default
+    return user_writers(session.user, session.host_password)
 
 
 async def require_token(
@@ -42,7 +53,10 @@ async def require_token(
     principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
     if principal is None:
         authenticator = cast(Authenticator, request.app.state.authenticator)
-        principal = await authenticator.authenticate(request)
+        try:
+            principal = await authenticator.authenticate(request)
+        except SessionRefusedError as refused:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, str(refused)) from None
     if principal is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

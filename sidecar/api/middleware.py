@@ -12,7 +12,7 @@ from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sidecar.api.security import PRINCIPAL_SCOPE_KEY, Authenticator
+from sidecar.api.security import PRINCIPAL_SCOPE_KEY, Authenticator, SessionRefusedError
 
 access_log = logging.getLogger("sidecar.api.access")
 
@@ -42,8 +42,9 @@ async def _refuse(
 
 class RequestGuard:
     """Refuses, without reading the body: a URL with a NUL byte (400); an unauthenticated request under ``/api``
-    (401; reads pass when ``public_read``); a declared ``Content-Length`` over ``max_body_bytes`` (413). A body
-    without a declared length (chunked) is read up to the limit, then refused (413) or handed on as read.
+    (401; reads pass when ``public_read``); a session write without its CSRF token (403); a declared
+    ``Content-Length`` over ``max_body_bytes`` (413). A body without a declared length (chunked) is read up to
+    the limit, then refused (413) or handed on as read.
 
     The :class:`Authenticator` is ``app.state.authenticator`` (set by the app's lifespan); the principal is left
     in the scope under :data:`PRINCIPAL_SCOPE_KEY` for the route dependencies.
@@ -63,7 +64,11 @@ class RequestGuard:
             return
         if needs_principal(scope["method"], scope["path"], public_read=self.public_read):
             authenticator = cast(Authenticator, scope["app"].state.authenticator)
-            principal = await authenticator.authenticate(HTTPConnection(scope))
+            try:
+                principal = await authenticator.authenticate(HTTPConnection(scope))
+            except SessionRefusedError as refused:
+                await _refuse(scope, receive, send, 403, str(refused))
+                return
             if principal is None:
                 detail = "missing or wrong API token: send 'Authorization: Bearer <token>'"
                 await _refuse(scope, receive, send, 401, detail, {"WWW-Authenticate": "Bearer"})

@@ -10,6 +10,7 @@ from sidecar.analyzers.tags import TAG_CATEGORIES, TagCategory
 from sidecar.jobqueue import CachedAnalysis
 from sidecar.services.playlists import PlaylistEntry
 from sidecar.storage.analyses import AnalysisSummary
+from sidecar.storage.library import LibraryTrack
 from sidecar.storage.vectors import SimilarTrack
 
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)  # NaN/Infinity are refused (422), never stored
@@ -294,3 +295,34 @@ class HarmonicMixCreate(PlaylistBase):
     seed_track_id: TrackId
     max_bpm_step_pct: float = Field(default=4.0, gt=0, le=50, description="largest BPM change between neighbours")
     max_bpm_drift_pct: float = Field(default=10.0, gt=0, le=100, description="largest distance from the seed's BPM")
+
+
+class LibraryTrackPublic(BaseModel):
+    """One track of the library listing (feature values ``None`` until analysed)."""
+
+    track_id: int
+    host: str
+    host_track_id: str
+    title: str
+    artist: str | None
+    album: str | None
+    duration_s: float | None
+    bpm: float | None
+    bpm_confidence: float | None
+    key: str | None
+    camelot: str | None
+    loudness_lufs: float | None
+
+    @classmethod
+    def of(cls, row: LibraryTrack) -> LibraryTrackPublic:
+        return cls.model_validate(row, from_attributes=True)
+
+
+class LibraryPagePublic(BaseModel):
+    """A page of the library: ``total`` tracks match; ``tracks`` holds those from ``offset`` on (at most
+    ``limit``)."""
+
+    total: int
+    limit: int
+    offset: int
+    tracks: list[LibraryTrackPublic]

@@ -54,9 +54,14 @@ class Principal:
     via: Literal["token", "session"]
 
 
+class SessionRefusedError(Exception):
+    """A valid session that may not make this request (e.g. a write without its CSRF token): answered 403."""
+
+
 class SessionVerifier(Protocol):
     """Recognises a signed-in session (e.g. a cookie of the web client); ``None`` when there is none or it is
-    invalid. Receives only the headers and cookies: it runs before the body is read."""
+    invalid; raises :class:`SessionRefusedError` when the session may not make this request. Receives only the
+    headers and cookies: it runs before the body is read."""
 
     async def __call__(self, connection: HTTPConnection) -> Principal | None: ...
 
@@ -69,7 +74,8 @@ class Authenticator:
         self._session = session
 
     async def authenticate(self, connection: HTTPConnection) -> Principal | None:
-        """The request's principal, or ``None`` (no or wrong token, no valid session)."""
+        """The request's principal, or ``None`` (no or wrong token, no valid session); raises
+        :class:`SessionRefusedError` from the session verifier."""
         scheme, _, credentials = connection.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer" and credentials and token_matches(credentials.strip(), self._token):
             return Principal("api-token", "token")

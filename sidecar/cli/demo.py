@@ -10,7 +10,7 @@ import uvicorn
 
 from sidecar.api.app import create_app
 from sidecar.cli.app import app
-from sidecar.demo.flow import demo_settings_for_api, run_demo
+from sidecar.demo.flow import DEMO_PASSWORD, DEMO_USER, demo_settings_for_api, run_demo
 from sidecar.services.hosts import make_adapter
 from sidecar.services.playlists import HostPlaylistWriter
 from sidecar.services.runtime import Runtime
@@ -34,7 +34,9 @@ def demo(
         adapter = make_adapter(settings)  # the demo's Subsonic server: playlists the API makes are written there
         writer = HostPlaylistWriter(adapter) if adapter is not None else None
         api = create_app(settings, playlist_writer=writer)
-        typer.echo(f"API: http://{settings.api.bind_host}:{port}/docs  (token in {settings.data_dir / 'api-token'});")
+        base = f"http://{settings.api.bind_host}:{port}"
+        typer.echo(f"Web client: {base}/  (sign in as {DEMO_USER} / {DEMO_PASSWORD}, the Subsonic server's account)")
+        typer.echo(f"API: {base}/docs  (token in {settings.data_dir / 'api-token'});")
         typer.echo("Ctrl-C stops it.")
         await uvicorn.Server(uvicorn.Config(api, host=settings.api.bind_host, port=port, log_config=None)).serve()
 

@@ -98,6 +98,10 @@ class SubsonicServer:
             self._cli("folder", "add", FOLDER_NAME, str(self.music_dir))
         self.scan()
 
+    def add_user(self, username: str, password: str) -> None:
+        """Create another (non-admin) account, e.g. a listener who signs in to the web client."""
+        self._cli("user", "add", username, "-p", password)
+
     def scan(self) -> None:
         """Scan the music folder again (picks up added or changed files)."""
         self._cli("folder", "scan", FOLDER_NAME)

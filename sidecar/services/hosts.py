@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from adapters import registry
-from adapters.base import HostAdapter
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+
+from adapters import login, registry
+from adapters.base import HostAdapter, HostUnavailableError, HostUser
+from adapters.http import Transport
 from adapters.jellyfin import JellyfinConfig
 from adapters.navidrome import NavidromeConfig
 from adapters.registry import AdapterConfig
@@ -76,3 +80,62 @@ def make_adapter(settings: Settings) -> HostAdapter | None:
         raise
     except ValueError as error:
         raise HostConfigError(f"{settings.host.value} settings: {error}") from None
+
+
+class UserPlaylistWriter:
+    """A :class:`~sidecar.services.playlists.PlaylistWriter` acting as one host user (their own account and
+    password): the playlist is theirs on the host. One short-lived adapter per playlist."""
+
+    def __init__(
+        self, config: AdapterConfig, username: str, password: str, *, transport: Transport | None = None
+    ) -> None:
+        self._config = config
+        self._username = username
+        self._password = password
+        self._transport = transport
+
+    async def upsert(self, name: str, host_track_ids: Sequence[str]) -> str:
+        """Create or replace the user's playlist ``name``; returns the host's playlist id."""
+        adapter = login.user_adapter(self._config, self._username, self._password, transport=self._transport)
+        try:
+            return await adapter.upsert_playlist(name, list(host_track_ids))
+        finally:
+            await adapter.aclose()
+
+
+UserWriters = Callable[[str, str], UserPlaylistWriter]
+"""``(username, password) -> writer`` acting as that host user."""
+
+
+def make_user_writers(settings: Settings) -> UserWriters | None:
+    """Writers that act as the signed-in user on ``settings.host``; ``None`` for host ``none`` or incomplete
+    host settings (playlists then go through the sidecar's own account)."""
+    if settings.host is HostKindSetting.NONE:
+        return None
+    try:
+        config = adapter_config(settings)
+    except (HostConfigError, ValueError):
+        return None
+    return partial(UserPlaylistWriter, config)
+
+
+HostLogin = Callable[[str, str], Awaitable[HostUser | None]]
+"""Checks a host user's name and password with the host: the user, or ``None`` when the host refuses."""
+
+
+def make_host_login(settings: Settings) -> HostLogin | None:
+    """How web sign-in checks a password on ``settings.host``, or ``None`` for host ``none`` (the API token).
+
+    When the host's settings are incomplete, every sign-in raises ``HostUnavailableError`` naming what to set.
+    """
+    if settings.host is HostKindSetting.NONE:
+        return None
+    try:
+        return partial(login.verify_user, adapter_config(settings))
+    except (HostConfigError, ValueError) as error:
+        reason = f"sign-in cannot reach {settings.host.value}: {error}"
+
+    async def unconfigured(username: str, password: str) -> HostUser | None:
+        raise HostUnavailableError(reason)
+
+    return unconfigured

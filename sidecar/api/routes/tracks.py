@@ -6,21 +6,24 @@ from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from pydantic import Field
 
 from sidecar.analyzers.tags import parse_tags
 from sidecar.api.deps import RuntimeDep, SettingsDep, TokenDep, VersionsDep
 from sidecar.api.schemas import (
     ErrorPublic,
+    LibraryPagePublic,
+    LibraryTrackPublic,
     OnPlayPublic,
     QuickAnalysisPublic,
     SimilarTrackPublic,
     SimilarTracksPublic,
     TrackAnalysisPublic,
 )
-from sidecar.domain import TrackKey
+from sidecar.domain import KeySignature, TrackKey
 from sidecar.services.onplay import OnPlayState, request_analysis
 from sidecar.services.playlists import query_model
-from sidecar.storage import analyses, tracks, vectors
+from sidecar.storage import analyses, library, tracks, vectors
 from sidecar.storage.db import transaction
 from sidecar.storage.vectors import SimilarFilters
 
@@ -49,6 +52,63 @@ def track_key(host: str, host_track_id: str) -> TrackKey:
 def analysis_path(key: TrackKey) -> str:
     """The URL of a track's analysis (the status URL of an on-play answer)."""
     return f"/api/tracks/{key.host}/{quote(key.host_track_id, safe='')}/analysis"
+
+
+def _camelots(key: str | None, compatible: bool) -> tuple[str, ...]:
+    """The Camelot codes a ``key`` filter keeps (422 for a key that does not parse)."""
+    if key is None:
+        if compatible:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "camelot_compatible needs a key")
+        return ()
+    try:
+        parsed = KeySignature.parse(key)
+    except ValueError:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "key must be a key name such as 'A minor' or a Camelot code such as 8A",
+        ) from None
+    return parsed.compatible_camelot() if compatible else (parsed.camelot,)
+
+
+@router.get("", responses={422: {"model": ErrorPublic, "description": "filters that cannot apply"}})
+async def list_library(
+    runtime: RuntimeDep,
+    q: Annotated[str | None, Query(max_length=200, description="title, artist or album contains this")] = None,
+    track_id: Annotated[
+        list[Annotated[int, Field(ge=1, le=2**63 - 1)]], Query(max_length=200, description="repeatable: only these")
+    ] = [],  # noqa: B006
+    bpm_min: Annotated[float | None, Query(ge=0, le=1000)] = None,
+    bpm_max: Annotated[float | None, Query(ge=0, le=1000)] = None,
+    half_double: Annotated[bool, Query(description="accept half/double tempo in the BPM filter")] = False,
+    key: Annotated[
+        str | None, Query(max_length=20, description="a key ('A minor', 'F#m') or a Camelot code ('8A')")
+    ] = None,
+    camelot_compatible: Annotated[bool, Query(description="also the Camelot neighbours of key")] = False,
+    loudness_min_lufs: Annotated[float | None, Query(ge=-100, le=10)] = None,
+    loudness_max_lufs: Annotated[float | None, Query(ge=-100, le=10)] = None,
+    sort: Annotated[library.SortField, Query(description="order of the listing")] = "artist",
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> LibraryPagePublic:
+    """The library: search and filters, one page at a time (``total`` counts every match)."""
+    try:
+        filters = library.LibraryFilters(
+            query=q.strip() or None if q is not None else None,
+            track_ids=tuple(track_id),
+            bpm_min=bpm_min,
+            bpm_max=bpm_max,
+            half_double=half_double,
+            camelots=_camelots(key, camelot_compatible),
+            loudness_min_lufs=loudness_min_lufs,
+            loudness_max_lufs=loudness_max_lufs,
+        )
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    async with transaction(runtime.pool) as conn:
+        page = await library.list_tracks(conn, filters, limit=limit, offset=offset, sort=sort)
+    return LibraryPagePublic(
+        total=page.total, limit=limit, offset=offset, tracks=[LibraryTrackPublic.of(t) for t in page.tracks]
+    )
 
 
 @router.get("/{track_id}/analysis", responses=NOT_FOUND)

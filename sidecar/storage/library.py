@@ -1,0 +1,167 @@
+"""The library listing of the web client: search, filters and pages over tracks and their features."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from psycopg import sql
+
+from sidecar.storage.db import Connection
+
+SortField = Literal["artist", "title", "album", "bpm", "loudness"]
+_ORDER: dict[str, str] = {
+    "artist": "lower(coalesce(t.artist, '')), lower(coalesce(t.album, '')), lower(t.title)",
+    "title": "lower(t.title), lower(coalesce(t.artist, ''))",
+    "album": "lower(coalesce(t.album, '')), lower(t.title)",
+    "bpm": "f.bpm NULLS LAST",
+    "loudness": "f.loudness_lufs NULLS LAST",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LibraryFilters:
+    """Filters of :func:`list_tracks`, combined with AND.
+
+    ``query`` matches title, artist or album (case-insensitive substring; ``%`` and ``_`` are literal).
+    ``track_ids`` keeps only these tracks (empty: all).
+    ``bpm_min``/``bpm_max`` bound the BPM; with ``half_double`` a track also passes when half or double its BPM
+    is inside. ``camelots`` keeps tracks whose key is one of these Camelot codes (the caller expands a key and,
+    when asked, its compatible keys). ``loudness_min_lufs``/``loudness_max_lufs`` bound the integrated loudness.
+    A track without the value a filter needs (not analysed yet) does not pass that filter.
+    """
+
+    query: str | None = None
+    track_ids: tuple[int, ...] = ()
+    bpm_min: float | None = None
+    bpm_max: float | None = None
+    half_double: bool = False
+    camelots: tuple[str, ...] = ()
+    loudness_min_lufs: float | None = None
+    loudness_max_lufs: float | None = None
+
+    def __post_init__(self) -> None:
+        for low, high in (("bpm_min", "bpm_max"), ("loudness_min_lufs", "loudness_max_lufs")):
+            lo, hi = getattr(self, low), getattr(self, high)
+            if lo is not None and hi is not None and lo > hi:
+                raise ValueError(f"{low} {lo} is above {high} {hi}")
+        for name in ("bpm_min", "bpm_max"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must not be negative (got {value})")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LibraryTrack:
+    """One row of the listing; feature values are ``None`` until analysed."""
+
+    track_id: int
+    host: str
+    host_track_id: str
+    title: str
+    artist: str | None
+    album: str | None
+    duration_s: float | None
+    bpm: float | None
+    bpm_confidence: float | None
+    key: str | None
+    camelot: str | None
+    loudness_lufs: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class LibraryPage:
+    """A page of tracks and how many match in all."""
+
+    total: int
+    tracks: list[LibraryTrack]
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _conditions(filters: LibraryFilters) -> tuple[list[sql.Composable], dict[str, object]]:
+    conditions: list[sql.Composable] = [sql.SQL("NOT t.is_missing")]
+    params: dict[str, object] = {}
+    if filters.query:
+        params["pattern"] = f"%{_escape_like(filters.query)}%"
+        conditions.append(
+            sql.SQL(
+                "(t.title ILIKE %(pattern)s OR t.artist ILIKE %(pattern)s OR t.album ILIKE %(pattern)s"
+                " OR t.album_artist ILIKE %(pattern)s)"
+            )
+        )
+    if filters.track_ids:
+        params["track_ids"] = list(filters.track_ids)
+        conditions.append(sql.SQL("t.id = ANY(%(track_ids)s)"))
+    if filters.bpm_min is not None or filters.bpm_max is not None:
+        params["bpm_low"] = filters.bpm_min if filters.bpm_min is not None else 0.0
+        params["bpm_high"] = filters.bpm_max if filters.bpm_max is not None else float("inf")
+        within = "f.bpm{} BETWEEN %(bpm_low)s AND %(bpm_high)s"
+        options = [within.format("")]
+        if filters.half_double:
+            options += [within.format(" * 2"), within.format(" / 2")]
+        conditions.append(sql.SQL("(" + " OR ".join(options) + ")"))
+    if filters.camelots:
+        params["camelots"] = list(filters.camelots)
+        conditions.append(sql.SQL("f.camelot = ANY(%(camelots)s)"))
+    if filters.loudness_min_lufs is not None:
+        params["loudness_min"] = filters.loudness_min_lufs
+        conditions.append(sql.SQL("f.loudness_lufs >= %(loudness_min)s"))
+    if filters.loudness_max_lufs is not None:
+        params["loudness_max"] = filters.loudness_max_lufs
+        conditions.append(sql.SQL("f.loudness_lufs <= %(loudness_max)s"))
+    return conditions, params
+
+
+async def list_tracks(
+    conn: Connection,
+    filters: LibraryFilters,
+    *,
+    limit: int = 50,
+    offset: int = 0,
+    sort: SortField = "artist",
+) -> LibraryPage:
+    """A page of the tracks matching ``filters`` (missing tracks never), ordered by ``sort`` then id, with the
+    total count in the same query. ``limit`` >= 1, ``offset`` >= 0 (an offset past the end gives no rows and the
+    total)."""
+    if limit < 1 or offset < 0:
+        raise ValueError("limit must be at least 1 and offset not negative")
+    conditions, params = _conditions(filters)
+    query = sql.SQL(
+        "SELECT t.id, t.host, t.host_track_id, t.title, t.artist, t.album, t.duration_s,"
+        " f.bpm, f.bpm_confidence, f.key, f.camelot, f.loudness_lufs, count(*) OVER () AS total"
+        " FROM tracks t LEFT JOIN track_features f ON f.track_id = t.id"
+        " WHERE {conditions} ORDER BY {order}, t.id LIMIT %(limit)s OFFSET %(offset)s"
+    ).format(conditions=sql.SQL(" AND ").join(conditions), order=sql.SQL(_ORDER[sort]))
+    cur = await conn.execute(query, {**params, "limit": limit, "offset": offset})
+    rows = await cur.fetchall()
+    if not rows and offset > 0:
+        count = sql.SQL(
+            "SELECT count(*) FROM tracks t LEFT JOIN track_features f ON f.track_id = t.id WHERE {conditions}"
+        ).format(conditions=sql.SQL(" AND ").join(conditions))
+        counted = await (await conn.execute(count, params)).fetchone()
+        total = int(counted[0]) if counted is not None else 0
+    else:
+        total = int(rows[0][12]) if rows else 0
+    return LibraryPage(
+        total=total,
+        tracks=[
+            LibraryTrack(
+                track_id=int(r[0]),
+                host=str(r[1]),
+                host_track_id=str(r[2]),
+                title=str(r[3]),
+                artist=r[4],
+                album=r[5],
+                duration_s=r[6],
+                bpm=r[7],
+                bpm_confidence=r[8],
+                key=r[9],
+                camelot=r[10],
+                loudness_lufs=r[11],
+            )
+            for r in rows
+        ],
+    )

@@ -1,0 +1,127 @@
+// Track page: the stored analysis, compatible keys, Sonic Match neighbours, playlists on the host, stems.
+import { api, duration, el, fmt, requireSession, say, setUpHeader } from "./api.js";
+import { compatible, keyName } from "./keys.js";
+
+const trackId = Number(new URLSearchParams(location.search).get("id"));
+let analysis = null;
+
+function fact(label, value, note = "") {
+  const dd = el("dd", {}, value);
+  if (note) dd.append(" ", el("small", {}, note));
+  return el("div", {}, el("dt", {}, label), dd);
+}
+
+function showAnalysis(a) {
+  const confidence = a.bpm_confidence === null ? "" : `confidence ${Math.round(a.bpm_confidence * 100)} %`;
+  const alternative = a.bpm_alternative ? ` · or ${fmt(a.bpm_alternative)}` : "";
+  const key = a.key ? `${a.key}` : "–";
+  const keyNote = a.camelot ? `${a.camelot}${a.key_confidence === null ? "" : ` · ${Math.round(a.key_confidence * 100)} %`}` : "";
+  document.getElementById("facts").replaceChildren(
+    fact("BPM", fmt(a.bpm), confidence + alternative),
+    fact("Key", key, keyNote),
+    fact("Loudness", fmt(a.loudness_lufs, 1, "LUFS")),
+    fact("Loudness range", fmt(a.loudness_range_lu, 1, "LU")),
+    fact("True peak", fmt(a.true_peak_dbtp, 1, "dBTP")),
+    fact("ReplayGain", fmt(a.replaygain_track_gain_db, 2, "dB"), a.replaygain_track_peak === null ? "" : `peak ${fmt(a.replaygain_track_peak, 3)}`),
+    fact("Length", duration(a.duration_s)),
+  );
+  const chips = compatible(a.camelot).map((code) =>
+    el("li", {}, el("a", { href: `/?key=${code}`, title: `library tracks in ${code}` }, `${code} · ${keyName(code)}`)),
+  );
+  document.getElementById("compatible").replaceChildren(...(chips.length ? chips : [el("li", { className: "muted" }, "no key yet")]));
+  const tags = (a.tags || []).slice(0, 8).map((tag) => el("li", {}, el("span", { title: tag.category }, `${tag.tag} ${Math.round(tag.probability * 100)} %`)));
+  document.getElementById("tags").replaceChildren(...(tags.length ? tags : [el("li", { className: "muted" }, "no tags yet")]));
+}
+
+function trackItem(track, extra) {
+  const who = [track.artist, track.album].filter(Boolean).join(" — ");
+  return el("li", {}, el("a", { href: `/track.html?id=${track.track_id}` }, track.title || "(untitled)"), who ? ` · ${who}` : "", extra ? el("span", { className: "muted" }, ` · ${extra}`) : "");
+}
+
+async function loadSimilar() {
+  const status = document.getElementById("similar-status");
+  try {
+    const result = await api(`/api/tracks/${trackId}/similar?limit=10`);
+    const items = result.tracks.map((t) => trackItem(t, `${fmt(t.bpm)} BPM · ${t.camelot || "–"} · distance ${fmt(t.distance, 3)}`));
+    document.getElementById("similar").replaceChildren(...items);
+    say(status, items.length ? `Nearest tracks by the ${result.model} embedding.` : "No neighbour yet.");
+  } catch (error) {
+    say(status, error.status === 404 ? "No embedding for this track yet: analysis is still running." : error.message, error.status === 404 ? "" : "error");
+  }
+}
+
+function playlistBody(kind, form) {
+  const limit = Number(form.limit.value) || 20;
+  const common = { limit, write_to_host: true };
+  if (form.name.value.trim()) common.name = form.name.value.trim();
+  if (kind === "sonic-match") return { ...common, seed_track_ids: [trackId] };
+  if (kind === "harmonic-mix") return { ...common, seed_track_id: trackId };
+  const window = (Number(form.window.value) || 5) / 100;
+  return { ...common, bpm_min: Math.round(analysis.bpm * (1 - window) * 10) / 10, bpm_max: Math.round(analysis.bpm * (1 + window) * 10) / 10, half_double: true };
+}
+
+async function makePlaylist(kind) {
+  const status = document.getElementById("playlist-status");
+  const form = document.getElementById("playlist");
+  if (kind !== "sonic-match" && !analysis.bpm) {
+    say(status, "This track has no BPM yet.", "error");
+    return;
+  }
+  const buttons = form.querySelectorAll("button");
+  buttons.forEach((b) => (b.disabled = true));
+  say(status, "Building the playlist…");
+  try {
+    const playlist = await api(`/api/playlists/${kind}`, { method: "POST", body: playlistBody(kind, form) });
+    const where = playlist.host_playlist_id ? `written to the server (playlist id ${playlist.host_playlist_id})` : "not written: no media server is configured, or it is empty";
+    say(status, `“${playlist.name}”: ${playlist.tracks.length} tracks, ${where}.`, "ok");
+    document.getElementById("playlist-tracks").replaceChildren(...playlist.tracks.map((t) => trackItem(t, t.reason)));
+  } catch (error) {
+    say(status, error.message, "error");
+  } finally {
+    buttons.forEach((b) => (b.disabled = false));
+  }
+}
+
+function showStems(state) {
+  const status = document.getElementById("stems-status");
+  const labels = { none: "No stems yet.", queued: "Stems are queued.", running: "Stems are being separated…", ready: "Stems are ready.", failed: `Separation failed: ${state.error || "see the worker log"}` };
+  say(status, labels[state.state] || state.state, state.state === "failed" ? "error" : state.state === "ready" ? "ok" : "");
+  document.getElementById("request-stems").disabled = ["queued", "running", "ready"].includes(state.state);
+}
+
+async function requestStems() {
+  try {
+    showStems(await api(`/api/tracks/${trackId}/stems`, { method: "POST", body: { purpose: "studio" } }));
+  } catch (error) {
+    say(document.getElementById("stems-status"), error.message, "error");
+  }
+}
+
+async function main() {
+  const session = await requireSession();
+  if (!session) return;
+  setUpHeader(session);
+  const status = document.getElementById("track-status");
+  if (!Number.isInteger(trackId) || trackId < 1) {
+    say(status, "No track id in the address (track.html?id=…).", "error");
+    return;
+  }
+  document.getElementById("studio-link").href = `/studio/?track=${trackId}`;
+  try {
+    analysis = await api(`/api/tracks/${trackId}/analysis`);
+  } catch (error) {
+    say(status, error.message, "error");
+    return;
+  }
+  const listed = await api(`/api/tracks?track_id=${trackId}&limit=1`);
+  const track = listed.tracks[0] || { title: `Track ${trackId}` };
+  document.getElementById("title").textContent = track.title || "(untitled)";
+  document.getElementById("byline").textContent = [track.artist, track.album].filter(Boolean).join(" — ");
+  document.title = `${track.title || "Track"} · Sonántica`;
+  showAnalysis(analysis);
+  document.querySelectorAll("#playlist button[data-kind]").forEach((button) => button.addEventListener("click", () => makePlaylist(button.dataset.kind)));
+  document.getElementById("request-stems").addEventListener("click", requestStems);
+  await Promise.all([loadSimilar(), api(`/api/tracks/${trackId}/stems`).then(showStems).catch((error) => say(document.getElementById("stems-status"), error.message, "error"))]);
+}
+
+main();

@@ -1,0 +1,115 @@
+"""The web client in headless Chromium against a real Subsonic server: sign-in (right and wrong password), the
+library's search and filters, a playlist made from the track page and written to the server, 360 px layout, and
+no console error on any page."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Page, expect
+
+from adapters.navidrome import NavidromeAdapter, NavidromeConfig
+from tests.browser.conftest import ConsoleWatch, WebServer, _run
+
+
+def test_sign_in_with_the_subsonic_account(
+    page: Page, web_server: WebServer, console: ConsoleWatch, screenshot: object
+) -> None:
+    page.goto(f"{web_server.url}/")
+    expect(page).to_have_url(re.compile(r"/signin\.html\?next=%2F$"))
+    expect(page.locator("#hint")).to_contain_text("Navidrome user name and password")
+    screenshot(page, "signin")  # type: ignore[operator]
+    console.allow("401")  # the browser logs the refused sign-in request itself
+    page.fill("#username", web_server.guest)
+    page.fill("#password", "not-the-password")
+    page.click("#submit")
+    expect(page.locator("#message")).to_have_text("wrong user name or password")
+    expect(page).to_have_url(re.compile(r"/signin\.html"))
+    page.fill("#password", web_server.guest_password)
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{web_server.url}/")
+    expect(page.locator("#who")).to_have_text(f"signed in as {web_server.guest}")
+    expect(page.locator("#tracks tbody tr")).to_have_count(6)
+    expect(page.locator("#coverage [data-analyzer='tempo']")).to_contain_text("done 6")
+    expect(page.locator("#live")).to_have_text("live")
+    page.click("#sign-out")
+    expect(page).to_have_url(re.compile(r"/signin\.html$"))
+
+
+def _titles(page: Page) -> list[str]:
+    return sorted(page.locator("#tracks tbody td.title").all_inner_texts())
+
+
+def test_library_search_and_filters(signed_in: Page, web_server: WebServer, screenshot: object) -> None:
+    page = signed_in
+    page.goto(f"{web_server.url}/")
+    expect(page.locator("#tracks tbody tr")).to_have_count(6)
+    expect(page.locator("#page-info")).to_have_text("1\u20136 of 6")
+    page.fill("#q", "beta")
+    page.keyboard.press("Enter")
+    expect(page.locator("#tracks tbody tr")).to_have_count(2)
+    assert _titles(page) == ["Double Time", "Half Step"]
+    page.fill("#q", "")
+    page.fill("input[name=bpm_min]", "118")
+    page.fill("input[name=bpm_max]", "126")
+    page.click("button[type=submit]")
+    expect(page.locator("#tracks tbody tr")).to_have_count(3)
+    assert _titles(page) == ["Morning Run", "Night Drive", "Quiet Room"]
+    page.check("input[name=half_double]")
+    page.click("button[type=submit]")
+    expect(page.locator("#tracks tbody tr")).to_have_count(5)
+    page.fill("#key", "8A")
+    page.check("input[name=camelot_compatible]")
+    page.click("button[type=submit]")
+    expect(page.locator("#tracks tbody tr")).to_have_count(4)  # 8A, 9A, 7A, 8B: Quiet Room (10A) drops out
+    assert "Quiet Room" not in _titles(page)
+    expect(page).to_have_url(re.compile(r"key=8A"))
+    page.fill("input[name=loudness_min_lufs]", "-10")
+    page.click("button[type=submit]")
+    expect(page.locator("#tracks tbody tr")).to_have_count(2)
+    assert _titles(page) == ["Double Time", "Morning Run"]
+    screenshot(page, "library")  # type: ignore[operator]
+
+
+def test_track_page_writes_a_playlist_to_the_server(signed_in: Page, web_server: WebServer, screenshot: object) -> None:
+    page = signed_in
+    page.goto(f"{web_server.url}/?q=morning")
+    page.click("#tracks tbody a")
+    expect(page.locator("h1")).to_have_text("Morning Run")
+    expect(page.locator("#facts")).to_contain_text("120.0")
+    expect(page.locator("#facts")).to_contain_text("A minor")
+    expect(page.locator("#compatible li")).to_have_count(4)
+    expect(page.locator("#similar li").first).to_contain_text("Night Drive")
+    assert (
+        page.locator("#studio-link").get_attribute("href", timeout=1000) == f"/studio/?track={page.url.split('=')[-1]}"
+    )
+    page.fill("#playlist-name", "Browser test mix")
+    page.click("button[data-kind=sonic-match]")
+    expect(page.locator("#playlist-status")).to_contain_text("written to the server")
+    expect(page.locator("#playlist-tracks li")).to_have_count(5)
+    screenshot(page, "track")  # type: ignore[operator]
+
+    async def playlist_of(username: str, password: str) -> list[str] | None:
+        config = NavidromeConfig(url=web_server.subsonic.url, username=username, password=password)
+        async with NavidromeAdapter(config) as adapter:
+            playlist_id = await adapter.find_playlist("Browser test mix")
+            return None if playlist_id is None else await adapter.playlist_tracks(playlist_id)
+
+    on_server = _run(playlist_of(web_server.guest, web_server.guest_password))  # the signed-in user's own playlist
+    night = page.request.get(f"{web_server.url}/api/tracks?q=night").json()["tracks"][0]["host_track_id"]
+    assert on_server is not None
+    assert len(on_server) == 5
+    assert on_server[0] == night
+    assert _run(playlist_of(web_server.username, web_server.password)) is None  # not the sidecar account's
+
+
+def test_pages_fit_a_360_px_screen(signed_in: Page, web_server: WebServer, screenshot: object) -> None:
+    page = signed_in
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.goto(f"{web_server.url}/")
+    expect(page.locator("#tracks tbody tr")).to_have_count(6)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    screenshot(page, "library-360px")  # type: ignore[operator]
+    page.click("#tracks tbody a >> nth=0")
+    expect(page.locator("#facts div")).to_have_count(7)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360

@@ -7,7 +7,7 @@ States: ``pending -> queued -> running -> done | failed`` (back to ``queued`` on
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -118,6 +118,24 @@ async def get_status(conn: Connection, track_id: int) -> dict[str, AnalysisStatu
         return {row.analyzer: row for row in await cur.fetchall()}
 
 
+async def waiting_for_queue(conn: Connection, track_ids: Collection[int], versions: Mapping[str, int]) -> set[int]:
+    """Those of ``track_ids`` with an analyzer of ``versions`` that has no row, an older version, or is
+    ``pending`` (not yet queued): what a periodic sync queues for tracks it already knew."""
+    names, numbers = _names_versions(versions)
+    cur = await conn.execute(
+        """
+        SELECT k.id FROM unnest(%s::bigint[]) AS k(id)
+        WHERE EXISTS (
+            SELECT 1 FROM unnest(%s::text[], %s::int[]) AS a(name, version)
+            LEFT JOIN analysis_status s ON s.track_id = k.id AND s.analyzer = a.name
+            WHERE s.track_id IS NULL OR s.version < a.version OR s.state = 'pending'
+        )
+        """,
+        (list(track_ids), names, numbers),
+    )
+    return {int(row[0]) for row in await cur.fetchall()}
+
+
 async def list_due_analyzers(conn: Connection, track_id: int, versions: Mapping[str, int]) -> list[str]:
     """Analyzers of ``versions`` this track still needs: no row, not done, or done at an older version.
 
@@ -130,6 +148,43 @@ async def list_due_analyzers(conn: Connection, track_id: int, versions: Mapping[
         if row is None or row.version < versions[name] or row.state not in ("done", "failed"):
             due.append(name)
     return due
+
+
+async def queue_due(conn: Connection, track_ids: Sequence[int], versions: Mapping[str, int]) -> list[TrackWork]:
+    """Mark what ``track_ids`` still need as ``queued``, in three statements whatever the number of tracks.
+
+    Status rows are made current first (:func:`ensure_status`); then every row of an analyzer in ``versions``
+    that is ``pending``, ``queued`` or ``running`` becomes ``queued`` (``done`` and ``failed`` rows are not due).
+    Returns each present track with a file, in the order of ``track_ids`` (once, however often it is named), with
+    the analyzers now queued, sorted (empty: nothing due). Missing tracks and tracks without a file are left out.
+    """
+    ids = list(dict.fromkeys(track_ids))
+    await ensure_status(conn, versions, track_ids=ids)
+    cur = await conn.execute(
+        """
+        WITH queued AS (
+            UPDATE analysis_status AS s SET state = 'queued', updated_at = now()
+            FROM tracks t
+            WHERE s.track_id = ANY(%(ids)s) AND s.analyzer = ANY(%(names)s)
+              AND s.state IN ('pending', 'queued', 'running')
+              AND t.id = s.track_id AND NOT t.is_missing AND t.path IS NOT NULL
+            RETURNING s.track_id, s.analyzer
+        )
+        SELECT t.id, t.host, t.host_track_id, t.path,
+               coalesce(array_agg(q.analyzer ORDER BY q.analyzer) FILTER (WHERE q.analyzer IS NOT NULL), '{}')
+        FROM tracks t LEFT JOIN queued q ON q.track_id = t.id
+        WHERE t.id = ANY(%(ids)s) AND NOT t.is_missing AND t.path IS NOT NULL
+        GROUP BY t.id
+        """,
+        {"ids": ids, "names": sorted(versions)},
+    )
+    found = {
+        int(track_id): TrackWork(
+            track_id=int(track_id), host=host, host_track_id=host_track_id, path=path, analyzers=tuple(analyzers)
+        )
+        for track_id, host, host_track_id, path, analyzers in await cur.fetchall()
+    }
+    return [found[i] for i in ids if i in found]
 
 
 async def _set_state(

@@ -26,22 +26,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import resource
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
+import numpy as np
+import psutil
 from pydantic import SecretStr
 
 from scripts.bench_api import serve
 from scripts.bench_queue import latency_blocked, latency_busy, start_redis, summary
 from scripts.bench_vectors import fresh_database, percentile
 from sidecar.analyzers.registry import enabled_versions
+from sidecar.demo.vectors import clustered_unit_vector_chunks
 from sidecar.domain import Priority
 from sidecar.embedded import embedded_postgres_url
 from sidecar.services.enqueue import enqueue_track_ids
@@ -49,7 +54,7 @@ from sidecar.services.reconcile import rebuild_from_database
 from sidecar.services.runtime import Runtime, open_runtime
 from sidecar.services.status import status_report
 from sidecar.settings import Settings
-from sidecar.storage import status, synthetic
+from sidecar.storage import status, synthetic, vectors
 from sidecar.storage.db import transaction
 from sidecar.storage.migrate import migrate
 
@@ -161,6 +166,124 @@ async def part_queue(
     )
 
 
+class PeakRss:
+    """Samples the summed RSS of the PostgreSQL server (a backend's parent) and its children every 0.5 s."""
+
+    def __init__(self, backend_pid: int) -> None:
+        self.root = psutil.Process(backend_pid).parent()
+        self.peak_mib = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.5):
+            with contextlib.suppress(psutil.Error):
+                procs = [self.root, *self.root.children(recursive=True)]
+                total = sum(p.memory_info().rss for p in procs)
+                self.peak_mib = max(self.peak_mib, total / 2**20)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def api_latencies(base_url: str, seeds: list[int], params: dict[str, str | int]) -> tuple[list[float], list[int]]:
+    """ms and rows returned of ``GET /api/tracks/{seed}/similar`` per seed, one request at a time."""
+    latencies, rows = [], []
+    with httpx.Client(base_url=base_url, timeout=60, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+        for seed in seeds:
+            t0 = time.perf_counter()
+            response = client.get(f"/api/tracks/{seed}/similar", params=params)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            response.raise_for_status()
+            rows.append(len(response.json()["tracks"]))
+    return latencies, rows
+
+
+async def part_vectors(runtime: Runtime, ids: tuple[int, int], args: argparse.Namespace, work: Path) -> None:
+    first, last = ids
+    count = last - first + 1
+    model = runtime.settings.embedding.model
+    async with transaction(runtime.pool) as conn:
+        await vectors.register_model(conn, model, dim=args.dim, build_index=False)
+        await vectors.drop_index(conn, model)
+    data = np.empty((count, args.dim), dtype=np.float32)
+    started = time.perf_counter()
+    offset = 0
+    for chunk in clustered_unit_vector_chunks(count, args.dim, seed=1):
+        data[offset : offset + len(chunk)] = chunk
+        async with transaction(runtime.pool) as conn:
+            await vectors.copy_embeddings(conn, model, range(first + offset, first + offset + len(chunk)), chunk)
+        offset += len(chunk)
+    copy_s = time.perf_counter() - started
+    print(f"| generate + COPY {count} x {args.dim}-dim vectors | {copy_s:.1f} s ({count / copy_s:.0f} vectors/s) |")
+    started = time.perf_counter()
+    async with runtime.pool.connection() as conn:
+        backend_pid = conn.info.backend_pid
+    with PeakRss(backend_pid) as server_rss:
+        async with runtime.pool.connection() as conn:
+            await conn.execute(f"SET max_parallel_maintenance_workers = {args.build_workers}")
+            await vectors.build_index(conn, model, maintenance_work_mem_mb=args.mem_mb)
+            await conn.execute("ANALYZE embeddings")
+    build_s = time.perf_counter() - started
+    async with transaction(runtime.pool) as conn:
+        cur = await conn.execute(
+            "SELECT pg_relation_size(index_name::regclass), pg_total_relation_size('embeddings'),"
+            " (SELECT extversion FROM pg_extension WHERE extname = 'vector'), version()"
+            " FROM embedding_models WHERE model = %s",
+            (model,),
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    print(
+        f"| HNSW build (m 16, ef_construction 128, maintenance_work_mem {args.mem_mb} MB, "
+        f"{args.build_workers} parallel worker(s)) | {build_s / 60:.1f} min;"
+        f" PostgreSQL peak RSS {server_rss.peak_mib:.0f} MiB |"
+    )
+    print(f"| index size / table with indexes | {row[0] / 2**30:.2f} GiB / {row[1] / 2**30:.2f} GiB |")
+    print(f"| pgvector / server | {row[2]} / {str(row[3]).split(' on ')[0]} |")
+
+    rng = np.random.default_rng(2)
+    picks = rng.choice(count, args.queries, replace=False)
+    seeds = [first + int(i) for i in picks]
+    present = np.ones(count, dtype=bool)
+    present[np.arange(count)[(np.arange(count) + 1) % 1000 == 0]] = False  # synthetic: every 1000th is missing
+    exact: dict[int, set[int]] = {}
+    for seed, index in zip(seeds, picks, strict=True):
+        scores = data @ data[index]
+        scores[~present] = -2.0
+        scores[index] = -2.0
+        top = np.argpartition(-scores, 10)[:10]
+        exact[seed] = {first + int(i) for i in top}
+    hits = 0
+    async with transaction(runtime.pool) as conn:
+        for seed in seeds:
+            rows = await vectors.similar(conn, [seed], model=model, limit=10)
+            hits += len({r.track_id for r in rows} & exact[seed])
+    print(
+        f"| recall@10 of `similar` (default candidates 64) vs exact, {len(seeds)} seeds | {hits / (10 * len(seeds)):.3f} |"
+    )
+    del data
+    server, thread, base_url = serve(runtime.settings)
+    try:
+        api_latencies(base_url, seeds[:10], {"limit": 20})  # warm-up
+        strict = {"limit": 20, "bpm_window_pct": 8, "half_double": "true", "camelot_compatible": "true",
+                  "max_per_artist": 2}  # fmt: skip
+        for label, params in (("no filter", {"limit": 20}), ("strict filters", strict)):
+            latencies, returned = await asyncio.to_thread(api_latencies, base_url, seeds, params)
+            print(
+                f"| `GET /api/tracks/{{id}}/similar` limit 20, {label}: p50 / p95 | {p50_p95(latencies)} ms;"
+                f" rows returned min {min(returned)}, mean {statistics.mean(returned):.1f} |"
+            )
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
 async def run(args: argparse.Namespace, work: Path) -> None:
     url = fresh_database(embedded_postgres_url(work / "pg"))
     (work / "redis").mkdir(exist_ok=True)
@@ -195,6 +318,8 @@ async def run_parts(args: argparse.Namespace, work: Path, url: str, redis_url: s
             await part_status(runtime, versions, args)
         if "queue" in parts:
             await part_queue(runtime, versions, ids, args)
+        if "vectors" in parts:
+            await part_vectors(runtime, ids, args, work)
         print(f"| peak RSS of the benchmark process | {rss_mib():.0f} MiB |")
 
 
@@ -204,6 +329,10 @@ def main() -> None:
     parser.add_argument("--parts", type=lambda s: s.split(","), default=list(PARTS))
     parser.add_argument("--samples", type=int, default=200, help="on-play latency samples")
     parser.add_argument("--enqueue-sample", type=int, default=1_000_000, help="tracks through enqueue_track_ids")
+    parser.add_argument("--dim", type=int, default=753, help="vector length (753: MusiCNN pooled, the default)")
+    parser.add_argument("--mem-mb", type=int, default=6144, help="maintenance_work_mem for the HNSW build")
+    parser.add_argument("--build-workers", type=int, default=1, help="max_parallel_maintenance_workers")
+    parser.add_argument("--queries", type=int, default=200, help="seeds for recall and latency")
     parser.add_argument("--work-dir", type=Path, help="where the servers keep their data (default: temporary)")
     args = parser.parse_args()
     unknown = set(args.parts) - set(PARTS)

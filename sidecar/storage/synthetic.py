@@ -2,7 +2,7 @@
 
 Everything is made by ``INSERT ... SELECT generate_series`` in the server, so a million tracks take seconds, not a
 million round trips. Values are deterministic functions of the track number ``g`` (1-based): artist ``g % 5000``,
-album ``g % 10000``, BPM 70-180, one of the 24 Camelot keys; every ``missing_every``-th track is missing and
+album ``g % 10000``, BPM 70-180, one of the 24 keys (by track id); every ``missing_every``-th track is missing and
 every ``pathless_every``-th has no readable file. Status rows cycle through the states of
 :data:`STATE_CYCLE`, one row per analyzer of ``versions``, with every ``stale_every``-th ``done`` row one version
 behind. Never used by the product: benchmarks and tests only.
@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from sidecar.domain import PITCH_CLASSES, KeySignature
 from sidecar.storage.db import Connection
+
+KEYS = tuple(KeySignature(tonic, mode) for tonic in PITCH_CLASSES for mode in ("major", "minor"))
 
 STATE_CYCLE = ("done", "done", "done", "pending", "queued", "running", "failed")
 """The state of status row ``g`` is ``STATE_CYCLE[(g + analyzer number) % 7]``."""
@@ -49,11 +52,10 @@ async def insert_tracks(
     await conn.execute(
         """
         INSERT INTO track_features (track_id, bpm, key, camelot)
-        SELECT id, 70 + (id * 7919 %% 11000) / 100.0,
-               'k' || (id * 31 %% 24), ((id * 31 %% 24) / 2 + 1)::text || CASE WHEN id %% 2 = 0 THEN 'A' ELSE 'B' END
+        SELECT id, 70 + (id * 7919 %% 11000) / 100.0, (%s::text[])[id * 31 %% 24 + 1], (%s::text[])[id * 31 %% 24 + 1]
         FROM tracks WHERE id BETWEEN %s AND %s
         """,
-        (first, last),
+        ([k.name for k in KEYS], [k.camelot for k in KEYS], first, last),
     )
     return first, last
 

@@ -36,12 +36,14 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import httpx
 import numpy as np
 import psutil
 from pydantic import SecretStr
 
+from adapters.navidrome import NavidromeAdapter, NavidromeConfig
 from scripts.bench_api import serve
 from scripts.bench_queue import latency_blocked, latency_busy, start_redis, summary
 from scripts.bench_vectors import fresh_database, percentile
@@ -53,6 +55,7 @@ from sidecar.services.enqueue import enqueue_track_ids
 from sidecar.services.reconcile import rebuild_from_database
 from sidecar.services.runtime import Runtime, open_runtime
 from sidecar.services.status import status_report
+from sidecar.services.sync import sync_library
 from sidecar.settings import Settings
 from sidecar.storage import status, synthetic, vectors
 from sidecar.storage.db import transaction
@@ -265,7 +268,8 @@ async def part_vectors(runtime: Runtime, ids: tuple[int, int], args: argparse.Na
             rows = await vectors.similar(conn, [seed], model=model, limit=10)
             hits += len({r.track_id for r in rows} & exact[seed])
     print(
-        f"| recall@10 of `similar` (default candidates 64) vs exact, {len(seeds)} seeds | {hits / (10 * len(seeds)):.3f} |"
+        f"| recall@10 of `similar` (default candidates), {len(seeds)} seeds, vs exact numpy |"
+        f" {hits / (10 * len(seeds)):.3f} |"
     )
     del data
     server, thread, base_url = serve(runtime.settings)
@@ -282,6 +286,99 @@ async def part_vectors(runtime: Runtime, ids: tuple[int, int], args: argparse.Na
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+class GeneratedSubsonic:
+    """A Navidrome-shaped Subsonic server of ``count`` songs made on the fly (nothing held in memory), for
+    ``httpx.MockTransport``: ``ping`` and ``search3`` pages in the recorded shape
+    (tests/fixtures/navidrome/search3_bpm_replaygain_real_path.json, without ``bpm`` and ``replayGain`` so no
+    host-versus-analysis comparison runs). Song ``g`` (1-based) has id ``s{g}``, path
+    ``/music/a{g // 1000}/{g}.flac`` and size ``1000 + g + version``; ``changed`` songs get version 1."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.changed: set[int] = set()
+        self.requests = 0
+
+    def song(self, g: int) -> dict[str, object]:
+        version = 1 if g in self.changed else 0
+        return {
+            "id": f"s{g}", "parent": f"al{g % 10000}", "isDir": False, "title": f"Song {g}",
+            "album": f"Album {g % 10000}", "artist": f"Artist {g % 5000}", "track": g % 12 + 1, "year": 2000 + g % 25,
+            "genre": "Ballad", "size": 1000 + g + version, "contentType": "audio/flac", "suffix": "flac",
+            "duration": 120 + g % 240, "bitRate": 780, "path": f"/music/a{g // 1000}/{g}.flac", "discNumber": 1,
+            "created": "2024-03-10T12:34:56.789012345Z", "albumId": f"al{g % 10000}", "artistId": f"ar{g % 5000}",
+            "type": "music", "isVideo": False, "mediaType": "song", "genres": [{"name": "Ballad"}],
+            "channelCount": 2, "samplingRate": 44100, "bitDepth": 16,
+        }  # fmt: skip
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        fields = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
+        head = {"status": "ok", "version": "1.16.1", "type": "navidrome", "serverVersion": "0.53.3",
+                "openSubsonic": True}  # fmt: skip
+        endpoint = request.url.path.rsplit("/", 1)[-1].removesuffix(".view")
+        if endpoint == "ping":
+            return httpx.Response(200, json={"subsonic-response": head})
+        if endpoint == "search3":
+            offset, size = int(fields["songOffset"]), int(fields["songCount"])
+            songs = [self.song(g) for g in range(offset + 1, min(self.count, offset + size) + 1)]
+            return httpx.Response(200, json={"subsonic-response": {**head, "searchResult3": {"song": songs}}})
+        raise AssertionError(f"the generated host does not answer {endpoint}")
+
+
+def make_mount(root: Path, count: int) -> None:
+    """``root/a{g // 1000}/{g}.flac`` for g in 1..count: hard links to one small file (stat-able, no data)."""
+    source = root / "source.flac"
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_bytes(b"fLaC")
+    for g in range(1, count + 1):
+        folder = root / f"a{g // 1000}"
+        if g % 1000 == 0 or g == 1:
+            folder.mkdir(exist_ok=True)
+        target = folder / f"{g}.flac"
+        if not target.exists():
+            os.link(source, target)
+
+
+async def part_sync(runtime: Runtime, versions: dict[str, int], args: argparse.Namespace, work: Path) -> None:
+    mount = work / "mount"
+    started = time.perf_counter()
+    await asyncio.to_thread(make_mount, mount, args.tracks)
+    print(f"| generated mount: {args.tracks} hard links | {time.perf_counter() - started:.1f} s |")
+    host = GeneratedSubsonic(args.tracks)
+    config = NavidromeConfig(url="http://navidrome.invalid:4533", username="bench", password="bench",
+                             library_dir=mount, path_map=(("/music", str(mount)),))  # fmt: skip
+    adapter = NavidromeAdapter(config, transport=httpx.MockTransport(host.handle))
+    await runtime.redis.flushdb()
+    before_mib = rss_mib()
+    try:
+        started = time.perf_counter()
+        report = await sync_library(runtime, adapter, versions, page_size=args.page_size)
+        full_s = time.perf_counter() - started
+        print(
+            f"| full sync of {report.seen} songs ({host.requests} requests, page {args.page_size}): created"
+            f" {report.created}, queued {report.queued}, unmappable {report.unmappable} | {full_s / 60:.1f} min"
+            f" ({report.seen / full_s:.0f} tracks/s) |"
+        )
+        print(
+            f"| peak RSS of the benchmark process before / after full sync | {before_mib:.0f} / {rss_mib():.0f} MiB |"
+        )
+        rng = np.random.default_rng(3)
+        host.changed = {int(g) for g in rng.choice(args.tracks, args.changes, replace=False) + 1}
+        for g in host.changed:  # a new file (own inode) for each changed song: new size and mtime on the mount
+            target = mount / f"a{g // 1000}" / f"{g}.flac"
+            target.unlink()
+            target.write_bytes(b"fLaC changed")
+        started = time.perf_counter()
+        report = await sync_library(runtime, adapter, versions, page_size=args.page_size)
+        again_s = time.perf_counter() - started
+        print(
+            f"| second sync, {args.changes} files changed (Subsonic cannot list changes: every song again) |"
+            f" {again_s:.1f} s; updated {report.updated}, queued {report.queued}, missing {report.missing} |"
+        )
+    finally:
+        await adapter.aclose()
 
 
 async def run(args: argparse.Namespace, work: Path) -> None:
@@ -313,13 +410,17 @@ async def run_parts(args: argparse.Namespace, work: Path, url: str, redis_url: s
         print()
         print("| step | figure |")
         print("|---|---|")
-        ids = await load_library(runtime, args.tracks, versions)
+        ids = (0, 0)
+        if {"status", "queue", "vectors"} & set(parts):
+            ids = await load_library(runtime, args.tracks, versions)
         if "status" in parts:
             await part_status(runtime, versions, args)
         if "queue" in parts:
             await part_queue(runtime, versions, ids, args)
         if "vectors" in parts:
             await part_vectors(runtime, ids, args, work)
+        if "sync" in parts:
+            await part_sync(runtime, versions, args, work)
         print(f"| peak RSS of the benchmark process | {rss_mib():.0f} MiB |")
 
 
@@ -333,6 +434,8 @@ def main() -> None:
     parser.add_argument("--mem-mb", type=int, default=6144, help="maintenance_work_mem for the HNSW build")
     parser.add_argument("--build-workers", type=int, default=1, help="max_parallel_maintenance_workers")
     parser.add_argument("--queries", type=int, default=200, help="seeds for recall and latency")
+    parser.add_argument("--page-size", type=int, default=500, help="songs per search3 page and per transaction")
+    parser.add_argument("--changes", type=int, default=1000, help="songs changed before the second sync")
     parser.add_argument("--work-dir", type=Path, help="where the servers keep their data (default: temporary)")
     args = parser.parse_args()
     unknown = set(args.parts) - set(PARTS)

@@ -286,6 +286,19 @@ async def fail_exhausted(conn: Connection, track_id: int, *, max_attempts: int) 
     return sorted(str(row[0]) for row in await cur.fetchall())
 
 
+async def fold_counts(conn: Connection) -> int:
+    """Fold the deltas the triggers appended to ``analysis_status_counts`` into one row per (analyzer, version,
+    state); returns the rows left. Safe beside concurrent writers (their uncommitted deltas stay as they are)."""
+    cur = await conn.execute(
+        """
+        WITH folded AS (DELETE FROM analysis_status_counts RETURNING analyzer, version, state, row_count)
+        INSERT INTO analysis_status_counts (analyzer, version, state, row_count)
+        SELECT analyzer, version, state, sum(row_count) FROM folded GROUP BY 1, 2, 3 HAVING sum(row_count) <> 0
+        """
+    )
+    return cur.rowcount
+
+
 async def count_by_analyzer(conn: Connection, versions: Mapping[str, int]) -> dict[str, StatusCounts]:
     """Counts per analyzer and state, for every analyzer in ``versions`` (zeros when it has no rows).
 
@@ -296,13 +309,7 @@ async def count_by_analyzer(conn: Connection, versions: Mapping[str, int]) -> di
     """
     names, numbers = _names_versions(versions)
     current = dict(zip(names, numbers, strict=True))
-    await conn.execute(
-        """
-        WITH folded AS (DELETE FROM analysis_status_counts RETURNING analyzer, version, state, row_count)
-        INSERT INTO analysis_status_counts (analyzer, version, state, row_count)
-        SELECT analyzer, version, state, sum(row_count) FROM folded GROUP BY 1, 2, 3 HAVING sum(row_count) <> 0
-        """
-    )
+    await fold_counts(conn)
     cur = await conn.execute(
         """
         SELECT analyzer, version, state, sum(row_count) FROM (

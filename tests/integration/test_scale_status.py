@@ -29,7 +29,9 @@ async def test_counts_match_a_full_scan_through_every_kind_of_write(pool: Pool) 
         changed = await status.count_by_analyzer(conn, VERSIONS)
         assert changed == await status.count_by_analyzer_scan(conn, VERSIONS)
         assert changed == await status.count_by_analyzer(conn, VERSIONS)  # folded deltas read the same
+        groups = await status.fold_counts(conn)
     assert initial["key"].stale > 0
     assert initial["key"].failed > 0
     assert changed["loudness"] == status.StatusCounts(pending=changed["loudness"].pending)  # all back to pending
+    assert groups <= 7 * 2 * len(VERSIONS)  # one row per (analyzer, version, state) once folded
     assert changed["tempo"].done < initial["tempo"].done  # 100 tracks went missing

@@ -328,14 +328,14 @@ class GeneratedSubsonic:
 
 
 def make_mount(root: Path, count: int) -> None:
-    """``root/a{g // 1000}/{g}.flac`` for g in 1..count: hard links to one small file (stat-able, no data)."""
-    source = root / "source.flac"
-    source.parent.mkdir(parents=True, exist_ok=True)
-    source.write_bytes(b"fLaC")
+    """``root/a{g // 1000}/{g}.flac`` for g in 1..count: hard links to one small file per folder (stat-able, no
+    data; ext4 allows 65 000 links per file)."""
     for g in range(1, count + 1):
         folder = root / f"a{g // 1000}"
-        if g % 1000 == 0 or g == 1:
-            folder.mkdir(exist_ok=True)
+        source = folder / "source.bin"
+        if not source.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            source.write_bytes(b"fLaC")
         target = folder / f"{g}.flac"
         if not target.exists():
             os.link(source, target)

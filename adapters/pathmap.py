@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 from collections.abc import Sequence
@@ -65,8 +66,13 @@ class PathMapper:
             "SONANTICA_PATH_MAP as HOST_PREFIX:MOUNT_PREFIX"
         )
 
+    @functools.cached_property
+    def _mount_real(self) -> str:
+        """The mount with its symlinks resolved, once per mapper (not once per track)."""
+        return os.path.realpath(self.mount)
+
     def _inside_mount(self, candidate: Path, original: str) -> Path:
-        mount_real = os.path.realpath(self.mount)
+        mount_real = self._mount_real
         resolved = os.path.realpath(candidate)
         if resolved != mount_real and not resolved.startswith(mount_real.rstrip("/") + "/"):
             raise PathMappingError(

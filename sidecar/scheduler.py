@@ -23,6 +23,7 @@ from sidecar.jobqueue import TokenLock
 from sidecar.services.playback import NowPlayingTracker, poll_now_playing
 from sidecar.services.reconcile import rebuild_from_database, requeue_lost_jobs
 from sidecar.services.runtime import Runtime
+from sidecar.services.status import fold_status_counts
 from sidecar.services.stems import evict_stems
 from sidecar.services.sync import sync_library
 
@@ -146,6 +147,7 @@ class Scheduler:
         return run
 
     async def _reconcile(self) -> None:
+        await fold_status_counts(self.runtime)
         outcome = await rebuild_from_database(self.runtime, self.versions)
         if outcome.ran:
             log.info("scheduler rebuilt the queues from PostgreSQL (Redis had lost them)")

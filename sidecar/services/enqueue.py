@@ -21,6 +21,9 @@ from sidecar.storage.db import Pool, transaction
 
 log = logging.getLogger(__name__)
 
+BATCH_TRACKS = 1000
+"""Tracks whose status rows are updated per transaction (three statements each) by :func:`enqueue_track_ids`."""
+
 LOCAL_HOST = "local"
 """Host name of tracks enqueued by path (``sonantica enqueue PATH``); their host track id is the absolute path."""
 
@@ -44,7 +47,8 @@ async def enqueue_track_ids(
     priority a track whose on-play job is still waiting is not pushed again (one job however often it is played),
     and tracks without a readable file are left out (nothing could analyse them). When Redis
     has no queue epoch (new, or restarted empty) the queues are rebuilt from PostgreSQL first, so the rebuild and
-    this call never push the same work twice.
+    this call never push the same work twice. Status rows are updated :data:`BATCH_TRACKS` tracks per
+    transaction (a few statements each); the jobs are pushed after the last batch.
     """
     rebuilt = False
     if await get_epoch(runtime.redis, runtime.keys) is None:
@@ -52,26 +56,22 @@ async def enqueue_track_ids(
     outcome: list[Enqueued] = []
     jobs: list[AnalyzeTrack] = []
     now = dt.datetime.now(dt.UTC)
-    async with transaction(runtime.pool) as conn:
-        for track_id in track_ids:
-            record = await tracks.get_track(conn, track_id)
-            if record is None or record.is_missing or record.path is None:
-                continue
-            await status.ensure_status(conn, versions, track_ids=[track_id])
-            due = await status.list_due_analyzers(conn, track_id, versions)
-            if due:
-                await status.mark_queued(conn, track_id, due)
-                if not (rebuilt and priority is Priority.SCAN):
-                    jobs.append(
-                        AnalyzeTrack(
-                            host=record.host,
-                            host_track_id=record.host_track_id,
-                            priority=priority,
-                            analyzers=tuple(due),
-                            enqueued_at=now,
-                        )
+    ids = list(track_ids)
+    for start in range(0, len(ids), BATCH_TRACKS):
+        async with transaction(runtime.pool) as conn:
+            work = await status.queue_due(conn, ids[start : start + BATCH_TRACKS], versions)
+        for item in work:
+            if item.analyzers and not (rebuilt and priority is Priority.SCAN):
+                jobs.append(
+                    AnalyzeTrack(
+                        host=item.host,
+                        host_track_id=item.host_track_id,
+                        priority=priority,
+                        analyzers=item.analyzers,
+                        enqueued_at=now,
                     )
-            outcome.append(Enqueued(track_id, record.host, record.host_track_id, tuple(due)))
+                )
+            outcome.append(Enqueued(item.track_id, item.host, item.host_track_id, item.analyzers))
     if priority is Priority.ON_PLAY:  # repeated plays while a job waits push nothing more
         ttl_s = runtime.settings.worker.lock_s
         jobs = [job for job in jobs if await runtime.queue.reserve_on_play(job.track, ttl_s=ttl_s)]

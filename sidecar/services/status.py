@@ -25,6 +25,13 @@ async def status_report(runtime: Runtime, versions: Mapping[str, int]) -> dict[s
     }
 
 
+async def fold_status_counts(runtime: Runtime) -> None:
+    """Fold the status-count deltas (the scheduler does it each reconciliation, so they stay few even when
+    nobody asks for the status)."""
+    async with transaction(runtime.pool) as conn:
+        await status.fold_counts(conn)
+
+
 async def failed_analyses(runtime: Runtime) -> list[dict[str, Any]]:
     """Every failed (track, analyzer) with its reason, newest first."""
     async with transaction(runtime.pool) as conn:

@@ -140,41 +140,33 @@ async def _save_page(
     stats = await asyncio.to_thread(lambda: [file_stat(track.local_path) for track in page])
     to_queue: list[int] = []
     problems: list[PathProblem] = []
+    upserts = []
+    for track, file_facts in zip(page, stats, strict=True):
+        path = track.local_path if file_facts is not None else None
+        if path is None:
+            problem = track.path_problem or (
+                f"mapped file {track.local_path} is not a readable regular file on the mount: check"
+                " SONANTICA_LIBRARY_DIR and SONANTICA_PATH_MAP"
+            )
+            problems.append(PathProblem(track.host_track_id, track.host_path, problem))
+        upserts.append(track_upsert(host, track, path=path, stat=file_facts))
     async with transaction(runtime.pool) as conn:
-        for track, stat in zip(page, stats, strict=True):
-            path = track.local_path if stat is not None else None
-            if path is None:
-                problem = track.path_problem or (
-                    f"mapped file {track.local_path} is not a readable regular file on the mount: check"
-                    " SONANTICA_LIBRARY_DIR and SONANTICA_PATH_MAP"
-                )
-                problems.append(PathProblem(track.host_track_id, track.host_path, problem))
-            outcome = await tracks.upsert_track(conn, track_upsert(host, track, path=path, stat=stat))
+        outcomes = await tracks.upsert_tracks(conn, upserts)
+        known = [o.track_id for o in outcomes if not o.created and not o.file_changed]
+        waiting = await status.waiting_for_queue(conn, known, versions) if known else set()
+        for track, upsert, outcome in zip(page, upserts, outcomes, strict=True):
             report.created += outcome.created
             report.updated += outcome.file_changed
-            known = not outcome.created and not outcome.file_changed
-            if path is not None and (not known or await _waits_for_queue(conn, outcome.track_id, versions)):
+            is_known = not outcome.created and not outcome.file_changed
+            if upsert.path is not None and (not is_known or outcome.track_id in waiting):
                 to_queue.append(outcome.track_id)
-            if known:
+            if is_known:
                 await _compare(conn, outcome.track_id, track, report, tolerances)
     report.seen += len(page)
     report.unmappable += len(problems)
     for item in problems:
         _keep(report.path_problems, item)
     return to_queue
-
-
-async def _waits_for_queue(conn: Connection, track_id: int, versions: Mapping[str, int]) -> bool:
-    """True when a known track has an analyzer with no row, an old version, or ``pending`` (not yet queued).
-
-    Rows already ``queued`` or ``running`` are in Redis (or the reconciler puts them back), so a periodic sync
-    does not push the same backlog again.
-    """
-    rows = await status.get_status(conn, track_id)
-    return any(
-        (row := rows.get(name)) is None or row.version < version or row.state == "pending"
-        for name, version in versions.items()
-    )
 
 
 async def _compare(

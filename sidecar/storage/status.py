@@ -7,7 +7,7 @@ States: ``pending -> queued -> running -> done | failed`` (back to ``queued`` on
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -118,6 +118,24 @@ async def get_status(conn: Connection, track_id: int) -> dict[str, AnalysisStatu
         return {row.analyzer: row for row in await cur.fetchall()}
 
 
+async def waiting_for_queue(conn: Connection, track_ids: Collection[int], versions: Mapping[str, int]) -> set[int]:
+    """Those of ``track_ids`` with an analyzer of ``versions`` that has no row, an older version, or is
+    ``pending`` (not yet queued): what a periodic sync queues for tracks it already knew."""
+    names, numbers = _names_versions(versions)
+    cur = await conn.execute(
+        """
+        SELECT k.id FROM unnest(%s::bigint[]) AS k(id)
+        WHERE EXISTS (
+            SELECT 1 FROM unnest(%s::text[], %s::int[]) AS a(name, version)
+            LEFT JOIN analysis_status s ON s.track_id = k.id AND s.analyzer = a.name
+            WHERE s.track_id IS NULL OR s.version < a.version OR s.state = 'pending'
+        )
+        """,
+        (list(track_ids), names, numbers),
+    )
+    return {int(row[0]) for row in await cur.fetchall()}
+
+
 async def list_due_analyzers(conn: Connection, track_id: int, versions: Mapping[str, int]) -> list[str]:
     """Analyzers of ``versions`` this track still needs: no row, not done, or done at an older version.
 
@@ -130,6 +148,43 @@ async def list_due_analyzers(conn: Connection, track_id: int, versions: Mapping[
         if row is None or row.version < versions[name] or row.state not in ("done", "failed"):
             due.append(name)
     return due
+
+
+async def queue_due(conn: Connection, track_ids: Sequence[int], versions: Mapping[str, int]) -> list[TrackWork]:
+    """Mark what ``track_ids`` still need as ``queued``, in three statements whatever the number of tracks.
+
+    Status rows are made current first (:func:`ensure_status`); then every row of an analyzer in ``versions``
+    that is ``pending``, ``queued`` or ``running`` becomes ``queued`` (``done`` and ``failed`` rows are not due).
+    Returns each present track with a file, in the order of ``track_ids`` (once, however often it is named), with
+    the analyzers now queued, sorted (empty: nothing due). Missing tracks and tracks without a file are left out.
+    """
+    ids = list(dict.fromkeys(track_ids))
+    await ensure_status(conn, versions, track_ids=ids)
+    cur = await conn.execute(
+        """
+        WITH queued AS (
+            UPDATE analysis_status AS s SET state = 'queued', updated_at = now()
+            FROM tracks t
+            WHERE s.track_id = ANY(%(ids)s) AND s.analyzer = ANY(%(names)s)
+              AND s.state IN ('pending', 'queued', 'running')
+              AND t.id = s.track_id AND NOT t.is_missing AND t.path IS NOT NULL
+            RETURNING s.track_id, s.analyzer
+        )
+        SELECT t.id, t.host, t.host_track_id, t.path,
+               coalesce(array_agg(q.analyzer ORDER BY q.analyzer) FILTER (WHERE q.analyzer IS NOT NULL), '{}')
+        FROM tracks t LEFT JOIN queued q ON q.track_id = t.id
+        WHERE t.id = ANY(%(ids)s) AND NOT t.is_missing AND t.path IS NOT NULL
+        GROUP BY t.id
+        """,
+        {"ids": ids, "names": sorted(versions)},
+    )
+    found = {
+        int(track_id): TrackWork(
+            track_id=int(track_id), host=host, host_track_id=host_track_id, path=path, analyzers=tuple(analyzers)
+        )
+        for track_id, host, host_track_id, path, analyzers in await cur.fetchall()
+    }
+    return [found[i] for i in ids if i in found]
 
 
 async def _set_state(
@@ -231,12 +286,54 @@ async def fail_exhausted(conn: Connection, track_id: int, *, max_attempts: int) 
     return sorted(str(row[0]) for row in await cur.fetchall())
 
 
+async def fold_counts(conn: Connection) -> int:
+    """Fold the deltas the triggers appended to ``analysis_status_counts`` into one row per (analyzer, version,
+    state); returns the rows left. Safe beside concurrent writers (their uncommitted deltas stay as they are)."""
+    cur = await conn.execute(
+        """
+        WITH folded AS (DELETE FROM analysis_status_counts RETURNING analyzer, version, state, row_count)
+        INSERT INTO analysis_status_counts (analyzer, version, state, row_count)
+        SELECT analyzer, version, state, sum(row_count) FROM folded GROUP BY 1, 2, 3 HAVING sum(row_count) <> 0
+        """
+    )
+    return cur.rowcount
+
+
 async def count_by_analyzer(conn: Connection, versions: Mapping[str, int]) -> dict[str, StatusCounts]:
     """Counts per analyzer and state, for every analyzer in ``versions`` (zeros when it has no rows).
 
-    ``done`` rows at a version below ``versions[analyzer]`` count as ``stale``. Rows of missing tracks are
-    left out.
+    ``done`` rows at a version below ``versions[analyzer]`` count as ``stale``. Rows of missing tracks and of
+    tracks without a readable file are left out. Reads the trigger-kept counts of ``analysis_status_counts``
+    (folding their deltas into one row per group first) minus the rows of absent tracks, found through a partial
+    index: the cost grows with the number of absent tracks and analyzers, not with the library.
     """
+    names, numbers = _names_versions(versions)
+    current = dict(zip(names, numbers, strict=True))
+    await fold_counts(conn)
+    cur = await conn.execute(
+        """
+        SELECT analyzer, version, state, sum(row_count) FROM (
+            SELECT analyzer, version, state, row_count FROM analysis_status_counts WHERE analyzer = ANY(%(names)s)
+            UNION ALL
+            SELECT s.analyzer, s.version, s.state, -1
+            FROM tracks t JOIN analysis_status s ON s.track_id = t.id
+            WHERE (t.is_missing OR t.path IS NULL) AND s.analyzer = ANY(%(names)s)
+        ) AS counted
+        GROUP BY 1, 2, 3
+        """,
+        {"names": names},
+    )
+    raw: dict[str, dict[str, int]] = {name: {} for name in names}
+    for name, version, state, count in await cur.fetchall():
+        shown = "stale" if state == "done" and version < current[name] else str(state)
+        per_state = raw[str(name)]
+        per_state[shown] = per_state.get(shown, 0) + int(count)
+    return {name: StatusCounts(**{k: v for k, v in counts.items() if v}) for name, counts in raw.items()}
+
+
+async def count_by_analyzer_scan(conn: Connection, versions: Mapping[str, int]) -> dict[str, StatusCounts]:
+    """The same answer as :func:`count_by_analyzer` from a full scan of the status rows: the reference the
+    trigger-kept counts are checked against (tests, ``scripts/bench_scale.py``); seconds on millions of rows."""
     names, numbers = _names_versions(versions)
     cur = await conn.execute(
         """

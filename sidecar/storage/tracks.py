@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -141,6 +141,85 @@ async def upsert_track(conn: Connection, track: TrackUpsert) -> UpsertOutcome:
         if outcome.file_changed:
             await conn.execute(_RESET_STATUS, (outcome.track_id,))
     return outcome
+
+
+_UPSERT_IF_CHANGED = _UPSERT.replace(
+    "RETURNING",
+    """WHERE t.is_missing OR (t.title, t.path, t.host_path, t.size_bytes, t.mtime_ns, t.artist, t.album,
+                      t.album_artist, t.genres, t.duration_s, t.library)
+    IS DISTINCT FROM (EXCLUDED.title, EXCLUDED.path, EXCLUDED.host_path,
+                      coalesce(EXCLUDED.size_bytes, t.size_bytes), coalesce(EXCLUDED.mtime_ns, t.mtime_ns),
+                      EXCLUDED.artist, EXCLUDED.album, EXCLUDED.album_artist, EXCLUDED.genres, EXCLUDED.duration_s,
+                      EXCLUDED.library)
+RETURNING""",
+)
+""":data:`_UPSERT` that leaves a row untouched (and returns nothing) when nothing in it would change."""
+
+_LOCK_EXISTING_MANY = """
+SELECT t.host, t.host_track_id, t.size_bytes, t.mtime_ns, t.id
+FROM tracks t JOIN unnest(%s::text[], %s::text[]) AS k(host, host_track_id)
+    ON t.host = k.host AND t.host_track_id = k.host_track_id
+ORDER BY t.id
+FOR UPDATE OF t
+"""
+
+
+def _upsert_params(track: TrackUpsert) -> dict[str, object]:
+    return {
+        "host": track.host,
+        "host_track_id": track.host_track_id,
+        "title": track.title,
+        "path": track.path,
+        "host_path": track.host_path,
+        "size_bytes": track.size_bytes,
+        "mtime_ns": track.mtime_ns,
+        "artist": track.artist,
+        "album": track.album,
+        "album_artist": track.album_artist,
+        "genres": list(track.genres),
+        "duration_s": track.duration_s,
+        "library": track.library,
+    }
+
+
+async def upsert_tracks(conn: Connection, batch: Sequence[TrackUpsert]) -> list[UpsertOutcome]:
+    """:func:`upsert_track` for many tracks in a few round trips (a sync page), outcomes in the order given.
+
+    The existing rows are locked in id order first (so concurrent batches cannot deadlock), the rows are upserted
+    in one pipelined ``executemany`` that writes only rows with a changed value (a periodic sync of an unchanged
+    library writes nothing), and the analyses of every track whose file changed go back to ``pending`` in one
+    statement. A track named twice in ``batch`` is compared with the row as it was before the batch.
+    """
+    if not batch:
+        return []
+    async with conn.transaction():
+        cur = await conn.execute(_LOCK_EXISTING_MANY, ([t.host for t in batch], [t.host_track_id for t in batch]))
+        old = {(str(h), str(i)): (size, mtime, int(track_id)) for h, i, size, mtime, track_id in await cur.fetchall()}
+        rows: list[tuple[int, bool]] = []
+        async with conn.cursor() as upsert:
+            await upsert.executemany(_UPSERT_IF_CHANGED, [_upsert_params(t) for t in batch], returning=True)
+            ids = {key: before[2] for key, before in old.items()}
+            for track in batch:
+                row = await upsert.fetchone()
+                key = (track.host, track.host_track_id)
+                if row is None:  # unchanged, so not written: it existed before (or earlier in the batch)
+                    rows.append((ids[key], False))
+                else:
+                    rows.append((int(row[0]), bool(row[1])))
+                    ids[key] = int(row[0])
+                upsert.nextset()
+        outcomes = []
+        for track, (track_id, created) in zip(batch, rows, strict=True):
+            before = old.get((track.host, track.host_track_id))
+            changed = before is not None and (
+                (track.size_bytes is not None and track.size_bytes != before[0])
+                or (track.mtime_ns is not None and track.mtime_ns != before[1])
+            )
+            outcomes.append(UpsertOutcome(track_id=track_id, created=created, file_changed=changed))
+        changed_ids = [o.track_id for o in outcomes if o.file_changed]
+        if changed_ids:
+            await conn.execute(_RESET_STATUS.replace("track_id = %s", "track_id = ANY(%s)"), (changed_ids,))
+    return outcomes
 
 
 async def record_file_stat(conn: Connection, track_id: int, *, size_bytes: int, mtime_ns: int) -> bool:

@@ -170,6 +170,15 @@ async def build_index(
         await conn.execute(_create_index(model, dim, index, m=m, ef_construction=ef_construction))
 
 
+async def drop_index(conn: Connection, model: str) -> None:
+    """Drop ``model``'s HNSW index (before a bulk :func:`copy_embeddings`; :func:`build_index` makes it again)."""
+    cur = await conn.execute("SELECT index_name FROM embedding_models WHERE model = %s", (model,))
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFoundError(f"embedding model {model!r} is not registered")
+    await conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(str(row[0]))))
+
+
 async def model_dim(conn: Connection, model: str) -> int:
     """The registered dimension of ``model``; ``NotFoundError`` when it was never registered."""
     cur = await conn.execute("SELECT dim FROM embedding_models WHERE model = %s", (model,))
@@ -384,15 +393,29 @@ def _conditions(filters: SimilarFilters, seeds: _Seeds) -> tuple[list[sql.Compos
     return conditions, params
 
 
-_SIMILAR = """
-WITH query AS (
-    SELECT avg(embedding{cast}) AS v FROM embeddings WHERE model = {model} AND track_id = ANY(%(seeds)s)
-), candidates AS (
+_FROM_INDEX = """
     SELECT e.track_id, {distance} AS distance
     FROM embeddings e
     WHERE e.model = {model}
     ORDER BY {distance}
-    LIMIT %(candidates)s
+    LIMIT %(candidates)s"""
+"""The ``candidates`` nearest vectors from the model's HNSW index, before any filter."""
+
+_FILTER_FIRST = """
+    SELECT e.track_id, {distance} AS distance
+    FROM tracks t
+    LEFT JOIN track_features f ON f.track_id = t.id
+    JOIN embeddings e ON e.track_id = t.id AND e.model = {model}
+    WHERE NOT t.is_missing AND {conditions}
+    ORDER BY ({distance}) + 0
+    LIMIT %(candidates)s"""
+"""The nearest of the tracks that pass the filters, by exact distance: ``+ 0`` keeps the planner off the HNSW index
+(which would stop after ``hnsw.ef_search`` rows), so the filters' own indexes (BPM, key) choose the rows."""
+
+_SIMILAR = """
+WITH query AS (
+    SELECT avg(embedding{cast}) AS v FROM embeddings WHERE model = {model} AND track_id = ANY(%(seeds)s)
+), candidates AS ({candidates}
 ), kept AS (
     SELECT c.track_id, c.distance, t.host, t.host_track_id, t.title, t.artist, t.album, t.duration_s,
            f.bpm, f.key, f.camelot,
@@ -420,11 +443,16 @@ LIMIT %(limit)s
 """
 
 
-def _default_candidates(filters: SimilarFilters, limit: int) -> int:
+def _selective(filters: SimilarFilters) -> bool:
+    """Any filter or cap beyond excluding duplicates."""
     unfiltered = SimilarFilters(
         exclude_duplicates=filters.exclude_duplicates, tag_min_probability=filters.tag_min_probability
     )
-    return max(64, 5 * limit) if filters == unfiltered else max(200, 20 * limit)
+    return filters != unfiltered
+
+
+def _default_candidates(filters: SimilarFilters, limit: int) -> int:
+    return max(200, 20 * limit) if _selective(filters) else max(64, 5 * limit)
 
 
 async def similar(
@@ -443,8 +471,10 @@ async def similar(
     and the per-artist/per-album caps are then applied to those candidates. Default ``candidates``: ``max(64,
     5 * limit)`` without selective filters (only duplicates excluded), ``max(200, 20 * limit)`` with any other
     filter or cap (see docs/benchmarks/vectors.md for the recall and latency of each). Seeds and
-    missing tracks are never returned. Very narrow filters can leave fewer than ``limit`` results: only the
-    ``candidates`` nearest tracks are considered (pass a larger ``candidates`` to look further).
+    missing tracks are never returned. When filters or caps leave fewer than ``limit`` results, the query runs
+    again with 1000 candidates, then (still short) filter-first: the nearest of the tracks that pass the filters
+    by exact distance, so ``limit`` rows come back whenever that many tracks pass (pgvector 0.6 has no iterative
+    index scan; docs/benchmarks/scale.md gives the cost).
 
     Raises ``NotFoundError`` when a seed has no embedding for ``model`` (or the model is unknown) and
     ``ValueError`` for an empty seed list or a filter the seeds cannot anchor (a BPM window or key compatibility
@@ -456,21 +486,47 @@ async def similar(
         raise ValueError(f"limit must be at least 1 (got {limit})")
     chosen = filters or SimilarFilters()
     pool_size = min(MAX_CANDIDATES, candidates or _default_candidates(chosen, limit))
+    filtered = _selective(chosen)
     async with conn.transaction() if conn.autocommit else contextlib.nullcontext():
-        return await _similar(conn, seed_track_ids, model=model, limit=limit, filters=chosen, candidates=pool_size)
+        found = await _similar(conn, seed_track_ids, model=model, limit=limit, filters=chosen, candidates=pool_size)
+        if len(found) < limit and filtered and pool_size < MAX_CANDIDATES:
+            found = await _similar(
+                conn, seed_track_ids, model=model, limit=limit, filters=chosen, candidates=MAX_CANDIDATES
+            )
+        if len(found) < limit and filtered:
+            found = await _similar(
+                conn,
+                seed_track_ids,
+                model=model,
+                limit=limit,
+                filters=chosen,
+                candidates=MAX_CANDIDATES,
+                filter_first=True,
+            )
+        return found
 
 
 async def _similar(
-    conn: Connection, seed_track_ids: Sequence[int], *, model: str, limit: int, filters: SimilarFilters, candidates: int
+    conn: Connection,
+    seed_track_ids: Sequence[int],
+    *,
+    model: str,
+    limit: int,
+    filters: SimilarFilters,
+    candidates: int,
+    filter_first: bool = False,
 ) -> list[SimilarTrack]:
     seeds = await _load_seeds(conn, seed_track_ids, model, ef_search=candidates)
     dim = seeds.dim
     conditions, params = _conditions(filters, seeds)
+    distance = _distance(dim, sql.SQL("e.embedding"), sql.SQL("(SELECT v FROM query)"))
+    where = sql.SQL(" AND ").join([sql.SQL("true"), *conditions])
+    source = _FILTER_FIRST if filter_first else _FROM_INDEX
     query = sql.SQL(_SIMILAR).format(
+        candidates=sql.SQL(source).format(distance=distance, model=sql.Literal(model), conditions=where),
         cast=sql.SQL("::vector({})").format(sql.Literal(dim)),
         model=sql.Literal(model),
-        distance=_distance(dim, sql.SQL("e.embedding"), sql.SQL("(SELECT v FROM query)")),
-        conditions=sql.SQL(" AND ").join([sql.SQL("true"), *conditions]),
+        conditions=where,
         dedup=sql.SQL("song_rank = 1" if filters.exclude_duplicates else "true"),
     )
     never = 2**31 - 1

@@ -1,0 +1,452 @@
+"""Library-scale benchmark (issue 16): status, queue, vectors and host sync at N tracks (default 1 000 000).
+
+One embedded PostgreSQL (pgserver, pgvector) and one embedded Redis run in a temporary directory (``--work-dir``
+to keep them elsewhere). Parts, chosen with ``--parts`` (comma-separated, default all, in this order):
+
+* ``status``: N generated tracks with one status row per enabled analyzer (``sidecar.storage.synthetic``); the
+  time of the trigger-kept counts (``status.count_by_analyzer``), of the full scan they replace
+  (``count_by_analyzer_scan``), of ``status_report`` (what ``sonantica status --json`` prints) and of
+  ``GET /api/status`` through the real app under uvicorn.
+* ``queue``: the first rebuild of the Redis queue from PostgreSQL (``rebuild_from_database``: every open track
+  pushed), the sync path ``enqueue_track_ids`` over every track, Redis memory with N jobs waiting, and the on-play
+  latency with that backlog (``scripts.bench_queue``'s two measures).
+* ``vectors``: N clustered unit vectors of ``--dim`` (default 753, the MusiCNN pooled embedding) copied in, the
+  HNSW index built (time, ``maintenance_work_mem``, size), recall@10 of ``vectors.similar`` against an exact
+  numpy scan, and p50/p95 of similar tracks through the API with no filter and with strict filters (BPM +-8 %,
+  Camelot-compatible, at most 2 per artist) with the rows returned.
+* ``sync``: a generated Subsonic host serving N songs through real ``search3`` pages (``httpx.MockTransport``
+  behind the real Navidrome adapter), files hard-linked on a generated mount; full sync time and peak RSS,
+  then an incremental sync of ``--changes`` changed songs.
+
+Run: ``python -m scripts.bench_scale --tracks 1000000 --parts status,queue`` (from the repository root).
+Prints Markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import resource
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import httpx
+import numpy as np
+import psutil
+from pydantic import SecretStr
+
+from adapters.navidrome import NavidromeAdapter, NavidromeConfig
+from scripts.bench_api import serve
+from scripts.bench_queue import latency_blocked, latency_busy, start_redis, summary
+from scripts.bench_vectors import fresh_database, percentile
+from sidecar.analyzers.registry import enabled_versions
+from sidecar.demo.vectors import clustered_unit_vector_chunks
+from sidecar.domain import Priority
+from sidecar.embedded import embedded_postgres_url
+from sidecar.services.enqueue import enqueue_track_ids
+from sidecar.services.reconcile import rebuild_from_database
+from sidecar.services.runtime import Runtime, open_runtime
+from sidecar.services.status import status_report
+from sidecar.services.sync import sync_library
+from sidecar.settings import Settings
+from sidecar.storage import status, synthetic, vectors
+from sidecar.storage.db import transaction
+from sidecar.storage.migrate import migrate
+
+TOKEN = "bench-token-0123456789abcdef"
+PARTS = ("status", "queue", "vectors", "sync")
+
+
+def rss_mib() -> float:
+    """Peak RSS of this process so far, MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def timed_ms(call: Callable[[], Awaitable[object]], repeats: int) -> list[float]:
+    """``repeats`` wall times of ``call()`` in ms."""
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        await call()
+        samples.append((time.perf_counter() - t0) * 1000)
+    return samples
+
+
+def p50_p95(samples: list[float]) -> str:
+    return f"{statistics.median(samples):.1f} / {percentile(samples, 0.95):.1f}"
+
+
+async def load_library(runtime: Runtime, count: int, versions: dict[str, int]) -> tuple[int, int]:
+    started = time.perf_counter()
+    async with transaction(runtime.pool) as conn:
+        first, last = await synthetic.insert_tracks(conn, count, missing_every=1000, pathless_every=2000)
+    tracks_s = time.perf_counter() - started
+    started = time.perf_counter()
+    async with transaction(runtime.pool) as conn:
+        rows = await synthetic.insert_status(conn, versions, first, last, stale_every=50)
+        await conn.execute("ANALYZE")
+    status_s = time.perf_counter() - started
+    print(f"| load {count} tracks + features (INSERT ... SELECT) | {tracks_s:.1f} s |")
+    print(f"| load {rows} status rows (triggers keep the counts) | {status_s:.1f} s |")
+    return first, last
+
+
+async def part_status(runtime: Runtime, versions: dict[str, int], args: argparse.Namespace) -> None:
+    async def counts() -> None:
+        async with transaction(runtime.pool) as conn:
+            await status.count_by_analyzer(conn, versions)
+
+    async def scan() -> None:
+        async with transaction(runtime.pool) as conn:
+            await status.count_by_analyzer_scan(conn, versions)
+
+    async with transaction(runtime.pool) as conn:
+        same = await status.count_by_analyzer(conn, versions) == await status.count_by_analyzer_scan(conn, versions)
+    scan_ms = await timed_ms(scan, 3)
+    counts_ms = await timed_ms(counts, 30)
+    report_ms = await timed_ms(lambda: status_report(runtime, versions), 30)
+    server, thread, base_url = serve(runtime.settings)
+    try:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with httpx.AsyncClient(base_url=base_url, timeout=60, headers=headers) as client:
+            api_ms = []
+            for _ in range(30):
+                t0 = time.perf_counter()
+                (await client.get("/api/status")).raise_for_status()
+                api_ms.append((time.perf_counter() - t0) * 1000)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    print(f"| counts equal to the full scan | {same} |")
+    print(f"| full scan `count_by_analyzer_scan` (before) p50 / p95 | {p50_p95(scan_ms)} ms |")
+    print(f"| trigger-kept `count_by_analyzer` p50 / p95 | {p50_p95(counts_ms)} ms |")
+    print(f"| `status_report` (`sonantica status --json` minus start-up) p50 / p95 | {p50_p95(report_ms)} ms |")
+    print(f"| `GET /api/status` p50 / p95 | {p50_p95(api_ms)} ms |")
+
+
+async def redis_used_mib(runtime: Runtime) -> float:
+    info = await runtime.redis.info("memory")
+    return float(info["used_memory"]) / 2**20
+
+
+async def part_queue(
+    runtime: Runtime, versions: dict[str, int], ids: tuple[int, int], args: argparse.Namespace
+) -> None:
+    before_mib = await redis_used_mib(runtime)
+    started = time.perf_counter()
+    outcome = await rebuild_from_database(runtime, versions)
+    rebuild_s = time.perf_counter() - started
+    depths = await runtime.queue.depths()
+    full_mib = await redis_used_mib(runtime)
+    print(f"| first queue rebuild from PostgreSQL: {depths['scan']} jobs pushed | {rebuild_s:.1f} s ({outcome}) |")
+    print(f"| Redis used memory, empty -> {depths['scan']} scan jobs | {before_mib:.1f} -> {full_mib:.1f} MiB |")
+    blocked = await latency_blocked(runtime.redis, runtime.keys, backlog=depths["scan"], samples=args.samples)
+    print(f"| on-play latency, worker blocked in BLMOVE, {depths['scan']} queued | {summary(blocked)} |")
+    claimed, ready, _ = await latency_busy(runtime.redis, runtime.keys, backlog=depths["scan"], samples=args.samples)
+    print(f"| on-play latency, worker busy with the backlog, enqueue -> claimed | {summary(claimed)} |")
+    print(f"| same, enqueue -> AnalysisReady received | {summary(ready)} |")
+    await runtime.redis.flushdb()
+    async with transaction(runtime.pool) as conn:  # the sync path again: everything pending, nothing in Redis
+        await conn.execute("UPDATE analysis_status SET state = 'pending' WHERE state IN ('queued', 'running')")
+    await rebuild_from_database(runtime, {})  # sets the epoch with nothing to push
+    first, last = ids
+    sample = min(args.enqueue_sample, last - first + 1)
+    started = time.perf_counter()
+    queued = await enqueue_track_ids(runtime, range(first, first + sample), versions, priority=Priority.SCAN)
+    enqueue_s = time.perf_counter() - started
+    pushed = sum(1 for q in queued if q.analyzers)
+    print(
+        f"| `enqueue_track_ids` (sync path), {sample} tracks, {pushed} jobs | {enqueue_s:.1f} s"
+        f" ({sample / enqueue_s:.0f} tracks/s; 1M would take {1_000_000 / (sample / enqueue_s) / 60:.1f} min) |"
+    )
+
+
+class PeakRss:
+    """Samples the summed RSS of the PostgreSQL server (a backend's parent) and its children every 0.5 s."""
+
+    def __init__(self, backend_pid: int) -> None:
+        self.root = psutil.Process(backend_pid).parent()
+        self.peak_mib = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.5):
+            with contextlib.suppress(psutil.Error):
+                procs = [self.root, *self.root.children(recursive=True)]
+                total = sum(p.memory_info().rss for p in procs)
+                self.peak_mib = max(self.peak_mib, total / 2**20)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def api_latencies(base_url: str, seeds: list[int], params: dict[str, str | int]) -> tuple[list[float], list[int]]:
+    """ms and rows returned of ``GET /api/tracks/{seed}/similar`` per seed, one request at a time."""
+    latencies, rows = [], []
+    with httpx.Client(base_url=base_url, timeout=60, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+        for seed in seeds:
+            t0 = time.perf_counter()
+            response = client.get(f"/api/tracks/{seed}/similar", params=params)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            response.raise_for_status()
+            rows.append(len(response.json()["tracks"]))
+    return latencies, rows
+
+
+async def part_vectors(runtime: Runtime, ids: tuple[int, int], args: argparse.Namespace, work: Path) -> None:
+    first, last = ids
+    count = last - first + 1
+    model = runtime.settings.embedding.model
+    async with transaction(runtime.pool) as conn:
+        await vectors.register_model(conn, model, dim=args.dim, build_index=False)
+        await vectors.drop_index(conn, model)
+    data = np.empty((count, args.dim), dtype=np.float32)
+    started = time.perf_counter()
+    offset = 0
+    for chunk in clustered_unit_vector_chunks(count, args.dim, seed=1):
+        data[offset : offset + len(chunk)] = chunk
+        async with transaction(runtime.pool) as conn:
+            await vectors.copy_embeddings(conn, model, range(first + offset, first + offset + len(chunk)), chunk)
+        offset += len(chunk)
+    copy_s = time.perf_counter() - started
+    print(f"| generate + COPY {count} x {args.dim}-dim vectors | {copy_s:.1f} s ({count / copy_s:.0f} vectors/s) |")
+    started = time.perf_counter()
+    async with runtime.pool.connection() as conn:
+        backend_pid = conn.info.backend_pid
+    with PeakRss(backend_pid) as server_rss:
+        async with runtime.pool.connection() as conn:
+            await conn.execute(f"SET max_parallel_maintenance_workers = {args.build_workers}")
+            await vectors.build_index(conn, model, maintenance_work_mem_mb=args.mem_mb)
+            await conn.execute("ANALYZE embeddings")
+    build_s = time.perf_counter() - started
+    async with transaction(runtime.pool) as conn:
+        cur = await conn.execute(
+            "SELECT pg_relation_size(index_name::regclass), pg_total_relation_size('embeddings'),"
+            " (SELECT extversion FROM pg_extension WHERE extname = 'vector'), version()"
+            " FROM embedding_models WHERE model = %s",
+            (model,),
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    print(
+        f"| HNSW build (m 16, ef_construction 128, maintenance_work_mem {args.mem_mb} MB, "
+        f"{args.build_workers} parallel worker(s)) | {build_s / 60:.1f} min;"
+        f" PostgreSQL peak RSS {server_rss.peak_mib:.0f} MiB |"
+    )
+    print(f"| index size / table with indexes | {row[0] / 2**30:.2f} GiB / {row[1] / 2**30:.2f} GiB |")
+    print(f"| pgvector / server | {row[2]} / {str(row[3]).split(' on ')[0]} |")
+
+    rng = np.random.default_rng(2)
+    picks = rng.choice(count, args.queries, replace=False)
+    seeds = [first + int(i) for i in picks]
+    present = np.ones(count, dtype=bool)
+    present[np.arange(count)[(np.arange(count) + 1) % 1000 == 0]] = False  # synthetic: every 1000th is missing
+    exact: dict[int, set[int]] = {}
+    for seed, index in zip(seeds, picks, strict=True):
+        scores = data @ data[index]
+        scores[~present] = -2.0
+        scores[index] = -2.0
+        top = np.argpartition(-scores, 10)[:10]
+        exact[seed] = {first + int(i) for i in top}
+    hits = 0
+    async with transaction(runtime.pool) as conn:
+        for seed in seeds:
+            rows = await vectors.similar(conn, [seed], model=model, limit=10)
+            hits += len({r.track_id for r in rows} & exact[seed])
+    print(
+        f"| recall@10 of `similar` (default candidates), {len(seeds)} seeds, vs exact numpy |"
+        f" {hits / (10 * len(seeds)):.3f} |"
+    )
+    del data
+    server, thread, base_url = serve(runtime.settings)
+    try:
+        api_latencies(base_url, seeds[:10], {"limit": 20})  # warm-up
+        strict = {"limit": 20, "bpm_window_pct": 8, "half_double": "true", "camelot_compatible": "true",
+                  "max_per_artist": 2}  # fmt: skip
+        for label, params in (("no filter", {"limit": 20}), ("strict filters", strict)):
+            latencies, returned = await asyncio.to_thread(api_latencies, base_url, seeds, params)
+            print(
+                f"| `GET /api/tracks/{{id}}/similar` limit 20, {label}: p50 / p95 | {p50_p95(latencies)} ms;"
+                f" rows returned min {min(returned)}, mean {statistics.mean(returned):.1f} |"
+            )
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+class GeneratedSubsonic:
+    """A Navidrome-shaped Subsonic server of ``count`` songs made on the fly (nothing held in memory), for
+    ``httpx.MockTransport``: ``ping`` and ``search3`` pages in the recorded shape
+    (tests/fixtures/navidrome/search3_bpm_replaygain_real_path.json, without ``bpm`` and ``replayGain`` so no
+    host-versus-analysis comparison runs). Song ``g`` (1-based) has id ``s{g}``, path
+    ``/music/a{g // 1000}/{g}.flac`` and size ``1000 + g + version``; ``changed`` songs get version 1."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.changed: set[int] = set()
+        self.requests = 0
+
+    def song(self, g: int) -> dict[str, object]:
+        version = 1 if g in self.changed else 0
+        return {
+            "id": f"s{g}", "parent": f"al{g % 10000}", "isDir": False, "title": f"Song {g}",
+            "album": f"Album {g % 10000}", "artist": f"Artist {g % 5000}", "track": g % 12 + 1, "year": 2000 + g % 25,
+            "genre": "Ballad", "size": 1000 + g + version, "contentType": "audio/flac", "suffix": "flac",
+            "duration": 120 + g % 240, "bitRate": 780, "path": f"/music/a{g // 1000}/{g}.flac", "discNumber": 1,
+            "created": "2024-03-10T12:34:56.789012345Z", "albumId": f"al{g % 10000}", "artistId": f"ar{g % 5000}",
+            "type": "music", "isVideo": False, "mediaType": "song", "genres": [{"name": "Ballad"}],
+            "channelCount": 2, "samplingRate": 44100, "bitDepth": 16,
+        }  # fmt: skip
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        fields = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
+        head = {"status": "ok", "version": "1.16.1", "type": "navidrome", "serverVersion": "0.53.3",
+                "openSubsonic": True}  # fmt: skip
+        endpoint = request.url.path.rsplit("/", 1)[-1].removesuffix(".view")
+        if endpoint == "ping":
+            return httpx.Response(200, json={"subsonic-response": head})
+        if endpoint == "search3":
+            offset, size = int(fields["songOffset"]), int(fields["songCount"])
+            songs = [self.song(g) for g in range(offset + 1, min(self.count, offset + size) + 1)]
+            return httpx.Response(200, json={"subsonic-response": {**head, "searchResult3": {"song": songs}}})
+        raise AssertionError(f"the generated host does not answer {endpoint}")
+
+
+def make_mount(root: Path, count: int) -> None:
+    """``root/a{g // 1000}/{g}.flac`` for g in 1..count: hard links to one small file per folder (stat-able, no
+    data; ext4 allows 65 000 links per file)."""
+    for g in range(1, count + 1):
+        folder = root / f"a{g // 1000}"
+        source = folder / "source.bin"
+        if not source.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            source.write_bytes(b"fLaC")
+        target = folder / f"{g}.flac"
+        if not target.exists():
+            os.link(source, target)
+
+
+async def part_sync(runtime: Runtime, versions: dict[str, int], args: argparse.Namespace, work: Path) -> None:
+    mount = work / "mount"
+    started = time.perf_counter()
+    await asyncio.to_thread(make_mount, mount, args.tracks)
+    print(f"| generated mount: {args.tracks} hard links | {time.perf_counter() - started:.1f} s |")
+    host = GeneratedSubsonic(args.tracks)
+    config = NavidromeConfig(url="http://navidrome.invalid:4533", username="bench", password="bench",
+                             library_dir=mount, path_map=(("/music", str(mount)),))  # fmt: skip
+    adapter = NavidromeAdapter(config, transport=httpx.MockTransport(host.handle))
+    await runtime.redis.flushdb()
+    before_mib = rss_mib()
+    try:
+        started = time.perf_counter()
+        report = await sync_library(runtime, adapter, versions, page_size=args.page_size)
+        full_s = time.perf_counter() - started
+        print(
+            f"| full sync of {report.seen} songs ({host.requests} requests, page {args.page_size}): created"
+            f" {report.created}, queued {report.queued}, unmappable {report.unmappable} | {full_s / 60:.1f} min"
+            f" ({report.seen / full_s:.0f} tracks/s) |"
+        )
+        print(
+            f"| peak RSS of the benchmark process before / after full sync | {before_mib:.0f} / {rss_mib():.0f} MiB |"
+        )
+        rng = np.random.default_rng(3)
+        host.changed = {int(g) for g in rng.choice(args.tracks, args.changes, replace=False) + 1}
+        for g in host.changed:  # a new file (own inode) for each changed song: new size and mtime on the mount
+            target = mount / f"a{g // 1000}" / f"{g}.flac"
+            target.unlink()
+            target.write_bytes(b"fLaC changed")
+        started = time.perf_counter()
+        report = await sync_library(runtime, adapter, versions, page_size=args.page_size)
+        again_s = time.perf_counter() - started
+        print(
+            f"| second sync, {args.changes} files changed (Subsonic cannot list changes: every song again) |"
+            f" {again_s:.1f} s; updated {report.updated}, queued {report.queued}, missing {report.missing} |"
+        )
+    finally:
+        await adapter.aclose()
+
+
+async def run(args: argparse.Namespace, work: Path) -> None:
+    url = fresh_database(embedded_postgres_url(work / "pg"))
+    (work / "redis").mkdir(exist_ok=True)
+    redis_server, redis_url = start_redis(work / "redis")  # configured, so the API app in this process shares it
+    try:
+        await run_parts(args, work, url, redis_url)
+    finally:
+        redis_server.terminate()
+        redis_server.wait(timeout=10)
+
+
+async def run_parts(args: argparse.Namespace, work: Path, url: str, redis_url: str) -> None:
+    settings = Settings(
+        data_dir=work / "data",
+        database_url=SecretStr(url),
+        redis_url=SecretStr(redis_url),
+        api={"token": TOKEN},  # type: ignore[arg-type]
+    )
+    versions = enabled_versions(settings)
+    parts = [p for p in PARTS if p in args.parts]
+    await migrate(url)
+    async with open_runtime(settings) as runtime:
+        print(
+            f"{platform.machine()}, {os.cpu_count()} CPUs (shared), embedded PostgreSQL + Redis; N={args.tracks};"
+            f" analyzers {versions}"
+        )
+        print()
+        print("| step | figure |")
+        print("|---|---|")
+        ids = (0, 0)
+        if {"status", "queue", "vectors"} & set(parts):
+            ids = await load_library(runtime, args.tracks, versions)
+        if "status" in parts:
+            await part_status(runtime, versions, args)
+        if "queue" in parts:
+            await part_queue(runtime, versions, ids, args)
+        if "vectors" in parts:
+            await part_vectors(runtime, ids, args, work)
+        if "sync" in parts:
+            await part_sync(runtime, versions, args, work)
+        print(f"| peak RSS of the benchmark process | {rss_mib():.0f} MiB |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tracks", type=int, default=1_000_000)
+    parser.add_argument("--parts", type=lambda s: s.split(","), default=list(PARTS))
+    parser.add_argument("--samples", type=int, default=200, help="on-play latency samples")
+    parser.add_argument("--enqueue-sample", type=int, default=1_000_000, help="tracks through enqueue_track_ids")
+    parser.add_argument("--dim", type=int, default=753, help="vector length (753: MusiCNN pooled, the default)")
+    parser.add_argument("--mem-mb", type=int, default=6144, help="maintenance_work_mem for the HNSW build")
+    parser.add_argument("--build-workers", type=int, default=1, help="max_parallel_maintenance_workers")
+    parser.add_argument("--queries", type=int, default=200, help="seeds for recall and latency")
+    parser.add_argument("--page-size", type=int, default=500, help="songs per search3 page and per transaction")
+    parser.add_argument("--changes", type=int, default=1000, help="songs changed before the second sync")
+    parser.add_argument("--work-dir", type=Path, help="where the servers keep their data (default: temporary)")
+    args = parser.parse_args()
+    unknown = set(args.parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
+    if args.work_dir:
+        asyncio.run(run(args, args.work_dir))
+        return
+    with tempfile.TemporaryDirectory(prefix="sonantica-scale-", ignore_cleanup_errors=True) as tmp:
+        asyncio.run(run(args, Path(tmp)))
+
+
+if __name__ == "__main__":
+    main()

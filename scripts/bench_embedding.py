@@ -5,10 +5,14 @@ Parts (``--parts``, default all):
 ``broad``: the broad similarity corpus (:func:`sidecar.demo.embedding_eval.broad_corpus`): 14 GM programs x
 ``--melodies`` melodies x every soundfont found (TimGM6mb from ``pretty_midi``; Debian's ``fluid-soundfont-gm`` and
 ``musescore-general-soundfont-small`` when installed), solo / accompanied / band arrangements, random level,
-reverb, chorus and spectral tilt per clip. Label: the lead program. Every clip is a query once; its 5 nearest
-others (cosine, among all clips) are scored. Representations with fitted parts (standardisation, PCA whitening,
-concatenation weight) are fitted without the query's fold: **leave-one-melody-out** (fit on the other melodies)
-and **leave-one-soundfont-out** (fit on the other soundfonts). Printed: precision@5 per program and overall.
+reverb, chorus and spectral tilt per clip. Label: the lead program. Every clip is a query once. Representations
+with fitted parts (standardisation, PCA whitening, concatenation weight, LDA, NCA) are fitted without the query's
+fold. Schemes: **leave-one-melody-out** (LOMO) and **leave-one-soundfont-out** (LOSO), each scored with neighbours
+searched among all clips (precision@5), only within the query's soundfont (``1sf``, precision@3: 3 same-program
+clips exist there) and only within the query's arrangement (``arr``, precision@1); and **leave-programs-out**
+(LOPO: fitted on every other program, scored on the rest, neighbours among the rest). Peers: librosa-default and
+Essentia MFCC/chroma/contrast statistics (Essentia from the ``bench`` extra, skipped when not installed). Printed:
+precision per scheme, and precision@5 per program under LOMO.
 
 ``quality``: the older instrument corpus (12 lead programs x 8 melodies x 20 s, TimGM6mb, solo) and robustness
 (each piece re-encoded to MP3 128 kbit/s at 22.05 kHz, -6 / +6 dB, must find its original as nearest neighbour),
@@ -364,11 +368,15 @@ def broad(cache_dir: Path, *, melodies: int, duration_s: float) -> None:
     half = np.array([EVAL_PROGRAMS.index(clip.program) % 2 for clip in clips])
     everywhere = np.ones((len(clips), len(clips)), bool)
     same_font = by_font[:, None] == by_font[None, :]
+    by_arrangement = np.array([clip.arrangement for clip in clips])
+    same_arrangement = by_arrangement[:, None] == by_arrangement[None, :]
     schemes = [
         Scheme("LOMO p@5", by_melody, everywhere, 5),
         Scheme("LOSO p@5", by_font, everywhere, 5),
         Scheme("LOMO 1sf p@3", by_melody, same_font, 3),
         Scheme("LOSO 1sf p@3", by_font, same_font, 3),
+        Scheme("LOMO arr p@1", by_melody, same_arrangement, 1),
+        Scheme("LOSO arr p@1", by_font, same_arrangement, 1),
         Scheme("LOPO p@5", half, half[:, None] == half[None, :], 5),
     ]
     if len(fonts) == 1:
@@ -409,6 +417,7 @@ def broad(cache_dir: Path, *, melodies: int, duration_s: float) -> None:
         representations["peer: essentia MFCC+HPCP+contrast"] = (raw("essentia"), 74)
         representations["peer: essentia, standardised"] = (standardised("essentia"), 74)
     print("LOMO/LOSO: leave-one-melody-/soundfont-out; 1sf: neighbours only within the query's soundfont;")
+    print("arr: neighbours only among clips of the query's arrangement (solo / chords / drums);")
     print("LOPO: fitted on half the programs, scored on the other half (neighbours among those clips only)")
     print(f"{'representation':<44} {'dims':>5} " + " ".join(f"{s.name:>12}" for s in schemes))
     per_program_rows: list[str] = []

@@ -14,6 +14,10 @@ clips exist there) and only within the query's arrangement (``arr``, precision@1
 Essentia MFCC/chroma/contrast statistics (Essentia from the ``bench`` extra, skipped when not installed). Printed:
 precision per scheme, and precision@5 per program under LOMO.
 
+``transfer``: every representation of ``broad`` fitted on the broad clips of FluidR3 and MuseScore Lite, scored
+(precision@5) on the older solo corpus below (TimGM6mb, other melodies, no arrangement or effects): a corpus the fit
+never saw.
+
 ``quality``: the older instrument corpus (12 lead programs x 8 melodies x 20 s, TimGM6mb, solo) and robustness
 (each piece re-encoded to MP3 128 kbit/s at 22.05 kHz, -6 / +6 dB, must find its original as nearest neighbour),
 for ``timbre-v1`` and the default MusiCNN model.
@@ -24,7 +28,7 @@ file cannot be downloaded here; the network does the same arithmetic whatever th
 
 Rendered clips and per-clip features are cached under ``--cache-dir`` (default ``.bench-cache/embedding``).
 
-    python scripts/bench_embedding.py [--parts broad,quality,speed] [--melodies 4] [--duration-s 15] [--repeats 3]
+    python scripts/bench_embedding.py [--parts broad,transfer,quality,speed] [--melodies 4] [--duration-s 15] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -352,35 +356,9 @@ def held_out_precision(
     return float(hits.mean()), per_label
 
 
-def broad(cache_dir: Path, *, melodies: int, duration_s: float) -> None:
-    fonts = {"timgm6mb": soundfont_path(), **{n: p for n, p in DEBIAN_SOUNDFONTS.items() if p.exists()}}
-    clips = broad_corpus(list(fonts), melodies=melodies, duration_s=duration_s, seed=0)
-    print(f"broad corpus: {len(EVAL_PROGRAMS)} programs x {melodies} melodies x {len(fonts)} soundfonts "
-          f"({', '.join(fonts)}) x {duration_s:g} s = {len(clips)} clips", flush=True)  # fmt: skip
-    paths = cached_clips(clips, fonts, cache_dir / "broad")
-    musicnn = MusicnnModel(model_dir=None, device=resolve_device("cpu"), batch_size=8)
-    features = clip_features(paths, cache_dir / "broad", musicnn)
-    features["librosa"] = librosa_features(paths, cache_dir / "broad")
-    essentia = essentia_features(paths, cache_dir / "broad")
-    labels = np.array([clip.program for clip in clips])
-    by_melody = np.array([clip.melody for clip in clips])
-    by_font = np.array([clip.soundfont for clip in clips])
-    half = np.array([EVAL_PROGRAMS.index(clip.program) % 2 for clip in clips])
-    everywhere = np.ones((len(clips), len(clips)), bool)
-    same_font = by_font[:, None] == by_font[None, :]
-    by_arrangement = np.array([clip.arrangement for clip in clips])
-    same_arrangement = by_arrangement[:, None] == by_arrangement[None, :]
-    schemes = [
-        Scheme("LOMO p@5", by_melody, everywhere, 5),
-        Scheme("LOSO p@5", by_font, everywhere, 5),
-        Scheme("LOMO 1sf p@3", by_melody, same_font, 3),
-        Scheme("LOSO 1sf p@3", by_font, same_font, 3),
-        Scheme("LOMO arr p@1", by_melody, same_arrangement, 1),
-        Scheme("LOSO arr p@1", by_font, same_arrangement, 1),
-        Scheme("LOPO p@5", half, half[:, None] == half[None, :], 5),
-    ]
-    if len(fonts) == 1:
-        schemes = [s for s in schemes if not s.name.startswith("LOSO")]
+def make_representations(labels: np.ndarray, *, with_essentia: bool) -> dict[str, tuple[Fit, int]]:
+    """Every representation of the broad part by name, with its vector length; ``labels`` are those of every row
+    the fits will see (the fits use only the training rows' labels)."""
     musicnn_all = ("max_pool", "penultimate", "timbre-v1")
     with_stds = (*musicnn_all, "max_pool_std", "penultimate_std")
     representations: dict[str, tuple[Fit, int]] = {
@@ -412,24 +390,94 @@ def broad(cache_dir: Path, *, melodies: int, duration_s: float) -> None:
         "NCA on max_pool (+) penult (+) timbre": (nca(musicnn_all, labels), 32),
         "LDA on max_pool, blended with raw max_pool": (blended(lda(["max_pool"], labels), "max_pool"), 766),
     }
-    if essentia is not None:
-        features["essentia"] = essentia
+    if with_essentia:
         representations["peer: essentia MFCC+HPCP+contrast"] = (raw("essentia"), 74)
         representations["peer: essentia, standardised"] = (standardised("essentia"), 74)
-    print("LOMO/LOSO: leave-one-melody-/soundfont-out; 1sf: neighbours only within the query's soundfont;")
-    print("arr: neighbours only among clips of the query's arrangement (solo / chords / drums);")
-    print("LOPO: fitted on half the programs, scored on the other half (neighbours among those clips only)")
-    print(f"{'representation':<44} {'dims':>5} " + " ".join(f"{s.name:>12}" for s in schemes))
-    per_program_rows: list[str] = []
-    for name, (fit, dims) in representations.items():
-        scores = [held_out_precision(fit, features, labels, scheme) for scheme in schemes]
-        print(f"{name:<44} {dims:>5} " + " ".join(f"{p:>12.3f}" for p, _ in scores), flush=True)
-        per_label = scores[0][1]
-        per_program_rows.append(f"{name[:44]:<44} " + " ".join(f"{per_label[p]:>5.2f}" for p in EVAL_PROGRAMS))
-    print("precision@5 per program (leave-one-melody-out, neighbours across soundfonts):")
-    print(f"{'':<44} " + " ".join(f"{PROGRAM_NAMES[p][:5]:>5}" for p in EVAL_PROGRAMS))
-    for row in per_program_rows:
-        print(row)
+    return representations
+
+
+def broad(cache_dir: Path, *, melodies: int, duration_s: float, score_part: bool, transfer_part: bool) -> None:
+    fonts = {"timgm6mb": soundfont_path(), **{n: p for n, p in DEBIAN_SOUNDFONTS.items() if p.exists()}}
+    clips = broad_corpus(list(fonts), melodies=melodies, duration_s=duration_s, seed=0)
+    print(f"broad corpus: {len(EVAL_PROGRAMS)} programs x {melodies} melodies x {len(fonts)} soundfonts "
+          f"({', '.join(fonts)}) x {duration_s:g} s = {len(clips)} clips", flush=True)  # fmt: skip
+    paths = cached_clips(clips, fonts, cache_dir / "broad")
+    musicnn = MusicnnModel(model_dir=None, device=resolve_device("cpu"), batch_size=8)
+    features = clip_features(paths, cache_dir / "broad", musicnn)
+    features["librosa"] = librosa_features(paths, cache_dir / "broad")
+    essentia = essentia_features(paths, cache_dir / "broad")
+    labels = np.array([clip.program for clip in clips])
+    by_melody = np.array([clip.melody for clip in clips])
+    by_font = np.array([clip.soundfont for clip in clips])
+    half = np.array([EVAL_PROGRAMS.index(clip.program) % 2 for clip in clips])
+    everywhere = np.ones((len(clips), len(clips)), bool)
+    same_font = by_font[:, None] == by_font[None, :]
+    by_arrangement = np.array([clip.arrangement for clip in clips])
+    same_arrangement = by_arrangement[:, None] == by_arrangement[None, :]
+    schemes = [
+        Scheme("LOMO p@5", by_melody, everywhere, 5),
+        Scheme("LOSO p@5", by_font, everywhere, 5),
+        Scheme("LOMO 1sf p@3", by_melody, same_font, 3),
+        Scheme("LOSO 1sf p@3", by_font, same_font, 3),
+        Scheme("LOMO arr p@1", by_melody, same_arrangement, 1),
+        Scheme("LOSO arr p@1", by_font, same_arrangement, 1),
+        Scheme("LOPO p@5", half, half[:, None] == half[None, :], 5),
+    ]
+    if len(fonts) == 1:
+        schemes = [s for s in schemes if not s.name.startswith("LOSO")]
+    representations = make_representations(labels, with_essentia=essentia is not None)
+    if essentia is not None:
+        features["essentia"] = essentia
+    if score_part:
+        print("LOMO/LOSO: leave-one-melody-/soundfont-out; 1sf: neighbours only within the query's soundfont;")
+        print("arr: neighbours only among clips of the query's arrangement (solo / chords / drums);")
+        print("LOPO: fitted on half the programs, scored on the other half (neighbours among those clips only)")
+        print(f"{'representation':<44} {'dims':>5} " + " ".join(f"{s.name:>12}" for s in schemes))
+        per_program_rows: list[str] = []
+        for name, (fit, dims) in representations.items():
+            scores = [held_out_precision(fit, features, labels, scheme) for scheme in schemes]
+            print(f"{name:<44} {dims:>5} " + " ".join(f"{p:>12.3f}" for p, _ in scores), flush=True)
+            per_label = scores[0][1]
+            per_program_rows.append(f"{name[:44]:<44} " + " ".join(f"{per_label[p]:>5.2f}" for p in EVAL_PROGRAMS))
+        print("precision@5 per program (leave-one-melody-out, neighbours across soundfonts):")
+        print(f"{'':<44} " + " ".join(f"{PROGRAM_NAMES[p][:5]:>5}" for p in EVAL_PROGRAMS))
+        for row in per_program_rows:
+            print(row)
+    if transfer_part and "timgm6mb" in fonts and len(fonts) > 1:
+        transfer(cache_dir, musicnn, features, labels, by_font, by_melody)
+
+
+def transfer(
+    cache_dir: Path,
+    musicnn: MusicnnModel,
+    broad_features: dict[str, Matrix],
+    broad_labels: np.ndarray,
+    by_font: np.ndarray,
+    by_melody: np.ndarray,
+) -> None:
+    """Another corpus: every representation fitted on the broad clips of the soundfonts other than TimGM6mb, scored
+    on the older solo corpus (12 lead programs x 8 melodies x 20 s, TimGM6mb, no effects; each melody its own notes,
+    key and tempo): neighbours (precision@5) among that corpus only, so soundfont, melodies and arrangement are all
+    unseen by the fit."""
+    specs = instrument_corpus(LEAD_PROGRAMS, 8, duration_s=20.0, seed=0)
+    paths = cached_corpus(specs, cache_dir / "instrument")
+    other = clip_features(paths, cache_dir / "instrument", musicnn)
+    other["librosa"] = librosa_features(paths, cache_dir / "instrument")
+    if "essentia" in broad_features:
+        other["essentia"] = essentia_features(paths, cache_dir / "instrument")
+    features = {name: np.vstack([broad_features[name], other[name]]) for name in broad_features}
+    labels = np.concatenate([broad_labels, [spec.lead_program for spec in specs]])
+    n_broad = broad_labels.shape[0]
+    scored = np.arange(labels.shape[0]) >= n_broad
+    train = np.concatenate([by_font != "timgm6mb", np.zeros(len(specs), bool)])
+    groups = np.concatenate([by_melody, np.full(len(specs), -1)])  # nested choices: leave one broad melody out
+    print(f"transfer: fitted on {int(train.sum())} broad clips (not TimGM6mb), scored on the solo corpus "
+          f"({len(LEAD_PROGRAMS)} programs x 8 melodies x 20 s, TimGM6mb)")  # fmt: skip
+    print(f"{'representation':<44} {'p@5':>6}")
+    for name, (fit, _) in make_representations(labels, with_essentia="essentia" in features).items():
+        z = fit(features, train, groups)
+        hits = _hits(z, labels, scored, scored[None, :].repeat(labels.shape[0], axis=0), k=5)
+        print(f"{name:<44} {hits.mean():>6.3f}", flush=True)
 
 
 # --- the older corpus and robustness -------------------------------------------------------------------------------
@@ -527,7 +575,9 @@ def speed(cache_dir: Path, work_dir: Path, *, repeats: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parts", default="broad,quality,speed", help="comma-separated: broad, quality, speed")
+    parser.add_argument(
+        "--parts", default="broad,transfer,quality,speed", help="comma-separated: broad, transfer, quality, speed"
+    )
     parser.add_argument("--melodies", type=int, default=4, help="melodies per program in the broad corpus")
     parser.add_argument("--duration-s", type=float, default=15.0, help="clip length of the broad corpus")
     parser.add_argument("--repeats", type=int, default=3)
@@ -536,8 +586,9 @@ def main() -> None:
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     with tempfile.TemporaryDirectory() as tmp:
-        if "broad" in parts:
-            broad(args.cache_dir, melodies=args.melodies, duration_s=args.duration_s)
+        if parts & {"broad", "transfer"}:
+            broad(args.cache_dir, melodies=args.melodies, duration_s=args.duration_s,
+                  score_part="broad" in parts, transfer_part="transfer" in parts)  # fmt: skip
         if "quality" in parts:
             quality(args.cache_dir, Path(tmp), melodies=8, duration_s=20.0, models=args.quality_models.split(","))
         if "speed" in parts:

@@ -28,7 +28,8 @@ file cannot be downloaded here; the network does the same arithmetic whatever th
 
 Rendered clips and per-clip features are cached under ``--cache-dir`` (default ``.bench-cache/embedding``).
 
-    python scripts/bench_embedding.py [--parts broad,transfer,quality,speed] [--melodies 4] [--duration-s 15] [--repeats 3]
+    python scripts/bench_embedding.py [--parts broad,transfer,quality,speed] [--melodies 4] [--duration-s 15]
+                                      [--repeats 3]
 """
 
 from __future__ import annotations

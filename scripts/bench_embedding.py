@@ -5,10 +5,18 @@ Parts (``--parts``, default all):
 ``broad``: the broad similarity corpus (:func:`sidecar.demo.embedding_eval.broad_corpus`): 14 GM programs x
 ``--melodies`` melodies x every soundfont found (TimGM6mb from ``pretty_midi``; Debian's ``fluid-soundfont-gm`` and
 ``musescore-general-soundfont-small`` when installed), solo / accompanied / band arrangements, random level,
-reverb, chorus and spectral tilt per clip. Label: the lead program. Every clip is a query once; its 5 nearest
-others (cosine, among all clips) are scored. Representations with fitted parts (standardisation, PCA whitening,
-concatenation weight) are fitted without the query's fold: **leave-one-melody-out** (fit on the other melodies)
-and **leave-one-soundfont-out** (fit on the other soundfonts). Printed: precision@5 per program and overall.
+reverb, chorus and spectral tilt per clip. Label: the lead program. Every clip is a query once. Representations
+with fitted parts (standardisation, PCA whitening, concatenation weight, LDA, NCA) are fitted without the query's
+fold. Schemes: **leave-one-melody-out** (LOMO) and **leave-one-soundfont-out** (LOSO), each scored with neighbours
+searched among all clips (precision@5), only within the query's soundfont (``1sf``, precision@3: 3 same-program
+clips exist there) and only within the query's arrangement (``arr``, precision@1); and **leave-programs-out**
+(LOPO: fitted on every other program, scored on the rest, neighbours among the rest). Peers: librosa-default and
+Essentia MFCC/chroma/contrast statistics (Essentia from the ``bench`` extra, skipped when not installed). Printed:
+precision per scheme, and precision@5 per program under LOMO.
+
+``transfer``: every representation of ``broad`` fitted on the broad clips of FluidR3 and MuseScore Lite, scored
+(precision@5) on the older solo corpus below (TimGM6mb, other melodies, no arrangement or effects): a corpus the fit
+never saw.
 
 ``quality``: the older instrument corpus (12 lead programs x 8 melodies x 20 s, TimGM6mb, solo) and robustness
 (each piece re-encoded to MP3 128 kbit/s at 22.05 kHz, -6 / +6 dB, must find its original as nearest neighbour),
@@ -20,7 +28,8 @@ file cannot be downloaded here; the network does the same arithmetic whatever th
 
 Rendered clips and per-clip features are cached under ``--cache-dir`` (default ``.bench-cache/embedding``).
 
-    python scripts/bench_embedding.py [--parts broad,quality,speed] [--melodies 4] [--duration-s 15] [--repeats 3]
+    python scripts/bench_embedding.py [--parts broad,transfer,quality,speed] [--melodies 4] [--duration-s 15]
+                                      [--repeats 3]
 """
 
 from __future__ import annotations
@@ -30,10 +39,12 @@ import gzip
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
+import scipy.linalg
 import torch
 
 from sidecar.analyzers.audio import AudioReader
@@ -57,7 +68,6 @@ from sidecar.demo.music import LEAD_PROGRAMS, instrument_corpus, soundfont_path,
 from sidecar.settings import EmbeddingSettings, Settings
 
 Matrix = np.ndarray
-Fit = Callable[[dict[str, Matrix], np.ndarray], Matrix]  # (features, train mask) -> vectors of all clips
 
 PROGRAM_NAMES = {
     0: "piano", 4: "e-piano", 11: "vibraphone", 19: "organ", 24: "nylon guitar", 40: "violin", 56: "trumpet",
@@ -80,12 +90,16 @@ def _unit(x: Matrix) -> Matrix:
 
 # --- features ------------------------------------------------------------------------------------------------------
 
+STD_LAYERS = ("max_pool", "mean_pool", "penultimate")
+"""MusiCNN layers whose standard deviation over a clip's patches is also kept (``<layer>_std``)."""
+
 
 def clip_features(paths: Sequence[Path], cache_dir: Path, model: MusicnnModel) -> dict[str, Matrix]:
-    """Per clip: ``timbre-v1`` and the MusiCNN layers (means over the clip's patches), one decode per clip."""
+    """Per clip: ``timbre-v1``, the MusiCNN layers (means over the clip's 64 patches, as the product averages them)
+    and the standard deviation over patches of :data:`STD_LAYERS`; one decode per clip."""
     rows: dict[str, list[np.ndarray]] = {}
     for i, path in enumerate(paths):
-        cached = cache_dir / f"{path.stem}-features-v1.npz"
+        cached = cache_dir / f"{path.stem}-features-v2.npz"
         if not cached.exists():
             with AudioReader(path) as reader:
                 timbre = TimbreSession()
@@ -93,7 +107,10 @@ def clip_features(paths: Sequence[Path], cache_dir: Path, model: MusicnnModel) -
                 for block in reader.blocks():
                     timbre.feed(block)
                     musicnn.feed(block)
-                np.savez(cached, **{"timbre-v1": timbre.finish().vector}, **musicnn.layers())
+                per_patch = musicnn.patch_layers()
+                means = {name: values.mean(axis=0) for name, values in per_patch.items()}
+                stds = {f"{name}_std": per_patch[name].std(axis=0) for name in STD_LAYERS}
+                np.savez(cached, **{"timbre-v1": timbre.finish().vector}, **means, **stds)
             if i % 20 == 0:
                 print(f"  features {i + 1}/{len(paths)}", flush=True)
         with np.load(cached) as data:
@@ -102,11 +119,67 @@ def clip_features(paths: Sequence[Path], cache_dir: Path, model: MusicnnModel) -
     return {name: np.stack(values).astype(np.float64) for name, values in rows.items()}
 
 
+def librosa_features(paths: Sequence[Path], cache_dir: Path) -> Matrix:
+    """The naive peer, librosa 0.11 defaults: ``librosa.load`` (22.05 kHz mono), 20 MFCCs, 12 chroma (STFT) and 7
+    spectral-contrast bands; mean and standard deviation over frames of each (78 values per clip)."""
+    import librosa
+
+    rows = []
+    for path in paths:
+        cached = cache_dir / f"{path.stem}-librosa-v1.npy"
+        if not cached.exists():
+            y, sr = librosa.load(path)
+            frames = np.vstack([
+                librosa.feature.mfcc(y=y, sr=sr),
+                librosa.feature.chroma_stft(y=y, sr=sr),
+                librosa.feature.spectral_contrast(y=y, sr=sr),
+            ])  # fmt: skip
+            np.save(cached, np.concatenate([frames.mean(axis=1), frames.std(axis=1)]))
+        rows.append(np.load(cached))
+    return np.stack(rows).astype(np.float64)
+
+
+def essentia_features(paths: Sequence[Path], cache_dir: Path) -> Matrix | None:
+    """The Essentia peer (``bench`` extra; None when not installed), Essentia's default algorithms on 44.1 kHz mono
+    frames of 2048 samples, hop 1024, Hann window: 13 MFCCs, 12-bin HPCP and spectral contrast (6 bands + 6
+    valleys); mean and standard deviation over frames (74 values per clip)."""
+    try:
+        import essentia  # type: ignore[import-untyped,import-not-found,unused-ignore]  # bench extra
+        import essentia.standard as es  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    essentia.log.infoActive = False
+    essentia.log.warningActive = False
+    window, spectrum = es.Windowing(type="hann"), es.Spectrum()
+    mfcc, peaks, hpcp = es.MFCC(), es.SpectralPeaks(), es.HPCP()
+    contrast = es.SpectralContrast(frameSize=2048)
+    rows = []
+    for path in paths:
+        cached = cache_dir / f"{path.stem}-essentia-v1.npy"
+        if not cached.exists():
+            audio = es.MonoLoader(filename=str(path), sampleRate=44100)()
+            frames = []
+            for frame in es.FrameGenerator(audio, frameSize=2048, hopSize=1024, startFromZero=True):
+                spec = spectrum(window(frame))
+                _, coefficients = mfcc(spec)
+                chroma = hpcp(*peaks(spec))
+                bands, valleys = contrast(spec)
+                frames.append(np.concatenate([coefficients, chroma, bands, valleys]))
+            stacked = np.array(frames)
+            np.save(cached, np.concatenate([stacked.mean(axis=0), stacked.std(axis=0)]))
+        rows.append(np.load(cached))
+    return np.stack(rows).astype(np.float64)
+
+
 # --- representations -----------------------------------------------------------------------------------------------
+# A representation is fitted on the training clips only: fit(features, train mask, groups) -> vectors of all clips;
+# ``groups`` are the scheme's fold labels (for nested choices of a hyper-parameter inside the training part).
+
+Fit = Callable[[dict[str, Matrix], np.ndarray, np.ndarray], Matrix]
 
 
 def raw(name: str) -> Fit:
-    return lambda features, train: _unit(features[name])
+    return lambda features, train, groups: _unit(features[name])
 
 
 def _standardise(x: Matrix, train: np.ndarray) -> Matrix:
@@ -114,30 +187,34 @@ def _standardise(x: Matrix, train: np.ndarray) -> Matrix:
     return (x - mean) / np.where(std > 1e-9, std, 1.0)
 
 
-def standardised(name: str) -> Fit:
-    return lambda features, train: _unit(_standardise(features[name], train))
+def _blocks(features: dict[str, Matrix], names: Sequence[str], train: np.ndarray) -> Matrix:
+    """``names`` standardised column-wise on the training clips, each block scaled to the same total variance."""
+    return np.hstack([_standardise(features[n], train) / np.sqrt(features[n].shape[1]) for n in names])
+
+
+def standardised(*names: str) -> Fit:
+    return lambda features, train, groups: _unit(_blocks(features, names, train))
+
+
+def _whiten(x: Matrix, train: np.ndarray, variance: float) -> Matrix:
+    mean = x[train].mean(axis=0)
+    _, s, vt = np.linalg.svd(x[train] - mean, full_matrices=False)
+    share = np.cumsum(s**2) / np.sum(s**2)
+    k = int(np.searchsorted(share, variance)) + 1
+    scale = s[:k] / np.sqrt(max(int(train.sum()) - 1, 1))
+    return ((x - mean) @ vt[:k].T) / scale
 
 
 def whitened(name: str, *, variance: float = 0.95) -> Fit:
     """PCA fitted on the training clips, components up to ``variance`` of the variance, each scaled to unit variance."""
-
-    def fit(features: dict[str, Matrix], train: np.ndarray) -> Matrix:
-        x = features[name]
-        mean = x[train].mean(axis=0)
-        _, s, vt = np.linalg.svd(x[train] - mean, full_matrices=False)
-        share = np.cumsum(s**2) / np.sum(s**2)
-        k = int(np.searchsorted(share, variance)) + 1
-        scale = s[:k] / np.sqrt(max(int(train.sum()) - 1, 1))
-        return _unit(((x - mean) @ vt[:k].T) / scale)
-
-    return fit
+    return lambda features, train, groups: _unit(_whiten(features[name], train, variance))
 
 
 def concatenated(first: str, second: str, labels: np.ndarray, *, whiten: bool = False) -> Fit:
     """Standardised ``first`` and ``second`` (each L2-normalised), ``second`` weighted by w; w from a grid, chosen
     by precision@5 among the training clips only (queries and neighbours both from the training part)."""
 
-    def fit(features: dict[str, Matrix], train: np.ndarray) -> Matrix:
+    def fit(features: dict[str, Matrix], train: np.ndarray, groups: np.ndarray) -> Matrix:
         a = _unit(_standardise(features[first], train))
         b = _unit(_standardise(features[second], train))
         best_w, best_p = 0.0, -1.0
@@ -147,39 +224,144 @@ def concatenated(first: str, second: str, labels: np.ndarray, *, whiten: bool = 
             if p > best_p + 1e-9:
                 best_w, best_p = float(w), p
         z = np.hstack([a, best_w * b])
-        return whitened("z")({"z": z}, train) if whiten else _unit(z)
+        return _unit(_whiten(z, train, 0.95)) if whiten else _unit(z)
 
     return fit
 
 
+def _lda_projection(x: Matrix, y: np.ndarray, shrinkage: float) -> Matrix:
+    """Fisher LDA on rows ``x`` (already centred and reduced) with labels ``y``: the generalised eigenvectors of
+    between- vs within-class scatter, the within-class scatter shrunk toward its mean variance by ``shrinkage``
+    (0..1); the top (classes - 1) directions as columns."""
+    classes = np.unique(y)
+    mean = x.mean(axis=0)
+    within = np.zeros((x.shape[1], x.shape[1]))
+    between = np.zeros_like(within)
+    for c in classes:
+        xc = x[y == c]
+        centred = xc - xc.mean(axis=0)
+        within += centred.T @ centred
+        offset = (xc.mean(axis=0) - mean)[:, None]
+        between += xc.shape[0] * offset @ offset.T
+    within /= x.shape[0]
+    between /= x.shape[0]
+    within = (1 - shrinkage) * within + shrinkage * np.trace(within) / x.shape[1] * np.eye(x.shape[1])
+    values, vectors = scipy.linalg.eigh(between, within)
+    return vectors[:, np.argsort(values)[::-1][: len(classes) - 1]]
+
+
+def _lda_vectors(x: Matrix, labels: np.ndarray, train: np.ndarray, shrinkage: float) -> Matrix:
+    """PCA on the training rows (keeping at most n_train - classes components, 99 % of the variance), then LDA."""
+    mean = x[train].mean(axis=0)
+    _, s, vt = np.linalg.svd(x[train] - mean, full_matrices=False)
+    share = np.cumsum(s**2) / np.sum(s**2)
+    k = min(int(np.searchsorted(share, 0.99)) + 1, int(train.sum()) - len(np.unique(labels[train])))
+    reduced = (x - mean) @ vt[:k].T
+    return _unit(reduced @ _lda_projection(reduced[train], labels[train], shrinkage))
+
+
+SHRINKAGES = (0.05, 0.2, 0.5, 0.8, 0.95)
+DEFAULT_SHRINKAGE = 0.5
+"""Used where the training part has a single group (LOPO), so no nested choice is possible."""
+
+
+def lda(names: Sequence[str], labels: np.ndarray) -> Fit:
+    """Standardised blocks ``names`` -> PCA -> shrinkage LDA on the program labels of the training clips. The
+    shrinkage is chosen by nested leave-one-group-out inside the training part (precision@5 of the inner held-out
+    group among the training clips), never on the scored fold; :data:`DEFAULT_SHRINKAGE` where the training part is
+    one group."""
+
+    def fit(features: dict[str, Matrix], train: np.ndarray, groups: np.ndarray) -> Matrix:
+        x = _blocks(features, names, train)
+        inner_groups = np.unique(groups[train])
+        if len(inner_groups) < 2:  # leave-programs-out: one group left to fit on, nothing to choose with
+            return _lda_vectors(x, labels, train, DEFAULT_SHRINKAGE)
+        best, best_p = SHRINKAGES[0], -1.0
+        for shrinkage in SHRINKAGES:
+            hits = []
+            for inner in inner_groups:
+                inner_train = train & (groups != inner)
+                z = _lda_vectors(x, labels, inner_train, shrinkage)[train]
+                queries = groups[train] == inner
+                hits.append(_hits(z, labels[train], queries, np.ones((z.shape[0], z.shape[0]), bool), k=5))
+            p = float(np.concatenate(hits).mean())
+            if p > best_p + 1e-9:
+                best, best_p = shrinkage, p
+        return _lda_vectors(x, labels, train, best)
+
+    return fit
+
+
+def blended(learned: Fit, name: str) -> Fit:
+    """``learned`` (unit vectors) beside the raw layer ``name`` (unit vectors), equal weight: a hedge that keeps the
+    unfitted similarity for music unlike the training labels."""
+
+    def fit(features: dict[str, Matrix], train: np.ndarray, groups: np.ndarray) -> Matrix:
+        return _unit(np.hstack([learned(features, train, groups), _unit(features[name])]))
+
+    return fit
+
+
+def nca(names: Sequence[str], labels: np.ndarray, *, pca_dims: int = 64, dims: int = 32) -> Fit:
+    """Standardised blocks ``names`` -> PCA (``pca_dims``, fitted on the training clips) -> scikit-learn's
+    Neighbourhood Components Analysis to ``dims`` dimensions on the program labels of the training clips."""
+    from sklearn.neighbors import NeighborhoodComponentsAnalysis
+
+    def fit(features: dict[str, Matrix], train: np.ndarray, groups: np.ndarray) -> Matrix:
+        x = _blocks(features, names, train)
+        mean = x[train].mean(axis=0)
+        _, _, vt = np.linalg.svd(x[train] - mean, full_matrices=False)
+        reduced = (x - mean) @ vt[:pca_dims].T
+        model = NeighborhoodComponentsAnalysis(n_components=dims, max_iter=200, random_state=0)
+        model.fit(reduced[train], labels[train])
+        return _unit(model.transform(reduced))
+
+    return fit
+
+
+# --- scoring -------------------------------------------------------------------------------------------------------
+
+
+def _hits(z: Matrix, labels: np.ndarray, queries: np.ndarray, scope: np.ndarray, *, k: int) -> np.ndarray:
+    """Per query row: share of its ``k`` nearest others (cosine), searched only where ``scope[query]`` is true,
+    that carry its label."""
+    similarity = z[queries] @ z.T
+    similarity[~scope[queries]] = -np.inf
+    similarity[np.arange(similarity.shape[0]), np.flatnonzero(queries)] = -np.inf
+    neighbours = np.argsort(-similarity, axis=1)[:, :k]
+    return (labels[neighbours] == labels[queries][:, None]).mean(axis=1)
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """A held-out scoring scheme: ``folds`` (fit without the query's fold), ``scope`` (query x candidate: where its
+    neighbours are searched) and ``k``."""
+
+    name: str
+    folds: np.ndarray
+    scope: np.ndarray
+    k: int
+
+
 def held_out_precision(
-    fit: Fit, features: dict[str, Matrix], labels: np.ndarray, folds: np.ndarray
+    fit: Fit, features: dict[str, Matrix], labels: np.ndarray, scheme: Scheme
 ) -> tuple[float, dict[int, float]]:
-    """precision@5 of every clip as a query, the representation fitted without the query's fold; overall and per
+    """precision@k of every clip as a query, the representation fitted without the query's fold; overall and per
     label."""
     hits = np.zeros(labels.shape[0])
-    for fold in np.unique(folds):
-        held = folds == fold
-        z = fit(features, ~held)
-        similarity = z @ z.T
-        np.fill_diagonal(similarity, -np.inf)
-        neighbours = np.argsort(-similarity[held], axis=1)[:, :5]
-        hits[held] = (labels[neighbours] == labels[held][:, None]).mean(axis=1)
+    for fold in np.unique(scheme.folds):
+        held = scheme.folds == fold
+        z = fit(features, ~held, scheme.folds)
+        hits[held] = _hits(z, labels, held, scheme.scope, k=scheme.k)
     per_label = {int(label): float(hits[labels == label].mean()) for label in np.unique(labels)}
     return float(hits.mean()), per_label
 
 
-def broad(cache_dir: Path, *, melodies: int, duration_s: float) -> None:
-    fonts = {"timgm6mb": soundfont_path(), **{n: p for n, p in DEBIAN_SOUNDFONTS.items() if p.exists()}}
-    clips = broad_corpus(list(fonts), melodies=melodies, duration_s=duration_s, seed=0)
-    print(f"broad corpus: {len(EVAL_PROGRAMS)} programs x {melodies} melodies x {len(fonts)} soundfonts "
-          f"({', '.join(fonts)}) x {duration_s:g} s = {len(clips)} clips", flush=True)  # fmt: skip
-    paths = cached_clips(clips, fonts, cache_dir / "broad")
-    musicnn = MusicnnModel(model_dir=None, device=resolve_device("cpu"), batch_size=8)
-    features = clip_features(paths, cache_dir / "broad", musicnn)
-    labels = np.array([clip.program for clip in clips])
-    by_melody = np.array([clip.melody for clip in clips])
-    by_font = np.array([clip.soundfont for clip in clips])
+def make_representations(labels: np.ndarray, *, with_essentia: bool) -> dict[str, tuple[Fit, int]]:
+    """Every representation of the broad part by name, with its vector length; ``labels`` are those of every row
+    the fits will see (the fits use only the training rows' labels)."""
+    musicnn_all = ("max_pool", "penultimate", "timbre-v1")
+    with_stds = (*musicnn_all, "max_pool_std", "penultimate_std")
     representations: dict[str, tuple[Fit, int]] = {
         "timbre-v1": (raw("timbre-v1"), 109),
         "timbre-v1, standardised": (standardised("timbre-v1"), 109),
@@ -194,19 +376,109 @@ def broad(cache_dir: Path, *, melodies: int, duration_s: float) -> None:
             concatenated("max_pool", "timbre-v1", labels, whiten=True),
             862,
         ),
+        "musicnn penultimate, standardised": (standardised("penultimate"), 200),
+        "max_pool mean (+) std over patches, std'd": (standardised("max_pool", "max_pool_std"), 1506),
+        "max_pool (+) penult (+) timbre, std'd": (standardised(*musicnn_all), 1062),
+        "  same (+) max_pool/penult std, std'd": (standardised(*with_stds), 2015),
+        "peer: librosa MFCC+chroma+contrast": (raw("librosa"), 78),
+        "peer: librosa, standardised": (standardised("librosa"), 78),
+        "LDA on max_pool": (lda(["max_pool"], labels), 13),
+        "LDA on penultimate": (lda(["penultimate"], labels), 13),
+        "LDA on timbre-v1": (lda(["timbre-v1"], labels), 13),
+        "LDA on librosa": (lda(["librosa"], labels), 13),
+        "LDA on max_pool (+) penult (+) timbre": (lda(musicnn_all, labels), 13),
+        "LDA on the same (+) patch stds": (lda(with_stds, labels), 13),
+        "NCA on max_pool (+) penult (+) timbre": (nca(musicnn_all, labels), 32),
+        "LDA on max_pool, blended with raw max_pool": (blended(lda(["max_pool"], labels), "max_pool"), 766),
     }
-    header = f"{'representation':<44} {'dims':>5} {'LOMO p@5':>9} {'LOSO p@5':>9}"
-    per_program_rows: list[str] = []
-    print(header)
-    for name, (fit, dims) in representations.items():
-        lomo, per_label = held_out_precision(fit, features, labels, by_melody)
-        loso, _ = held_out_precision(fit, features, labels, by_font) if len(fonts) > 1 else (float("nan"), {})
-        print(f"{name:<44} {dims:>5} {lomo:>9.3f} {loso:>9.3f}", flush=True)
-        per_program_rows.append(f"{name[:44]:<44} " + " ".join(f"{per_label[p]:>5.2f}" for p in EVAL_PROGRAMS))
-    print("precision@5 per program (leave-one-melody-out):")
-    print(f"{'':<44} " + " ".join(f"{PROGRAM_NAMES[p][:5]:>5}" for p in EVAL_PROGRAMS))
-    for row in per_program_rows:
-        print(row)
+    if with_essentia:
+        representations["peer: essentia MFCC+HPCP+contrast"] = (raw("essentia"), 74)
+        representations["peer: essentia, standardised"] = (standardised("essentia"), 74)
+    return representations
+
+
+def broad(cache_dir: Path, *, melodies: int, duration_s: float, score_part: bool, transfer_part: bool) -> None:
+    fonts = {"timgm6mb": soundfont_path(), **{n: p for n, p in DEBIAN_SOUNDFONTS.items() if p.exists()}}
+    clips = broad_corpus(list(fonts), melodies=melodies, duration_s=duration_s, seed=0)
+    print(f"broad corpus: {len(EVAL_PROGRAMS)} programs x {melodies} melodies x {len(fonts)} soundfonts "
+          f"({', '.join(fonts)}) x {duration_s:g} s = {len(clips)} clips", flush=True)  # fmt: skip
+    paths = cached_clips(clips, fonts, cache_dir / "broad")
+    musicnn = MusicnnModel(model_dir=None, device=resolve_device("cpu"), batch_size=8)
+    features = clip_features(paths, cache_dir / "broad", musicnn)
+    features["librosa"] = librosa_features(paths, cache_dir / "broad")
+    essentia = essentia_features(paths, cache_dir / "broad")
+    labels = np.array([clip.program for clip in clips])
+    by_melody = np.array([clip.melody for clip in clips])
+    by_font = np.array([clip.soundfont for clip in clips])
+    half = np.array([EVAL_PROGRAMS.index(clip.program) % 2 for clip in clips])
+    everywhere = np.ones((len(clips), len(clips)), bool)
+    same_font = by_font[:, None] == by_font[None, :]
+    by_arrangement = np.array([clip.arrangement for clip in clips])
+    same_arrangement = by_arrangement[:, None] == by_arrangement[None, :]
+    schemes = [
+        Scheme("LOMO p@5", by_melody, everywhere, 5),
+        Scheme("LOSO p@5", by_font, everywhere, 5),
+        Scheme("LOMO 1sf p@3", by_melody, same_font, 3),
+        Scheme("LOSO 1sf p@3", by_font, same_font, 3),
+        Scheme("LOMO arr p@1", by_melody, same_arrangement, 1),
+        Scheme("LOSO arr p@1", by_font, same_arrangement, 1),
+        Scheme("LOPO p@5", half, half[:, None] == half[None, :], 5),
+    ]
+    if len(fonts) == 1:
+        schemes = [s for s in schemes if not s.name.startswith("LOSO")]
+    representations = make_representations(labels, with_essentia=essentia is not None)
+    if essentia is not None:
+        features["essentia"] = essentia
+    if score_part:
+        print("LOMO/LOSO: leave-one-melody-/soundfont-out; 1sf: neighbours only within the query's soundfont;")
+        print("arr: neighbours only among clips of the query's arrangement (solo / chords / drums);")
+        print("LOPO: fitted on half the programs, scored on the other half (neighbours among those clips only)")
+        print(f"{'representation':<44} {'dims':>5} " + " ".join(f"{s.name:>12}" for s in schemes))
+        per_program_rows: list[str] = []
+        for name, (fit, dims) in representations.items():
+            scores = [held_out_precision(fit, features, labels, scheme) for scheme in schemes]
+            print(f"{name:<44} {dims:>5} " + " ".join(f"{p:>12.3f}" for p, _ in scores), flush=True)
+            per_label = scores[0][1]
+            per_program_rows.append(f"{name[:44]:<44} " + " ".join(f"{per_label[p]:>5.2f}" for p in EVAL_PROGRAMS))
+        print("precision@5 per program (leave-one-melody-out, neighbours across soundfonts):")
+        print(f"{'':<44} " + " ".join(f"{PROGRAM_NAMES[p][:5]:>5}" for p in EVAL_PROGRAMS))
+        for row in per_program_rows:
+            print(row)
+    if transfer_part and "timgm6mb" in fonts and len(fonts) > 1:
+        transfer(cache_dir, musicnn, features, labels, by_font, by_melody)
+
+
+def transfer(
+    cache_dir: Path,
+    musicnn: MusicnnModel,
+    broad_features: dict[str, Matrix],
+    broad_labels: np.ndarray,
+    by_font: np.ndarray,
+    by_melody: np.ndarray,
+) -> None:
+    """Another corpus: every representation fitted on the broad clips of the soundfonts other than TimGM6mb, scored
+    on the older solo corpus (12 lead programs x 8 melodies x 20 s, TimGM6mb, no effects; each melody its own notes,
+    key and tempo): neighbours (precision@5) among that corpus only, so soundfont, melodies and arrangement are all
+    unseen by the fit."""
+    specs = instrument_corpus(LEAD_PROGRAMS, 8, duration_s=20.0, seed=0)
+    paths = cached_corpus(specs, cache_dir / "instrument")
+    other = clip_features(paths, cache_dir / "instrument", musicnn)
+    other["librosa"] = librosa_features(paths, cache_dir / "instrument")
+    if "essentia" in broad_features:
+        other["essentia"] = essentia_features(paths, cache_dir / "instrument")
+    features = {name: np.vstack([broad_features[name], other[name]]) for name in broad_features}
+    labels = np.concatenate([broad_labels, [spec.lead_program for spec in specs]])
+    n_broad = broad_labels.shape[0]
+    scored = np.arange(labels.shape[0]) >= n_broad
+    train = np.concatenate([by_font != "timgm6mb", np.zeros(len(specs), bool)])
+    groups = np.concatenate([by_melody, np.full(len(specs), -1)])  # nested choices: leave one broad melody out
+    print(f"transfer: fitted on {int(train.sum())} broad clips (not TimGM6mb), scored on the solo corpus "
+          f"({len(LEAD_PROGRAMS)} programs x 8 melodies x 20 s, TimGM6mb)")  # fmt: skip
+    print(f"{'representation':<44} {'p@5':>6}")
+    for name, (fit, _) in make_representations(labels, with_essentia="essentia" in features).items():
+        z = fit(features, train, groups)
+        hits = _hits(z, labels, scored, scored[None, :].repeat(labels.shape[0], axis=0), k=5)
+        print(f"{name:<44} {hits.mean():>6.3f}", flush=True)
 
 
 # --- the older corpus and robustness -------------------------------------------------------------------------------
@@ -304,7 +576,9 @@ def speed(cache_dir: Path, work_dir: Path, *, repeats: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parts", default="broad,quality,speed", help="comma-separated: broad, quality, speed")
+    parser.add_argument(
+        "--parts", default="broad,transfer,quality,speed", help="comma-separated: broad, transfer, quality, speed"
+    )
     parser.add_argument("--melodies", type=int, default=4, help="melodies per program in the broad corpus")
     parser.add_argument("--duration-s", type=float, default=15.0, help="clip length of the broad corpus")
     parser.add_argument("--repeats", type=int, default=3)
@@ -313,8 +587,9 @@ def main() -> None:
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     with tempfile.TemporaryDirectory() as tmp:
-        if "broad" in parts:
-            broad(args.cache_dir, melodies=args.melodies, duration_s=args.duration_s)
+        if parts & {"broad", "transfer"}:
+            broad(args.cache_dir, melodies=args.melodies, duration_s=args.duration_s,
+                  score_part="broad" in parts, transfer_part="transfer" in parts)  # fmt: skip
         if "quality" in parts:
             quality(args.cache_dir, Path(tmp), melodies=8, duration_s=20.0, models=args.quality_models.split(","))
         if "speed" in parts:

@@ -110,13 +110,16 @@ class MusicnnSession:
     def feed(self, block: AudioBlock) -> None:
         self._sampler.feed(block.native)
 
-    def layers(self) -> dict[str, npt.NDArray[np.float32]]:
-        """Every layer of :meth:`MusicnnModel.analyze`, averaged over the track's patches (not normalised)."""
+    def patch_layers(self) -> dict[str, npt.NDArray[np.float32]]:
+        """Every layer of :meth:`MusicnnModel.analyze`, one row per patch of the track (not normalised)."""
         try:
-            per_patch = self._model.analyze(self._sampler.windows())
+            return self._model.analyze(self._sampler.windows())
         except WeightsError as exc:
             raise FatalAnalyzerError(str(exc)) from exc
-        return {name: values.mean(axis=0) for name, values in per_patch.items()}
+
+    def layers(self) -> dict[str, npt.NDArray[np.float32]]:
+        """Every layer of :meth:`MusicnnModel.analyze`, averaged over the track's patches (not normalised)."""
+        return {name: values.mean(axis=0) for name, values in self.patch_layers().items()}
 
     def finish(self) -> EmbeddingResult:
         from sidecar.analyzers.embedding.musicnn import MSD_TAGS

@@ -113,24 +113,7 @@ async def upsert_track(conn: Connection, track: TrackUpsert) -> UpsertOutcome:
     async with conn.transaction():
         cur = await conn.execute(_LOCK_EXISTING, (track.host, track.host_track_id))
         old = await cur.fetchone()
-        cur = await conn.execute(
-            _UPSERT,
-            {
-                "host": track.host,
-                "host_track_id": track.host_track_id,
-                "title": track.title,
-                "path": track.path,
-                "host_path": track.host_path,
-                "size_bytes": track.size_bytes,
-                "mtime_ns": track.mtime_ns,
-                "artist": track.artist,
-                "album": track.album,
-                "album_artist": track.album_artist,
-                "genres": list(track.genres),
-                "duration_s": track.duration_s,
-                "library": track.library,
-            },
-        )
+        cur = await conn.execute(_UPSERT, _upsert_params(track))
         row = await cur.fetchone()
         assert row is not None  # an upsert always returns its row
         changed = old is not None and (

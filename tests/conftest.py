@@ -11,11 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, Playwright, sync_playwright
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sidecar.embedded import EmbeddedRedis, embedded_postgres_url
 from sidecar.settings import get_settings
+from tests.browser_settings import BrowserTestSettings
 
 
 class TestServices(BaseSettings):
@@ -66,3 +68,41 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = server.acquire()
     yield url
     server.release()
+
+
+# Browser tests (tests/browser, tests/studio): Debian's Chromium driven by Playwright.
+
+
+@pytest.fixture(scope="session")
+def browser_settings() -> BrowserTestSettings:
+    return BrowserTestSettings()
+
+
+@pytest.fixture(scope="session")
+def chromium_executable(browser_settings: BrowserTestSettings) -> Path:
+    path = browser_settings.chromium_executable
+    if not path.exists():
+        pytest.fail(
+            f"no Chromium at {path}: run `make install` (installs Debian's chromium)"
+            " or set SONANTICA_TEST_CHROMIUM_EXECUTABLE"
+        )
+    return path
+
+
+@pytest.fixture(scope="module")
+def playwright_instance() -> Iterator[Playwright]:
+    """Playwright's sync API, per test module: while it runs it holds an event loop marked running in this thread,
+    and kept for the whole session it would break every async test collected after the browser tests."""
+    with sync_playwright() as playwright:
+        yield playwright
+
+
+@pytest.fixture(scope="module")
+def browser(playwright_instance: Playwright, chromium_executable: Path) -> Iterator[Browser]:
+    launched = playwright_instance.chromium.launch(
+        executable_path=str(chromium_executable),
+        headless=True,
+        args=["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"],
+    )
+    yield launched
+    launched.close()

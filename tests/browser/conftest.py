@@ -23,9 +23,8 @@ from typing import Any
 import numpy as np
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page
 from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sidecar.analyzers.registry import CORE_ANALYZERS
 from sidecar.analyzers.registry import VERSIONS as ALL_VERSIONS
@@ -42,6 +41,7 @@ from sidecar.settings import ApiSettings, NavidromeSettings, Settings, WebSettin
 from sidecar.storage import analyses, vectors
 from sidecar.storage.db import transaction
 from sidecar.storage.migrate import migrate
+from tests.browser_settings import BrowserTestSettings
 from tests.integration.conftest import create_database, drop_database
 
 USER, PASSWORD = "listener", "listen-Pass-7"  # the sidecar's own account on the Subsonic server
@@ -49,15 +49,6 @@ GUEST, GUEST_PASSWORD = "guest", "guest-Pass-3"  # another user of the server, w
 TOKEN = "browser-token-" + "x" * 24
 MODEL, DIM = "timbre-v1", 16
 VERSIONS = {name: ALL_VERSIONS[name] for name in CORE_ANALYZERS}
-
-
-class BrowserTestSettings(BaseSettings):
-    """Where the browser is, and where screenshots go (optional)."""
-
-    model_config = SettingsConfigDict(env_prefix="SONANTICA_TEST_")
-
-    chromium_executable: Path = Path("/usr/bin/chromium")
-    screenshot_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -79,39 +70,6 @@ LIBRARY = [
     LibrarySpec("Far Away", "Gamma", "Elsewhere", 95.0, "F# major", -20.0, 1.4),
     LibrarySpec("Quiet Room", "Gamma", "Elsewhere", 122.0, "B minor", -23.0, 0.6),
 ]
-
-
-@pytest.fixture(scope="session")
-def browser_settings() -> BrowserTestSettings:
-    return BrowserTestSettings()
-
-
-@pytest.fixture(scope="session")
-def chromium_executable(browser_settings: BrowserTestSettings) -> Path:
-    path = browser_settings.chromium_executable
-    if not path.exists():
-        pytest.fail(
-            f"no Chromium at {path}: run `make install` (installs Debian's chromium)"
-            " or set SONANTICA_TEST_CHROMIUM_EXECUTABLE"
-        )
-    return path
-
-
-@pytest.fixture(scope="module")
-def playwright_instance() -> Iterator[Playwright]:
-    """Playwright's sync API, per test module: while it runs it holds an event loop marked running in this thread,
-    and kept for the whole session it would break every async test collected after the browser tests."""
-    with sync_playwright() as playwright:
-        yield playwright
-
-
-@pytest.fixture(scope="module")
-def browser(playwright_instance: Playwright, chromium_executable: Path) -> Iterator[Browser]:
-    launched = playwright_instance.chromium.launch(
-        executable_path=str(chromium_executable), headless=True, args=["--no-sandbox", "--disable-gpu"]
-    )
-    yield launched
-    launched.close()
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Browser fixtures of the Studio tests: one live ``sonantica serve`` app per module (real PostgreSQL and Redis,
-a temporary library mount), headless Chromium from the Debian packages driven by Playwright (per module), a page
-per test that fails the test on any console error or uncaught exception."""
+a temporary library mount) and, in the shared ``browser`` of ``tests/conftest.py``, a page per test that fails the
+test on any console error or uncaught exception."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import psycopg
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, ConsoleMessage, Error, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Error, Page
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -25,7 +25,6 @@ from sidecar.services.runtime import Runtime
 from sidecar.settings import Settings
 from sidecar.storage.migrate import migrate
 
-CHROMIUM = "/usr/bin/chromium"
 TOKEN = "studio-token-" + "s" * 24
 T = TypeVar("T")
 
@@ -99,19 +98,6 @@ def studio_server(
     server.should_exit = True
     thread.join(timeout=30)
     _database(postgres_url, name, drop=True)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Chromium for this module. Not for the whole session: while Playwright's sync API is open, its event loop
-    counts as running in this thread, and every asyncio test after it would fail ("Runner.run() cannot be called
-    from a running event loop")."""
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--autoplay-policy=no-user-gesture-required", "--no-sandbox"]
-        )
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -113,3 +113,36 @@ def test_pages_fit_a_360_px_screen(signed_in: Page, web_server: WebServer, scree
     page.click("#tracks tbody a >> nth=0")
     expect(page.locator("#facts div")).to_have_count(7)
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
+
+
+def _tab_to(page: Page, selector: str, *, most: int = 40) -> None:
+    """Press Tab until the element matching ``selector`` has the focus (at most ``most`` presses)."""
+    for _ in range(most):
+        if page.evaluate("(s) => document.activeElement !== null && document.activeElement.matches(s)", selector):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"{selector} never got the focus after {most} Tab presses")
+
+
+def _focus_outline(page: Page) -> str:
+    return str(page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle"))
+
+
+def test_keyboard_alone_signs_in_searches_and_opens_a_track(page: Page, web_server: WebServer) -> None:
+    page.goto(f"{web_server.url}/signin.html")
+    _tab_to(page, "#username")
+    assert _focus_outline(page) != "none"  # the focus can be seen
+    page.keyboard.type(web_server.guest)
+    page.keyboard.press("Tab")
+    page.keyboard.type(web_server.guest_password)
+    page.keyboard.press("Enter")
+    expect(page.locator("#tracks tbody tr")).to_have_count(6)
+    _tab_to(page, "#q")
+    page.keyboard.type("beta")
+    page.keyboard.press("Enter")
+    expect(page.locator("#tracks tbody tr")).to_have_count(2)
+    _tab_to(page, "#tracks tbody a")
+    assert _focus_outline(page) != "none"
+    title = page.evaluate("() => document.activeElement.textContent.trim()")
+    page.keyboard.press("Enter")
+    expect(page.locator("h1")).to_have_text(title)

@@ -56,6 +56,10 @@ class DemoReport:
     elapsed_s: float = 0.0
 
 
+DEMO_ANALYZERS = ("loudness", "tempo", "key", "waveform", "embedding")
+"""What the demo analyses: the waveform too, so the Studio of ``demo --serve`` draws its overview."""
+
+
 def demo_settings(base: Settings, server: SubsonicServer, library_dir: Path) -> Settings:
     """The user's settings, pointed at the demo's own data directory, library and Subsonic server."""
     return base.model_copy(
@@ -67,7 +71,7 @@ def demo_settings(base: Settings, server: SubsonicServer, library_dir: Path) -> 
             "library_dir": library_dir,
             "path_map": [PathMapping(host_prefix=str(library_dir), local_prefix=str(library_dir))],
             "navidrome": NavidromeSettings(url=server.url, username=server.username, password=server.password),
-            "analysis": base.analysis.model_copy(update={"enabled": ["loudness", "tempo", "key", "embedding"]}),
+            "analysis": base.analysis.model_copy(update={"enabled": list(DEMO_ANALYZERS)}),
             "embedding": base.embedding.model_copy(update={"model": EmbeddingSettings().model}),
         }
     )
@@ -204,7 +208,8 @@ async def _analyse_with_a_play(
         executor.close()
         bar.close()
     report.analyzed = len(finished)
-    out(f"   all {len(finished)} tracks analysed (loudness, tempo, key, {settings.embedding.model} embedding)")
+    analysed = ", ".join(settings.embedding.model if name == "embedding" else name for name in DEMO_ANALYZERS)
+    out(f"   all {len(finished)} tracks analysed ({analysed})")
 
 
 async def _playlists(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Annotated
 
 import typer
 import uvicorn
 
+from sidecar.analyzers.executor import AnalysisExecutor
 from sidecar.api.app import create_app
 from sidecar.cli.app import app
 from sidecar.demo.flow import DEMO_PASSWORD, DEMO_USER, demo_settings_for_api, run_demo
@@ -15,6 +17,9 @@ from sidecar.services.hosts import make_adapter
 from sidecar.services.playlists import HostPlaylistWriter
 from sidecar.services.runtime import Runtime
 from sidecar.settings import get_settings
+from sidecar.stems.executor import StemsExecutor
+from sidecar.worker.runner import Worker
+from sidecar.worker.stems import StemsLane
 
 
 @app.command()
@@ -37,7 +42,19 @@ def demo(
         base = f"http://{settings.api.bind_host}:{port}"
         typer.echo(f"Web client: {base}/  (sign in as {DEMO_USER} / {DEMO_PASSWORD}, the Subsonic server's account)")
         typer.echo(f"API: {base}/docs  (token in {settings.data_dir / 'api-token'});")
+        typer.echo("Stems asked for in the client are separated here (Demucs weights: `sonantica models fetch`).")
         typer.echo("Ctrl-C stops it.")
-        await uvicorn.Server(uvicorn.Config(api, host=settings.api.bind_host, port=port, log_config=None)).serve()
+        # A separations-only worker beside the API, so "Request stems" is carried out (or fails with its reason).
+        stems_executor = StemsExecutor(settings)
+        lane = StemsLane(runtime, stems_executor)
+        separations = Worker(runtime, AnalysisExecutor(settings, [], processes=1), {}, queues=[], stems=lane)
+        separating = asyncio.create_task(separations.run())
+        try:
+            await uvicorn.Server(uvicorn.Config(api, host=settings.api.bind_host, port=port, log_config=None)).serve()
+        finally:
+            separations.stop()
+            with contextlib.suppress(Exception):
+                await separating
+            stems_executor.close()
 
     asyncio.run(run_demo(get_settings(), n_tracks=tracks, out=typer.echo, serve=keep_serving if serve else None))

@@ -42,7 +42,7 @@ def demo(
         base = f"http://{settings.api.bind_host}:{port}"
         typer.echo(f"Web client: {base}/  (sign in as {DEMO_USER} / {DEMO_PASSWORD}, the Subsonic server's account)")
         typer.echo(f"API: {base}/docs  (token in {settings.data_dir / 'api-token'});")
-        typer.echo("Stems asked for in the client are separated here (Demucs weights: `sonantica models fetch`).")
+        typer.echo("Stems asked for in the client are separated here (weights: `sonantica models fetch --stems`).")
         typer.echo("Ctrl-C stops it.")
         # A separations-only worker beside the API, so "Request stems" is carried out (or fails with its reason).
         stems_executor = StemsExecutor(settings)

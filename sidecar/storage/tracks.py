@@ -178,19 +178,26 @@ async def upsert_tracks(conn: Connection, batch: Sequence[TrackUpsert]) -> list[
     async with conn.transaction():
         cur = await conn.execute(_LOCK_EXISTING_MANY, ([t.host for t in batch], [t.host_track_id for t in batch]))
         old = {(str(h), str(i)): (size, mtime, int(track_id)) for h, i, size, mtime, track_id in await cur.fetchall()}
-        rows: list[tuple[int, bool]] = []
+        written: list[tuple[int, bool] | None] = []
         async with conn.cursor() as upsert:
             await upsert.executemany(_UPSERT_IF_CHANGED, [_upsert_params(t) for t in batch], returning=True)
             ids = {key: before[2] for key, before in old.items()}
             for track in batch:
                 row = await upsert.fetchone()
-                key = (track.host, track.host_track_id)
-                if row is None:  # unchanged, so not written: it existed before (or earlier in the batch)
-                    rows.append((ids[key], False))
-                else:
-                    rows.append((int(row[0]), bool(row[1])))
-                    ids[key] = int(row[0])
+                written.append(None if row is None else (int(row[0]), bool(row[1])))
+                if row is not None:
+                    ids[(track.host, track.host_track_id)] = int(row[0])
                 upsert.nextset()
+        # Unchanged rows were not written: they existed before, earlier in the batch, or were committed by a
+        # concurrent upsert (a now-playing poll) after the lock above and before the insert, which waited for it.
+        unseen = [(t.host, t.host_track_id) for t, w in zip(batch, written, strict=True) if w is None]
+        unseen = [key for key in unseen if key not in ids]
+        if unseen:
+            cur = await conn.execute(_LOCK_EXISTING_MANY, ([h for h, _ in unseen], [i for _, i in unseen]))
+            ids.update({(str(h), str(i)): int(track_id) for h, i, _, _, track_id in await cur.fetchall()})
+        rows = [
+            (ids[(t.host, t.host_track_id)], False) if w is None else w for t, w in zip(batch, written, strict=True)
+        ]
         outcomes = []
         for track, (track_id, created) in zip(batch, rows, strict=True):
             before = old.get((track.host, track.host_track_id))

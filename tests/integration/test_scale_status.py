@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 from sidecar.storage import status, synthetic, tracks
@@ -62,3 +63,16 @@ async def test_batch_upsert_writes_only_changed_rows(pool: Pool) -> None:
     assert third_after is not None
     assert first_after.updated_at == first_before.updated_at  # unchanged: not written
     assert not third_after.is_missing  # a missing track that is listed again comes back
+
+
+async def test_batch_upsert_of_a_track_a_concurrent_upsert_just_committed(pool: Pool) -> None:
+    track = tracks.TrackUpsert(host="jellyfin", host_track_id="np", title="Now playing", path="/m/np.flac")
+    async with pool.connection() as other, pool.connection() as syncing:
+        await other.execute("BEGIN")
+        played = await tracks.upsert_track(other, track)  # the now-playing poll stores it first, not committed yet
+        batch = asyncio.create_task(tracks.upsert_tracks(syncing, [track]))  # the sync's lock sees no row
+        await asyncio.sleep(0.5)  # its insert now waits for the other transaction
+        assert not batch.done()
+        await other.execute("COMMIT")
+        outcomes = await asyncio.wait_for(batch, timeout=10)
+    assert outcomes == [tracks.UpsertOutcome(track_id=played.track_id, created=False, file_changed=False)]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
+from pydantic import SecretStr
 from starlette.requests import HTTPConnection
 
 from sidecar.settings import Settings
@@ -21,23 +22,33 @@ PRINCIPAL_SCOPE_KEY = "sonantica.principal"
 """Where the guard middleware leaves the authenticated :class:`Principal` in the ASGI scope."""
 
 
-def resolve_token(settings: Settings) -> str:
-    """``settings.api.token``; otherwise the token in ``<data_dir>/api-token``, created (0600) on first use."""
-    if settings.api.token is not None and settings.api.token.get_secret_value():
-        return settings.api.token.get_secret_value()
-    path = Path(settings.data_dir) / TOKEN_FILE
+def stored_secret(configured: SecretStr | None, path: Path, *, nbytes: int) -> tuple[str, str]:
+    """``configured`` when set and not empty; otherwise the secret in the file ``path``, created (mode 0600, a
+    random URL-safe string of ``nbytes`` bytes) on first use. Returns the secret and where it came from:
+    ``"settings"``, ``"file"`` or ``"generated"``."""
+    if configured is not None and configured.get_secret_value():
+        return configured.get_secret_value(), "settings"
     if path.is_file():
-        token = path.read_text(encoding="utf-8").strip()
-        if token:
-            log.info("API token read from %s", path)
-            return token
+        stored = path.read_text(encoding="utf-8").strip()
+        if stored:
+            return stored, "file"
     path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
+    secret = secrets.token_urlsafe(nbytes)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(token + "\n")
+        handle.write(secret + "\n")
     os.chmod(path, 0o600)
-    log.warning("no SONANTICA_API__TOKEN set: generated an API token in %s (mode 0600)", path)
+    return secret, "generated"
+
+
+def resolve_token(settings: Settings) -> str:
+    """``settings.api.token``; otherwise the token in ``<data_dir>/api-token``, created (0600) on first use."""
+    path = Path(settings.data_dir) / TOKEN_FILE
+    token, source = stored_secret(settings.api.token, path, nbytes=32)
+    if source == "file":
+        log.info("API token read from %s", path)
+    elif source == "generated":
+        log.warning("no SONANTICA_API__TOKEN set: generated an API token in %s (mode 0600)", path)
     return token
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,7 +26,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
-from sidecar.api.security import Principal, SessionRefusedError
+from sidecar.api.security import Principal, SessionRefusedError, stored_secret
 from sidecar.settings import Settings
 
 COOKIE_NAME = "sonantica_session"
@@ -39,18 +38,7 @@ _SALT = "sonantica-web-session"
 
 def resolve_session_key(settings: Settings) -> str:
     """``settings.web.session_secret``; otherwise the key in ``<data_dir>/session-key``, created (0600) once."""
-    if settings.web.session_secret is not None and settings.web.session_secret.get_secret_value():
-        return settings.web.session_secret.get_secret_value()
-    path = Path(settings.data_dir) / KEY_FILE
-    if path.is_file():
-        key = path.read_text(encoding="utf-8").strip()
-        if key:
-            return key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(key + "\n")
+    key, _ = stored_secret(settings.web.session_secret, Path(settings.data_dir) / KEY_FILE, nbytes=48)
     return key
 
 

@@ -208,7 +208,7 @@ async def _analyse_with_a_play(
         executor.close()
         bar.close()
     report.analyzed = len(finished)
-    analysed = ", ".join(settings.embedding.model if name == "embedding" else name for name in DEMO_ANALYZERS)
+    analysed = ", ".join(f"{settings.embedding.model} embedding" if n == "embedding" else n for n in DEMO_ANALYZERS)
     out(f"   all {len(finished)} tracks analysed ({analysed})")
 
 

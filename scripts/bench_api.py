@@ -33,6 +33,7 @@ from scripts.bench_vectors import fresh_database, percentile
 from sidecar.api.app import create_app
 from sidecar.demo.vectors import clustered_unit_vectors
 from sidecar.embedded import embedded_postgres_url
+from sidecar.services.playlists import PlaylistWriter
 from sidecar.settings import Settings
 from sidecar.storage import vectors
 from sidecar.storage.db import open_pool, transaction
@@ -99,13 +100,22 @@ def api_ms(base_url: str, seeds: list[int], warmup: int, params: dict[str, str |
     return latencies
 
 
-def serve(settings: Settings) -> tuple[uvicorn.Server, threading.Thread, str]:
-    """The API app under uvicorn on a free loopback port, in a thread."""
+def serve(
+    settings: Settings, playlist_writer: PlaylistWriter | None = None
+) -> tuple[uvicorn.Server, threading.Thread, str]:
+    """The API app (with ``playlist_writer`` as its host's, ``None``: no host) under uvicorn on a free loopback
+    port, in a thread."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        uvicorn.Config(
+            create_app(settings, playlist_writer=playlist_writer),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

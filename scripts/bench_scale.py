@@ -34,19 +34,23 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from unittest import mock
 from urllib.parse import parse_qs
 
 import httpx
 import numpy as np
+import numpy.typing as npt
 import psutil
+import psycopg
+from psycopg.conninfo import make_conninfo
 from pydantic import SecretStr
 
 from adapters.navidrome import NavidromeAdapter, NavidromeConfig
 from scripts.bench_api import serve
 from scripts.bench_queue import latency_blocked, latency_busy, start_redis, summary
-from scripts.bench_vectors import fresh_database, percentile
+from scripts.bench_vectors import BENCH_DB, fresh_database, percentile
 from sidecar.analyzers.registry import enabled_versions
 from sidecar.demo.vectors import clustered_unit_vector_chunks
 from sidecar.domain import Priority
@@ -62,7 +66,7 @@ from sidecar.storage.db import transaction
 from sidecar.storage.migrate import migrate
 
 TOKEN = "bench-token-0123456789abcdef"
-PARTS = ("status", "queue", "vectors", "sync")
+PARTS = ("status", "queue", "vectors", "routes", "sync")
 
 
 def rss_mib() -> float:
@@ -211,6 +215,22 @@ async def part_vectors(runtime: Runtime, ids: tuple[int, int], args: argparse.Na
     first, last = ids
     count = last - first + 1
     model = runtime.settings.embedding.model
+    if args.reuse and await reused_vectors(runtime, model, count):
+        data = np.empty((count, args.dim), dtype=np.float32)
+        offset = 0
+        for chunk in clustered_unit_vector_chunks(count, args.dim, seed=1):  # the vectors the first run copied in
+            data[offset : offset + len(chunk)] = chunk
+            offset += len(chunk)
+        print(f"| {count} x {args.dim}-dim vectors and their HNSW index kept from an earlier run (`--reuse`) | - |")
+    else:
+        data = await load_vectors(runtime, model, first, count, args)
+    await measure_vectors(runtime, model, first, data, args)
+
+
+async def load_vectors(
+    runtime: Runtime, model: str, first: int, count: int, args: argparse.Namespace
+) -> npt.NDArray[np.float32]:
+    """Copy ``count`` generated vectors in and build the HNSW index (time, server RSS, size); returns them."""
     async with transaction(runtime.pool) as conn:
         await vectors.register_model(conn, model, dim=args.dim, build_index=False)
         await vectors.drop_index(conn, model)
@@ -249,7 +269,14 @@ async def part_vectors(runtime: Runtime, ids: tuple[int, int], args: argparse.Na
     )
     print(f"| index size / table with indexes | {row[0] / 2**30:.2f} GiB / {row[1] / 2**30:.2f} GiB |")
     print(f"| pgvector / server | {row[2]} / {str(row[3]).split(' on ')[0]} |")
+    return data
 
+
+async def measure_vectors(
+    runtime: Runtime, model: str, first: int, data: npt.NDArray[np.float32], args: argparse.Namespace
+) -> None:
+    """recall@10 of ``vectors.similar`` vs an exact scan of ``data``, and the similar-tracks route's p50/p95."""
+    count = len(data)
     rng = np.random.default_rng(2)
     picks = rng.choice(count, args.queries, replace=False)
     seeds = [first + int(i) for i in picks]
@@ -262,19 +289,23 @@ async def part_vectors(runtime: Runtime, ids: tuple[int, int], args: argparse.Na
         scores[index] = -2.0
         top = np.argpartition(-scores, 10)[:10]
         exact[seed] = {first + int(i) for i in top}
-    hits = 0
-    async with transaction(runtime.pool) as conn:
-        for seed in seeds:
-            rows = await vectors.similar(conn, [seed], model=model, limit=10)
-            hits += len({r.track_id for r in rows} & exact[seed])
+    recall = await recall_at_10(runtime, model, exact, None)
     print(
-        f"| recall@10 of `similar` (default candidates), {len(seeds)} seeds, vs exact numpy |"
-        f" {hits / (10 * len(seeds)):.3f} |"
+        f"| recall@10 of `similar` (default candidates: {vectors.UNFILTERED_CANDIDATES}), {len(seeds)} seeds,"
+        f" vs exact numpy | {recall:.3f} |"
     )
     del data
+    sweep = {ef: await recall_at_10(runtime, model, exact, ef) for ef in args.ef_search}
     server, thread, base_url = serve(runtime.settings)
     try:
         api_latencies(base_url, seeds[:10], {"limit": 20})  # warm-up
+        for ef, ef_recall in sweep.items():
+            with mock.patch.object(vectors, "UNFILTERED_CANDIDATES", ef):  # the default the route uses
+                latencies, returned = await asyncio.to_thread(api_latencies, base_url, seeds, {"limit": 10})
+            print(
+                f"| `hnsw.ef_search` {ef}: recall@10 / `GET /api/tracks/{{id}}/similar` limit 10 p50 / p95 |"
+                f" {ef_recall:.3f} / {p50_p95(latencies)} ms; rows min {min(returned)} |"
+            )
         strict = {"limit": 20, "bpm_window_pct": 8, "half_double": "true", "camelot_compatible": "true",
                   "max_per_artist": 2}  # fmt: skip
         for label, params in (("no filter", {"limit": 20}), ("strict filters", strict)):
@@ -283,6 +314,139 @@ async def part_vectors(runtime: Runtime, ids: tuple[int, int], args: argparse.Na
                 f"| `GET /api/tracks/{{id}}/similar` limit 20, {label}: p50 / p95 | {p50_p95(latencies)} ms;"
                 f" rows returned min {min(returned)}, mean {statistics.mean(returned):.1f} |"
             )
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+async def recall_at_10(runtime: Runtime, model: str, exact: dict[int, set[int]], candidates: int | None) -> float:
+    """recall@10 of unfiltered ``vectors.similar`` with ``candidates`` (``None``: its default) vs ``exact``."""
+    hits = 0
+    async with transaction(runtime.pool) as conn:
+        for seed, truth in exact.items():
+            rows = await vectors.similar(conn, [seed], model=model, limit=10, candidates=candidates)
+            hits += len({r.track_id for r in rows} & truth)
+    return hits / (10 * len(exact))
+
+
+class HostWriterFake:
+    """The host's playlist writer for the routes part: accepts a playlist of the generated library's host track ids
+    (``"1"``..``str(count)``), refuses any other id, keeps nothing; returns a new playlist id per call."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.calls = 0
+
+    async def upsert(self, name: str, host_track_ids: Sequence[str]) -> str:
+        unknown = [i for i in host_track_ids if not (i.isdigit() and 1 <= int(i) <= self.count)]
+        if unknown:
+            raise AssertionError(f"the host fake does not know tracks {unknown[:5]}")
+        self.calls += 1
+        return f"pl-{self.calls}"
+
+
+def route_latencies(
+    base_url: str, method: str, path: str, requests: list[dict[str, object]]
+) -> tuple[list[float], list[dict[str, object]]]:
+    """ms and JSON answer of each request (query parameters for GET, a JSON body for POST), one at a time."""
+    latencies, answers = [], []
+    with httpx.Client(base_url=base_url, timeout=120, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+        for request in requests:
+            t0 = time.perf_counter()
+            get = method == "GET"
+            response = client.request(method, path, params=request if get else None, json=None if get else request)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            response.raise_for_status()
+            answers.append(response.json())
+    return latencies, answers
+
+
+def library_requests(rng: np.random.Generator, count: int, samples: int) -> dict[str, list[dict[str, object]]]:
+    """``GET /api/tracks`` query parameters per case, ``samples`` each, values drawn anew per request."""
+    keys = [k.camelot for k in synthetic.KEYS]
+
+    def each(make: Callable[[], dict[str, object]]) -> list[dict[str, object]]:
+        return [make() for _ in range(samples)]
+
+    def bpm() -> float:
+        return round(float(rng.uniform(80, 170)), 1)
+
+    return {
+        "no filter, sort artist, first page (limit 50)": each(lambda: {}),
+        "no filter, sort BPM": each(lambda: {"sort": "bpm"}),
+        "deep page: offset 500 000, sort artist": each(lambda: {"offset": 500_000 + int(rng.integers(0, 1000))}),
+        "search a title (`q=Song 123456`)": each(lambda: {"q": f"Song {int(rng.integers(count // 10, count))}"}),
+        "search an artist (`q=Artist 1234`, 200 tracks)": each(
+            lambda: {"q": f"Artist {int(rng.integers(1000, 5000))}"}
+        ),
+        "BPM range of 4 with half/double": each(
+            lambda: {"bpm_min": (b := bpm()), "bpm_max": b + 4, "half_double": "true"}
+        ),
+        "key, Camelot-compatible": each(lambda: {"key": keys[int(rng.integers(24))], "camelot_compatible": "true"}),
+        "loudness -10..-8 LUFS": each(lambda: {"loudness_min_lufs": -10, "loudness_max_lufs": -8}),
+        "BPM 4 + half/double + Camelot-compatible + loudness -12..-6": each(
+            lambda: {
+                "bpm_min": (b := bpm()),
+                "bpm_max": b + 4,
+                "half_double": "true",
+                "key": keys[int(rng.integers(24))],
+                "camelot_compatible": "true",
+                "loudness_min_lufs": -12,
+                "loudness_max_lufs": -6,
+            }
+        ),
+    }
+
+
+async def part_routes(runtime: Runtime, ids: tuple[int, int], args: argparse.Namespace) -> None:
+    """p50/p95 of the web client's library route and of the three playlist routes (written to a host fake)."""
+    first, last = ids
+    count = last - first + 1
+    rng = np.random.default_rng(4)
+    present = [first + int(i) for i in rng.choice(count, 4 * args.route_samples, replace=False) if (i + 1) % 1000]
+    seeds = present[: args.route_samples]
+    with_vectors = await reused_vectors(runtime, runtime.settings.embedding.model, count)
+    writer = HostWriterFake(count)
+    server, thread, base_url = serve(runtime.settings, playlist_writer=writer)
+    try:
+        route_latencies(base_url, "GET", "/api/tracks", [{}, {"q": "Song 1"}])  # warm-up
+        for label, requests in library_requests(rng, count, args.route_samples).items():
+            latencies, answers = await asyncio.to_thread(route_latencies, base_url, "GET", "/api/tracks", requests)
+            rows = [len(a["tracks"]) for a in answers]  # type: ignore[arg-type]
+            totals = [int(a["total"]) for a in answers]  # type: ignore[call-overload]
+            print(
+                f"| `GET /api/tracks` {label}: p50 / p95 | {p50_p95(latencies)} ms; rows {min(rows)}-{max(rows)},"
+                f" total {min(totals)}-{max(totals)} |"
+            )
+        strict = {"bpm_window_pct": 8, "half_double": True, "camelot_compatible": True, "max_per_artist": 2}
+        playlists: dict[str, tuple[str, list[dict[str, object]]]] = {
+            "bpm-range, a range of 8 BPM (half/double)": (
+                "/api/playlists/bpm-range",
+                [{"bpm_min": (b := round(float(rng.uniform(80, 160)), 1)), "bpm_max": b + 8} for _ in seeds],
+            ),
+            "harmonic-mix from a seed (defaults: step 4 %, drift 10 %)": (
+                "/api/playlists/harmonic-mix",
+                [{"seed_track_id": s} for s in seeds],
+            ),
+        }
+        if with_vectors:
+            playlists["sonic-match, one seed, no filter"] = ("/api/playlists/sonic-match", [
+                {"seed_track_ids": [s]} for s in seeds])  # fmt: skip
+            playlists["sonic-match, one seed, strict filters"] = ("/api/playlists/sonic-match", [
+                {"seed_track_ids": [s], **strict} for s in seeds])  # fmt: skip
+        for label, (path, bodies) in playlists.items():
+            bodies = [{**body, "limit": 30, "write_to_host": True} for body in bodies]
+            latencies, answers = await asyncio.to_thread(route_latencies, base_url, "POST", path, bodies)
+            tracks = [a["tracks"] for a in answers]
+            rows = [len(t) for t in tracks]  # type: ignore[arg-type]
+            spans = [t[-1]["bpm"] - t[0]["bpm"] for t in tracks if t]  # type: ignore[index]
+            print(
+                f"| `POST {path}` {label}, limit 30, to the host fake: p50 / p95 | {p50_p95(latencies)} ms;"
+                f" rows {min(rows)}-{max(rows)}, BPM first->last median {statistics.median(spans):.1f} |"
+            )
+        if not with_vectors:
+            print("| Sonic Match playlists | not measured: no vectors in this database (run the vectors part first) |")
+        print(f"| playlists written to the host fake | {writer.calls} |")
     finally:
         server.should_exit = True
         thread.join(timeout=30)
@@ -381,8 +545,45 @@ async def part_sync(runtime: Runtime, versions: dict[str, int], args: argparse.N
         await adapter.aclose()
 
 
+def bench_database(server_url: str, reuse: bool) -> str:
+    """The benchmark database's conninfo: kept as it is with ``reuse`` when it exists, otherwise made empty."""
+    if reuse:
+        with psycopg.connect(make_conninfo(server_url, dbname="postgres"), autocommit=True) as conn:
+            cur = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,))
+            if cur.fetchone() is not None:
+                return make_conninfo(server_url, dbname=BENCH_DB)
+    return fresh_database(server_url)
+
+
+async def reused_library(runtime: Runtime, count: int) -> tuple[int, int] | None:
+    """The ids of a library of ``count`` tracks loaded by an earlier run (``--reuse``), or ``None`` when empty."""
+    async with transaction(runtime.pool) as conn:
+        cur = await conn.execute("SELECT count(*), min(id), max(id) FROM tracks")
+        row = await cur.fetchone()
+    assert row is not None
+    if row[0] == 0:
+        return None
+    if row[0] != count or row[2] - row[1] + 1 != count:
+        raise SystemExit(f"--reuse: the kept database holds {row[0]} tracks, not {count}; drop --reuse")
+    print(f"| library of {count} tracks kept from an earlier run (`--reuse`) | ids {row[1]}..{row[2]} |")
+    return int(row[1]), int(row[2])
+
+
+async def reused_vectors(runtime: Runtime, model: str, count: int) -> bool:
+    """Whether an earlier run (``--reuse``) left ``count`` vectors of ``model`` and its built HNSW index."""
+    async with transaction(runtime.pool) as conn:
+        cur = await conn.execute(
+            "SELECT to_regclass(index_name) IS NOT NULL,"
+            " (SELECT count(*) FROM embeddings e WHERE e.model = m.model)"
+            " FROM embedding_models m WHERE model = %s",
+            (model,),
+        )
+        row = await cur.fetchone()
+    return row is not None and bool(row[0]) and row[1] == count
+
+
 async def run(args: argparse.Namespace, work: Path) -> None:
-    url = fresh_database(embedded_postgres_url(work / "pg"))
+    url = bench_database(embedded_postgres_url(work / "pg"), args.reuse)
     (work / "redis").mkdir(exist_ok=True)
     redis_server, redis_url = start_redis(work / "redis")  # configured, so the API app in this process shares it
     try:
@@ -411,14 +612,17 @@ async def run_parts(args: argparse.Namespace, work: Path, url: str, redis_url: s
         print("| step | figure |")
         print("|---|---|")
         ids = (0, 0)
-        if {"status", "queue", "vectors"} & set(parts):
-            ids = await load_library(runtime, args.tracks, versions)
+        if {"status", "queue", "vectors", "routes"} & set(parts):
+            kept = await reused_library(runtime, args.tracks) if args.reuse else None
+            ids = kept or await load_library(runtime, args.tracks, versions)
         if "status" in parts:
             await part_status(runtime, versions, args)
         if "queue" in parts:
             await part_queue(runtime, versions, ids, args)
         if "vectors" in parts:
             await part_vectors(runtime, ids, args, work)
+        if "routes" in parts:
+            await part_routes(runtime, ids, args)
         if "sync" in parts:
             await part_sync(runtime, versions, args, work)
         print(f"| peak RSS of the benchmark process | {rss_mib():.0f} MiB |")
@@ -434,10 +638,24 @@ def main() -> None:
     parser.add_argument("--mem-mb", type=int, default=6144, help="maintenance_work_mem for the HNSW build")
     parser.add_argument("--build-workers", type=int, default=1, help="max_parallel_maintenance_workers")
     parser.add_argument("--queries", type=int, default=200, help="seeds for recall and latency")
+    parser.add_argument(
+        "--ef-search",
+        type=lambda text: [int(v) for v in text.split(",")],
+        default=[],
+        help="vectors: also recall@10 and unfiltered route p50/p95 at each of these hnsw.ef_search (e.g. 64,100,200)",
+    )
+    parser.add_argument("--route-samples", type=int, default=30, help="routes: requests per case")
     parser.add_argument("--page-size", type=int, default=500, help="songs per search3 page and per transaction")
     parser.add_argument("--changes", type=int, default=1000, help="songs changed before the second sync")
     parser.add_argument("--work-dir", type=Path, help="where the servers keep their data (default: temporary)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="with --work-dir: keep the library, vectors and index an earlier run left there (no load, no build)",
+    )
     args = parser.parse_args()
+    if args.reuse and not args.work_dir:
+        parser.error("--reuse needs --work-dir")
     unknown = set(args.parts) - set(PARTS)
     if unknown:
         parser.error(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")

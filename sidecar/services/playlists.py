@@ -7,6 +7,7 @@ through :class:`PlaylistWriter` (the host adapter provides it; ``None`` when no 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -19,6 +20,9 @@ from sidecar.storage import catalog, vectors
 from sidecar.storage.catalog import TempoTrack
 from sidecar.storage.db import Connection
 from sidecar.storage.vectors import SimilarFilters
+
+HARMONIC_CANDIDATES = 500
+"""Tracks a harmonic mix walks through: those nearest to the seed's BPM (a path takes the smallest steps first)."""
 
 
 class PlaylistWriter(Protocol):
@@ -81,10 +85,16 @@ def order_by_bpm(tracks: Sequence[TempoTrack], *, bpm_min: float, bpm_max: float
     return entries
 
 
+@functools.cache
+def _neighbours(camelot: str) -> frozenset[str]:
+    """The Camelot codes compatible with ``camelot`` (24 keys: parsed once each)."""
+    return frozenset(KeySignature.parse(camelot).compatible_camelot())
+
+
 def _compatible(a: str | None, b: str | None) -> bool:
     if a is None or b is None:
         return False
-    return b in KeySignature.parse(a).compatible_camelot()
+    return b in _neighbours(a)
 
 
 def harmonic_path(
@@ -152,31 +162,30 @@ async def bpm_range_playlist(
     limit: int,
     tag_filters: SimilarFilters | None = None,
 ) -> list[PlaylistEntry]:
-    """Tracks in the BPM range (half/double tolerant), ordered smoothly by rising BPM; at most ``limit``.
+    """Tracks in the BPM range (half/double tolerant), ordered smoothly by rising BPM; at most ``limit``, spread
+    evenly over every matching track (:func:`sidecar.storage.catalog.tempo_spread`).
 
     Only the mood/style fields of ``tag_filters`` apply (see :class:`SimilarFilters`)."""
     tags = tag_filters or SimilarFilters()
-    rows = await catalog.tempo_tracks(
+    rows = await catalog.tempo_spread(
         conn,
         bpm_min=bpm_min,
         bpm_max=bpm_max,
         half_double=half_double,
+        limit=limit,
         moods=tags.moods,
         styles=tags.styles,
         exclude_tags=tags.exclude_moods + tags.exclude_styles,
         tag_min_probability=tags.tag_min_probability,
     )
-    ordered = order_by_bpm(rows, bpm_min=bpm_min, bpm_max=bpm_max)
-    if len(ordered) <= limit:
-        return ordered
-    step = len(ordered) / limit  # spread the pick over the whole range, still in order
-    return [ordered[int(i * step)] for i in range(limit)]
+    return order_by_bpm(rows, bpm_min=bpm_min, bpm_max=bpm_max)
 
 
 async def harmonic_mix_playlist(
     conn: Connection, seed_track_id: int, *, limit: int, max_bpm_step_pct: float, max_bpm_drift_pct: float
 ) -> list[PlaylistEntry]:
-    """A harmonic-mix path from the seed through keyed tracks within ``max_bpm_drift_pct`` % of the seed's BPM.
+    """A harmonic-mix path from the seed through keyed tracks within ``max_bpm_drift_pct`` % of the seed's BPM;
+    the candidates are the :data:`HARMONIC_CANDIDATES` of them nearest to the seed's BPM.
 
     Raises ``NotFoundError`` when the seed is unknown or has no BPM or key.
     """
@@ -187,7 +196,9 @@ async def harmonic_mix_playlist(
         raise NotFoundError(f"track {seed_track_id} is unknown or has no analysed BPM and key")
     seed = seed_rows[0]
     drift = seed.bpm * max_bpm_drift_pct / 100
-    candidates = await catalog.tempo_tracks(conn, bpm_min=seed.bpm - drift, bpm_max=seed.bpm + drift, keyed_only=True)
+    candidates = await catalog.tempo_neighbours(
+        conn, bpm=seed.bpm, bpm_min=seed.bpm - drift, bpm_max=seed.bpm + drift, limit=HARMONIC_CANDIDATES
+    )
     return harmonic_path(seed, candidates, limit=limit, max_bpm_step_pct=max_bpm_step_pct)
 
 

@@ -1,8 +1,15 @@
-"""Tracks by their tempo and key features (the BPM-range and harmonic-mix playlists' candidates)."""
+"""Tracks by their tempo and key features (the BPM-range and harmonic-mix playlists' candidates).
+
+BPM conditions are written as ranges of ``f.bpm`` itself (half time: ``[low / 2, high / 2]``, double time:
+``[low * 2, high * 2]``; exact in floating point), so the BPM index serves them at library scale.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from psycopg import sql
 
 from sidecar.storage.db import Connection
 
@@ -21,6 +28,62 @@ class TempoTrack:
     bpm: float
     key: str | None  # canonical spelling, e.g. "A minor"
     camelot: str | None
+
+
+_PARTS = {
+    "columns": sql.SQL(
+        "t.id, t.host, t.host_track_id, t.title, t.artist, t.album, t.duration_s, f.bpm, f.key, f.camelot"
+    ),
+    "source": sql.SQL("tracks t JOIN track_features f ON f.track_id = t.id"),
+    "in_range": sql.SQL("""(f.bpm BETWEEN %(low)s AND %(high)s
+       OR (%(half_double)s AND (f.bpm BETWEEN %(low)s / 2 AND %(high)s / 2
+                                OR f.bpm BETWEEN %(low)s * 2 AND %(high)s * 2)))"""),
+    "tags": sql.SQL("""
+  AND (cardinality(%(moods)s::text[]) = 0 OR EXISTS (SELECT 1 FROM track_tags g WHERE g.track_id = t.id
+       AND g.tag = ANY(%(moods)s::text[]) AND g.probability >= %(tag_p)s))
+  AND (cardinality(%(styles)s::text[]) = 0 OR EXISTS (SELECT 1 FROM track_tags g WHERE g.track_id = t.id
+       AND g.tag = ANY(%(styles)s::text[]) AND g.probability >= %(tag_p)s))
+  AND NOT EXISTS (SELECT 1 FROM track_tags g WHERE g.track_id = t.id
+       AND g.tag = ANY(%(exclude_tags)s::text[]) AND g.probability >= %(tag_p)s)"""),
+}
+"""Fragments of the queries below (``sql.SQL(...).format(**_PARTS)``)."""
+
+
+def _tempo_track(r: tuple[Any, ...]) -> TempoTrack:
+    return TempoTrack(
+        track_id=int(r[0]),
+        host=str(r[1]),
+        host_track_id=str(r[2]),
+        title=str(r[3]),
+        artist=r[4],
+        album=r[5],
+        duration_s=r[6],
+        bpm=float(r[7]),
+        key=r[8],
+        camelot=r[9],
+    )
+
+
+def _range_params(
+    bpm_min: float,
+    bpm_max: float,
+    half_double: bool,
+    moods: tuple[str, ...],
+    styles: tuple[str, ...],
+    exclude_tags: tuple[str, ...],
+    tag_min_probability: float,
+) -> dict[str, object]:
+    if bpm_min > bpm_max:
+        raise ValueError(f"bpm_min {bpm_min} is above bpm_max {bpm_max}")
+    return {
+        "low": bpm_min,
+        "high": bpm_max,
+        "half_double": half_double,
+        "moods": list(moods),
+        "styles": list(styles),
+        "exclude_tags": list(exclude_tags),
+        "tag_p": tag_min_probability,
+    }
 
 
 async def tempo_tracks(
@@ -44,52 +107,87 @@ async def tempo_tracks(
     ``tag_min_probability``; ``exclude_tags`` drops tracks with any of those. At most ``limit`` rows, ordered by
     BPM then id.
     """
-    if bpm_min > bpm_max:
-        raise ValueError(f"bpm_min {bpm_min} is above bpm_max {bpm_max}")
-    cur = await conn.execute(
-        """
-        SELECT t.id, t.host, t.host_track_id, t.title, t.artist, t.album, t.duration_s, f.bpm, f.key, f.camelot
-        FROM tracks t JOIN track_features f ON f.track_id = t.id
-        WHERE NOT t.is_missing AND f.bpm IS NOT NULL
-          AND (f.bpm BETWEEN %(low)s AND %(high)s
-               OR (%(half_double)s AND (f.bpm * 2 BETWEEN %(low)s AND %(high)s
-                                        OR f.bpm / 2 BETWEEN %(low)s AND %(high)s)))
+    params = _range_params(bpm_min, bpm_max, half_double, moods, styles, exclude_tags, tag_min_probability)
+    query = sql.SQL("""
+        SELECT {columns}
+        FROM {source}
+        WHERE NOT t.is_missing AND f.bpm IS NOT NULL AND {in_range}
           AND (NOT %(keyed_only)s OR f.camelot IS NOT NULL)
-          AND (%(track_id)s::bigint IS NULL OR t.id = %(track_id)s)
-          AND (cardinality(%(moods)s::text[]) = 0 OR EXISTS (SELECT 1 FROM track_tags g WHERE g.track_id = t.id
-               AND g.tag = ANY(%(moods)s::text[]) AND g.probability >= %(tag_p)s))
-          AND (cardinality(%(styles)s::text[]) = 0 OR EXISTS (SELECT 1 FROM track_tags g WHERE g.track_id = t.id
-               AND g.tag = ANY(%(styles)s::text[]) AND g.probability >= %(tag_p)s))
-          AND NOT EXISTS (SELECT 1 FROM track_tags g WHERE g.track_id = t.id
-               AND g.tag = ANY(%(exclude_tags)s::text[]) AND g.probability >= %(tag_p)s)
+          AND (%(track_id)s::bigint IS NULL OR t.id = %(track_id)s){tags}
         ORDER BY f.bpm, t.id
         LIMIT %(limit)s
-        """,
-        {
-            "low": bpm_min,
-            "high": bpm_max,
-            "half_double": half_double,
-            "keyed_only": keyed_only,
-            "track_id": track_id,
-            "moods": list(moods),
-            "styles": list(styles),
-            "exclude_tags": list(exclude_tags),
-            "tag_p": tag_min_probability,
-            "limit": limit,
-        },
+        """).format(**_PARTS)
+    cur = await conn.execute(
+        query,
+        {**params, "keyed_only": keyed_only, "track_id": track_id, "limit": limit},
     )
-    return [
-        TempoTrack(
-            track_id=int(r[0]),
-            host=str(r[1]),
-            host_track_id=str(r[2]),
-            title=str(r[3]),
-            artist=r[4],
-            album=r[5],
-            duration_s=r[6],
-            bpm=float(r[7]),
-            key=r[8],
-            camelot=r[9],
+    return [_tempo_track(r) for r in await cur.fetchall()]
+
+
+async def tempo_spread(
+    conn: Connection,
+    *,
+    bpm_min: float,
+    bpm_max: float,
+    half_double: bool,
+    limit: int,
+    moods: tuple[str, ...] = (),
+    styles: tuple[str, ...] = (),
+    exclude_tags: tuple[str, ...] = (),
+    tag_min_probability: float = 0.3,
+) -> list[TempoTrack]:
+    """At most ``limit`` of the tracks :func:`tempo_tracks` would match (no ``limit`` of its own), spread evenly
+    over all of them in rising effective BPM (the BPM, else its double, else its half, whichever lies in the
+    range; ties by id): of ``n`` matches, ranks ``floor(i * n / limit)`` for ``i`` in ``0..limit-1``, so every
+    match when ``n <= limit``. Returned in that order."""
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1 (got {limit})")
+    params = _range_params(bpm_min, bpm_max, half_double, moods, styles, exclude_tags, tag_min_probability)
+    query = sql.SQL("""
+        WITH matched AS (
+            SELECT {columns},
+                   CASE WHEN f.bpm BETWEEN %(low)s AND %(high)s THEN f.bpm
+                        WHEN f.bpm * 2 BETWEEN %(low)s AND %(high)s THEN f.bpm * 2
+                        ELSE f.bpm / 2 END AS effective
+            FROM {source}
+            WHERE NOT t.is_missing AND f.bpm IS NOT NULL AND {in_range}{tags}
+        ), ranked AS (
+            SELECT *, row_number() OVER (ORDER BY effective, id) - 1 AS rank, count(*) OVER () AS n FROM matched
         )
-        for r in await cur.fetchall()
-    ]
+        SELECT id, host, host_track_id, title, artist, album, duration_s, bpm, key, camelot
+        FROM ranked
+        WHERE ((rank * %(limit)s + n - 1) / n) * n / %(limit)s = rank
+        ORDER BY effective, id
+        """).format(**_PARTS)
+    cur = await conn.execute(
+        query,
+        {**params, "limit": limit},
+    )
+    return [_tempo_track(r) for r in await cur.fetchall()]
+
+
+async def tempo_neighbours(
+    conn: Connection, *, bpm: float, bpm_min: float, bpm_max: float, limit: int
+) -> list[TempoTrack]:
+    """The ``limit`` present tracks with a key whose BPM in ``[bpm_min, bpm_max]`` is nearest to ``bpm`` (ties by
+    id), nearest first: two walks of the BPM index, up and down from ``bpm``."""
+    if bpm_min > bpm_max:
+        raise ValueError(f"bpm_min {bpm_min} is above bpm_max {bpm_max}")
+    query = sql.SQL("""
+        SELECT * FROM (
+            ({side} f.bpm >= %(bpm)s AND f.bpm <= %(high)s ORDER BY f.bpm, t.id LIMIT %(limit)s)
+            UNION ALL
+            ({side} f.bpm < %(bpm)s AND f.bpm >= %(low)s ORDER BY f.bpm DESC, t.id LIMIT %(limit)s)
+        ) near
+        ORDER BY abs(bpm - %(bpm)s), id
+        LIMIT %(limit)s
+        """).format(
+        side=sql.SQL("SELECT {columns} FROM {source} WHERE NOT t.is_missing AND f.camelot IS NOT NULL AND").format(
+            **_PARTS
+        )
+    )
+    cur = await conn.execute(
+        query,
+        {"bpm": bpm, "low": bpm_min, "high": bpm_max, "limit": limit},
+    )
+    return [_tempo_track(r) for r in await cur.fetchall()]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from psycopg import sql
 
@@ -96,12 +97,13 @@ def _conditions(filters: LibraryFilters) -> tuple[list[sql.Composable], dict[str
         params["track_ids"] = list(filters.track_ids)
         conditions.append(sql.SQL("t.id = ANY(%(track_ids)s)"))
     if filters.bpm_min is not None or filters.bpm_max is not None:
-        params["bpm_low"] = filters.bpm_min if filters.bpm_min is not None else 0.0
-        params["bpm_high"] = filters.bpm_max if filters.bpm_max is not None else float("inf")
-        within = "f.bpm{} BETWEEN %(bpm_low)s AND %(bpm_high)s"
-        options = [within.format("")]
-        if filters.half_double:
-            options += [within.format(" * 2"), within.format(" / 2")]
+        low = filters.bpm_min if filters.bpm_min is not None else 0.0
+        high = filters.bpm_max if filters.bpm_max is not None else float("inf")
+        scales = (1.0, 0.5, 2.0) if filters.half_double else (1.0,)  # bpm * 2 in [low, high] <=> bpm in [low/2, high/2]
+        options = []
+        for n, scale in enumerate(scales):
+            params[f"bpm_low_{n}"], params[f"bpm_high_{n}"] = low * scale, high * scale
+            options.append(f"f.bpm BETWEEN %(bpm_low_{n})s AND %(bpm_high_{n})s")
         conditions.append(sql.SQL("(" + " OR ".join(options) + ")"))
     if filters.camelots:
         params["camelots"] = list(filters.camelots)
@@ -115,6 +117,24 @@ def _conditions(filters: LibraryFilters) -> tuple[list[sql.Composable], dict[str
     return conditions, params
 
 
+async def _page(
+    conn: Connection, query: sql.Composed, params: dict[str, object], *, substring: bool
+) -> list[tuple[Any, ...]]:
+    """The page's rows. With a substring search, index scans are off for this query: the planner cannot tell how
+    few tracks a substring matches, and walking the order index (migration 0021) for a rare one reads every track;
+    the matches are scanned and sorted instead."""
+    if not substring:
+        return await (await conn.execute(query, params)).fetchall()
+    async with conn.transaction() if conn.autocommit else contextlib.nullcontext():
+        cur = await conn.execute(
+            "SELECT current_setting('enable_indexscan'), set_config('enable_indexscan', 'off', true)"
+        )
+        before = await cur.fetchone()
+        rows = await (await conn.execute(query, params)).fetchall()
+        await conn.execute("SELECT set_config('enable_indexscan', %s, true)", (before[0] if before else "on",))
+        return rows
+
+
 async def list_tracks(
     conn: Connection,
     filters: LibraryFilters,
@@ -123,28 +143,31 @@ async def list_tracks(
     offset: int = 0,
     sort: SortField = "artist",
 ) -> LibraryPage:
-    """A page of the tracks matching ``filters`` (missing tracks never), ordered by ``sort`` then id, with the
-    total count in the same query. ``limit`` >= 1, ``offset`` >= 0 (an offset past the end gives no rows and the
-    total)."""
+    """A page of the tracks matching ``filters`` (missing tracks never), ordered by ``sort`` then id, and the
+    total count (a second query, skipped on the last page). ``limit`` >= 1, ``offset`` >= 0 (an offset past the end
+    gives no rows and the total). The default order (artist) is read from an index (migration 0021), so the first
+    pages do not sort the library; a deep page walks the index up to ``offset``."""
     if limit < 1 or offset < 0:
         raise ValueError("limit must be at least 1 and offset not negative")
     conditions, params = _conditions(filters)
+    where = sql.SQL(" AND ").join(conditions)
     query = sql.SQL(
         "SELECT t.id, t.host, t.host_track_id, t.title, t.artist, t.album, t.duration_s,"
-        " f.bpm, f.bpm_confidence, f.key, f.camelot, f.loudness_lufs, count(*) OVER () AS total"
+        " f.bpm, f.bpm_confidence, f.key, f.camelot, f.loudness_lufs"
         " FROM tracks t LEFT JOIN track_features f ON f.track_id = t.id"
-        " WHERE {conditions} ORDER BY {order}, t.id LIMIT %(limit)s OFFSET %(offset)s"
-    ).format(conditions=sql.SQL(" AND ").join(conditions), order=sql.SQL(_ORDER[sort]))
-    cur = await conn.execute(query, {**params, "limit": limit, "offset": offset})
-    rows = await cur.fetchall()
-    if not rows and offset > 0:
+        " WHERE {where} ORDER BY {order}, t.id LIMIT %(limit)s OFFSET %(offset)s"
+    ).format(where=where, order=sql.SQL(_ORDER[sort]))
+    rows = await _page(conn, query, {**params, "limit": limit, "offset": offset}, substring=bool(filters.query))
+    if rows and len(rows) < limit:
+        total = offset + len(rows)  # the last page: no count needed
+    elif not rows and offset == 0:
+        total = 0
+    else:
         count = sql.SQL(
-            "SELECT count(*) FROM tracks t LEFT JOIN track_features f ON f.track_id = t.id WHERE {conditions}"
-        ).format(conditions=sql.SQL(" AND ").join(conditions))
+            "SELECT count(*) FROM tracks t LEFT JOIN track_features f ON f.track_id = t.id WHERE {where}"
+        ).format(where=where)
         counted = await (await conn.execute(count, params)).fetchone()
         total = int(counted[0]) if counted is not None else 0
-    else:
-        total = int(rows[0][12]) if rows else 0
     return LibraryPage(
         total=total,
         tracks=[

@@ -2,10 +2,10 @@
 
 Everything is made by ``INSERT ... SELECT generate_series`` in the server, so a million tracks take seconds, not a
 million round trips. Values are deterministic functions of the track number ``g`` (1-based): artist ``g % 5000``,
-album ``g % 10000``, BPM 70-180, one of the 24 keys (by track id); every ``missing_every``-th track is missing and
-every ``pathless_every``-th has no readable file. Status rows cycle through the states of
-:data:`STATE_CYCLE`, one row per analyzer of ``versions``, with every ``stale_every``-th ``done`` row one version
-behind. Never used by the product: benchmarks and tests only.
+album ``g % 10000``, BPM 70-180, one of the 24 keys and a loudness of -20..-5 LUFS (by track id); every
+``missing_every``-th track is missing and every ``pathless_every``-th has no readable file. Status rows cycle
+through the states of :data:`STATE_CYCLE`, one row per analyzer of ``versions``, with every ``stale_every``-th
+``done`` row one version behind. Never used by the product: benchmarks and tests only.
 """
 
 from __future__ import annotations
@@ -51,8 +51,9 @@ async def insert_tracks(
     first, last = min(ids), max(ids)
     await conn.execute(
         """
-        INSERT INTO track_features (track_id, bpm, key, camelot)
-        SELECT id, 70 + (id * 7919 %% 11000) / 100.0, (%s::text[])[id * 31 %% 24 + 1], (%s::text[])[id * 31 %% 24 + 1]
+        INSERT INTO track_features (track_id, bpm, key, camelot, loudness_lufs)
+        SELECT id, 70 + (id * 7919 %% 11000) / 100.0, (%s::text[])[id * 31 %% 24 + 1], (%s::text[])[id * 31 %% 24 + 1],
+               -20 + (id * 104729 %% 1500) / 100.0
         FROM tracks WHERE id BETWEEN %s AND %s
         """,
         ([k.name for k in KEYS], [k.camelot for k in KEYS], first, last),

@@ -23,6 +23,8 @@ from sidecar.errors import NotFoundError, StorageError
 from sidecar.storage.db import Connection
 
 MAX_CANDIDATES = 1000  # hnsw.ef_search's ceiling in pgvector 0.6
+UNFILTERED_CANDIDATES = 64
+"""Fewest HNSW candidates (``hnsw.ef_search``) of an unfiltered :func:`similar` (docs/benchmarks/scale.md)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,12 +341,12 @@ def _conditions(filters: SimilarFilters, seeds: _Seeds) -> tuple[list[sql.Compos
     params: dict[str, object] = {}
     low, high = _bpm_bounds(filters, seeds)
     if low is not None or high is not None:
-        params["bpm_low"] = low if low is not None else 0.0
-        params["bpm_high"] = high if high is not None else float("inf")
-        within = "f.bpm{} BETWEEN %(bpm_low)s AND %(bpm_high)s"
-        options = [within.format("")]
-        if filters.half_double:
-            options += [within.format(" * 2"), within.format(" / 2")]
+        low, high = low if low is not None else 0.0, high if high is not None else float("inf")
+        scales = (1.0, 0.5, 2.0) if filters.half_double else (1.0,)  # bpm * 2 in [low, high] <=> bpm in [low/2, high/2]
+        options = []
+        for n, scale in enumerate(scales):  # ranges of f.bpm itself: the BPM index serves the filter-first query
+            params[f"bpm_low_{n}"], params[f"bpm_high_{n}"] = low * scale, high * scale
+            options.append(f"f.bpm BETWEEN %(bpm_low_{n})s AND %(bpm_high_{n})s")
         conditions.append(sql.SQL("(" + " OR ".join(options) + ")"))
     if filters.camelot_compatible:
         if not seeds.camelots:
@@ -452,7 +454,7 @@ def _selective(filters: SimilarFilters) -> bool:
 
 
 def _default_candidates(filters: SimilarFilters, limit: int) -> int:
-    return max(200, 20 * limit) if _selective(filters) else max(64, 5 * limit)
+    return max(200, 20 * limit) if _selective(filters) else max(UNFILTERED_CANDIDATES, 5 * limit)
 
 
 async def similar(

@@ -144,21 +144,25 @@ async def list_tracks(
     sort: SortField = "artist",
 ) -> LibraryPage:
     """A page of the tracks matching ``filters`` (missing tracks never), ordered by ``sort`` then id, and the
-    total count (a second query, skipped on the last page). ``limit`` >= 1, ``offset`` >= 0 (an offset past the end
+    total count (a second query, skipped on the last page; in the same query for a substring search, which scans
+    every track anyway). ``limit`` >= 1, ``offset`` >= 0 (an offset past the end
     gives no rows and the total). The default order (artist) is read from an index (migration 0021), so the first
     pages do not sort the library; a deep page walks the index up to ``offset``."""
     if limit < 1 or offset < 0:
         raise ValueError("limit must be at least 1 and offset not negative")
     conditions, params = _conditions(filters)
     where = sql.SQL(" AND ").join(conditions)
+    substring = bool(filters.query)  # every track is scanned anyway: the total comes with the page
     query = sql.SQL(
         "SELECT t.id, t.host, t.host_track_id, t.title, t.artist, t.album, t.duration_s,"
-        " f.bpm, f.bpm_confidence, f.key, f.camelot, f.loudness_lufs"
+        " f.bpm, f.bpm_confidence, f.key, f.camelot, f.loudness_lufs{total}"
         " FROM tracks t LEFT JOIN track_features f ON f.track_id = t.id"
         " WHERE {where} ORDER BY {order}, t.id LIMIT %(limit)s OFFSET %(offset)s"
-    ).format(where=where, order=sql.SQL(_ORDER[sort]))
-    rows = await _page(conn, query, {**params, "limit": limit, "offset": offset}, substring=bool(filters.query))
-    if rows and len(rows) < limit:
+    ).format(total=sql.SQL(", count(*) OVER ()" if substring else ""), where=where, order=sql.SQL(_ORDER[sort]))
+    rows = await _page(conn, query, {**params, "limit": limit, "offset": offset}, substring=substring)
+    if substring and rows:
+        total = int(rows[0][12])
+    elif rows and len(rows) < limit:
         total = offset + len(rows)  # the last page: no count needed
     elif not rows and offset == 0:
         total = 0

@@ -39,3 +39,29 @@ async def test_strict_filters_still_return_limit_rows(pool: Pool) -> None:
             assert row.track_id != seed
         artists = [row.artist for row in rows]
         assert max(artists.count(a) for a in artists) <= 2
+
+
+async def test_unfiltered_similar_searches_with_the_default_candidates(pool: Pool) -> None:
+    async with transaction(pool) as conn:
+        first, last = await synthetic.insert_tracks(conn, TRACKS, missing_every=97)
+        await vectors.register_model(conn, MODEL, dim=DIM, build_index=False)
+        data = np.concatenate(list(clustered_unit_vector_chunks(TRACKS, DIM, chunk=4000, seed=5)))
+        await vectors.copy_embeddings(conn, MODEL, range(first, last + 1), data)
+    async with transaction(pool) as conn:
+        await vectors.build_index(conn, MODEL)  # the product's parameters: m 16, ef_construction 128
+    present = np.array([(i + 1) % 97 != 0 for i in range(TRACKS)])
+    hits = 0
+    seeds = range(0, TRACKS, 250)
+    for index in seeds:
+        scores = data @ data[index]
+        scores[~present] = -2.0
+        scores[index] = -2.0
+        exact = {first + int(i) for i in np.argpartition(-scores, 10)[:10]}
+        async with transaction(pool) as conn:
+            rows = await vectors.similar(conn, [first + index], model=MODEL, limit=10)
+            cur = await conn.execute("SELECT current_setting('hnsw.ef_search')")
+            ef_search = await cur.fetchone()
+        assert ef_search is not None
+        assert int(ef_search[0]) == vectors.UNFILTERED_CANDIDATES  # max(UNFILTERED_CANDIDATES, 5 * 10)
+        hits += len({r.track_id for r in rows} & exact)
+    assert hits / (10 * len(seeds)) >= 0.95

@@ -23,8 +23,9 @@ from sidecar.errors import NotFoundError, StorageError
 from sidecar.storage.db import Connection
 
 MAX_CANDIDATES = 1000  # hnsw.ef_search's ceiling in pgvector 0.6
-UNFILTERED_CANDIDATES = 64
-"""Fewest HNSW candidates (``hnsw.ef_search``) of an unfiltered :func:`similar` (docs/benchmarks/scale.md)."""
+UNFILTERED_CANDIDATES = 100
+"""Fewest HNSW candidates (``hnsw.ef_search``) of an unfiltered :func:`similar`: the smallest that keeps
+recall@10 >= 0.95 at 1M x 753 dims (docs/benchmarks/scale.md; 64 gave 0.89-0.92 there)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -470,9 +471,10 @@ async def similar(
 
     One SQL query: the model's HNSW index returns ``candidates`` nearest vectors (at most 1000, with
     ``hnsw.ef_search`` set to the same number for the current transaction); every filter, the duplicate removal
-    and the per-artist/per-album caps are then applied to those candidates. Default ``candidates``: ``max(64,
-    5 * limit)`` without selective filters (only duplicates excluded), ``max(200, 20 * limit)`` with any other
-    filter or cap (see docs/benchmarks/vectors.md for the recall and latency of each). Seeds and
+    and the per-artist/per-album caps are then applied to those candidates. Default ``candidates``:
+    ``max(UNFILTERED_CANDIDATES, 5 * limit)`` (100) without selective filters (only duplicates excluded),
+    ``max(200, 20 * limit)`` with any other filter or cap (docs/benchmarks/vectors.md and scale.md give the recall
+    and latency of each). Seeds and
     missing tracks are never returned. When filters or caps leave fewer than ``limit`` results, the query runs
     again with 1000 candidates, then (still short) filter-first: the nearest of the tracks that pass the filters
     by exact distance, so ``limit`` rows come back whenever that many tracks pass (pgvector 0.6 has no iterative

@@ -275,11 +275,17 @@ async def load_vectors(
 async def measure_vectors(
     runtime: Runtime, model: str, first: int, data: npt.NDArray[np.float32], args: argparse.Namespace
 ) -> None:
-    """recall@10 of ``vectors.similar`` vs an exact scan of ``data``, and the similar-tracks route's p50/p95."""
+    """recall@10 of ``vectors.similar`` vs an exact scan of ``data``, and the similar-tracks route's p50/p95 (each
+    latency case on its own seeds, not the recall's: their index pages would be in the cache already)."""
     count = len(data)
     rng = np.random.default_rng(args.query_seed)
-    picks = rng.choice(count, args.queries, replace=False)
+    cases = len(args.ef_search) + 2  # each latency measure gets seeds of its own, never searched before (cold)
+    drawn = rng.choice(count, args.queries * (1 + cases), replace=False)
+    picks = drawn[: args.queries]
     seeds = [first + int(i) for i in picks]
+    fresh = iter(
+        [[first + int(i) for i in drawn[args.queries * k : args.queries * (k + 1)]] for k in range(1, 1 + cases)]
+    )
     present = np.ones(count, dtype=bool)
     present[np.arange(count)[(np.arange(count) + 1) % 1000 == 0]] = False  # synthetic: every 1000th is missing
     exact: dict[int, set[int]] = {}
@@ -301,7 +307,7 @@ async def measure_vectors(
         api_latencies(base_url, seeds[:10], {"limit": 20})  # warm-up
         for ef, ef_recall in sweep.items():
             with mock.patch.object(vectors, "UNFILTERED_CANDIDATES", ef):  # the default the route uses
-                latencies, returned = await asyncio.to_thread(api_latencies, base_url, seeds, {"limit": 10})
+                latencies, returned = await asyncio.to_thread(api_latencies, base_url, next(fresh), {"limit": 10})
             print(
                 f"| `hnsw.ef_search` {ef}: recall@10 / `GET /api/tracks/{{id}}/similar` limit 10 p50 / p95 |"
                 f" {ef_recall:.3f} / {p50_p95(latencies)} ms; rows min {min(returned)} |"
@@ -309,7 +315,7 @@ async def measure_vectors(
         strict = {"limit": 20, "bpm_window_pct": 8, "half_double": "true", "camelot_compatible": "true",
                   "max_per_artist": 2}  # fmt: skip
         for label, params in (("no filter", {"limit": 20}), ("strict filters", strict)):
-            latencies, returned = await asyncio.to_thread(api_latencies, base_url, seeds, params)
+            latencies, returned = await asyncio.to_thread(api_latencies, base_url, next(fresh), params)
             print(
                 f"| `GET /api/tracks/{{id}}/similar` limit 20, {label}: p50 / p95 | {p50_p95(latencies)} ms;"
                 f" rows returned min {min(returned)}, mean {statistics.mean(returned):.1f} |"

@@ -34,6 +34,7 @@ import statistics
 import tempfile
 import threading
 import time
+import tracemalloc
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -51,8 +52,9 @@ from sidecar.analyzers.registry import enabled_versions
 from sidecar.demo.vectors import clustered_unit_vector_chunks
 from sidecar.domain import Priority
 from sidecar.embedded import embedded_postgres_url
+from sidecar.errors import SidecarError
 from sidecar.services.enqueue import enqueue_track_ids
-from sidecar.services.reconcile import rebuild_from_database
+from sidecar.services.reconcile import rebuild_from_database, requeue_lost_jobs
 from sidecar.services.runtime import Runtime, open_runtime
 from sidecar.services.status import status_report
 from sidecar.services.sync import sync_library
@@ -148,6 +150,7 @@ async def part_queue(
     full_mib = await redis_used_mib(runtime)
     print(f"| first queue rebuild from PostgreSQL: {depths['scan']} jobs pushed | {rebuild_s:.1f} s ({outcome}) |")
     print(f"| Redis used memory, empty -> {depths['scan']} scan jobs | {before_mib:.1f} -> {full_mib:.1f} MiB |")
+    await measure_lost_job_check(runtime, versions, args.lost_jobs)
     blocked = await latency_blocked(runtime.redis, runtime.keys, backlog=depths["scan"], samples=args.samples)
     print(f"| on-play latency, worker blocked in BLMOVE, {depths['scan']} queued | {summary(blocked)} |")
     claimed, ready, _ = await latency_busy(runtime.redis, runtime.keys, backlog=depths["scan"], samples=args.samples)
@@ -169,11 +172,40 @@ async def part_queue(
     )
 
 
-class PeakRss:
-    """Samples the summed RSS of the PostgreSQL server (a backend's parent) and its children every 0.5 s."""
+async def measure_lost_job_check(runtime: Runtime, versions: dict[str, int], lost: int) -> None:
+    """The scheduler's periodic ``requeue_lost_jobs`` with the whole backlog queued: its time and the growth of
+    this process's RSS, then the peak of Python allocations during the call (tracemalloc, a second call: slower,
+    but independent of the machine's load); with nothing lost and then with ``lost`` jobs dropped."""
+    depth = (await runtime.queue.depths())["scan"]
+    for dropped in (0, lost):
+        if dropped:
+            await runtime.redis.ltrim(runtime.keys.queue(Priority.SCAN), 0, depth - dropped - 1)
+        base_mib = psutil.Process().memory_info().rss / 2**20
+        with PeakRss(os.getpid(), own=True) as peak:
+            started = time.perf_counter()
+            pushed = await requeue_lost_jobs(runtime, versions)
+            check_s = time.perf_counter() - started
+        print(
+            f"| `requeue_lost_jobs` with {depth - dropped} jobs queued, {dropped} lost | {check_s:.1f} s, {pushed}"
+            f" requeued; RSS +{peak.peak_mib - base_mib:.0f} MiB (sampled every 0.5 s) |"
+        )
+        tracemalloc.start()
+        try:
+            await requeue_lost_jobs(runtime, versions)
+            traced = f"{tracemalloc.get_traced_memory()[1] / 2**20:.1f} MiB"
+        except SidecarError as error:
+            traced = f"failed: {error}"
+        finally:
+            tracemalloc.stop()
+        print(f"| same, peak of Python allocations (tracemalloc, a second call) | {traced} |")
 
-    def __init__(self, backend_pid: int) -> None:
-        self.root = psutil.Process(backend_pid).parent()
+
+class PeakRss:
+    """Samples the summed RSS of a process tree every 0.5 s: by default the PostgreSQL server (the parent of
+    the backend ``pid``), with ``own`` the process ``pid`` itself."""
+
+    def __init__(self, pid: int, *, own: bool = False) -> None:
+        self.root = psutil.Process(pid) if own else psutil.Process(pid).parent()
         self.peak_mib = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -427,6 +459,7 @@ async def run_parts(args: argparse.Namespace, work: Path, url: str, redis_url: s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tracks", type=int, default=1_000_000)
+    parser.add_argument("--lost-jobs", type=int, default=1000, help="jobs dropped for the lost-job check")
     parser.add_argument("--parts", type=lambda s: s.split(","), default=list(PARTS))
     parser.add_argument("--samples", type=int, default=200, help="on-play latency samples")
     parser.add_argument("--enqueue-sample", type=int, default=1_000_000, help="tracks through enqueue_track_ids")

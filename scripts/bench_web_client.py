@@ -25,7 +25,6 @@ import uvicorn
 from playwright.sync_api import sync_playwright
 from pydantic import SecretStr
 
-from sidecar.analyzers.registry import CORE_ANALYZERS
 from sidecar.api.app import create_app
 from sidecar.demo.subsonic import SubsonicServer
 from sidecar.domain import KeyResult, KeySignature, LoudnessResult, TempoResult
@@ -35,7 +34,18 @@ from sidecar.services.runtime import open_runtime
 from sidecar.settings import ApiSettings, NavidromeSettings, Settings, WebSettings
 from sidecar.storage import analyses, tracks
 from sidecar.storage.db import transaction
-from tests.browser.conftest import GUEST, GUEST_PASSWORD, MODEL, PASSWORD, TOKEN, USER, VERSIONS, _make_music, _seed
+from tests.browser.conftest import (
+    ANALYZERS,
+    GUEST,
+    GUEST_PASSWORD,
+    MODEL,
+    PASSWORD,
+    TOKEN,
+    USER,
+    VERSIONS,
+    _make_music,
+    _seed,
+)
 from tests.browser.conftest import _free_port as free_port
 
 KEYS = ["A minor", "C major", "E minor", "G major", "D minor", "F major", "B minor", "F# minor"]
@@ -99,7 +109,7 @@ def main() -> None:
             api=ApiSettings(token=SecretStr(TOKEN), access_log=False),
             web=WebSettings(login_attempts=1000),
             embedding={"model": MODEL},  # type: ignore[arg-type]
-            analysis={"enabled": list(CORE_ANALYZERS)},  # type: ignore[arg-type]
+            analysis={"enabled": list(ANALYZERS)},  # type: ignore[arg-type]
         )
         asyncio.run(_seed(settings))
         asyncio.run(add_synthetic(settings, args.tracks))

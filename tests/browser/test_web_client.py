@@ -9,7 +9,7 @@ import re
 from playwright.sync_api import Page, expect
 
 from adapters.navidrome import NavidromeAdapter, NavidromeConfig
-from tests.browser.conftest import ConsoleWatch, WebServer, _run
+from tests.browser.conftest import SILENT_S, ConsoleWatch, WebServer, _run
 
 
 def test_sign_in_with_the_subsonic_account(
@@ -101,6 +101,57 @@ def test_track_page_writes_a_playlist_to_the_server(signed_in: Page, web_server:
     assert len(on_server) == 5
     assert on_server[0] == night
     assert _run(playlist_of(web_server.username, web_server.password)) is None  # not the sidecar account's
+
+
+COLUMNS_DRAWN = """() => {
+  const canvas = document.getElementById("waveform");
+  const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  const drawn = [];
+  for (let x = 0; x < canvas.width; x++) {
+    let any = false;
+    for (let y = 0; y < canvas.height && !any; y++) any = data[4 * (y * canvas.width + x) + 3] > 0;
+    drawn.push(any);
+  }
+  return drawn;
+}"""
+
+
+def _columns_with_sound(waveform: dict[str, object], width: int) -> list[bool]:
+    """Per pixel column, whether any point under it is not digital silence (the page's own mapping of points)."""
+    minimum, maximum, points = waveform["minimum"], waveform["maximum"], int(waveform["points"])  # type: ignore[call-overload]
+    columns = []
+    for x in range(width):
+        start = int(x * points / width)
+        stop = min(points, max(start + 1, int((x + 1) * points / width)))
+        columns.append(any(minimum[i] != 0 or maximum[i] != 0 for i in range(start, stop)))  # type: ignore[index]
+    return columns
+
+
+def test_track_page_draws_the_stored_waveform_with_a_text_alternative(
+    signed_in: Page, web_server: WebServer, screenshot: object
+) -> None:
+    page = signed_in
+    track_id = page.request.get(f"{web_server.url}/api/tracks?q=morning").json()["tracks"][0]["track_id"]
+    waveform = page.request.get(f"{web_server.url}/api/tracks/{track_id}/waveform").json()
+    page.goto(f"{web_server.url}/track.html?id={track_id}")
+    canvas = page.locator("#waveform")
+    expect(canvas).to_have_attribute("data-points", str(waveform["points"]))
+    width = int(page.evaluate("document.getElementById('waveform').width"))
+    drawn = page.evaluate(COLUMNS_DRAWN)
+    assert drawn == _columns_with_sound(waveform, width)
+    silent_from, silent_to = (round(width * s / 2.0) for s in SILENT_S)  # the tracks last 2 s
+    assert not any(drawn[silent_from + 2 : silent_to - 2])  # nothing drawn where the track is silent
+    assert all(drawn[: silent_from - 2])  # every column drawn where it sounds
+    assert all(drawn[silent_to + 2 :])
+    expect(page.locator("#waveform-text")).to_contain_text("silent from 0.6 s to 1.2 s")
+    expect(page.locator("#waveform-text")).to_contain_text("sample peak -")
+    assert canvas.get_attribute("aria-labelledby") == "waveform-text"
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.wait_for_function(f"document.getElementById('waveform').width < {width}")  # redrawn at its new width
+    narrow = int(page.evaluate("document.getElementById('waveform').width"))
+    assert narrow == page.evaluate("document.getElementById('waveform').clientWidth")
+    assert page.evaluate(COLUMNS_DRAWN) == _columns_with_sound(waveform, narrow)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
 
 
 def test_pages_fit_a_360_px_screen(signed_in: Page, web_server: WebServer, screenshot: object) -> None:

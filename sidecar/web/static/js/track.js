@@ -1,6 +1,7 @@
 // Track page: the stored analysis, compatible keys, Sonic Match neighbours, playlists on the host, stems.
 import { api, duration, el, fmt, requireSession, say, setUpHeader } from "./api.js";
 import { compatible, keyName } from "./keys.js";
+import { showWaveform } from "./waveform.js";
 
 const trackId = Number(new URLSearchParams(location.search).get("id"));
 let analysis = null;
@@ -97,6 +98,19 @@ async function requestStems() {
   }
 }
 
+async function loadWaveform() {
+  const caption = document.getElementById("waveform-text");
+  if (analysis.analyzer_versions.waveform === undefined) {
+    caption.textContent = "No waveform yet: the waveform analyzer has not run on this track.";
+    return;
+  }
+  try {
+    showWaveform(document.getElementById("waveform"), caption, await api(`/api/tracks/${trackId}/waveform`));
+  } catch (error) {
+    caption.textContent = `No waveform: ${error.message}`;
+  }
+}
+
 async function main() {
   const session = await requireSession();
   if (!session) return;
@@ -121,7 +135,7 @@ async function main() {
   showAnalysis(analysis);
   document.querySelectorAll("#playlist button[data-kind]").forEach((button) => button.addEventListener("click", () => makePlaylist(button.dataset.kind)));
   document.getElementById("request-stems").addEventListener("click", requestStems);
-  await Promise.all([loadSimilar(), api(`/api/tracks/${trackId}/stems`).then(showStems).catch((error) => say(document.getElementById("stems-status"), error.message, "error"))]);
+  await Promise.all([loadWaveform(), loadSimilar(), api(`/api/tracks/${trackId}/stems`).then(showStems).catch((error) => say(document.getElementById("stems-status"), error.message, "error"))]);
 }
 
 main();

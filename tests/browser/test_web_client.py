@@ -10,6 +10,7 @@ from playwright.sync_api import Page, expect
 
 from adapters.navidrome import NavidromeAdapter, NavidromeConfig
 from tests.browser.conftest import SILENT_S, ConsoleWatch, WebServer, _run
+from tests.keyboard import focus_outline, focused_matches, tab_to
 
 
 def test_sign_in_with_the_subsonic_account(
@@ -166,34 +167,28 @@ def test_pages_fit_a_360_px_screen(signed_in: Page, web_server: WebServer, scree
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
 
 
-def _tab_to(page: Page, selector: str, *, most: int = 40) -> None:
-    """Press Tab until the element matching ``selector`` has the focus (at most ``most`` presses)."""
-    for _ in range(most):
-        if page.evaluate("(s) => document.activeElement !== null && document.activeElement.matches(s)", selector):
-            return
-        page.keyboard.press("Tab")
-    raise AssertionError(f"{selector} never got the focus after {most} Tab presses")
-
-
-def _focus_outline(page: Page) -> str:
-    return str(page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle"))
-
-
-def test_keyboard_alone_signs_in_searches_and_opens_a_track(page: Page, web_server: WebServer) -> None:
+def test_keyboard_alone_signs_in_searches_opens_a_track_and_makes_playlists(page: Page, web_server: WebServer) -> None:
     page.goto(f"{web_server.url}/signin.html")
-    _tab_to(page, "#username")
-    assert _focus_outline(page) != "none"  # the focus can be seen
+    tab_to(page, "#username")
+    assert focus_outline(page) != "none"  # the focus can be seen
     page.keyboard.type(web_server.guest)
     page.keyboard.press("Tab")
     page.keyboard.type(web_server.guest_password)
     page.keyboard.press("Enter")
     expect(page.locator("#tracks tbody tr")).to_have_count(6)
-    _tab_to(page, "#q")
+    tab_to(page, "#q")
     page.keyboard.type("beta")
     page.keyboard.press("Enter")
     expect(page.locator("#tracks tbody tr")).to_have_count(2)
-    _tab_to(page, "#tracks tbody a")
-    assert _focus_outline(page) != "none"
+    tab_to(page, "#tracks tbody a")
+    assert focus_outline(page) != "none"
     title = page.evaluate("() => document.activeElement.textContent.trim()")
     page.keyboard.press("Enter")
     expect(page.locator("h1")).to_have_text(title)
+    for kind, key, made in (("bpm-range", "Enter", "BPM\u201d"), ("harmonic-mix", " ", "harmonic mix from")):
+        tab_to(page, f"button[data-kind={kind}]")
+        assert focus_outline(page) != "none"
+        page.keyboard.press(key)
+        expect(page.locator("#playlist-status")).to_contain_text(made)
+        expect(page.locator("#playlist-status")).to_contain_text("written to the server")
+        assert focused_matches(page, f"button[data-kind={kind}]")  # the focus stays where the user was

@@ -68,8 +68,11 @@ async function makePlaylist(kind) {
     say(status, "This track has no BPM yet.", "error");
     return;
   }
+  if (form.getAttribute("aria-busy") === "true") return;
+  // busy, not disabled: a disabled button loses the keyboard focus, and the user would start again from the top
   const buttons = form.querySelectorAll("button");
-  buttons.forEach((b) => (b.disabled = true));
+  form.setAttribute("aria-busy", "true");
+  buttons.forEach((b) => b.setAttribute("aria-disabled", "true"));
   say(status, "Building the playlist…");
   try {
     const playlist = await api(`/api/playlists/${kind}`, { method: "POST", body: playlistBody(kind, form) });
@@ -79,7 +82,8 @@ async function makePlaylist(kind) {
   } catch (error) {
     say(status, error.message, "error");
   } finally {
-    buttons.forEach((b) => (b.disabled = false));
+    form.removeAttribute("aria-busy");
+    buttons.forEach((b) => b.removeAttribute("aria-disabled"));
   }
 }
 

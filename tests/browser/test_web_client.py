@@ -164,7 +164,9 @@ def test_pages_fit_a_360_px_screen(signed_in: Page, web_server: WebServer, scree
     screenshot(page, "library-360px")  # type: ignore[operator]
     page.click("#tracks tbody a >> nth=0")
     expect(page.locator("#facts div")).to_have_count(7)
+    expect(page.locator("#waveform")).to_have_attribute("data-points", re.compile(r"^\d+$"))
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    screenshot(page, "track-360px")  # type: ignore[operator]
 
 
 def test_keyboard_alone_signs_in_searches_opens_a_track_and_makes_playlists(page: Page, web_server: WebServer) -> None:

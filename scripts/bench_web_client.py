@@ -5,8 +5,9 @@ filtered search round trip, in headless Debian Chromium against the same seeded 
 Run: ``.venv/bin/python scripts/bench_web_client.py [--tracks 2000] [--runs 15]``. Prints a Markdown table.
 
 "Load to interactive" is measured in the page: ``performance.now()`` (ms since navigation start) once the first
-data-bearing element is in the DOM (library: the first track row; track page: the analysis facts and the Sonic
-Match neighbours), so it includes HTML, CSS, JS modules, the session check and the API calls the page makes.
+data-bearing element is in the DOM (library: the first track row; track page: the analysis facts, the drawn
+waveform and the Sonic Match neighbours), so it includes HTML, CSS, JS modules, the session check and the API calls
+the page makes.
 """
 
 from __future__ import annotations
@@ -147,6 +148,7 @@ def main() -> None:
                 page.goto(f"{url}/track.html?id={seed_id}")
                 page.wait_for_selector("#facts div")
                 page.wait_for_selector("#similar li")
+                page.wait_for_selector("#waveform[data-points]")
                 results["track"].append(page.evaluate("performance.now()"))
             browser.close()
         server.should_exit = True
@@ -159,7 +161,7 @@ def main() -> None:
     print("|---|---|---|---|")
     names = {
         "library": "library page: navigation start to first track row",
-        "track": "track page: navigation start to analysis + Sonic Match neighbours",
+        "track": "track page: navigation start to analysis + waveform drawn + Sonic Match neighbours",
         "search": "library search (BPM 118-126, key 8A + compatible), click to rows (incl. Playwright round trips)",
     }
     for name, label in names.items():

@@ -155,6 +155,29 @@ def test_track_page_draws_the_stored_waveform_with_a_text_alternative(
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
 
 
+DESCRIBE = """async ([levels, bucketS]) => {
+  const { describeWaveform } = await import("/js/waveform.js");
+  const maximum = levels, minimum = levels.map((v) => -v);
+  return describeWaveform({ points: levels.length, bucket_s: bucketS, minimum, maximum });
+}"""
+
+
+def test_the_waveform_text_names_the_peak_and_the_silent_stretches(page: Page, web_server: WebServer) -> None:
+    page.goto(f"{web_server.url}/signin.html")  # any page of the client: the module is imported in it
+    song = [0.25] * 2000
+    song[1000] = 0.5  # -6.0 dBFS at 1000 x 0.09 s = 1:30
+    song[200:400] = [0.0] * 200  # 0:18 to 0:36
+    song[1900:] = [0.0] * 100  # 2:51 to the end (3:00)
+    assert page.evaluate(DESCRIBE, [song, 0.09]) == (
+        "Waveform of 3:00: sample peak -6.0 dBFS at 1:30; silent from 0:18 to 0:36, from 2:51 to 3:00."
+    )
+    gaps = [0.1 if (i // 10) % 2 else 0.0 for i in range(100)]  # five 1-s gaps in 10 s
+    assert page.evaluate(DESCRIBE, [gaps, 0.1]).endswith(
+        "silent from 0.0 s to 1.0 s, from 2.0 s to 3.0 s, from 4.0 s to 5.0 s and 2 more stretches."
+    )
+    assert page.evaluate(DESCRIBE, [[0.0] * 50, 0.1]) == "Waveform: silent throughout (5.0 s)."
+
+
 def test_pages_fit_a_360_px_screen(signed_in: Page, web_server: WebServer, screenshot: object) -> None:
     page = signed_in
     page.set_viewport_size({"width": 360, "height": 740})

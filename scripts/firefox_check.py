@@ -140,8 +140,8 @@ def main() -> int:
             navidrome=NavidromeSettings(url=subsonic.url, username=USER, password=SecretStr(PASSWORD)),
             api=ApiSettings(token=SecretStr(TOKEN), access_log=False),
             web=WebSettings(login_attempts=100),
-            embedding={"model": MODEL},  # type: ignore[arg-type]
-            analysis={"enabled": list(ANALYZERS)},  # type: ignore[arg-type]
+            embedding={"model": MODEL},
+            analysis={"enabled": list(ANALYZERS)},
         )
         asyncio.run(_seed(settings))
         tone_path = root / "music" / "mono-tone.wav"

@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: install demo test lint typecheck pytest bench clean chromium
+.PHONY: install demo test lint typecheck pytest bench clean chromium firefox-check
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,13 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(PY) scripts/bench_analysis.py $(ARGS)
+
+# Not part of `make test`: the pages in Debian's firefox-esr over WebDriver BiDi (puppeteer-core from npm, pinned in
+# scripts/firefox/package-lock.json), with a private PulseAudio null sink for the Studio's audio (needs the Debian
+# packages firefox-esr, pulseaudio and nodejs/npm).
+firefox-check: $(STAMP)
+	npm ci --prefix scripts/firefox --no-audit --no-fund
+	$(PY) scripts/firefox_check.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist

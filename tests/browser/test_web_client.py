@@ -217,3 +217,8 @@ def test_keyboard_alone_signs_in_searches_opens_a_track_and_makes_playlists(page
         expect(page.locator("#playlist-status")).to_contain_text(made)
         expect(page.locator("#playlist-status")).to_contain_text("written to the server")
         assert focused_matches(page, f"button[data-kind={kind}]")  # the focus stays where the user was
+    tab_to(page, "#request-stems")
+    page.keyboard.press("Enter")
+    expect(page.locator("#stems-status")).to_have_text("Stems are queued.")
+    expect(page.locator("#request-stems")).to_have_attribute("aria-disabled", "true")
+    assert focused_matches(page, "#request-stems")

@@ -91,10 +91,13 @@ function showStems(state) {
   const status = document.getElementById("stems-status");
   const labels = { none: "No stems yet.", queued: "Stems are queued.", running: "Stems are being separated…", ready: "Stems are ready.", failed: `Separation failed: ${state.error || "see the worker log"}` };
   say(status, labels[state.state] || state.state, state.state === "failed" ? "error" : state.state === "ready" ? "ok" : "");
-  document.getElementById("request-stems").disabled = ["queued", "running", "ready"].includes(state.state);
+  // inactive, not disabled: a disabled button loses the keyboard focus
+  const inactive = ["queued", "running", "ready"].includes(state.state);
+  document.getElementById("request-stems").setAttribute("aria-disabled", String(inactive));
 }
 
 async function requestStems() {
+  if (document.getElementById("request-stems").getAttribute("aria-disabled") === "true") return;
   try {
     showStems(await api(`/api/tracks/${trackId}/stems`, { method: "POST", body: { purpose: "studio" } }));
   } catch (error) {

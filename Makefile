@@ -27,6 +27,9 @@ $(STAMP): pyproject.toml Makefile
 	# musicnn ships the MusiCNN weights (TensorFlow checkpoints, read without TensorFlow): its TensorFlow and old
 	# numpy requirements are not ours.
 	$(PY) -m pip install --quiet --no-deps musicnn==0.1.0
+	# BeatNet ships its beat/downbeat CRNN weights (PyTorch state dicts, CC BY 4.0) that the tempo analyzer's port
+	# reads; its madmom, numba and audio I/O requirements are not ours (sidecar/analyzers/beatnet.py: inference only).
+	$(PY) -m pip install --quiet --no-deps BeatNet==1.1.3
 	$(PY) -m pip install --quiet -e '.[demo,test]'
 	# Demucs without its declared dependencies (HuggingFace hub, audio I/O); the ones it needs are in pyproject.
 	$(PY) -m pip install --quiet --no-deps demucs==4.1.0

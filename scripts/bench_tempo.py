@@ -197,6 +197,9 @@ def main() -> None:
     parser.add_argument("--no-essentia", action="store_true", help="skip Essentia even when it is installed")
     parser.add_argument("--before", default="409a341", help="git revision of the tempo analyzer to compare ('': none)")
     parser.add_argument(
+        "--beatnet-model", type=int, default=1, choices=(1, 2, 3), help="BeatNet model the v3 cues read (default 1)"
+    )
+    parser.add_argument(
         "--cues", default=",".join(CUE_SETS), help=f"comma-separated octave cue sets to score: {', '.join(CUE_SETS)}"
     )
     args = parser.parse_args()
@@ -238,7 +241,11 @@ def main() -> None:
     for n, (clip, path) in enumerate(zip(clips, paths, strict=True)):
         mono, key = _decode(path)
         t0 = time.perf_counter()
-        envelopes = mono_envelopes(mono, network_window_s=DEFAULT_NETWORK_WINDOW_S if with_network else None)
+        envelopes = mono_envelopes(
+            mono,
+            network_window_s=DEFAULT_NETWORK_WINDOW_S if with_network else None,
+            beatnet_model=args.beatnet_model,
+        )
         features = {cues: clip_features(envelopes, network=CUE_SETS[cues]) for cues in cue_sets}
         feature_s.append(time.perf_counter() - t0)
         item = Item(clip, path, features, key)

@@ -312,10 +312,14 @@ def clip_features(
 
 
 def mono_envelopes(
-    mono: npt.NDArray[np.float32], *, network_window_s: float | None = DEFAULT_NETWORK_WINDOW_S
+    mono: npt.NDArray[np.float32],
+    *,
+    network_window_s: float | None = DEFAULT_NETWORK_WINDOW_S,
+    beatnet_model: int = 1,
 ) -> OnsetEnvelopes:
-    """The onset envelopes of a whole mono signal at :data:`ANALYSIS_RATE_HZ`, with the beat network's
-    activations over the middle ``network_window_s`` (as the analyzer reads them; None: without the network)."""
+    """The onset envelopes of a whole mono signal at :data:`ANALYSIS_RATE_HZ`, with the activations of BeatNet
+    model ``beatnet_model`` over the middle ``network_window_s`` (as the analyzer reads them with model 1; None:
+    without the network)."""
     stream = OnsetEnvelopeStream()
     stream.feed(mono)
     envelopes = stream.envelopes()
@@ -323,7 +327,7 @@ def mono_envelopes(
         return envelopes
     start_s, end_s = network_window(mono.size / ANALYSIS_RATE_HZ, network_window_s)
     window = mono[round(start_s * ANALYSIS_RATE_HZ) : round(end_s * ANALYSIS_RATE_HZ)]
-    return envelopes.with_network(beatnet.activations(window))
+    return envelopes.with_network(beatnet.activations(window, beatnet_model))
 
 
 def mono_features(

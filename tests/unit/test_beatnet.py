@@ -9,7 +9,10 @@ import numpy.typing as npt
 import pytest
 
 from sidecar.analyzers import beatnet
-from sidecar.analyzers.tempo import network_window
+from sidecar.analyzers.audio import ANALYSIS_RATE_HZ, AudioBlock
+from sidecar.analyzers.tempo import FRAME_RATE_HZ, TempoAnalyzer, TempoSession, mono_features, network_window
+from sidecar.analyzers.tempo_octave import ENVELOPES, NETWORK_ENVELOPES, OctaveModel, feature_names
+from sidecar.domain import AudioInfo
 from sidecar.errors import FatalAnalyzerError
 
 RATE = beatnet.SAMPLE_RATE_HZ
@@ -102,3 +105,81 @@ def test_beatnet_unknown_model_is_refused() -> None:
 )
 def test_beatnet_window_is_the_middle_of_the_track(duration_s: float | None, expected: tuple[float, float]) -> None:
     assert network_window(duration_s, 30.0) == expected
+
+
+def _network_model() -> OctaveModel:
+    n = len(feature_names(ENVELOPES + NETWORK_ENVELOPES))
+    return OctaveModel(
+        weights=(0.0,) * n,
+        means=(0.0,) * n,
+        scales=(1.0,) * n,
+        min_regularity=0.0,
+        envelopes=ENVELOPES + NETWORK_ENVELOPES,
+    )
+
+
+def _info(duration_s: float | None) -> AudioInfo:
+    return AudioInfo(
+        path="memory",
+        codec="pcm_f32le",
+        sample_rate_hz=ANALYSIS_RATE_HZ,
+        channels=1,
+        duration_s=duration_s,
+        size_bytes=0,
+        mtime_ns=0,
+    )
+
+
+def _feed(analyzer: TempoAnalyzer, mono: npt.NDArray[np.float32], duration_s: float | None) -> TempoSession:
+    session = analyzer.start(_info(duration_s))
+    for first in range(0, mono.size, 30000):
+        piece = mono[first : first + 30000]
+        session.feed(AudioBlock(native=piece[None, :], mono=piece, start_s=first / ANALYSIS_RATE_HZ))
+    return session
+
+
+def test_beatnet_cues_streamed_equal_direct() -> None:
+    """An octave model that reads the network: the streamed analyzer and the whole-signal features agree, and the
+    candidates carry the cues of all seven envelopes."""
+    mono, _ = _clicks(110.0, 14.0)
+    analyzer = TempoAnalyzer(octave_model=_network_model())
+    streamed = _feed(analyzer, mono, None).finish()
+    features = mono_features(mono, network=True)
+    assert features.candidates is not None
+    assert features.candidates.envelopes == ENVELOPES + NETWORK_ENVELOPES
+    assert features.candidates.features.shape[1] == len(feature_names(ENVELOPES + NETWORK_ENVELOPES))
+    direct = analyzer.estimate(features)
+    assert (streamed.bpm, streamed.bpm_confidence, streamed.bpm_alternative) == (
+        direct.bpm,
+        direct.bpm_confidence,
+        direct.bpm_alternative,
+    )
+
+
+def test_beatnet_reads_only_the_window_in_the_middle() -> None:
+    mono, _ = _clicks(100.0, 40.0)
+    analyzer = TempoAnalyzer(octave_model=_network_model(), network_window_s=10.0)
+    envelopes = _feed(analyzer, mono, 40.0).envelopes()
+    assert envelopes.beat is not None
+    assert abs(envelopes.beat.size - 10.0 * FRAME_RATE_HZ) <= 2
+    assert envelopes.accent.size >= 40.0 * FRAME_RATE_HZ
+
+
+def test_beatnet_cue_sets_do_not_mix() -> None:
+    features = mono_features(_clicks(100.0, 10.0)[0])
+    assert features.candidates is not None
+    with pytest.raises(ValueError, match="octave model"):
+        _network_model().probabilities(features.candidates)
+
+
+def test_beatnet_analyzer_check_names_the_missing_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    def not_installed(name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    beatnet.load_network.cache_clear()
+    try:
+        with pytest.raises(FatalAnalyzerError, match="BeatNet"):
+            TempoAnalyzer(octave_model=_network_model()).check()
+    finally:
+        beatnet.load_network.cache_clear()

@@ -35,7 +35,7 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import librosa
 import numpy as np
@@ -45,7 +45,6 @@ import scipy.ndimage
 import scipy.signal
 import scipy.sparse
 
-from sidecar.analyzers import beatnet
 from sidecar.analyzers.audio import ANALYSIS_RATE_HZ, AudioBlock
 from sidecar.analyzers.tempo_octave import (
     ENVELOPES,
@@ -58,6 +57,9 @@ from sidecar.analyzers.tempo_octave import (
 )
 from sidecar.domain import AudioInfo, TempoResult
 from sidecar.errors import AnalyzerError, FatalAnalyzerError
+
+if TYPE_CHECKING:  # the network (and torch) is imported only where an octave model reads it
+    from sidecar.analyzers import beatnet
 
 FRAME_LENGTH = 1024
 """Samples per analysis frame at :data:`ANALYSIS_RATE_HZ` (46 ms)."""
@@ -127,6 +129,8 @@ class OnsetEnvelopes:
     def with_network(self, activations: beatnet.Activations) -> OnsetEnvelopes:
         """These envelopes plus the network's activations (50 frames/s), linearly resampled to
         :data:`FRAME_RATE_HZ`."""
+        from sidecar.analyzers import beatnet
+
         n_frames = math.floor((activations.beat.size - 1) / beatnet.FRAME_RATE_HZ * FRAME_RATE_HZ) + 1
         at = np.arange(max(0, n_frames)) * (beatnet.FRAME_RATE_HZ / FRAME_RATE_HZ)
         source = np.arange(activations.beat.size)
@@ -325,6 +329,8 @@ def mono_envelopes(
     envelopes = stream.envelopes()
     if network_window_s is None:
         return envelopes
+    from sidecar.analyzers import beatnet
+
     start_s, end_s = network_window(mono.size / ANALYSIS_RATE_HZ, network_window_s)
     window = mono[round(start_s * ANALYSIS_RATE_HZ) : round(end_s * ANALYSIS_RATE_HZ)]
     return envelopes.with_network(beatnet.activations(window, beatnet_model))
@@ -390,6 +396,8 @@ class TempoSession:
         self._network: beatnet.ActivationStream | None = None
         self._window = (0, 0)
         if settings.octave_model.uses_network:
+            from sidecar.analyzers import beatnet
+
             self._network = beatnet.ActivationStream()
             start_s, end_s = network_window(duration_s, settings.network_window_s)
             self._window = (round(start_s * ANALYSIS_RATE_HZ), round(end_s * ANALYSIS_RATE_HZ))

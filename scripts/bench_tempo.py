@@ -12,6 +12,9 @@ Peers on the same clips: librosa defaults (``librosa.beat.beat_track(y=, sr=)`` 
 Essentia ``RhythmExtractor2013(method="multifeature")`` on the file at 44.1 kHz (Essentia is a benchmark-only
 dependency: ``pip install -e '.[bench]'``). Their estimates are cached in ``<cache>/tempo-peers.json``.
 
+Octave cue sets (``--cues``, default both): ``v2``, the onset envelopes of tempo version 2 (the default), and ``v3``,
+those plus BeatNet's beat and downbeat activations (``--beatnet-model``), each fitted per fold the same way.
+
 Key: sonantica's key analyzer on the same clips, MIREX weighted score.
 
 Usage (from the repository root)::

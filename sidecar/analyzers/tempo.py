@@ -17,6 +17,9 @@ Method (choices measured on the ground-truth corpus, see ``docs/benchmarks/tempo
    chooses among them with a conditional-logit model whose weights are fitted on the rhythm corpus (14 style
    families, checked leave-one-style-out; see ``docs/tempo.md``). Version 1 moved to the *fastest regular level*
    (ratio 0.7) instead, which read breakbeat and half-time grooves at half tempo and drumless material at double.
+   An octave model may also read BeatNet's beat and downbeat activations (:mod:`sidecar.analyzers.beatnet`, on
+   ``network_window_s`` in the middle of the track) as two more envelopes; measured and not used by default
+   (``docs/benchmarks/tempo.md``).
 3. **Beats and refinement.** librosa's dynamic-programming beat tracker (Ellis 2007) places beats on the full
    envelope at that tempo. A robust straight-line fit of beat time against beat number (beat numbers counted
    across skipped beats, outliers dropped) gives the period to a small fraction of a frame, so a 120 BPM track
@@ -128,11 +131,13 @@ class OnsetEnvelopes:
 
     def with_network(self, activations: beatnet.Activations) -> OnsetEnvelopes:
         """These envelopes plus the network's activations (50 frames/s), linearly resampled to
-        :data:`FRAME_RATE_HZ`."""
+        :data:`FRAME_RATE_HZ` (empty when the network read nothing, e.g. a container duration far too long)."""
         from sidecar.analyzers import beatnet
 
+        if activations.beat.size == 0:
+            return dataclasses.replace(self, beat=np.zeros(0, np.float32), downbeat=np.zeros(0, np.float32))
         n_frames = math.floor((activations.beat.size - 1) / beatnet.FRAME_RATE_HZ * FRAME_RATE_HZ) + 1
-        at = np.arange(max(0, n_frames)) * (beatnet.FRAME_RATE_HZ / FRAME_RATE_HZ)
+        at = np.arange(n_frames) * (beatnet.FRAME_RATE_HZ / FRAME_RATE_HZ)
         source = np.arange(activations.beat.size)
         beat = activations.beat + activations.downbeat
         return dataclasses.replace(
@@ -318,12 +323,12 @@ def clip_features(
 def mono_envelopes(
     mono: npt.NDArray[np.float32],
     *,
-    network_window_s: float | None = DEFAULT_NETWORK_WINDOW_S,
+    network_window_s: float | None = None,
     beatnet_model: int = 1,
 ) -> OnsetEnvelopes:
-    """The onset envelopes of a whole mono signal at :data:`ANALYSIS_RATE_HZ`, with the activations of BeatNet
-    model ``beatnet_model`` over the middle ``network_window_s`` (as the analyzer reads them with model 1; None:
-    without the network)."""
+    """The onset envelopes of a whole mono signal at :data:`ANALYSIS_RATE_HZ`; with ``network_window_s``, plus the
+    activations of BeatNet model ``beatnet_model`` over that many seconds in the middle (as the analyzer reads them
+    with model 1)."""
     stream = OnsetEnvelopeStream()
     stream.feed(mono)
     envelopes = stream.envelopes()

@@ -183,3 +183,15 @@ def test_beatnet_analyzer_check_names_the_missing_package(monkeypatch: pytest.Mo
             TempoAnalyzer(octave_model=_network_model()).check()
     finally:
         beatnet.load_network.cache_clear()
+
+
+def test_beatnet_window_past_the_end_leaves_empty_cues() -> None:
+    """A container duration far longer than the audio puts the window after the end: the network reads nothing, its
+    cues read zero, and the tempo still comes from the onset envelopes."""
+    mono, _ = _clicks(100.0, 20.0)
+    analyzer = TempoAnalyzer(octave_model=_network_model(), network_window_s=10.0)
+    session = _feed(analyzer, mono, 600.0)
+    beat = session.envelopes().beat
+    assert beat is not None
+    assert beat.size == 0
+    assert session.finish().bpm is not None

@@ -27,6 +27,10 @@ $(STAMP): pyproject.toml Makefile
 	# musicnn ships the MusiCNN weights (TensorFlow checkpoints, read without TensorFlow): its TensorFlow and old
 	# numpy requirements are not ours.
 	$(PY) -m pip install --quiet --no-deps musicnn==0.1.0
+	# BeatNet ships its beat/downbeat CRNN weights (PyTorch state dicts, CC BY 4.0) that sidecar/analyzers/beatnet.py
+	# (inference only) reads for the v3 tempo cues (measured in the tempo benchmark, not the default) and its tests;
+	# its madmom, numba and audio I/O requirements are not ours.
+	$(PY) -m pip install --quiet --no-deps BeatNet==1.1.3
 	$(PY) -m pip install --quiet -e '.[demo,test]'
 	# Demucs without its declared dependencies (HuggingFace hub, audio I/O); the ones it needs are in pyproject.
 	$(PY) -m pip install --quiet --no-deps demucs==4.1.0

@@ -135,7 +135,7 @@ def corpus_results(corpus_dir: Path) -> list[tuple[KeySignature, KeyResult]]:
 def test_key_analyzer_follows_the_protocol() -> None:
     analyzer = KeyAnalyzer()
     assert isinstance(analyzer, Analyzer)
-    assert (analyzer.name, analyzer.version) == ("key", 1)
+    assert (analyzer.name, analyzer.version) == ("key", 2)
 
 
 def test_key_corpus_covers_all_keys(corpus_results: list[tuple[KeySignature, KeyResult]]) -> None:

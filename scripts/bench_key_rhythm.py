@@ -1,5 +1,5 @@
-"""Key accuracy on the rhythm corpus (15 style families x 4 soundfonts), the fitted key model validated leave-one-out,
-with the previous key analyzer and Essentia KeyExtractor on the same clips in the same run.
+"""Key accuracy on the rhythm corpus (15 style families x 4 soundfonts): the default key analyzer, the fitted key model
+(opt-in) validated leave-one-out, and Essentia KeyExtractor, on the same clips in the same run.
 
 The key model (:mod:`sidecar.analyzers.key_model`) is fitted, never scored on what it was fitted on: for every
 family it is fitted on the other families and scores the left-out one (leave-one-family-out), and the same per
@@ -10,14 +10,16 @@ their row is in-sample and is not a result; the block printed at the end is what
 ships. "without upper chroma" fits the model on the whole-register chroma alone (an ablation,
 leave-one-family-out).
 
-Peers: the key analyzer as it was at ``--before`` (key v1: Krumhansl-Kessler with the harmonic model), loaded from
-git history; Essentia ``KeyExtractor()`` with its defaults on the 44.1 kHz file (benchmark-only dependency:
-``pip install -e '.[bench]'``), cached in ``<cache>/key-peers.json``.
+Beside it: the default analyzer ``KeyAnalyzer()`` (Krumhansl-Kessler with the harmonic model) and Essentia
+``KeyExtractor()`` with its defaults on the 44.1 kHz file (benchmark-only dependency: ``pip install -e '.[bench]'``),
+cached in ``<cache>/key-peers.json``. ``--real``: the default analyzer and the shipped model against Essentia on the
+real recordings of ``scripts/bench_tempo_real.py`` (no ground truth there: agreement only).
 
 Usage (from the repository root)::
 
     python -m scripts.bench_tempo --fetch-soundfonts --render-only   # once: soundfonts from Debian, render clips
     python -m scripts.bench_key_rhythm
+    python -m scripts.bench_key_rhythm --real    # downloads the Debian packages of scripts/bench_tempo_real.py
 """
 
 from __future__ import annotations
@@ -27,11 +29,8 @@ import dataclasses
 import itertools
 import json
 import statistics
-import subprocess
-import sys
 import textwrap
 import time
-import types
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ from scripts.bench_key import CONFIDENCE_BINS, OUTCOMES, Tally, print_table
 from sidecar.analyzers.audio import AudioReader
 from sidecar.analyzers.key import (
     KRUMHANSL_KESSLER,
+    UPPER_MIN_PITCH,
     ChromaAccumulator,
     ChromaSummary,
     KeyAnalyzer,
@@ -80,17 +80,6 @@ class Item:
     @property
     def truth_index(self) -> int:
         return self.clip.key.pitch_class + (0 if self.clip.key.mode == "major" else 12)
-
-
-def _analyzer_from_git(revision: str) -> Any:
-    """``KeyAnalyzer()`` as it was at ``revision``, loaded from git history."""
-    source = subprocess.run(
-        ["git", "show", f"{revision}:sidecar/analyzers/key.py"], check=True, capture_output=True, text=True
-    ).stdout
-    module = types.ModuleType(f"key_at_{revision}")
-    sys.modules[module.__name__] = module  # dataclasses look their module up
-    exec(compile(source, f"{revision}:sidecar/analyzers/key.py", "exec"), module.__dict__)
-    return module.KeyAnalyzer()
 
 
 def _essentia_key() -> Callable[[Path], str] | None:
@@ -208,22 +197,21 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--soundfonts", default=",".join(rc.SOUNDFONT_NAMES), help="comma-separated names")
     parser.add_argument("--cache-dir", type=Path, default=rc.DEFAULT_CACHE_DIR)
-    parser.add_argument("--before", default="e8f3f29", help="git revision of the key analyzer to compare (key v1)")
     parser.add_argument("--no-essentia", action="store_true", help="skip Essentia even when it is installed")
     parser.add_argument("--real", action="store_true", help="only the real recordings of scripts/bench_tempo_real.py")
     args = parser.parse_args()
     if args.real:
-        real_recordings(args.cache_dir, args.before)
+        real_recordings(args.cache_dir)
         return
 
     names = [n for n in args.soundfonts.split(",") if n]
     clips = rc.rhythm_corpus(args.clips_per_family, soundfonts=names, duration_s=args.duration_s, seed=args.seed)
     paths = rc.cached_clip_paths(clips, args.cache_dir)
     print(f"corpus: {len(clips)} clips x {args.duration_s:g} s, {len(rc.FAMILIES)} families, seed {args.seed}")
-    before = f"sonantica key v1 (at {args.before})"
-    old = _analyzer_from_git(args.before)
-    shipped = "sonantica key v2, shipped model (in-sample, not a result)"
-    new = KeyAnalyzer()
+    before = "sonantica key, default analyzer"
+    old = KeyAnalyzer()
+    shipped = "fitted model, shipped weights (in-sample, not a result)"
+    new = KeyAnalyzer(model=DEFAULT_KEY_MODEL)
     essentia = None if args.no_essentia else _essentia_key()
     if essentia is None and not args.no_essentia:
         print("Essentia is not installed (pip install -e '.[bench]'): its columns are left out")
@@ -236,7 +224,7 @@ def main() -> None:
     for clip, path in zip(clips, paths, strict=True):
         with AudioReader(path) as reader:
             blocks = list(reader.blocks())
-        accumulator = ChromaAccumulator()
+        accumulator = ChromaAccumulator(upper_min_pitch=UPPER_MIN_PITCH)
         for block in blocks:
             accumulator.feed(block.mono)
         summary = accumulator.summary()
@@ -258,8 +246,8 @@ def main() -> None:
         items.append(item)
     cache_path.write_text(json.dumps(cache))
 
-    lofo, loso = "sonantica key v2 (leave-one-family-out)", "sonantica key v2 (leave-one-soundfont-out)"
-    ablation = "v2 without upper chroma (leave-one-family-out)"
+    lofo, loso = "fitted model (leave-one-family-out)", "fitted model (leave-one-soundfont-out)"
+    ablation = "fitted model without upper chroma (leave-one-family-out)"
     start = time.perf_counter()
     penalties = leave_one_out(items, lambda i: i.clip.family, lofo)
     fit_s = time.perf_counter() - start
@@ -299,7 +287,7 @@ def main() -> None:
             peer = item.keys.get(ESSENTIA_KEY)
             print(
                 f"- {item.clip.title}: {key.name if key else None} (confidence {item.confidence[lofo]:.2f};"
-                f" v1 {_name(item.keys[before])}; Essentia {_name(peer)})"
+                f" default {_name(item.keys[before])}; Essentia {_name(peer)})"
             )
 
     print(f"\n### Confidence of {lofo} against correctness\n")
@@ -312,8 +300,8 @@ def main() -> None:
 
     print(
         f"\n- key time per {args.duration_s:g} s clip from decoded blocks (median): "
-        f"v2 {statistics.median(i.seconds[shipped] for i in items) * 1000:.1f} ms, "
-        f"v1 {statistics.median(i.seconds[before] for i in items) * 1000:.1f} ms"
+        f"fitted model {statistics.median(i.seconds[shipped] for i in items) * 1000:.1f} ms, "
+        f"default {statistics.median(i.seconds[before] for i in items) * 1000:.1f} ms"
     )
     model = fit_nested(items)
     if model != DEFAULT_KEY_MODEL:
@@ -321,9 +309,9 @@ def main() -> None:
     print(f"\n### Model fitted on all {len(items)} clips (the shipped DEFAULT_KEY_MODEL)\n\n{render_model(model)}")
 
 
-def real_recordings(cache_dir: Path, revision: str) -> None:
-    """Key v1 and v2 against Essentia KeyExtractor on the excerpts ``scripts/bench_tempo_real.py`` cuts from the
-    soundtracks Debian packages ship (same packages, same excerpts: 8 per package, 60 s)."""
+def real_recordings(cache_dir: Path) -> None:
+    """The default analyzer and the shipped model against Essentia KeyExtractor on the excerpts that
+    ``scripts/bench_tempo_real.py`` cuts from soundtracks Debian packages ship (same packages and excerpts)."""
     from scripts.bench_tempo_real import PACKAGES, _fetch, _tracks  # the same tracks as the tempo benchmark
 
     essentia = _essentia_key()
@@ -332,7 +320,7 @@ def real_recordings(cache_dir: Path, revision: str) -> None:
     tracks = _tracks(cache_dir, _fetch(cache_dir, PACKAGES), PACKAGES, 8, 60.0)
     cache_path = cache_dir / "real" / "key-peers-60s.json"
     cache: dict[str, str] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
-    old, new = _analyzer_from_git(revision), KeyAnalyzer()
+    old, new = KeyAnalyzer(), KeyAnalyzer(model=DEFAULT_KEY_MODEL)
     rows = []
     for track in tracks:
         with AudioReader(track.excerpt) as reader:
@@ -344,15 +332,15 @@ def real_recordings(cache_dir: Path, revision: str) -> None:
     cache_path.write_text(json.dumps(cache, indent=1))
     print(f"\n### Real recordings: {len(rows)} excerpts of 60 s from {len(PACKAGES)} Debian packages\n")
     print("| method | same key as Essentia | MIREX-weighted vs Essentia | no key |\n|---|---|---|---|")
-    for label, column in ((f"sonantica key v1 (at {revision})", 2), ("sonantica key v2", 3)):
+    for label, column in (("sonantica key, default analyzer", 2), ("fitted model, shipped weights", 3)):
         same = [row[column] == row[1] for row in rows]
         mirex = [mirex_key_score(row[column], row[1]) for row in rows]
         none = sum(row[column] is None for row in rows)
         print(f"| {label} | {sum(same)} of {len(rows)} ({np.mean(same):.3f}) | {np.mean(mirex):.3f} | {none} |")
-    print("\nDisagreements with Essentia (track: Essentia / v1 / v2):")
-    for name, peer, v1, v2 in rows:
-        if v1 != peer or v2 != peer:
-            print(f"- {name}: {peer.name} / {_name(v1)} / {_name(v2)}")
+    print("\nDisagreements with Essentia (track: Essentia / default / fitted model):")
+    for name, peer, default, fitted in rows:
+        if default != peer or fitted != peer:
+            print(f"- {name}: {peer.name} / {_name(default)} / {_name(fitted)}")
 
 
 def _name(key: KeySignature | None) -> str:

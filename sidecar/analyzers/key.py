@@ -1,4 +1,4 @@
-"""Musical key (tonic + mode) with a confidence value, from spectral-peak chroma and a fitted key classifier.
+"""Musical key (tonic + mode) with a confidence value, from spectral-peak chroma and key-profile correlation.
 
 Method (measured choices, see ``docs/benchmarks/key.md``):
 
@@ -10,21 +10,22 @@ Method (measured choices, see ``docs/benchmarks/key.md``):
    amplitude is weighted by a broad register window centred on C4, and each frame's weights are scaled to sum
    to the square root of their total (between "every frame counts once" and "loud frames count more"). Frames
    quieter than :data:`SILENCE_DBFS` are skipped.
-3. Only statistics are kept: two pitch-class histograms in 10-cent bins (all peaks, and the peaks from G3 up
-   without the register window: the *upper* register, melody and chord voicings without the bass line) and the
-   complex sum of the peaks' phases on the semitone grid. The latter gives the tuning (A4 away from 440 Hz, up to
-   +-50 cents) and the *tuning coherence*: how tightly the spectral peaks sit on one semitone grid (near 1 for
-   pitched music, near 0 for noise). Memory is constant whatever the track length.
-4. Both histograms, shifted by the tuning, are folded into 12 pitch classes. The whole-register chroma is
-   correlated (Pearson) with the 24 rotations of a key profile: real tones carry harmonics (the 3rd sounds a fifth
-   above the note, the 5th a major third), so each profile is first convolved with a harmonic-series kernel whose
-   partials decay by ``harmonic_decay`` each. The best correlation and the tuning coherence make the *tonal
-   evidence*: too little of it (silence, noise, unpitched drums, under a few seconds) gives no key.
-5. The key itself is chosen by a fitted classifier (:mod:`sidecar.analyzers.key_model`): trained major and minor
-   profiles for both chromas, fitted on the rhythm corpus and validated leave-one-family-out and
-   leave-one-soundfont-out (``scripts/bench_key_rhythm.py``). Key v1 took the best-correlating profile rotation
-   instead, and read 18 of that corpus's 180 clips a fifth away. The confidence is the tonal evidence times the
-   model's probability margin of the best key over the runner-up.
+3. Only statistics are kept: a pitch-class histogram in 10-cent bins (for the opt-in fitted model a second one,
+   of the peaks from G3 up without the register window: the *upper* register, melody and chord voicings without
+   the bass line) and the complex sum of the peaks' phases on the semitone grid. The latter gives the tuning (A4
+   away from 440 Hz, up to +-50 cents) and the *tuning coherence*: how tightly the spectral peaks sit on one
+   semitone grid (near 1 for pitched music, near 0 for noise). Memory is constant whatever the track length.
+4. The histogram, shifted by the tuning, is folded into 12 pitch classes and correlated (Pearson) with the 24
+   rotations of a key profile. Real tones carry harmonics (the 3rd sounds a fifth above the note, the 5th a
+   major third), so each profile is first convolved with a harmonic-series kernel whose partials decay by
+   ``harmonic_decay`` each: the profile then describes the chroma a key *sounds* like, not the notes it uses. The
+   best correlation and the tuning coherence make the *tonal evidence*: too little of it (silence, noise,
+   unpitched drums, under a few seconds) gives no key.
+5. The best-correlating rotation is the key; its confidence is the tonal evidence times a ramp on its margin over
+   the runner-up. Opt-in (``KeyAnalyzer(model=DEFAULT_KEY_MODEL)``): a fitted classifier
+   (:mod:`sidecar.analyzers.key_model`) over both chromas chooses the key instead. It scores 0.98 leave-one-family-out
+   on the rhythm corpus against 0.87 for the default, but agrees with Essentia on fewer real recordings (24 of 52
+   against 33): it learned the harmony of the corpus generator, see ``docs/benchmarks/key.md``. Not the default.
 """
 
 from __future__ import annotations
@@ -38,9 +39,12 @@ import numpy as np
 import numpy.typing as npt
 
 from sidecar.analyzers.audio import ANALYSIS_RATE_HZ, AudioBlock
-from sidecar.analyzers.key_model import DEFAULT_KEY_MODEL, KeyModel, probabilities
+from sidecar.analyzers.key_model import KeyModel, probabilities
 from sidecar.domain import AudioInfo, KeyResult, KeySignature
 
+UPPER_MIN_PITCH = 55.0
+"""Lowest MIDI pitch (G3) of the upper-register chroma the fitted key model reads: melody and chord voicings without
+the bass line."""
 SILENCE_DBFS = -70.0
 """A frame whose strongest spectral peak is below this level (dB relative to a full-scale sine) is skipped."""
 
@@ -147,8 +151,9 @@ class ChromaAccumulator:
         A frame's peaks are scaled to sum to (their summed amplitude) ** this: 0 counts every frame once, 1
         weights frames by loudness; 0.5 lies between.
     upper_min_pitch
-        Lowest MIDI pitch of the peaks that make the upper-register chroma (55 = G3); each frame's upper peaks are
-        scaled the same way, by their own sum.
+        Lowest MIDI pitch of the peaks that make the upper-register chroma (:data:`UPPER_MIN_PITCH`, G3, for the
+        fitted key model); each frame's upper peaks are scaled the same way, by their own sum. None (the default):
+        no upper chroma is kept (zeros in the summary).
     """
 
     def __init__(
@@ -163,7 +168,7 @@ class ChromaAccumulator:
         register_centre_pitch: float = 60.0,
         register_width_semitones: float = 18.0,
         frame_weight_power: float = 0.5,
-        upper_min_pitch: float = 55.0,
+        upper_min_pitch: float | None = None,
     ) -> None:
         if not 0 < hop_length <= frame_length:
             raise ValueError(f"hop_length {hop_length} must be in 1..frame_length ({frame_length})")
@@ -235,13 +240,14 @@ class ChromaAccumulator:
         self._tonal_frames += int(np.count_nonzero(per_frame))
         bins = np.round(pitch * _HISTOGRAM_BINS_PER_SEMITONE).astype(np.int64) % _HISTOGRAM_BINS
         self._histogram += np.bincount(bins, weights=weight, minlength=_HISTOGRAM_BINS)
-        upper = pitch >= self._upper_min_pitch
-        upper_weight = amplitude[upper]
-        upper_frames = np.bincount(frame_idx[upper], weights=upper_weight, minlength=magnitude.shape[0])
-        upper_weight *= upper_frames[frame_idx[upper]] ** (self._frame_power - 1.0)
-        self._upper_histogram += np.bincount(bins[upper], weights=upper_weight, minlength=_HISTOGRAM_BINS)
         self._phase_sum += complex(np.sum(weight * np.exp(2j * np.pi * pitch)))
         self._weight_sum += float(weight.sum())
+        if self._upper_min_pitch is not None:
+            upper = pitch >= self._upper_min_pitch
+            upper_weight = amplitude[upper]
+            upper_frames = np.bincount(frame_idx[upper], weights=upper_weight, minlength=magnitude.shape[0])
+            upper_weight *= upper_frames[frame_idx[upper]] ** (self._frame_power - 1.0)
+            self._upper_histogram += np.bincount(bins[upper], weights=upper_weight, minlength=_HISTOGRAM_BINS)
 
     def summary(self) -> ChromaSummary:
         """The tuning-corrected 12-bin chroma and the tuning statistics of everything fed so far."""
@@ -425,11 +431,12 @@ class KeyAnalyzer:
     decision
         Confidence and no-key thresholds.
     model
-        The fitted key classifier that chooses the key (:data:`DEFAULT_KEY_MODEL`); None: the profile chooses.
+        A fitted key classifier that chooses the key instead of the profile (opt-in, e.g.
+        :data:`sidecar.analyzers.key_model.DEFAULT_KEY_MODEL`; not the default, see the module docstring).
     """
 
     name: ClassVar[str] = "key"
-    version: ClassVar[int] = 2
+    version: ClassVar[int] = 1
 
     def __init__(
         self,
@@ -437,7 +444,7 @@ class KeyAnalyzer:
         profile: KeyProfile = KRUMHANSL_KESSLER,
         harmonic_decay: float = 0.6,
         decision: KeyDecision | None = None,
-        model: KeyModel | None = DEFAULT_KEY_MODEL,
+        model: KeyModel | None = None,
     ) -> None:
         if not 0.0 <= harmonic_decay < 1.0:
             raise ValueError(f"harmonic_decay must be in [0, 1), got {harmonic_decay}")
@@ -450,4 +457,5 @@ class KeyAnalyzer:
 
     def start(self, info: AudioInfo) -> KeySession:
         """Begin one track (``info`` is not needed: the mono signal is always at the analysis rate)."""
-        return KeySession(ChromaAccumulator(), self._templates, self._decision, self._model)
+        upper = UPPER_MIN_PITCH if self._model is not None else None
+        return KeySession(ChromaAccumulator(upper_min_pitch=upper), self._templates, self._decision, self._model)

@@ -38,6 +38,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -310,31 +311,44 @@ def mount_and_config(work: Path, count: int) -> Path:
     return mount
 
 
-def sync_row(label: str, report: SyncReport, seconds: float) -> str:
+@dataclass(frozen=True, slots=True)
+class SyncTiming:
+    """Wall time of one sync, CPU time of this process during it (the sync, the stat threads and the generated
+    host; not PostgreSQL or Redis), and the generated host's share of that CPU time, in seconds."""
+
+    wall_s: float
+    cpu_s: float
+    host_cpu_s: float
+
+
+def sync_row(label: str, report: SyncReport, timing: SyncTiming) -> str:
     """One table row: what a sync did and how long it took."""
     return (
         f"| {label}: seen {report.seen}, unchanged (not stat-ed) {report.unchanged}, stat-ed {report.stated},"
         f" rows written {report.written}, created {report.created}, updated {report.updated}, queued"
-        f" {report.queued}, missing {report.missing}, unmappable {report.unmappable} | {seconds:.1f} s"
-        f" ({report.seen / seconds:.0f} tracks/s) |"
+        f" {report.queued}, missing {report.missing}, unmappable {report.unmappable} | {timing.wall_s:.1f} s"
+        f" ({report.seen / timing.wall_s:.0f} tracks/s); CPU of the benchmark process {timing.cpu_s:.1f} s, of"
+        f" which the generated host {timing.host_cpu_s:.1f} s |"
     )
 
 
 async def timed_sync(
     runtime: Runtime,
     adapter: HostAdapter,
+    host: GeneratedSubsonic | GeneratedJellyfin,
     versions: dict[str, int],
     args: argparse.Namespace,
     *,
     deep: bool | None = None,
     changed_since: datetime | None = None,
-) -> tuple[SyncReport, float]:
-    """One sync of pages of ``--page-size`` and its wall time in seconds."""
-    started = time.perf_counter()
+) -> tuple[SyncReport, SyncTiming]:
+    """One sync of pages of ``--page-size`` and its times."""
+    started, cpu, host_cpu = time.perf_counter(), time.process_time(), host.cpu_s
     report = await sync_library(
         runtime, adapter, versions, page_size=args.page_size, deep=deep, changed_since=changed_since
     )
-    return report, time.perf_counter() - started
+    timing = SyncTiming(time.perf_counter() - started, time.process_time() - cpu, host.cpu_s - host_cpu)
+    return report, timing
 
 
 def change_songs(host: GeneratedSubsonic | GeneratedJellyfin, mount: Path, count: int, seed: int) -> set[int]:
@@ -359,10 +373,10 @@ async def part_sync(runtime: Runtime, versions: dict[str, int], args: argparse.N
     await runtime.redis.flushdb()
     before_mib = rss_mib()
     try:
-        report, seconds = await timed_sync(runtime, adapter, versions, args)
+        report, timing = await timed_sync(runtime, adapter, host, versions, args)
         print(
             sync_row(
-                f"Navidrome first sync ({host.requests} `search3` requests, page {args.page_size})", report, seconds
+                f"Navidrome first sync ({host.requests} `search3` requests, page {args.page_size})", report, timing
             )
         )
         print(
@@ -370,12 +384,12 @@ async def part_sync(runtime: Runtime, versions: dict[str, int], args: argparse.N
             f" {rss_mib():.0f} MiB |"
         )
         await asyncio.to_thread(change_songs, host, mount, args.changes, 3)
-        report, seconds = await timed_sync(runtime, adapter, versions, args, deep=False)
-        print(sync_row(f"Navidrome sync after {args.changes} songs changed (every song listed)", report, seconds))
+        report, timing = await timed_sync(runtime, adapter, host, versions, args, deep=False)
+        print(sync_row(f"Navidrome sync after {args.changes} songs changed (every song listed)", report, timing))
         if args.deep_resync:
             await asyncio.to_thread(change_songs, host, mount, args.changes, 4)
-            report, seconds = await timed_sync(runtime, adapter, versions, args, deep=True)
-            print(sync_row(f"Navidrome deep sync after {args.changes} more changes", report, seconds))
+            report, timing = await timed_sync(runtime, adapter, host, versions, args, deep=True)
+            print(sync_row(f"Navidrome deep sync after {args.changes} more changes", report, timing))
         print(f"| peak RSS of the benchmark process after the Navidrome syncs | {rss_mib():.0f} MiB |")
     finally:
         await adapter.aclose()
@@ -393,8 +407,8 @@ async def part_sync_jellyfin(runtime: Runtime, versions: dict[str, int], args: a
     before_mib = rss_mib()
     try:
         host.saved_at = datetime.now(UTC)
-        report, seconds = await timed_sync(runtime, adapter, versions, args)
-        print(sync_row(f"Jellyfin first sync ({host.requests} requests, page {args.page_size})", report, seconds))
+        report, timing = await timed_sync(runtime, adapter, host, versions, args)
+        print(sync_row(f"Jellyfin first sync ({host.requests} requests, page {args.page_size})", report, timing))
         print(
             f"| peak RSS of the benchmark process before / after the first sync | {before_mib:.0f} /"
             f" {rss_mib():.0f} MiB |"
@@ -403,18 +417,16 @@ async def part_sync_jellyfin(runtime: Runtime, versions: dict[str, int], args: a
         host.changed_at = since + timedelta(seconds=1)
         await asyncio.to_thread(change_songs, host, mount, args.changes, 3)
         requests = host.requests
-        report, seconds = await timed_sync(
-            runtime, adapter, versions, page_size=args.page_size, changed_since=since, deep=False
-        )
+        report, timing = await timed_sync(runtime, adapter, host, versions, args, deep=False, changed_since=since)
         label = (
             f"Jellyfin incremental sync (`minDateLastSaved`, {host.requests - requests} requests) after"
             f" {args.changes} songs changed"
         )
-        print(sync_row(label, report, seconds))
+        print(sync_row(label, report, timing))
         await asyncio.to_thread(change_songs, host, mount, args.changes, 4)
-        report, seconds = await timed_sync(runtime, adapter, versions, args, deep=False)
+        report, timing = await timed_sync(runtime, adapter, host, versions, args, deep=False)
         print(
-            sync_row(f"Jellyfin full sync after {args.changes} more songs changed (every song listed)", report, seconds)
+            sync_row(f"Jellyfin full sync after {args.changes} more songs changed (every song listed)", report, timing)
         )
         print(f"| peak RSS of the benchmark process after the Jellyfin syncs | {rss_mib():.0f} MiB |")
     finally:

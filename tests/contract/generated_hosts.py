@@ -12,6 +12,7 @@ It lives under tests/ because only adapters/*/client.py and adapters/http.py may
 from __future__ import annotations
 
 import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -70,6 +71,7 @@ class _Generated:
         self.changed: set[int] = set()
         self.removed: frozenset[int] = frozenset()  # songs not listed (their numbers stay theirs)
         self.requests = 0
+        self.cpu_s = 0.0  # CPU time spent answering (making and encoding pages), seconds
         self._present: tuple[frozenset[int], list[int]] = (frozenset(), [])  # the listing for those removed
 
     def listed(self, offset: int, size: int) -> list[int]:
@@ -104,6 +106,13 @@ class GeneratedSubsonic(_Generated):
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         """Answer one adapter request."""
+        started = time.thread_time()
+        try:
+            return self._answer(request)
+        finally:
+            self.cpu_s += time.thread_time() - started
+
+    def _answer(self, request: httpx.Request) -> httpx.Response:
         self.requests += 1
         fields = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
         head = {"status": "ok", "version": "1.16.1", "type": "navidrome", "serverVersion": "0.53.3",
@@ -148,6 +157,13 @@ class GeneratedJellyfin(_Generated):
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         """Answer one adapter request."""
+        started = time.thread_time()
+        try:
+            return self._answer(request)
+        finally:
+            self.cpu_s += time.thread_time() - started
+
+    def _answer(self, request: httpx.Request) -> httpx.Response:
         self.requests += 1
         path = request.url.path
         if request.method == "GET" and path == "/Library/VirtualFolders":

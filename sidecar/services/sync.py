@@ -151,9 +151,6 @@ class _Fingerprints:
     def __init__(self, stored: Sequence[int]) -> None:
         self._sorted: npt.NDArray[np.int64] = np.sort(np.asarray(stored, dtype=np.int64))
 
-    def __len__(self) -> int:
-        return len(self._sorted)
-
     def contains(self, fingerprints: Sequence[int]) -> list[bool]:
         """Whether each of ``fingerprints`` is stored."""
         if not len(self._sorted) or not fingerprints:

@@ -5,8 +5,12 @@
 -- checks the track in full.
 ALTER TABLE tracks ADD COLUMN host_fingerprint bigint;
 
--- When a complete deep sync (every listed file stat-ed, fingerprints ignored) last ended, per host.
+-- Per host: when the last complete deep sync (every listed file stat-ed, fingerprints ignored) ended, and when the
+-- last complete listing of any kind, and the last complete full listing, began (the scheduler's incremental syncs
+-- ask the host for what changed since the former). NULL: never.
 CREATE TABLE host_sync_state (
     host text PRIMARY KEY,
-    deep_synced_at timestamptz NOT NULL
+    deep_synced_at timestamptz,
+    listed_at timestamptz,
+    full_listed_at timestamptz
 );

@@ -30,7 +30,7 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from adapters.base import HostAdapter, HostTrack, HostUnavailableError
+from adapters.base import Capability, HostAdapter, HostTrack, HostUnavailableError
 from sidecar.domain import Priority
 from sidecar.errors import SidecarError
 from sidecar.services.enqueue import enqueue_track_ids
@@ -273,12 +273,43 @@ async def _compare(run: _Pass, known: Sequence[HostTrack]) -> None:
             _keep(report.replaygain_examples, Disagreement(track.host_track_id, track.title, gain, our_gain))
 
 
-async def _deep_sync_due(runtime: Runtime, host: str) -> bool:
-    """Whether the last complete deep sync of ``host`` is older than the configured interval (or never ran)."""
+LISTING_OVERLAP = timedelta(minutes=10)
+"""How far before the start of the last complete listing an incremental sync asks from: covers a difference between
+the sidecar's and the host's clocks, and tracks saved while that listing ran."""
+
+
+async def scheduled_since(runtime: Runtime, adapter: HostAdapter) -> datetime | None:
+    """The ``changed_since`` of the scheduler's next sync of ``adapter``'s host.
+
+    ``None`` (a full listing, which also marks removed tracks missing) when the host cannot list changes
+    (Navidrome), when it never had a complete full listing, or when its last one began
+    ``settings.scheduler.full_sync_interval_s`` ago or more; otherwise the start of its last complete listing minus
+    :data:`LISTING_OVERLAP` (Jellyfin: only items saved since then are listed).
+    """
+    if Capability.CHANGED_SINCE not in adapter.capabilities:
+        return None
     async with transaction(runtime.pool) as conn:
-        last = await sync_state.last_deep_sync(conn, host)
-    interval = timedelta(seconds=runtime.settings.scheduler.deep_sync_interval_s)
-    return last is None or datetime.now(UTC) - last >= interval
+        state = await sync_state.get_sync_state(conn, adapter.kind.value)
+    full_interval = timedelta(seconds=runtime.settings.scheduler.full_sync_interval_s)
+    if state.listed_at is None or state.full_listed_at is None or _now() - state.full_listed_at >= full_interval:
+        return None
+    return state.listed_at - LISTING_OVERLAP
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _continues(state: sync_state.SyncState, changed_since: datetime | None) -> bool:
+    """Whether an incremental listing from ``changed_since`` leaves no gap after the last complete listing (a later
+    ``--since`` would: what changed between the two was never listed)."""
+    return state.listed_at is not None and changed_since is not None and changed_since <= state.listed_at
+
+
+def _deep_sync_due(state: sync_state.SyncState, interval_s: float) -> bool:
+    """Whether the last complete deep sync is older than ``interval_s`` seconds (or never ran)."""
+    last = state.deep_synced_at
+    return last is None or _now() - last >= timedelta(seconds=interval_s)
 
 
 async def sync_library(
@@ -330,8 +361,11 @@ async def sync_library(
     host = adapter.kind.value
     tolerances = _Tolerances(bpm=bpm_tolerance, replaygain_db=replaygain_tolerance_db)
     started = time.monotonic()
+    began_at = _now()
+    async with transaction(runtime.pool) as conn:
+        state = await sync_state.get_sync_state(conn, host)
     if deep is None:
-        deep = await _deep_sync_due(runtime, host)
+        deep = _deep_sync_due(state, runtime.settings.scheduler.deep_sync_interval_s)
     known = None
     if not deep:
         async with transaction(runtime.pool) as conn:
@@ -363,11 +397,13 @@ async def sync_library(
             attempt += 1
             continue
         break
-    if report.full:
-        async with transaction(runtime.pool) as conn:
+    async with transaction(runtime.pool) as conn:
+        if report.full:
             report.missing = await tracks.mark_missing(conn, host, present_host_track_ids=present)
             if deep:
-                await sync_state.record_deep_sync(conn, host, datetime.now(UTC))
+                await sync_state.record_deep_sync(conn, host, _now())
+        if report.full or _continues(state, changed_since):
+            await sync_state.record_listing(conn, host, began_at, full=report.full)
     report.duration_s = time.monotonic() - started
     log.info(
         "%s %s sync: %d seen, %d unchanged, %d new, %d changed, %d missing, %d unmappable, %d queued",

@@ -19,6 +19,7 @@ from adapters.base import HostUnavailableError
 from adapters.jellyfin import JellyfinAdapter, JellyfinConfig
 from adapters.navidrome import NavidromeAdapter, NavidromeConfig
 from sidecar.analyzers.registry import enabled_versions
+from sidecar.scheduler import Scheduler
 from sidecar.services import sync
 from sidecar.services.runtime import Runtime, open_runtime
 from sidecar.services.sync import SyncError, sync_library
@@ -280,3 +281,41 @@ async def test_jellyfin_incremental_sync_lists_and_writes_only_the_saved_songs(
     assert (incremental.written, incremental.updated, incremental.queued, incremental.missing) == (37, 37, 37, 0)
     assert _queued_songs(database_url, "jellyfin") == {f"{g:032x}" for g in CHANGED}
     assert (full.unchanged, full.written, full.queued, full.missing) == (SONGS - len(REMOVED), 0, 0, len(REMOVED))
+
+
+async def test_scheduled_jellyfin_syncs_list_only_changes_between_full_listings(
+    runtime: Runtime, versions: dict[str, int], own_mount: Path, database_url: str
+) -> None:
+    host = GeneratedJellyfin(SONGS)
+    host.saved_at = datetime.now(UTC) - timedelta(hours=1)
+    config = JellyfinConfig(url="http://jellyfin.invalid:8096", api_key="k", library_dir=own_mount,
+                            path_map=((JELLYFIN_ROOT, str(own_mount)),))  # fmt: skip
+    async with JellyfinAdapter(config, transport=httpx.MockTransport(host.handle)) as adapter:
+        scheduler = Scheduler(runtime, adapter, versions)
+        first_due = await sync.scheduled_since(runtime, adapter)
+        first_began = datetime.now(UTC)
+        await scheduler._sync()
+        _finish_all_analyses(database_url)
+        since = await sync.scheduled_since(runtime, adapter)
+        host.changed_at = datetime.now(UTC) + timedelta(seconds=1)
+        for g in CHANGED:
+            rewrite_file(own_mount, g)
+        host.changed = set(CHANGED)
+        host.removed = frozenset(REMOVED)
+        requests = host.requests
+        await scheduler._sync()
+        incremental_requests = host.requests - requests
+        queued = _queued_songs(database_url, "jellyfin")
+        missing_after_incremental = _db(database_url, "SELECT count(*) FROM tracks WHERE is_missing")[0][0]
+        _db(database_url, "UPDATE host_sync_state SET full_listed_at = full_listed_at - interval '2 days' RETURNING 1")
+        full_due = await sync.scheduled_since(runtime, adapter)
+        await scheduler._sync()
+        missing_after_full = _db(database_url, "SELECT count(*) FROM tracks WHERE is_missing")[0][0]
+    assert first_due is None  # never listed in full: a full listing
+    assert since is not None
+    assert first_began - sync.LISTING_OVERLAP <= since <= datetime.now(UTC) - sync.LISTING_OVERLAP
+    assert incremental_requests == 2  # the libraries, then one page of the 37 saved songs
+    assert queued == {f"{g:032x}" for g in CHANGED}
+    assert missing_after_incremental == 0  # a listing of changes cannot see removals
+    assert full_due is None
+    assert missing_after_full == len(REMOVED)

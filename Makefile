@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: install demo test lint typecheck pytest bench clean chromium
+.PHONY: install demo test lint typecheck pytest bench clean chromium firefox-check
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ $(STAMP): pyproject.toml Makefile
 	# musicnn ships the MusiCNN weights (TensorFlow checkpoints, read without TensorFlow): its TensorFlow and old
 	# numpy requirements are not ours.
 	$(PY) -m pip install --quiet --no-deps musicnn==0.1.0
+	# BeatNet ships its beat/downbeat CRNN weights (PyTorch state dicts, CC BY 4.0) that sidecar/analyzers/beatnet.py
+	# (inference only) reads for the v3 tempo cues (measured in the tempo benchmark, not the default) and its tests;
+	# its madmom, numba and audio I/O requirements are not ours.
+	$(PY) -m pip install --quiet --no-deps BeatNet==1.1.3
 	$(PY) -m pip install --quiet -e '.[demo,test]'
 	# Demucs without its declared dependencies (HuggingFace hub, audio I/O); the ones it needs are in pyproject.
 	$(PY) -m pip install --quiet --no-deps demucs==4.1.0
@@ -64,6 +68,13 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(PY) scripts/bench_analysis.py $(ARGS)
+
+# Not part of `make test`: the pages in Debian's firefox-esr over WebDriver BiDi (puppeteer-core from npm, pinned in
+# scripts/firefox/package-lock.json), with a private PulseAudio null sink for the Studio's audio (needs the Debian
+# packages firefox-esr, pulseaudio and nodejs/npm).
+firefox-check: $(STAMP)
+	npm ci --prefix scripts/firefox --no-audit --no-fund
+	$(PY) scripts/firefox_check.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist

@@ -57,6 +57,29 @@ class HostTrack:
     host_bpm: float | None = None  # BPM from the host's tags (None when unknown or 0)
     host_replaygain_track_gain_db: float | None = None  # track gain the host reports (tags or its own scan)
 
+    def located(self, *, local_path: str | None = None, path_problem: str | None = None) -> HostTrack:
+        """This track with its file on the mount, or with why it has none (``dataclasses.replace`` costs several
+        times more, once per track of a library listing)."""
+        return HostTrack(
+            host_track_id=self.host_track_id,
+            title=self.title,
+            artist=self.artist,
+            album=self.album,
+            album_artist=self.album_artist,
+            genres=self.genres,
+            library_id=self.library_id,
+            duration_s=self.duration_s,
+            host_path=self.host_path,
+            local_path=local_path,
+            path_problem=path_problem,
+            container=self.container,
+            size_bytes=self.size_bytes,
+            musicbrainz_track_id=self.musicbrainz_track_id,
+            changed_at=self.changed_at,
+            host_bpm=self.host_bpm,
+            host_replaygain_track_gain_db=self.host_replaygain_track_gain_db,
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HostInfo:

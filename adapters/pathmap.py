@@ -6,8 +6,7 @@ import functools
 import os
 import posixpath
 from collections.abc import Sequence
-from dataclasses import replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from adapters.base import HostTrack, PathMappingError
 
@@ -20,46 +19,63 @@ def _normalise_host_path(path: str) -> str:
     return text.rstrip("/") or "/"
 
 
+_DIRECTORIES_KEPT = 65_536
+"""Resolved directories a :class:`PathMapper` remembers before it starts over (about 200 bytes each)."""
+
+
 class PathMapper:
     """Longest-prefix mapping from host paths to files under ``mount``.
 
     ``prefixes`` are (host prefix, local prefix) pairs; a local prefix must lie inside ``mount``. A relative host
     path (some Subsonic servers report paths relative to their music folder) is taken relative to ``mount``.
-    Every result is checked after resolving symlinks: it must stay inside ``mount``.
+    Every result is checked after resolving symlinks: it must stay inside ``mount``. A library's files share few
+    directories, so each directory is resolved once (remembered until :meth:`forget_directories`, which a listing
+    calls when it starts) and each file costs one ``lstat`` (a symlinked file is resolved in full).
     """
 
     def __init__(self, mount: str | os.PathLike[str], prefixes: Sequence[tuple[str, str]] = ()) -> None:
         self.mount = Path(mount)
+        self._mount_text = os.fspath(mount)
         self._prefixes = sorted(
             ((_normalise_host_path(host), local) for host, local in prefixes),
             key=lambda pair: len(pair[0]),
             reverse=True,
         )
+        self._real_directories: dict[str, str] = {}
 
     @property
     def prefixes(self) -> list[tuple[str, str]]:
         """The (host prefix, local prefix) pairs, longest host prefix first."""
         return list(self._prefixes)
 
+    def forget_directories(self) -> None:
+        """Resolve every directory again from now on (symlinks may have changed since they were remembered)."""
+        self._real_directories.clear()
+
     def to_local(self, host_path: str) -> Path:
         """The file on the mount for ``host_path``; raises :class:`PathMappingError` saying why not."""
+        return Path(self.local_path(host_path))
+
+    def local_path(self, host_path: str) -> str:
+        """:meth:`to_local` as a normalised string (string operations only, no ``Path`` objects)."""
         if not host_path or "\x00" in host_path:
             raise PathMappingError(f"host reported an unusable path {host_path!r}")
         normalised = _normalise_host_path(host_path)
-        parts = PurePosixPath(normalised).parts
-        if ".." in parts:
+        if ".." in normalised.split("/"):
             raise PathMappingError(f"refusing host path with '..' components: {host_path!r}")
         if not normalised.startswith("/") and not _is_windows_absolute(normalised):
-            candidate = self.mount / normalised
+            candidate = posixpath.join(self._mount_text, normalised)
         else:
             candidate = self._apply_prefix(normalised, host_path)
-        return self._inside_mount(candidate, host_path)
+        candidate = posixpath.normpath(candidate)
+        self._check_inside_mount(candidate, host_path)
+        return candidate
 
-    def _apply_prefix(self, normalised: str, original: str) -> Path:
+    def _apply_prefix(self, normalised: str, original: str) -> str:
         for host_prefix, local_prefix in self._prefixes:
             if normalised == host_prefix or normalised.startswith(host_prefix.rstrip("/") + "/"):
                 rest = normalised[len(host_prefix.rstrip("/")) :].lstrip("/")
-                return Path(local_prefix) / rest if rest else Path(local_prefix)
+                return posixpath.join(local_prefix, rest) if rest else local_prefix
         known = ", ".join(f"{h} -> {loc}" for h, loc in self._prefixes) or "none configured"
         raise PathMappingError(
             f"host path {original!r} is under no mapped prefix ({known}); add its library folder to "
@@ -71,28 +87,40 @@ class PathMapper:
         """The mount with its symlinks resolved, once per mapper (not once per track)."""
         return os.path.realpath(self.mount)
 
-    def _inside_mount(self, candidate: Path, original: str) -> Path:
+    def _resolved(self, candidate: str) -> str:
+        """``os.path.realpath(candidate)``, with the directory's part remembered."""
+        directory, separator, name = candidate.rpartition("/")
+        if not separator or not name or os.path.islink(candidate):
+            return os.path.realpath(candidate)
+        real_directory = self._real_directories.get(directory)
+        if real_directory is None:
+            if len(self._real_directories) >= _DIRECTORIES_KEPT:
+                self._real_directories.clear()
+            real_directory = os.path.realpath(directory or "/")
+            self._real_directories[directory] = real_directory
+        return posixpath.join(real_directory, name)
+
+    def _check_inside_mount(self, candidate: str, original: str) -> None:
         mount_real = self._mount_real
-        resolved = os.path.realpath(candidate)
+        resolved = self._resolved(candidate)
         if resolved != mount_real and not resolved.startswith(mount_real.rstrip("/") + "/"):
             raise PathMappingError(
                 f"host path {original!r} maps to {resolved}, outside the library mount {mount_real}; refusing it"
             )
-        return Path(posixpath.normpath(str(candidate)))
 
 
 def with_local_path(track: HostTrack, mapper: PathMapper | None, *, host: str) -> HostTrack:
     """``track`` with ``local_path`` on ``mapper``'s mount, or with ``path_problem`` saying why not (``host`` names
     the server when the track has no path)."""
     if track.host_path is None:
-        return replace(track, path_problem=f"{host} reported no file path for this track")
+        return track.located(path_problem=f"{host} reported no file path for this track")
     if mapper is None:
-        return replace(track, path_problem="SONANTICA_LIBRARY_DIR is not set: there is no library mount")
+        return track.located(path_problem="SONANTICA_LIBRARY_DIR is not set: there is no library mount")
     try:
-        local = mapper.to_local(track.host_path)
+        local = mapper.local_path(track.host_path)
     except PathMappingError as error:
-        return replace(track, path_problem=str(error))
-    return replace(track, local_path=str(local))
+        return track.located(path_problem=str(error))
+    return track.located(local_path=local)
 
 
 def _is_windows_absolute(path: str) -> bool:

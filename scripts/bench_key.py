@@ -1,6 +1,7 @@
 """Key accuracy and speed on the rendered ground-truth corpus: the key analyzer with each key profile, and the
 librosa-default baseline (``librosa.feature.chroma_stft`` with its defaults, averaged, Krumhansl-Kessler
-correlation).
+correlation). The row "fitted key model (opt-in)" is ``KeyAnalyzer(model=DEFAULT_KEY_MODEL)``, whose weights were fitted
+on the rhythm corpus (``scripts/bench_key_rhythm.py``), never on this corpus.
 
 Run from the repository root::
 
@@ -33,6 +34,7 @@ from sidecar.analyzers.audio import ANALYSIS_RATE_HZ, AudioBlock, AudioReader
 from sidecar.analyzers.key import (
     KEY_PROFILES,
     KRUMHANSL_KESSLER,
+    UPPER_MIN_PITCH,
     ChromaAccumulator,
     KeyAnalyzer,
     KeyDecision,
@@ -41,6 +43,7 @@ from sidecar.analyzers.key import (
     key_of_template,
     key_templates,
 )
+from sidecar.analyzers.key_model import DEFAULT_KEY_MODEL
 from sidecar.demo.evaluation import mirex_key_score
 from sidecar.demo.library import cached_corpus
 from sidecar.demo.music import PieceSpec, tempo_key_corpus
@@ -120,14 +123,15 @@ def evaluate(
         for name, profile in KEY_PROFILES.items()
         for decay in (0.6, 0.0)
     }
-    tallies = {name: Tally([], Counter(), []) for name in (*variants, "librosa default baseline")}
+    model_row = "fitted key model (opt-in)"
+    tallies = {name: Tally([], Counter(), []) for name in (*variants, model_row, "librosa default baseline")}
     default = KeyAnalyzer()
     for spec, path in zip(specs, paths, strict=True):
         info, blocks = _decode(path)
         if transform is not None:
             blocks = transform(blocks)
         seconds, result = _run_analyzer(default, info, blocks)
-        accumulator = ChromaAccumulator()
+        accumulator = ChromaAccumulator(upper_min_pitch=UPPER_MIN_PITCH)
         for block in blocks:
             accumulator.feed(block.mono)
         summary = accumulator.summary()
@@ -138,6 +142,8 @@ def evaluate(
                 if result.key != key:
                     raise RuntimeError(f"analyzer and shared summary disagree on {spec.title}")
                 confidences.append((confidence, mirex_key_score(key, spec.key)))
+        fitted = decide_key(summary, variants["krumhansl-kessler"], decision, DEFAULT_KEY_MODEL)[0]
+        tallies[model_row].add(fitted, spec.key, seconds)
         start = time.perf_counter()
         baseline = librosa_baseline(_mono(blocks))
         tallies["librosa default baseline"].add(baseline, spec.key, time.perf_counter() - start)

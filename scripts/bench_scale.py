@@ -14,9 +14,16 @@ to keep them elsewhere). Parts, chosen with ``--parts`` (comma-separated, defaul
   HNSW index built (time, ``maintenance_work_mem``, size), recall@10 of ``vectors.similar`` against an exact
   numpy scan, and p50/p95 of similar tracks through the API with no filter and with strict filters (BPM +-8 %,
   Camelot-compatible, at most 2 per artist) with the rows returned.
+* ``routes`` (after ``vectors`` for Sonic Match; on a kept database with ``--work-dir DIR --reuse``): p50/p95 of
+  the web client's library route (``GET /api/tracks``: no filter, ``sort=bpm``, a deep page, title and artist
+  searches, BPM / key / loudness filters) and of the Sonic Match, BPM-range and harmonic-mix playlist routes,
+  written to a host fake (``HostWriterFake``) that refuses unknown track ids.
 * ``sync``: a generated Subsonic host serving N songs through real ``search3`` pages (``httpx.MockTransport``
-  behind the real Navidrome adapter), files hard-linked on a generated mount; full sync time and peak RSS,
-  then an incremental sync of ``--changes`` changed songs.
+  behind the real Navidrome adapter, tests/contract/generated_hosts.py), files hard-linked on a generated mount;
+  first sync time and peak RSS, then a sync after ``--changes`` changed songs (every song listed again: unchanged
+  ones skipped by their host fingerprint), and with ``--deep-resync`` a deep sync that stats every file.
+* ``sync-jellyfin``: the same through a generated Jellyfin host (``/Items`` pages, real Jellyfin adapter): first
+  sync, an incremental sync by ``minDateLastSaved`` after ``--changes`` changes, a full sync after as many more.
 
 Run: ``python -m scripts.bench_scale --tracks 1000000 --parts status,queue`` (from the repository root).
 Prints Markdown tables.
@@ -34,10 +41,12 @@ import statistics
 import tempfile
 import threading
 import time
+import tracemalloc
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from unittest import mock
-from urllib.parse import parse_qs
 
 import httpx
 import numpy as np
@@ -47,6 +56,8 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 from pydantic import SecretStr
 
+from adapters.base import HostAdapter
+from adapters.jellyfin import JellyfinAdapter, JellyfinConfig
 from adapters.navidrome import NavidromeAdapter, NavidromeConfig
 from scripts.bench_api import serve
 from scripts.bench_queue import latency_blocked, latency_busy, start_redis, summary
@@ -55,18 +66,27 @@ from sidecar.analyzers.registry import enabled_versions
 from sidecar.demo.vectors import clustered_unit_vector_chunks
 from sidecar.domain import Priority
 from sidecar.embedded import embedded_postgres_url
+from sidecar.errors import SidecarError
 from sidecar.services.enqueue import enqueue_track_ids
-from sidecar.services.reconcile import rebuild_from_database
+from sidecar.services.reconcile import rebuild_from_database, requeue_lost_jobs
 from sidecar.services.runtime import Runtime, open_runtime
 from sidecar.services.status import status_report
-from sidecar.services.sync import sync_library
+from sidecar.services.sync import SyncReport, sync_library
 from sidecar.settings import Settings
 from sidecar.storage import status, synthetic, vectors
 from sidecar.storage.db import transaction
 from sidecar.storage.migrate import migrate
+from tests.contract.generated_hosts import (
+    JELLYFIN_ROOT,
+    SUBSONIC_ROOT,
+    GeneratedJellyfin,
+    GeneratedSubsonic,
+    make_mount,
+    rewrite_file,
+)
 
 TOKEN = "bench-token-0123456789abcdef"
-PARTS = ("status", "queue", "vectors", "routes", "sync")
+PARTS = ("status", "queue", "vectors", "routes", "sync", "sync-jellyfin")
 
 
 def rss_mib() -> float:
@@ -152,6 +172,7 @@ async def part_queue(
     full_mib = await redis_used_mib(runtime)
     print(f"| first queue rebuild from PostgreSQL: {depths['scan']} jobs pushed | {rebuild_s:.1f} s ({outcome}) |")
     print(f"| Redis used memory, empty -> {depths['scan']} scan jobs | {before_mib:.1f} -> {full_mib:.1f} MiB |")
+    await measure_lost_job_check(runtime, versions, args.lost_jobs)
     blocked = await latency_blocked(runtime.redis, runtime.keys, backlog=depths["scan"], samples=args.samples)
     print(f"| on-play latency, worker blocked in BLMOVE, {depths['scan']} queued | {summary(blocked)} |")
     claimed, ready, _ = await latency_busy(runtime.redis, runtime.keys, backlog=depths["scan"], samples=args.samples)
@@ -173,11 +194,40 @@ async def part_queue(
     )
 
 
-class PeakRss:
-    """Samples the summed RSS of the PostgreSQL server (a backend's parent) and its children every 0.5 s."""
+async def measure_lost_job_check(runtime: Runtime, versions: dict[str, int], lost: int) -> None:
+    """The scheduler's periodic ``requeue_lost_jobs`` with the whole backlog queued: its time and the growth of
+    this process's RSS, then the peak of Python allocations during the call (tracemalloc, a second call: slower,
+    but independent of the machine's load); with nothing lost and then with ``lost`` jobs dropped."""
+    depth = (await runtime.queue.depths())["scan"]
+    for dropped in (0, lost):
+        if dropped:
+            await runtime.redis.ltrim(runtime.keys.queue(Priority.SCAN), 0, depth - dropped - 1)
+        base_mib = psutil.Process().memory_info().rss / 2**20
+        with PeakRss(os.getpid(), own=True) as peak:
+            started = time.perf_counter()
+            pushed = await requeue_lost_jobs(runtime, versions)
+            check_s = time.perf_counter() - started
+        print(
+            f"| `requeue_lost_jobs` with {depth - dropped} jobs queued, {dropped} lost | {check_s:.1f} s, {pushed}"
+            f" requeued; RSS +{peak.peak_mib - base_mib:.0f} MiB (sampled every 0.5 s) |"
+        )
+        tracemalloc.start()
+        try:
+            await requeue_lost_jobs(runtime, versions)
+            traced = f"{tracemalloc.get_traced_memory()[1] / 2**20:.1f} MiB"
+        except SidecarError as error:
+            traced = f"failed: {error}"
+        finally:
+            tracemalloc.stop()
+        print(f"| same, peak of Python allocations (tracemalloc, a second call) | {traced} |")
 
-    def __init__(self, backend_pid: int) -> None:
-        self.root = psutil.Process(backend_pid).parent()
+
+class PeakRss:
+    """Samples the summed RSS of a process tree every 0.5 s: by default the PostgreSQL server (the parent of
+    the backend ``pid``), with ``own`` the process ``pid`` itself."""
+
+    def __init__(self, pid: int, *, own: bool = False) -> None:
+        self.root = psutil.Process(pid) if own else psutil.Process(pid).parent()
         self.peak_mib = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -458,95 +508,133 @@ async def part_routes(runtime: Runtime, ids: tuple[int, int], args: argparse.Nam
         thread.join(timeout=30)
 
 
-class GeneratedSubsonic:
-    """A Navidrome-shaped Subsonic server of ``count`` songs made on the fly (nothing held in memory), for
-    ``httpx.MockTransport``: ``ping`` and ``search3`` pages in the recorded shape
-    (tests/fixtures/navidrome/search3_bpm_replaygain_real_path.json, without ``bpm`` and ``replayGain`` so no
-    host-versus-analysis comparison runs). Song ``g`` (1-based) has id ``s{g}``, path
-    ``/music/a{g // 1000}/{g}.flac`` and size ``1000 + g + version``; ``changed`` songs get version 1."""
-
-    def __init__(self, count: int) -> None:
-        self.count = count
-        self.changed: set[int] = set()
-        self.requests = 0
-
-    def song(self, g: int) -> dict[str, object]:
-        version = 1 if g in self.changed else 0
-        return {
-            "id": f"s{g}", "parent": f"al{g % 10000}", "isDir": False, "title": f"Song {g}",
-            "album": f"Album {g % 10000}", "artist": f"Artist {g % 5000}", "track": g % 12 + 1, "year": 2000 + g % 25,
-            "genre": "Ballad", "size": 1000 + g + version, "contentType": "audio/flac", "suffix": "flac",
-            "duration": 120 + g % 240, "bitRate": 780, "path": f"/music/a{g // 1000}/{g}.flac", "discNumber": 1,
-            "created": "2024-03-10T12:34:56.789012345Z", "albumId": f"al{g % 10000}", "artistId": f"ar{g % 5000}",
-            "type": "music", "isVideo": False, "mediaType": "song", "genres": [{"name": "Ballad"}],
-            "channelCount": 2, "samplingRate": 44100, "bitDepth": 16,
-        }  # fmt: skip
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        self.requests += 1
-        fields = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
-        head = {"status": "ok", "version": "1.16.1", "type": "navidrome", "serverVersion": "0.53.3",
-                "openSubsonic": True}  # fmt: skip
-        endpoint = request.url.path.rsplit("/", 1)[-1].removesuffix(".view")
-        if endpoint == "ping":
-            return httpx.Response(200, json={"subsonic-response": head})
-        if endpoint == "search3":
-            offset, size = int(fields["songOffset"]), int(fields["songCount"])
-            songs = [self.song(g) for g in range(offset + 1, min(self.count, offset + size) + 1)]
-            return httpx.Response(200, json={"subsonic-response": {**head, "searchResult3": {"song": songs}}})
-        raise AssertionError(f"the generated host does not answer {endpoint}")
+def mount_and_config(work: Path, count: int) -> Path:
+    """The generated mount of ``count`` songs under ``work`` (made once, printed with its time)."""
+    mount = work / "mount"
+    started = time.perf_counter()
+    make_mount(mount, count)
+    print(f"| generated mount: {count} hard links | {time.perf_counter() - started:.1f} s |")
+    return mount
 
 
-def make_mount(root: Path, count: int) -> None:
-    """``root/a{g // 1000}/{g}.flac`` for g in 1..count: hard links to one small file per folder (stat-able, no
-    data; ext4 allows 65 000 links per file)."""
-    for g in range(1, count + 1):
-        folder = root / f"a{g // 1000}"
-        source = folder / "source.bin"
-        if not source.exists():
-            folder.mkdir(parents=True, exist_ok=True)
-            source.write_bytes(b"fLaC")
-        target = folder / f"{g}.flac"
-        if not target.exists():
-            os.link(source, target)
+@dataclass(frozen=True, slots=True)
+class SyncTiming:
+    """Wall time of one sync, CPU time of this process during it (the sync, the stat threads and the generated
+    host; not PostgreSQL or Redis), and the generated host's share of that CPU time, in seconds."""
+
+    wall_s: float
+    cpu_s: float
+    host_cpu_s: float
+
+
+def sync_row(label: str, report: SyncReport, timing: SyncTiming) -> str:
+    """One table row: what a sync did and how long it took."""
+    return (
+        f"| {label}: seen {report.seen}, unchanged (not stat-ed) {report.unchanged}, stat-ed {report.stated},"
+        f" rows written {report.written}, created {report.created}, updated {report.updated}, queued"
+        f" {report.queued}, missing {report.missing}, unmappable {report.unmappable} | {timing.wall_s:.1f} s"
+        f" ({report.seen / timing.wall_s:.0f} tracks/s); CPU of the benchmark process {timing.cpu_s:.1f} s, of"
+        f" which the generated host {timing.host_cpu_s:.1f} s |"
+    )
+
+
+async def timed_sync(
+    runtime: Runtime,
+    adapter: HostAdapter,
+    host: GeneratedSubsonic | GeneratedJellyfin,
+    versions: dict[str, int],
+    args: argparse.Namespace,
+    *,
+    deep: bool | None = None,
+    changed_since: datetime | None = None,
+) -> tuple[SyncReport, SyncTiming]:
+    """One sync of pages of ``--page-size`` and its times."""
+    started, cpu, host_cpu = time.perf_counter(), time.process_time(), host.cpu_s
+    report = await sync_library(
+        runtime, adapter, versions, page_size=args.page_size, deep=deep, changed_since=changed_since
+    )
+    timing = SyncTiming(time.perf_counter() - started, time.process_time() - cpu, host.cpu_s - host_cpu)
+    return report, timing
+
+
+def change_songs(host: GeneratedSubsonic | GeneratedJellyfin, mount: Path, count: int, seed: int) -> set[int]:
+    """Pick ``count`` songs not changed before, give each a new file on the mount and a new size on the host."""
+    rng = np.random.default_rng(seed)
+    picked: set[int] = set()
+    while len(picked) < count:
+        picked |= {int(g) + 1 for g in rng.choice(host.count, count - len(picked), replace=False)} - host.changed
+    for g in picked:
+        rewrite_file(mount, g)
+    host.changed |= picked
+    return picked
 
 
 async def part_sync(runtime: Runtime, versions: dict[str, int], args: argparse.Namespace, work: Path) -> None:
-    mount = work / "mount"
-    started = time.perf_counter()
-    await asyncio.to_thread(make_mount, mount, args.tracks)
-    print(f"| generated mount: {args.tracks} hard links | {time.perf_counter() - started:.1f} s |")
+    """Navidrome: first (deep) sync, then a quick sync after ``--changes`` changed songs, optionally a deep one."""
+    mount = await asyncio.to_thread(mount_and_config, work, args.tracks)
     host = GeneratedSubsonic(args.tracks)
     config = NavidromeConfig(url="http://navidrome.invalid:4533", username="bench", password="bench",
-                             library_dir=mount, path_map=(("/music", str(mount)),))  # fmt: skip
+                             library_dir=mount, path_map=((SUBSONIC_ROOT, str(mount)),))  # fmt: skip
     adapter = NavidromeAdapter(config, transport=httpx.MockTransport(host.handle))
     await runtime.redis.flushdb()
     before_mib = rss_mib()
     try:
-        started = time.perf_counter()
-        report = await sync_library(runtime, adapter, versions, page_size=args.page_size)
-        full_s = time.perf_counter() - started
+        report, timing = await timed_sync(runtime, adapter, host, versions, args)
         print(
-            f"| full sync of {report.seen} songs ({host.requests} requests, page {args.page_size}): created"
-            f" {report.created}, queued {report.queued}, unmappable {report.unmappable} | {full_s / 60:.1f} min"
-            f" ({report.seen / full_s:.0f} tracks/s) |"
+            sync_row(
+                f"Navidrome first sync ({host.requests} `search3` requests, page {args.page_size})", report, timing
+            )
         )
         print(
-            f"| peak RSS of the benchmark process before / after full sync | {before_mib:.0f} / {rss_mib():.0f} MiB |"
+            f"| peak RSS of the benchmark process before / after the first sync | {before_mib:.0f} /"
+            f" {rss_mib():.0f} MiB |"
         )
-        rng = np.random.default_rng(3)
-        host.changed = {int(g) for g in rng.choice(args.tracks, args.changes, replace=False) + 1}
-        for g in host.changed:  # a new file (own inode) for each changed song: new size and mtime on the mount
-            target = mount / f"a{g // 1000}" / f"{g}.flac"
-            target.unlink()
-            target.write_bytes(b"fLaC changed")
-        started = time.perf_counter()
-        report = await sync_library(runtime, adapter, versions, page_size=args.page_size)
-        again_s = time.perf_counter() - started
+        await asyncio.to_thread(change_songs, host, mount, args.changes, 3)
+        report, timing = await timed_sync(runtime, adapter, host, versions, args, deep=False)
+        print(sync_row(f"Navidrome sync after {args.changes} songs changed (every song listed)", report, timing))
+        if args.deep_resync:
+            await asyncio.to_thread(change_songs, host, mount, args.changes, 4)
+            report, timing = await timed_sync(runtime, adapter, host, versions, args, deep=True)
+            print(sync_row(f"Navidrome deep sync after {args.changes} more changes", report, timing))
+        print(f"| peak RSS of the benchmark process after the Navidrome syncs | {rss_mib():.0f} MiB |")
+    finally:
+        await adapter.aclose()
+
+
+async def part_sync_jellyfin(runtime: Runtime, versions: dict[str, int], args: argparse.Namespace, work: Path) -> None:
+    """Jellyfin: first sync, an incremental sync by ``minDateLastSaved`` after ``--changes`` changed songs, then a
+    quick full sync after as many more."""
+    mount = await asyncio.to_thread(mount_and_config, work, args.tracks)
+    host = GeneratedJellyfin(args.tracks)
+    config = JellyfinConfig(url="http://jellyfin.invalid:8096", api_key="bench", library_dir=mount,
+                            path_map=((JELLYFIN_ROOT, str(mount)),))  # fmt: skip
+    adapter = JellyfinAdapter(config, transport=httpx.MockTransport(host.handle))
+    await runtime.redis.flushdb()
+    before_mib = rss_mib()
+    try:
+        host.saved_at = datetime.now(UTC)
+        report, timing = await timed_sync(runtime, adapter, host, versions, args)
+        print(sync_row(f"Jellyfin first sync ({host.requests} requests, page {args.page_size})", report, timing))
         print(
-            f"| second sync, {args.changes} files changed (Subsonic cannot list changes: every song again) |"
-            f" {again_s:.1f} s; updated {report.updated}, queued {report.queued}, missing {report.missing} |"
+            f"| peak RSS of the benchmark process before / after the first sync | {before_mib:.0f} /"
+            f" {rss_mib():.0f} MiB |"
         )
+        since = datetime.now(UTC)
+        host.changed_at = since + timedelta(seconds=1)
+        await asyncio.to_thread(change_songs, host, mount, args.changes, 3)
+        requests = host.requests
+        report, timing = await timed_sync(runtime, adapter, host, versions, args, deep=False, changed_since=since)
+        label = (
+            f"Jellyfin incremental sync (`minDateLastSaved`, {host.requests - requests} requests) after"
+            f" {args.changes} songs changed"
+        )
+        print(sync_row(label, report, timing))
+        await asyncio.to_thread(change_songs, host, mount, args.changes, 4)
+        report, timing = await timed_sync(runtime, adapter, host, versions, args, deep=False)
+        print(
+            sync_row(f"Jellyfin full sync after {args.changes} more songs changed (every song listed)", report, timing)
+        )
+        print(f"| peak RSS of the benchmark process after the Jellyfin syncs | {rss_mib():.0f} MiB |")
     finally:
         await adapter.aclose()
 
@@ -631,12 +719,15 @@ async def run_parts(args: argparse.Namespace, work: Path, url: str, redis_url: s
             await part_routes(runtime, ids, args)
         if "sync" in parts:
             await part_sync(runtime, versions, args, work)
+        if "sync-jellyfin" in parts:
+            await part_sync_jellyfin(runtime, versions, args, work)
         print(f"| peak RSS of the benchmark process | {rss_mib():.0f} MiB |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tracks", type=int, default=1_000_000)
+    parser.add_argument("--lost-jobs", type=int, default=1000, help="jobs dropped for the lost-job check")
     parser.add_argument("--parts", type=lambda s: s.split(","), default=list(PARTS))
     parser.add_argument("--samples", type=int, default=200, help="on-play latency samples")
     parser.add_argument("--enqueue-sample", type=int, default=1_000_000, help="tracks through enqueue_track_ids")
@@ -654,6 +745,7 @@ def main() -> None:
     parser.add_argument("--route-samples", type=int, default=30, help="routes: requests per case")
     parser.add_argument("--page-size", type=int, default=500, help="songs per search3 page and per transaction")
     parser.add_argument("--changes", type=int, default=1000, help="songs changed before the second sync")
+    parser.add_argument("--deep-resync", action="store_true", help="Navidrome: also time a deep sync")
     parser.add_argument("--work-dir", type=Path, help="where the servers keep their data (default: temporary)")
     parser.add_argument(
         "--reuse",

@@ -12,6 +12,9 @@ Peers on the same clips: librosa defaults (``librosa.beat.beat_track(y=, sr=)`` 
 Essentia ``RhythmExtractor2013(method="multifeature")`` on the file at 44.1 kHz (Essentia is a benchmark-only
 dependency: ``pip install -e '.[bench]'``). Their estimates are cached in ``<cache>/tempo-peers.json``.
 
+Octave cue sets (``--cues``, default both): ``v2``, the onset envelopes of tempo version 2 (the default), and ``v3``,
+those plus BeatNet's beat and downbeat activations (``--beatnet-model``), each fitted per fold the same way.
+
 Key: sonantica's key analyzer on the same clips, MIREX weighted score.
 
 Usage (from the repository root)::
@@ -40,12 +43,22 @@ import numpy.typing as npt
 
 from sidecar.analyzers.audio import ANALYSIS_RATE_HZ, AudioReader
 from sidecar.analyzers.key import KeyAnalyzer
-from sidecar.analyzers.tempo import ClipFeatures, TempoAnalyzer, fit_octave, mono_features
+from sidecar.analyzers.tempo import (
+    DEFAULT_NETWORK_WINDOW_S,
+    ClipFeatures,
+    TempoAnalyzer,
+    clip_features,
+    fit_octave,
+    mono_envelopes,
+)
 from sidecar.demo import rhythm_corpus as rc
 from sidecar.demo.evaluation import mirex_key_score, tempo_within, tempo_within_bpm, tempo_within_octave
 from sidecar.domain import KeySignature
 
 PEER_CACHE_VERSION = 1
+CUE_SETS: dict[str, bool] = {"v2": False, "v3": True}
+"""Octave cue sets the benchmark can score, and whether each reads the beat network: ``v2`` the five onset
+envelopes (tempo version 2), ``v3`` those plus BeatNet's beat and downbeat activations."""
 ESSENTIA = "Essentia multifeature"
 ESSENTIA_KEY = "Essentia KeyExtractor"
 
@@ -56,7 +69,7 @@ class Item:
 
     clip: rc.RhythmClip
     path: Path
-    features: ClipFeatures
+    features: dict[str, ClipFeatures]
     key: KeySignature | None
     estimates: dict[str, float | None] = field(default_factory=dict)
     confidence: dict[str, float] = field(default_factory=dict)
@@ -147,18 +160,18 @@ def _fmt(values: tuple[float, float, float]) -> str:
     return " | ".join(f"{v:5.3f}" for v in values)
 
 
-def _leave_one_out(items: Sequence[Item], group: Callable[[Item], str], method: str) -> dict[str, float]:
-    """Fit the octave model without each group, estimate that group's clips into ``item.estimates[method]``;
-    returns fit time per fold (s)."""
+def _leave_one_out(items: Sequence[Item], group: Callable[[Item], str], cues: str, method: str) -> dict[str, float]:
+    """Fit the octave model on the ``cues`` cue set without each group, estimate that group's clips into
+    ``item.estimates[method]``; returns fit time per fold (s)."""
     fit_s = {}
     for name in sorted({group(i) for i in items}):
-        train = [(i.features, i.clip.bpm) for i in items if group(i) != name]
+        train = [(i.features[cues], i.clip.bpm) for i in items if group(i) != name]
         start = time.perf_counter()
         analyzer = TempoAnalyzer(octave_model=fit_octave(train))
         fit_s[name] = time.perf_counter() - start
         for item in items:
             if group(item) == name:
-                result = analyzer.estimate(item.features)
+                result = analyzer.estimate(item.features[cues])
                 item.estimates[method] = result.bpm
                 item.confidence[method] = result.bpm_confidence
                 item.alternative[method] = result.bpm_alternative
@@ -186,6 +199,12 @@ def main() -> None:
     parser.add_argument("--render-only", action="store_true", help="render the corpus into the cache and stop")
     parser.add_argument("--no-essentia", action="store_true", help="skip Essentia even when it is installed")
     parser.add_argument("--before", default="409a341", help="git revision of the tempo analyzer to compare ('': none)")
+    parser.add_argument(
+        "--beatnet-model", type=int, default=1, choices=(1, 2, 3), help="BeatNet model the v3 cues read (default 1)"
+    )
+    parser.add_argument(
+        "--cues", default=",".join(CUE_SETS), help=f"comma-separated octave cue sets to score: {', '.join(CUE_SETS)}"
+    )
     args = parser.parse_args()
 
     names = [n for n in args.soundfonts.split(",") if n]
@@ -216,12 +235,21 @@ def main() -> None:
     peer_cache_path = args.cache_dir / "tempo-peers.json"
     peer_cache = _load_peer_cache(peer_cache_path)
 
+    cue_sets = [c for c in args.cues.split(",") if c]
+    if unknown := set(cue_sets) - set(CUE_SETS):
+        raise SystemExit(f"unknown cue sets: {sorted(unknown)}")
+    with_network = any(CUE_SETS[c] for c in cue_sets)
     items: list[Item] = []
     feature_s: list[float] = []
     for n, (clip, path) in enumerate(zip(clips, paths, strict=True)):
         mono, key = _decode(path)
         t0 = time.perf_counter()
-        features = mono_features(mono)
+        envelopes = mono_envelopes(
+            mono,
+            network_window_s=DEFAULT_NETWORK_WINDOW_S if with_network else None,
+            beatnet_model=args.beatnet_model,
+        )
+        features = {cues: clip_features(envelopes, network=CUE_SETS[cues]) for cues in cue_sets}
         feature_s.append(time.perf_counter() - t0)
         item = Item(clip, path, features, key)
         cached = peer_cache["estimates"].setdefault(clip.digest(), {})
@@ -241,21 +269,26 @@ def main() -> None:
             peer_cache_path.write_text(json.dumps(peer_cache))
     peer_cache_path.write_text(json.dumps(peer_cache))
 
-    sonantica = "sonantica (leave-one-family-out)"
-    fit_s = _leave_one_out(items, lambda i: i.clip.family, sonantica)
-    _leave_one_out(items, lambda i: i.clip.soundfont, "sonantica (leave-one-soundfont-out)")
     shipped = TempoAnalyzer()
-    for item in items:
-        result = shipped.estimate(item.features)
-        item.estimates["sonantica shipped weights (in-sample)"] = result.bpm
-        item.confidence["shipped"] = result.bpm_confidence
-        item.alternative["shipped"] = result.bpm_alternative
-    methods = [
-        sonantica,
-        "sonantica (leave-one-soundfont-out)",
-        "sonantica shipped weights (in-sample)",
-        *peers,
-    ]
+    shipped_cues = next(c for c in CUE_SETS if CUE_SETS[c] == shipped.settings.octave_model.uses_network)
+    lofo = {cues: f"sonantica {cues} (leave-one-family-out)" for cues in cue_sets}
+    loso = {cues: f"sonantica {cues} (leave-one-soundfont-out)" for cues in cue_sets}
+    # The shipped cue set's leave-one-family-out run is the one the misses and confidence sections describe.
+    sonantica = lofo[shipped_cues] if shipped_cues in lofo else lofo[cue_sets[0]]
+    fit_s: dict[str, float] = {}
+    for cues in cue_sets:
+        fit_s |= {f"{cues} {k}": v for k, v in _leave_one_out(items, lambda i: i.clip.family, cues, lofo[cues]).items()}
+        _leave_one_out(items, lambda i: i.clip.soundfont, cues, loso[cues])
+    methods = [m for cues in cue_sets for m in (lofo[cues], loso[cues])]
+    if shipped_cues in cue_sets:
+        in_sample = f"sonantica shipped weights, {shipped_cues} (in-sample)"
+        for item in items:
+            result = shipped.estimate(item.features[shipped_cues])
+            item.estimates[in_sample] = result.bpm
+            item.confidence["shipped"] = result.bpm_confidence
+            item.alternative["shipped"] = result.bpm_alternative
+        methods.append(in_sample)
+    methods += peers
 
     print(f"\n## Overall: {len(items)} clips (Acc1 within 4 %, Acc2 also x2 x3 x1/2 x1/3, within 0.5 BPM)")
     print("| method | Acc1 | Acc2 | within 0.5 BPM |\n|---|---|---|---|")
@@ -263,25 +296,26 @@ def main() -> None:
         print(f"| {method} | {_fmt(_acc(items, method))} |")
 
     print("\n## Per left-out family: Acc1 / Acc2 / within 0.5 BPM (sonantica fitted without that family)")
-    short = [sonantica, *peers]
+    short = [*lofo.values(), *peers]
     print("| family | n | patterns | BPM | " + " | ".join(short) + " |\n|---|---|---|---|" + "---|" * len(short))
-    worst: tuple[float, str] = (2.0, "")
+    worst: dict[str, tuple[float, str]] = {m: (2.0, "") for m in lofo.values()}
     for family in rc.FAMILIES:
         members = [i for i in items if i.clip.family == family]
         tempos = [i.clip.bpm for i in members]
         cells = [" / ".join(f"{v:4.2f}" for v in _acc(members, m)) for m in short]
-        acc1 = _acc(members, sonantica)[0]
-        worst = min(worst, (acc1, family))
+        for method in lofo.values():
+            worst[method] = min(worst[method], (_acc(members, method)[0], family))
         n_patterns = len({i.clip.pattern for i in members})
         print(
             f"| {family} | {len(members)} | {n_patterns} | {min(tempos):g}-{max(tempos):g} | "
             + " | ".join(cells)
             + " |"
         )
-    print(f"- worst left-out family (sonantica Acc1): {worst[1]} {worst[0]:.3f}")
+    for method, (acc1, family) in worst.items():
+        print(f"- worst left-out family, {method} Acc1: {family} {acc1:.3f}")
 
     print("\n## Per soundfont: Acc1 / Acc2 / within 0.5 BPM")
-    by_font = ["sonantica (leave-one-soundfont-out)", sonantica, *peers]
+    by_font = [*loso.values(), *lofo.values(), *peers]
     print("| soundfont | n | " + " | ".join(by_font) + " |\n|---|---|" + "---|" * len(by_font))
     for name in names:
         members = [i for i in items if i.clip.soundfont == name]
@@ -289,7 +323,7 @@ def main() -> None:
         print(f"| {name} | {len(members)} | " + " | ".join(cells) + " |")
 
     misses = [i for i in items if not tempo_within(i.estimates[sonantica], i.clip.bpm)]
-    print(f"\n## sonantica (leave-one-family-out) misses: {len(misses)}")
+    print(f"\n## {sonantica} misses: {len(misses)}")
     print("| clip | estimate | ratio | confidence | alternative |\n|---|---|---|---|---|")
     for item in misses:
         alt = item.alternative.get(sonantica)
@@ -297,7 +331,8 @@ def main() -> None:
             f"| {item.clip.title} | {item.estimates[sonantica]} | {_ratio(item.estimates[sonantica], item.clip.bpm)} "
             f"| {item.confidence.get(sonantica, 0.0):.3f} | {alt if alt is not None else '-'} |"
         )
-    _confidence_report(items, sonantica)
+    for method in lofo.values():
+        _confidence_report(items, method)
 
     print("\n## Key (sonantica key analyzer), MIREX weighted score / exact")
     scores = [mirex_key_score(i.key, i.clip.key) for i in items]
@@ -328,7 +363,7 @@ def _confidence_report(items: Sequence[Item], method: str) -> None:
     alternative holds the truth when the estimate misses."""
     low = [i for i in items if i.alternative.get(method) is not None]
     high = [i for i in items if i.alternative.get(method) is None]
-    print("\n## Confidence (same leave-one-family-out estimates)")
+    print(f"\n## Confidence ({method})")
     for label, group in (("with bpm_alternative (low confidence)", low), ("without (confident)", high)):
         if group:
             print(f"- {label}: {len(group)} clips, Acc1 {_acc(group, method)[0]:.3f}")

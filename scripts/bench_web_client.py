@@ -5,8 +5,9 @@ filtered search round trip, in headless Debian Chromium against the same seeded 
 Run: ``.venv/bin/python scripts/bench_web_client.py [--tracks 2000] [--runs 15]``. Prints a Markdown table.
 
 "Load to interactive" is measured in the page: ``performance.now()`` (ms since navigation start) once the first
-data-bearing element is in the DOM (library: the first track row; track page: the analysis facts and the Sonic
-Match neighbours), so it includes HTML, CSS, JS modules, the session check and the API calls the page makes.
+data-bearing element is in the DOM (library: the first track row; track page: the analysis facts, the drawn
+waveform and the Sonic Match neighbours), so it includes HTML, CSS, JS modules, the session check and the API calls
+the page makes.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import uvicorn
 from playwright.sync_api import sync_playwright
 from pydantic import SecretStr
 
-from sidecar.analyzers.registry import CORE_ANALYZERS
 from sidecar.api.app import create_app
 from sidecar.demo.subsonic import SubsonicServer
 from sidecar.domain import KeyResult, KeySignature, LoudnessResult, TempoResult
@@ -35,7 +35,18 @@ from sidecar.services.runtime import open_runtime
 from sidecar.settings import ApiSettings, NavidromeSettings, Settings, WebSettings
 from sidecar.storage import analyses, tracks
 from sidecar.storage.db import transaction
-from tests.browser.conftest import GUEST, GUEST_PASSWORD, MODEL, PASSWORD, TOKEN, USER, VERSIONS, _make_music, _seed
+from tests.browser.conftest import (
+    ANALYZERS,
+    GUEST,
+    GUEST_PASSWORD,
+    MODEL,
+    PASSWORD,
+    TOKEN,
+    USER,
+    VERSIONS,
+    _make_music,
+    _seed,
+)
 from tests.browser.conftest import _free_port as free_port
 
 KEYS = ["A minor", "C major", "E minor", "G major", "D minor", "F major", "B minor", "F# minor"]
@@ -99,7 +110,7 @@ def main() -> None:
             api=ApiSettings(token=SecretStr(TOKEN), access_log=False),
             web=WebSettings(login_attempts=1000),
             embedding={"model": MODEL},  # type: ignore[arg-type]
-            analysis={"enabled": list(CORE_ANALYZERS)},  # type: ignore[arg-type]
+            analysis={"enabled": list(ANALYZERS)},  # type: ignore[arg-type]
         )
         asyncio.run(_seed(settings))
         asyncio.run(add_synthetic(settings, args.tracks))
@@ -137,6 +148,7 @@ def main() -> None:
                 page.goto(f"{url}/track.html?id={seed_id}")
                 page.wait_for_selector("#facts div")
                 page.wait_for_selector("#similar li")
+                page.wait_for_selector("#waveform[data-points]")
                 results["track"].append(page.evaluate("performance.now()"))
             browser.close()
         server.should_exit = True
@@ -149,7 +161,7 @@ def main() -> None:
     print("|---|---|---|---|")
     names = {
         "library": "library page: navigation start to first track row",
-        "track": "track page: navigation start to analysis + Sonic Match neighbours",
+        "track": "track page: navigation start to analysis + waveform drawn + Sonic Match neighbours",
         "search": "library search (BPM 118-126, key 8A + compatible), click to rows (incl. Playwright round trips)",
     }
     for name, label in names.items():

@@ -25,7 +25,7 @@ from sidecar.services.reconcile import rebuild_from_database, requeue_lost_jobs
 from sidecar.services.runtime import Runtime
 from sidecar.services.status import fold_status_counts
 from sidecar.services.stems import evict_stems
-from sidecar.services.sync import sync_library
+from sidecar.services.sync import scheduled_since, sync_library
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +163,7 @@ class Scheduler:
             self.runtime,
             self.adapter,
             self.versions,
+            changed_since=await scheduled_since(self.runtime, self.adapter),
             attempts=self.settings.sync_attempts,
             retry_base_s=self.settings.sync_retry_base_s,
         )

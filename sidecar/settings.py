@@ -233,6 +233,19 @@ class SchedulerSettings(BaseModel):
     lock_s: float = Field(default=30.0, gt=0, description="single-instance lock; a dead scheduler's expires after it")
     sync_attempts: int = Field(default=3, ge=1, description="library listings tried while the host is unavailable")
     sync_retry_base_s: float = Field(default=2.0, ge=0, description="first wait between sync attempts (doubles)")
+    full_sync_interval_s: float = Field(
+        default=86400.0,
+        ge=0,
+        description="seconds between full listings of a host that can list changes (Jellyfin); the syncs between"
+        " ask only for tracks saved since the last listing. A full listing also marks removed tracks missing"
+        " (0: every sync is full)",
+    )
+    deep_sync_interval_s: float = Field(
+        default=7 * 86400.0,
+        ge=0,
+        description="seconds between deep syncs, which stat every listed file even when the host's facts are"
+        " unchanged (0: every sync)",
+    )
 
 
 class StemsSettings(BaseModel):

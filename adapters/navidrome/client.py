@@ -14,7 +14,6 @@ import hashlib
 import logging
 import secrets
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import ClassVar
 
@@ -116,6 +115,8 @@ class NavidromeAdapter(HttpAdapter):
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
         identity = await self._ensure_identity()
+        if self._mapper is not None:
+            self._mapper.forget_directories()
         query = self._empty_query if self._empty_query is not None else ('""' if identity.open_subsonic else "")
         offset = 0
         while True:
@@ -186,7 +187,7 @@ class NavidromeAdapter(HttpAdapter):
         """``track`` with ``local_path`` on the mount, or with ``path_problem`` saying why not and how to fix it."""
         navidrome = self._identity is not None and self._identity.is_navidrome
         if track.host_path is not None and is_fake_path(track.host_path, navidrome=navidrome):
-            return replace(track, path_problem=const.REPORT_REAL_PATH_FIX)
+            return track.located(path_problem=const.REPORT_REAL_PATH_FIX)
         return with_local_path(track, self._mapper, host=_HOST)
 
     async def _ensure_identity(self) -> ServerIdentity:

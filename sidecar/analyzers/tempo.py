@@ -17,6 +17,9 @@ Method (choices measured on the ground-truth corpus, see ``docs/benchmarks/tempo
    chooses among them with a conditional-logit model whose weights are fitted on the rhythm corpus (14 style
    families, checked leave-one-style-out; see ``docs/tempo.md``). Version 1 moved to the *fastest regular level*
    (ratio 0.7) instead, which read breakbeat and half-time grooves at half tempo and drumless material at double.
+   An octave model may also read BeatNet's beat and downbeat activations (:mod:`sidecar.analyzers.beatnet`, on
+   ``network_window_s`` in the middle of the track) as two more envelopes; measured and not used by default
+   (``docs/benchmarks/tempo.md``).
 3. **Beats and refinement.** librosa's dynamic-programming beat tracker (Ellis 2007) places beats on the full
    envelope at that tempo. A robust straight-line fit of beat time against beat number (beat numbers counted
    across skipped beats, outliers dropped) gives the period to a small fraction of a frame, so a 120 BPM track
@@ -30,11 +33,12 @@ Method (choices measured on the ground-truth corpus, see ``docs/benchmarks/tempo
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import librosa
 import numpy as np
@@ -47,6 +51,7 @@ import scipy.sparse
 from sidecar.analyzers.audio import ANALYSIS_RATE_HZ, AudioBlock
 from sidecar.analyzers.tempo_octave import (
     ENVELOPES,
+    NETWORK_ENVELOPES,
     Candidates,
     OctaveModel,
     candidates,
@@ -55,6 +60,9 @@ from sidecar.analyzers.tempo_octave import (
 )
 from sidecar.domain import AudioInfo, TempoResult
 from sidecar.errors import AnalyzerError, FatalAnalyzerError
+
+if TYPE_CHECKING:  # the network (and torch) is imported only where an octave model reads it
+    from sidecar.analyzers import beatnet
 
 FRAME_LENGTH = 1024
 """Samples per analysis frame at :data:`ANALYSIS_RATE_HZ` (46 ms)."""
@@ -82,6 +90,9 @@ DEFAULT_MAX_BPM = 210.0
 _FRAMES_PER_STEP = 1024
 """Frames transformed at once: bounds the working memory (about 4 MB) whatever size the fed pieces have."""
 _CONFIDENCE_DECIMALS = 3
+DEFAULT_NETWORK_WINDOW_S = 30.0
+"""Seconds of audio (the middle of the track) the beat network reads: its LSTM is the costly part, and the octave
+cues need a few bars, not the whole track. A fixed choice, not fitted."""
 
 
 @functools.cache
@@ -106,6 +117,8 @@ class OnsetEnvelopes:
 
     ``accent``: flux of the bands below the accent limit (dB per band); ``full``: flux of all bands; ``low``: of
     the bands below 200 Hz; ``mid``: from 200 Hz to the accent limit; ``high``: from the accent limit up.
+    ``beat`` and ``downbeat``: the beat network's probabilities of a beat (downbeats included) and of a downbeat,
+    resampled to the same frame rate, over the window of the track it read (None when it did not run).
     """
 
     accent: npt.NDArray[np.float32]
@@ -113,6 +126,34 @@ class OnsetEnvelopes:
     low: npt.NDArray[np.float32]
     mid: npt.NDArray[np.float32]
     high: npt.NDArray[np.float32]
+    beat: npt.NDArray[np.float32] | None = None
+    downbeat: npt.NDArray[np.float32] | None = None
+
+    def with_network(self, activations: beatnet.Activations) -> OnsetEnvelopes:
+        """These envelopes plus the network's activations (50 frames/s), linearly resampled to
+        :data:`FRAME_RATE_HZ` (empty when the network read nothing, e.g. a container duration far too long)."""
+        from sidecar.analyzers import beatnet
+
+        if activations.beat.size == 0:
+            return dataclasses.replace(self, beat=np.zeros(0, np.float32), downbeat=np.zeros(0, np.float32))
+        n_frames = math.floor((activations.beat.size - 1) / beatnet.FRAME_RATE_HZ * FRAME_RATE_HZ) + 1
+        at = np.arange(n_frames) * (beatnet.FRAME_RATE_HZ / FRAME_RATE_HZ)
+        source = np.arange(activations.beat.size)
+        beat = activations.beat + activations.downbeat
+        return dataclasses.replace(
+            self,
+            beat=np.interp(at, source, beat).astype(np.float32),
+            downbeat=np.interp(at, source, activations.downbeat).astype(np.float32),
+        )
+
+
+def network_window(duration_s: float | None, window_s: float) -> tuple[float, float]:
+    """The part of a track the beat network reads, (start, end) in seconds: ``window_s`` in the middle of the track,
+    or from the start when the duration is unknown or shorter."""
+    if duration_s is None or duration_s <= window_s:
+        return 0.0, window_s
+    start_s = (duration_s - window_s) / 2.0
+    return start_s, start_s + window_s
 
 
 class OnsetEnvelopeStream:
@@ -237,6 +278,7 @@ class TempoSettings:
     accent_max_hz: float
     alternative_below: float
     octave_model: OctaveModel
+    network_window_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,29 +295,62 @@ def _max_lag(min_bpm: float) -> int:
 
 
 def clip_features(
-    envelopes: OnsetEnvelopes, *, min_bpm: float = DEFAULT_MIN_BPM, max_bpm: float = DEFAULT_MAX_BPM
+    envelopes: OnsetEnvelopes,
+    *,
+    min_bpm: float = DEFAULT_MIN_BPM,
+    max_bpm: float = DEFAULT_MAX_BPM,
+    network: bool = False,
 ) -> ClipFeatures:
     """Candidate tempi and their cues from complete onset envelopes (the part that does not depend on the fitted
-    :class:`OctaveModel`). Raises AnalyzerError for non-finite envelopes (NaN or infinite samples)."""
-    if not all(np.isfinite(getattr(envelopes, name)).all() for name in ENVELOPES):
+    :class:`OctaveModel`); with ``network``, the cues read the beat network's activations too (``envelopes.beat``
+    and ``downbeat`` must be there). Raises AnalyzerError for non-finite envelopes (NaN or infinite samples)."""
+    names = ENVELOPES + NETWORK_ENVELOPES if network else ENVELOPES
+    rows = [getattr(envelopes, name) for name in names]
+    if any(row is None for row in rows):
+        raise ValueError("network cues need the envelopes' beat and downbeat activations")
+    if not all(np.isfinite(row).all() for row in rows):
         raise AnalyzerError("tempo: the audio contains non-finite samples (NaN or infinity)")
     max_lag = _max_lag(min_bpm)
     if envelopes.accent.size < 2 * max_lag:
         return ClipFeatures(envelopes, None)
-    acfs = np.stack([autocorrelation(getattr(envelopes, name), max_lag=4 * max_lag) for name in ENVELOPES])
+    acfs = np.stack([autocorrelation(row, max_lag=4 * max_lag) for row in rows])
     if not acfs[:2].any():
         return ClipFeatures(envelopes, None)
-    found = candidates(acfs, frame_rate_hz=FRAME_RATE_HZ, min_bpm=min_bpm, max_bpm=max_bpm)
+    found = candidates(acfs, frame_rate_hz=FRAME_RATE_HZ, min_bpm=min_bpm, max_bpm=max_bpm, envelopes=names)
     return ClipFeatures(envelopes, found if found.lags.size else None)
 
 
-def mono_features(
-    mono: npt.NDArray[np.float32], *, min_bpm: float = DEFAULT_MIN_BPM, max_bpm: float = DEFAULT_MAX_BPM
-) -> ClipFeatures:
-    """:func:`clip_features` of a whole mono signal at :data:`ANALYSIS_RATE_HZ` (for benchmarks and fitting)."""
+def mono_envelopes(
+    mono: npt.NDArray[np.float32],
+    *,
+    network_window_s: float | None = None,
+    beatnet_model: int = 1,
+) -> OnsetEnvelopes:
+    """The onset envelopes of a whole mono signal at :data:`ANALYSIS_RATE_HZ`; with ``network_window_s``, plus the
+    activations of BeatNet model ``beatnet_model`` over that many seconds in the middle (as the analyzer reads them
+    with model 1)."""
     stream = OnsetEnvelopeStream()
     stream.feed(mono)
-    return clip_features(stream.envelopes(), min_bpm=min_bpm, max_bpm=max_bpm)
+    envelopes = stream.envelopes()
+    if network_window_s is None:
+        return envelopes
+    from sidecar.analyzers import beatnet
+
+    start_s, end_s = network_window(mono.size / ANALYSIS_RATE_HZ, network_window_s)
+    window = mono[round(start_s * ANALYSIS_RATE_HZ) : round(end_s * ANALYSIS_RATE_HZ)]
+    return envelopes.with_network(beatnet.activations(window, beatnet_model))
+
+
+def mono_features(
+    mono: npt.NDArray[np.float32],
+    *,
+    min_bpm: float = DEFAULT_MIN_BPM,
+    max_bpm: float = DEFAULT_MAX_BPM,
+    network: bool = False,
+) -> ClipFeatures:
+    """:func:`clip_features` of a whole mono signal at :data:`ANALYSIS_RATE_HZ` (for benchmarks and fitting)."""
+    envelopes = mono_envelopes(mono, network_window_s=DEFAULT_NETWORK_WINDOW_S if network else None)
+    return clip_features(envelopes, min_bpm=min_bpm, max_bpm=max_bpm, network=network)
 
 
 def fit_octave(clips: Sequence[tuple[ClipFeatures, float]]) -> OctaveModel:
@@ -317,20 +392,46 @@ def estimate_tempo(features: ClipFeatures, settings: TempoSettings) -> TempoResu
 
 
 class TempoSession:
-    """Per-track state: the streamed onset envelopes."""
+    """Per-track state: the streamed onset envelopes and, when the octave model reads them, the beat network's
+    activations over the window :func:`network_window` picks from the track's duration."""
 
-    def __init__(self, settings: TempoSettings) -> None:
+    def __init__(self, settings: TempoSettings, duration_s: float | None) -> None:
         self._settings = settings
         self._stream = OnsetEnvelopeStream(accent_max_hz=settings.accent_max_hz)
+        self._network: beatnet.ActivationStream | None = None
+        self._window = (0, 0)
+        if settings.octave_model.uses_network:
+            from sidecar.analyzers import beatnet
+
+            self._network = beatnet.ActivationStream()
+            start_s, end_s = network_window(duration_s, settings.network_window_s)
+            self._window = (round(start_s * ANALYSIS_RATE_HZ), round(end_s * ANALYSIS_RATE_HZ))
+        self._fed = 0
 
     def feed(self, block: AudioBlock) -> None:
         """Consume the next block's mono signal."""
         self._stream.feed(block.mono)
+        if self._network is not None:
+            first, stop = self._window
+            lo, hi = max(first - self._fed, 0), min(stop - self._fed, block.mono.size)
+            if lo < hi:
+                self._network.feed(block.mono[lo:hi])
+        self._fed += block.mono.size
+
+    def envelopes(self) -> OnsetEnvelopes:
+        """The envelopes of everything fed (with the network's activations when it ran)."""
+        envelopes = self._stream.envelopes()
+        return envelopes if self._network is None else envelopes.with_network(self._network.activations())
 
     def finish(self) -> TempoResult:
         """Estimate the tempo of everything fed."""
         settings = self._settings
-        features = clip_features(self._stream.envelopes(), min_bpm=settings.min_bpm, max_bpm=settings.max_bpm)
+        features = clip_features(
+            self.envelopes(),
+            min_bpm=settings.min_bpm,
+            max_bpm=settings.max_bpm,
+            network=settings.octave_model.uses_network,
+        )
         return estimate_tempo(features, settings)
 
 
@@ -348,7 +449,11 @@ class TempoAnalyzer:
     alternative_below
         Below this confidence the result carries ``bpm_alternative``, the runner-up candidate tempo.
     octave_model
-        The fitted choice between candidate metrical levels; :meth:`OctaveModel.default` when None.
+        The fitted choice between candidate metrical levels; :meth:`OctaveModel.default` when None. When its cues
+        read the beat network (:mod:`sidecar.analyzers.beatnet`), the network runs on ``network_window_s`` seconds
+        in the middle of each track, and a missing BeatNet wheel raises FatalAnalyzerError naming the package.
+    network_window_s
+        Seconds of audio the beat network reads.
     """
 
     name: ClassVar[str] = "tempo"
@@ -363,6 +468,7 @@ class TempoAnalyzer:
         accent_max_hz: float = 2500.0,
         alternative_below: float = 0.75,
         octave_model: OctaveModel | None = None,
+        network_window_s: float = DEFAULT_NETWORK_WINDOW_S,
     ) -> None:
         if not 0 < min_bpm < max_bpm / 2:
             raise ValueError(f"need 0 < min_bpm < max_bpm / 2, got {min_bpm} and {max_bpm}")
@@ -372,6 +478,8 @@ class TempoAnalyzer:
             raise ValueError(f"alternative_below must be in [0, 1], got {alternative_below}")
         if not 0 < _filterbank(accent_max_hz)[2] < _N_MELS:
             raise ValueError(f"accent_max_hz must be inside the mel bands (30 Hz - 11 kHz), got {accent_max_hz} Hz")
+        if not network_window_s > 60.0 / min_bpm * 4:
+            raise ValueError(f"network_window_s must hold four beats at min_bpm, got {network_window_s} s")
         self.settings = TempoSettings(
             min_bpm=min_bpm,
             max_bpm=max_bpm,
@@ -379,6 +487,7 @@ class TempoAnalyzer:
             accent_max_hz=accent_max_hz,
             alternative_below=alternative_below,
             octave_model=octave_model if octave_model is not None else OctaveModel.default(),
+            network_window_s=network_window_s,
         )
 
     def check(self) -> None:
@@ -388,10 +497,9 @@ class TempoAnalyzer:
         bpm = 60.0 * ANALYSIS_RATE_HZ / period
         clicks = np.zeros(round(max(3.0 * 60.0 / self.settings.min_bpm, 12.0 * 60.0 / bpm) * ANALYSIS_RATE_HZ))
         clicks[::period] = 1.0
-        stream = OnsetEnvelopeStream(accent_max_hz=self.settings.accent_max_hz)
-        stream.feed(clicks.astype(np.float32))
-        features = clip_features(stream.envelopes(), min_bpm=self.settings.min_bpm, max_bpm=self.settings.max_bpm)
-        result = estimate_tempo(features, self.settings)
+        session = TempoSession(self.settings, clicks.size / ANALYSIS_RATE_HZ)
+        session.feed(AudioBlock(native=clicks[None, :].astype(np.float32), mono=clicks.astype(np.float32), start_s=0.0))
+        result = session.finish()
         if result.bpm is None or abs(result.bpm - bpm) > 0.5 or result.beat_times_s.size < 10:
             raise FatalAnalyzerError(
                 f"tempo: a {bpm:.2f} BPM click track read {result.bpm} BPM with {result.beat_times_s.size} beats"
@@ -403,4 +511,4 @@ class TempoAnalyzer:
 
     def start(self, info: AudioInfo) -> TempoSession:
         """Begin analysing one track (its format does not matter: the session reads the mono signal)."""
-        return TempoSession(self.settings)
+        return TempoSession(self.settings, info.duration_s)

@@ -39,6 +39,9 @@ log-likelihood per clip; a fixed choice, not fitted."""
 
 ENVELOPES: tuple[str, ...] = ("accent", "full", "low", "mid", "high")
 """Onset envelopes whose autocorrelations the cues read, in the order of the ``acfs`` rows."""
+NETWORK_ENVELOPES: tuple[str, ...] = ("beat", "downbeat")
+"""Activations of the beat network (:mod:`sidecar.analyzers.beatnet`) that can be read as two more envelopes:
+the probability of a beat (downbeats included) and of a downbeat, per frame."""
 
 PROFILE_RATIOS: tuple[tuple[str, float], ...] = (
     ("quarter", 1 / 4),
@@ -53,17 +56,18 @@ PROFILE_RATIOS: tuple[tuple[str, float], ...] = (
 )
 """Multiples of the candidate period at which each envelope's autocorrelation is a cue (its metrical profile)."""
 
-_PROFILE_NAMES = tuple(f"{envelope}_{ratio}" for envelope in ENVELOPES for ratio, _ in PROFILE_RATIOS)
-FEATURE_NAMES: tuple[str, ...] = (
-    *_PROFILE_NAMES,
-    "log_tempo",
-    "log_tempo_squared",
-    *(f"{name}_x_log_tempo" for name in _PROFILE_NAMES),
-)
-"""The cues of one candidate: the autocorrelation of each envelope at each multiple of the candidate period in
-:data:`PROFILE_RATIOS` (below the period: is there a regular faster level; above it: bar-level evidence), then
-log2(bpm / 100) and its square (a tempo prior), then each profile value times log2(bpm / 100) (so what a strong
-faster level or bar level means can depend on the tempo)."""
+
+def feature_names(envelopes: Sequence[str]) -> tuple[str, ...]:
+    """The cues of one candidate when the ``acfs`` rows are ``envelopes``: the autocorrelation of each envelope at
+    each multiple of the candidate period in :data:`PROFILE_RATIOS` (below the period: is there a regular faster
+    level; above it: bar-level evidence), then log2(bpm / 100) and its square (a tempo prior), then each profile
+    value times log2(bpm / 100) (so what a strong faster level or bar level means can depend on the tempo)."""
+    profile = tuple(f"{envelope}_{ratio}" for envelope in envelopes for ratio, _ in PROFILE_RATIOS)
+    return (*profile, "log_tempo", "log_tempo_squared", *(f"{name}_x_log_tempo" for name in profile))
+
+
+FEATURE_NAMES: tuple[str, ...] = feature_names(ENVELOPES)
+"""The cues of the onset envelopes alone (tempo version 2's cue set)."""
 
 
 def peak_near(acf: npt.NDArray[np.float64], lag: float, *, tolerance: float) -> tuple[float, float]:
@@ -91,22 +95,34 @@ def peak_near(acf: npt.NDArray[np.float64], lag: float, *, tolerance: float) -> 
 class Candidates:
     """Candidate beat periods of one track and their cues.
 
-    ``lags``: periods in envelope frames (fractional), shape (n,); ``features``: shape (n, len(FEATURE_NAMES));
-    ``periodicity``: the strongest accent/full autocorrelation peak among them (how pulsed the track is);
-    ``regularity``: each candidate's own accent/full peak as a fraction of ``periodicity``, shape (n,).
+    ``lags``: periods in envelope frames (fractional), shape (n,); ``features``: shape (n, len(feature_names(
+    envelopes))); ``periodicity``: the strongest accent/full autocorrelation peak among them (how pulsed the track
+    is); ``regularity``: each candidate's own accent/full peak as a fraction of ``periodicity``, shape (n,);
+    ``envelopes``: the envelopes the cues read.
     """
 
     lags: npt.NDArray[np.float64]
     features: npt.NDArray[np.float64]
     periodicity: float
     regularity: npt.NDArray[np.float64]
+    envelopes: tuple[str, ...] = ENVELOPES
 
 
-def candidates(acfs: npt.NDArray[np.float64], *, frame_rate_hz: float, min_bpm: float, max_bpm: float) -> Candidates:
-    """Candidates and cues from the autocorrelations of :data:`ENVELOPES` (rows of ``acfs``, lag 0 = 1).
+def candidates(
+    acfs: npt.NDArray[np.float64],
+    *,
+    frame_rate_hz: float,
+    min_bpm: float,
+    max_bpm: float,
+    envelopes: Sequence[str] = ENVELOPES,
+) -> Candidates:
+    """Candidates and cues from the autocorrelations of ``envelopes`` (rows of ``acfs``, lag 0 = 1; the first two
+    are the accent and full envelopes). Every row's strongest peak starts a ladder of candidates.
 
     ``acfs`` should reach twice the lag of ``min_bpm`` (shorter rows read 0 beyond their end).
     """
+    if acfs.shape[0] != len(envelopes) or tuple(envelopes[:2]) != ENVELOPES[:2]:
+        raise ValueError(f"acfs rows {acfs.shape[0]} do not match the envelopes {tuple(envelopes)}")
     shortest = max(2, math.floor(60.0 * frame_rate_hz / max_bpm))
     longest = min(acfs.shape[1] - 2, math.ceil(60.0 * frame_rate_hz / min_bpm))
     combined = acfs[0] + acfs[1]
@@ -127,8 +143,11 @@ def candidates(acfs: npt.NDArray[np.float64], *, frame_rate_hz: float, min_bpm: 
     own = np.array([max(_at(acfs[0], lag), _at(acfs[1], lag)) for lag in ordered])
     periodicity = float(own.max()) if own.size else 0.0
     regularity = own / periodicity if periodicity > 0 else np.zeros_like(own)
-    features = np.array([_cues(acfs, lag, frame_rate_hz) for lag in ordered]).reshape(-1, len(FEATURE_NAMES))
-    return Candidates(lags=ordered, features=features, periodicity=periodicity, regularity=regularity)
+    n_features = len(feature_names(envelopes))
+    features = np.array([_cues(acfs, lag, frame_rate_hz) for lag in ordered]).reshape(-1, n_features)
+    return Candidates(
+        lags=ordered, features=features, periodicity=periodicity, regularity=regularity, envelopes=tuple(envelopes)
+    )
 
 
 def _at(acf: npt.NDArray[np.float64], lag: float) -> float:
@@ -144,15 +163,19 @@ def _cues(acfs: npt.NDArray[np.float64], lag: float, frame_rate_hz: float) -> li
 @dataclass(frozen=True, slots=True)
 class OctaveModel:
     """Linear scores over standardised cues: ``score = weights . (features - means) / scales``, among the candidates
-    whose regularity reaches ``min_regularity`` (all of them when none does)."""
+    whose regularity reaches ``min_regularity`` (all of them when none does). ``envelopes``: the envelopes whose
+    cues it reads (:data:`ENVELOPES`, optionally followed by :data:`NETWORK_ENVELOPES`)."""
 
     weights: tuple[float, ...]
     means: tuple[float, ...]
     scales: tuple[float, ...]
     min_regularity: float
+    envelopes: tuple[str, ...] = ENVELOPES
 
     def __post_init__(self) -> None:
-        n = len(FEATURE_NAMES)
+        if self.envelopes not in (ENVELOPES, ENVELOPES + NETWORK_ENVELOPES):
+            raise ValueError(f"unknown envelope set {self.envelopes}")
+        n = len(feature_names(self.envelopes))
         if not len(self.weights) == len(self.means) == len(self.scales) == n:
             raise ValueError(f"an octave model needs {n} weights, means and scales")
         if not all(math.isfinite(v) for v in (*self.weights, *self.means, *self.scales)):
@@ -161,6 +184,11 @@ class OctaveModel:
             raise ValueError("octave model scales must be positive")
         if not 0 <= self.min_regularity <= 1:
             raise ValueError(f"min_regularity must be in [0, 1], got {self.min_regularity}")
+
+    @property
+    def uses_network(self) -> bool:
+        """Whether its cues read the beat network's activations."""
+        return self.envelopes != ENVELOPES
 
     @classmethod
     def default(cls) -> OctaveModel:
@@ -178,7 +206,10 @@ class OctaveModel:
         return np.asarray(standardised @ np.array(self.weights), dtype=np.float64)
 
     def probabilities(self, found: Candidates) -> npt.NDArray[np.float64]:
-        """Softmax of the eligible candidates' scores (0 for the others), shape (n,)."""
+        """Softmax of the eligible candidates' scores (0 for the others), shape (n,). Raises ValueError when
+        ``found`` reads other envelopes than the model."""
+        if found.envelopes != self.envelopes:
+            raise ValueError(f"candidates read {found.envelopes}, the octave model {self.envelopes}")
         scores = np.where(self.eligible(found), self.scores(found.features), -np.inf)
         weights = np.exp(scores - scores.max())
         return np.asarray(weights / weights.sum(), dtype=np.float64)
@@ -195,8 +226,12 @@ def correct_index(lags: npt.NDArray[np.float64], frame_rate_hz: float, truth_bpm
 def fit_octave_model(examples: Sequence[tuple[Candidates, int]]) -> OctaveModel:
     """Fit an :class:`OctaveModel` by penalised maximum likelihood on (candidates, index of the true beat) pairs.
 
-    Raises ValueError when there is nothing to fit (no example with two or more candidates).
+    Raises ValueError when there is nothing to fit (no example with two or more candidates) or when the examples
+    read different envelopes.
     """
+    envelopes = {found.envelopes for found, _ in examples}
+    if len(envelopes) > 1:
+        raise ValueError(f"examples read different envelope sets: {sorted(envelopes)}")
     min_regularity = _REGULARITY_MARGIN * min((c.regularity[i] for c, i in examples), default=0.0)
     usable = []
     for found, index in examples:
@@ -223,13 +258,14 @@ def fit_octave_model(examples: Sequence[tuple[Candidates, int]]) -> OctaveModel:
         penalty = 0.5 * _L2_PENALTY * float(weights @ weights)
         return total / n + penalty, gradient / n + _L2_PENALTY * weights
 
-    start = np.zeros(len(FEATURE_NAMES))
+    start = np.zeros(stacked.shape[1])
     fitted = scipy.optimize.minimize(loss, start, jac=True, method="L-BFGS-B").x
     return OctaveModel(
         weights=tuple(float(w) for w in fitted),
         means=tuple(float(m) for m in means),
         scales=tuple(float(s) for s in scales),
         min_regularity=float(min_regularity),
+        envelopes=envelopes.pop(),
     )
 
 

@@ -23,10 +23,11 @@ from sidecar.settings import get_settings
 
 def _summary(report: SyncReport) -> list[str]:
     kind = "full" if report.full else "incremental"
+    deep = " (deep)" if report.deep else ""
     lines = [
-        f"{report.host} {kind} sync in {report.duration_s:.1f} s: {report.seen} tracks seen, {report.created} new,"
-        f" {report.updated} updated, {report.missing} missing, {report.unmappable} unmappable,"
-        f" {report.queued} queued for analysis",
+        f"{report.host} {kind} sync{deep} in {report.duration_s:.1f} s: {report.seen} tracks seen, {report.created}"
+        f" new, {report.updated} updated, {report.missing} missing, {report.unmappable} unmappable,"
+        f" {report.queued} queued for analysis; {report.unchanged} unchanged on the host (not re-checked)",
     ]
     lines += [f"  unmappable {p.host_track_id} ({p.host_path}): {p.problem}" for p in report.path_problems]
     if report.bpm_disagreements:
@@ -45,6 +46,14 @@ def sync(
     since: Annotated[
         datetime | None, typer.Option(help="incremental: only tracks changed after this time (ISO 8601, UTC)")
     ] = None,
+    deep: Annotated[
+        bool,
+        typer.Option(
+            "--deep",
+            help="stat every listed file and compare every row, also for tracks the host reports unchanged"
+            " (default: only when SONANTICA_SCHEDULER__DEEP_SYNC_INTERVAL_S has passed since the last deep sync)",
+        ),
+    ] = False,
 ) -> None:
     """Sync the host's library now: store its tracks, mark vanished ones missing, queue missing analyses."""
     settings = get_settings()
@@ -64,6 +73,7 @@ def sync(
                     host_adapter,
                     enabled_versions(settings),
                     changed_since=changed_since,
+                    deep=True if deep else None,
                     attempts=settings.scheduler.sync_attempts,
                     retry_base_s=settings.scheduler.sync_retry_base_s,
                     progress=bar.update,

@@ -1088,6 +1088,23 @@ class Event:
     velocity: int
 
 
+PROGRESSIONS: dict[str, tuple[tuple[int, ...], ...]] = {
+    "major": ((0, 4, 5, 3), (0, 3, 4, 0), (0, 5, 3, 4), (1, 4, 0, 0)),
+    "minor": ((0, 3, 4, 0), (0, 5, 2, 4), (0, 6, 5, 4), (0, 3, 6, 4)),
+}
+"""The chord loops (scale degrees of the chord roots, one chord a bar) a clip draws from, by mode."""
+
+
+def _draw_progression(clip: RhythmClip, rng: np.random.Generator) -> tuple[int, ...]:
+    options = PROGRESSIONS[clip.key.mode]
+    return options[int(rng.integers(len(options)))]
+
+
+def progression(clip: RhythmClip) -> tuple[int, ...]:
+    """The chord loop ``clip`` plays: the first draw of its seeded generator, as :func:`events` makes it."""
+    return _draw_progression(clip, np.random.default_rng(clip.seed))
+
+
 def events(clip: RhythmClip) -> list[Event]:
     """The clip's note events, sorted by time (note-offs before note-ons at the same time)."""
     rng = np.random.default_rng(clip.seed)
@@ -1095,12 +1112,7 @@ def events(clip: RhythmClip) -> list[Event]:
     beat_s = 60.0 / clip.bpm
     bpb = p.beats_per_bar
     n_bars = math.ceil(clip.duration_s / (beat_s * bpb)) + 1
-    progressions = (
-        ((0, 4, 5, 3), (0, 3, 4, 0), (0, 5, 3, 4), (1, 4, 0, 0))
-        if clip.key.mode == "major"
-        else ((0, 3, 4, 0), (0, 5, 2, 4), (0, 6, 5, 4), (0, 3, 6, 4))
-    )
-    progression = progressions[int(rng.integers(len(progressions)))]
+    progression = _draw_progression(clip, rng)
     tonic = clip.key.pitch_class
     scale = _scale(clip.key)
     swing = p.swing + clip.swing_extra if p.swing > 0 else 0.0

@@ -313,6 +313,22 @@ def encode_job(job: Job) -> str:
     return _dumps(payload)
 
 
+def job_track_key(raw: str) -> TrackKey | None:
+    """The track of an analyze-job entry, read without validating its other fields (the reconciler reads every
+    queued entry, and a full :func:`decode_job` of a million entries costs seconds); ``None`` for another job type
+    or an entry that is not a JSON object with text ``host`` and ``host_track_id``."""
+    try:
+        payload = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if not isinstance(payload, dict) or payload.get("type") != JobType.ANALYZE_TRACK.value:
+        return None
+    host, host_track_id = payload.get("host"), payload.get("host_track_id")
+    if not isinstance(host, str) or not isinstance(host_track_id, str):
+        return None
+    return TrackKey(host, host_track_id)
+
+
 def decode_job(raw: str) -> Job:
     """Parse a queue entry written by :func:`encode_job`.
 

@@ -18,7 +18,10 @@ import socket
 import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
+from typing import cast
 
+import numpy as np
+import numpy.typing as npt
 from redis.asyncio import Redis
 
 from sidecar.domain import Priority, TrackKey
@@ -28,7 +31,6 @@ from sidecar.jobqueue.keys import Keys
 from sidecar.jobqueue.locks import TokenLock
 from sidecar.jobqueue.messages import (
     AnalysisReady,
-    AnalyzeTrack,
     CachedAnalysis,
     FailedEntry,
     Job,
@@ -38,7 +40,9 @@ from sidecar.jobqueue.messages import (
     encode_cached_analysis,
     encode_failed_entry,
     encode_job,
+    job_track_key,
 )
+from sidecar.jobqueue.presence import TrackPresence, track_digests
 from sidecar.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -528,26 +532,31 @@ class JobQueue:
         return [worker_id for worker_id, lease in zip(workers, leases, strict=True) if lease]
 
     @translate_errors
-    async def tracks_with_jobs(self) -> set[TrackKey]:
-        """Tracks that have an analyze job anywhere in Redis: waiting, delayed or claimed by a registered worker
-        (the reconciler compares this with PostgreSQL). Unreadable entries are skipped."""
+    async def tracks_with_jobs(self, *, page_size: int = 10_000) -> TrackPresence:
+        """Tracks that have an analyze job anywhere in Redis: delayed, waiting or claimed by a registered worker
+        (the reconciler compares this with PostgreSQL). Unreadable entries are skipped.
+
+        Entries are read in pages of ``page_size``, so memory stays small with a million queued. The reads are not
+        one snapshot; their order makes a job that moves meanwhile be seen at least once: the delayed set first
+        (due entries move to a queue, read next), queues from the left (new jobs enter on the left and shift the
+        pages onto entries already read; claims leave on the right into ``processing``, read last).
+        """
         workers = await self._registered()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.lrange(self.keys.queue(Priority.ON_PLAY), 0, -1)
-            pipe.lrange(self.keys.queue(Priority.SCAN), 0, -1)
-            pipe.zrange(self.keys.delayed, 0, -1)
-            for worker_id in workers:
-                pipe.lrange(self.keys.processing(worker_id), 0, -1)
-            lists = await pipe.execute()
-        found: set[TrackKey] = set()
-        for raw in (entry for entries in lists for entry in entries):
-            try:
-                job = decode_job(as_text(raw))
-            except InvalidJobError:
-                continue
-            if isinstance(job, AnalyzeTrack):
-                found.add(job.track)
-        return found
+        found: list[npt.NDArray[np.uint64]] = []
+        pages = [(self.keys.delayed, True)]
+        pages += [(self.keys.queue(priority), False) for priority in (Priority.ON_PLAY, Priority.SCAN)]
+        pages += [(self.keys.processing(worker_id), False) for worker_id in workers]
+        for name, is_zset in pages:
+            start = 0
+            while True:
+                stop = start + page_size - 1
+                read = self.redis.zrange if is_zset else self.redis.lrange
+                page = cast("list[bytes | str]", await read(name, start, stop))
+                found.append(track_digests(k for k in map(job_track_key, map(as_text, page)) if k is not None))
+                if len(page) < page_size:
+                    break
+                start += page_size
+        return TrackPresence(found)
 
     @translate_errors
     async def depths(self) -> dict[str, int]:

@@ -40,28 +40,31 @@ async def requeue_lost_jobs(runtime: Runtime, versions: Mapping[str, int]) -> in
     """Push a scan job for every track with open work in PostgreSQL but no job anywhere in Redis; returns how many.
 
     Repairs what a rebuild cannot see: the epoch is present, but a push failed after the rows were marked
-    ``queued`` (Redis blipped between the two steps of an enqueue), or a job was lost otherwise. A track being
-    enqueued at this very moment may get a second job, which the worker's status check makes harmless.
+    ``queued`` (Redis blipped between the two steps of an enqueue), or a job was lost otherwise. Tracks whose
+    open rows changed after the Redis read began are left to the next run (they may be being enqueued now). Both
+    sides are read in pages, so a million queued jobs cost a few MB, not hundreds. A job that moves while Redis is
+    read can still be taken for lost and get a second job, which the worker's status check makes harmless.
     """
     async with transaction(runtime.pool) as conn:
         await status.ensure_status(conn, versions)
-        work = await status.list_open_work(conn, versions)
-    if not work:
-        return 0
+        checked_at = await status.database_now(conn)
     present = await runtime.queue.tracks_with_jobs()
     now = dt.datetime.now(dt.UTC)
-    lost = [
-        AnalyzeTrack(
-            host=item.host,
-            host_track_id=item.host_track_id,
-            priority=Priority.SCAN,
-            analyzers=item.analyzers,
-            enqueued_at=now,
-        )
-        for item in work
-        if TrackKey(item.host, item.host_track_id) not in present
-    ]
-    pushed = await runtime.queue.enqueue_many(lost)
+    pushed = 0
+    async with transaction(runtime.pool) as conn:
+        async for batch in status.iter_open_work(conn, versions, updated_before=checked_at):
+            lost = [
+                AnalyzeTrack(
+                    host=item.host,
+                    host_track_id=item.host_track_id,
+                    priority=Priority.SCAN,
+                    analyzers=item.analyzers,
+                    enqueued_at=now,
+                )
+                for item in batch
+                if TrackKey(item.host, item.host_track_id) not in present
+            ]
+            pushed += await runtime.queue.enqueue_many(lost)
     if pushed:
         log.warning("reconciler: %d track(s) had open work in PostgreSQL but no job in Redis; queued them", pushed)
     return pushed

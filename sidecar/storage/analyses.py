@@ -6,7 +6,7 @@ fills is decided by its type (:class:`~sidecar.domain.TempoResult` and friends),
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TypedDict
 
 from psycopg import sql
@@ -154,6 +154,20 @@ async def store_results(
         await status.mark_done(conn, track_id, done)
         if failures:
             await status.mark_failed(conn, track_id, failures)
+
+
+async def bpm_and_gain(
+    conn: Connection, host: str, host_track_ids: Sequence[str]
+) -> dict[str, tuple[float | None, float | None]]:
+    """Our BPM and ReplayGain track gain (dB) by host track id, in one query, for those of ``host_track_ids``
+    (tracks of ``host``) that have stored features; values not analysed are ``None``."""
+    cur = await conn.execute(
+        "SELECT t.host_track_id, f.bpm, f.replaygain_track_gain_db"
+        " FROM tracks t JOIN track_features f ON f.track_id = t.id"
+        " WHERE t.host = %s AND t.host_track_id = ANY(%s)",
+        (host, list(host_track_ids)),
+    )
+    return {str(track_id): (bpm, gain) for track_id, bpm, gain in await cur.fetchall()}
 
 
 async def get_analysis(conn: Connection, track_id: int) -> AnalysisSummary | None:

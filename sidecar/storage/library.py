@@ -121,7 +121,7 @@ async def _page(
     conn: Connection, query: sql.Composed, params: dict[str, object], *, substring: bool
 ) -> list[tuple[Any, ...]]:
     """The page's rows. With a substring search, index scans are off for this query: the planner cannot tell how
-    few tracks a substring matches, and walking the order index (migration 0021) for a rare one reads every track;
+    few tracks a substring matches, and walking the order index (migration 0022) for a rare one reads every track;
     the matches are scanned and sorted instead."""
     if not substring:
         return await (await conn.execute(query, params)).fetchall()
@@ -146,7 +146,7 @@ async def list_tracks(
     """A page of the tracks matching ``filters`` (missing tracks never), ordered by ``sort`` then id, and the
     total count (a second query, skipped on the last page; in the same query for a substring search, which scans
     every track anyway). ``limit`` >= 1, ``offset`` >= 0 (an offset past the end
-    gives no rows and the total). The default order (artist) is read from an index (migration 0021), so the first
+    gives no rows and the total). The default order (artist) is read from an index (migration 0022), so the first
     pages do not sort the library; a deep page walks the index up to ``offset``."""
     if limit < 1 or offset < 0:
         raise ValueError("limit must be at least 1 and offset not negative")

@@ -7,7 +7,7 @@ States: ``pending -> queued -> running -> done | failed`` (back to ``queued`` on
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -385,6 +385,30 @@ async def reset_failed(
     return cur.rowcount
 
 
+_OPEN_WORK = """
+    SELECT t.id, t.host, t.host_track_id, t.path, array_agg(s.analyzer ORDER BY s.analyzer)
+    FROM analysis_status s
+    JOIN unnest(%(names)s::text[], %(numbers)s::int[]) AS a(name, version) ON a.name = s.analyzer
+    JOIN tracks t ON t.id = s.track_id AND NOT t.is_missing AND t.path IS NOT NULL
+    WHERE s.state IN ('pending', 'queued', 'running') OR (s.state = 'done' AND s.version < a.version)
+    GROUP BY t.id
+    HAVING %(before)s::timestamptz IS NULL OR max(s.updated_at) < %(before)s::timestamptz
+    ORDER BY t.id
+"""
+"""Open work grouped by track: rows ``pending``, ``queued`` or ``running``, or ``done`` below the current version;
+only analyzers named in the versions and tracks that are not missing and have a file."""
+
+
+def _open_work_params(versions: Mapping[str, int], before: datetime | None) -> dict[str, object]:
+    names, numbers = _names_versions(versions)
+    return {"names": names, "numbers": numbers, "before": before}
+
+
+def _track_work(row: tuple[int, str, str, str | None, list[str]]) -> TrackWork:
+    track_id, host, host_track_id, path, analyzers = row
+    return TrackWork(track_id=track_id, host=host, host_track_id=host_track_id, path=path, analyzers=tuple(analyzers))
+
+
 async def list_open_work(conn: Connection, versions: Mapping[str, int]) -> list[TrackWork]:
     """Everything the queue should hold, grouped by track (for rebuilding Redis from PostgreSQL).
 
@@ -392,23 +416,29 @@ async def list_open_work(conn: Connection, versions: Mapping[str, int]) -> list[
     one; only analyzers named in ``versions`` and tracks that are not missing and have a file. Ordered by track id. Call
     :func:`ensure_status` first so tracks without rows are included.
     """
-    names, numbers = _names_versions(versions)
-    cur = await conn.execute(
-        """
-        SELECT t.id, t.host, t.host_track_id, t.path, array_agg(s.analyzer ORDER BY s.analyzer)
-        FROM analysis_status s
-        JOIN unnest(%s::text[], %s::int[]) AS a(name, version) ON a.name = s.analyzer
-        JOIN tracks t ON t.id = s.track_id AND NOT t.is_missing AND t.path IS NOT NULL
-        WHERE s.state IN ('pending', 'queued', 'running') OR (s.state = 'done' AND s.version < a.version)
-        GROUP BY t.id
-        ORDER BY t.id
-        """,
-        (names, numbers),
-    )
-    return [
-        TrackWork(track_id=track_id, host=host, host_track_id=host_track_id, path=path, analyzers=tuple(analyzers))
-        for track_id, host, host_track_id, path, analyzers in await cur.fetchall()
-    ]
+    cur = await conn.execute(_OPEN_WORK, _open_work_params(versions, None))
+    return [_track_work(row) for row in await cur.fetchall()]
+
+
+async def iter_open_work(
+    conn: Connection, versions: Mapping[str, int], *, updated_before: datetime, batch_size: int = 10_000
+) -> AsyncIterator[list[TrackWork]]:
+    """:func:`list_open_work` in batches of ``batch_size`` read through a server-side cursor (memory stays small
+    with a million open tracks), leaving out tracks with an open row changed at or after ``updated_before``
+    (work being enqueued right now). ``conn`` must be inside a transaction."""
+    async with conn.cursor(name="open_work") as cur:
+        await cur.execute(_OPEN_WORK, _open_work_params(versions, updated_before))
+        while rows := await cur.fetchmany(batch_size):
+            yield [_track_work(row) for row in rows]
+
+
+async def database_now(conn: Connection) -> datetime:
+    """The database server's current time (the clock ``updated_at`` columns are written with)."""
+    cur = await conn.execute("SELECT now()")
+    row = await cur.fetchone()
+    assert row is not None  # SELECT now() always returns one row
+    now: datetime = row[0]
+    return now
 
 
 _REANALYSIS_MATCH = """

@@ -17,6 +17,8 @@ class TrackUpsert:
     """What a sync (or a local enqueue) knows about a track; ``host`` is ``jellyfin``, ``navidrome`` or ``local``.
 
     ``size_bytes`` / ``mtime_ns`` describe the file on the sidecar's mount; ``None`` keeps the stored value.
+    ``host_fingerprint`` is a sync's hash of the host's facts (stored as given: ``None`` clears it, so the next sync
+    checks the track in full).
     """
 
     host: str
@@ -32,6 +34,7 @@ class TrackUpsert:
     genres: tuple[str, ...] = ()
     duration_s: float | None = None
     library: str | None = None  # host library / music folder id
+    host_fingerprint: int | None = None  # signed 64-bit
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,11 +70,13 @@ class TrackRecord:
 
 @dataclass(frozen=True, slots=True)
 class UpsertOutcome:
-    """Result of :func:`upsert_track`: ``file_changed`` means its analyses were set back to pending."""
+    """Result of :func:`upsert_track`: ``file_changed`` means its analyses were set back to pending; ``written``
+    that the row was inserted or updated (:func:`upsert_tracks` leaves unchanged rows unwritten)."""
 
     track_id: int
     created: bool
     file_changed: bool
+    written: bool = True
 
 
 _COLUMNS = (
@@ -85,15 +90,15 @@ SELECT size_bytes, mtime_ns FROM tracks WHERE host = %s AND host_track_id = %s F
 
 _UPSERT = """
 INSERT INTO tracks AS t (host, host_track_id, title, path, host_path, size_bytes, mtime_ns, artist, album,
-                         album_artist, genres, duration_s, library)
+                         album_artist, genres, duration_s, library, host_fingerprint)
 VALUES (%(host)s, %(host_track_id)s, %(title)s, %(path)s, %(host_path)s, %(size_bytes)s, %(mtime_ns)s,
-        %(artist)s, %(album)s, %(album_artist)s, %(genres)s, %(duration_s)s, %(library)s)
+        %(artist)s, %(album)s, %(album_artist)s, %(genres)s, %(duration_s)s, %(library)s, %(host_fingerprint)s)
 ON CONFLICT (host, host_track_id) DO UPDATE SET
     title = EXCLUDED.title, path = EXCLUDED.path, host_path = EXCLUDED.host_path,
     size_bytes = coalesce(EXCLUDED.size_bytes, t.size_bytes), mtime_ns = coalesce(EXCLUDED.mtime_ns, t.mtime_ns),
     artist = EXCLUDED.artist, album = EXCLUDED.album, album_artist = EXCLUDED.album_artist,
     genres = EXCLUDED.genres, duration_s = EXCLUDED.duration_s, library = EXCLUDED.library,
-    is_missing = false, updated_at = now()
+    host_fingerprint = EXCLUDED.host_fingerprint, is_missing = false, updated_at = now()
 RETURNING t.id, t.xmax = 0
 """
 
@@ -129,11 +134,11 @@ async def upsert_track(conn: Connection, track: TrackUpsert) -> UpsertOutcome:
 _UPSERT_IF_CHANGED = _UPSERT.replace(
     "RETURNING",
     """WHERE t.is_missing OR (t.title, t.path, t.host_path, t.size_bytes, t.mtime_ns, t.artist, t.album,
-                      t.album_artist, t.genres, t.duration_s, t.library)
+                      t.album_artist, t.genres, t.duration_s, t.library, t.host_fingerprint)
     IS DISTINCT FROM (EXCLUDED.title, EXCLUDED.path, EXCLUDED.host_path,
                       coalesce(EXCLUDED.size_bytes, t.size_bytes), coalesce(EXCLUDED.mtime_ns, t.mtime_ns),
                       EXCLUDED.artist, EXCLUDED.album, EXCLUDED.album_artist, EXCLUDED.genres, EXCLUDED.duration_s,
-                      EXCLUDED.library)
+                      EXCLUDED.library, EXCLUDED.host_fingerprint)
 RETURNING""",
 )
 """:data:`_UPSERT` that leaves a row untouched (and returns nothing) when nothing in it would change."""
@@ -162,6 +167,7 @@ def _upsert_params(track: TrackUpsert) -> dict[str, object]:
         "genres": list(track.genres),
         "duration_s": track.duration_s,
         "library": track.library,
+        "host_fingerprint": track.host_fingerprint,
     }
 
 
@@ -199,13 +205,15 @@ async def upsert_tracks(conn: Connection, batch: Sequence[TrackUpsert]) -> list[
             (ids[(t.host, t.host_track_id)], False) if w is None else w for t, w in zip(batch, written, strict=True)
         ]
         outcomes = []
-        for track, (track_id, created) in zip(batch, rows, strict=True):
+        for track, (track_id, created), w in zip(batch, rows, written, strict=True):
             before = old.get((track.host, track.host_track_id))
             changed = before is not None and (
                 (track.size_bytes is not None and track.size_bytes != before[0])
                 or (track.mtime_ns is not None and track.mtime_ns != before[1])
             )
-            outcomes.append(UpsertOutcome(track_id=track_id, created=created, file_changed=changed))
+            outcomes.append(
+                UpsertOutcome(track_id=track_id, created=created, file_changed=changed, written=w is not None)
+            )
         changed_ids = [o.track_id for o in outcomes if o.file_changed]
         if changed_ids:
             await conn.execute(_RESET_STATUS.replace("track_id = %s", "track_id = ANY(%s)"), (changed_ids,))
@@ -277,12 +285,26 @@ async def list_tracks(
 async def mark_missing(conn: Connection, host: str, *, present_host_track_ids: Collection[str]) -> int:
     """After a full sync of ``host``: flag its tracks not in ``present_host_track_ids`` as missing.
 
-    Their rows and analyses are kept (a track that comes back is not re-analysed unless its file changed).
-    Returns how many tracks became missing.
+    Their rows and analyses are kept (a track that comes back is not re-analysed unless its file changed); their
+    host fingerprints are cleared, so a track that comes back is checked in full. Returns how many tracks became
+    missing.
     """
     cur = await conn.execute(
-        "UPDATE tracks SET is_missing = true, updated_at = now()"
+        "UPDATE tracks SET is_missing = true, host_fingerprint = NULL, updated_at = now()"
         " WHERE host = %s AND NOT is_missing AND NOT (host_track_id = ANY(%s))",
         (host, list(present_host_track_ids)),
     )
     return cur.rowcount
+
+
+async def host_fingerprints(conn: Connection, host: str) -> list[int]:
+    """The stored host fingerprints of ``host``'s present tracks, in no order (one array from the server, not a
+    row per track: 1M fingerprints arrive as one value)."""
+    cur = await conn.execute(
+        "SELECT coalesce(array_agg(host_fingerprint), '{}') FROM tracks"
+        " WHERE host = %s AND NOT is_missing AND host_fingerprint IS NOT NULL",
+        (host,),
+    )
+    row = await cur.fetchone()
+    assert row is not None  # an aggregate always returns one row
+    return list(row[0])

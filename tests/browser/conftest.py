@@ -26,7 +26,8 @@ import uvicorn
 from playwright.sync_api import Browser, ConsoleMessage, Page
 from pydantic import SecretStr
 
-from sidecar.analyzers.registry import CORE_ANALYZERS
+from sidecar.analyzers.pipeline import analyze_file
+from sidecar.analyzers.registry import CORE_ANALYZERS, build_analyzers
 from sidecar.analyzers.registry import VERSIONS as ALL_VERSIONS
 from sidecar.api.app import create_app
 from sidecar.demo.encode import write_audio
@@ -48,7 +49,10 @@ USER, PASSWORD = "listener", "listen-Pass-7"  # the sidecar's own account on the
 GUEST, GUEST_PASSWORD = "guest", "guest-Pass-3"  # another user of the server, who signs in to the client
 TOKEN = "browser-token-" + "x" * 24
 MODEL, DIM = "timbre-v1", 16
-VERSIONS = {name: ALL_VERSIONS[name] for name in CORE_ANALYZERS}
+ANALYZERS = (*CORE_ANALYZERS, "waveform")
+VERSIONS = {name: ALL_VERSIONS[name] for name in ANALYZERS}
+RATE_HZ = 16000
+SILENT_S = (0.6, 1.2)  # every track is noise for 2 s with digital silence here (drawn empty on the waveform)
 
 
 @dataclass(frozen=True)
@@ -139,28 +143,38 @@ def _vector(angle_rad: float) -> np.ndarray:
     return vector
 
 
+def _music_path(root: Path, number: int, spec: LibrarySpec) -> Path:
+    return root / spec.artist / spec.album / f"{number:02d} - {spec.title}.flac"
+
+
 def _make_music(root: Path) -> None:
     rng = np.random.default_rng(11)
     for number, spec in enumerate(LIBRARY, start=1):
-        path = root / spec.artist / spec.album / f"{number:02d} - {spec.title}.flac"
+        path = _music_path(root, number, spec)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_audio((0.05 * rng.standard_normal((32000, 2))).astype(np.float32), 16000, path)
+        samples = np.clip(0.15 * rng.standard_normal((2 * RATE_HZ, 2)), -1, 1)
+        samples[round(SILENT_S[0] * RATE_HZ) : round(SILENT_S[1] * RATE_HZ)] = 0.0
+        write_audio(samples.astype(np.float32), RATE_HZ, path)
         tag_file(path, title=spec.title, artist=spec.artist, album=spec.album, track_number=number, genre="Test")
 
 
 async def _seed(settings: Settings) -> None:
-    """Sync the Subsonic library into PostgreSQL and store an analysis and an embedding per track (no worker)."""
+    """Sync the Subsonic library into PostgreSQL and store an analysis (the waveform from the real analyzer, the
+    rest as specified) and an embedding per track (no worker)."""
     adapter = make_adapter(settings)
     assert adapter is not None
+    waveform = build_analyzers(settings, ["waveform"])
+    assert settings.library_dir is not None
     async with open_runtime(settings) as runtime, adapter:
         await sync_library(runtime, adapter, VERSIONS)
-        by_title = {spec.title: spec for spec in LIBRARY}
+        by_title = {spec.title: (number, spec) for number, spec in enumerate(LIBRARY, start=1)}
         async with transaction(runtime.pool) as conn:
             await vectors.register_model(conn, MODEL, dim=DIM)
         async with transaction(runtime.pool) as conn:
             cur = await conn.execute("SELECT id, title FROM tracks")
             for track_id, title in await cur.fetchall():
-                spec = by_title[title]
+                number, spec = by_title[title]
+                drawn = analyze_file(_music_path(settings.library_dir, number, spec), waveform).results["waveform"]
                 await analyses.store_results(
                     conn,
                     track_id,
@@ -176,6 +190,7 @@ async def _seed(settings: Settings) -> None:
                             replaygain_track_peak=0.91,
                             gating_histogram=np.zeros(0),
                         ),
+                        "waveform": drawn,
                     },
                     versions=VERSIONS,
                 )
@@ -215,7 +230,7 @@ def web_server(tmp_path_factory: pytest.TempPathFactory, postgres_url: str, redi
             api=ApiSettings(token=SecretStr(TOKEN), access_log=False),
             web=WebSettings(login_attempts=100),
             embedding={"model": MODEL},  # type: ignore[arg-type]
-            analysis={"enabled": list(CORE_ANALYZERS)},  # type: ignore[arg-type]
+            analysis={"enabled": list(ANALYZERS)},  # type: ignore[arg-type]
             redis={"key_prefix": f"web{uuid.uuid4().hex[:8]}:"},  # type: ignore[arg-type]
         )
         _run(_seed(settings))

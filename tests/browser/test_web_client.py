@@ -9,7 +9,8 @@ import re
 from playwright.sync_api import Page, expect
 
 from adapters.navidrome import NavidromeAdapter, NavidromeConfig
-from tests.browser.conftest import ConsoleWatch, WebServer, _run
+from tests.browser.conftest import SILENT_S, ConsoleWatch, WebServer, _run
+from tests.keyboard import focus_outline, focused_matches, tab_to
 
 
 def test_sign_in_with_the_subsonic_account(
@@ -103,6 +104,80 @@ def test_track_page_writes_a_playlist_to_the_server(signed_in: Page, web_server:
     assert _run(playlist_of(web_server.username, web_server.password)) is None  # not the sidecar account's
 
 
+COLUMNS_DRAWN = """() => {
+  const canvas = document.getElementById("waveform");
+  const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  const drawn = [];
+  for (let x = 0; x < canvas.width; x++) {
+    let any = false;
+    for (let y = 0; y < canvas.height && !any; y++) any = data[4 * (y * canvas.width + x) + 3] > 0;
+    drawn.push(any);
+  }
+  return drawn;
+}"""
+
+
+def _columns_with_sound(waveform: dict[str, object], width: int) -> list[bool]:
+    """Per pixel column, whether any point under it is not digital silence (the page's own mapping of points)."""
+    minimum, maximum, points = waveform["minimum"], waveform["maximum"], int(waveform["points"])  # type: ignore[call-overload]
+    columns = []
+    for x in range(width):
+        start = int(x * points / width)
+        stop = min(points, max(start + 1, int((x + 1) * points / width)))
+        columns.append(any(minimum[i] != 0 or maximum[i] != 0 for i in range(start, stop)))  # type: ignore[index]
+    return columns
+
+
+def test_track_page_draws_the_stored_waveform_with_a_text_alternative(
+    signed_in: Page, web_server: WebServer, screenshot: object
+) -> None:
+    page = signed_in
+    track_id = page.request.get(f"{web_server.url}/api/tracks?q=morning").json()["tracks"][0]["track_id"]
+    waveform = page.request.get(f"{web_server.url}/api/tracks/{track_id}/waveform").json()
+    page.goto(f"{web_server.url}/track.html?id={track_id}")
+    canvas = page.locator("#waveform")
+    expect(canvas).to_have_attribute("data-points", str(waveform["points"]))
+    width = int(page.evaluate("document.getElementById('waveform').width"))
+    drawn = page.evaluate(COLUMNS_DRAWN)
+    assert drawn == _columns_with_sound(waveform, width)
+    silent_from, silent_to = (round(width * s / 2.0) for s in SILENT_S)  # the tracks last 2 s
+    assert not any(drawn[silent_from + 2 : silent_to - 2])  # nothing drawn where the track is silent
+    assert all(drawn[: silent_from - 2])  # every column drawn where it sounds
+    assert all(drawn[silent_to + 2 :])
+    expect(page.locator("#waveform-text")).to_contain_text("silent from 0.6 s to 1.2 s")
+    expect(page.locator("#waveform-text")).to_contain_text("sample peak -")
+    assert canvas.get_attribute("aria-labelledby") == "waveform-text"
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.wait_for_function(f"document.getElementById('waveform').width < {width}")  # redrawn at its new width
+    narrow = int(page.evaluate("document.getElementById('waveform').width"))
+    assert narrow == page.evaluate("document.getElementById('waveform').clientWidth")
+    assert page.evaluate(COLUMNS_DRAWN) == _columns_with_sound(waveform, narrow)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+
+
+DESCRIBE = """async ([levels, bucketS]) => {
+  const { describeWaveform } = await import("/js/waveform.js");
+  const maximum = levels, minimum = levels.map((v) => -v);
+  return describeWaveform({ points: levels.length, bucket_s: bucketS, minimum, maximum });
+}"""
+
+
+def test_the_waveform_text_names_the_peak_and_the_silent_stretches(page: Page, web_server: WebServer) -> None:
+    page.goto(f"{web_server.url}/signin.html")  # any page of the client: the module is imported in it
+    song = [0.25] * 2000
+    song[1000] = 0.5  # -6.0 dBFS at 1000 x 0.09 s = 1:30
+    song[200:400] = [0.0] * 200  # 0:18 to 0:36
+    song[1900:] = [0.0] * 100  # 2:51 to the end (3:00)
+    assert page.evaluate(DESCRIBE, [song, 0.09]) == (
+        "Waveform of 3:00: sample peak -6.0 dBFS at 1:30; silent from 0:18 to 0:36, from 2:51 to 3:00."
+    )
+    gaps = [0.1 if (i // 10) % 2 else 0.0 for i in range(100)]  # five 1-s gaps in 10 s
+    assert page.evaluate(DESCRIBE, [gaps, 0.1]).endswith(
+        "silent from 0.0 s to 1.0 s, from 2.0 s to 3.0 s, from 4.0 s to 5.0 s and 2 more stretches."
+    )
+    assert page.evaluate(DESCRIBE, [[0.0] * 50, 0.1]) == "Waveform: silent throughout (5.0 s)."
+
+
 def test_pages_fit_a_360_px_screen(signed_in: Page, web_server: WebServer, screenshot: object) -> None:
     page = signed_in
     page.set_viewport_size({"width": 360, "height": 740})
@@ -112,37 +187,38 @@ def test_pages_fit_a_360_px_screen(signed_in: Page, web_server: WebServer, scree
     screenshot(page, "library-360px")  # type: ignore[operator]
     page.click("#tracks tbody a >> nth=0")
     expect(page.locator("#facts div")).to_have_count(7)
+    expect(page.locator("#waveform")).to_have_attribute("data-points", re.compile(r"^\d+$"))
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    screenshot(page, "track-360px")  # type: ignore[operator]
 
 
-def _tab_to(page: Page, selector: str, *, most: int = 40) -> None:
-    """Press Tab until the element matching ``selector`` has the focus (at most ``most`` presses)."""
-    for _ in range(most):
-        if page.evaluate("(s) => document.activeElement !== null && document.activeElement.matches(s)", selector):
-            return
-        page.keyboard.press("Tab")
-    raise AssertionError(f"{selector} never got the focus after {most} Tab presses")
-
-
-def _focus_outline(page: Page) -> str:
-    return str(page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle"))
-
-
-def test_keyboard_alone_signs_in_searches_and_opens_a_track(page: Page, web_server: WebServer) -> None:
+def test_keyboard_alone_signs_in_searches_opens_a_track_and_makes_playlists(page: Page, web_server: WebServer) -> None:
     page.goto(f"{web_server.url}/signin.html")
-    _tab_to(page, "#username")
-    assert _focus_outline(page) != "none"  # the focus can be seen
+    tab_to(page, "#username")
+    assert focus_outline(page) != "none"  # the focus can be seen
     page.keyboard.type(web_server.guest)
     page.keyboard.press("Tab")
     page.keyboard.type(web_server.guest_password)
     page.keyboard.press("Enter")
     expect(page.locator("#tracks tbody tr")).to_have_count(6)
-    _tab_to(page, "#q")
+    tab_to(page, "#q")
     page.keyboard.type("beta")
     page.keyboard.press("Enter")
     expect(page.locator("#tracks tbody tr")).to_have_count(2)
-    _tab_to(page, "#tracks tbody a")
-    assert _focus_outline(page) != "none"
+    tab_to(page, "#tracks tbody a")
+    assert focus_outline(page) != "none"
     title = page.evaluate("() => document.activeElement.textContent.trim()")
     page.keyboard.press("Enter")
     expect(page.locator("h1")).to_have_text(title)
+    for kind, key, made in (("bpm-range", "Enter", "BPM\u201d"), ("harmonic-mix", " ", "harmonic mix from")):
+        tab_to(page, f"button[data-kind={kind}]")
+        assert focus_outline(page) != "none"
+        page.keyboard.press(key)
+        expect(page.locator("#playlist-status")).to_contain_text(made)
+        expect(page.locator("#playlist-status")).to_contain_text("written to the server")
+        assert focused_matches(page, f"button[data-kind={kind}]")  # the focus stays where the user was
+    tab_to(page, "#request-stems")
+    page.keyboard.press("Enter")
+    expect(page.locator("#stems-status")).to_have_text("Stems are queued.")
+    expect(page.locator("#request-stems")).to_have_attribute("aria-disabled", "true")
+    assert focused_matches(page, "#request-stems")

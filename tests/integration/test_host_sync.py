@@ -202,8 +202,10 @@ async def test_sync_changed_file_is_updated_and_queued_again(
     file = library_dir / "Artist" / "01.flac"
     os.utime(file, ns=(file.stat().st_atime_ns, file.stat().st_mtime_ns + 5_000_000_000))
 
-    report = await sync_library(runtime, adapter, versions)
+    quick = await sync_library(runtime, adapter, versions, deep=False)
+    report = await sync_library(runtime, adapter, versions, deep=True)
 
+    assert (quick.updated, quick.unchanged) == (0, 3)  # Jellyfin reports the same facts: only a deep sync stats
     assert (report.updated, report.queued) == (1, 1)
 
 

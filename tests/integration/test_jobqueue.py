@@ -341,6 +341,29 @@ async def test_depths_and_fail_report_every_place(queue: JobQueue, clock: Manual
     assert (await queue.failed_entries())[0].job == second.job
 
 
+async def test_tracks_with_jobs_finds_every_place_across_pages(
+    queue: JobQueue, redis: RedisClient, keys: Keys, clock: ManualClock
+) -> None:
+    await queue.register_worker("w1")
+    await queue.enqueue_many(
+        [analyze(f"s{i}") for i in range(23)] + [analyze(f"p{i}", Priority.ON_PLAY) for i in range(7)]
+    )
+    claimed = [await queue.claim("w1") for _ in range(9)]  # the 7 on-play jobs and 2 scan jobs
+    assert all(claimed)
+    retried = claimed[0]
+    assert retried is not None
+    await queue.retry_later("w1", retried, 60.0)
+    await redis.lpush(keys.queue(Priority.SCAN), "not a job", '{"type": "sync_library", "host": "navidrome"}')
+
+    presence = await queue.tracks_with_jobs(page_size=4)
+
+    expected = {f"s{i}" for i in range(23)} | {f"p{i}" for i in range(7)}
+    assert len(presence) == 30
+    assert all(TrackKey("navidrome", name) in presence for name in expected)
+    assert TrackKey("navidrome", "s23") not in presence
+    assert TrackKey("jellyfin", "s1") not in presence
+
+
 async def test_track_lock_renew_and_release_only_by_its_token(redis: RedisClient, keys: Keys) -> None:
     track = TrackKey("jellyfin", "abc")
     mine = TrackLock(redis, keys, track, ttl_s=5.0)

@@ -75,4 +75,6 @@ async def test_batch_upsert_of_a_track_a_concurrent_upsert_just_committed(pool: 
         assert not batch.done()
         await other.execute("COMMIT")
         outcomes = await asyncio.wait_for(batch, timeout=10)
-    assert outcomes == [tracks.UpsertOutcome(track_id=played.track_id, created=False, file_changed=False)]
+    assert outcomes == [
+        tracks.UpsertOutcome(track_id=played.track_id, created=False, file_changed=False, written=False)
+    ]

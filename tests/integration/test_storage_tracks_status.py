@@ -270,6 +270,23 @@ async def test_list_open_work_groups_pending_queued_running_and_stale_by_track(p
     ]
 
 
+async def test_iter_open_work_pages_and_leaves_out_rows_changed_after_the_cut(pool: Pool) -> None:
+    async with transaction(pool) as conn:
+        for name in "abcdefg":
+            await tracks.upsert_track(conn, _track(name))
+        await status.ensure_status(conn, VERSIONS)
+    async with transaction(pool) as conn:
+        cut = await status.database_now(conn)
+    async with transaction(pool) as conn:
+        (track_e,) = [w.track_id for w in await status.list_open_work(conn, VERSIONS) if w.host_track_id == "e"]
+        await status.mark_queued(conn, track_e, ["tempo"])  # changed after the cut: being enqueued right now
+    async with transaction(pool) as conn:
+        everything = await status.list_open_work(conn, VERSIONS)
+        batches = [batch async for batch in status.iter_open_work(conn, VERSIONS, updated_before=cut, batch_size=2)]
+    assert [len(batch) for batch in batches] == [2, 2, 2]
+    assert [w for batch in batches for w in batch] == [w for w in everything if w.host_track_id != "e"]
+
+
 async def test_store_results_writes_features_and_done_together(pool: Pool) -> None:
     async with transaction(pool) as conn:
         track_id = (await tracks.upsert_track(conn, _track("a", duration_s=201.5))).track_id

@@ -25,6 +25,7 @@ from sidecar.errors import QueueUnavailableError, RetryLaterError
 from sidecar.jobqueue import set_epoch
 from sidecar.scheduler import Scheduler
 from sidecar.services.enqueue import enqueue_track_ids, register_local_files
+from sidecar.services.reconcile import requeue_lost_jobs
 from sidecar.services.runtime import Runtime, open_runtime
 from sidecar.settings import get_settings
 from sidecar.storage import tracks
@@ -110,6 +111,39 @@ async def test_reconciler_requeues_rows_left_queued_by_a_failed_push(
     worker = Worker(runtime, AnalysisExecutor(runtime.settings, list(VERSIONS), processes=1), VERSIONS)
     await _drain(runtime, worker)
     assert worker.stats.outcomes == {"analyzed": 1}
+
+
+async def test_reconciler_requeues_only_lost_jobs_and_leaves_one_being_enqueued_to_the_next_run(
+    runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await set_epoch(runtime.redis, runtime.keys)
+    paths = [write_audio(_tone(0.2), 22050, tmp_path / f"t{i}.flac") for i in range(12)]
+    track_ids = await register_local_files(runtime.pool, paths)
+    await enqueue_track_ids(runtime, track_ids, VERSIONS, priority=Priority.SCAN)
+    scan = runtime.keys.queue(Priority.SCAN)
+    entries = await runtime.redis.lrange(scan, 0, -1)
+    for raw in entries[:4]:  # three lost pushes, and one track whose enqueue is under way during the check
+        await runtime.redis.lrem(scan, 1, raw)
+    in_flight = json.loads(entries[3])["host_track_id"]
+    read_jobs = runtime.queue.tracks_with_jobs
+
+    async def enqueue_meanwhile(**kwargs: int) -> object:
+        with psycopg.connect(runtime.settings.database_url.get_secret_value()) as conn:  # type: ignore[union-attr]
+            conn.execute(
+                "UPDATE analysis_status SET updated_at = now()"
+                " WHERE track_id = (SELECT id FROM tracks WHERE host_track_id = %s)",
+                (in_flight,),
+            )
+        return await read_jobs(**kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(runtime.queue, "tracks_with_jobs", enqueue_meanwhile)
+        assert await requeue_lost_jobs(runtime, VERSIONS) == 3
+    assert await requeue_lost_jobs(runtime, VERSIONS) == 1
+    assert await requeue_lost_jobs(runtime, VERSIONS) == 0
+    queued = {json.loads(raw)["host_track_id"] for raw in await runtime.redis.lrange(scan, 0, -1)}
+    assert len(queued) == 12
+    assert await runtime.redis.llen(scan) == 12
 
 
 async def test_analysis_over_the_wall_clock_limit_is_killed_and_reported(runtime: Runtime, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from sidecar.demo.encode import write_audio
 from sidecar.stems import STEM_NAMES
 from sidecar.storage import analyses, status, stems, tracks
 from sidecar.storage.db import transaction
+from tests.keyboard import focus_outline, tab_to
 from tests.studio.conftest import StudioServer
 from tests.studio.dr_meter import dr_meter
 
@@ -198,7 +199,7 @@ def _stereo(mono: npt.NDArray[np.float64], left: float = 1.0, right: float = 1.0
     return np.stack([left * mono, right * mono], axis=1)
 
 
-def _tones_with_stems(server: StudioServer, seconds: float) -> int:
+def _tones_with_stems(server: StudioServer, seconds: float, name: str = "tones-with-stems") -> int:
     """Vocals 1 kHz, other 3 kHz, and drums and bass the same 500 Hz tone in opposite phase (they cancel only
     when the stems play sample-locked)."""
     parts = {
@@ -207,7 +208,7 @@ def _tones_with_stems(server: StudioServer, seconds: float) -> int:
         "bass": _stereo(-_tone(seconds, 500, 0.1)),
         "other": _stereo(_tone(seconds, 3000, 0.1)),
     }
-    return server.call(_with_stems(server, "tones-with-stems", parts))
+    return server.call(_with_stems(server, name, parts))
 
 
 def _band(page: Page, hz: float) -> float:
@@ -231,6 +232,53 @@ def test_stems_play_sample_locked_and_karaoke_removes_the_vocals(page: Page, stu
 
     page.locator("#solo-drums").click()  # soloed, the drums no longer meet the bass that cancelled them
     page.wait_for_function("window.studio.bandDb(500) > window.studio.bandDb(3000) + 40", timeout=5000)
+
+
+def _reach(page: Page, selector: str) -> None:
+    """Tab to ``selector`` and check that the focus can be seen there."""
+    tab_to(page, selector)
+    assert focus_outline(page) != "none", f"no visible focus on {selector}"
+
+
+def test_keyboard_alone_plays_seeks_and_mixes_the_stems(page: Page, studio_server: StudioServer) -> None:
+    _open(page, _tones_with_stems(studio_server, 8.0, name="keyboard-stems"))
+    page.wait_for_function("window.studio.stems.loaded")
+    _reach(page, "#play")
+    page.keyboard.press("Space")
+    page.wait_for_function("window.studio.playing && window.studio.position() > 0.3", timeout=15000)
+    page.keyboard.press("Enter")
+    page.wait_for_function("!window.studio.playing")
+    _reach(page, "#position")
+    before = page.evaluate("window.studio.position()")
+    page.keyboard.press("PageUp")  # a tenth of the track further
+    page.wait_for_function(f"window.studio.position() > {before} + 0.5")
+    _reach(page, "input[name=source][value=original]")
+    page.keyboard.press("ArrowRight")  # the radio group: Original -> Stems
+    page.wait_for_function("window.studio.source === 'stems'")
+    _reach(page, "#measure-dr")
+    page.keyboard.press("Enter")
+    page.wait_for_function("window.studio.trackDr !== null", timeout=30000)
+    _reach(page, "#karaoke")
+    page.keyboard.press("Enter")
+    page.wait_for_function("window.studio.karaoke && window.studio.mixer.vocals.mute")
+    assert page.locator("#karaoke").get_attribute("aria-pressed") == "true"
+    _reach(page, "#gain-drums")
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function("window.studio.mixer.drums.gainDb === -1")
+    assert page.locator("#gain-drums-text").inner_text() == "-1.0 dB"
+    _reach(page, "#mute-drums")
+    page.keyboard.press("Space")
+    page.wait_for_function("window.studio.mixer.drums.mute")
+    assert page.locator("#mute-drums").get_attribute("aria-pressed") == "true"
+    _reach(page, "#solo-other")
+    page.keyboard.press("Enter")
+    page.wait_for_function("window.studio.mixer.other.solo")
+    assert page.locator("#solo-other").get_attribute("aria-pressed") == "true"
+    tab_to(page, "#play", backwards=True)  # back to Play: only the soloed stem sounds
+    page.keyboard.press("Enter")
+    page.wait_for_function("window.studio.playing && window.studio.position() > 1.5", timeout=15000)
+    page.wait_for_function("window.studio.bandDb(3000) > window.studio.bandDb(1000) + 40", timeout=5000)
 
 
 BPM = 120.0

@@ -14,13 +14,16 @@ from sidecar.analyzers.audio import ANALYSIS_RATE_HZ, AudioBlock
 from sidecar.analyzers.base import Analyzer
 from sidecar.analyzers.key import (
     KEY_PROFILES,
+    UPPER_MIN_PITCH,
     ChromaAccumulator,
+    ChromaSummary,
     KeyAnalyzer,
     harmonic_kernel,
     key_correlations,
     key_of_template,
     key_templates,
 )
+from sidecar.analyzers.key_model import DEFAULT_KEY_MODEL
 from sidecar.analyzers.pipeline import analyze_file
 from sidecar.demo.evaluation import mirex_key_score
 from sidecar.demo.library import cached_corpus
@@ -104,9 +107,11 @@ def _drums(groove: str, bpm: float, seconds: float) -> Signal:
     return np.asarray(soxr.resample(out.mean(axis=1), SAMPLE_RATE_HZ, SR), dtype=np.float32)
 
 
-def _analyze(y: Signal, *, block_samples: int | Sequence[int] = 5 * SR) -> KeyResult:
+def _analyze(
+    y: Signal, *, block_samples: int | Sequence[int] = 5 * SR, analyzer: KeyAnalyzer | None = None
+) -> KeyResult:
     """Feed ``y`` to a fresh session in blocks (a size, or a list of sizes cycled), then an empty last block."""
-    session = KeyAnalyzer().start(_INFO)
+    session = (analyzer or KeyAnalyzer()).start(_INFO)
     sizes = [block_samples] if isinstance(block_samples, int) else list(block_samples)
     position = index = 0
     while position < y.size:
@@ -171,6 +176,36 @@ def test_key_cadence_gives_its_key(name: str) -> None:
     result = _analyze(_cadence(key))
     assert result.key == key
     assert result.key_confidence >= 0.8
+
+
+@pytest.mark.parametrize("name", ["C major", "A# major", "A minor", "F# minor"])
+def test_key_fitted_model_opt_in_gives_the_cadence_key(name: str) -> None:
+    key = KeySignature.parse(name)
+    result = _analyze(_cadence(key), analyzer=KeyAnalyzer(model=DEFAULT_KEY_MODEL))
+    assert result.key == key
+    assert 0.0 < result.key_confidence <= 1.0
+
+
+def test_key_fitted_model_opt_in_keeps_silence_and_drums_keyless() -> None:
+    analyzer = KeyAnalyzer(model=DEFAULT_KEY_MODEL)
+    assert _analyze(np.zeros(10 * SR, np.float32), analyzer=analyzer) == KeyResult(key=None, key_confidence=0.0)
+    assert _analyze(_drums("rock", 120.0, 20.0), analyzer=analyzer).key is None
+
+
+def _summary(y: Signal, upper_min_pitch: float | None) -> ChromaSummary:
+    accumulator = ChromaAccumulator(upper_min_pitch=upper_min_pitch)
+    accumulator.feed(y)
+    return accumulator.summary()
+
+
+def test_key_upper_chroma_leaves_out_the_bass() -> None:
+    """A pure A2 drone (no harmonics) under a C major triad: the upper chroma holds no A, the whole one does."""
+    y = _normalised(_tone(45, 8.0, harmonics=1) + _chord([60, 64, 67], 8.0))
+    assert not _summary(y, None).upper_chroma.any()  # not kept unless asked for
+    summary = _summary(y, UPPER_MIN_PITCH)
+    assert summary.chroma[9] > 0.05
+    assert summary.upper_chroma[9] < 0.01
+    assert summary.upper_chroma[[0, 4, 7]].sum() > 0.6
 
 
 @pytest.mark.parametrize("name", ["C major", "G major", "E minor", "A# minor"])

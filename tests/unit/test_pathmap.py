@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from adapters.base import PathMappingError
-from adapters.pathmap import PathMapper
+from adapters.base import HostTrack, PathMappingError
+from adapters.pathmap import PathMapper, with_local_path
 
 
 @pytest.fixture
@@ -50,3 +52,20 @@ def test_pathmap_refuses_symlink_out_of_the_mount(mount: Path, tmp_path: Path) -
     (mount / "escape").symlink_to(outside)
     with pytest.raises(PathMappingError, match="outside the library mount"):
         PathMapper(mount).to_local("escape/file.flac")
+
+
+def test_a_mapped_track_keeps_every_other_field(mount: Path) -> None:
+    values = {
+        field.name: f"value of {field.name}" for field in dataclasses.fields(HostTrack) if field.type == "str | None"
+    }
+    track = HostTrack(
+        **{**values, "local_path": None, "path_problem": None, "host_path": "/data/music/Artist/Album/01 - Song.flac"},
+        host_track_id="t1", title="Song", genres=("Rock", "Pop"), duration_s=61.5, size_bytes=9,
+        changed_at=datetime(2024, 1, 2, tzinfo=UTC), host_bpm=120.0, host_replaygain_track_gain_db=-7.0,
+    )  # fmt: skip
+    mapped = with_local_path(track, PathMapper(mount, [("/data/music", str(mount))]), host="the server")
+    unmapped = with_local_path(track, None, host="the server")
+    local = str(mount / "Artist/Album/01 - Song.flac")
+    assert mapped == dataclasses.replace(track, local_path=local)
+    assert unmapped == dataclasses.replace(track, path_problem=unmapped.path_problem)
+    assert unmapped.path_problem is not None

@@ -124,6 +124,26 @@ def test_notes_stay_in_the_key() -> None:
         assert pitches <= scale, clip.title
 
 
+def test_progression_is_the_chord_loop_the_bass_plays() -> None:
+    """The bass plays the root of the loop's chord on every downbeat, bar after bar."""
+    clip = _clip("rock", "floor tom")
+    loop = rc.progression(clip)
+    assert loop in rc.PROGRESSIONS[clip.key.mode]
+    bar_s = 4 * 60.0 / clip.bpm
+    bass = [e for e in rc.events(clip) if e.on and e.channel == 2]
+    downbeats = {
+        round(e.time_s / bar_s): e.pitch % 12 for e in bass if abs(e.time_s / bar_s - round(e.time_s / bar_s)) < 1e-6
+    }
+    scale = _scale(clip.key)
+    for bar in range(8):
+        assert downbeats[bar] == (clip.key.pitch_class + scale[loop[bar % len(loop)]]) % 12
+
+
+def test_every_progression_is_in_the_corpus() -> None:
+    drawn = {(clip.key.mode, rc.progression(clip)) for clip in rc.rhythm_corpus()}
+    assert drawn == {(mode, loop) for mode, loops in rc.PROGRESSIONS.items() for loop in loops}
+
+
 def _retuned_copy(source: Path, target: Path) -> Path:
     """A copy of an SF2 file whose samples all claim twice their sample rate (so every note sounds an octave
     higher and shorter): a second, different soundfont for the test."""

@@ -1,6 +1,7 @@
 // Track page: the stored analysis, compatible keys, Sonic Match neighbours, playlists on the host, stems.
 import { api, duration, el, fmt, requireSession, say, setUpHeader } from "./api.js";
 import { compatible, keyName } from "./keys.js";
+import { showWaveform } from "./waveform.js";
 
 const trackId = Number(new URLSearchParams(location.search).get("id"));
 let analysis = null;
@@ -67,8 +68,11 @@ async function makePlaylist(kind) {
     say(status, "This track has no BPM yet.", "error");
     return;
   }
+  if (form.getAttribute("aria-busy") === "true") return;
+  // busy, not disabled: a disabled button loses the keyboard focus, and the user would start again from the top
   const buttons = form.querySelectorAll("button");
-  buttons.forEach((b) => (b.disabled = true));
+  form.setAttribute("aria-busy", "true");
+  buttons.forEach((b) => b.setAttribute("aria-disabled", "true"));
   say(status, "Building the playlist…");
   try {
     const playlist = await api(`/api/playlists/${kind}`, { method: "POST", body: playlistBody(kind, form) });
@@ -78,7 +82,8 @@ async function makePlaylist(kind) {
   } catch (error) {
     say(status, error.message, "error");
   } finally {
-    buttons.forEach((b) => (b.disabled = false));
+    form.removeAttribute("aria-busy");
+    buttons.forEach((b) => b.removeAttribute("aria-disabled"));
   }
 }
 
@@ -86,14 +91,30 @@ function showStems(state) {
   const status = document.getElementById("stems-status");
   const labels = { none: "No stems yet.", queued: "Stems are queued.", running: "Stems are being separated…", ready: "Stems are ready.", failed: `Separation failed: ${state.error || "see the worker log"}` };
   say(status, labels[state.state] || state.state, state.state === "failed" ? "error" : state.state === "ready" ? "ok" : "");
-  document.getElementById("request-stems").disabled = ["queued", "running", "ready"].includes(state.state);
+  // inactive, not disabled: a disabled button loses the keyboard focus
+  const inactive = ["queued", "running", "ready"].includes(state.state);
+  document.getElementById("request-stems").setAttribute("aria-disabled", String(inactive));
 }
 
 async function requestStems() {
+  if (document.getElementById("request-stems").getAttribute("aria-disabled") === "true") return;
   try {
     showStems(await api(`/api/tracks/${trackId}/stems`, { method: "POST", body: { purpose: "studio" } }));
   } catch (error) {
     say(document.getElementById("stems-status"), error.message, "error");
+  }
+}
+
+async function loadWaveform() {
+  const caption = document.getElementById("waveform-text");
+  if (analysis.analyzer_versions.waveform === undefined) {
+    caption.textContent = "No waveform yet: the waveform analyzer has not run on this track.";
+    return;
+  }
+  try {
+    showWaveform(document.getElementById("waveform"), caption, await api(`/api/tracks/${trackId}/waveform`));
+  } catch (error) {
+    caption.textContent = `No waveform: ${error.message}`;
   }
 }
 
@@ -121,7 +142,7 @@ async function main() {
   showAnalysis(analysis);
   document.querySelectorAll("#playlist button[data-kind]").forEach((button) => button.addEventListener("click", () => makePlaylist(button.dataset.kind)));
   document.getElementById("request-stems").addEventListener("click", requestStems);
-  await Promise.all([loadSimilar(), api(`/api/tracks/${trackId}/stems`).then(showStems).catch((error) => say(document.getElementById("stems-status"), error.message, "error"))]);
+  await Promise.all([loadWaveform(), loadSimilar(), api(`/api/tracks/${trackId}/stems`).then(showStems).catch((error) => say(document.getElementById("stems-status"), error.message, "error"))]);
 }
 
 main();

@@ -36,8 +36,8 @@ _PARTS = {
     ),
     "source": sql.SQL("tracks t JOIN track_features f ON f.track_id = t.id"),
     "in_range": sql.SQL("""(f.bpm BETWEEN %(low)s AND %(high)s
-       OR (%(half_double)s AND (f.bpm BETWEEN %(low)s / 2 AND %(high)s / 2
-                                OR f.bpm BETWEEN %(low)s * 2 AND %(high)s * 2)))"""),
+       OR (%(half_double)s AND (f.bpm BETWEEN %(half_low)s AND %(half_high)s
+                                OR f.bpm BETWEEN %(double_low)s AND %(double_high)s)))"""),
     "tags": sql.SQL("""
   AND (cardinality(%(moods)s::text[]) = 0 OR EXISTS (SELECT 1 FROM track_tags g WHERE g.track_id = t.id
        AND g.tag = ANY(%(moods)s::text[]) AND g.probability >= %(tag_p)s))
@@ -75,9 +75,13 @@ def _range_params(
 ) -> dict[str, object]:
     if bpm_min > bpm_max:
         raise ValueError(f"bpm_min {bpm_min} is above bpm_max {bpm_max}")
-    return {
+    return {  # halves and doubles computed here: in SQL a tiny bound fails with a float underflow
         "low": bpm_min,
         "high": bpm_max,
+        "half_low": bpm_min / 2,
+        "half_high": bpm_max / 2,
+        "double_low": bpm_min * 2,
+        "double_high": bpm_max * 2,
         "half_double": half_double,
         "moods": list(moods),
         "styles": list(styles),

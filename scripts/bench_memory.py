@@ -22,11 +22,13 @@ Run: ``timeout 130m .venv/bin/python -m scripts.bench_memory --out bench-memory`
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import csv
 import itertools
 import os
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -283,6 +285,14 @@ def _library(library: Path, pieces: int, tracks: int, seconds: float) -> None:
         os.link(rendered[i % len(rendered)], library / f"{i:05d}.flac")
 
 
+def _remove(root: Path, data: Path) -> None:
+    """Remove the run's directory once the supervisor has stopped the embedded servers (at most 60 s)."""
+    deadline = time.monotonic() + 60
+    while (data / "supervisor.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    shutil.rmtree(root, ignore_errors=True)
+
+
 def _spawn(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "sidecar", *args], env=env, stdout=out, stderr=out)
@@ -305,6 +315,7 @@ def run(args: argparse.Namespace, out_dir: Path) -> int:
     load_start = os.getloadavg()
     print(f"bench-memory in {root}, out {out_dir} (load {load_start[0]:.2f})", file=sys.stderr)
     _library(library, args.pieces, args.tracks, args.seconds)
+    atexit.register(_remove, root, data)  # registered first, so it runs after the embedded servers are released
     # This process is the embedded servers' first user: their supervisor is its child, not the worker's.
     settings = Settings(data_dir=data)
     db_url = database_url(settings)
@@ -376,9 +387,6 @@ def run(args: argparse.Namespace, out_dir: Path) -> int:
         f" start, {os.getloadavg()[0]:.2f} at end; {os.cpu_count()} CPUs"
     )
     print("statuses: " + ", ".join(f"{r} {c}: {n}" for (r, c), n in sorted(load.statuses.items())))
-    import shutil
-
-    shutil.rmtree(root, ignore_errors=True)
     return 0
 
 

@@ -8,8 +8,10 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 
 from sidecar.analyzers.base import Analyzer
+from sidecar.analyzers.embedding.analyzer import EmbeddingAnalyzer
 from sidecar.analyzers.pipeline import TrackAnalysis, analyze_file
 from sidecar.analyzers.registry import build_analyzers
 from sidecar.domain import AnalyzerOutput
@@ -20,6 +22,39 @@ from sidecar.settings import Settings
 log = logging.getLogger(__name__)
 
 _process_analyzers: dict[str, Analyzer[AnalyzerOutput]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class ProbedModel:
+    """An embedding analyzer's model name and vector dimension, as probed."""
+
+    model: str
+    dim: int
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyzerProbe:
+    """What :func:`probe_analyzers` learnt: each enabled analyzer's version, and the embedding models."""
+
+    versions: dict[str, int]
+    models: tuple[ProbedModel, ...]
+
+
+def _probe(settings: Settings) -> AnalyzerProbe:
+    analyzers = build_analyzers(settings)
+    return AnalyzerProbe(
+        versions={a.name: a.version for a in analyzers},
+        models=tuple(ProbedModel(a.model, a.dim) for a in analyzers if isinstance(a, EmbeddingAnalyzer)),
+    )
+
+
+def probe_analyzers(settings: Settings) -> AnalyzerProbe:
+    """Build and check the enabled analyzers (:func:`build_analyzers`) in a short-lived child process, so this
+    process never loads their models: the worker's main process only dispatches, and torch with the embedding
+    model would keep about 350 MiB in it for its whole life. Raises what the check raises
+    (:class:`~sidecar.errors.FatalAnalyzerError`)."""
+    with ProcessPoolExecutor(1, mp_context=PROCESS_CONTEXT) as pool:
+        return pool.submit(_probe, settings).result()
 
 
 def init_analysis_process(settings: Settings, names: tuple[str, ...], parent_pid: int | None = None) -> None:

@@ -14,8 +14,8 @@ import typer
 from tqdm import tqdm
 
 from sidecar.analyzers.audio import audio_files
-from sidecar.analyzers.executor import AnalysisExecutor
-from sidecar.analyzers.registry import build_analyzers, enabled_versions
+from sidecar.analyzers.executor import AnalysisExecutor, AnalyzerProbe, probe_analyzers
+from sidecar.analyzers.registry import enabled_versions
 from sidecar.cli.app import app, configured_adapter
 from sidecar.domain import Priority, TrackKey
 from sidecar.errors import FatalAnalyzerError, SidecarError
@@ -81,15 +81,15 @@ def worker(
     separate = "stems" in names  # separations: after analysis in this worker, or alone (`--queues stems`)
     adapter = configured_adapter(settings) if chosen else None  # tags are written back after each analysis
     try:
-        analyzers = build_analyzers(settings) if chosen else []  # probes models before taking work
-        versions = {a.name: a.version for a in analyzers}
+        probe = probe_analyzers(settings) if chosen else AnalyzerProbe({}, ())  # checks models before taking work
+        versions = probe.versions
     except FatalAnalyzerError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     bar = tqdm(unit="job", file=sys.stderr, disable=None, desc="worker")
 
     async def main(runtime: Runtime) -> None:
-        await register_embedding_models(runtime, analyzers)
+        await register_embedding_models(runtime, probe.models)
         executor = AnalysisExecutor(settings, list(versions), processes=settings.worker.concurrency)
         stems_executor = StemsExecutor(settings) if separate else None
         lane = (

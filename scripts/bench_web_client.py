@@ -16,38 +16,22 @@ import argparse
 import asyncio
 import platform
 import statistics
-import tempfile
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
-import uvicorn
 from playwright.sync_api import sync_playwright
-from pydantic import SecretStr
 
-from sidecar.api.app import create_app
-from sidecar.demo.subsonic import SubsonicServer
+from scripts.web_stack import running_web_client
 from sidecar.domain import KeyResult, KeySignature, LoudnessResult, TempoResult
-from sidecar.services.hosts import make_adapter
-from sidecar.services.playlists import HostPlaylistWriter
 from sidecar.services.runtime import open_runtime
-from sidecar.settings import ApiSettings, NavidromeSettings, Settings, WebSettings
+from sidecar.settings import Settings
 from sidecar.storage import analyses, tracks
 from sidecar.storage.db import transaction
 from tests.browser.conftest import (
-    ANALYZERS,
     GUEST,
     GUEST_PASSWORD,
-    MODEL,
-    PASSWORD,
-    TOKEN,
-    USER,
     VERSIONS,
-    _make_music,
-    _seed,
 )
-from tests.browser.conftest import _free_port as free_port
 
 KEYS = ["A minor", "C major", "E minor", "G major", "D minor", "F major", "B minor", "F# minor"]
 
@@ -98,32 +82,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15, help="page loads measured per page")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="sonantica-web-bench-"))
-    _make_music(root / "music")
-    with SubsonicServer(root / "music", root / "supysonic", username=USER, password=PASSWORD) as subsonic:
-        subsonic.add_user(GUEST, GUEST_PASSWORD)
-        settings = Settings(
-            data_dir=root / "data",
-            library_dir=root / "music",
-            host="navidrome",
-            navidrome=NavidromeSettings(url=subsonic.url, username=USER, password=SecretStr(PASSWORD)),
-            api=ApiSettings(token=SecretStr(TOKEN), access_log=False),
-            web=WebSettings(login_attempts=1000),
-            embedding={"model": MODEL},  # type: ignore[arg-type]
-            analysis={"enabled": list(ANALYZERS)},  # type: ignore[arg-type]
-        )
-        asyncio.run(_seed(settings))
+
+    def add_tracks(settings: Settings, _root: Path) -> None:
         asyncio.run(add_synthetic(settings, args.tracks))
-        adapter = make_adapter(settings)
-        assert adapter is not None
-        app = create_app(settings, playlist_writer=HostPlaylistWriter(adapter))
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.05)
-        url = f"http://127.0.0.1:{port}"
+
+    with running_web_client("sonantica-web-bench-", login_attempts=1000, prepare=add_tracks) as stack:
+        url = stack.url
         results: dict[str, list[float]] = {"library": [], "track": [], "search": []}
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=args.chromium, args=["--no-sandbox", "--disable-gpu"])
@@ -151,8 +115,6 @@ def main() -> None:
                 page.wait_for_selector("#waveform[data-points]")
                 results["track"].append(page.evaluate("performance.now()"))
             browser.close()
-        server.should_exit = True
-        thread.join(10)
     print(
         f"Machine: {platform.machine()}, {platform.python_version()}, Debian Chromium headless; "
         f"{args.tracks + 6} tracks in PostgreSQL; {args.runs} runs after one warm-up.\n"

@@ -18,8 +18,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 import wave
 from collections.abc import Iterator
@@ -28,30 +26,17 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import uvicorn
-from pydantic import SecretStr
 
-from sidecar.api.app import create_app
-from sidecar.demo.subsonic import SubsonicServer
-from sidecar.services.hosts import make_adapter
-from sidecar.services.playlists import HostPlaylistWriter
+from scripts.web_stack import running_web_client
 from sidecar.services.runtime import open_runtime
-from sidecar.settings import ApiSettings, NavidromeSettings, Settings, WebSettings
+from sidecar.settings import Settings
 from sidecar.storage import tracks
 from sidecar.storage.db import transaction
 from tests.browser.conftest import (
-    ANALYZERS,
     GUEST,
     GUEST_PASSWORD,
     LIBRARY,
-    MODEL,
-    PASSWORD,
-    TOKEN,
-    USER,
-    _make_music,
-    _seed,
 )
-from tests.browser.conftest import _free_port as free_port
 from tests.studio.dr_meter import dr_meter
 
 DRIVER = Path(__file__).with_name("firefox") / "check.mjs"
@@ -129,53 +114,29 @@ def main() -> int:
     args = parser.parse_args()
     if not (DRIVER.parent / "node_modules" / "puppeteer-core").is_dir():
         sys.exit(f"puppeteer-core is not installed: npm ci --prefix {DRIVER.parent}")
-    root = Path(tempfile.mkdtemp(prefix="sonantica-firefox-"))
-    _make_music(root / "music")
-    with SubsonicServer(root / "music", root / "supysonic", username=USER, password=PASSWORD) as subsonic:
-        subsonic.add_user(GUEST, GUEST_PASSWORD)
-        settings = Settings(
-            data_dir=root / "data",
-            library_dir=root / "music",
-            host="navidrome",
-            navidrome=NavidromeSettings(url=subsonic.url, username=USER, password=SecretStr(PASSWORD)),
-            api=ApiSettings(token=SecretStr(TOKEN), access_log=False),
-            web=WebSettings(login_attempts=100),
-            embedding={"model": MODEL},
-            analysis={"enabled": list(ANALYZERS)},
-        )
-        asyncio.run(_seed(settings))
+    mono: dict[str, float] = {}
+
+    def add_mono_tone(settings: Settings, root: Path) -> None:
         tone_path = root / "music" / "mono-tone.wav"
-        expected_dr, _ = dr_meter(write_mono_tone(tone_path), RATE_HZ)
-        mono_track_id = asyncio.run(register(settings, tone_path))
-        adapter = make_adapter(settings)
-        assert adapter is not None
-        app = create_app(settings, playlist_writer=HostPlaylistWriter(adapter), host_capabilities=adapter.capabilities)
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.05)
-        try:
-            with null_sink(root) as pulse_server:
-                config = {
-                    "url": f"http://127.0.0.1:{port}",
-                    "firefox": args.firefox,
-                    "username": GUEST,
-                    "password": GUEST_PASSWORD,
-                    "trackTitle": "Morning Run",
-                    "libraryTracks": len(LIBRARY) + 1,
-                    "monoTrackId": mono_track_id,
-                    "expectedDr": expected_dr,
-                    "pulseServer": pulse_server,
-                }
-                ran = subprocess.run(
-                    [args.node, str(DRIVER), json.dumps(config)], capture_output=True, text=True, timeout=300
-                )
-        finally:
-            server.should_exit = True
-            thread.join(10)
-    shutil.rmtree(root, ignore_errors=True)
+        mono["expected_dr"], _ = dr_meter(write_mono_tone(tone_path), RATE_HZ)
+        mono["track_id"] = asyncio.run(register(settings, tone_path))
+
+    with (
+        running_web_client("sonantica-firefox-", login_attempts=100, prepare=add_mono_tone) as stack,
+        null_sink(stack.root) as pulse_server,
+    ):
+        config = {
+            "url": stack.url,
+            "firefox": args.firefox,
+            "username": GUEST,
+            "password": GUEST_PASSWORD,
+            "trackTitle": "Morning Run",
+            "libraryTracks": len(LIBRARY) + 1,
+            "monoTrackId": int(mono["track_id"]),
+            "expectedDr": mono["expected_dr"],
+            "pulseServer": pulse_server,
+        }
+        ran = subprocess.run([args.node, str(DRIVER), json.dumps(config)], capture_output=True, text=True, timeout=300)
     if ran.returncode != 0:
         print(ran.stdout, ran.stderr, sep="\n")
         return 1

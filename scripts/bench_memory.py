@@ -45,6 +45,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from scripts.chaos import spawn, start_api
 from sidecar.demo.library import cached_corpus
 from sidecar.demo.music import tempo_key_corpus
 from sidecar.embedded import database_url, redis_url
@@ -293,11 +294,6 @@ def _remove(root: Path, data: Path) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def _spawn(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "sidecar", *args], env=env, stdout=out, stderr=out)
-
-
 def run(args: argparse.Namespace, out_dir: Path) -> int:
     root = Path(tempfile.mkdtemp(prefix="bench-memory-"))
     library, data, logs = root / "library", root / "data", out_dir / "logs"
@@ -321,17 +317,9 @@ def run(args: argparse.Namespace, out_dir: Path) -> int:
     db_url = database_url(settings)
     redis_url(settings)
     subprocess.run([sys.executable, "-m", "sidecar", "enqueue", str(library)], env=env, check=True, capture_output=True)
-    api = _spawn(env, logs / "serve.log", "serve")
+    api = start_api(env, logs / "serve.log", port, new_session=False)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base}/health/live", timeout=2).status_code == 200:
-                break
-        if time.monotonic() > deadline or api.poll() is not None:
-            raise SystemExit(f"sonantica serve did not start; see {logs / 'serve.log'}")
-        time.sleep(0.2)
-    worker = _spawn(env, logs / "worker.log", "worker")
+    worker = spawn(env, logs / "worker.log", "worker", new_session=False)
     started = time.monotonic()
     load, stop = Load(), threading.Event()
     client = threading.Thread(target=_client, args=(base, load, args.rate, stop), daemon=True)

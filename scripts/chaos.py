@@ -160,11 +160,27 @@ async def _register(names: list[str], library: Path, outside: Path) -> None:
         await enqueue_track_ids(runtime, ids, versions, priority=Priority.SCAN)
 
 
-def _spawn(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
+def spawn(env: dict[str, str], log: Path, *args: str, new_session: bool = True) -> subprocess.Popen[bytes]:
+    """``python -m sidecar ARGS`` with ``env``, its output appended to ``log`` (in a session of its own unless
+    ``new_session`` is false)."""
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "sidecar", *args], env=env, stdout=out, stderr=out, start_new_session=True
+            [sys.executable, "-m", "sidecar", *args], env=env, stdout=out, stderr=out, start_new_session=new_session
         )
+
+
+def start_api(env: dict[str, str], log: Path, port: int, *, new_session: bool = True) -> subprocess.Popen[bytes]:
+    """``sonantica serve`` (see :func:`spawn`), returned once ``/health/live`` on ``port`` answers 200; exits the
+    program when it does not within 120 s or the server stops."""
+    api = spawn(env, log, "serve", new_session=new_session)
+    deadline = time.monotonic() + 120
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=2).status_code == 200:
+                return api
+        if time.monotonic() > deadline or api.poll() is not None:
+            raise SystemExit(f"sonantica serve did not start; see {log}")
+        time.sleep(0.2)
 
 
 def _open_work(db_url: str) -> int:
@@ -380,23 +396,15 @@ def main() -> int:
     print(f"{len(expected)} files registered and queued", file=sys.stderr)
     logs = root / "logs"
     logs.mkdir()
-    api = _spawn(env, logs / "serve.log", "serve")
+    api = start_api(env, logs / "serve.log", port)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base}/health/live", timeout=2).status_code == 200:
-                break
-        if time.monotonic() > deadline or api.poll() is not None:
-            raise SystemExit("sonantica serve did not start; see " + str(logs / "serve.log"))
-        time.sleep(0.2)
     time.sleep(2.0)
     rss_start = _rss_mib(api.pid)
     probe = Probe()
     stop = threading.Event()
     poller = threading.Thread(target=_poll_live, args=(base, probe, stop), daemon=True)
     poller.start()
-    workers = [_spawn(env, logs / f"worker-{i}.log", "worker") for i in range(args.workers)]
+    workers = [spawn(env, logs / f"worker-{i}.log", "worker") for i in range(args.workers)]
     db_url = f"postgresql://postgres:@/sonantica?host={data / 'postgres'}"
     redis_url = f"unix://{data / 'redis' / 'redis.sock'}"
     total = _open_work(db_url)
@@ -422,7 +430,7 @@ def main() -> int:
             os.kill(victim.pid, signal.SIGKILL)
             victim.wait()
             kills += 1
-            workers.append(_spawn(env, logs / f"worker-r{kills}.log", "worker"))
+            workers.append(spawn(env, logs / f"worker-r{kills}.log", "worker"))
             print(f"SIGKILLed worker {victim.pid} ({kills}/{args.kills}) at {done_fraction:.0%}", file=sys.stderr)
         if not killed_redis and done_fraction >= 0.3:
             pid = int((data / "redis" / "redis.pid").read_text())

@@ -48,7 +48,7 @@ import psycopg
 from scripts.chaos import spawn, start_api
 from sidecar.demo.library import cached_corpus
 from sidecar.demo.music import tempo_key_corpus
-from sidecar.embedded import database_url, redis_url
+from sidecar.embedded import database_url, pid_in_file, redis_url, supervisor_exited
 from sidecar.settings import Settings
 
 CACHE = Path(".bench-cache")
@@ -120,19 +120,12 @@ def measure(t_s: float, component: str, pids: Sequence[int]) -> Sample:
     return Sample(t_s, component, len(live), sum(s[0] for s in live) / 1024, sum(s[1] for s in live) / 1024)
 
 
-def _pid_from(path: Path) -> int | None:
-    try:
-        return int(path.read_text().split("\n", 1)[0].strip())
-    except (OSError, ValueError):
-        return None
-
-
 def sample_all(t_s: float, worker_pid: int, api_pid: int, data_dir: Path) -> list[Sample]:
     """One sample of every component (the embedded servers' supervisor is never counted as a worker child)."""
     children = children_by_parent()
-    supervisor = _pid_from(data_dir / "supervisor.pid")
-    postmaster = _pid_from(data_dir / "postgres" / "postmaster.pid")
-    redis_pid = _pid_from(data_dir / "redis" / "redis.pid")
+    supervisor = pid_in_file(data_dir / "supervisor.pid")
+    postmaster = pid_in_file(data_dir / "postgres" / "postmaster.pid")
+    redis_pid = pid_in_file(data_dir / "redis" / "redis.pid")
     servers = [p for p in (supervisor, postmaster, redis_pid) if p is not None]
     worker_children = descendants(worker_pid, children, exclude=servers)
     postgres = [] if postmaster is None else [postmaster, *descendants(postmaster, children)]
@@ -288,9 +281,7 @@ def _library(library: Path, pieces: int, tracks: int, seconds: float) -> None:
 
 def _remove(root: Path, data: Path) -> None:
     """Remove the run's directory once the supervisor has stopped the embedded servers (at most 60 s)."""
-    deadline = time.monotonic() + 60
-    while (data / "supervisor.pid").exists() and time.monotonic() < deadline:
-        time.sleep(0.5)
+    supervisor_exited(data, timeout_s=60)
     shutil.rmtree(root, ignore_errors=True)
 
 

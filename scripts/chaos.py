@@ -48,7 +48,7 @@ import redis
 from sidecar.demo.encode import write_audio, write_raw_wav
 from sidecar.demo.music import PieceSpec, render
 from sidecar.domain import KeySignature, Priority
-from sidecar.embedded import pid_alive
+from sidecar.embedded import pid_alive, supervisor_exited
 from sidecar.services.enqueue import enqueue_track_ids
 from sidecar.services.runtime import open_runtime
 from sidecar.settings import get_settings
@@ -461,10 +461,7 @@ def main() -> int:
     api.send_signal(signal.SIGTERM)
     api.wait(timeout=60)
     elapsed_s = time.monotonic() - started
-    supervisor_pid_file = data / "supervisor.pid"
-    deadline = time.monotonic() + 30
-    while supervisor_pid_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.5)  # the supervisor stops the servers within a second or two of the last user leaving
+    supervisor_gone = supervisor_exited(data, timeout_s=30)
     servers_left = []
     if (data / "redis" / "redis.sock").exists() and redis_url:
         with contextlib.suppress(redis.RedisError):
@@ -518,8 +515,8 @@ def main() -> int:
     )
     print("HTTP statuses: " + ", ".join(f"{phase} {code}: {n}" for (phase, code), n in sorted(probe.statuses.items())))
     print(
-        f"{elapsed_s:.0f} s, load {load_start:.2f} -> {os.getloadavg()[0]:.2f}; supervisor pid file left:"
-        f" {supervisor_pid_file.exists()}"
+        f"{elapsed_s:.0f} s, load {load_start:.2f} -> {os.getloadavg()[0]:.2f}; supervisor still running:"
+        f" {not supervisor_gone}"
     )
     for name in sorted(set(bad) - set(bad_ok)):
         print(f"  bad file not failed as expected: {name}: {per_track.get(name)}", file=sys.stderr)

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from sidecar.api.app import create_app
 from sidecar.demo.subsonic import SubsonicServer
+from sidecar.embedded import supervisor_exited
 from sidecar.services.hosts import make_adapter
 from sidecar.services.playlists import HostPlaylistWriter
 from sidecar.settings import ApiSettings, NavidromeSettings, Settings, WebSettings
@@ -45,6 +46,11 @@ class WebStack:
     url: str
 
 
+def _remove(root: Path) -> None:
+    supervisor_exited(root / "data", timeout_s=60)
+    shutil.rmtree(root, ignore_errors=True)
+
+
 @contextmanager
 def running_web_client(
     prefix: str, *, login_attempts: int, prepare: Callable[[Settings, Path], None] = lambda _settings, _root: None
@@ -54,9 +60,9 @@ def running_web_client(
     the library before the app starts (its own runtime, closed before the app opens one: closing a runtime of this
     process while the app runs would release the embedded servers the app uses)."""
     root = Path(tempfile.mkdtemp(prefix=prefix))
-    # Removed at exit, after the embedded servers' own exit handlers (registered later, so run earlier) have stopped
-    # them: removed now, their data would vanish under the running servers and they would be left running.
-    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    # Removed at exit, after the embedded servers' own exit handlers (registered later, so run earlier) have
+    # released them and their supervisor has stopped them.
+    atexit.register(_remove, root)
     _make_music(root / "music")
     with SubsonicServer(root / "music", root / "supysonic", username=USER, password=PASSWORD) as subsonic:
         subsonic.add_user(GUEST, GUEST_PASSWORD)

@@ -16,6 +16,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -188,6 +189,10 @@ class EmbeddedRedis:
         return f"unix://{self.socket_path}"
 
     @property
+    def pid_file(self) -> Path:
+        return self._dir / "redis.pid"
+
+    @property
     def users(self) -> _Users:
         """The processes using this server."""
         return _Users(self._dir / "users")
@@ -249,7 +254,7 @@ class EmbeddedRedis:
                 "unixsocketperm 700",
                 f"dir {self._dir}",
                 "daemonize yes",
-                f"pidfile {self._dir / 'redis.pid'}",
+                f"pidfile {self.pid_file}",
                 f"logfile {self._dir / 'redis.log'}",
                 "appendonly yes",
                 "appendfsync everysec",
@@ -285,23 +290,64 @@ def redis_url(settings: Settings) -> str:
     return EmbeddedRedis(settings.data_dir).acquire()
 
 
-def _postgres_running(pgdata: Path) -> bool:
-    pid_file = pgdata / "postmaster.pid"
+def pid_in_file(pid_file: Path) -> int | None:
+    """The pid on the first line of ``pid_file`` (``postmaster.pid``, ``redis.pid``, ``supervisor.pid``); ``None``
+    when it is missing or not written yet."""
     try:
-        pid = int(pid_file.read_text().split("\n", 1)[0])
+        return int(pid_file.read_text().split("\n", 1)[0])
     except (OSError, ValueError):
-        return False
-    return pid_alive(pid)
+        return None
 
 
-def _supervise_postgres(data_dir: Path, *, wanted: bool) -> None:
+@dataclass(frozen=True)
+class _Seen:
+    """A server process the supervisor has seen: its pid and start time (so a reused pid is never signalled)."""
+
+    pid: int
+    started_ticks: str
+
+    @classmethod
+    def of(cls, pid: int | None) -> _Seen | None:
+        if pid is None or not pid_alive(pid):
+            return None
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return None
+        return cls(pid, fields[19])  # field 22 of proc(5), counted after the command name's ")"
+
+    def running(self) -> bool:
+        return _Seen.of(self.pid) == self
+
+    def stop(self, what: str, *, wait_s: float = 10.0) -> None:
+        """Wait ``wait_s`` for it to exit on its own (a shutdown already asked for), then SIGTERM, then SIGKILL."""
+        if self._exited_within(wait_s):
+            return
+        log.warning("%s (pid %d) outlived its data directory or its stop command; stopping it", what, self.pid)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, sig)
+            if self._exited_within(wait_s):
+                return
+
+    def _exited_within(self, wait_s: float) -> bool:
+        deadline = time.monotonic() + wait_s
+        while self.running():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
+        return True
+
+
+def _supervise_postgres(data_dir: Path, *, wanted: bool) -> int | None:
     """Restart PostgreSQL when it has users and died (its ``postmaster.pid`` names a dead process: a server that
-    is still being started by a user has none yet); stop it when it has no users."""
+    is still being started by a user has none yet, or one half written); stop it when it has no users. Returns
+    the postmaster's pid when one is named."""
     pgdata = data_dir / "postgres"
-    pid_file = pgdata / "postmaster.pid"
-    if not (pgdata / "PG_VERSION").exists() or not pid_file.exists():
-        return
-    running = _postgres_running(pgdata)
+    pid = pid_in_file(pgdata / "postmaster.pid")
+    if pid is None or not (pgdata / "PG_VERSION").exists():
+        return None
+    running = pid_alive(pid)
     if wanted and not running:
         log.warning("embedded PostgreSQL is not running; restarting it")
         import pgserver
@@ -309,20 +355,26 @@ def _supervise_postgres(data_dir: Path, *, wanted: bool) -> None:
         server = pgserver.get_server(pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
         with server._lock:
             server.ensure_postgres_running()
-    elif not wanted and running:
+        return pid_in_file(pgdata / "postmaster.pid")
+    if not wanted and running:
         from pgserver.postgres_server import pg_ctl  # type: ignore[attr-defined]
 
         log.info("embedded PostgreSQL has no users left; stopping it")
         system_user = "pgserver" if os.geteuid() == 0 else None  # pgserver runs the server as this user under root
         with contextlib.suppress(subprocess.SubprocessError, OSError):
             pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=system_user, timeout=60)
+    return pid
 
 
 def supervise(data_dir: Path, *, every_s: float = _SUPERVISE_EVERY_S) -> None:
-    """The supervisor loop of ``data_dir`` (see the module docstring); returns once no server has users."""
+    """The supervisor loop of ``data_dir`` (see the module docstring); returns once no server has users.
+
+    Before it returns, a server it saw that is still running (its stop command failed, or its data directory was
+    removed under it, so neither ``pg_ctl`` nor Redis' socket can reach it) is stopped by signal."""
     redis = EmbeddedRedis(data_dir)
     postgres_users = _postgres_users(data_dir)
-    while True:
+    seen: dict[str, _Seen] = {}
+    while data_dir.is_dir():
         with _file_lock(_lock_path(data_dir)):
             redis_wanted = bool(redis.users.live())
             postgres_wanted = bool(postgres_users.live())
@@ -330,11 +382,27 @@ def supervise(data_dir: Path, *, every_s: float = _SUPERVISE_EVERY_S) -> None:
                 log.warning("embedded Redis was down; restarted it")
             elif not redis_wanted and redis.responding():
                 redis.shutdown()
-            _supervise_postgres(data_dir, wanted=postgres_wanted)
+            postmaster = _Seen.of(_supervise_postgres(data_dir, wanted=postgres_wanted))
+            redis_server = _Seen.of(pid_in_file(redis.pid_file))
+            seen.update({k: v for k, v in (("PostgreSQL", postmaster), ("Redis", redis_server)) if v is not None})
             if not redis_wanted and not postgres_wanted:
                 (data_dir / "supervisor.pid").unlink(missing_ok=True)
-                return
+                break
         time.sleep(every_s)
+    for what, process in seen.items():
+        process.stop(f"embedded {what}")
+    log.info("no embedded server of %s has users; the supervisor exits", data_dir)
+
+
+def supervisor_exited(data_dir: Path, *, timeout_s: float) -> bool:
+    """Wait up to ``timeout_s`` for the supervisor of ``data_dir`` to exit (it stops the servers first, a second or
+    two after their last user has gone); whether it has. Call before removing a data directory."""
+    deadline = time.monotonic() + timeout_s
+    while (pid := pid_in_file(data_dir / "supervisor.pid")) is not None and pid_alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 if __name__ == "__main__":

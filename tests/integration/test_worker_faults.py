@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,6 @@ import pytest
 from sidecar.analyzers.executor import AnalysisExecutor
 from sidecar.demo.encode import write_audio
 from sidecar.domain import Priority
-from sidecar.embedded import EmbeddedRedis, pid_alive
 from sidecar.errors import QueueUnavailableError, RetryLaterError
 from sidecar.jobqueue import set_epoch
 from sidecar.scheduler import Scheduler
@@ -226,81 +225,6 @@ async def test_enqueue_track_references_fail_clearly(runtime: Runtime, worker_en
     assert "queued 0 of 1" in unmappable.stdout
     assert "has no readable file on the library mount" in unmappable.stderr
     assert (await runtime.queue.depths())["scan"] == 0
-
-
-def _wait(condition: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
-def _user(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
-    """A process that joins the embedded servers of ``data_dir`` and sleeps until killed; and the database URL."""
-    code = (
-        "import sys, time; from pathlib import Path; from sidecar.embedded import EmbeddedRedis, embedded_postgres_url;"
-        " d = Path(sys.argv[1]); EmbeddedRedis(d).acquire(); print(embedded_postgres_url(d), flush=True);"
-        " time.sleep(600)"
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-c", code, str(data_dir)], stdout=subprocess.PIPE, text=True, start_new_session=True
-    )
-    assert process.stdout is not None
-    return process, process.stdout.readline().strip()
-
-
-def _sigkill(process: subprocess.Popen[str]) -> None:
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    assert process.stdout is not None
-    process.stdout.close()
-
-
-def _postgres_pid(data_dir: Path) -> int | None:
-    try:
-        pid = int((data_dir / "postgres" / "postmaster.pid").read_text().split("\n", 1)[0])
-    except (OSError, ValueError):
-        return None
-    return pid if pid_alive(pid) else None
-
-
-def test_embedded_servers_are_restarted_while_used_and_stopped_after_sigkill(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    user, _ = _user(data_dir)
-    redis = EmbeddedRedis(data_dir)
-    try:
-        redis_pid = int((data_dir / "redis" / "redis.pid").read_text())
-        os.kill(redis_pid, signal.SIGKILL)
-        _wait(lambda: redis.responding() and not pid_alive(redis_pid), "Redis restarted")
-        postgres_pid = _postgres_pid(data_dir)
-        assert postgres_pid is not None
-    finally:
-        _sigkill(user)  # no atexit, no release: only the supervisor can stop the servers
-    _wait(lambda: not redis.responding(), "Redis to stop after its last user died")
-    _wait(lambda: _postgres_pid(data_dir) is None, "PostgreSQL to stop after its last user died")
-    _wait(lambda: not (data_dir / "supervisor.pid").exists(), "the supervisor to exit")
-
-
-def test_embedded_postgres_is_restarted_while_used(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    user, url = _user(data_dir)
-    try:
-        pid = _postgres_pid(data_dir)
-        assert pid is not None
-        os.kill(pid, signal.SIGKILL)
-        _wait(lambda: not pid_alive(pid), "the killed PostgreSQL to be gone")
-        _wait(lambda: _postgres_pid(data_dir) not in (None, pid), "PostgreSQL restarted", timeout_s=90)
-
-        def answers() -> bool:
-            try:
-                with psycopg.connect(url, connect_timeout=2) as conn:
-                    return conn.execute("SELECT 1").fetchone() == (1,)
-            except psycopg.OperationalError:
-                return False
-
-        _wait(answers, "PostgreSQL to answer again", timeout_s=60)
-    finally:
-        _sigkill(user)
 
 
 async def test_worker_logs_as_configured(runtime: Runtime, worker_env: dict[str, str]) -> None:

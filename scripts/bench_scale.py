@@ -165,12 +165,23 @@ async def part_queue(
     runtime: Runtime, versions: dict[str, int], ids: tuple[int, int], args: argparse.Namespace
 ) -> None:
     before_mib = await redis_used_mib(runtime)
-    started = time.perf_counter()
-    outcome = await rebuild_from_database(runtime, versions)
-    rebuild_s = time.perf_counter() - started
+    base_mib = psutil.Process().memory_info().rss / 2**20
+    with PeakRss(os.getpid(), own=True) as peak:
+        started = time.perf_counter()
+        outcome = await rebuild_from_database(runtime, versions)
+        rebuild_s = time.perf_counter() - started
     depths = await runtime.queue.depths()
     full_mib = await redis_used_mib(runtime)
-    print(f"| first queue rebuild from PostgreSQL: {depths['scan']} jobs pushed | {rebuild_s:.1f} s ({outcome}) |")
+    print(
+        f"| first queue rebuild from PostgreSQL: {depths['scan']} jobs pushed | {rebuild_s:.1f} s ({outcome});"
+        f" RSS +{peak.peak_mib - base_mib:.0f} MiB (sampled every 0.5 s) |"
+    )
+
+    async def rebuild_again() -> None:
+        await runtime.redis.flushdb()
+        await rebuild_from_database(runtime, versions)
+
+    print(f"| same, peak of Python allocations (tracemalloc, a second rebuild) | {await traced_peak(rebuild_again)} |")
     print(f"| Redis used memory, empty -> {depths['scan']} scan jobs | {before_mib:.1f} -> {full_mib:.1f} MiB |")
     await measure_lost_job_check(runtime, versions, args.lost_jobs)
     blocked = await latency_blocked(runtime.redis, runtime.keys, backlog=depths["scan"], samples=args.samples)
@@ -211,15 +222,20 @@ async def measure_lost_job_check(runtime: Runtime, versions: dict[str, int], los
             f"| `requeue_lost_jobs` with {depth - dropped} jobs queued, {dropped} lost | {check_s:.1f} s, {pushed}"
             f" requeued; RSS +{peak.peak_mib - base_mib:.0f} MiB (sampled every 0.5 s) |"
         )
-        tracemalloc.start()
-        try:
-            await requeue_lost_jobs(runtime, versions)
-            traced = f"{tracemalloc.get_traced_memory()[1] / 2**20:.1f} MiB"
-        except SidecarError as error:
-            traced = f"failed: {error}"
-        finally:
-            tracemalloc.stop()
+        traced = await traced_peak(lambda: requeue_lost_jobs(runtime, versions))
         print(f"| same, peak of Python allocations (tracemalloc, a second call) | {traced} |")
+
+
+async def traced_peak(call: Callable[[], Awaitable[object]]) -> str:
+    """The peak of Python allocations during ``call()`` (tracemalloc: slower, but independent of the load)."""
+    tracemalloc.start()
+    try:
+        await call()
+        return f"{tracemalloc.get_traced_memory()[1] / 2**20:.1f} MiB"
+    except SidecarError as error:
+        return f"failed: {error}"
+    finally:
+        tracemalloc.stop()
 
 
 class PeakRss:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
 from sidecar.domain import Priority, TrackKey
-from sidecar.jobqueue import AnalyzeTrack, RebuildOutcome, rebuild_queues
+from sidecar.jobqueue import AnalyzeTrack, RebuildItem, RebuildOutcome, rebuild_queues
 from sidecar.services.runtime import Runtime
 from sidecar.storage import status
-from sidecar.storage.db import transaction
+from sidecar.storage.db import Connection, transaction
 
 log = logging.getLogger(__name__)
 
@@ -21,19 +21,32 @@ async def rebuild_from_database(
     """Re-enqueue every pending, queued, running or stale analysis at scan priority, if Redis lost its data.
 
     Runs only when ``queue:epoch`` is missing (Redis restarted empty, or never rebuilt) unless ``force``; one
-    caller at a time (a Redis lock), so workers starting together rebuild once.
+    caller at a time (a Redis lock), so workers starting together rebuild once. The open work is read in pages
+    (``SONANTICA_REDIS__REBUILD_BATCH_SIZE`` tracks) through a server-side cursor and pushed page by page, so a
+    million open tracks never sit in memory at once; rows changed after the rebuild began are left to their own
+    enqueuer and to :func:`requeue_lost_jobs`.
     """
     async with transaction(runtime.pool) as conn:
         await status.ensure_status(conn, versions)
-        work = await status.list_open_work(conn, versions)
-    return await rebuild_queues(
-        runtime.redis,
-        runtime.keys,
-        [(item.host, item.host_track_id, item.analyzers) for item in work],
-        lock_s=runtime.settings.redis.rebuild_lock_s,
-        batch_size=runtime.settings.redis.rebuild_batch_size,
-        force=force,
-    )
+        began_at = await status.database_now(conn)
+    batch_size = runtime.settings.redis.rebuild_batch_size
+    async with transaction(runtime.pool) as conn:
+        return await rebuild_queues(
+            runtime.redis,
+            runtime.keys,
+            _open_items(conn, versions, began_at, batch_size),
+            lock_s=runtime.settings.redis.rebuild_lock_s,
+            batch_size=batch_size,
+            force=force,
+        )
+
+
+async def _open_items(
+    conn: Connection, versions: Mapping[str, int], before: dt.datetime, batch_size: int
+) -> AsyncIterator[RebuildItem]:
+    async for batch in status.iter_open_work(conn, versions, updated_before=before, batch_size=batch_size):
+        for item in batch:
+            yield item.host, item.host_track_id, item.analyzers
 
 
 async def requeue_lost_jobs(runtime: Runtime, versions: Mapping[str, int]) -> int:

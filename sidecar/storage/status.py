@@ -409,23 +409,17 @@ def _track_work(row: tuple[int, str, str, str | None, list[str]]) -> TrackWork:
     return TrackWork(track_id=track_id, host=host, host_track_id=host_track_id, path=path, analyzers=tuple(analyzers))
 
 
-async def list_open_work(conn: Connection, versions: Mapping[str, int]) -> list[TrackWork]:
-    """Everything the queue should hold, grouped by track (for rebuilding Redis from PostgreSQL).
+async def iter_open_work(
+    conn: Connection, versions: Mapping[str, int], *, updated_before: datetime | None, batch_size: int = 10_000
+) -> AsyncIterator[list[TrackWork]]:
+    """Everything the queue should hold, grouped by track and ordered by track id, in batches of ``batch_size``
+    read through a server-side cursor (memory stays small with a million open tracks). ``conn`` must be inside a
+    transaction; call :func:`ensure_status` first so tracks without rows are included.
 
     A row counts when it is ``pending``, ``queued`` or ``running``, or ``done`` at a version below the current
-    one; only analyzers named in ``versions`` and tracks that are not missing and have a file. Ordered by track id. Call
-    :func:`ensure_status` first so tracks without rows are included.
+    one; only analyzers named in ``versions`` and tracks that are not missing and have a file. Tracks with an open
+    row changed at or after ``updated_before`` (work being enqueued right now) are left out; ``None`` keeps all.
     """
-    cur = await conn.execute(_OPEN_WORK, _open_work_params(versions, None))
-    return [_track_work(row) for row in await cur.fetchall()]
-
-
-async def iter_open_work(
-    conn: Connection, versions: Mapping[str, int], *, updated_before: datetime, batch_size: int = 10_000
-) -> AsyncIterator[list[TrackWork]]:
-    """:func:`list_open_work` in batches of ``batch_size`` read through a server-side cursor (memory stays small
-    with a million open tracks), leaving out tracks with an open row changed at or after ``updated_before``
-    (work being enqueued right now). ``conn`` must be inside a transaction."""
     async with conn.cursor(name="open_work") as cur:
         await cur.execute(_OPEN_WORK, _open_work_params(versions, updated_before))
         while rows := await cur.fetchmany(batch_size):

@@ -99,7 +99,7 @@ def test_servers_whose_data_directory_is_removed_under_them_are_stopped(tmp_path
     assert postgres_pid is not None
     assert supervisor_pid is not None
     try:
-        shutil.rmtree(data_dir, ignore_errors=True)  # as a script's clean-up could, before the supervisor has stopped the servers
+        shutil.rmtree(data_dir, ignore_errors=True)  # as a clean-up could, before the servers were stopped
     finally:
         _sigkill(user)
     _wait(lambda: not pid_alive(postgres_pid), "PostgreSQL to be stopped without its data directory", timeout_s=150)

@@ -13,7 +13,7 @@ import pytest
 from sidecar.domain import AudioInfo, EmbeddingResult, KeyResult, KeySignature, LoudnessResult, TempoResult, TrackKey
 from sidecar.errors import NotFoundError, StorageError
 from sidecar.storage import analyses, status, stems, tracks, vectors
-from sidecar.storage.db import Pool, transaction
+from sidecar.storage.db import Connection, Pool, transaction
 
 VERSIONS = {"tempo": 1, "key": 1, "loudness": 1}
 
@@ -45,6 +45,10 @@ def _loudness() -> LoudnessResult:
         replaygain_track_peak=0.89,
         gating_histogram=np.zeros(3),
     )
+
+
+async def _open_work(conn: Connection, versions: dict[str, int]) -> list[status.TrackWork]:
+    return [item async for batch in status.iter_open_work(conn, versions, updated_before=None) for item in batch]
 
 
 async def _columns(pool: Pool, table: str) -> set[str]:
@@ -175,7 +179,7 @@ async def test_ensure_status_version_bump_makes_only_that_analyzer_stale(pool: P
         )  # fmt: skip
         bumped = {**VERSIONS, "key": 2}
         counts_before = await status.count_by_analyzer(conn, bumped)
-        work_before = await status.list_open_work(conn, bumped)
+        work_before = await _open_work(conn, bumped)
         assert await status.ensure_status(conn, bumped) == 1
         rows = await status.get_status(conn, track_id)
         due = await status.list_due_analyzers(conn, track_id, bumped)
@@ -245,7 +249,7 @@ async def test_fail_exhausted_fails_rows_at_the_attempt_limit(pool: Pool) -> Non
     assert rows["key"].last_error == "gave up after 3 attempts: the worker stopped during analysis"
 
 
-async def test_list_open_work_groups_pending_queued_running_and_stale_by_track(pool: Pool) -> None:
+async def test_open_work_groups_pending_queued_running_and_stale_by_track(pool: Pool) -> None:
     async with transaction(pool) as conn:
         ids = [(await tracks.upsert_track(conn, _track(name))).track_id for name in "abcd"]
         await status.ensure_status(conn, VERSIONS)
@@ -262,7 +266,7 @@ async def test_list_open_work_groups_pending_queued_running_and_stale_by_track(p
         )
         await status.mark_failed(conn, ids[3], dict.fromkeys(VERSIONS, "bad file"))
         await tracks.mark_missing(conn, "navidrome", present_host_track_ids=["a", "b", "c"])
-        work = await status.list_open_work(conn, {**VERSIONS, "loudness": 2})
+        work = await _open_work(conn, {**VERSIONS, "loudness": 2})
     assert [(w.host_track_id, w.analyzers) for w in work] == [
         ("a", ("key", "loudness")),
         ("b", ("key", "loudness", "tempo")),
@@ -278,10 +282,10 @@ async def test_iter_open_work_pages_and_leaves_out_rows_changed_after_the_cut(po
     async with transaction(pool) as conn:
         cut = await status.database_now(conn)
     async with transaction(pool) as conn:
-        (track_e,) = [w.track_id for w in await status.list_open_work(conn, VERSIONS) if w.host_track_id == "e"]
+        (track_e,) = [w.track_id for w in await _open_work(conn, VERSIONS) if w.host_track_id == "e"]
         await status.mark_queued(conn, track_e, ["tempo"])  # changed after the cut: being enqueued right now
     async with transaction(pool) as conn:
-        everything = await status.list_open_work(conn, VERSIONS)
+        everything = await _open_work(conn, VERSIONS)
         batches = [batch async for batch in status.iter_open_work(conn, VERSIONS, updated_before=cut, batch_size=2)]
     assert [len(batch) for batch in batches] == [2, 2, 2]
     assert [w for batch in batches for w in batch] == [w for w in everything if w.host_track_id != "e"]

@@ -4,6 +4,7 @@ processes, bad ``enqueue`` references, and the embedded servers' supervisor. Rea
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -24,7 +25,7 @@ from sidecar.errors import QueueUnavailableError, RetryLaterError
 from sidecar.jobqueue import set_epoch
 from sidecar.scheduler import Scheduler
 from sidecar.services.enqueue import enqueue_track_ids, register_local_files
-from sidecar.services.reconcile import requeue_lost_jobs
+from sidecar.services.reconcile import rebuild_from_database, requeue_lost_jobs
 from sidecar.services.runtime import Runtime, open_runtime
 from sidecar.settings import get_settings
 from sidecar.storage import tracks
@@ -143,6 +144,30 @@ async def test_reconciler_requeues_only_lost_jobs_and_leaves_one_being_enqueued_
     queued = {json.loads(raw)["host_track_id"] for raw in await runtime.redis.lrange(scan, 0, -1)}
     assert len(queued) == 12
     assert await runtime.redis.llen(scan) == 12
+
+
+async def test_rebuild_after_redis_lost_everything_pushes_each_open_track_once_across_pages(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    paths = [write_audio(_tone(0.2), 22050, tmp_path / f"r{i}.flac") for i in range(7)]
+    track_ids = await register_local_files(runtime.pool, paths)
+    await enqueue_track_ids(runtime, track_ids, VERSIONS, priority=Priority.SCAN)
+    await runtime.redis.flushdb()  # Redis restarted empty: jobs and epoch gone, PostgreSQL still says queued
+    paged = dataclasses.replace(
+        runtime,
+        settings=runtime.settings.model_copy(
+            update={"redis": runtime.settings.redis.model_copy(update={"rebuild_batch_size": 3})}
+        ),
+    )
+    outcome = await rebuild_from_database(paged, VERSIONS)
+    assert outcome.ran
+    assert outcome.jobs_pushed == 7
+    queued = [
+        json.loads(raw)["host_track_id"] for raw in await runtime.redis.lrange(runtime.keys.queue(Priority.SCAN), 0, -1)
+    ]
+    assert sorted(queued) == sorted(set(queued))
+    assert len(queued) == 7
+    assert not (await rebuild_from_database(paged, VERSIONS)).ran  # the epoch is back
 
 
 async def test_analysis_over_the_wall_clock_limit_is_killed_and_reported(runtime: Runtime, tmp_path: Path) -> None:

@@ -6,14 +6,14 @@ re-enqueues them, so no request is ever lost.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from sidecar.domain import Priority
-from sidecar.jobqueue import AnalyzeTrack, get_epoch
+from sidecar.jobqueue import get_epoch
+from sidecar.services.jobs import jobs_for
 from sidecar.services.reconcile import rebuild_from_database
 from sidecar.services.runtime import Runtime
 from sidecar.storage import status, tracks
@@ -54,24 +54,14 @@ async def enqueue_track_ids(
     if await get_epoch(runtime.redis, runtime.keys) is None:
         rebuilt = (await rebuild_from_database(runtime, versions)).ran  # pushed every open track at scan priority
     outcome: list[Enqueued] = []
-    jobs: list[AnalyzeTrack] = []
-    now = dt.datetime.now(dt.UTC)
+    due: list[status.TrackWork] = []
     ids = list(track_ids)
     for start in range(0, len(ids), BATCH_TRACKS):
         async with transaction(runtime.pool) as conn:
             work = await status.queue_due(conn, ids[start : start + BATCH_TRACKS], versions)
-        for item in work:
-            if item.analyzers and not (rebuilt and priority is Priority.SCAN):
-                jobs.append(
-                    AnalyzeTrack(
-                        host=item.host,
-                        host_track_id=item.host_track_id,
-                        priority=priority,
-                        analyzers=item.analyzers,
-                        enqueued_at=now,
-                    )
-                )
-            outcome.append(Enqueued(item.track_id, item.host, item.host_track_id, item.analyzers))
+        due += [item for item in work if item.analyzers and not (rebuilt and priority is Priority.SCAN)]
+        outcome += [Enqueued(item.track_id, item.host, item.host_track_id, item.analyzers) for item in work]
+    jobs = jobs_for(due, priority=priority)
     if priority is Priority.ON_PLAY:  # repeated plays while a job waits push nothing more
         ttl_s = runtime.settings.worker.lock_s
         jobs = [job for job in jobs if await runtime.queue.reserve_on_play(job.track, ttl_s=ttl_s)]

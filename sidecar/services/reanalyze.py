@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from sidecar.domain import Priority
 from sidecar.errors import SidecarError
-from sidecar.jobqueue import AnalyzeTrack, get_epoch
+from sidecar.jobqueue import get_epoch
+from sidecar.services.jobs import jobs_for
 from sidecar.services.reconcile import rebuild_from_database
 from sidecar.services.runtime import Runtime
 from sidecar.storage import status
@@ -78,17 +79,7 @@ async def reanalyze(
             )
         if not batch:
             break
-        now = dt.datetime.now(dt.UTC)
-        await runtime.queue.enqueue_many(
-            AnalyzeTrack(
-                host=work.host,
-                host_track_id=work.host_track_id,
-                priority=Priority.SCAN,
-                analyzers=work.analyzers,
-                enqueued_at=now,
-            )
-            for work in batch
-        )
+        await runtime.queue.enqueue_many(jobs_for(batch, priority=Priority.SCAN))
         queued += len(batch)
         if progress is not None:
             progress(len(batch))

@@ -292,11 +292,13 @@ def redis_url(settings: Settings) -> str:
 
 def pid_in_file(pid_file: Path) -> int | None:
     """The pid on the first line of ``pid_file`` (``postmaster.pid``, ``redis.pid``, ``supervisor.pid``); ``None``
-    when it is missing or not written yet."""
+    when it is missing or not written yet, or names no server process (``initdb``'s standalone PostgreSQL backend
+    writes its pid negated)."""
     try:
-        return int(pid_file.read_text().split("\n", 1)[0])
+        pid = int(pid_file.read_text().split("\n", 1)[0])
     except (OSError, ValueError):
         return None
+    return pid if pid > 0 else None
 
 
 @dataclass(frozen=True)
@@ -355,6 +357,9 @@ def _supervise_postgres(data_dir: Path, *, wanted: bool) -> int | None:
         server = pgserver.get_server(pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
         with server._lock:
             server.ensure_postgres_running()
+            # get_server listed this process among the server's users; left there, pgserver's own exit handler
+            # in the real users would never stop the server (it stops it when the last listed process leaves).
+            server.global_process_id_list.get_and_remove(os.getpid())
         return pid_in_file(pgdata / "postmaster.pid")
     if not wanted and running:
         from pgserver.postgres_server import pg_ctl  # type: ignore[attr-defined]
@@ -405,6 +410,12 @@ def supervisor_exited(data_dir: Path, *, timeout_s: float) -> bool:
     return True
 
 
+def _terminated(signum: int, _frame: object) -> None:
+    log.warning("supervisor terminated by signal %d; its servers are left to their users", signum)
+    raise SystemExit(128 + signum)
+
+
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    signal.signal(signal.SIGTERM, _terminated)
     supervise(Path(sys.argv[1]))

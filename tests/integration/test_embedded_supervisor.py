@@ -107,10 +107,11 @@ def test_servers_whose_data_directory_is_removed_under_them_are_stopped(tmp_path
     _wait(lambda: not pid_alive(supervisor_pid), "the supervisor to exit", timeout_s=150)
 
 
-def test_a_half_written_postmaster_pid_file_is_not_taken_for_a_dead_server(tmp_path: Path) -> None:
+def test_a_postmaster_pid_file_being_written_is_not_taken_for_a_dead_server(tmp_path: Path) -> None:
     pgdata = tmp_path / "postgres"
     pgdata.mkdir()
     (pgdata / "PG_VERSION").write_text("16\n")
-    (pgdata / "postmaster.pid").write_text("")  # PostgreSQL is writing it
-    assert pid_in_file(pgdata / "postmaster.pid") is None
-    assert _supervise_postgres(tmp_path, wanted=True) is None  # no restart attempted (there is no cluster here)
+    for being_written in ("", "-4242\n/tmp\n"):  # PostgreSQL is writing it; initdb's standalone backend holds it
+        (pgdata / "postmaster.pid").write_text(being_written)
+        assert pid_in_file(pgdata / "postmaster.pid") is None
+        assert _supervise_postgres(tmp_path, wanted=True) is None  # no restart attempted (there is no cluster here)

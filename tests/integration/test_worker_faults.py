@@ -200,7 +200,7 @@ async def test_analysis_processes_obey_sigterm_despite_the_loops_handler(runtime
         deadline = time.monotonic() + 60
         while not children and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
-            children = await asyncio.to_thread(_python_children)
+            children = await asyncio.to_thread(_analysis_processes)
         assert children
         await asyncio.sleep(1.0)  # into the analysis
         for pid in children:
@@ -213,14 +213,29 @@ async def test_analysis_processes_obey_sigterm_despite_the_loops_handler(runtime
     assert not stopped.is_set()
 
 
-def _python_children() -> set[int]:
-    tasks = Path(f"/proc/{os.getpid()}/task").iterdir()
-    return {pid for t in tasks for pid in map(int, (t / "children").read_text().split()) if _is_python(pid)}
+def _analysis_processes() -> set[int]:
+    """The executor's forkserver (a child of this process) and the analysis processes it forked; never this
+    process' other children, such as the embedded servers' supervisors."""
+    found: set[int] = set()
+    parents = [os.getpid()]
+    while parents:
+        children = {pid for pid in _children(parents.pop()) if _is_multiprocessing(pid)}
+        found |= children
+        parents += children
+    return found
 
 
-def _is_python(pid: int) -> bool:
+def _children(pid: int) -> set[int]:
     try:
-        return "python" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        return {child for t in tasks for child in map(int, (t / "children").read_text().split())}
+    except OSError:  # it exited meanwhile
+        return set()
+
+
+def _is_multiprocessing(pid: int) -> bool:
+    try:
+        return b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
 

@@ -149,6 +149,12 @@ def _to_planar_float(frame: av.AudioFrame, channels: int) -> npt.NDArray[np.floa
     return data.astype(np.float32, copy=False)
 
 
+def mono_resampler(sample_rate_hz: int) -> soxr.ResampleStream:
+    """The streamed resampler from ``sample_rate_hz`` to :data:`ANALYSIS_RATE_HZ` behind :attr:`AudioBlock.mono`
+    (libsoxr, high quality, float32, one channel)."""
+    return soxr.ResampleStream(sample_rate_hz, ANALYSIS_RATE_HZ, 1, dtype="float32", quality="HQ")
+
+
 class AudioReader:
     """Read-only streamed decoder for one file.
 
@@ -214,7 +220,7 @@ class AudioReader:
         """Decode the whole file once, yielding blocks of about ``block_s`` seconds."""
         info = self.info
         block_len = max(1, int(self._block_s * info.sample_rate_hz))
-        resampler = soxr.ResampleStream(info.sample_rate_hz, ANALYSIS_RATE_HZ, 1, dtype="float32", quality="HQ")
+        resampler = mono_resampler(info.sample_rate_hz)
         pending: list[npt.NDArray[np.float32]] = []
         pending_len = 0
         emitted = 0

@@ -187,36 +187,48 @@ def _dbfs(linear: float) -> float | None:
     return 20.0 * math.log10(linear) if linear > 0.0 else None
 
 
+def _abs_max(samples: npt.NDArray[np.float32]) -> float:
+    """Largest absolute value of a non-empty array, without the temporary array ``np.abs`` would allocate."""
+    return max(float(samples.max()), -float(samples.min()))
+
+
 class TruePeakMeter:
-    """Streaming true peak and sample peak (linear, 1.0 = full scale) of native audio, all channels."""
+    """Streaming true peak and sample peak (linear, 1.0 = full scale) of native audio, all channels.
+
+    Each channel is oversampled by its own libsoxr stream (the same filter as one multi-channel stream, without the
+    interleaving copy), in pieces of :attr:`CHUNK_SAMPLES` input samples so that the oversampled piece stays in the
+    CPU cache while its maximum is taken.
+    """
+
+    CHUNK_SAMPLES: ClassVar[int] = 16384
 
     def __init__(self, *, sample_rate_hz: int, channels: int) -> None:
-        self._channels = channels
         self._sample_peak = 0.0
         self._true_peak = 0.0
         factor = oversampling_factor(sample_rate_hz)
-        self._oversampler = (
-            soxr.ResampleStream(sample_rate_hz, sample_rate_hz * factor, channels, dtype="float32", quality="HQ")
-            if factor > 1
-            else None
-        )
+        self._oversamplers = [
+            soxr.ResampleStream(sample_rate_hz, sample_rate_hz * factor, 1, dtype="float32", quality="HQ")
+            for _ in range(channels if factor > 1 else 0)
+        ]
 
     def feed(self, native: npt.NDArray[np.float32]) -> None:
         """Consume the next samples, float32 of shape (channels, n) with n > 0."""
-        self._sample_peak = max(self._sample_peak, float(np.max(np.abs(native))))
-        if self._oversampler is not None:
-            self._track(self._oversampler.resample_chunk(np.ascontiguousarray(native.T, dtype=np.float32)))
+        self._sample_peak = max(self._sample_peak, _abs_max(native))
+        for start in range(0, native.shape[1] if self._oversamplers else 0, self.CHUNK_SAMPLES):
+            for channel, oversampler in zip(native, self._oversamplers, strict=True):
+                piece = np.ascontiguousarray(channel[start : start + self.CHUNK_SAMPLES], dtype=np.float32)
+                self._track(oversampler.resample_chunk(piece))
 
     def _track(self, oversampled: npt.NDArray[np.float32]) -> None:
         if oversampled.size:
-            self._true_peak = max(self._true_peak, float(np.max(np.abs(oversampled))))
+            self._true_peak = max(self._true_peak, _abs_max(oversampled))
 
     def finish(self) -> tuple[float, float]:
         """(true peak, sample peak) of everything fed; the true peak is never below the sample peak, and both are
         0.0 for digital silence."""
-        if self._oversampler is not None:
-            self._track(self._oversampler.resample_chunk(np.zeros((0, self._channels), np.float32), last=True))
-        else:
+        for oversampler in self._oversamplers:
+            self._track(oversampler.resample_chunk(np.zeros(0, np.float32), last=True))
+        if not self._oversamplers:
             self._true_peak = self._sample_peak
         true_peak = max(self._true_peak, self._sample_peak) if self._sample_peak > 0.0 else 0.0
         return true_peak, self._sample_peak
@@ -242,8 +254,9 @@ class GatedEnergy:
     def feed(self, native: npt.NDArray[np.float32]) -> None:
         """Consume the next samples, float32 of shape (channels, n)."""
         filtered, self._filter_state = signal.sosfilt(self._sos, native[self._measured], axis=-1, zi=self._filter_state)
-        energy = self._weights @ (filtered * filtered)
-        self._add_energy(energy)
+        np.square(filtered, out=filtered)
+        filtered *= self._weights[:, np.newaxis]
+        self._add_energy(filtered.sum(axis=0))
 
     def _add_energy(self, energy: npt.NDArray[np.float64]) -> None:
         """Cut the weighted squared samples into 100-ms sums and count the blocks they complete."""

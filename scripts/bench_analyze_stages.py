@@ -7,7 +7,8 @@ each step: the decoder's blocks (decode, downmix, resampling to the analysis rat
 and ``finish``. The decoder and loudness are then split by replaying their parts on the same decoded audio: the
 mono resampling to 22050 Hz, the true-peak oversampling with its maximum, and the K-weighting filter with the
 energy sums. Each figure is the median over the files of the per-file CPU seconds, after one warm-up file (numba
-compilation, caches).
+compilation, caches). ``--worker-set`` runs the worker's analyzers instead (``analysis.enabled``: also the embedding
+and the waveform), to show the DSP path's share there.
 
 Usage (from the repository root)::
 
@@ -91,10 +92,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="passes over the five files")
     parser.add_argument("--duration-s", type=float, default=240.0)
     parser.add_argument("--cache-dir", type=Path, default=Path(".bench-cache/marginal"))
+    parser.add_argument(
+        "--worker-set",
+        action="store_true",
+        help="run the worker's configured analyzers (analysis.enabled: also embedding and waveform), not analyze's",
+    )
     args = parser.parse_args()
 
     files = cached_corpus(tempo_key_corpus(5, duration_s=args.duration_s, seed=7), args.cache_dir)
-    analyzers = build_analyzers(get_settings(), CORE_ANALYZERS)
+    settings = get_settings()
+    analyzers = build_analyzers(settings, settings.analysis.enabled if args.worker_set else CORE_ANALYZERS)
     load_before = os.getloadavg()
     profile_file(files[0], analyzers)  # warm-up: numba compilation, caches
     runs = [profile_file(path, analyzers) for _ in range(args.repeats) for path in files]

@@ -253,7 +253,8 @@ class GatedEnergy:
 
     def feed(self, native: npt.NDArray[np.float32]) -> None:
         """Consume the next samples, float32 of shape (channels, n)."""
-        filtered, self._filter_state = signal.sosfilt(self._sos, native[self._measured], axis=-1, zi=self._filter_state)
+        measured = native if self._measured.size == native.shape[0] else native[self._measured]
+        filtered, self._filter_state = signal.sosfilt(self._sos, measured, axis=-1, zi=self._filter_state)
         np.square(filtered, out=filtered)
         filtered *= self._weights[:, np.newaxis]
         self._add_energy(filtered.sum(axis=0))

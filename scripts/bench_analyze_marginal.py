@@ -2,7 +2,9 @@
 
 Runs ``sonantica analyze --json`` (decode + loudness + true peak + tempo + key) on 1 file and on 5 different files,
 alternating, ``--repeats`` times each; the marginal time per file is (median of 5 - median of 1) / 4, so the
-interpreter start-up, imports and the one-off numba compilation are not counted. The files are rendered once
+interpreter start-up, imports and the one-off numba compilation are not counted. The same is reported for the CPU
+time of the command (user + system, all its threads and children), which a loaded machine disturbs much less than
+the wall time. The files are rendered once
 (``sidecar.demo.music``, 44.1 kHz stereo 16-bit FLAC) under ``.bench-cache/marginal``. The load average is printed
 before and after, since the machine may be shared.
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -26,14 +29,20 @@ from sidecar.demo.library import cached_corpus
 from sidecar.demo.music import tempo_key_corpus
 
 
-def _run(command: list[str], n_files: int) -> float:
-    start = time.perf_counter()
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _run(command: list[str], n_files: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run of ``command``."""
+    cpu_start, start = _children_cpu_s(), time.perf_counter()
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, _children_cpu_s() - cpu_start
     rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     if len(rows) != n_files or any("error" in row or "errors" in row for row in rows):
         raise SystemExit(f"unexpected output of {' '.join(command)}:\n{out}")
-    return elapsed
+    return elapsed, cpu
 
 
 def main() -> None:
@@ -58,11 +67,17 @@ def main() -> None:
         one.append(_run([*base, files[0]], 1))
         five.append(_run([*base, *files], 5))
     load_after = os.getloadavg()
-    t1, t5 = statistics.median(one), statistics.median(five)
-    print(f"| files | wall time (median of {args.repeats}) | runs |\n|---|---|---|")
-    print(f"| 1 x {args.duration_s:g} s | {t1:.2f} s | {', '.join(f'{t:.2f}' for t in one)} |")
-    print(f"| 5 x {args.duration_s:g} s | {t5:.2f} s | {', '.join(f'{t:.2f}' for t in five)} |")
-    print(f"- marginal DSP time per {args.duration_s:g} s stereo FLAC: **{(t5 - t1) / 4:.3f} s**")
+    t1, t5 = (statistics.median(wall for wall, _ in runs) for runs in (one, five))
+    c1, c5 = (statistics.median(cpu for _, cpu in runs) for runs in (one, five))
+    print(f"| files | wall time (median of {args.repeats}) | runs | CPU time (median) | runs |\n|---|---|---|---|---|")
+    for label, runs, wall, cpu in (
+        (f"1 x {args.duration_s:g} s", one, t1, c1),
+        (f"5 x {args.duration_s:g} s", five, t5, c5),
+    ):
+        walls, cpus = (", ".join(f"{run[i]:.2f}" for run in runs) for i in (0, 1))
+        print(f"| {label} | {wall:.2f} s | {walls} | {cpu:.2f} s | {cpus} |")
+    print(f"- marginal DSP time per {args.duration_s:g} s stereo FLAC: **{(t5 - t1) / 4:.3f} s** wall")
+    print(f"- marginal CPU time per {args.duration_s:g} s stereo FLAC: **{(c5 - c1) / 4:.3f} s**")
     print(f"- load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (1-min), {os.cpu_count()} CPUs")
 
 

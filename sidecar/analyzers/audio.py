@@ -9,6 +9,8 @@ samples.
 from __future__ import annotations
 
 import errno
+import itertools
+import operator
 import os
 import stat
 from collections.abc import Iterable, Iterator
@@ -132,21 +134,42 @@ def _riff_declared_s(head: bytes) -> float | None:
     return None
 
 
-def _to_planar_float(frame: av.AudioFrame, channels: int) -> npt.NDArray[np.float32]:
-    """A decoded frame as float32 (channels, n) in [-1, 1], whatever its sample format."""
-    data = frame.to_ndarray()
-    name = frame.format.name
-    base = name.rstrip("p")
-    if not frame.format.is_planar:
+def _to_planar_float(
+    sample_format: str, samples: list[npt.NDArray[np.generic]], channels: int
+) -> npt.NDArray[np.float32]:
+    """Consecutive decoded frames of one sample format as one float32 (channels, n) array in [-1, 1].
+
+    ``samples`` are the frames' ``to_ndarray()`` arrays: (channels, n) when the format is planar, (1, n * channels)
+    when it is packed (interleaved). Converting a whole block at once instead of each frame (about 0.1 s of audio)
+    saves most of the per-call overhead.
+    """
+    data = np.concatenate(samples, axis=1) if len(samples) > 1 else samples[0]
+    if not sample_format.endswith("p"):
         data = data.reshape(-1, channels).T
+    out = np.ascontiguousarray(data, dtype=np.float32)
+    base = sample_format.rstrip("p")
     if base in _INT_SCALE:
-        scale = _INT_SCALE[base]
-        out = data.astype(np.float32)
         if base == "u8":
             out -= 128.0
-        out /= scale
-        return out
-    return data.astype(np.float32, copy=False)
+        out /= _INT_SCALE[base]
+    return out
+
+
+def _native_block(frames: list[tuple[str, npt.NDArray[np.generic]]], channels: int) -> npt.NDArray[np.float32]:
+    """Decoded frames, each (sample format, ``to_ndarray()``), as one float32 (channels, n) array."""
+    parts = [
+        _to_planar_float(sample_format, [samples for _, samples in run], channels)
+        for sample_format, run in itertools.groupby(frames, key=operator.itemgetter(0))
+    ]
+    if not parts:
+        return np.zeros((channels, 0), np.float32)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+
+def mono_resampler(sample_rate_hz: int) -> soxr.ResampleStream:
+    """The streamed resampler from ``sample_rate_hz`` to :data:`ANALYSIS_RATE_HZ` behind :attr:`AudioBlock.mono`
+    (libsoxr, high quality, float32, one channel)."""
+    return soxr.ResampleStream(sample_rate_hz, ANALYSIS_RATE_HZ, 1, dtype="float32", quality="HQ")
 
 
 class AudioReader:
@@ -214,8 +237,8 @@ class AudioReader:
         """Decode the whole file once, yielding blocks of about ``block_s`` seconds."""
         info = self.info
         block_len = max(1, int(self._block_s * info.sample_rate_hz))
-        resampler = soxr.ResampleStream(info.sample_rate_hz, ANALYSIS_RATE_HZ, 1, dtype="float32", quality="HQ")
-        pending: list[npt.NDArray[np.float32]] = []
+        resampler = mono_resampler(info.sample_rate_hz)
+        pending: list[tuple[str, npt.NDArray[np.generic]]] = []
         pending_len = 0
         emitted = 0
         packets = bad_packets = 0
@@ -231,10 +254,10 @@ class AudioReader:
                 first_error = first_error or _reason(exc)
                 continue
             for frame in frames:
-                pending.append(_to_planar_float(frame, info.channels))
+                pending.append((frame.format.name, frame.to_ndarray()))
                 pending_len += frame.samples
             if pending_len >= block_len:
-                native = np.concatenate(pending, axis=1)
+                native = _native_block(pending, info.channels)
                 pending, pending_len = [], 0
                 yield self._block(native, resampler, emitted, last=False)
                 emitted += native.shape[1]
@@ -242,7 +265,7 @@ class AudioReader:
             raise AudioDecodeError(
                 f"corrupt audio in {self._path}: {bad_packets} of {packets} packets failed to decode ({first_error})"
             )
-        native = np.concatenate(pending, axis=1) if pending else np.zeros((info.channels, 0), np.float32)
+        native = _native_block(pending, info.channels)
         total = emitted + native.shape[1]
         if total == 0:
             raise AudioDecodeError(f"no audio could be decoded from {self._path} ({first_error or 'no samples'})")

@@ -187,15 +187,57 @@ def _dbfs(linear: float) -> float | None:
     return 20.0 * math.log10(linear) if linear > 0.0 else None
 
 
-class LoudnessSession:
-    """Streaming state for one track: see the module docstring for what is measured."""
+def _abs_max(samples: npt.NDArray[np.float32]) -> float:
+    """Largest absolute value of a non-empty array, without the temporary array ``np.abs`` would allocate."""
+    return max(float(samples.max()), -float(samples.min()))
+
+
+class TruePeakMeter:
+    """Streaming true peak and sample peak (linear, 1.0 = full scale) of native audio, all channels.
+
+    Each channel is oversampled by its own libsoxr stream (the same filter as one multi-channel stream, without the
+    interleaving copy), in pieces of :attr:`CHUNK_SAMPLES` input samples so that the oversampled piece stays in the
+    CPU cache while its maximum is taken.
+    """
+
+    CHUNK_SAMPLES: ClassVar[int] = 16384
 
     def __init__(self, *, sample_rate_hz: int, channels: int) -> None:
-        if sample_rate_hz <= 0:
-            raise AnalyzerError(f"loudness needs a positive sample rate, got {sample_rate_hz} Hz")
-        if channels < 1:
-            raise AnalyzerError(f"loudness needs at least one channel, got {channels}")
-        self._channels = channels
+        self._sample_peak = 0.0
+        self._true_peak = 0.0
+        factor = oversampling_factor(sample_rate_hz)
+        self._oversamplers = [
+            soxr.ResampleStream(sample_rate_hz, sample_rate_hz * factor, 1, dtype="float32", quality="HQ")
+            for _ in range(channels if factor > 1 else 0)
+        ]
+
+    def feed(self, native: npt.NDArray[np.float32]) -> None:
+        """Consume the next samples, float32 of shape (channels, n) with n > 0."""
+        self._sample_peak = max(self._sample_peak, _abs_max(native))
+        for start in range(0, native.shape[1] if self._oversamplers else 0, self.CHUNK_SAMPLES):
+            for channel, oversampler in zip(native, self._oversamplers, strict=True):
+                piece = np.ascontiguousarray(channel[start : start + self.CHUNK_SAMPLES], dtype=np.float32)
+                self._track(oversampler.resample_chunk(piece))
+
+    def _track(self, oversampled: npt.NDArray[np.float32]) -> None:
+        if oversampled.size:
+            self._true_peak = max(self._true_peak, _abs_max(oversampled))
+
+    def finish(self) -> tuple[float, float]:
+        """(true peak, sample peak) of everything fed; the true peak is never below the sample peak, and both are
+        0.0 for digital silence."""
+        for oversampler in self._oversamplers:
+            self._track(oversampler.resample_chunk(np.zeros(0, np.float32), last=True))
+        if not self._oversamplers:
+            self._true_peak = self._sample_peak
+        true_peak = max(self._true_peak, self._sample_peak) if self._sample_peak > 0.0 else 0.0
+        return true_peak, self._sample_peak
+
+
+class GatedEnergy:
+    """Streaming K-weighted block energies of native audio, counted into the gating and short-term histograms."""
+
+    def __init__(self, *, sample_rate_hz: int, channels: int) -> None:
         weights = channel_weights(channels)
         self._measured = np.flatnonzero(weights > 0.0)
         self._weights = weights[self._measured]
@@ -204,34 +246,18 @@ class LoudnessSession:
         self._segment_len = max(1, round(sample_rate_hz / 10))
         self._partial = np.zeros(0)
         self._recent = np.zeros(0)  # the last (up to 29) 100-ms energy sums, for the overlapping blocks
-        self._gating = np.zeros(HISTOGRAM_BINS)
-        self._short_term = np.zeros(HISTOGRAM_BINS)
-        self._sample_peak = 0.0
-        self._true_peak = 0.0
-        factor = oversampling_factor(sample_rate_hz)
-        self._oversampler = (
-            soxr.ResampleStream(sample_rate_hz, sample_rate_hz * factor, channels, dtype="float32", quality="HQ")
-            if factor > 1
-            else None
-        )
+        self.gating = np.zeros(HISTOGRAM_BINS)
+        """Histogram of the 400-ms block loudness (see the module docstring)."""
+        self.short_term = np.zeros(HISTOGRAM_BINS)
+        """Histogram of the 3-s short-term loudness."""
 
-    def feed(self, block: AudioBlock) -> None:
-        """Consume the next block of native audio, float32 of shape (channels, n)."""
-        native = block.native
-        if native.ndim != 2 or native.shape[0] != self._channels:
-            raise AnalyzerError(f"expected audio of shape ({self._channels}, n), got {native.shape}")
-        if native.shape[1] == 0:
-            return
-        self._sample_peak = max(self._sample_peak, float(np.max(np.abs(native))))
-        if self._oversampler is not None:
-            self._track_true_peak(self._oversampler.resample_chunk(np.ascontiguousarray(native.T, dtype=np.float32)))
-        filtered, self._filter_state = signal.sosfilt(self._sos, native[self._measured], axis=-1, zi=self._filter_state)
-        energy = self._weights @ (filtered * filtered)
-        self._add_energy(energy)
-
-    def _track_true_peak(self, oversampled: npt.NDArray[np.float32]) -> None:
-        if oversampled.size:
-            self._true_peak = max(self._true_peak, float(np.max(np.abs(oversampled))))
+    def feed(self, native: npt.NDArray[np.float32]) -> None:
+        """Consume the next samples, float32 of shape (channels, n)."""
+        measured = native if self._measured.size == native.shape[0] else native[self._measured]
+        filtered, self._filter_state = signal.sosfilt(self._sos, measured, axis=-1, zi=self._filter_state)
+        np.square(filtered, out=filtered)
+        filtered *= self._weights[:, np.newaxis]
+        self._add_energy(filtered.sum(axis=0))
 
     def _add_energy(self, energy: npt.NDArray[np.float64]) -> None:
         """Cut the weighted squared samples into 100-ms sums and count the blocks they complete."""
@@ -242,8 +268,8 @@ class LoudnessSession:
             return
         segments = np.concatenate([self._recent, joined[:whole].reshape(-1, self._segment_len).sum(axis=1)])
         new = segments.size - self._recent.size
-        self._count_blocks(segments, new, _BLOCK_SEGMENTS, self._gating)
-        self._count_blocks(segments, new, _SHORT_TERM_SEGMENTS, self._short_term)
+        self._count_blocks(segments, new, _BLOCK_SEGMENTS, self.gating)
+        self._count_blocks(segments, new, _SHORT_TERM_SEGMENTS, self.short_term)
         self._recent = segments[-(_SHORT_TERM_SEGMENTS - 1) :]
 
     def _count_blocks(
@@ -256,24 +282,41 @@ class LoudnessSession:
         sums = sliding_window_view(usable, length).sum(axis=1)
         _add_to_histogram(histogram, sums / (length * self._segment_len))
 
+
+class LoudnessSession:
+    """Streaming state for one track: see the module docstring for what is measured."""
+
+    def __init__(self, *, sample_rate_hz: int, channels: int) -> None:
+        if sample_rate_hz <= 0:
+            raise AnalyzerError(f"loudness needs a positive sample rate, got {sample_rate_hz} Hz")
+        if channels < 1:
+            raise AnalyzerError(f"loudness needs at least one channel, got {channels}")
+        self._channels = channels
+        self._peaks = TruePeakMeter(sample_rate_hz=sample_rate_hz, channels=channels)
+        self._energy = GatedEnergy(sample_rate_hz=sample_rate_hz, channels=channels)
+
+    def feed(self, block: AudioBlock) -> None:
+        """Consume the next block of native audio, float32 of shape (channels, n)."""
+        native = block.native
+        if native.ndim != 2 or native.shape[0] != self._channels:
+            raise AnalyzerError(f"expected audio of shape ({self._channels}, n), got {native.shape}")
+        if native.shape[1] == 0:
+            return
+        self._peaks.feed(native)
+        self._energy.feed(native)
+
     def finish(self) -> LoudnessResult:
         """The result for everything fed; silence and input shorter than 0.4 s give None loudness."""
-        if self._oversampler is not None:
-            self._track_true_peak(
-                self._oversampler.resample_chunk(np.zeros((0, self._channels), np.float32), last=True)
-            )
-        else:
-            self._true_peak = self._sample_peak
-        true_peak = max(self._true_peak, self._sample_peak) if self._sample_peak > 0.0 else 0.0
-        loudness = integrated_loudness_lufs(self._gating)
+        true_peak, sample_peak = self._peaks.finish()
+        loudness = integrated_loudness_lufs(self._energy.gating)
         return LoudnessResult(
             loudness_lufs=loudness,
-            loudness_range_lu=_loudness_range_lu(self._short_term),
+            loudness_range_lu=_loudness_range_lu(self._energy.short_term),
             true_peak_dbtp=_dbfs(true_peak),
-            sample_peak_dbfs=_dbfs(self._sample_peak),
+            sample_peak_dbfs=_dbfs(sample_peak),
             replaygain_track_gain_db=None if loudness is None else REFERENCE_LUFS - loudness,
             replaygain_track_peak=true_peak,
-            gating_histogram=self._gating.copy(),
+            gating_histogram=self._energy.gating.copy(),
         )
 
 

@@ -6,6 +6,7 @@ import os
 import stat
 from pathlib import Path
 
+import av
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -106,3 +107,30 @@ def test_decode_truncated_flac(tmp_path: Path) -> None:
     cut.write_bytes(data[: len(data) // 3])
     with pytest.raises(AudioDecodeError, match="truncated"):
         _decode(cut)
+
+
+@pytest.mark.parametrize(
+    ("name", "scale"), [("flac", 32768.0), ("alac", 32768.0), ("wav", 32768.0), ("flac24", 8388608.0)]
+)
+def test_decode_integer_samples_exactly(tmp_path: Path, name: str, scale: float) -> None:
+    """Packed (FLAC, WAV) and planar (ALAC) integer samples come out as exactly value / full scale, channels apart."""
+    rng = np.random.default_rng(5)
+    ints = rng.integers(-int(scale), int(scale), size=(3 * 44100, 2))
+    path = write_audio((ints / scale).astype(np.float32), 44100, tmp_path / f"x{suffix_for(name)}", format_name=name)
+    with AudioReader(path, block_s=1.0) as reader:
+        native = np.concatenate([block.native for block in reader.blocks()], axis=1)
+    assert native.flags.c_contiguous
+    np.testing.assert_array_equal(native, (ints.T / scale).astype(np.float32))
+
+
+@pytest.mark.parametrize("name", ["mp3", "opus"])
+def test_decode_float_samples_as_pyav_gives_them(tmp_path: Path, name: str) -> None:
+    """Planar (MP3) and packed (Opus) float frames: the blocks hold PyAV's own samples, unchanged, in order."""
+    rate = 44100 if name == "mp3" else 48000
+    path = write_audio(_tone(2.0, rate), rate, tmp_path / f"x{suffix_for(name)}", format_name=name)
+    with av.open(str(path)) as container:
+        frames = [frame.to_ndarray() for frame in container.decode(audio=0)]
+    planar = [f if f.shape[0] == 2 else f.reshape(-1, 2).T for f in frames]
+    with AudioReader(path, block_s=0.5) as reader:
+        native = np.concatenate([block.native for block in reader.blocks()], axis=1)
+    np.testing.assert_array_equal(native, np.concatenate(planar, axis=1))

@@ -1,9 +1,10 @@
 """Streamed, read-only decoding of every format the sidecar analyses. The only module that touches codecs.
 
 Files are opened with ``open(path, "rb")`` and handed to PyAV (FFmpeg's decoders bundled in the ``av`` wheel), so
-an original is never opened for writing. Decoding yields :class:`AudioBlock` objects of a few seconds each:
-memory stays bounded whatever the track length, so a 3-hour DJ mix is analysed without holding 3 hours of
-samples.
+an original is never opened for writing. A file FFmpeg refuses to open is handed to libsndfile (the ``soundfile``
+wheel) on the same read-only handle: some valid Ogg Vorbis files are refused by the bundled FFmpeg only. Decoding
+yields :class:`AudioBlock` objects of a few seconds each: memory stays bounded whatever the track length, so a
+3-hour DJ mix is analysed without holding 3 hours of samples.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import av
 import av.error
 import numpy as np
 import numpy.typing as npt
+import soundfile
 import soxr
 from av.audio.stream import AudioStream
 
@@ -200,11 +202,25 @@ class AudioReader:
         self._handle, file_stat = _readable_file(self._path, library_root)
         riff_s = _riff_declared_s(self._handle.read(_RIFF_HEADER_BYTES))
         self._handle.seek(0)
+        self._soundfile: soundfile.SoundFile | None = None
         try:
             self._container = av.open(self._handle, mode="r")
         except (av.error.FFmpegError, ValueError, OSError) as exc:
-            self._handle.close()
-            raise AudioDecodeError(f"not a decodable audio file: {self._path} ({_reason(exc)})") from None
+            self._handle.seek(0)
+            self._soundfile = _libsndfile(self._handle)
+            if self._soundfile is None:
+                self._handle.close()
+                raise AudioDecodeError(f"not a decodable audio file: {self._path} ({_reason(exc)})") from None
+            self.info = AudioInfo(
+                path=str(self._path),
+                codec=self._soundfile.subtype.lower(),
+                sample_rate_hz=self._soundfile.samplerate,
+                channels=self._soundfile.channels,
+                duration_s=self._soundfile.frames / self._soundfile.samplerate,
+                size_bytes=file_stat.st_size,
+                mtime_ns=file_stat.st_mtime_ns,
+            )
+            return
         if not self._container.streams.audio:
             self.close()
             raise AudioDecodeError(f"no audio stream in {self._path}")
@@ -238,6 +254,9 @@ class AudioReader:
         info = self.info
         block_len = max(1, int(self._block_s * info.sample_rate_hz))
         resampler = mono_resampler(info.sample_rate_hz)
+        if self._soundfile is not None:
+            yield from self._libsndfile_blocks(self._soundfile, block_len, resampler)
+            return
         pending: list[tuple[str, npt.NDArray[np.generic]]] = []
         pending_len = 0
         emitted = 0
@@ -278,6 +297,24 @@ class AudioReader:
             )
         yield self._block(native, resampler, emitted, last=True)
 
+    def _libsndfile_blocks(
+        self, source: soundfile.SoundFile, block_len: int, resampler: soxr.ResampleStream
+    ) -> Iterator[AudioBlock]:
+        """:meth:`blocks` for a file only libsndfile opens; a read error mid-file is reported as corrupt audio."""
+        emitted = 0
+        try:
+            chunk = source.read(block_len, dtype="float32", always_2d=True)
+            while chunk.shape[0]:
+                following = source.read(block_len, dtype="float32", always_2d=True)
+                native = np.ascontiguousarray(chunk.T)
+                yield self._block(native, resampler, emitted, last=not following.shape[0])
+                emitted += native.shape[1]
+                chunk = following
+        except (soundfile.LibsndfileError, RuntimeError) as exc:
+            raise AudioDecodeError(f"corrupt audio in {self._path} ({exc})") from None
+        if emitted == 0:
+            raise AudioDecodeError(f"no audio could be decoded from {self._path} (no samples)")
+
     def _packets(self) -> Iterator[av.Packet[AudioStream]]:
         """Demux the audio stream; a container that breaks mid-file is reported as corrupt."""
         demux = self._container.demux(self._stream)
@@ -308,6 +345,8 @@ class AudioReader:
         container = getattr(self, "_container", None)
         if container is not None:
             container.close()
+        if self._soundfile is not None:
+            self._soundfile.close()
         self._handle.close()
 
     def __enter__(self) -> Self:
@@ -317,6 +356,18 @@ class AudioReader:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _libsndfile(handle: IO[bytes]) -> soundfile.SoundFile | None:
+    """``handle`` opened read-only by libsndfile, or ``None`` when it cannot read it either (or finds no audio)."""
+    try:
+        opened = soundfile.SoundFile(handle, mode="r")
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError):
+        return None
+    if opened.frames <= 0 or opened.samplerate <= 0 or opened.channels <= 0:
+        opened.close()
+        return None
+    return opened
 
 
 def _reason(exc: BaseException) -> str:

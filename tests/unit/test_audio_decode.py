@@ -10,6 +10,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 import pytest
+import soundfile
 
 from sidecar.analyzers.audio import ANALYSIS_RATE_HZ, AudioReader
 from sidecar.demo.encode import FORMATS, suffix_for, write_audio
@@ -134,3 +135,24 @@ def test_decode_float_samples_as_pyav_gives_them(tmp_path: Path, name: str) -> N
     with AudioReader(path, block_s=0.5) as reader:
         native = np.concatenate([block.native for block in reader.blocks()], axis=1)
     np.testing.assert_array_equal(native, np.concatenate(planar, axis=1))
+
+
+def test_decode_falls_back_to_libsndfile_for_a_file_ffmpeg_refuses(tmp_path: Path) -> None:
+    """Some valid Ogg Vorbis files are refused by the bundled FFmpeg and read by libsndfile; a MATLAB 5 sound file
+    (which FFmpeg has no demuxer for) takes the same path here."""
+    rng = np.random.default_rng(5)
+    written = (rng.integers(-20000, 20000, size=(44100 * 3 + 17, 2))).astype(np.int16)
+    path = tmp_path / "take.mat"
+    soundfile.write(path, written, 44100, format="MAT5", subtype="PCM_16")
+    with pytest.raises(av.error.InvalidDataError):
+        av.open(str(path))
+    with AudioReader(path, block_s=1.0) as reader:
+        info = reader.info
+        blocks = list(reader.blocks())
+    assert (info.codec, info.sample_rate_hz, info.channels) == ("pcm_16", 44100, 2)
+    assert info.duration_s == pytest.approx(written.shape[0] / 44100)
+    native = np.concatenate([block.native for block in blocks], axis=1)
+    np.testing.assert_array_equal(native, written.T.astype(np.float32) / 32768.0)
+    assert [block.start_s for block in blocks] == [0.0, 1.0, 2.0, 3.0]
+    mono_s = sum(block.mono.shape[0] for block in blocks) / ANALYSIS_RATE_HZ
+    assert mono_s == pytest.approx(written.shape[0] / 44100, abs=1e-3)

@@ -48,9 +48,11 @@ import scipy.ndimage
 import scipy.signal
 import scipy.sparse
 
+from sidecar.analyzers import tempo_harmony
 from sidecar.analyzers.audio import ANALYSIS_RATE_HZ, AudioBlock
 from sidecar.analyzers.tempo_octave import (
     ENVELOPES,
+    HARMONY_ENVELOPES,
     NETWORK_ENVELOPES,
     Candidates,
     OctaveModel,
@@ -119,6 +121,8 @@ class OnsetEnvelopes:
     the bands below 200 Hz; ``mid``: from 200 Hz to the accent limit; ``high``: from the accent limit up.
     ``beat`` and ``downbeat``: the beat network's probabilities of a beat (downbeats included) and of a downbeat,
     resampled to the same frame rate, over the window of the track it read (None when it did not run).
+    ``chroma`` and ``bass``: pitch-class and bass-spectrum change (:mod:`sidecar.analyzers.tempo_harmony`; None when
+    not computed).
     """
 
     accent: npt.NDArray[np.float32]
@@ -128,6 +132,8 @@ class OnsetEnvelopes:
     high: npt.NDArray[np.float32]
     beat: npt.NDArray[np.float32] | None = None
     downbeat: npt.NDArray[np.float32] | None = None
+    chroma: npt.NDArray[np.float32] | None = None
+    bass: npt.NDArray[np.float32] | None = None
 
     def with_network(self, activations: beatnet.Activations) -> OnsetEnvelopes:
         """These envelopes plus the network's activations (50 frames/s), linearly resampled to
@@ -160,14 +166,26 @@ class OnsetEnvelopeStream:
     """Computes :class:`OnsetEnvelopes` from mono audio fed in pieces of any size.
 
     The frame grid is fixed in the signal (the last ``FRAME_LENGTH - HOP_LENGTH`` samples are carried to the next
-    piece), so the result does not depend on how the signal was cut. Memory: five float32 per frame.
+    piece), so the result does not depend on how the signal was cut. Memory: five float32 per frame (seven with
+    ``harmony``, which adds the harmony envelopes).
     """
 
-    def __init__(self, *, accent_max_hz: float = 2500.0) -> None:
+    def __init__(self, *, accent_max_hz: float = 2500.0, harmony: bool = False) -> None:
         self._window, self._basis, self._n_accent, self._n_low = _filterbank(accent_max_hz)
         self._pending: npt.NDArray[np.float32] = np.zeros(FRAME_LENGTH // 2, np.float32)
         self._previous_db: npt.NDArray[np.float32] | None = None
-        self._parts: dict[str, list[npt.NDArray[np.float32]]] = {name: [] for name in ENVELOPES}
+        names = ENVELOPES + HARMONY_ENVELOPES if harmony else ENVELOPES
+        self._parts: dict[str, list[npt.NDArray[np.float32]]] = {name: [] for name in names}
+        self._harmony = (
+            (
+                tempo_harmony.chroma_basis(ANALYSIS_RATE_HZ, FRAME_LENGTH),
+                tempo_harmony.bass_bins(ANALYSIS_RATE_HZ, FRAME_LENGTH),
+                tempo_harmony.WindowNovelty(),
+                tempo_harmony.WindowNovelty(),
+            )
+            if harmony
+            else None
+        )
         self._finished = False
 
     def feed(self, samples: npt.NDArray[np.float32]) -> None:
@@ -212,6 +230,10 @@ class OnsetEnvelopeStream:
         self._parts["mid"].append(rise[:, self._n_low : self._n_accent].mean(axis=1, dtype=np.float32))
         self._parts["high"].append(rise[:, self._n_accent :].mean(axis=1, dtype=np.float32))
         self._previous_db = level_db[-1:]
+        if self._harmony is not None:
+            chroma_basis, bass_bins, chroma_novelty, bass_novelty = self._harmony
+            self._parts["chroma"].append(chroma_novelty.push(np.sqrt((chroma_basis @ power.T).T)))
+            self._parts["bass"].append(bass_novelty.push(np.sqrt(power[:, bass_bins])))
 
 
 def autocorrelation(envelope: npt.NDArray[np.float32], *, max_lag: int) -> npt.NDArray[np.float64]:
@@ -300,14 +322,18 @@ def clip_features(
     min_bpm: float = DEFAULT_MIN_BPM,
     max_bpm: float = DEFAULT_MAX_BPM,
     network: bool = False,
+    harmony: bool = False,
 ) -> ClipFeatures:
     """Candidate tempi and their cues from complete onset envelopes (the part that does not depend on the fitted
     :class:`OctaveModel`); with ``network``, the cues read the beat network's activations too (``envelopes.beat``
-    and ``downbeat`` must be there). Raises AnalyzerError for non-finite envelopes (NaN or infinite samples)."""
-    names = ENVELOPES + NETWORK_ENVELOPES if network else ENVELOPES
+    and ``downbeat`` must be there), with ``harmony`` the harmony envelopes (``chroma``, ``bass``; not both).
+    Raises AnalyzerError for non-finite envelopes (NaN or infinite samples)."""
+    if network and harmony:
+        raise ValueError("no octave model reads both the network and the harmony envelopes")
+    names = ENVELOPES + (NETWORK_ENVELOPES if network else HARMONY_ENVELOPES if harmony else ())
     rows = [getattr(envelopes, name) for name in names]
     if any(row is None for row in rows):
-        raise ValueError("network cues need the envelopes' beat and downbeat activations")
+        raise ValueError(f"the cues read {names}, and the envelopes lack some of them")
     if not all(np.isfinite(row).all() for row in rows):
         raise AnalyzerError("tempo: the audio contains non-finite samples (NaN or infinity)")
     max_lag = _max_lag(min_bpm)
@@ -325,11 +351,12 @@ def mono_envelopes(
     *,
     network_window_s: float | None = None,
     beatnet_model: int = 1,
+    harmony: bool = False,
 ) -> OnsetEnvelopes:
     """The onset envelopes of a whole mono signal at :data:`ANALYSIS_RATE_HZ`; with ``network_window_s``, plus the
     activations of BeatNet model ``beatnet_model`` over that many seconds in the middle (as the analyzer reads them
-    with model 1)."""
-    stream = OnsetEnvelopeStream()
+    with model 1); with ``harmony``, plus the harmony envelopes."""
+    stream = OnsetEnvelopeStream(harmony=harmony)
     stream.feed(mono)
     envelopes = stream.envelopes()
     if network_window_s is None:
@@ -347,10 +374,11 @@ def mono_features(
     min_bpm: float = DEFAULT_MIN_BPM,
     max_bpm: float = DEFAULT_MAX_BPM,
     network: bool = False,
+    harmony: bool = False,
 ) -> ClipFeatures:
     """:func:`clip_features` of a whole mono signal at :data:`ANALYSIS_RATE_HZ` (for benchmarks and fitting)."""
-    envelopes = mono_envelopes(mono, network_window_s=DEFAULT_NETWORK_WINDOW_S if network else None)
-    return clip_features(envelopes, min_bpm=min_bpm, max_bpm=max_bpm, network=network)
+    envelopes = mono_envelopes(mono, network_window_s=DEFAULT_NETWORK_WINDOW_S if network else None, harmony=harmony)
+    return clip_features(envelopes, min_bpm=min_bpm, max_bpm=max_bpm, network=network, harmony=harmony)
 
 
 def fit_octave(clips: Sequence[tuple[ClipFeatures, float]]) -> OctaveModel:
@@ -397,7 +425,9 @@ class TempoSession:
 
     def __init__(self, settings: TempoSettings, duration_s: float | None) -> None:
         self._settings = settings
-        self._stream = OnsetEnvelopeStream(accent_max_hz=settings.accent_max_hz)
+        self._stream = OnsetEnvelopeStream(
+            accent_max_hz=settings.accent_max_hz, harmony=settings.octave_model.uses_harmony
+        )
         self._network: beatnet.ActivationStream | None = None
         self._window = (0, 0)
         if settings.octave_model.uses_network:
@@ -431,6 +461,7 @@ class TempoSession:
             min_bpm=settings.min_bpm,
             max_bpm=settings.max_bpm,
             network=settings.octave_model.uses_network,
+            harmony=settings.octave_model.uses_harmony,
         )
         return estimate_tempo(features, settings)
 

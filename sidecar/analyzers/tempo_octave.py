@@ -39,6 +39,10 @@ log-likelihood per clip; a fixed choice, not fitted."""
 
 ENVELOPES: tuple[str, ...] = ("accent", "full", "low", "mid", "high")
 """Onset envelopes whose autocorrelations the cues read, in the order of the ``acfs`` rows."""
+HARMONY_ENVELOPES: tuple[str, ...] = ("chroma", "bass")
+"""Envelopes of pitch-content change that can be read as two more envelopes: how much the pitch-class (chroma)
+profile and the bass spectrum (< 250 Hz) changed between the last two windows of frames (chord and bass-note
+changes mostly fall on beats and bar lines)."""
 NETWORK_ENVELOPES: tuple[str, ...] = ("beat", "downbeat")
 """Activations of the beat network (:mod:`sidecar.analyzers.beatnet`) that can be read as two more envelopes:
 the probability of a beat (downbeats included) and of a downbeat, per frame."""
@@ -160,11 +164,20 @@ def _cues(acfs: npt.NDArray[np.float64], lag: float, frame_rate_hz: float) -> li
     return [*profile, log_tempo, log_tempo**2, *(value * log_tempo for value in profile)]
 
 
+ENVELOPE_SETS: tuple[tuple[str, ...], ...] = (
+    ENVELOPES,
+    ENVELOPES + HARMONY_ENVELOPES,
+    ENVELOPES + NETWORK_ENVELOPES,
+)
+"""The envelope sets an octave model may read: the onset envelopes, optionally followed by the harmony envelopes or
+the beat network's activations."""
+
+
 @dataclass(frozen=True, slots=True)
 class OctaveModel:
     """Linear scores over standardised cues: ``score = weights . (features - means) / scales``, among the candidates
     whose regularity reaches ``min_regularity`` (all of them when none does). ``envelopes``: the envelopes whose
-    cues it reads (:data:`ENVELOPES`, optionally followed by :data:`NETWORK_ENVELOPES`)."""
+    cues it reads (one of :data:`ENVELOPE_SETS`)."""
 
     weights: tuple[float, ...]
     means: tuple[float, ...]
@@ -173,7 +186,7 @@ class OctaveModel:
     envelopes: tuple[str, ...] = ENVELOPES
 
     def __post_init__(self) -> None:
-        if self.envelopes not in (ENVELOPES, ENVELOPES + NETWORK_ENVELOPES):
+        if self.envelopes not in ENVELOPE_SETS:
             raise ValueError(f"unknown envelope set {self.envelopes}")
         n = len(feature_names(self.envelopes))
         if not len(self.weights) == len(self.means) == len(self.scales) == n:
@@ -188,7 +201,12 @@ class OctaveModel:
     @property
     def uses_network(self) -> bool:
         """Whether its cues read the beat network's activations."""
-        return self.envelopes != ENVELOPES
+        return set(NETWORK_ENVELOPES) <= set(self.envelopes)
+
+    @property
+    def uses_harmony(self) -> bool:
+        """Whether its cues read the harmony envelopes."""
+        return set(HARMONY_ENVELOPES) <= set(self.envelopes)
 
     @classmethod
     def default(cls) -> OctaveModel:

@@ -59,15 +59,23 @@ PROFILE_RATIOS: tuple[tuple[str, float], ...] = (
     ("quadruple", 4.0),
 )
 """Multiples of the candidate period at which each envelope's autocorrelation is a cue (its metrical profile)."""
+HARMONY_RATIOS: tuple[tuple[str, float], ...] = (("period", 1.0), ("double", 2.0), ("triple", 3.0), ("quadruple", 4.0))
+"""The multiples read from the harmony envelopes: do chords change on this beat, every two, three, four beats (bar
+evidence). Chord changes say nothing about faster levels, so the ratios below 1 are left out."""
 
 
 def feature_names(envelopes: Sequence[str]) -> tuple[str, ...]:
     """The cues of one candidate when the ``acfs`` rows are ``envelopes``: the autocorrelation of each envelope at
     each multiple of the candidate period in :data:`PROFILE_RATIOS` (below the period: is there a regular faster
     level; above it: bar-level evidence), then log2(bpm / 100) and its square (a tempo prior), then each profile
-    value times log2(bpm / 100) (so what a strong faster level or bar level means can depend on the tempo)."""
-    profile = tuple(f"{envelope}_{ratio}" for envelope in envelopes for ratio, _ in PROFILE_RATIOS)
-    return (*profile, "log_tempo", "log_tempo_squared", *(f"{name}_x_log_tempo" for name in profile))
+    value times log2(bpm / 100) (so what a strong faster level or bar level means can depend on the tempo); then the
+    harmony envelopes' autocorrelation at the multiples in :data:`HARMONY_RATIOS` (no tempo interaction)."""
+    rhythm = [e for e in envelopes if e not in HARMONY_ENVELOPES]
+    profile = tuple(f"{envelope}_{ratio}" for envelope in rhythm for ratio, _ in PROFILE_RATIOS)
+    harmony = tuple(
+        f"{envelope}_{ratio}" for envelope in envelopes if envelope in HARMONY_ENVELOPES for ratio, _ in HARMONY_RATIOS
+    )
+    return (*profile, "log_tempo", "log_tempo_squared", *(f"{name}_x_log_tempo" for name in profile), *harmony)
 
 
 FEATURE_NAMES: tuple[str, ...] = feature_names(ENVELOPES)
@@ -121,7 +129,8 @@ def candidates(
     envelopes: Sequence[str] = ENVELOPES,
 ) -> Candidates:
     """Candidates and cues from the autocorrelations of ``envelopes`` (rows of ``acfs``, lag 0 = 1; the first two
-    are the accent and full envelopes). Every row's strongest peak starts a ladder of candidates.
+    are the accent and full envelopes). Every row's strongest peak starts a ladder of candidates, except the harmony
+    envelopes' (they only add cues, so the candidates are those of the same track without them).
 
     ``acfs`` should reach twice the lag of ``min_bpm`` (shorter rows read 0 beyond their end).
     """
@@ -131,7 +140,8 @@ def candidates(
     longest = min(acfs.shape[1] - 2, math.ceil(60.0 * frame_rate_hz / min_bpm))
     combined = acfs[0] + acfs[1]
     lags: list[float] = []
-    for row in (combined, *acfs):
+    ladder_rows = [row for row, name in zip(acfs, envelopes, strict=True) if name not in HARMONY_ENVELOPES]
+    for row in (combined, *ladder_rows):
         start = shortest + int(np.argmax(row[shortest : longest + 1]))
         for ratio in LADDER:
             lag, _ = peak_near(combined, start * ratio, tolerance=_PEAK_TOLERANCE)
@@ -148,7 +158,7 @@ def candidates(
     periodicity = float(own.max()) if own.size else 0.0
     regularity = own / periodicity if periodicity > 0 else np.zeros_like(own)
     n_features = len(feature_names(envelopes))
-    features = np.array([_cues(acfs, lag, frame_rate_hz) for lag in ordered]).reshape(-1, n_features)
+    features = np.array([_cues(acfs, envelopes, lag, frame_rate_hz) for lag in ordered]).reshape(-1, n_features)
     return Candidates(
         lags=ordered, features=features, periodicity=periodicity, regularity=regularity, envelopes=tuple(envelopes)
     )
@@ -158,10 +168,14 @@ def _at(acf: npt.NDArray[np.float64], lag: float) -> float:
     return peak_near(acf, lag, tolerance=_FEATURE_TOLERANCE)[1]
 
 
-def _cues(acfs: npt.NDArray[np.float64], lag: float, frame_rate_hz: float) -> list[float]:
+def _cues(acfs: npt.NDArray[np.float64], envelopes: Sequence[str], lag: float, frame_rate_hz: float) -> list[float]:
     log_tempo = math.log2(60.0 * frame_rate_hz / lag / _PRIOR_CENTRE_BPM)
-    profile = [_at(acf, lag * ratio) for acf in acfs for _, ratio in PROFILE_RATIOS]
-    return [*profile, log_tempo, log_tempo**2, *(value * log_tempo for value in profile)]
+    rows = list(zip(acfs, envelopes, strict=True))
+    profile = [
+        _at(acf, lag * ratio) for acf, name in rows if name not in HARMONY_ENVELOPES for _, ratio in PROFILE_RATIOS
+    ]
+    harmony = [_at(acf, lag * ratio) for acf, name in rows if name in HARMONY_ENVELOPES for _, ratio in HARMONY_RATIOS]
+    return [*profile, log_tempo, log_tempo**2, *(value * log_tempo for value in profile), *harmony]
 
 
 ENVELOPE_SETS: tuple[tuple[str, ...], ...] = (

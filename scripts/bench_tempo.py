@@ -12,8 +12,11 @@ Peers on the same clips: librosa defaults (``librosa.beat.beat_track(y=, sr=)`` 
 Essentia ``RhythmExtractor2013(method="multifeature")`` on the file at 44.1 kHz (Essentia is a benchmark-only
 dependency: ``pip install -e '.[bench]'``). Their estimates are cached in ``<cache>/tempo-peers.json``.
 
-Octave cue sets (``--cues``, default both): ``v2``, the onset envelopes of tempo version 2 (the default), and ``v3``,
-those plus BeatNet's beat and downbeat activations (``--beatnet-model``), each fitted per fold the same way.
+Octave cue sets (``--cues``, default ``v2,harmony``), each fitted per fold the same way: ``v2``, the onset envelopes
+(the default analyzer's cues), ``harmony``, those plus the chroma and bass change envelopes
+(:mod:`sidecar.analyzers.tempo_harmony`), and ``v3``, the onset envelopes plus BeatNet's beat and downbeat activations
+(``--beatnet-model``). ``--one-chord-a-bar`` scores the corpus of generator version 1 (one chord a bar everywhere)
+instead of the one with drawn harmonic rhythms.
 
 Key: sonantica's key analyzer on the same clips, MIREX weighted score.
 

@@ -84,6 +84,9 @@ _FLOOR_DB = -80.0
 _LOW_MAX_HZ = 200.0
 """Upper edge of the *low* envelope's bands (kick drum, bass)."""
 _LOCAL_MEAN_S = 0.5
+_BALANCE_S = 8.0
+"""Seconds over which the onset detail's RMS is equalised before the autocorrelation (a fixed choice: several bars
+at any tempo, shorter than a song's sections)."""
 _MAX_DRIFT = 0.04
 _OUTLIER_PERIODS = 0.1
 _BPM_DECIMALS = 2
@@ -239,12 +242,20 @@ class OnsetEnvelopeStream:
 def autocorrelation(envelope: npt.NDArray[np.float32], *, max_lag: int) -> npt.NDArray[np.float64]:
     """Autocorrelation of ``envelope`` minus its 0.5 s moving average, lags ``0..max_lag`` (frames).
 
-    Normalised to 1 at lag 0; all zeros for a constant envelope (silence).
+    Before correlating, the detail is divided by its RMS over :data:`_BALANCE_S` around each frame (at least a tenth
+    of its overall RMS), so every part of a track weighs by its duration, not by how strong its onsets are: a pulse
+    in one part is not drowned by a louder part without one. Normalised to 1 at lag 0; all zeros for a constant
+    envelope (silence).
     """
     width = max(1, round(_LOCAL_MEAN_S * FRAME_RATE_HZ))
     detail = envelope.astype(np.float64) - scipy.ndimage.uniform_filter1d(
         envelope.astype(np.float64), width, mode="nearest"
     )
+    power = scipy.ndimage.uniform_filter1d(detail**2, max(1, round(_BALANCE_S * FRAME_RATE_HZ)), mode="nearest")
+    local_rms = np.sqrt(np.maximum(power, 0.0))
+    overall_rms = math.sqrt(float(np.mean(detail**2))) if detail.size else 0.0
+    if overall_rms > 0.0:
+        detail /= np.maximum(local_rms, 0.1 * overall_rms)
     n_fft = scipy.fft.next_fast_len(detail.size + max_lag + 1, real=True)
     spectrum = scipy.fft.rfft(detail, n_fft)
     acf = scipy.fft.irfft(spectrum.real**2 + spectrum.imag**2, n_fft)[: max_lag + 1]
@@ -488,7 +499,7 @@ class TempoAnalyzer:
     """
 
     name: ClassVar[str] = "tempo"
-    version: ClassVar[int] = 2
+    version: ClassVar[int] = 3
 
     def __init__(
         self,

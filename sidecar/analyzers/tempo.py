@@ -10,7 +10,8 @@ Method (choices measured on the ground-truth corpus, see ``docs/benchmarks/tempo
    chord attacks, without the hi-hats and cymbals that mostly mark subdivisions), below 200 Hz (*low*: kick and
    bass), 200 Hz - 2.5 kHz (*mid*: snare, chords) and from 2.5 kHz up (*high*: hats, cymbals). Only these five
    floats per frame are kept, so a 3-hour mix holds about 19 MB.
-2. **Metrical level.** The autocorrelations of the five envelopes (local mean removed, 1 at lag 0) give candidate
+2. **Metrical level.** The autocorrelations of the five envelopes (local mean removed, the rest equalised over 8 s
+   so that a louder part without a pulse does not hide the pulse of the rest; 1 at lag 0) give candidate
    beat periods: simple ratios (1/4 .. 4) of each one's strongest peak between ``min_bpm`` and ``max_bpm``, and the
    highest peaks of the accent + full autocorrelation. Each candidate gets its metrical profile (each envelope's
    autocorrelation at 1/4 .. 4 times its period) and a tempo prior, and :mod:`sidecar.analyzers.tempo_octave`

@@ -79,7 +79,7 @@ def feature_names(envelopes: Sequence[str]) -> tuple[str, ...]:
 
 
 FEATURE_NAMES: tuple[str, ...] = feature_names(ENVELOPES)
-"""The cues of the onset envelopes alone (tempo version 2's cue set)."""
+"""The cues of the onset envelopes alone (the cue set of tempo versions 2 and 3)."""
 
 
 def peak_near(acf: npt.NDArray[np.float64], lag: float, *, tolerance: float) -> tuple[float, float]:

@@ -12,8 +12,11 @@ Peers on the same clips: librosa defaults (``librosa.beat.beat_track(y=, sr=)`` 
 Essentia ``RhythmExtractor2013(method="multifeature")`` on the file at 44.1 kHz (Essentia is a benchmark-only
 dependency: ``pip install -e '.[bench]'``). Their estimates are cached in ``<cache>/tempo-peers.json``.
 
-Octave cue sets (``--cues``, default both): ``v2``, the onset envelopes of tempo version 2 (the default), and ``v3``,
-those plus BeatNet's beat and downbeat activations (``--beatnet-model``), each fitted per fold the same way.
+Octave cue sets (``--cues``, default ``v2,harmony``), each fitted per fold the same way: ``v2``, the onset envelopes
+(the default analyzer's cues), ``harmony``, those plus the chroma and bass change envelopes
+(:mod:`sidecar.analyzers.tempo_harmony`), and ``v3``, the onset envelopes plus BeatNet's beat and downbeat activations
+(``--beatnet-model``). ``--one-chord-a-bar`` scores the corpus of generator version 1 (one chord a bar everywhere)
+instead of the one with drawn harmonic rhythms.
 
 Key: sonantica's key analyzer on the same clips, MIREX weighted score.
 
@@ -56,9 +59,11 @@ from sidecar.demo.evaluation import mirex_key_score, tempo_within, tempo_within_
 from sidecar.domain import KeySignature
 
 PEER_CACHE_VERSION = 1
-CUE_SETS: dict[str, bool] = {"v2": False, "v3": True}
-"""Octave cue sets the benchmark can score, and whether each reads the beat network: ``v2`` the five onset
-envelopes (tempo version 2), ``v3`` those plus BeatNet's beat and downbeat activations."""
+CUE_SETS: dict[str, tuple[bool, bool]] = {"v2": (False, False), "harmony": (False, True), "v3": (True, False)}
+"""Octave cue sets the benchmark can score, and whether each reads (the beat network, the harmony envelopes):
+``v2`` the five onset envelopes (tempo version 2), ``harmony`` those plus the chroma and bass change envelopes,
+``v3`` the onset envelopes plus BeatNet's beat and downbeat activations."""
+DEFAULT_CUE_SETS = "v2,harmony"
 ESSENTIA = "Essentia multifeature"
 ESSENTIA_KEY = "Essentia KeyExtractor"
 
@@ -197,13 +202,20 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=rc.DEFAULT_CACHE_DIR)
     parser.add_argument("--fetch-soundfonts", action="store_true", help="extract missing Debian soundfonts first")
     parser.add_argument("--render-only", action="store_true", help="render the corpus into the cache and stop")
+    parser.add_argument(
+        "--one-chord-a-bar",
+        action="store_true",
+        help="the corpus of generator version 1 (one chord a bar everywhere) instead of drawn harmonic rhythms",
+    )
     parser.add_argument("--no-essentia", action="store_true", help="skip Essentia even when it is installed")
     parser.add_argument("--before", default="409a341", help="git revision of the tempo analyzer to compare ('': none)")
     parser.add_argument(
         "--beatnet-model", type=int, default=1, choices=(1, 2, 3), help="BeatNet model the v3 cues read (default 1)"
     )
     parser.add_argument(
-        "--cues", default=",".join(CUE_SETS), help=f"comma-separated octave cue sets to score: {', '.join(CUE_SETS)}"
+        "--cues",
+        default=DEFAULT_CUE_SETS,
+        help=f"comma-separated octave cue sets to score: {', '.join(CUE_SETS)} (default {DEFAULT_CUE_SETS})",
     )
     args = parser.parse_args()
 
@@ -215,8 +227,14 @@ def main() -> None:
         print(f"soundfont {name}: {path}")
     if missing:
         raise SystemExit("missing soundfonts:\n  " + "\n  ".join(missing))
-    clips = rc.rhythm_corpus(args.clips_per_family, soundfonts=names, duration_s=args.duration_s, seed=args.seed)
-    print(f"corpus: {len(clips)} clips x {args.duration_s:g} s, {len(rc.FAMILIES)} families, seed {args.seed}")
+    harmony = ((1.0, 1.0),) if args.one_chord_a_bar else rc.HARMONIC_RHYTHMS
+    clips = rc.rhythm_corpus(
+        args.clips_per_family, soundfonts=names, duration_s=args.duration_s, seed=args.seed, harmonic_rhythms=harmony
+    )
+    print(
+        f"corpus: {len(clips)} clips x {args.duration_s:g} s, {len(rc.FAMILIES)} families, seed {args.seed}, "
+        f"harmonic rhythm (chords per bar, probability) {harmony}"
+    )
     start = time.perf_counter()
     paths = rc.cached_clip_paths(clips, args.cache_dir)
     print(f"rendered/cached in {time.perf_counter() - start:.1f} s under {args.cache_dir / 'rhythm'}", flush=True)
@@ -238,7 +256,8 @@ def main() -> None:
     cue_sets = [c for c in args.cues.split(",") if c]
     if unknown := set(cue_sets) - set(CUE_SETS):
         raise SystemExit(f"unknown cue sets: {sorted(unknown)}")
-    with_network = any(CUE_SETS[c] for c in cue_sets)
+    with_network = any(CUE_SETS[c][0] for c in cue_sets)
+    with_harmony = any(CUE_SETS[c][1] for c in cue_sets)
     items: list[Item] = []
     feature_s: list[float] = []
     for n, (clip, path) in enumerate(zip(clips, paths, strict=True)):
@@ -248,8 +267,11 @@ def main() -> None:
             mono,
             network_window_s=DEFAULT_NETWORK_WINDOW_S if with_network else None,
             beatnet_model=args.beatnet_model,
+            harmony=with_harmony,
         )
-        features = {cues: clip_features(envelopes, network=CUE_SETS[cues]) for cues in cue_sets}
+        features = {
+            cues: clip_features(envelopes, network=CUE_SETS[cues][0], harmony=CUE_SETS[cues][1]) for cues in cue_sets
+        }
         feature_s.append(time.perf_counter() - t0)
         item = Item(clip, path, features, key)
         cached = peer_cache["estimates"].setdefault(clip.digest(), {})
@@ -270,7 +292,8 @@ def main() -> None:
     peer_cache_path.write_text(json.dumps(peer_cache))
 
     shipped = TempoAnalyzer()
-    shipped_cues = next(c for c in CUE_SETS if CUE_SETS[c] == shipped.settings.octave_model.uses_network)
+    model = shipped.settings.octave_model
+    shipped_cues = next(c for c in CUE_SETS if CUE_SETS[c] == (model.uses_network, model.uses_harmony))
     lofo = {cues: f"sonantica {cues} (leave-one-family-out)" for cues in cue_sets}
     loso = {cues: f"sonantica {cues} (leave-one-soundfont-out)" for cues in cue_sets}
     # The shipped cue set's leave-one-family-out run is the one the misses and confidence sections describe.
@@ -322,15 +345,8 @@ def main() -> None:
         cells = [" / ".join(f"{v:4.2f}" for v in _acc(members, m)) for m in by_font]
         print(f"| {name} | {len(members)} | " + " | ".join(cells) + " |")
 
-    misses = [i for i in items if not tempo_within(i.estimates[sonantica], i.clip.bpm)]
-    print(f"\n## {sonantica} misses: {len(misses)}")
-    print("| clip | estimate | ratio | confidence | alternative |\n|---|---|---|---|---|")
-    for item in misses:
-        alt = item.alternative.get(sonantica)
-        print(
-            f"| {item.clip.title} | {item.estimates[sonantica]} | {_ratio(item.estimates[sonantica], item.clip.bpm)} "
-            f"| {item.confidence.get(sonantica, 0.0):.3f} | {alt if alt is not None else '-'} |"
-        )
+    for method in [sonantica, *(m for m in lofo.values() if m != sonantica)]:
+        _misses(items, method)
     for method in lofo.values():
         _confidence_report(items, method)
 
@@ -356,6 +372,19 @@ def main() -> None:
         f"\n- time: features {statistics.median(feature_s) * 1000:.0f} ms per {args.duration_s:g} s clip (median);"
         f" octave fit {statistics.median(fit_s.values()):.2f} s per fold (median)"
     )
+
+
+def _misses(items: Sequence[Item], method: str) -> None:
+    misses = [i for i in items if not tempo_within(i.estimates[method], i.clip.bpm)]
+    print(f"\n## {method} misses: {len(misses)}")
+    print("| clip | harmonic rhythm | estimate | ratio | confidence | alternative |\n|---|---|---|---|---|---|")
+    for item in misses:
+        alt = item.alternative.get(method)
+        print(
+            f"| {item.clip.title} | {item.clip.chords_per_bar:g} chords/bar | {item.estimates[method]} "
+            f"| {_ratio(item.estimates[method], item.clip.bpm)} | {item.confidence.get(method, 0.0):.3f} "
+            f"| {alt if alt is not None else '-'} |"
+        )
 
 
 def _confidence_report(items: Sequence[Item], method: str) -> None:

@@ -10,7 +10,8 @@ Method (choices measured on the ground-truth corpus, see ``docs/benchmarks/tempo
    chord attacks, without the hi-hats and cymbals that mostly mark subdivisions), below 200 Hz (*low*: kick and
    bass), 200 Hz - 2.5 kHz (*mid*: snare, chords) and from 2.5 kHz up (*high*: hats, cymbals). Only these five
    floats per frame are kept, so a 3-hour mix holds about 19 MB.
-2. **Metrical level.** The autocorrelations of the five envelopes (local mean removed, 1 at lag 0) give candidate
+2. **Metrical level.** The autocorrelations of the five envelopes (local mean removed, the rest equalised over 8 s
+   so that a louder part without a pulse does not hide the pulse of the rest; 1 at lag 0) give candidate
    beat periods: simple ratios (1/4 .. 4) of each one's strongest peak between ``min_bpm`` and ``max_bpm``, and the
    highest peaks of the accent + full autocorrelation. Each candidate gets its metrical profile (each envelope's
    autocorrelation at 1/4 .. 4 times its period) and a tempo prior, and :mod:`sidecar.analyzers.tempo_octave`
@@ -48,9 +49,11 @@ import scipy.ndimage
 import scipy.signal
 import scipy.sparse
 
+from sidecar.analyzers import tempo_harmony
 from sidecar.analyzers.audio import ANALYSIS_RATE_HZ, AudioBlock
 from sidecar.analyzers.tempo_octave import (
     ENVELOPES,
+    HARMONY_ENVELOPES,
     NETWORK_ENVELOPES,
     Candidates,
     OctaveModel,
@@ -82,6 +85,9 @@ _FLOOR_DB = -80.0
 _LOW_MAX_HZ = 200.0
 """Upper edge of the *low* envelope's bands (kick drum, bass)."""
 _LOCAL_MEAN_S = 0.5
+_BALANCE_S = 8.0
+"""Seconds over which the onset detail's RMS is equalised before the autocorrelation (a fixed choice: several bars
+at any tempo, shorter than a song's sections)."""
 _MAX_DRIFT = 0.04
 _OUTLIER_PERIODS = 0.1
 _BPM_DECIMALS = 2
@@ -119,6 +125,8 @@ class OnsetEnvelopes:
     the bands below 200 Hz; ``mid``: from 200 Hz to the accent limit; ``high``: from the accent limit up.
     ``beat`` and ``downbeat``: the beat network's probabilities of a beat (downbeats included) and of a downbeat,
     resampled to the same frame rate, over the window of the track it read (None when it did not run).
+    ``chroma`` and ``bass``: pitch-class and bass-spectrum change (:mod:`sidecar.analyzers.tempo_harmony`; None when
+    not computed).
     """
 
     accent: npt.NDArray[np.float32]
@@ -128,6 +136,8 @@ class OnsetEnvelopes:
     high: npt.NDArray[np.float32]
     beat: npt.NDArray[np.float32] | None = None
     downbeat: npt.NDArray[np.float32] | None = None
+    chroma: npt.NDArray[np.float32] | None = None
+    bass: npt.NDArray[np.float32] | None = None
 
     def with_network(self, activations: beatnet.Activations) -> OnsetEnvelopes:
         """These envelopes plus the network's activations (50 frames/s), linearly resampled to
@@ -160,14 +170,26 @@ class OnsetEnvelopeStream:
     """Computes :class:`OnsetEnvelopes` from mono audio fed in pieces of any size.
 
     The frame grid is fixed in the signal (the last ``FRAME_LENGTH - HOP_LENGTH`` samples are carried to the next
-    piece), so the result does not depend on how the signal was cut. Memory: five float32 per frame.
+    piece), so the result does not depend on how the signal was cut. Memory: five float32 per frame (seven with
+    ``harmony``, which adds the harmony envelopes).
     """
 
-    def __init__(self, *, accent_max_hz: float = 2500.0) -> None:
+    def __init__(self, *, accent_max_hz: float = 2500.0, harmony: bool = False) -> None:
         self._window, self._basis, self._n_accent, self._n_low = _filterbank(accent_max_hz)
         self._pending: npt.NDArray[np.float32] = np.zeros(FRAME_LENGTH // 2, np.float32)
         self._previous_db: npt.NDArray[np.float32] | None = None
-        self._parts: dict[str, list[npt.NDArray[np.float32]]] = {name: [] for name in ENVELOPES}
+        names = ENVELOPES + HARMONY_ENVELOPES if harmony else ENVELOPES
+        self._parts: dict[str, list[npt.NDArray[np.float32]]] = {name: [] for name in names}
+        self._harmony = (
+            (
+                tempo_harmony.chroma_basis(ANALYSIS_RATE_HZ, FRAME_LENGTH),
+                tempo_harmony.bass_bins(ANALYSIS_RATE_HZ, FRAME_LENGTH),
+                tempo_harmony.WindowNovelty(),
+                tempo_harmony.WindowNovelty(),
+            )
+            if harmony
+            else None
+        )
         self._finished = False
 
     def feed(self, samples: npt.NDArray[np.float32]) -> None:
@@ -212,17 +234,29 @@ class OnsetEnvelopeStream:
         self._parts["mid"].append(rise[:, self._n_low : self._n_accent].mean(axis=1, dtype=np.float32))
         self._parts["high"].append(rise[:, self._n_accent :].mean(axis=1, dtype=np.float32))
         self._previous_db = level_db[-1:]
+        if self._harmony is not None:
+            chroma_basis, bass_bins, chroma_novelty, bass_novelty = self._harmony
+            self._parts["chroma"].append(chroma_novelty.push(np.sqrt((chroma_basis @ power.T).T)))
+            self._parts["bass"].append(bass_novelty.push(np.sqrt(power[:, bass_bins])))
 
 
 def autocorrelation(envelope: npt.NDArray[np.float32], *, max_lag: int) -> npt.NDArray[np.float64]:
     """Autocorrelation of ``envelope`` minus its 0.5 s moving average, lags ``0..max_lag`` (frames).
 
-    Normalised to 1 at lag 0; all zeros for a constant envelope (silence).
+    Before correlating, the detail is divided by its RMS over :data:`_BALANCE_S` around each frame (at least a tenth
+    of its overall RMS), so every part of a track weighs by its duration, not by how strong its onsets are: a pulse
+    in one part is not drowned by a louder part without one. Normalised to 1 at lag 0; all zeros for a constant
+    envelope (silence).
     """
     width = max(1, round(_LOCAL_MEAN_S * FRAME_RATE_HZ))
     detail = envelope.astype(np.float64) - scipy.ndimage.uniform_filter1d(
         envelope.astype(np.float64), width, mode="nearest"
     )
+    power = scipy.ndimage.uniform_filter1d(detail**2, max(1, round(_BALANCE_S * FRAME_RATE_HZ)), mode="nearest")
+    local_rms = np.sqrt(np.maximum(power, 0.0))
+    overall_rms = math.sqrt(float(np.mean(detail**2))) if detail.size else 0.0
+    if overall_rms > 0.0:
+        detail /= np.maximum(local_rms, 0.1 * overall_rms)
     n_fft = scipy.fft.next_fast_len(detail.size + max_lag + 1, real=True)
     spectrum = scipy.fft.rfft(detail, n_fft)
     acf = scipy.fft.irfft(spectrum.real**2 + spectrum.imag**2, n_fft)[: max_lag + 1]
@@ -300,14 +334,18 @@ def clip_features(
     min_bpm: float = DEFAULT_MIN_BPM,
     max_bpm: float = DEFAULT_MAX_BPM,
     network: bool = False,
+    harmony: bool = False,
 ) -> ClipFeatures:
     """Candidate tempi and their cues from complete onset envelopes (the part that does not depend on the fitted
     :class:`OctaveModel`); with ``network``, the cues read the beat network's activations too (``envelopes.beat``
-    and ``downbeat`` must be there). Raises AnalyzerError for non-finite envelopes (NaN or infinite samples)."""
-    names = ENVELOPES + NETWORK_ENVELOPES if network else ENVELOPES
+    and ``downbeat`` must be there), with ``harmony`` the harmony envelopes (``chroma``, ``bass``; not both).
+    Raises AnalyzerError for non-finite envelopes (NaN or infinite samples)."""
+    if network and harmony:
+        raise ValueError("no octave model reads both the network and the harmony envelopes")
+    names = ENVELOPES + (NETWORK_ENVELOPES if network else HARMONY_ENVELOPES if harmony else ())
     rows = [getattr(envelopes, name) for name in names]
     if any(row is None for row in rows):
-        raise ValueError("network cues need the envelopes' beat and downbeat activations")
+        raise ValueError(f"the cues read {names}, and the envelopes lack some of them")
     if not all(np.isfinite(row).all() for row in rows):
         raise AnalyzerError("tempo: the audio contains non-finite samples (NaN or infinity)")
     max_lag = _max_lag(min_bpm)
@@ -325,11 +363,12 @@ def mono_envelopes(
     *,
     network_window_s: float | None = None,
     beatnet_model: int = 1,
+    harmony: bool = False,
 ) -> OnsetEnvelopes:
     """The onset envelopes of a whole mono signal at :data:`ANALYSIS_RATE_HZ`; with ``network_window_s``, plus the
     activations of BeatNet model ``beatnet_model`` over that many seconds in the middle (as the analyzer reads them
-    with model 1)."""
-    stream = OnsetEnvelopeStream()
+    with model 1); with ``harmony``, plus the harmony envelopes."""
+    stream = OnsetEnvelopeStream(harmony=harmony)
     stream.feed(mono)
     envelopes = stream.envelopes()
     if network_window_s is None:
@@ -347,10 +386,11 @@ def mono_features(
     min_bpm: float = DEFAULT_MIN_BPM,
     max_bpm: float = DEFAULT_MAX_BPM,
     network: bool = False,
+    harmony: bool = False,
 ) -> ClipFeatures:
     """:func:`clip_features` of a whole mono signal at :data:`ANALYSIS_RATE_HZ` (for benchmarks and fitting)."""
-    envelopes = mono_envelopes(mono, network_window_s=DEFAULT_NETWORK_WINDOW_S if network else None)
-    return clip_features(envelopes, min_bpm=min_bpm, max_bpm=max_bpm, network=network)
+    envelopes = mono_envelopes(mono, network_window_s=DEFAULT_NETWORK_WINDOW_S if network else None, harmony=harmony)
+    return clip_features(envelopes, min_bpm=min_bpm, max_bpm=max_bpm, network=network, harmony=harmony)
 
 
 def fit_octave(clips: Sequence[tuple[ClipFeatures, float]]) -> OctaveModel:
@@ -397,7 +437,9 @@ class TempoSession:
 
     def __init__(self, settings: TempoSettings, duration_s: float | None) -> None:
         self._settings = settings
-        self._stream = OnsetEnvelopeStream(accent_max_hz=settings.accent_max_hz)
+        self._stream = OnsetEnvelopeStream(
+            accent_max_hz=settings.accent_max_hz, harmony=settings.octave_model.uses_harmony
+        )
         self._network: beatnet.ActivationStream | None = None
         self._window = (0, 0)
         if settings.octave_model.uses_network:
@@ -431,6 +473,7 @@ class TempoSession:
             min_bpm=settings.min_bpm,
             max_bpm=settings.max_bpm,
             network=settings.octave_model.uses_network,
+            harmony=settings.octave_model.uses_harmony,
         )
         return estimate_tempo(features, settings)
 
@@ -457,7 +500,7 @@ class TempoAnalyzer:
     """
 
     name: ClassVar[str] = "tempo"
-    version: ClassVar[int] = 2
+    version: ClassVar[int] = 3
 
     def __init__(
         self,

@@ -12,6 +12,10 @@ register, velocity, swing and timing humanisation, all drawn from a seeded gener
 beat 3, trap) keep the notated tempo: the beat is still the quarter note although the backbeat comes once a bar.
 The key is the tonic and mode the harmony is written in.
 
+**Harmonic rhythm.** How often the chord changes is drawn per clip (:data:`HARMONIC_RHYTHMS`): two chords a bar,
+one a bar or one every two bars, so that chord changes are not a constant bar-line marker the octave model could
+learn from this generator alone (in real music the harmonic rhythm varies with style and tempo).
+
 **Soundfonts.** TimGM6mb ships inside the ``pretty_midi`` wheel and is always there. The others come from
 Debian packages (``fluid-soundfont-gm``, ``musescore-general-soundfont-small``, ``csound-soundfont``): they are
 looked for in the system folders and in a cache folder, into which :func:`fetch_soundfonts` extracts them with
@@ -987,6 +991,7 @@ class RhythmClip:
     swing_extra: float = 0.0
     gain_db: float = 0.0
     meter: str = field(default="4/4")
+    chords_per_bar: float = 1.0
 
     @property
     def title(self) -> str:
@@ -1001,7 +1006,7 @@ class RhythmClip:
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-_GENERATOR_VERSION = 1
+_GENERATOR_VERSION = 2
 """Bumped whenever the event generation code changes, so cached renders of older code are not reused (a
 changed pattern changes the digest by itself)."""
 
@@ -1017,22 +1022,44 @@ def meter_name(p: Pattern) -> str:
     return f"{3 * p.beats_per_bar}/8" if p.compound else f"{p.beats_per_bar}/4"
 
 
+HARMONIC_RHYTHMS: tuple[tuple[float, float], ...] = ((2.0, 0.25), (1.0, 0.5), (0.5, 0.25))
+"""(chords per bar, probability) the clips draw their harmonic rhythm from. One chord a bar is the commonest case in
+popular music; two a bar (ballads, jazz and gospel turnarounds, fast pop progressions) and one every two bars (vamps:
+funk, reggae, dance music, slow grooves) are both common. No corpus statistic was at hand: the weights are a
+judgement, chosen so that half of the clips do not change chord on every bar line. Meters with an odd number of
+beats (3/4) do not split the bar: they draw from the other two, renormalised."""
+
+
+def harmonic_rhythm_options(
+    beats_per_bar: int, harmonic_rhythms: Sequence[tuple[float, float]] = HARMONIC_RHYTHMS
+) -> tuple[tuple[float, float], ...]:
+    """The (chords per bar, probability) options of ``harmonic_rhythms`` for a meter with ``beats_per_bar`` notated
+    beats (no split bar in odd meters)."""
+    options = [(rate, weight) for rate, weight in harmonic_rhythms if beats_per_bar % 2 == 0 or rate <= 1.0]
+    total = sum(weight for _, weight in options)
+    return tuple((rate, weight / total) for rate, weight in options)
+
+
 def rhythm_corpus(
     clips_per_family: int = 12,
     *,
     soundfonts: Sequence[str] = SOUNDFONT_NAMES,
     duration_s: float = 24.0,
     seed: int = 0,
+    harmonic_rhythms: Sequence[tuple[float, float]] = HARMONIC_RHYTHMS,
 ) -> list[RhythmClip]:
     """``clips_per_family`` clips for every family in :data:`FAMILIES` (deterministic for a given ``seed``).
 
     Patterns are used in turn; tempos are spread evenly over each pattern's range (rounded to 0.5 BPM) and
     shuffled; keys cycle over the 24 keys; soundfonts cycle over ``soundfonts`` so that every family is rendered
-    with every soundfont; instruments, register, dynamics, swing and humanisation are drawn per clip.
+    with every soundfont; instruments, register, dynamics, swing, humanisation and the harmonic rhythm are drawn
+    per clip (the harmonic rhythm from a generator of its own, so the other draws are those of generator version 1;
+    ``harmonic_rhythms=((1.0, 1.0),)`` gives that version's corpus, one chord a bar everywhere).
     """
     if not soundfonts:
         raise ValueError("at least one soundfont is needed")
     rng = np.random.default_rng(seed)
+    harmony_rng = np.random.default_rng([seed, 1])
     clips: list[RhythmClip] = []
     for f_index, family in enumerate(FAMILIES.values()):
         n_patterns = len(family.patterns)
@@ -1047,6 +1074,8 @@ def rhythm_corpus(
             programs = _PATTERN_PROGRAMS.get(p.name, {})
             key = ALL_KEYS[(7 * f_index + 5 * i) % len(ALL_KEYS)]
             swinging = p.swing > 0 or p.swing16 > 0
+            rates, weights = zip(*harmonic_rhythm_options(p.beats_per_bar, harmonic_rhythms), strict=True)
+            chords_per_bar = float(rates[int(harmony_rng.choice(len(rates), p=weights))])
             clips.append(
                 RhythmClip(
                     family=family.name,
@@ -1065,6 +1094,7 @@ def rhythm_corpus(
                     swing_extra=round(float(rng.uniform(-0.05, 0.05)), 3) if swinging else 0.0,
                     gain_db=-round(float(rng.uniform(0.0, 10.0)), 2),
                     meter=meter_name(p),
+                    chords_per_bar=chords_per_bar,
                 )
             )
     return clips
@@ -1092,7 +1122,8 @@ PROGRESSIONS: dict[str, tuple[tuple[int, ...], ...]] = {
     "major": ((0, 4, 5, 3), (0, 3, 4, 0), (0, 5, 3, 4), (1, 4, 0, 0)),
     "minor": ((0, 3, 4, 0), (0, 5, 2, 4), (0, 6, 5, 4), (0, 3, 6, 4)),
 }
-"""The chord loops (scale degrees of the chord roots, one chord a bar) a clip draws from, by mode."""
+"""The chord loops (scale degrees of the chord roots, one chord per ``RhythmClip.chords_per_bar``) a clip draws
+from, by mode."""
 
 
 def _draw_progression(clip: RhythmClip, rng: np.random.Generator) -> tuple[int, ...]:
@@ -1141,31 +1172,36 @@ def events(clip: RhythmClip) -> list[Event]:
     bass_base = 36 + (12 if clip.bass_program in (0, 1, 2, 45) else 0)
     melody_degree = 0
     lead_lengths = (0.5, 1.0, 1.0, 2.0) if p.subdivision == 2 else (1 / 3, 2 / 3, 1.0, 1.0, 2.0)
+    chord_beats = bpb / clip.chords_per_bar
+
+    def degree_at(beat: float) -> int:
+        return progression[math.floor(beat / chord_beats + 1e-9) % len(progression)]
+
     for bar in range(n_bars):
         bar_beat = bar * bpb
-        degree = progression[bar % len(progression)]
-        next_degree = progression[(bar + 1) % len(progression)]
-        chord = _chord(clip.key, degree)
+        degree = degree_at(bar_beat)
+        next_degree = degree_at(bar_beat + bpb)
         offset_in_pattern = (bar % p.bars) * bpb
         for hit in p.drums:
             if offset_in_pattern <= hit.beat < offset_in_pattern + bpb:
                 add(DRUM_CHANNEL, hit.pitch, bar_beat + hit.beat - offset_in_pattern, 0.25, hit.velocity)
-        # Bass: chord tones relative to the chord root; approach tone = the scale step below the next root.
-        root_pc = (tonic + chord[0]) % 12
+        # Bass: tones of the chord sounding at each note; approach tone = the scale step below the next bar's root.
         for note in p.bass:
             if note.beat >= bpb:
                 continue
             if note.pitch == 4:
                 pitch = bass_base + (tonic + scale[(next_degree - 1) % 7]) % 12
             else:
+                chord = _chord(clip.key, degree_at(bar_beat + note.beat))
                 tone = (0, chord[1] - chord[0], chord[2] - chord[0], 12)[note.pitch]
-                pitch = bass_base + root_pc + tone
+                pitch = bass_base + (tonic + chord[0]) % 12 + tone
             add(2, pitch, bar_beat + note.beat, note.length, note.velocity)
         # Chords.
         for index, note in enumerate(p.comp):
             if note.beat >= bpb:
                 continue
             beat = bar_beat + note.beat
+            chord = _chord(clip.key, degree_at(beat))
             if p.comp_style == "arpeggio":
                 tones = (*chord, chord[0] + 12)
                 add(1, chord_root + tones[index % len(tones)], beat, max(note.length, 0.5), note.velocity)
@@ -1188,7 +1224,7 @@ def events(clip: RhythmClip) -> list[Event]:
                     melody_degree = 7 if melody_degree > 3 else 0
                 step_octave, step = divmod(melody_degree, 7)
                 offset = scale[step] + 12 * step_octave
-                if clip.key.mode == "minor" and degree == 4 and step == 6:
+                if clip.key.mode == "minor" and degree_at(bar_beat + position) == 4 and step == 6:
                     offset += 1
                 add(0, lead_base + offset, bar_beat + position, length, 84)
                 position += length

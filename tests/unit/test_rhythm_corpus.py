@@ -124,19 +124,35 @@ def test_notes_stay_in_the_key() -> None:
         assert pitches <= scale, clip.title
 
 
-def test_progression_is_the_chord_loop_the_bass_plays() -> None:
-    """The bass plays the root of the loop's chord on every downbeat, bar after bar."""
-    clip = _clip("rock", "floor tom")
+@pytest.mark.parametrize("chords_per_bar", [2.0, 1.0, 0.5])
+def test_progression_is_the_chord_loop_the_bass_plays_at_the_harmonic_rhythm(chords_per_bar: float) -> None:
+    """The bass (root eighths) plays the root of the loop's chord sounding on every beat: a new chord every half
+    bar, bar or two bars."""
+    clip = _clip("rock", "basic", chords_per_bar=chords_per_bar)
     loop = rc.progression(clip)
     assert loop in rc.PROGRESSIONS[clip.key.mode]
-    bar_s = 4 * 60.0 / clip.bpm
+    beat_s = 60.0 / clip.bpm
     bass = [e for e in rc.events(clip) if e.on and e.channel == 2]
-    downbeats = {
-        round(e.time_s / bar_s): e.pitch % 12 for e in bass if abs(e.time_s / bar_s - round(e.time_s / bar_s)) < 1e-6
+    on_beats = {
+        round(e.time_s / beat_s): e.pitch % 12 for e in bass if abs(e.time_s / beat_s - round(e.time_s / beat_s)) < 1e-6
     }
     scale = _scale(clip.key)
-    for bar in range(8):
-        assert downbeats[bar] == (clip.key.pitch_class + scale[loop[bar % len(loop)]]) % 12
+    for beat in range(32):
+        degree = loop[int(beat * chords_per_bar // 4) % len(loop)]
+        assert on_beats[beat] == (clip.key.pitch_class + scale[degree]) % 12, beat
+
+
+def test_harmonic_rhythm_is_drawn_per_clip() -> None:
+    clips = rc.rhythm_corpus()
+    drawn = {clip.chords_per_bar for clip in clips}
+    assert drawn == {rate for rate, _ in rc.HARMONIC_RHYTHMS}
+    for family in rc.FAMILIES:
+        assert len({c.chords_per_bar for c in clips if c.family == family}) >= 2, family
+    assert all(c.chords_per_bar <= 1.0 for c in clips if c.meter == "3/4")  # no split bar in triple meter
+    one_a_bar = rc.rhythm_corpus(harmonic_rhythms=((1.0, 1.0),))
+    assert {c.chords_per_bar for c in one_a_bar} == {1.0}
+    same = [dataclasses.replace(c, chords_per_bar=1.0) for c in clips]
+    assert same == one_a_bar  # only the harmonic rhythm differs from generator version 1's draws
 
 
 def test_every_progression_is_in_the_corpus() -> None:

@@ -196,6 +196,36 @@ def test_tempo_empty_input_has_no_tempo() -> None:
     assert (result.bpm, result.bpm_confidence, result.beat_times_s.size) == (None, 0.0, 0)
 
 
+def _irregular_hits(seconds: float, rng: np.random.Generator) -> npt.NDArray[np.float32]:
+    """Loud noise bursts (50 ms decay) at random times, three a second on average: onsets without a pulse."""
+    out = np.zeros(round(seconds * ANALYSIS_RATE_HZ), np.float32)
+    burst_n = round(0.2 * ANALYSIS_RATE_HZ)
+    decay = np.exp(-np.arange(burst_n) / (0.05 * ANALYSIS_RATE_HZ))
+    for start_s in np.sort(rng.uniform(0.0, seconds, round(3 * seconds))):
+        start = round(start_s * ANALYSIS_RATE_HZ)
+        stop = min(out.size, start + burst_n)
+        out[start:stop] += (0.8 * rng.standard_normal(stop - start) * decay[: stop - start]).astype(np.float32)
+    return out
+
+
+def test_tempo_pulse_after_a_longer_unpulsed_intro_is_found() -> None:
+    """40 s of loud irregular hits out of silence, then 20 s of a 120 BPM click track over a soft noise bed (the
+    shape of warzone2100's track23, whose pulse starts after 80 s): the pulse holds a third of the audio, and the
+    intro's larger onsets must not hide it (version 2 reported no tempo here)."""
+    rng = np.random.default_rng(0)
+    bed = (0.01 * rng.standard_normal(20 * ANALYSIS_RATE_HZ)).astype(np.float32)
+    mono = np.concatenate([_irregular_hits(40.0, rng), _pulse_train(120.0, seconds=20.0) + bed])
+    result = _analyze(mono)
+    assert tempo_within(result.bpm, 120.0)
+    assert result.bpm_confidence > 0.5
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_tempo_irregular_hits_have_no_tempo(seed: int) -> None:
+    result = _analyze(_irregular_hits(30.0, np.random.default_rng(seed)))
+    assert (result.bpm, result.bpm_confidence, result.beat_times_s.size) == (None, 0.0, 0)
+
+
 @pytest.mark.parametrize("seed", [7, 8])
 def test_tempo_noise_has_no_tempo(seed: int) -> None:
     noise = np.random.default_rng(seed).standard_normal(30 * ANALYSIS_RATE_HZ).astype(np.float32) * 0.1
@@ -239,7 +269,7 @@ def test_tempo_analyzer_is_a_named_versioned_analyzer() -> None:
     analyzer = TempoAnalyzer()
     analyzer.check()
     assert isinstance(analyzer, Analyzer)
-    assert (analyzer.name, analyzer.version) == ("tempo", 2)
+    assert (analyzer.name, analyzer.version) == ("tempo", 3)
 
 
 @pytest.mark.parametrize(

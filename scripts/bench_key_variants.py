@@ -12,7 +12,11 @@ frequency). A variant is:
 - a profile (Krumhansl-Kessler, Temperley, EDMA, Aarden-Essen, Bellman-Budge, Temperley-Kostka-Payne, Sha'ath),
   always with the analyzer's harmonic model (decay 0.6);
 - a bass term: a second chroma of the peaks from G2 up to a cut (no register window), correlated with the same
-  templates and added with weight w to the whole-register correlation.
+  templates and added with weight w to the whole-register correlation;
+- a key-signature step: the diatonic collection (major-scale set) holding most of the chroma, then its major key or
+  relative minor by the profile; taken over the profile's own best key only when that key's score is within a margin
+  of it (``within m``; no margin: always), and only when the best collection beats the runner-up collection by a gate
+  (``if clear by g``).
 
 Which variant a fold uses is chosen on the fold's fitting clips only (best mean MIREX, ties to the earlier variant
 in ``variants()``, whose first entry is the default analyzer): leave-one-family-out (15 folds) and
@@ -27,6 +31,7 @@ analyzer's decision for every variant, so the variants differ only in which key 
 Usage (from the repository root, after ``python -m scripts.bench_key_rhythm --real`` has cached the peers)::
 
     python -m scripts.bench_key_variants
+    python -m scripts.bench_key_variants --time-only   # CPU time of the analyzer and of the HPSS medians, 4 min
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,6 +58,7 @@ from sidecar.analyzers.key import (
     SILENCE_DBFS,
     TEMPERLEY,
     ChromaSummary,
+    KeyAnalyzer,
     KeyDecision,
     KeyProfile,
     decide_key,
@@ -318,12 +326,45 @@ def held_out(items: Sequence[Item], group: str, grid: Sequence[Variant]) -> tupl
     return [float(s) for s in scores], chosen
 
 
+def time_suppression(demo_cache_dir: Path, repeats: int) -> None:
+    """CPU time on one 4-minute demo piece: the key analyzer, and the two HPSS median filters over its G2-C7 bins."""
+    path = cached_corpus(tempo_key_corpus(24, duration_s=240.0, seed=7)[:1], demo_cache_dir)[0]
+    with AudioReader(path) as reader:
+        info, blocks = reader.info, list(reader.blocks())
+    mono = np.concatenate([block.mono for block in blocks])
+    magnitude = np.abs(librosa.stft(mono, n_fft=FRAME, hop_length=HOP, center=False, window="hann")).T[:, 8:410]
+    times: dict[str, list[float]] = {}
+    for _ in range(repeats):
+        start = time.process_time()
+        session = KeyAnalyzer().start(info)
+        for block in blocks:
+            session.feed(block)
+        session.finish()
+        times.setdefault("key analyzer (decoded blocks to key)", []).append(time.process_time() - start)
+        start = time.process_time()
+        scipy.ndimage.median_filter(magnitude, size=(1, 17), mode="nearest")
+        times.setdefault("median over 17 bins in frequency (prominence; HPSS P)", []).append(
+            time.process_time() - start
+        )
+        start = time.process_time()
+        scipy.ndimage.median_filter(magnitude, size=(5, 1), mode="nearest")
+        times.setdefault("median over 5 frames in time (HPSS H)", []).append(time.process_time() - start)
+    print(f"\n### CPU time on one {mono.size / ANALYSIS_RATE_HZ:.0f} s piece, median of {repeats}\n")
+    for label, values in times.items():
+        print(f"- {label}: {statistics.median(values):.3f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache-dir", type=Path, default=rc.DEFAULT_CACHE_DIR)
     parser.add_argument("--demo-cache-dir", type=Path, default=Path("bench-data/key-corpus"))
     parser.add_argument("--demo-pieces", type=int, default=48)
+    parser.add_argument("--time-only", action="store_true", help="only the CPU times on a 4-minute piece")
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    if args.time_only:
+        time_suppression(args.demo_cache_dir, args.repeats)
+        return
     grid = variants()
     clips = rc.rhythm_corpus(12, duration_s=24.0, seed=0)
     rhythm: list[Item] = []
@@ -342,6 +383,7 @@ def main() -> None:
         "signature first or not, profiles": variants(weightings=False, bass=False),
         "peak weighting only": [v for v in variants(profiles=False, bass=False) if not v.signature_first],
         "bass term only": [v for v in variants(weightings=False, profiles=False) if not v.signature_first],
+        "default analyzer (nothing chosen)": [DEFAULT],
     }
     print("\n### Held-out MIREX on the rhythm corpus (variant chosen on the fitting folds only)\n")
     print("| search | leave-one-family-out | worst family | leave-one-progression-out | worst progression |")
@@ -364,7 +406,6 @@ def main() -> None:
                     f"- chosen per left-out {group} (all directions): {dict(Counter(v.name for v in chosen.values()))}"
                 )
         print(f"| {label} | " + " | ".join(cells) + " |")
-    print(f"| default analyzer (no choice) | {mean_score(rhythm, DEFAULT):.3f} | | | |")
     print("\n".join(notes))
 
     demo: list[Item] = []

@@ -29,7 +29,7 @@ file cannot be downloaded here; the network does the same arithmetic whatever th
 Rendered clips and per-clip features are cached under ``--cache-dir`` (default ``.bench-cache/embedding``).
 
     python scripts/bench_embedding.py [--parts broad,transfer,quality,speed] [--melodies 4] [--duration-s 15]
-                                      [--repeats 3] [--speed-runs harmonic,decode]
+                                      [--repeats 3] [--speed-runs harmonic,decode] [--representations MTT,LDA]
 """
 
 from __future__ import annotations
@@ -514,7 +514,9 @@ def held_out_precision(
     return float(hits.mean()), per_label
 
 
-def make_representations(labels: np.ndarray, *, with_essentia: bool) -> dict[str, tuple[Fit, int]]:
+def make_representations(
+    labels: np.ndarray, *, with_essentia: bool, only: Sequence[str] = ()
+) -> dict[str, tuple[Fit, int]]:
     """Every representation of the broad part by name, with its vector length; ``labels`` are those of every row
     the fits will see (the fits use only the training rows' labels)."""
     musicnn_all = ("max_pool", "penultimate", "timbre-v1")
@@ -565,7 +567,8 @@ def make_representations(labels: np.ndarray, *, with_essentia: bool) -> dict[str
         "harmonic MTT penultimate": (raw("mtt_harm:penultimate"), 200),
         "harmonic MTT taggram": (raw("mtt_harm:tags"), 50),
         "harmonic (+) full, MSD max_pool": (joined("msd_harm:max_pool", "max_pool"), 1506),
-        "harmonic (+) full, MTT max_pool (new model)": (joined("mtt_harm:max_pool", "mtt:max_pool"), 1506),
+        "harmonic (+) full, MTT max_pool": (joined("mtt_harm:max_pool", "mtt:max_pool"), 1506),
+        "MSD max_pool (+) harmonic MTT max_pool (new model)": (joined("max_pool", "mtt_harm:max_pool"), 1506),
         "harmonic MSD (+) MTT max_pool": (joined("msd_harm:max_pool", "mtt_harm:max_pool"), 1506),
         "MSD max_pool, median over patches": (raw("msd:max_pool_p50"), 753),
         "MSD max_pool, p90 over patches": (raw("msd:max_pool_p90"), 753),
@@ -590,10 +593,20 @@ def make_representations(labels: np.ndarray, *, with_essentia: bool) -> dict[str
     if with_essentia:
         representations["peer: essentia MFCC+HPCP+contrast"] = (raw("essentia"), 74)
         representations["peer: essentia, standardised"] = (standardised("essentia"), 74)
+    if only:
+        return {name: value for name, value in representations.items() if any(part in name for part in only)}
     return representations
 
 
-def broad(cache_dir: Path, *, melodies: int, duration_s: float, score_part: bool, transfer_part: bool) -> None:
+def broad(
+    cache_dir: Path,
+    *,
+    melodies: int,
+    duration_s: float,
+    score_part: bool,
+    transfer_part: bool,
+    only: Sequence[str] = (),
+) -> None:
     fonts = {"timgm6mb": soundfont_path(), **{n: p for n, p in DEBIAN_SOUNDFONTS.items() if p.exists()}}
     clips = broad_corpus(list(fonts), melodies=melodies, duration_s=duration_s, seed=0)
     print(f"broad corpus: {len(EVAL_PROGRAMS)} programs x {melodies} melodies x {len(fonts)} soundfonts "
@@ -624,7 +637,7 @@ def broad(cache_dir: Path, *, melodies: int, duration_s: float, score_part: bool
     ]
     if len(fonts) == 1:
         schemes = [s for s in schemes if not s.name.startswith("LOSO")]
-    representations = make_representations(labels, with_essentia=essentia is not None)
+    representations = make_representations(labels, with_essentia=essentia is not None, only=only)
     if essentia is not None:
         features["essentia"] = essentia
     if score_part:
@@ -643,7 +656,7 @@ def broad(cache_dir: Path, *, melodies: int, duration_s: float, score_part: bool
         for row in per_program_rows:
             print(row)
     if transfer_part and "timgm6mb" in fonts and len(fonts) > 1:
-        transfer(cache_dir, musicnn, features, labels, by_font, by_melody)
+        transfer(cache_dir, musicnn, features, labels, by_font, by_melody, only=only)
 
 
 def transfer(
@@ -653,6 +666,8 @@ def transfer(
     broad_labels: np.ndarray,
     by_font: np.ndarray,
     by_melody: np.ndarray,
+    *,
+    only: Sequence[str] = (),
 ) -> None:
     """Another corpus: every representation fitted on the broad clips of the soundfonts other than TimGM6mb, scored
     on the older solo corpus (12 lead programs x 8 melodies x 20 s, TimGM6mb, no effects; each melody its own notes,
@@ -675,7 +690,7 @@ def transfer(
     print(f"transfer: fitted on {int(train.sum())} broad clips (not TimGM6mb), scored on the solo corpus "
           f"({len(LEAD_PROGRAMS)} programs x 8 melodies x 20 s, TimGM6mb)")  # fmt: skip
     print(f"{'representation':<44} {'p@5':>6}")
-    for name, (fit, _) in make_representations(labels, with_essentia="essentia" in features).items():
+    for name, (fit, _) in make_representations(labels, with_essentia="essentia" in features, only=only).items():
         z = fit(features, train, groups)
         hits = _hits(z, labels, scored, scored[None, :].repeat(labels.shape[0], axis=0), k=5)
         print(f"{name:<44} {hits.mean():>6.3f}", flush=True)
@@ -785,6 +800,9 @@ def main() -> None:
     parser.add_argument("--melodies", type=int, default=4, help="melodies per program in the broad corpus")
     parser.add_argument("--duration-s", type=float, default=15.0, help="clip length of the broad corpus")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--representations", default="", help="comma-separated substrings: score only the matching representations"
+    )
     parser.add_argument("--speed-runs", default="", help="comma-separated substrings: time only the matching runs")
     parser.add_argument("--quality-models", default=f"timbre-v1,{POOL_MODEL}", help="models of the quality part")
     parser.add_argument("--cache-dir", type=Path, default=Path(".bench-cache/embedding"))
@@ -793,7 +811,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if parts & {"broad", "transfer"}:
             broad(args.cache_dir, melodies=args.melodies, duration_s=args.duration_s,
-                  score_part="broad" in parts, transfer_part="transfer" in parts)  # fmt: skip
+                  score_part="broad" in parts, transfer_part="transfer" in parts,
+                  only=[r for r in args.representations.split(",") if r])  # fmt: skip
         if "quality" in parts:
             quality(args.cache_dir, Path(tmp), melodies=8, duration_s=20.0, models=args.quality_models.split(","))
         if "speed" in parts:

@@ -139,7 +139,7 @@ class EmbeddingSettings(BaseModel):
     model: Literal[
         "musicnn-msd-pool-753",
         "musicnn-msd-taggram-50",
-        "musicnn-mtt-harmonic-full-pool-1506",
+        "musicnn-msd-mtt-harmonic-pool-1506",
         "openl3-music-mel128-512",
         "timbre-v1",
     ] = Field(default="musicnn-msd-pool-753", description="embedding model for Sonic Match")

@@ -44,7 +44,7 @@ def embed(
         Literal[
             "musicnn-msd-pool-753",
             "musicnn-msd-taggram-50",
-            "musicnn-mtt-harmonic-full-pool-1506",
+            "musicnn-msd-mtt-harmonic-pool-1506",
             "openl3-music-mel128-512",
             "timbre-v1",
         ]

@@ -2,8 +2,8 @@
 
 Models (``settings.embedding.model``):
 
-- ``musicnn-msd-pool-753`` (default), ``musicnn-msd-taggram-50`` and ``musicnn-mtt-harmonic-full-pool-1506``:
-  MusiCNN trained on the Million Song Dataset (the last: on MagnaTagATune, on the harmonic part and the full
+- ``musicnn-msd-pool-753`` (default), ``musicnn-msd-taggram-50`` and ``musicnn-msd-mtt-harmonic-pool-1506``:
+  MusiCNN trained on the Million Song Dataset (the last: also on MagnaTagATune, run on the harmonic part of the
   patches) (:mod:`.musicnn`), weights
   from the pinned ``musicnn`` wheel (:mod:`.musicnn_weights`), on ``patches_per_track`` 3-second patches
   (:mod:`.musicnn_model`); each also carries the 50 MSD tag probabilities (:attr:`EmbeddingResult.tags`).

@@ -7,10 +7,10 @@ silent patches skipped, resampled to 16 kHz with soxr HQ as ``librosa.load`` doe
 - ``musicnn-msd-pool-753``: the mean over patches of each patch's max-pooled mid-end features (``MSD_musicnn``),
   L2-normalised;
 - ``musicnn-msd-taggram-50``: the mean over patches of the 50 tag probabilities, L2-normalised as a vector;
-- ``musicnn-mtt-harmonic-full-pool-1506``: the same max-pooled features of ``MTT_musicnn`` (same architecture,
-  MagnaTagATune tags), once on the harmonic part of each patch (:func:`.musicnn.harmonic_power`: drums and onsets
-  attenuated) and once on the full patch, each averaged over patches and L2-normalised, side by side (harmonic
-  first), L2-normalised again.
+- ``musicnn-msd-mtt-harmonic-pool-1506``: ``musicnn-msd-pool-753``'s features (``MSD_musicnn`` on the full
+  patches, the pass that also gives the tags) beside the same max-pooled features of ``MTT_musicnn`` (same
+  architecture, MagnaTagATune tags) on the harmonic part of each patch (:func:`.musicnn.harmonic_power`: drums and
+  onsets attenuated), each averaged over patches and L2-normalised, side by side, L2-normalised again.
 
 Every model's result also carries the 50 (tag, mean probability) pairs of ``MSD_musicnn`` on the full patches
 (:attr:`EmbeddingResult.tags`), the track-level taggram as ``musicnn``'s own ``top_tags`` averages it, so the
@@ -51,11 +51,11 @@ log = logging.getLogger(__name__)
 
 POOL_MODEL: Final = "musicnn-msd-pool-753"
 TAGS_MODEL: Final = "musicnn-msd-taggram-50"
-HARMONIC_MODEL: Final = "musicnn-mtt-harmonic-full-pool-1506"
+HARMONIC_MODEL: Final = "musicnn-msd-mtt-harmonic-pool-1506"
 VECTOR_SOURCES: Final[dict[str, tuple[tuple[str, bool, str], ...]]] = {
     POOL_MODEL: ((MSD_CHECKPOINT, False, "max_pool"),),
     TAGS_MODEL: ((MSD_CHECKPOINT, False, "tags"),),
-    HARMONIC_MODEL: ((MTT_CHECKPOINT, True, "max_pool"), (MTT_CHECKPOINT, False, "max_pool")),
+    HARMONIC_MODEL: ((MSD_CHECKPOINT, False, "max_pool"), (MTT_CHECKPOINT, True, "max_pool")),
 }
 """Per model, the parts of its vector: (checkpoint, harmonic part only, layer), each averaged over the patches and
 L2-normalised; several parts are concatenated and L2-normalised again."""

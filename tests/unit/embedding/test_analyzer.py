@@ -47,14 +47,14 @@ def test_embedding_analyzer_models_lists_every_name_with_its_dim_default_first()
         (
             "musicnn-msd-pool-753",
             "musicnn-msd-taggram-50",
-            "musicnn-mtt-harmonic-full-pool-1506",
+            "musicnn-msd-mtt-harmonic-pool-1506",
             "openl3-music-mel128-512",
             "timbre-v1",
         ),
         {
             "musicnn-msd-pool-753": 753,
             "musicnn-msd-taggram-50": 50,
-            "musicnn-mtt-harmonic-full-pool-1506": 1506,
+            "musicnn-msd-mtt-harmonic-pool-1506": 1506,
             "openl3-music-mel128-512": 512,
             "timbre-v1": 109,
         },

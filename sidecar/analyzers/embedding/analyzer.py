@@ -2,11 +2,11 @@
 
 Models (``settings.embedding.model``):
 
-- ``musicnn-msd-pool-753`` (default), ``musicnn-msd-taggram-50`` and ``musicnn-msd-mtt-harmonic-pool-1506``:
-  MusiCNN trained on the Million Song Dataset (the last: also on MagnaTagATune, run on the harmonic part of the
-  patches) (:mod:`.musicnn`), weights
-  from the pinned ``musicnn`` wheel (:mod:`.musicnn_weights`), on ``patches_per_track`` 3-second patches
-  (:mod:`.musicnn_model`); each also carries the 50 MSD tag probabilities (:attr:`EmbeddingResult.tags`).
+- ``musicnn-msd-mtt-harmonic-pool-1506`` (default), ``musicnn-msd-pool-753`` and ``musicnn-msd-taggram-50``:
+  MusiCNN trained on the Million Song Dataset (the first: also the MagnaTagATune-trained network, on the harmonic
+  part of the patches) (:mod:`.musicnn`), weights from the pinned ``musicnn`` wheel (:mod:`.musicnn_weights`), on
+  ``patches_per_track`` 3-second patches (:mod:`.musicnn_model`); each also carries the 50 MSD tag probabilities
+  (:attr:`EmbeddingResult.tags`).
 - ``openl3-music-mel128-512``: OpenL3 (:mod:`.openl3`) on ``windows_per_track`` one-second windows spread over the
   track (:mod:`.windows`), batched on the configured device; the track vector is the mean of the window embeddings,
   L2-normalised. Needs the official weights (:mod:`.weights`).

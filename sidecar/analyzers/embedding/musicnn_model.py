@@ -7,7 +7,7 @@ silent patches skipped, resampled to 16 kHz with soxr HQ as ``librosa.load`` doe
 - ``musicnn-msd-pool-753``: the mean over patches of each patch's max-pooled mid-end features (``MSD_musicnn``),
   L2-normalised;
 - ``musicnn-msd-taggram-50``: the mean over patches of the 50 tag probabilities, L2-normalised as a vector;
-- ``musicnn-msd-mtt-harmonic-pool-1506``: ``musicnn-msd-pool-753``'s features (``MSD_musicnn`` on the full
+- ``musicnn-msd-mtt-harmonic-pool-1506`` (the default): ``musicnn-msd-pool-753``'s features (``MSD_musicnn`` on the full
   patches, the pass that also gives the tags) beside the same max-pooled features of ``MTT_musicnn`` (same
   architecture, MagnaTagATune tags) on the harmonic part of each patch (:func:`.musicnn.harmonic_power`: drums and
   onsets attenuated), each averaged over patches and L2-normalised, side by side, L2-normalised again.
@@ -53,12 +53,12 @@ POOL_MODEL: Final = "musicnn-msd-pool-753"
 TAGS_MODEL: Final = "musicnn-msd-taggram-50"
 HARMONIC_MODEL: Final = "musicnn-msd-mtt-harmonic-pool-1506"
 VECTOR_SOURCES: Final[dict[str, tuple[tuple[str, bool, str], ...]]] = {
+    HARMONIC_MODEL: ((MSD_CHECKPOINT, False, "max_pool"), (MTT_CHECKPOINT, True, "max_pool")),
     POOL_MODEL: ((MSD_CHECKPOINT, False, "max_pool"),),
     TAGS_MODEL: ((MSD_CHECKPOINT, False, "tags"),),
-    HARMONIC_MODEL: ((MSD_CHECKPOINT, False, "max_pool"), (MTT_CHECKPOINT, True, "max_pool")),
 }
-"""Per model, the parts of its vector: (checkpoint, harmonic part only, layer), each averaged over the patches and
-L2-normalised; several parts are concatenated and L2-normalised again."""
+"""Per model (the default first), the parts of its vector: (checkpoint, harmonic part only, layer), each averaged
+over the patches and L2-normalised; several parts are concatenated and L2-normalised again."""
 LAYERS: Final = ("max_pool", "mean_pool", "penultimate", "tags")
 """The network outputs :meth:`MusicnnModel.analyze` returns."""
 _LAYER_DIMS: Final = {"max_pool": 753, "mean_pool": 753, "penultimate": 200, "tags": 50}

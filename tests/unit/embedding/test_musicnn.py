@@ -19,7 +19,7 @@ from sidecar.analyzers.embedding.musicnn import (
     harmonic_power,
 )
 from sidecar.analyzers.embedding.musicnn_checkpoint import CheckpointError, read_checkpoint, read_index
-from sidecar.analyzers.embedding.musicnn_model import HARMONIC_MODEL
+from sidecar.analyzers.embedding.musicnn_model import HARMONIC_MODEL, POOL_MODEL
 from sidecar.analyzers.embedding.weights import WeightsChecksumError, WeightsMissingError
 from sidecar.analyzers.pipeline import analyze_file
 from sidecar.demo.encode import write_audio
@@ -153,9 +153,9 @@ def test_network_matches_the_tensorflow_reference_on_a_known_signal(network: Mus
     np.testing.assert_allclose(pool[[155, 717, 727, 695]], [47.052, 22.765, 19.649, 19.631], atol=2e-3)
 
 
-def test_musicnn_is_the_default_and_gives_a_unit_753_vector_with_50_tags(tmp_path: Path) -> None:
+def test_the_msd_pool_model_gives_a_unit_753_vector_with_50_tags(tmp_path: Path) -> None:
     path = write_audio(np.repeat(_harmonic_16k(10.0)[:, None], 2, axis=1), 16000, tmp_path / "h.flac")
-    analyzer = EmbeddingAnalyzer(_settings(tmp_path, fallback=False, patches_per_track=2))
+    analyzer = EmbeddingAnalyzer(_settings(tmp_path, model="musicnn-msd-pool-753", fallback=False, patches_per_track=2))
     analyzer.check()
     result = analyze_file(path, [analyzer]).results["embedding"]
     assert isinstance(result, EmbeddingResult)
@@ -196,13 +196,25 @@ def test_musicnn_without_weights_falls_back_or_fails_at_start_up(
     assert outcome == ("timbre-v1" if fallback else "failed")
 
 
-def test_the_migration_declares_the_default_model_with_the_index_name_storage_would_choose() -> None:
+@pytest.mark.parametrize(
+    ("migration", "model", "dim"),
+    [
+        ("0014_create_musicnn_index.sql", "musicnn-msd-pool-753", 753),
+        ("0023_create_musicnn_harmonic_index.sql", "musicnn-msd-mtt-harmonic-pool-1506", 1506),
+    ],
+)
+def test_the_migrations_declare_the_musicnn_models_with_the_index_names_storage_would_choose(
+    migration: str, model: str, dim: int
+) -> None:
     from sidecar.storage.migrate import migrations_dir
     from sidecar.storage.vectors import _index_name
 
-    text = (migrations_dir() / "0014_create_musicnn_index.sql").read_text()
-    expected = f"'musicnn-msd-pool-753', 753, '{_index_name('musicnn-msd-pool-753', 753)}'"
-    assert (expected in text, Settings().embedding.model) == (True, "musicnn-msd-pool-753")
+    text = (migrations_dir() / migration).read_text()
+    assert f"'{model}', {dim}, '{_index_name(model, dim)}'" in text
+
+
+def test_the_default_is_the_msd_mtt_harmonic_model() -> None:
+    assert Settings().embedding.model == HARMONIC_MODEL == "musicnn-msd-mtt-harmonic-pool-1506"
 
 
 def test_harmonic_power_keeps_a_sustained_tone_and_attenuates_clicks() -> None:
@@ -222,7 +234,7 @@ def test_the_harmonic_model_gives_two_unit_halves_and_the_msd_tags_deterministic
     signal[::2000] += 0.8  # clicks over the tone
     path = write_audio(np.repeat(np.clip(signal, -1, 1)[:, None], 2, axis=1), 16000, tmp_path / "h.flac")
     harmonic = EmbeddingAnalyzer(_settings(tmp_path, model=HARMONIC_MODEL, fallback=False, patches_per_track=2))
-    pool = EmbeddingAnalyzer(_settings(tmp_path, fallback=False, patches_per_track=2))
+    pool = EmbeddingAnalyzer(_settings(tmp_path, model=POOL_MODEL, fallback=False, patches_per_track=2))
     first, second, plain = (analyze_file(path, [a]).results["embedding"] for a in (harmonic, harmonic, pool))
     assert isinstance(first, EmbeddingResult)
     assert isinstance(second, EmbeddingResult)
@@ -232,7 +244,7 @@ def test_the_harmonic_model_gives_two_unit_halves_and_the_msd_tags_deterministic
     np.testing.assert_allclose(halves, [2**-0.5, 2**-0.5], rtol=1e-5)
     np.testing.assert_array_equal(first.vector, second.vector)
     assert first.tags == plain.tags  # tags come from MSD_musicnn on the full patches, whatever the model
-    np.testing.assert_allclose(first.vector[:753] * 2**0.5, plain.vector, atol=1e-6)  # the MSD half is the default
+    np.testing.assert_allclose(first.vector[:753] * 2**0.5, plain.vector, atol=1e-6)  # the MSD half is POOL_MODEL's
     assert float(first.vector[:753] @ first.vector[753:]) * 2 < 0.9999  # the MTT harmonic half is something else
 
 

@@ -11,8 +11,11 @@ fold. Schemes: **leave-one-melody-out** (LOMO) and **leave-one-soundfont-out** (
 searched among all clips (precision@5), only within the query's soundfont (``1sf``, precision@3: 3 same-program
 clips exist there) and only within the query's arrangement (``arr``, precision@1); and **leave-programs-out**
 (LOPO: fitted on every other program, scored on the rest, neighbours among the rest). Peers: librosa-default and
-Essentia MFCC/chroma/contrast statistics (Essentia from the ``bench`` extra, skipped when not installed). Printed:
-precision per scheme, and precision@5 per program under LOMO.
+Essentia MFCC/chroma/contrast statistics (Essentia from the ``bench`` extra, skipped when not installed). Also
+measured: the ``MTT_musicnn`` checkpoint, both networks on the harmonic part of each patch (HPSS), other
+statistics over patches and over frames inside a patch (:func:`variant_features`), and the wheel's VGG checkpoints
+(:class:`VggNetwork`, benchmark only). ``--representations`` scores only the rows whose name contains one of the
+given substrings. Printed: precision per scheme, and precision@5 per program under LOMO.
 
 ``transfer``: every representation of ``broad`` fitted on the broad clips of FluidR3 and MuseScore Lite, scored
 (precision@5) on the older solo corpus below (TimGM6mb, other melodies, no arrangement or effects): a corpus the fit
@@ -22,8 +25,9 @@ never saw.
 (each piece re-encoded to MP3 128 kbit/s at 22.05 kHz, -6 / +6 dB, must find its original as nearest neighbour),
 for ``timbre-v1`` and the default MusiCNN model.
 
-``speed``: decode + embed of one rendered 4-minute piece (44.1 kHz stereo FLAC), per model, best of
-``--repeats``: wall time and process CPU time. OpenL3 runs on random weights in the official layout (the official
+``speed``: decode + embed of one rendered 4-minute piece (44.1 kHz stereo FLAC), per model (``--speed-runs``:
+only the runs whose label contains one of the given substrings), best of ``--repeats``: wall time and process CPU
+time. OpenL3 runs on random weights in the official layout (the official
 file cannot be downloaded here; the network does the same arithmetic whatever the values).
 
 Rendered clips and per-clip features are cached under ``--cache-dir`` (default ``.bench-cache/embedding``).

@@ -11,8 +11,11 @@ fold. Schemes: **leave-one-melody-out** (LOMO) and **leave-one-soundfont-out** (
 searched among all clips (precision@5), only within the query's soundfont (``1sf``, precision@3: 3 same-program
 clips exist there) and only within the query's arrangement (``arr``, precision@1); and **leave-programs-out**
 (LOPO: fitted on every other program, scored on the rest, neighbours among the rest). Peers: librosa-default and
-Essentia MFCC/chroma/contrast statistics (Essentia from the ``bench`` extra, skipped when not installed). Printed:
-precision per scheme, and precision@5 per program under LOMO.
+Essentia MFCC/chroma/contrast statistics (Essentia from the ``bench`` extra, skipped when not installed). Also
+measured: the ``MTT_musicnn`` checkpoint, both networks on the harmonic part of each patch (HPSS), other
+statistics over patches and over frames inside a patch (:func:`variant_features`), and the wheel's VGG checkpoints
+(:class:`VggNetwork`, benchmark only). ``--representations`` scores only the rows whose name contains one of the
+given substrings. Printed: precision per scheme, and precision@5 per program under LOMO.
 
 ``transfer``: every representation of ``broad`` fitted on the broad clips of FluidR3 and MuseScore Lite, scored
 (precision@5) on the older solo corpus below (TimGM6mb, other melodies, no arrangement or effects): a corpus the fit
@@ -22,20 +25,22 @@ never saw.
 (each piece re-encoded to MP3 128 kbit/s at 22.05 kHz, -6 / +6 dB, must find its original as nearest neighbour),
 for ``timbre-v1`` and the default MusiCNN model.
 
-``speed``: decode + embed of one rendered 4-minute piece (44.1 kHz stereo FLAC), per model, best of
-``--repeats``: wall time and process CPU time. OpenL3 runs on random weights in the official layout (the official
+``speed``: decode + embed of one rendered 4-minute piece (44.1 kHz stereo FLAC), per model (``--speed-runs``:
+only the runs whose label contains one of the given substrings), best of ``--repeats``: wall time and process CPU
+time. OpenL3 runs on random weights in the official layout (the official
 file cannot be downloaded here; the network does the same arithmetic whatever the values).
 
 Rendered clips and per-clip features are cached under ``--cache-dir`` (default ``.bench-cache/embedding``).
 
     python scripts/bench_embedding.py [--parts broad,transfer,quality,speed] [--melodies 4] [--duration-s 15]
-                                      [--repeats 3]
+                                      [--repeats 3] [--speed-runs harmonic,decode] [--representations MTT,LDA]
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import importlib.resources
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -50,9 +55,19 @@ import torch
 from sidecar.analyzers.audio import AudioReader
 from sidecar.analyzers.embedding import EmbeddingAnalyzer
 from sidecar.analyzers.embedding.analyzer import TimbreSession, resolve_device
-from sidecar.analyzers.embedding.musicnn_model import POOL_MODEL, MusicnnModel, MusicnnSession
+from sidecar.analyzers.embedding.musicnn import MusicnnNetwork
+from sidecar.analyzers.embedding.musicnn_model import (
+    HARMONIC_MODEL,
+    PATCH_S,
+    POOL_MODEL,
+    MusicnnModel,
+    MusicnnSession,
+)
+from sidecar.analyzers.embedding.musicnn_model import SAMPLE_RATE_HZ as MUSICNN_RATE_HZ
+from sidecar.analyzers.embedding.musicnn_weights import MSD_CHECKPOINT, MTT_CHECKPOINT, load_network
 from sidecar.analyzers.embedding.openl3 import OpenL3Mel128
 from sidecar.analyzers.embedding.weights import OPENL3_MEL128_MUSIC, WeightsSpec, digest_file, import_weights
+from sidecar.analyzers.embedding.windows import WindowSampler
 from sidecar.analyzers.pipeline import analyze_file
 from sidecar.demo.embedding_eval import (
     EVAL_PROGRAMS,
@@ -103,7 +118,9 @@ def clip_features(paths: Sequence[Path], cache_dir: Path, model: MusicnnModel) -
         if not cached.exists():
             with AudioReader(path) as reader:
                 timbre = TimbreSession()
-                musicnn = MusicnnSession(model, reader.info, model_name=POOL_MODEL, patches_per_track=64)
+                musicnn = MusicnnSession(
+                    {MSD_CHECKPOINT: model}, reader.info, model_name=POOL_MODEL, patches_per_track=64
+                )
                 for block in reader.blocks():
                     timbre.feed(block)
                     musicnn.feed(block)
@@ -113,6 +130,145 @@ def clip_features(paths: Sequence[Path], cache_dir: Path, model: MusicnnModel) -
                 np.savez(cached, **{"timbre-v1": timbre.finish().vector}, **means, **stds)
             if i % 20 == 0:
                 print(f"  features {i + 1}/{len(paths)}", flush=True)
+        with np.load(cached) as data:
+            for name in data.files:
+                rows.setdefault(name, []).append(data[name])
+    return {name: np.stack(values).astype(np.float64) for name, values in rows.items()}
+
+
+VARIANTS: tuple[tuple[str, str, bool], ...] = (
+    ("msd", MSD_CHECKPOINT, False),
+    ("mtt", MTT_CHECKPOINT, False),
+    ("msd_harm", MSD_CHECKPOINT, True),
+    ("mtt_harm", MTT_CHECKPOINT, True),
+)
+"""Feature prefix, checkpoint and whether the network sees only the harmonic part (HPSS) of each patch."""
+
+
+def harmonic_power(power: torch.Tensor) -> torch.Tensor:
+    """The harmonic part of power spectrograms (batch, bins, frames): librosa's HPSS defaults (median filters of 31
+    frames / 31 bins, soft masks of power 2, margin 1), applied per patch."""
+    import librosa
+
+    return torch.from_numpy(librosa.decompose.hpss(power.numpy(), kernel_size=31, mask=False)[0])
+
+
+def _variant_layers(network: MusicnnNetwork, power: torch.Tensor) -> dict[str, np.ndarray]:
+    """One clip's patches through ``network``: per-clip statistics of the per-patch layers."""
+    frames = network.midend_frames(network.logmel.compress(power))  # (patches, 753, frames)
+    out = network.backend(frames)
+    per_patch = {name: getattr(out, name).numpy() for name in ("max_pool", "mean_pool", "penultimate", "tags")}
+    stats = {name: values.mean(axis=0) for name, values in per_patch.items()}
+    max_pool = per_patch["max_pool"]
+    stats["max_pool_std"] = max_pool.std(axis=0)
+    stats["max_pool_max"] = max_pool.max(axis=0)
+    for q in (10, 50, 90):
+        stats[f"max_pool_p{q}"] = np.percentile(max_pool, q, axis=0)
+    stats["frame_std"] = frames.std(dim=2).mean(dim=0).numpy()
+    stats["frame_p90"] = torch.quantile(frames, 0.9, dim=2).mean(dim=0).numpy()
+    return stats
+
+
+def variant_features(paths: Sequence[Path], cache_dir: Path) -> dict[str, Matrix]:
+    """Per clip, for each of :data:`VARIANTS` (``<prefix>:<statistic>``): the means over the clip's patches (the
+    same patches as :func:`clip_features`) of ``max_pool``, ``mean_pool``, ``penultimate``, ``tags``; of max_pool
+    also the std, max and 10/50/90th percentiles over patches; and, inside each patch, the std and 90th percentile
+    over frames of the 753 mid-end rows (``frame_std``, ``frame_p90``), averaged over patches."""
+    networks = {checkpoint: load_network(None, checkpoint) for _, checkpoint, _ in VARIANTS}
+    rows: dict[str, list[np.ndarray]] = {}
+    for i, path in enumerate(paths):
+        cached = cache_dir / f"{path.stem}-variants-v1.npz"
+        if not cached.exists():
+            with AudioReader(path) as reader:
+                sampler = WindowSampler(sample_rate_hz=reader.info.sample_rate_hz, n_windows=64, window_s=PATCH_S,
+                                        target_rate_hz=MUSICNN_RATE_HZ)  # fmt: skip
+                for block in reader.blocks():
+                    sampler.feed(block.native)
+            values: dict[str, np.ndarray] = {}
+            with torch.inference_mode():
+                power = networks[MSD_CHECKPOINT].logmel.power(torch.from_numpy(sampler.windows()))
+                harmonic = harmonic_power(power)
+                for prefix, checkpoint, harm in VARIANTS:
+                    layers = _variant_layers(networks[checkpoint], harmonic if harm else power)
+                    values.update({f"{prefix}:{name}": value for name, value in layers.items()})
+            np.savez(cached, **values)
+            if i % 20 == 0:
+                print(f"  variant features {i + 1}/{len(paths)}", flush=True)
+        with np.load(cached) as data:
+            for name in data.files:
+                rows.setdefault(name, []).append(data[name])
+    return {name: np.stack(values).astype(np.float64) for name, values in rows.items()}
+
+
+class VggNetwork(torch.nn.Module):
+    """The ``musicnn`` wheel's other architecture (``musicnn.models.vgg``, 128 filters), for measurement only: batch
+    norm of the log-mel patch (187 x 96), then five blocks of 3 x 3 'same' convolution + ReLU + batch norm + max
+    pooling (4 x 1 stride 2, 2 x 2, 2 x 2, 2 x 2, 4 x 4 stride 4; TensorFlow 'valid'), flattened pool5 (2 x 1 x 128
+    = 256) and a dense layer to 50 tags. Weights from ``MTT_vgg`` / ``MSD_vgg`` (read with the product's checkpoint
+    reader; their SHA-256 are not checked here)."""
+
+    POOLS = (((4, 1), (2, 2)), ((2, 2), (2, 2)), ((2, 2), (2, 2)), ((2, 2), (2, 2)), ((4, 4), (4, 4)))
+
+    def __init__(self, checkpoint: str) -> None:
+        super().__init__()
+        from sidecar.analyzers.embedding.musicnn import _Affine
+        from sidecar.analyzers.embedding.musicnn_checkpoint import read_checkpoint
+
+        folder = Path(str(importlib.resources.files("musicnn").joinpath(checkpoint)))
+        tensors = read_checkpoint(folder / ".index", folder / ".data-00000-of-00001")
+        self.norms = torch.nn.ModuleList([_Affine(1), *(_Affine(128) for _ in range(5))])
+        for i, norm in enumerate(self.norms):
+            name = "batch_normalization" + (f"_{i}" if i else "")
+            parts = [np.asarray(tensors[f"{name}/{p}"], np.float32) for p in ("gamma", "beta", "moving_mean",
+                                                                                 "moving_variance")]  # fmt: skip
+            norm.set_from(*parts)  # type: ignore[operator]
+        self.convs = torch.nn.ModuleList(torch.nn.Conv2d(1 if i == 0 else 128, 128, 3, padding=1) for i in range(5))
+        with torch.no_grad():
+            for i, conv in enumerate(self.convs):
+                kernel = np.asarray(tensors[f"{i + 1}CNN/kernel"], np.float32).transpose(3, 2, 0, 1)
+                conv.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel)))
+                conv.bias.copy_(torch.from_numpy(np.asarray(tensors[f"{i + 1}CNN/bias"], np.float32)))
+            self.dense = torch.nn.Linear(256, 50)
+            self.dense.weight.copy_(torch.from_numpy(np.ascontiguousarray(np.asarray(tensors["dense/kernel"]).T)))
+            self.dense.bias.copy_(torch.from_numpy(np.asarray(tensors["dense/bias"], np.float32)))
+        self.eval()
+
+    def forward(self, mel: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Log-mel patches (batch, 187, 96) -> ``pool5`` (batch, 256), the channel means and maxima of ``pool3``
+        and ``pool4`` over time and frequency (batch, 128 each) and ``tags`` (batch, 50) probabilities."""
+        x = self.norms[0](mel.unsqueeze(1))
+        out: dict[str, torch.Tensor] = {}
+        for i, (conv, norm, (size, stride)) in enumerate(zip(self.convs, self.norms[1:], self.POOLS, strict=True)):
+            x = torch.nn.functional.max_pool2d(norm(torch.relu(conv(x))), size, stride)
+            if i in (2, 3):
+                out[f"pool{i + 1}_mean"] = x.mean(dim=(2, 3))
+                out[f"pool{i + 1}_max"] = x.amax(dim=(2, 3))
+        out["pool5"] = x.permute(0, 2, 3, 1).flatten(1)  # TensorFlow flattens (time, freq, channel)
+        out["tags"] = torch.sigmoid(self.dense(out["pool5"]))
+        return out
+
+
+def vgg_features(paths: Sequence[Path], cache_dir: Path) -> dict[str, Matrix]:
+    """Per clip, for ``MTT_vgg`` and ``MSD_vgg`` (``mtt_vgg:<layer>``, ``msd_vgg:<layer>``): the means over the
+    clip's patches (those of :func:`clip_features`) of :meth:`VggNetwork.forward`'s outputs."""
+    networks = {"mtt_vgg": VggNetwork("MTT_vgg"), "msd_vgg": VggNetwork("MSD_vgg")}
+    logmel = load_network(None).logmel
+    rows: dict[str, list[np.ndarray]] = {}
+    for path in paths:
+        cached = cache_dir / f"{path.stem}-vgg-v1.npz"
+        if not cached.exists():
+            with AudioReader(path) as reader:
+                sampler = WindowSampler(sample_rate_hz=reader.info.sample_rate_hz, n_windows=64, window_s=PATCH_S,
+                                        target_rate_hz=MUSICNN_RATE_HZ)  # fmt: skip
+                for block in reader.blocks():
+                    sampler.feed(block.native)
+            values: dict[str, np.ndarray] = {}
+            with torch.inference_mode():
+                mel = logmel(torch.from_numpy(sampler.windows()))
+                for prefix, network in networks.items():
+                    out = network(mel)
+                    values.update({f"{prefix}:{name}": v.mean(dim=0).numpy() for name, v in out.items()})
+            np.savez(cached, **values)
         with np.load(cached) as data:
             for name in data.files:
                 rows.setdefault(name, []).append(data[name])
@@ -190,6 +346,11 @@ def _standardise(x: Matrix, train: np.ndarray) -> Matrix:
 def _blocks(features: dict[str, Matrix], names: Sequence[str], train: np.ndarray) -> Matrix:
     """``names`` standardised column-wise on the training clips, each block scaled to the same total variance."""
     return np.hstack([_standardise(features[n], train) / np.sqrt(features[n].shape[1]) for n in names])
+
+
+def joined(*names: str) -> Fit:
+    """Unfitted: each of ``names`` L2-normalised, side by side (equal weight), L2-normalised again."""
+    return lambda features, train, groups: _unit(np.hstack([_unit(features[n]) for n in names]))
 
 
 def standardised(*names: str) -> Fit:
@@ -357,7 +518,9 @@ def held_out_precision(
     return float(hits.mean()), per_label
 
 
-def make_representations(labels: np.ndarray, *, with_essentia: bool) -> dict[str, tuple[Fit, int]]:
+def make_representations(
+    labels: np.ndarray, *, with_essentia: bool, only: Sequence[str] = ()
+) -> dict[str, tuple[Fit, int]]:
     """Every representation of the broad part by name, with its vector length; ``labels`` are those of every row
     the fits will see (the fits use only the training rows' labels)."""
     musicnn_all = ("max_pool", "penultimate", "timbre-v1")
@@ -391,13 +554,63 @@ def make_representations(labels: np.ndarray, *, with_essentia: bool) -> dict[str
         "NCA on max_pool (+) penult (+) timbre": (nca(musicnn_all, labels), 32),
         "LDA on max_pool, blended with raw max_pool": (blended(lda(["max_pool"], labels), "max_pool"), 766),
     }
+    mtt_msd = ("max_pool", "mtt:max_pool")
+    representations |= {
+        "MTT max_pool": (raw("mtt:max_pool"), 753),
+        "MTT mean_pool": (raw("mtt:mean_pool"), 753),
+        "MTT penultimate": (raw("mtt:penultimate"), 200),
+        "MTT taggram": (raw("mtt:tags"), 50),
+        "MTT max_pool, standardised": (standardised("mtt:max_pool"), 753),
+        "MSD (+) MTT max_pool": (joined(*mtt_msd), 1506),
+        "MSD (+) MTT penultimate": (joined("penultimate", "mtt:penultimate"), 400),
+        "MSD max_pool (+) MTT taggram": (joined("max_pool", "mtt:tags"), 803),
+        "MSD (+) MTT max_pool, standardised": (standardised(*mtt_msd), 1506),
+        "harmonic (HPSS) MSD max_pool": (raw("msd_harm:max_pool"), 753),
+        "harmonic MSD penultimate": (raw("msd_harm:penultimate"), 200),
+        "harmonic MTT max_pool": (raw("mtt_harm:max_pool"), 753),
+        "harmonic MTT penultimate": (raw("mtt_harm:penultimate"), 200),
+        "harmonic MTT taggram": (raw("mtt_harm:tags"), 50),
+        "harmonic (+) full, MSD max_pool": (joined("msd_harm:max_pool", "max_pool"), 1506),
+        "harmonic (+) full, MTT max_pool": (joined("mtt_harm:max_pool", "mtt:max_pool"), 1506),
+        "MSD max_pool (+) harmonic MTT max_pool (new model)": (joined("max_pool", "mtt_harm:max_pool"), 1506),
+        "harmonic MSD (+) MTT max_pool": (joined("msd_harm:max_pool", "mtt_harm:max_pool"), 1506),
+        "MSD max_pool, median over patches": (raw("msd:max_pool_p50"), 753),
+        "MSD max_pool, p90 over patches": (raw("msd:max_pool_p90"), 753),
+        "MSD max_pool, max over patches": (raw("msd:max_pool_max"), 753),
+        "MSD p10 (+) p50 (+) p90 over patches, std'd": (
+            standardised("msd:max_pool_p10", "msd:max_pool_p50", "msd:max_pool_p90"),
+            2259,
+        ),
+        "MSD frame std inside patches": (raw("msd:frame_std"), 753),
+        "MSD frame p90 inside patches": (raw("msd:frame_p90"), 753),
+        "MSD max_pool (+) frame std": (joined("max_pool", "msd:frame_std"), 1506),
+        "MTT max_pool (+) frame std": (joined("mtt:max_pool", "mtt:frame_std"), 1506),
+        "MTT_vgg pool5": (raw("mtt_vgg:pool5"), 256),
+        "MTT_vgg pool4 mean (+) max": (joined("mtt_vgg:pool4_mean", "mtt_vgg:pool4_max"), 256),
+        "MTT_vgg pool3 mean (+) max": (joined("mtt_vgg:pool3_mean", "mtt_vgg:pool3_max"), 256),
+        "MTT_vgg taggram": (raw("mtt_vgg:tags"), 50),
+        "MSD_vgg pool5": (raw("msd_vgg:pool5"), 256),
+        "MSD_vgg pool4 mean (+) max": (joined("msd_vgg:pool4_mean", "msd_vgg:pool4_max"), 256),
+        "LDA on MTT max_pool": (lda(["mtt:max_pool"], labels), 13),
+        "LDA on MSD (+) MTT max_pool": (lda(list(mtt_msd), labels), 13),
+    }
     if with_essentia:
         representations["peer: essentia MFCC+HPCP+contrast"] = (raw("essentia"), 74)
         representations["peer: essentia, standardised"] = (standardised("essentia"), 74)
+    if only:
+        return {name: value for name, value in representations.items() if any(part in name for part in only)}
     return representations
 
 
-def broad(cache_dir: Path, *, melodies: int, duration_s: float, score_part: bool, transfer_part: bool) -> None:
+def broad(
+    cache_dir: Path,
+    *,
+    melodies: int,
+    duration_s: float,
+    score_part: bool,
+    transfer_part: bool,
+    only: Sequence[str] = (),
+) -> None:
     fonts = {"timgm6mb": soundfont_path(), **{n: p for n, p in DEBIAN_SOUNDFONTS.items() if p.exists()}}
     clips = broad_corpus(list(fonts), melodies=melodies, duration_s=duration_s, seed=0)
     print(f"broad corpus: {len(EVAL_PROGRAMS)} programs x {melodies} melodies x {len(fonts)} soundfonts "
@@ -405,6 +618,8 @@ def broad(cache_dir: Path, *, melodies: int, duration_s: float, score_part: bool
     paths = cached_clips(clips, fonts, cache_dir / "broad")
     musicnn = MusicnnModel(model_dir=None, device=resolve_device("cpu"), batch_size=8)
     features = clip_features(paths, cache_dir / "broad", musicnn)
+    features.update(variant_features(paths, cache_dir / "broad"))
+    features.update(vgg_features(paths, cache_dir / "broad"))
     features["librosa"] = librosa_features(paths, cache_dir / "broad")
     essentia = essentia_features(paths, cache_dir / "broad")
     labels = np.array([clip.program for clip in clips])
@@ -426,7 +641,7 @@ def broad(cache_dir: Path, *, melodies: int, duration_s: float, score_part: bool
     ]
     if len(fonts) == 1:
         schemes = [s for s in schemes if not s.name.startswith("LOSO")]
-    representations = make_representations(labels, with_essentia=essentia is not None)
+    representations = make_representations(labels, with_essentia=essentia is not None, only=only)
     if essentia is not None:
         features["essentia"] = essentia
     if score_part:
@@ -445,7 +660,7 @@ def broad(cache_dir: Path, *, melodies: int, duration_s: float, score_part: bool
         for row in per_program_rows:
             print(row)
     if transfer_part and "timgm6mb" in fonts and len(fonts) > 1:
-        transfer(cache_dir, musicnn, features, labels, by_font, by_melody)
+        transfer(cache_dir, musicnn, features, labels, by_font, by_melody, only=only)
 
 
 def transfer(
@@ -455,6 +670,8 @@ def transfer(
     broad_labels: np.ndarray,
     by_font: np.ndarray,
     by_melody: np.ndarray,
+    *,
+    only: Sequence[str] = (),
 ) -> None:
     """Another corpus: every representation fitted on the broad clips of the soundfonts other than TimGM6mb, scored
     on the older solo corpus (12 lead programs x 8 melodies x 20 s, TimGM6mb, no effects; each melody its own notes,
@@ -463,6 +680,8 @@ def transfer(
     specs = instrument_corpus(LEAD_PROGRAMS, 8, duration_s=20.0, seed=0)
     paths = cached_corpus(specs, cache_dir / "instrument")
     other = clip_features(paths, cache_dir / "instrument", musicnn)
+    other.update(variant_features(paths, cache_dir / "instrument"))
+    other.update(vgg_features(paths, cache_dir / "instrument"))
     other["librosa"] = librosa_features(paths, cache_dir / "instrument")
     if "essentia" in broad_features:
         other["essentia"] = essentia_features(paths, cache_dir / "instrument")
@@ -475,7 +694,7 @@ def transfer(
     print(f"transfer: fitted on {int(train.sum())} broad clips (not TimGM6mb), scored on the solo corpus "
           f"({len(LEAD_PROGRAMS)} programs x 8 melodies x 20 s, TimGM6mb)")  # fmt: skip
     print(f"{'representation':<44} {'p@5':>6}")
-    for name, (fit, _) in make_representations(labels, with_essentia="essentia" in features).items():
+    for name, (fit, _) in make_representations(labels, with_essentia="essentia" in features, only=only).items():
         z = fit(features, train, groups)
         hits = _hits(z, labels, scored, scored[None, :].repeat(labels.shape[0], axis=0), k=5)
         print(f"{name:<44} {hits.mean():>6.3f}", flush=True)
@@ -541,7 +760,7 @@ def _random_weights(directory: Path) -> tuple[Path, WeightsSpec]:
     return gz_path, spec
 
 
-def speed(cache_dir: Path, work_dir: Path, *, repeats: int) -> None:
+def speed(cache_dir: Path, work_dir: Path, *, repeats: int, only: Sequence[str] = ()) -> None:
     track = cached_corpus(tempo_key_corpus(1, duration_s=240.0, seed=7), cache_dir / "speed")[0]
     gz_path, spec = _random_weights(work_dir)
     print(f"speed: one 240 s piece (44.1 kHz stereo FLAC), CPU, torch threads {torch.get_num_threads()}")
@@ -551,10 +770,13 @@ def speed(cache_dir: Path, work_dir: Path, *, repeats: int) -> None:
         (f"{POOL_MODEL}, 4 patches", POOL_MODEL, {"patches_per_track": 4}),
         (f"{POOL_MODEL}, 8 patches (default)", POOL_MODEL, {}),
         (f"{POOL_MODEL}, 16 patches", POOL_MODEL, {"patches_per_track": 16}),
+        (f"{HARMONIC_MODEL}, 8 patches", HARMONIC_MODEL, {}),
         ("openl3-music-mel128-512, 24 windows (random weights)", "openl3-music-mel128-512", {}),
     ]
     print(f"{'model':<56} {'wall s':>7} {'CPU s':>7}")
     for label, model, extra in runs:
+        if only and not any(part in label for part in only):
+            continue
         analyzers = []
         if model:
             settings = _settings(work_dir / label, model, **extra)
@@ -582,6 +804,10 @@ def main() -> None:
     parser.add_argument("--melodies", type=int, default=4, help="melodies per program in the broad corpus")
     parser.add_argument("--duration-s", type=float, default=15.0, help="clip length of the broad corpus")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--representations", default="", help="comma-separated substrings: score only the matching representations"
+    )
+    parser.add_argument("--speed-runs", default="", help="comma-separated substrings: time only the matching runs")
     parser.add_argument("--quality-models", default=f"timbre-v1,{POOL_MODEL}", help="models of the quality part")
     parser.add_argument("--cache-dir", type=Path, default=Path(".bench-cache/embedding"))
     args = parser.parse_args()
@@ -589,11 +815,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if parts & {"broad", "transfer"}:
             broad(args.cache_dir, melodies=args.melodies, duration_s=args.duration_s,
-                  score_part="broad" in parts, transfer_part="transfer" in parts)  # fmt: skip
+                  score_part="broad" in parts, transfer_part="transfer" in parts,
+                  only=[r for r in args.representations.split(",") if r])  # fmt: skip
         if "quality" in parts:
             quality(args.cache_dir, Path(tmp), melodies=8, duration_s=20.0, models=args.quality_models.split(","))
         if "speed" in parts:
-            speed(args.cache_dir, Path(tmp), repeats=args.repeats)
+            speed(args.cache_dir, Path(tmp), repeats=args.repeats, only=[r for r in args.speed_runs.split(",") if r])
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Parity of the PyTorch MusiCNN port with the TensorFlow reference (outside CI; needs a TensorFlow venv).
 
 The reference is the ``musicnn`` package's own code and checkpoint (``musicnn.extractor.extractor(file,
-model="MSD_musicnn")``: librosa log-mel, TensorFlow 1 graph through ``tf.compat.v1``). The script
+model=CHECKPOINT)``, ``--model MSD_musicnn`` (default) or ``MTT_musicnn``: librosa log-mel, TensorFlow 1 graph
+through ``tf.compat.v1``). The script
 
 1. writes test clips as 16 kHz float WAV files (noise at two levels, a chirp, a harmonic tone, a click train,
    near-silence, and three rendered demo pieces of different instruments), so both sides read the same samples;
@@ -22,7 +23,7 @@ Set-up used (see docs/benchmarks/embedding.md; the TensorFlow venv lives outside
     /tmp/musicnn_tf/venv/bin/pip install tensorflow-cpu==2.15.1 librosa==0.10.2.post1 soundfile
     /tmp/musicnn_tf/venv/bin/pip install --no-deps musicnn==0.1.0
 
-    python scripts/musicnn_parity.py --tf-python /tmp/musicnn_tf/venv/bin/python
+    python scripts/musicnn_parity.py --tf-python /tmp/musicnn_tf/venv/bin/python [--model MTT_musicnn]
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def _test_clips(seed: int) -> dict[str, np.ndarray]:
     return {name: np.clip(clip, -1.0, 1.0).astype(np.float32) for name, clip in clips.items()}
 
 
-def reference(wav_dir: Path, out: Path) -> None:
+def reference(wav_dir: Path, out: Path, checkpoint: str) -> None:
     """Under the TensorFlow interpreter: reference log-mel and per-patch outputs of every WAV in ``wav_dir``."""
     from musicnn import configuration
     from musicnn.extractor import batch_data, extractor
@@ -71,12 +72,12 @@ def reference(wav_dir: Path, out: Path) -> None:
     results: dict[str, Any] = {}
     for wav in sorted(wav_dir.glob("*.wav")):
         _, mel = batch_data(str(wav), 187, 187)
-        taggram, _, features = extractor(str(wav), model="MSD_musicnn", input_length=3, extract_features=True)
+        taggram, _, features = extractor(str(wav), model=checkpoint, input_length=3, extract_features=True)
         results[f"{wav.stem}/mel"] = mel
         results[f"{wav.stem}/tags"] = taggram
         for name in OUTPUTS[1:]:
             results[f"{wav.stem}/{name}"] = features[name]
-    results["labels"] = np.array(configuration.MSD_LABELS)
+    results["labels"] = np.array(configuration.MSD_LABELS if checkpoint.startswith("MSD") else configuration.MTT_LABELS)
     np.savez(out, **results)
 
 
@@ -85,24 +86,24 @@ def _cosine_min(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.min(np.sum(a * b, axis=1) / np.maximum(norms, 1e-30)))
 
 
-def compare(tf_python: str) -> None:
+def compare(tf_python: str, checkpoint: str) -> None:
     import soundfile
     import torch
 
-    from sidecar.analyzers.embedding.musicnn import MSD_TAGS, PATCH_FRAMES, MusicnnNetwork
+    from sidecar.analyzers.embedding.musicnn import MSD_TAGS, MTT_TAGS, PATCH_FRAMES, MusicnnNetwork
     from sidecar.analyzers.embedding.musicnn_weights import load_network
 
     clips = _test_clips(seed=3)
-    network: MusicnnNetwork = load_network(None)
+    network: MusicnnNetwork = load_network(None, checkpoint)
     with tempfile.TemporaryDirectory() as tmp:
         wav_dir = Path(tmp)
         for name, clip in clips.items():
             soundfile.write(wav_dir / f"{name}.wav", clip, RATE_HZ, subtype="FLOAT")
         out = wav_dir / "reference.npz"
-        subprocess.run([tf_python, __file__, "--reference", str(wav_dir), str(out)], check=True)
+        subprocess.run([tf_python, __file__, "--reference", str(wav_dir), str(out), checkpoint], check=True)
         ref = dict(np.load(out))
-    if tuple(str(label) for label in ref["labels"]) != MSD_TAGS:
-        raise SystemExit("tag names differ from the reference's MSD_LABELS")
+    if tuple(str(label) for label in ref["labels"]) != (MSD_TAGS if checkpoint.startswith("MSD") else MTT_TAGS):
+        raise SystemExit("tag names differ from the reference's labels")
     worst: dict[str, tuple[float, float]] = {}
     print(f"{'clip':<22} {'mel max|d|':>11} " + " ".join(f"{n + ' max|d|':>19} {'min cos':>8}" for n in OUTPUTS))
     for name, clip in clips.items():
@@ -130,12 +131,13 @@ def compare(tf_python: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tf-python", help="interpreter of the TensorFlow venv with musicnn installed")
-    parser.add_argument("--reference", nargs=2, metavar=("WAV_DIR", "OUT_NPZ"), help=argparse.SUPPRESS)
+    parser.add_argument("--model", default="MSD_musicnn", choices=("MSD_musicnn", "MTT_musicnn"))
+    parser.add_argument("--reference", nargs=3, metavar=("WAV_DIR", "OUT_NPZ", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.reference:
-        reference(Path(args.reference[0]), Path(args.reference[1]))
+        reference(Path(args.reference[0]), Path(args.reference[1]), args.reference[2])
     elif args.tf_python:
-        compare(args.tf_python)
+        compare(args.tf_python, args.model)
     else:
         parser.error("--tf-python is required")
     sys.stdout.flush()

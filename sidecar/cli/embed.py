@@ -41,7 +41,14 @@ def embed(
         bool, typer.Option("--json", help='one {"path", "model", "embedding"[, "tags"]} per line')
     ] = False,
     model: Annotated[
-        Literal["musicnn-msd-pool-753", "musicnn-msd-taggram-50", "openl3-music-mel128-512", "timbre-v1"] | None,
+        Literal[
+            "musicnn-msd-pool-753",
+            "musicnn-msd-taggram-50",
+            "musicnn-msd-mtt-harmonic-pool-1506",
+            "openl3-music-mel128-512",
+            "timbre-v1",
+        ]
+        | None,
         typer.Option("--model", help="embedding model; default: the configured embedding.model"),
     ] = None,
 ) -> None:

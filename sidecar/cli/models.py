@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from sidecar.analyzers.embedding import MODELS, MUSICNN_DIMS, musicnn_weights
+from sidecar.analyzers.embedding.musicnn_model import checkpoints_of
 from sidecar.analyzers.embedding.weights import (
     WeightsChecksumError,
     WeightsError,
@@ -81,7 +82,8 @@ def list_models() -> None:
         spec = configured_weights(settings.embedding, model)
         marker = "*" if model == settings.embedding.model else " "
         if model in MUSICNN_DIMS:
-            typer.echo(f"{marker} {model}: {musicnn_weights.status(model_dir)}")
+            lines = (musicnn_weights.status(model_dir, checkpoint) for checkpoint in checkpoints_of(model))
+            typer.echo(f"{marker} {model}: {'; '.join(lines)}")
         elif spec is None:
             typer.echo(f"{marker} {model}: no weights needed")
         else:

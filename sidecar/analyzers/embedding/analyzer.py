@@ -2,9 +2,10 @@
 
 Models (``settings.embedding.model``):
 
-- ``musicnn-msd-pool-753`` (default) and ``musicnn-msd-taggram-50``: MusiCNN trained on the Million Song Dataset
-  (:mod:`.musicnn`), weights from the pinned ``musicnn`` wheel (:mod:`.musicnn_weights`), on ``patches_per_track``
-  3-second patches (:mod:`.musicnn_model`); either also carries the 50 tag probabilities
+- ``musicnn-msd-mtt-harmonic-pool-1506`` (default), ``musicnn-msd-pool-753`` and ``musicnn-msd-taggram-50``:
+  MusiCNN trained on the Million Song Dataset (the first: also the MagnaTagATune-trained network, on the harmonic
+  part of the patches) (:mod:`.musicnn`), weights from the pinned ``musicnn`` wheel (:mod:`.musicnn_weights`), on
+  ``patches_per_track`` 3-second patches (:mod:`.musicnn_model`); each also carries the 50 MSD tag probabilities
   (:attr:`EmbeddingResult.tags`).
 - ``openl3-music-mel128-512``: OpenL3 (:mod:`.openl3`) on ``windows_per_track`` one-second windows spread over the
   track (:mod:`.windows`), batched on the configured device; the track vector is the mean of the window embeddings,
@@ -33,7 +34,7 @@ from sidecar.analyzers.audio import AudioBlock
 from sidecar.analyzers.base import AnalyzerSession
 from sidecar.analyzers.embedding import timbre
 from sidecar.analyzers.embedding.musicnn_model import MODEL_DIMS as MUSICNN_DIMS
-from sidecar.analyzers.embedding.musicnn_model import MusicnnModel, MusicnnSession
+from sidecar.analyzers.embedding.musicnn_model import MusicnnModel, MusicnnSession, checkpoints_of
 from sidecar.analyzers.embedding.openl3_params import EMBEDDING_DIM
 from sidecar.analyzers.embedding.weights import (
     OPENL3_MEL128_MUSIC,
@@ -183,7 +184,7 @@ class EmbeddingAnalyzer:
         self._device_setting = config.device
         self._windows_per_track = config.windows_per_track
         self._patches_per_track = config.patches_per_track
-        self._musicnn: MusicnnModel | None = None
+        self._musicnn: dict[str, MusicnnModel] | None = None
         self._weights = weights or configured_weights(config, OPENL3_MODEL) or OPENL3_MEL128_MUSIC
         self._model_dir = settings.model_dir
         self._batch_size = config.batch_size
@@ -198,7 +199,7 @@ class EmbeddingAnalyzer:
 
     @property
     def dim(self) -> int:
-        """Length of this analyzer's vectors (753 or 50 for MusiCNN, 512 for OpenL3, 109 for ``timbre-v1``;
+        """Length of this analyzer's vectors (753, 50 or 1506 for MusiCNN, 512 for OpenL3, 109 for ``timbre-v1``;
         resolves the model)."""
         model = self._resolve()
         if model in MUSICNN_DIMS:
@@ -216,9 +217,15 @@ class EmbeddingAnalyzer:
             return TIMBRE_MODEL
         device = resolve_device(self._device_setting)
         if self._configured in MUSICNN_DIMS:
-            musicnn = MusicnnModel(model_dir=self._model_dir, device=device, batch_size=self._batch_size)
+            musicnn = {
+                checkpoint: MusicnnModel(
+                    model_dir=self._model_dir, device=device, batch_size=self._batch_size, checkpoint=checkpoint
+                )
+                for checkpoint in checkpoints_of(self._configured)
+            }
             try:
-                musicnn.locate()
+                for model in musicnn.values():
+                    model.locate()
             except WeightsError as exc:
                 if not self._fallback:
                     raise FatalAnalyzerError(str(exc)) from exc
@@ -249,8 +256,8 @@ class EmbeddingAnalyzer:
         try:
             if self._openl3 is not None:
                 self._openl3.load()
-            if self._musicnn is not None:
-                self._musicnn.load()
+            for musicnn in (self._musicnn or {}).values():
+                musicnn.load()
         except WeightsError as exc:
             raise FatalAnalyzerError(str(exc)) from exc
         log.info("embedding model: %s", model)

@@ -54,6 +54,14 @@ MSD_TAGS: tuple[str, ...] = (
     "indie pop", "sad", "House", "happy",
 )  # fmt: skip
 """The 50 Million Song Dataset tags of ``MSD_musicnn``, in output order, spelled as the reference ships them."""
+MTT_TAGS: tuple[str, ...] = (
+    "guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast", "piano", "ambient",
+    "beat", "violin", "vocal", "synth", "female", "indian", "opera", "male", "singing", "vocals", "no vocals",
+    "harpsichord", "loud", "quiet", "flute", "woman", "male vocal", "no vocal", "pop", "soft", "sitar", "solo", "man",
+    "classic", "choir", "voice", "new age", "dance", "male voice", "female vocal", "beats", "harp", "cello",
+    "no voice", "weird", "country", "metal", "female voice", "choral",
+)  # fmt: skip
+"""The 50 MagnaTagATune tags of ``MTT_musicnn`` (same architecture, other checkpoint), in output order."""
 
 _TIMBRAL = (("conv2d", 38, "batch_normalization_1"), ("conv2d_1", 67, "batch_normalization_2"))
 _TEMPORAL = (
@@ -150,6 +158,10 @@ class LogMel(nn.Module):
         self.register_buffer("mel_basis", torch.from_numpy(np.asarray(basis, dtype=np.float32)))
 
     def forward(self, audio: torch.Tensor, *, center: bool = False) -> torch.Tensor:
+        return self.compress(self.power(audio, center=center))
+
+    def power(self, audio: torch.Tensor, *, center: bool = False) -> torch.Tensor:
+        """16 kHz audio (batch, samples) -> power spectrogram (batch, 257 bins, frames)."""
         spectrum = torch.stft(
             audio,
             n_fft=N_FFT,
@@ -159,9 +171,27 @@ class LogMel(nn.Module):
             pad_mode="constant",
             return_complex=True,
         )
-        power = spectrum.real.square() + spectrum.imag.square()
+        return spectrum.real.square() + spectrum.imag.square()
+
+    def compress(self, power: torch.Tensor) -> torch.Tensor:
+        """Power spectrogram (batch, 257, frames) -> log-compressed mel frames (batch, frames, 96)."""
         mel = torch.matmul(self.mel_basis, power).to(torch.float16).to(torch.float32)
         return torch.log10(mel * 10000.0 + 1.0).transpose(1, 2)
+
+
+HPSS_KERNEL = 31
+"""Median-filter length of the harmonic/percussive separation, in frames (time) and bins (frequency): librosa's
+default, 0.5 s x 500 Hz at 16 kHz, hop 256, 512-point STFT."""
+
+
+def harmonic_power(power: torch.Tensor) -> torch.Tensor:
+    """The harmonic part of power spectrograms (batch, bins, frames), each separately: librosa's median-filtering
+    HPSS (Fitzgerald 2010) with :data:`HPSS_KERNEL` and soft masks (power 2, margin 1), on the CPU; the result is on
+    ``power``'s device. Sustained partials stay; drum hits and note onsets are attenuated."""
+    import librosa
+
+    separated = librosa.decompose.hpss(power.cpu().numpy(), kernel_size=HPSS_KERNEL, mask=False)[0]
+    return torch.from_numpy(np.ascontiguousarray(separated, dtype=np.float32)).to(power.device)
 
 
 class MusicnnNetwork(nn.Module):
@@ -187,12 +217,20 @@ class MusicnnNetwork(nn.Module):
         self.logits = nn.Linear(_BACKEND_UNITS, N_TAGS)
         self.eval()
 
-    def patches(self, audio: torch.Tensor) -> torch.Tensor:
-        """16 kHz patches (batch, :data:`PATCH_SAMPLES`) -> log-mel patches (batch, 187, 96)."""
-        mel: torch.Tensor = self.logmel(audio, center=False)
+    def patches(self, audio: torch.Tensor, *, harmonic: bool = False) -> torch.Tensor:
+        """16 kHz patches (batch, :data:`PATCH_SAMPLES`) -> log-mel patches (batch, 187, 96); ``harmonic``: of the
+        harmonic part of each patch only (:func:`harmonic_power`)."""
+        power: torch.Tensor = self.logmel.power(audio)
+        if harmonic:
+            power = harmonic_power(power)
+        mel: torch.Tensor = self.logmel.compress(power)
         return mel
 
     def forward(self, mel: torch.Tensor) -> MusicnnOutput:
+        return self.backend(self.midend_frames(mel))
+
+    def midend_frames(self, mel: torch.Tensor) -> torch.Tensor:
+        """Log-mel patches (batch, frames, 96) -> the front-end and mid-end features per frame (batch, 753, frames)."""
         x = self.input_norm(mel.unsqueeze(1))  # (batch, 1, frames, 96)
         rows: list[torch.Tensor] = []
         norms = list(self.frontend_norms)
@@ -208,7 +246,10 @@ class MusicnnNetwork(nn.Module):
             source = features[-1]
             out = norm(functional.relu(conv(functional.pad(source, (_MIDEND_PAD, _MIDEND_PAD)))))
             features.append(out + source if index > 0 else out)  # the 2nd and 3rd are residual
-        midend = torch.cat(features, dim=1)  # (batch, 753, frames)
+        return torch.cat(features, dim=1)
+
+    def backend(self, midend: torch.Tensor) -> MusicnnOutput:
+        """Mid-end frames (batch, 753, frames) -> pooled features, penultimate layer and tag probabilities."""
         max_pool = torch.amax(midend, dim=2)
         mean_pool = midend.mean(dim=2)
         flat = torch.stack((max_pool, mean_pool), dim=2).flatten(1)  # [max0, mean0, max1, mean1, ...]

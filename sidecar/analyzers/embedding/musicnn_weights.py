@@ -1,10 +1,13 @@
-"""Where the MusiCNN weights come from: the ``MSD_musicnn`` TensorFlow checkpoint of the pinned ``musicnn`` wheel.
+"""Where the MusiCNN weights come from: the ``MSD_musicnn`` (or ``MTT_musicnn``) TensorFlow checkpoint of the pinned
+``musicnn`` wheel.
 
 The wheel (``musicnn==0.1.0``, ISC licence, installed by the Makefile with ``--no-deps``: its TensorFlow and old
-numpy requirements are not ours) ships the checkpoint as ``musicnn/MSD_musicnn/.index`` and
-``musicnn/MSD_musicnn/.data-00000-of-00001``. The files are looked up, in order,
+numpy requirements are not ours) ships each checkpoint as ``musicnn/<checkpoint>/.index`` and
+``musicnn/<checkpoint>/.data-00000-of-00001`` (``MSD_musicnn``: Million Song Dataset tags; ``MTT_musicnn``: the same
+architecture trained on MagnaTagATune tags). The files are looked up, in order,
 
-1. in the model cache, ``<model_dir>/musicnn/MSD_musicnn/`` (for an install without the wheel: copy both files there);
+1. in the model cache, ``<model_dir>/musicnn/<checkpoint>/`` (for an install without the wheel: copy both files
+   there);
 2. in the installed ``musicnn`` package (package data; the package's Python modules are never imported beyond its
    empty ``__init__``).
 
@@ -32,14 +35,23 @@ if TYPE_CHECKING:  # PyTorch is imported only when the network is built
     from sidecar.analyzers.embedding.musicnn import MusicnnNetwork
 
 WHEEL = "musicnn==0.1.0"
-CHECKPOINT_DIR = "MSD_musicnn"
+MSD_CHECKPOINT = "MSD_musicnn"
+MTT_CHECKPOINT = "MTT_musicnn"
+CHECKPOINT_DIR = MSD_CHECKPOINT
+"""The checkpoint used when none is named."""
 INDEX_FILE = ".index"
 DATA_FILE = ".data-00000-of-00001"
-SHA256: dict[str, str] = {
-    INDEX_FILE: "87f3e0f3550c8d3bafc840374003e5c8af5eeb5ecf6add61af09a7822d3282c8",
-    DATA_FILE: "8579734ee6388f799ed0def4bbd0d1fdcbeaf213ef2a9dc860917bd76a303de6",
+SHA256: dict[str, dict[str, str]] = {
+    MSD_CHECKPOINT: {
+        INDEX_FILE: "87f3e0f3550c8d3bafc840374003e5c8af5eeb5ecf6add61af09a7822d3282c8",
+        DATA_FILE: "8579734ee6388f799ed0def4bbd0d1fdcbeaf213ef2a9dc860917bd76a303de6",
+    },
+    MTT_CHECKPOINT: {
+        INDEX_FILE: "da2d7bb670b2b31e9bc441bb1bd75eca31b5b061f963cc1f9630c1aff3238f57",
+        DATA_FILE: "041f3935e981a65cea739842d30c188d3a7d2adf4410955c8668eb3de4a5acab",
+    },
 }
-"""SHA-256 of the two checkpoint files, as recorded in the ``musicnn-0.1.0`` wheel's ``RECORD``."""
+"""SHA-256 of each checkpoint's two files, as recorded in the ``musicnn-0.1.0`` wheel's ``RECORD``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +61,12 @@ class CheckpointFiles:
     index: Path
     data: Path
     origin: str
+    checkpoint: str = CHECKPOINT_DIR
 
 
-def cache_dir(model_dir: Path) -> Path:
+def cache_dir(model_dir: Path, checkpoint: str = CHECKPOINT_DIR) -> Path:
     """The model-cache folder the checkpoint files may be copied into."""
-    return model_dir / "musicnn" / CHECKPOINT_DIR
+    return model_dir / "musicnn" / checkpoint
 
 
 def _package_dir() -> Path | None:
@@ -61,28 +74,30 @@ def _package_dir() -> Path | None:
         root = resources.files("musicnn")
     except ModuleNotFoundError:
         return None
-    return Path(str(root.joinpath(CHECKPOINT_DIR)))
+    return Path(str(root))
 
 
-def locate(model_dir: Path | None) -> CheckpointFiles:
-    """The checkpoint files (model cache first, then the installed wheel); ``WeightsMissingError`` saying how to
-    install them when neither has both."""
+def locate(model_dir: Path | None, checkpoint: str = CHECKPOINT_DIR) -> CheckpointFiles:
+    """The files of ``checkpoint`` (model cache first, then the installed wheel); ``WeightsMissingError`` saying how
+    to install them when neither has both; ``ValueError`` for a checkpoint not in :data:`SHA256`."""
+    if checkpoint not in SHA256:
+        raise ValueError(f"not a known MusiCNN checkpoint: {checkpoint!r}")
     candidates: list[tuple[Path, str]] = []
     if model_dir is not None:
-        candidates.append((cache_dir(model_dir), "model cache"))
+        candidates.append((cache_dir(model_dir, checkpoint), "model cache"))
     package = _package_dir()
     if package is not None:
-        candidates.append((package, "musicnn package"))
+        candidates.append((package / checkpoint, "musicnn package"))
     for folder, origin in candidates:
         index, data = folder / INDEX_FILE, folder / DATA_FILE
         if index.is_file() and data.is_file():
-            return CheckpointFiles(index, data, origin)
+            return CheckpointFiles(index, data, origin, checkpoint)
     looked = ", ".join(str(folder) for folder, _ in candidates) or "nowhere (no model cache, no musicnn package)"
     raise WeightsMissingError(
         f"MusiCNN weights not found (looked in {looked}). Install them with "
-        f"`pip install --no-deps {WHEEL}` (`make install` does), or copy {CHECKPOINT_DIR}/{INDEX_FILE} and "
-        f"{CHECKPOINT_DIR}/{DATA_FILE} from that wheel into "
-        f"{cache_dir(model_dir) if model_dir is not None else '<model_dir>/musicnn/MSD_musicnn'}"
+        f"`pip install --no-deps {WHEEL}` (`make install` does), or copy {checkpoint}/{INDEX_FILE} and "
+        f"{checkpoint}/{DATA_FILE} from that wheel into "
+        f"{cache_dir(model_dir, checkpoint) if model_dir is not None else f'<model_dir>/musicnn/{checkpoint}'}"
     )
 
 
@@ -96,29 +111,30 @@ def verify(files: CheckpointFiles) -> None:
                     digest.update(chunk)
         except OSError as exc:
             raise WeightsFormatError(f"cannot read MusiCNN weights file {path}: {exc.strerror or exc}") from None
-        if digest.hexdigest() != SHA256[name]:
+        expected = SHA256[files.checkpoint][name]
+        if digest.hexdigest() != expected:
             raise WeightsChecksumError(
                 f"MusiCNN weights file {path} ({files.origin}) is corrupt or not the {WHEEL} one: SHA-256 "
-                f"{digest.hexdigest()}, expected {SHA256[name]}. Reinstall with "
+                f"{digest.hexdigest()}, expected {expected}. Reinstall with "
                 f"`pip install --force-reinstall --no-deps {WHEEL}` or replace the file."
             )
 
 
-def status(model_dir: Path | None) -> str:
+def status(model_dir: Path | None, checkpoint: str = CHECKPOINT_DIR) -> str:
     """One line for ``sonantica models list``: where the weights are and whether they check out."""
     try:
-        files = locate(model_dir)
+        files = locate(model_dir, checkpoint)
         verify(files)
     except WeightsError as exc:
         return f"weights unusable: {exc}"
     return f"weights ok: {files.index.parent} ({files.origin}, {WHEEL})"
 
 
-def load_network(model_dir: Path | None) -> MusicnnNetwork:
-    """The ``MSD_musicnn`` network with its verified weights, in eval mode on the CPU."""
+def load_network(model_dir: Path | None, checkpoint: str = CHECKPOINT_DIR) -> MusicnnNetwork:
+    """The network of ``checkpoint`` with its verified weights, in eval mode on the CPU."""
     from sidecar.analyzers.embedding.musicnn import MusicnnNetwork, load_weights
 
-    files = locate(model_dir)
+    files = locate(model_dir, checkpoint)
     verify(files)
     network = MusicnnNetwork()
     try:

@@ -44,8 +44,20 @@ def test_embedding_analyzer_satisfies_the_analyzer_protocol(tmp_path: Path) -> N
 
 def test_embedding_analyzer_models_lists_every_name_with_its_dim_default_first() -> None:
     assert (MODELS, MODEL_DIMS) == (
-        ("musicnn-msd-pool-753", "musicnn-msd-taggram-50", "openl3-music-mel128-512", "timbre-v1"),
-        {"musicnn-msd-pool-753": 753, "musicnn-msd-taggram-50": 50, "openl3-music-mel128-512": 512, "timbre-v1": 109},
+        (
+            "musicnn-msd-mtt-harmonic-pool-1506",
+            "musicnn-msd-pool-753",
+            "musicnn-msd-taggram-50",
+            "openl3-music-mel128-512",
+            "timbre-v1",
+        ),
+        {
+            "musicnn-msd-mtt-harmonic-pool-1506": 1506,
+            "musicnn-msd-pool-753": 753,
+            "musicnn-msd-taggram-50": 50,
+            "openl3-music-mel128-512": 512,
+            "timbre-v1": 109,
+        },
     )
     assert MODELS[0] == Settings().embedding.model
 

@@ -10,8 +10,16 @@ import pytest
 import torch
 
 from sidecar.analyzers.embedding import EmbeddingAnalyzer, musicnn_weights
-from sidecar.analyzers.embedding.musicnn import EXPECTED_SHAPES, MSD_TAGS, PATCH_FRAMES, MusicnnNetwork
+from sidecar.analyzers.embedding.musicnn import (
+    EXPECTED_SHAPES,
+    MSD_TAGS,
+    MTT_TAGS,
+    PATCH_FRAMES,
+    MusicnnNetwork,
+    harmonic_power,
+)
 from sidecar.analyzers.embedding.musicnn_checkpoint import CheckpointError, read_checkpoint, read_index
+from sidecar.analyzers.embedding.musicnn_model import HARMONIC_MODEL, POOL_MODEL
 from sidecar.analyzers.embedding.weights import WeightsChecksumError, WeightsMissingError
 from sidecar.analyzers.pipeline import analyze_file
 from sidecar.demo.encode import write_audio
@@ -105,6 +113,31 @@ def test_missing_weights_are_an_error_saying_how_to_install_them(
         musicnn_weights.locate(tmp_path)
 
 
+def test_the_mtt_checkpoint_loads_into_the_same_architecture_and_differs_from_msd(network: MusicnnNetwork) -> None:
+    mtt = musicnn_weights.load_network(None, musicnn_weights.MTT_CHECKPOINT)
+    with torch.inference_mode():
+        patch = network.logmel(torch.from_numpy(_harmonic_16k(3.008))[None])
+        msd_out, mtt_out = network(patch), mtt(patch)
+    assert (mtt_out.max_pool.shape, mtt_out.tags.shape, len(MTT_TAGS)) == ((1, 753), (1, 50), 50)
+    assert not torch.allclose(msd_out.max_pool, mtt_out.max_pool, atol=1e-3)
+
+
+def test_a_corrupt_mtt_file_is_checked_against_the_mtt_checksum(tmp_path: Path) -> None:
+    files = musicnn_weights.locate(None, musicnn_weights.MTT_CHECKPOINT)
+    target = musicnn_weights.cache_dir(tmp_path, musicnn_weights.MTT_CHECKPOINT)
+    target.mkdir(parents=True)
+    shutil.copy(files.index, target / musicnn_weights.INDEX_FILE)
+    shutil.copy(musicnn_weights.locate(None).data, target / musicnn_weights.DATA_FILE)  # the MSD data file
+    expected = musicnn_weights.SHA256[musicnn_weights.MTT_CHECKPOINT][musicnn_weights.DATA_FILE]
+    with pytest.raises(WeightsChecksumError, match=rf"{target}.*expected {expected}"):
+        musicnn_weights.load_network(tmp_path, musicnn_weights.MTT_CHECKPOINT)
+
+
+def test_an_unknown_checkpoint_name_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a known MusiCNN checkpoint: 'MSD_vgg'"):
+        musicnn_weights.locate(None, "MSD_vgg")
+
+
 def test_network_matches_the_tensorflow_reference_on_a_known_signal(network: MusicnnNetwork) -> None:
     """Reference: musicnn 0.1.0 ``extractor(file, "MSD_musicnn")`` (TensorFlow 2.15, see scripts/musicnn_parity.py)
     on the same 8 s signal: mean taggram top 5 and the largest mean ``max_pool`` features."""
@@ -120,9 +153,9 @@ def test_network_matches_the_tensorflow_reference_on_a_known_signal(network: Mus
     np.testing.assert_allclose(pool[[155, 717, 727, 695]], [47.052, 22.765, 19.649, 19.631], atol=2e-3)
 
 
-def test_musicnn_is_the_default_and_gives_a_unit_753_vector_with_50_tags(tmp_path: Path) -> None:
+def test_the_msd_pool_model_gives_a_unit_753_vector_with_50_tags(tmp_path: Path) -> None:
     path = write_audio(np.repeat(_harmonic_16k(10.0)[:, None], 2, axis=1), 16000, tmp_path / "h.flac")
-    analyzer = EmbeddingAnalyzer(_settings(tmp_path, fallback=False, patches_per_track=2))
+    analyzer = EmbeddingAnalyzer(_settings(tmp_path, model="musicnn-msd-pool-753", fallback=False, patches_per_track=2))
     analyzer.check()
     result = analyze_file(path, [analyzer]).results["embedding"]
     assert isinstance(result, EmbeddingResult)
@@ -163,10 +196,67 @@ def test_musicnn_without_weights_falls_back_or_fails_at_start_up(
     assert outcome == ("timbre-v1" if fallback else "failed")
 
 
-def test_the_migration_declares_the_default_model_with_the_index_name_storage_would_choose() -> None:
+@pytest.mark.parametrize(
+    ("migration", "model", "dim"),
+    [
+        ("0014_create_musicnn_index.sql", "musicnn-msd-pool-753", 753),
+        ("0023_create_musicnn_harmonic_index.sql", "musicnn-msd-mtt-harmonic-pool-1506", 1506),
+    ],
+)
+def test_the_migrations_declare_the_musicnn_models_with_the_index_names_storage_would_choose(
+    migration: str, model: str, dim: int
+) -> None:
     from sidecar.storage.migrate import migrations_dir
     from sidecar.storage.vectors import _index_name
 
-    text = (migrations_dir() / "0014_create_musicnn_index.sql").read_text()
-    expected = f"'musicnn-msd-pool-753', 753, '{_index_name('musicnn-msd-pool-753', 753)}'"
-    assert (expected in text, Settings().embedding.model) == (True, "musicnn-msd-pool-753")
+    text = (migrations_dir() / migration).read_text()
+    assert f"'{model}', {dim}, '{_index_name(model, dim)}'" in text
+
+
+def test_the_default_is_the_msd_mtt_harmonic_model() -> None:
+    assert Settings().embedding.model == HARMONIC_MODEL == "musicnn-msd-mtt-harmonic-pool-1506"
+
+
+def test_harmonic_power_keeps_a_sustained_tone_and_attenuates_clicks() -> None:
+    t = np.arange(48128) / 16000
+    tone = 0.3 * np.sin(2 * np.pi * 440 * t)
+    clicks = np.zeros_like(t)
+    clicks[::4000] = 1.0  # 4 clicks per second
+    network = MusicnnNetwork()
+    with torch.inference_mode():
+        power = network.logmel.power(torch.from_numpy(np.stack([tone, clicks]).astype(np.float32)))
+        kept = (harmonic_power(power).sum(dim=(1, 2)) / power.sum(dim=(1, 2))).numpy()
+    assert (kept[0] > 0.9, kept[1] < 0.2) == (True, True)
+
+
+def test_the_harmonic_model_gives_two_unit_halves_and_the_msd_tags_deterministically(tmp_path: Path) -> None:
+    signal = _harmonic_16k(10.0)
+    signal[::2000] += 0.8  # clicks over the tone
+    path = write_audio(np.repeat(np.clip(signal, -1, 1)[:, None], 2, axis=1), 16000, tmp_path / "h.flac")
+    harmonic = EmbeddingAnalyzer(_settings(tmp_path, model=HARMONIC_MODEL, fallback=False, patches_per_track=2))
+    pool = EmbeddingAnalyzer(_settings(tmp_path, model=POOL_MODEL, fallback=False, patches_per_track=2))
+    first, second, plain = (analyze_file(path, [a]).results["embedding"] for a in (harmonic, harmonic, pool))
+    assert isinstance(first, EmbeddingResult)
+    assert isinstance(second, EmbeddingResult)
+    assert isinstance(plain, EmbeddingResult)
+    halves = np.linalg.norm(first.vector.reshape(2, 753), axis=1)
+    assert (first.model, harmonic.dim, first.vector.shape) == (HARMONIC_MODEL, 1506, (1506,))
+    np.testing.assert_allclose(halves, [2**-0.5, 2**-0.5], rtol=1e-5)
+    np.testing.assert_array_equal(first.vector, second.vector)
+    assert first.tags == plain.tags  # tags come from MSD_musicnn on the full patches, whatever the model
+    np.testing.assert_allclose(first.vector[:753] * 2**0.5, plain.vector, atol=1e-6)  # the MSD half is POOL_MODEL's
+    assert float(first.vector[:753] @ first.vector[753:]) * 2 < 0.9999  # the MTT harmonic half is something else
+
+
+def test_the_harmonic_model_without_the_mtt_weights_fails_naming_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    package = musicnn_weights._package_dir()
+    assert package is not None
+    _cache_copy(tmp_path / "models", musicnn_weights.locate(None))  # MSD only, in the model cache
+    monkeypatch.setattr(musicnn_weights, "_package_dir", lambda: None)
+    analyzer = EmbeddingAnalyzer(
+        _settings(tmp_path, model=HARMONIC_MODEL, fallback=False, model_dir=tmp_path / "models")
+    )
+    with pytest.raises(FatalAnalyzerError, match=r"MusiCNN weights not found.*MTT_musicnn"):
+        analyzer.check()

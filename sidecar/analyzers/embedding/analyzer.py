@@ -172,10 +172,12 @@ class EmbeddingAnalyzer:
 
     ``weights`` selects the OpenL3 weights file (tests pass a spec for a file they made); the default is the
     official one (mirror URL and pinned SHA-256 from ``settings.embedding``, see :func:`.weights.configured_weights`).
+    Version 3: the default model became ``musicnn-msd-mtt-harmonic-pool-1506``; the bump makes every stored
+    embedding stale, so an upgraded library is re-embedded by the worker without a command.
     """
 
     name: ClassVar[str] = "embedding"
-    version: ClassVar[int] = 2
+    version: ClassVar[int] = 3
 
     def __init__(self, settings: Settings, *, weights: WeightsSpec | None = None) -> None:
         config = settings.embedding

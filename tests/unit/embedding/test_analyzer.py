@@ -64,7 +64,7 @@ def test_embedding_analyzer_models_lists_every_name_with_its_dim_default_first()
 
 def test_embedding_analyzer_is_built_by_the_registry_for_the_configured_model(tmp_path: Path) -> None:
     analyzers = build_analyzers(_settings(tmp_path, model="timbre-v1"), ["embedding"])
-    assert [(a.name, a.version, getattr(a, "model", None)) for a in analyzers] == [("embedding", 2, "timbre-v1")]
+    assert [(a.name, a.version, getattr(a, "model", None)) for a in analyzers] == [("embedding", 3, "timbre-v1")]
 
 
 def test_openl3_analyzer_on_random_weights_gives_a_unit_512_vector(

@@ -768,9 +768,9 @@ def speed(cache_dir: Path, work_dir: Path, *, repeats: int, only: Sequence[str] 
         ("decode only (no analyzer)", "", {}),
         ("timbre-v1", "timbre-v1", {}),
         (f"{POOL_MODEL}, 4 patches", POOL_MODEL, {"patches_per_track": 4}),
-        (f"{POOL_MODEL}, 8 patches (default)", POOL_MODEL, {}),
+        (f"{POOL_MODEL}, 8 patches", POOL_MODEL, {}),
         (f"{POOL_MODEL}, 16 patches", POOL_MODEL, {"patches_per_track": 16}),
-        (f"{HARMONIC_MODEL}, 8 patches", HARMONIC_MODEL, {}),
+        (f"{HARMONIC_MODEL}, 8 patches (default)", HARMONIC_MODEL, {}),
         ("openl3-music-mel128-512, 24 windows (random weights)", "openl3-music-mel128-512", {}),
     ]
     print(f"{'model':<56} {'wall s':>7} {'CPU s':>7}")

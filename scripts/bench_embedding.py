@@ -169,6 +169,16 @@ def _variant_layers(network: MusicnnNetwork, power: torch.Tensor) -> dict[str, n
     return stats
 
 
+def _clip_patches(path: Path) -> np.ndarray:
+    """The 64 patches of a clip that :func:`clip_features` averages over (3 s at MusiCNN's 16 kHz, spread evenly)."""
+    with AudioReader(path) as reader:
+        sampler = WindowSampler(sample_rate_hz=reader.info.sample_rate_hz, n_windows=64, window_s=PATCH_S,
+                                target_rate_hz=MUSICNN_RATE_HZ)  # fmt: skip
+        for block in reader.blocks():
+            sampler.feed(block.native)
+    return sampler.windows()
+
+
 def variant_features(paths: Sequence[Path], cache_dir: Path) -> dict[str, Matrix]:
     """Per clip, for each of :data:`VARIANTS` (``<prefix>:<statistic>``): the means over the clip's patches (the
     same patches as :func:`clip_features`) of ``max_pool``, ``mean_pool``, ``penultimate``, ``tags``; of max_pool
@@ -179,14 +189,10 @@ def variant_features(paths: Sequence[Path], cache_dir: Path) -> dict[str, Matrix
     for i, path in enumerate(paths):
         cached = cache_dir / f"{path.stem}-variants-v1.npz"
         if not cached.exists():
-            with AudioReader(path) as reader:
-                sampler = WindowSampler(sample_rate_hz=reader.info.sample_rate_hz, n_windows=64, window_s=PATCH_S,
-                                        target_rate_hz=MUSICNN_RATE_HZ)  # fmt: skip
-                for block in reader.blocks():
-                    sampler.feed(block.native)
+            patches = _clip_patches(path)
             values: dict[str, np.ndarray] = {}
             with torch.inference_mode():
-                power = networks[MSD_CHECKPOINT].logmel.power(torch.from_numpy(sampler.windows()))
+                power = networks[MSD_CHECKPOINT].logmel.power(torch.from_numpy(patches))
                 harmonic = harmonic_power(power)
                 for prefix, checkpoint, harm in VARIANTS:
                     layers = _variant_layers(networks[checkpoint], harmonic if harm else power)
@@ -257,14 +263,10 @@ def vgg_features(paths: Sequence[Path], cache_dir: Path) -> dict[str, Matrix]:
     for path in paths:
         cached = cache_dir / f"{path.stem}-vgg-v1.npz"
         if not cached.exists():
-            with AudioReader(path) as reader:
-                sampler = WindowSampler(sample_rate_hz=reader.info.sample_rate_hz, n_windows=64, window_s=PATCH_S,
-                                        target_rate_hz=MUSICNN_RATE_HZ)  # fmt: skip
-                for block in reader.blocks():
-                    sampler.feed(block.native)
+            patches = _clip_patches(path)
             values: dict[str, np.ndarray] = {}
             with torch.inference_mode():
-                mel = logmel(torch.from_numpy(sampler.windows()))
+                mel = logmel(torch.from_numpy(patches))
                 for prefix, network in networks.items():
                     out = network(mel)
                     values.update({f"{prefix}:{name}": v.mean(dim=0).numpy() for name, v in out.items()})

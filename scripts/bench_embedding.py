@@ -109,10 +109,25 @@ STD_LAYERS = ("max_pool", "mean_pool", "penultimate")
 """MusiCNN layers whose standard deviation over a clip's patches is also kept (``<layer>_std``)."""
 
 
+class _CachedRows:
+    """Per-clip feature files (``.npz``, one array per name) gathered into one matrix per name, clips in order."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, list[np.ndarray]] = {}
+
+    def add(self, cached: Path) -> None:
+        with np.load(cached) as data:
+            for name in data.files:
+                self._rows.setdefault(name, []).append(data[name])
+
+    def stacked(self) -> dict[str, Matrix]:
+        return {name: np.stack(values).astype(np.float64) for name, values in self._rows.items()}
+
+
 def clip_features(paths: Sequence[Path], cache_dir: Path, model: MusicnnModel) -> dict[str, Matrix]:
     """Per clip: ``timbre-v1``, the MusiCNN layers (means over the clip's 64 patches, as the product averages them)
     and the standard deviation over patches of :data:`STD_LAYERS`; one decode per clip."""
-    rows: dict[str, list[np.ndarray]] = {}
+    rows = _CachedRows()
     for i, path in enumerate(paths):
         cached = cache_dir / f"{path.stem}-features-v2.npz"
         if not cached.exists():
@@ -130,10 +145,8 @@ def clip_features(paths: Sequence[Path], cache_dir: Path, model: MusicnnModel) -
                 np.savez(cached, **{"timbre-v1": timbre.finish().vector}, **means, **stds)
             if i % 20 == 0:
                 print(f"  features {i + 1}/{len(paths)}", flush=True)
-        with np.load(cached) as data:
-            for name in data.files:
-                rows.setdefault(name, []).append(data[name])
-    return {name: np.stack(values).astype(np.float64) for name, values in rows.items()}
+        rows.add(cached)
+    return rows.stacked()
 
 
 VARIANTS: tuple[tuple[str, str, bool], ...] = (
@@ -185,7 +198,7 @@ def variant_features(paths: Sequence[Path], cache_dir: Path) -> dict[str, Matrix
     also the std, max and 10/50/90th percentiles over patches; and, inside each patch, the std and 90th percentile
     over frames of the 753 mid-end rows (``frame_std``, ``frame_p90``), averaged over patches."""
     networks = {checkpoint: load_network(None, checkpoint) for _, checkpoint, _ in VARIANTS}
-    rows: dict[str, list[np.ndarray]] = {}
+    rows = _CachedRows()
     for i, path in enumerate(paths):
         cached = cache_dir / f"{path.stem}-variants-v1.npz"
         if not cached.exists():
@@ -200,10 +213,8 @@ def variant_features(paths: Sequence[Path], cache_dir: Path) -> dict[str, Matrix
             np.savez(cached, **values)
             if i % 20 == 0:
                 print(f"  variant features {i + 1}/{len(paths)}", flush=True)
-        with np.load(cached) as data:
-            for name in data.files:
-                rows.setdefault(name, []).append(data[name])
-    return {name: np.stack(values).astype(np.float64) for name, values in rows.items()}
+        rows.add(cached)
+    return rows.stacked()
 
 
 class VggNetwork(torch.nn.Module):
@@ -259,7 +270,7 @@ def vgg_features(paths: Sequence[Path], cache_dir: Path) -> dict[str, Matrix]:
     clip's patches (those of :func:`clip_features`) of :meth:`VggNetwork.forward`'s outputs."""
     networks = {"mtt_vgg": VggNetwork("MTT_vgg"), "msd_vgg": VggNetwork("MSD_vgg")}
     logmel = load_network(None).logmel
-    rows: dict[str, list[np.ndarray]] = {}
+    rows = _CachedRows()
     for path in paths:
         cached = cache_dir / f"{path.stem}-vgg-v1.npz"
         if not cached.exists():
@@ -271,10 +282,8 @@ def vgg_features(paths: Sequence[Path], cache_dir: Path) -> dict[str, Matrix]:
                     out = network(mel)
                     values.update({f"{prefix}:{name}": v.mean(dim=0).numpy() for name, v in out.items()})
             np.savez(cached, **values)
-        with np.load(cached) as data:
-            for name in data.files:
-                rows.setdefault(name, []).append(data[name])
-    return {name: np.stack(values).astype(np.float64) for name, values in rows.items()}
+        rows.add(cached)
+    return rows.stacked()
 
 
 def librosa_features(paths: Sequence[Path], cache_dir: Path) -> Matrix:

@@ -43,6 +43,7 @@ import numpy as np
 import numpy.typing as npt
 
 from scripts.bench_key import CONFIDENCE_BINS, OUTCOMES, Tally, print_table
+from scripts.bench_tempo import add_corpus_arguments, corpus_clips
 from sidecar.analyzers.audio import AudioReader
 from sidecar.analyzers.key import (
     KRUMHANSL_KESSLER,
@@ -194,11 +195,7 @@ def render_model(model: KeyModel) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clips-per-family", type=int, default=12)
-    parser.add_argument("--duration-s", type=float, default=24.0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--soundfonts", default=",".join(rc.SOUNDFONT_NAMES), help="comma-separated names")
-    parser.add_argument("--cache-dir", type=Path, default=rc.DEFAULT_CACHE_DIR)
+    add_corpus_arguments(parser)
     parser.add_argument("--no-essentia", action="store_true", help="skip Essentia even when it is installed")
     parser.add_argument("--real", action="store_true", help="only the real recordings of scripts/bench_tempo_real.py")
     args = parser.parse_args()
@@ -206,10 +203,8 @@ def main() -> None:
         real_recordings(args.cache_dir)
         return
 
-    names = [n for n in args.soundfonts.split(",") if n]
-    clips = rc.rhythm_corpus(args.clips_per_family, soundfonts=names, duration_s=args.duration_s, seed=args.seed)
+    clips = corpus_clips(args)
     paths = rc.cached_clip_paths(clips, args.cache_dir)
-    print(f"corpus: {len(clips)} clips x {args.duration_s:g} s, {len(rc.FAMILIES)} families, seed {args.seed}")
     before = "sonantica key, default analyzer"
     old = KeyAnalyzer()
     shipped = "fitted model, shipped weights (in-sample, not a result)"

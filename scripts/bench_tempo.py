@@ -193,20 +193,46 @@ def _ratio(estimate: float | None, truth: float) -> str:
     return f"x{ratio:.2f}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
+    """The rhythm corpus options of every benchmark that scores it (this one and ``bench_key_rhythm``)."""
     parser.add_argument("--clips-per-family", type=int, default=12)
     parser.add_argument("--duration-s", type=float, default=24.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--soundfonts", default=",".join(rc.SOUNDFONT_NAMES), help="comma-separated names")
     parser.add_argument("--cache-dir", type=Path, default=rc.DEFAULT_CACHE_DIR)
-    parser.add_argument("--fetch-soundfonts", action="store_true", help="extract missing Debian soundfonts first")
-    parser.add_argument("--render-only", action="store_true", help="render the corpus into the cache and stop")
     parser.add_argument(
         "--one-chord-a-bar",
         action="store_true",
         help="the corpus of generator version 1 (one chord a bar everywhere) instead of drawn harmonic rhythms",
     )
+
+
+def soundfont_names(args: argparse.Namespace) -> list[str]:
+    return [n for n in args.soundfonts.split(",") if n]
+
+
+def corpus_clips(args: argparse.Namespace) -> list[rc.RhythmClip]:
+    """The clips :func:`add_corpus_arguments`' options ask for (printed in one line)."""
+    harmony = ((1.0, 1.0),) if args.one_chord_a_bar else rc.HARMONIC_RHYTHMS
+    clips = rc.rhythm_corpus(
+        args.clips_per_family,
+        soundfonts=soundfont_names(args),
+        duration_s=args.duration_s,
+        seed=args.seed,
+        harmonic_rhythms=harmony,
+    )
+    print(
+        f"corpus: {len(clips)} clips x {args.duration_s:g} s, {len(rc.FAMILIES)} families, seed {args.seed}, "
+        f"harmonic rhythm (chords per bar, probability) {harmony}"
+    )
+    return clips
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_corpus_arguments(parser)
+    parser.add_argument("--fetch-soundfonts", action="store_true", help="extract missing Debian soundfonts first")
+    parser.add_argument("--render-only", action="store_true", help="render the corpus into the cache and stop")
     parser.add_argument("--no-essentia", action="store_true", help="skip Essentia even when it is installed")
     parser.add_argument("--before", default="409a341", help="git revision of the tempo analyzer to compare ('': none)")
     parser.add_argument(
@@ -219,7 +245,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    names = [n for n in args.soundfonts.split(",") if n]
+    names = soundfont_names(args)
     if args.fetch_soundfonts:
         rc.fetch_soundfonts(args.cache_dir)
     found, missing = rc.find_soundfonts(names, cache_dir=args.cache_dir)
@@ -227,14 +253,7 @@ def main() -> None:
         print(f"soundfont {name}: {path}")
     if missing:
         raise SystemExit("missing soundfonts:\n  " + "\n  ".join(missing))
-    harmony = ((1.0, 1.0),) if args.one_chord_a_bar else rc.HARMONIC_RHYTHMS
-    clips = rc.rhythm_corpus(
-        args.clips_per_family, soundfonts=names, duration_s=args.duration_s, seed=args.seed, harmonic_rhythms=harmony
-    )
-    print(
-        f"corpus: {len(clips)} clips x {args.duration_s:g} s, {len(rc.FAMILIES)} families, seed {args.seed}, "
-        f"harmonic rhythm (chords per bar, probability) {harmony}"
-    )
+    clips = corpus_clips(args)
     start = time.perf_counter()
     paths = rc.cached_clip_paths(clips, args.cache_dir)
     print(f"rendered/cached in {time.perf_counter() - start:.1f} s under {args.cache_dir / 'rhythm'}", flush=True)

@@ -15,7 +15,9 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from sidecar.analyzers.registry import enabled_versions
 from sidecar.jobqueue import Keys, RedisClient, connect
+from sidecar.services.runtime import Runtime, open_runtime
 from sidecar.settings import Settings, get_settings
 from sidecar.storage.db import Pool, close_pool, open_pool
 from sidecar.storage.migrate import migrate
@@ -109,6 +111,26 @@ def service_env(monkeypatch: pytest.MonkeyPatch, database_url: str, redis_url: s
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     return values
+
+
+@pytest.fixture
+def runtime_env(service_env: dict[str, str]) -> dict[str, str]:
+    """The environment :func:`runtime` and :func:`versions` read; a module overrides it to add its own variables
+    (set with ``monkeypatch.setenv``, then ``get_settings.cache_clear()``)."""
+    return service_env
+
+
+@pytest.fixture
+async def runtime(runtime_env: dict[str, str]) -> AsyncIterator[Runtime]:
+    """A :class:`Runtime` (PostgreSQL pool, Redis, queue) opened from :func:`runtime_env`."""
+    async with open_runtime(get_settings()) as opened:
+        yield opened
+
+
+@pytest.fixture
+def versions(runtime_env: dict[str, str]) -> dict[str, int]:
+    """The enabled analyzers and their versions under :func:`runtime_env`."""
+    return enabled_versions(get_settings())
 
 
 @pytest.fixture

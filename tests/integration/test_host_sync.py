@@ -25,7 +25,6 @@ from typer.testing import CliRunner
 from adapters.base import NowPlaying
 from adapters.jellyfin import JellyfinAdapter, JellyfinConfig
 from sidecar.analyzers.executor import AnalysisExecutor
-from sidecar.analyzers.registry import enabled_versions
 from sidecar.cli import app
 from sidecar.demo.encode import write_audio
 from sidecar.demo.music import PieceSpec, render
@@ -33,7 +32,7 @@ from sidecar.domain import KeySignature, LoudnessResult, TrackKey
 from sidecar.jobqueue import TokenLock
 from sidecar.scheduler import Scheduler
 from sidecar.services.playback import NowPlayingTracker, handle_now_playing, poll_now_playing
-from sidecar.services.runtime import Runtime, open_runtime
+from sidecar.services.runtime import Runtime
 from sidecar.services.sync import SyncError, sync_library
 from sidecar.services.writeback import write_back_all
 from sidecar.settings import get_settings
@@ -47,24 +46,13 @@ HOST_ROOT = "/data/music"
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, service_env: dict[str, str]) -> dict[str, str]:
+def runtime_env(monkeypatch: pytest.MonkeyPatch, service_env: dict[str, str]) -> dict[str, str]:
     """The test's own services, plus a short scheduler lock and quick sync retries."""
     values = {**service_env, "SONANTICA_SCHEDULER__LOCK_S": "0.6", "SONANTICA_SCHEDULER__SYNC_RETRY_BASE_S": "0.1"}
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     return values
-
-
-@pytest.fixture
-async def runtime(env: dict[str, str]) -> AsyncIterator[Runtime]:
-    async with open_runtime(get_settings()) as opened:
-        yield opened
-
-
-@pytest.fixture
-def versions(env: dict[str, str]) -> dict[str, int]:
-    return enabled_versions(get_settings())
 
 
 @pytest.fixture
@@ -385,7 +373,9 @@ async def test_scheduler_active_syncs_and_polls_now_playing(
     assert on_play == 1
 
 
-def test_sync_cli_host_down_exits_with_clear_error(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sync_cli_host_down_exits_with_clear_error(
+    runtime_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SONANTICA_HOST", "jellyfin")
     monkeypatch.setenv("SONANTICA_JELLYFIN__URL", "http://127.0.0.1:9")
     monkeypatch.setenv("SONANTICA_JELLYFIN__API_KEY", "key")
@@ -397,7 +387,7 @@ def test_sync_cli_host_down_exits_with_clear_error(env: dict[str, str], monkeypa
     assert "jellyfin is unavailable after 3 attempts" in result.output
 
 
-def test_sync_cli_without_host_says_what_to_set(env: dict[str, str]) -> None:
+def test_sync_cli_without_host_says_what_to_set(runtime_env: dict[str, str]) -> None:
     result = CliRunner().invoke(app, ["host", "sync"])
 
     assert result.exit_code == 2
@@ -415,13 +405,13 @@ async def _log_says(log_file: Path, text: str, timeout_s: float = 60.0) -> None:
     await _until(lambda: text in log_file.read_text(), timeout_s=timeout_s)
 
 
-async def test_scheduler_cli_second_process_idles_then_takes_over(env: dict[str, str], tmp_path: Path) -> None:
+async def test_scheduler_cli_second_process_idles_then_takes_over(runtime_env: dict[str, str], tmp_path: Path) -> None:
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
-    first = _start_scheduler(env, first_log)
+    first = _start_scheduler(runtime_env, first_log)
     second: subprocess.Popen[bytes] | None = None
     try:
         await _log_says(first_log, "scheduler active")
-        second = _start_scheduler(env, second_log)
+        second = _start_scheduler(runtime_env, second_log)
         await _log_says(second_log, "another scheduler is active")
         first.send_signal(signal.SIGTERM)
         assert first.wait(timeout=30) == 0

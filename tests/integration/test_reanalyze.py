@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
@@ -29,12 +28,6 @@ from sidecar.worker.runner import Worker
 WANTED = {"embedding": VERSIONS["embedding"], "key": VERSIONS["key"]}
 OLD_MODEL = "timbre-v1"
 OTHER_MODEL = "other-model"
-
-
-@pytest.fixture
-async def runtime(service_env: dict[str, str]) -> AsyncIterator[Runtime]:
-    async with open_runtime(get_settings()) as opened:
-        yield opened
 
 
 async def _seed(runtime: Runtime) -> dict[str, int]:

@@ -7,7 +7,7 @@ Real PostgreSQL and Redis; the hosts are the generated ones of the scale benchma
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -60,23 +60,6 @@ def own_mount(mount: Path, tmp_path: Path) -> Path:
         for file in folder.iterdir():
             (root / folder.name / file.name).hardlink_to(file)
     return root
-
-
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, service_env: dict[str, str]) -> dict[str, str]:
-    get_settings.cache_clear()
-    return service_env
-
-
-@pytest.fixture
-async def runtime(env: dict[str, str]) -> AsyncIterator[Runtime]:
-    async with open_runtime(get_settings()) as opened:
-        yield opened
-
-
-@pytest.fixture
-def versions(env: dict[str, str]) -> dict[str, int]:
-    return enabled_versions(get_settings())
 
 
 @pytest.fixture

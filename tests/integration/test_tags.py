@@ -28,7 +28,7 @@ from sidecar.api.app import create_app
 from sidecar.demo.encode import write_audio
 from sidecar.domain import EmbeddingResult, TempoResult, TrackKey
 from sidecar.errors import StorageError
-from sidecar.services.runtime import Runtime, open_runtime
+from sidecar.services.runtime import Runtime
 from sidecar.services.writeback import write_back_track
 from sidecar.settings import Settings, get_settings
 from sidecar.storage import analyses, tags, tracks, vectors
@@ -222,12 +222,11 @@ async def test_sonic_match_playlist_takes_the_same_tag_filters(api: Api) -> None
 
 
 @pytest.fixture
-async def runtime(service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Runtime]:
+def runtime_env(service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     monkeypatch.setenv("SONANTICA_TAGS__MIN_PROBABILITY", "0.3")
     monkeypatch.setenv("SONANTICA_TAGS__MAX_TAGS", "2")
     get_settings.cache_clear()
-    async with open_runtime(get_settings()) as opened:
-        yield opened
+    return service_env
 
 
 async def test_write_back_to_jellyfin_changes_only_the_prefixed_tags(runtime: Runtime, tmp_path: Path) -> None:

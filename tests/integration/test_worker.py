@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ from sidecar.demo.encode import write_audio
 from sidecar.demo.music import PieceSpec, render
 from sidecar.domain import KeySignature, Priority
 from sidecar.services.enqueue import enqueue_track_ids, register_local_files
-from sidecar.services.runtime import Runtime, open_runtime
+from sidecar.services.runtime import Runtime
 from sidecar.settings import get_settings
 from sidecar.worker.runner import Worker
 from tests.integration.redis_server import RestartableRedis
@@ -45,7 +45,7 @@ def library(tmp_path: Path) -> list[Path]:
 
 
 @pytest.fixture
-def worker_env(monkeypatch: pytest.MonkeyPatch, service_env: dict[str, str]) -> dict[str, str]:
+def runtime_env(monkeypatch: pytest.MonkeyPatch, service_env: dict[str, str]) -> dict[str, str]:
     """A fast-reacting worker: short lease and lock, quick polls and retries."""
     env = {
         **service_env,
@@ -60,12 +60,6 @@ def worker_env(monkeypatch: pytest.MonkeyPatch, service_env: dict[str, str]) -> 
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     return env
-
-
-@pytest.fixture
-async def runtime(worker_env: dict[str, str]) -> AsyncIterator[Runtime]:
-    async with open_runtime(get_settings()) as opened:
-        yield opened
 
 
 async def _queue(runtime: Runtime, paths: list[Path], priority: Priority = Priority.SCAN) -> list[int]:
@@ -236,11 +230,11 @@ def _attempts(database_url: str) -> dict[str, set[int]]:
 
 
 def test_worker_cli_survives_sigkill_mid_analysis(
-    worker_env: dict[str, str], tmp_path: Path, database_url: str
+    runtime_env: dict[str, str], tmp_path: Path, database_url: str
 ) -> None:
     folder = _long_library(tmp_path, 3, 90.0)
-    assert _cli(worker_env, "enqueue", str(folder)).returncode == 0
-    victim = _start_worker(worker_env)
+    assert _cli(runtime_env, "enqueue", str(folder)).returncode == 0
+    victim = _start_worker(runtime_env)
     _wait_for(lambda: any(r[2] == "running" for r in _rows(database_url)), "the worker to start analysing")
     children = _children(victim.pid)
     interrupted = {r[0] for r in _rows(database_url) if r[2] == "running"}
@@ -248,7 +242,7 @@ def test_worker_cli_survives_sigkill_mid_analysis(
     os.kill(victim.pid, signal.SIGKILL)  # the worker only: its analysis children must follow it on their own
     victim.communicate(timeout=30)
     _wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), "orphans to die", timeout_s=10)
-    survivor = _cli(worker_env, "worker", "--drain")
+    survivor = _cli(runtime_env, "worker", "--drain")
     assert survivor.returncode == 0, survivor.stderr
     outcomes = json.loads(survivor.stderr.strip().splitlines()[-1])
     assert outcomes == {"analyzed": 3}  # the dead worker's lock did not defer its re-delivered job
@@ -257,8 +251,8 @@ def test_worker_cli_survives_sigkill_mid_analysis(
     assert _attempts(database_url) == {path: {2 if path in interrupted else 1} for path in _attempts(database_url)}
     assert len(interrupted) == 1
     assert _feature_rows(database_url) == dict.fromkeys(_attempts(database_url), 1)
-    assert _redis_leftovers(worker_env) == []
-    report = _status(worker_env)
+    assert _redis_leftovers(runtime_env) == []
+    report = _status(runtime_env)
     assert all(counts["done"] == 3 for counts in report.values())
 
 
@@ -289,9 +283,9 @@ def _long_library(tmp_path: Path, count: int, seconds: float) -> Path:
 
 
 def test_worker_survives_redis_restart_with_empty_data(
-    worker_env: dict[str, str], tmp_path: Path, database_url: str, restartable_redis: RestartableRedis
+    runtime_env: dict[str, str], tmp_path: Path, database_url: str, restartable_redis: RestartableRedis
 ) -> None:
-    env = {**worker_env, "SONANTICA_REDIS_URL": restartable_redis.url}
+    env = {**runtime_env, "SONANTICA_REDIS_URL": restartable_redis.url}
     folder = _long_library(tmp_path, 5, 30.0)
     assert _cli(env, "enqueue", str(folder)).returncode == 0
     worker = _start_worker(env, "--drain")
@@ -309,13 +303,13 @@ def test_worker_survives_redis_restart_with_empty_data(
     assert _redis_leftovers(env) == []
 
 
-def test_worker_survives_postgres_restart(worker_env: dict[str, str], tmp_path: Path) -> None:
+def test_worker_survives_postgres_restart(runtime_env: dict[str, str], tmp_path: Path) -> None:
     import pgserver
     from pgserver.postgres_server import pg_ctl
 
     server = pgserver.get_server(tmp_path / "pg", cleanup_mode="stop")  # type: ignore[attr-defined]
     url = server.get_uri("postgres")
-    env = {**worker_env, "SONANTICA_DATABASE_URL": url}
+    env = {**runtime_env, "SONANTICA_DATABASE_URL": url}
     assert _cli(env, "migrate").returncode == 0
     folder = _long_library(tmp_path, 5, 30.0)
     assert _cli(env, "enqueue", str(folder)).returncode == 0
@@ -340,9 +334,9 @@ def test_worker_survives_postgres_restart(worker_env: dict[str, str], tmp_path: 
 
 
 def test_worker_cli_stores_embeddings_of_the_configured_model(
-    worker_env: dict[str, str], library: list[Path], database_url: str
+    runtime_env: dict[str, str], library: list[Path], database_url: str
 ) -> None:
-    env = {**worker_env, "SONANTICA_ANALYSIS__ENABLED": "loudness,tempo,key,embedding"}
+    env = {**runtime_env, "SONANTICA_ANALYSIS__ENABLED": "loudness,tempo,key,embedding"}
     env["SONANTICA_EMBEDDING__MODEL"] = "timbre-v1"
     assert _cli(env, "enqueue", str(library[0].parent)).returncode == 0
     done = _cli(env, "worker", "--drain")

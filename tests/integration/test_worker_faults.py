@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ from sidecar.jobqueue import set_epoch
 from sidecar.scheduler import Scheduler
 from sidecar.services.enqueue import enqueue_track_ids, register_local_files
 from sidecar.services.reconcile import rebuild_from_database, requeue_lost_jobs
-from sidecar.services.runtime import Runtime, open_runtime
+from sidecar.services.runtime import Runtime
 from sidecar.settings import get_settings
 from sidecar.storage import tracks
 from sidecar.storage.db import transaction
@@ -41,7 +40,7 @@ def _tone(seconds: float) -> np.ndarray:
 
 
 @pytest.fixture
-def worker_env(monkeypatch: pytest.MonkeyPatch, service_env: dict[str, str]) -> dict[str, str]:
+def runtime_env(monkeypatch: pytest.MonkeyPatch, service_env: dict[str, str]) -> dict[str, str]:
     env = {
         **service_env,
         "SONANTICA_WORKER__LEASE_S": "0.6",
@@ -54,12 +53,6 @@ def worker_env(monkeypatch: pytest.MonkeyPatch, service_env: dict[str, str]) -> 
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     return env
-
-
-@pytest.fixture
-async def runtime(worker_env: dict[str, str]) -> AsyncIterator[Runtime]:
-    async with open_runtime(get_settings()) as opened:
-        yield opened
 
 
 async def _drain(runtime: Runtime, worker: Worker, timeout_s: float = 120) -> None:
@@ -251,16 +244,16 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def test_enqueue_track_references_fail_clearly(runtime: Runtime, worker_env: dict[str, str]) -> None:
+async def test_enqueue_track_references_fail_clearly(runtime: Runtime, runtime_env: dict[str, str]) -> None:
     async with transaction(runtime.pool) as conn:
         await tracks.upsert_track(
             conn, tracks.TrackUpsert(host="jellyfin", host_track_id="unmappable", title="x", host_path="D:\\x.flac")
         )
-    bad = await asyncio.to_thread(_cli, worker_env, "enqueue", "--track", "abc")
+    bad = await asyncio.to_thread(_cli, runtime_env, "enqueue", "--track", "abc")
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr
     assert "neither HOST:HOST_TRACK_ID" in bad.stderr
-    unmappable = await asyncio.to_thread(_cli, worker_env, "enqueue", "--track", "jellyfin:unmappable")
+    unmappable = await asyncio.to_thread(_cli, runtime_env, "enqueue", "--track", "jellyfin:unmappable")
     assert unmappable.returncode == 1
     assert "queued 1 of 1" not in unmappable.stdout
     assert "queued 0 of 1" in unmappable.stdout
@@ -268,12 +261,12 @@ async def test_enqueue_track_references_fail_clearly(runtime: Runtime, worker_en
     assert (await runtime.queue.depths())["scan"] == 0
 
 
-async def test_worker_logs_as_configured(runtime: Runtime, worker_env: dict[str, str]) -> None:
-    env = {**worker_env, "SONANTICA_LOG_FORMAT": "json", "SONANTICA_LOG_LEVEL": "DEBUG"}
+async def test_worker_logs_as_configured(runtime: Runtime, runtime_env: dict[str, str]) -> None:
+    env = {**runtime_env, "SONANTICA_LOG_FORMAT": "json", "SONANTICA_LOG_LEVEL": "DEBUG"}
     done = await asyncio.to_thread(_cli, env, "worker", "--drain")
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in done.stderr.splitlines() if line.startswith('{"time"')]
     assert any(r["level"] == "INFO" and r["message"].startswith("worker ") for r in records), done.stderr
     assert {"time", "level", "logger", "message"} <= set(records[0])
-    quiet = await asyncio.to_thread(_cli, {**worker_env, "SONANTICA_LOG_LEVEL": "ERROR"}, "worker", "--drain")
+    quiet = await asyncio.to_thread(_cli, {**runtime_env, "SONANTICA_LOG_LEVEL": "ERROR"}, "worker", "--drain")
     assert " INFO " not in quiet.stderr

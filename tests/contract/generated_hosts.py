@@ -11,6 +11,7 @@ It lives under tests/ because only adapters/*/client.py and adapters/http.py may
 
 from __future__ import annotations
 
+import abc
 import os
 import time
 from datetime import UTC, datetime
@@ -65,7 +66,7 @@ def move_file(root: Path, g: int) -> None:
     Path(song_path(root, g)).rename(moved_path(root, g))
 
 
-class _Generated:
+class _Generated(abc.ABC):
     def __init__(self, count: int) -> None:
         self.count = count
         self.changed: set[int] = set()
@@ -86,6 +87,17 @@ class _Generated:
         """How many songs are listed."""
         return self.count - len(self.removed)
 
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        """Answer one adapter request (the transport's handler), counting the CPU time it takes."""
+        started = time.thread_time()
+        try:
+            return self._answer(request)
+        finally:
+            self.cpu_s += time.thread_time() - started
+
+    @abc.abstractmethod
+    def _answer(self, request: httpx.Request) -> httpx.Response: ...
+
 
 class GeneratedSubsonic(_Generated):
     """A Navidrome-shaped Subsonic server: ``ping`` and ``search3`` pages in the recorded shape
@@ -103,14 +115,6 @@ class GeneratedSubsonic(_Generated):
             "type": "music", "isVideo": False, "mediaType": "song", "genres": [{"name": "Ballad"}],
             "channelCount": 2, "samplingRate": 44100, "bitDepth": 16,
         }  # fmt: skip
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        """Answer one adapter request."""
-        started = time.thread_time()
-        try:
-            return self._answer(request)
-        finally:
-            self.cpu_s += time.thread_time() - started
 
     def _answer(self, request: httpx.Request) -> httpx.Response:
         self.requests += 1
@@ -154,14 +158,6 @@ class GeneratedJellyfin(_Generated):
                               "Size": size, "Name": f"{g}", "IsRemote": False, "RunTimeTicks": ticks}],
             "LocationType": "FileSystem", "MediaType": "Audio",
         }  # fmt: skip
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        """Answer one adapter request."""
-        started = time.thread_time()
-        try:
-            return self._answer(request)
-        finally:
-            self.cpu_s += time.thread_time() - started
 
     def _answer(self, request: httpx.Request) -> httpx.Response:
         self.requests += 1

@@ -19,7 +19,6 @@ import shutil
 import subprocess
 import sys
 import time
-import wave
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from scripts.web_stack import running_web_client
+from sidecar.demo.encode import write_raw_wav
 from sidecar.services.runtime import open_runtime
 from sidecar.settings import Settings
 from sidecar.storage import tracks
@@ -54,11 +54,7 @@ def write_mono_tone(path: Path) -> npt.NDArray[np.float64]:
         burst = slice(round(start_s * RATE_HZ), round((start_s + 0.05) * RATE_HZ))
         tone[burst] = amplitude * np.sin(2 * np.pi * 1000 * t[burst])
     pcm = np.round(np.stack([tone, tone], axis=1) * 32768).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(2)
-        out.setsampwidth(2)
-        out.setframerate(RATE_HZ)
-        out.writeframes(pcm.tobytes())
+    write_raw_wav(pcm, RATE_HZ, path)
     return pcm.astype(np.float64) / 32768
 
 

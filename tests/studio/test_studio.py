@@ -4,7 +4,6 @@ mixer (sample-locked playback, solo, karaoke)."""
 
 from __future__ import annotations
 
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ from playwright.sync_api import Page
 
 from sidecar.analyzers.pipeline import analyze_file
 from sidecar.analyzers.registry import VERSIONS, build_analyzers
-from sidecar.demo.encode import write_audio
+from sidecar.demo.encode import write_audio, write_raw_wav
 from sidecar.stems import STEM_NAMES
 from sidecar.storage import analyses, status, stems, tracks
 from sidecar.storage.db import transaction
@@ -33,11 +32,7 @@ def _tone(seconds: float, hz: float, amplitude: float) -> npt.NDArray[np.float64
 def _write_wav(path: Path, left: npt.NDArray[np.float64], right: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """16-bit stereo WAV; returns the samples as stored (quantised)."""
     pcm = np.round(np.clip(np.stack([left, right], axis=1), -1, 32767 / 32768) * 32768).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(2)
-        out.setsampwidth(2)
-        out.setframerate(RATE_HZ)
-        out.writeframes(pcm.tobytes())
+    write_raw_wav(pcm, RATE_HZ, path)
     return pcm.astype(np.float64) / 32768
 
 

@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -321,12 +321,16 @@ class _Seen:
     def running(self) -> bool:
         return _Seen.of(self.pid) == self
 
-    def stop(self, what: str, *, wait_s: float = 10.0) -> None:
-        """Wait ``wait_s`` for it to exit on its own (a shutdown already asked for), then SIGTERM, then SIGKILL."""
+    def stop(self, what: str, *, unused: Callable[[], bool], wait_s: float = 10.0) -> None:
+        """Wait ``wait_s`` for it to exit on its own (a shutdown already asked for), then SIGTERM, then SIGKILL;
+        each signal only while ``unused()`` (a process that joined meanwhile may be using the server again)."""
         if self._exited_within(wait_s):
             return
         log.warning("%s (pid %d) outlived its data directory or its stop command; stopping it", what, self.pid)
         for sig in (signal.SIGTERM, signal.SIGKILL):
+            if not unused():
+                log.warning("%s (pid %d) has users again; left running", what, self.pid)
+                return
             with contextlib.suppress(OSError):
                 os.kill(self.pid, sig)
             if self._exited_within(wait_s):
@@ -394,8 +398,12 @@ def supervise(data_dir: Path, *, every_s: float = _SUPERVISE_EVERY_S) -> None:
                 (data_dir / "supervisor.pid").unlink(missing_ok=True)
                 break
         time.sleep(every_s)
+
+    def unused() -> bool:
+        return not data_dir.is_dir() or not (redis.users.live() or postgres_users.live())
+
     for what, process in seen.items():
-        process.stop(f"embedded {what}")
+        process.stop(f"embedded {what}", unused=unused)
     log.info("no embedded server of %s has users; the supervisor exits", data_dir)
 
 

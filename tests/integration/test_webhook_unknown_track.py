@@ -17,9 +17,9 @@ from tests.integration.test_api import _all_properties_body
 from tests.integration.test_host_sync import (  # noqa: F401  (fixtures)
     _tracks,
     adapter,
-    env,
     fake,
     library_dir,
+    runtime_env,
     seeded,
 )
 
@@ -28,7 +28,7 @@ SECRET = "hook-secret"
 
 async def test_webhook_fetches_an_unknown_track_from_jellyfin_and_queues_it_on_play(
     monkeypatch: pytest.MonkeyPatch,
-    env: dict[str, str],  # noqa: F811
+    runtime_env: dict[str, str],  # noqa: F811
     adapter: JellyfinAdapter,  # noqa: F811
     seeded: dict[str, str],  # noqa: F811
     library_dir: Path,  # noqa: F811

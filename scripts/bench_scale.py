@@ -320,8 +320,9 @@ async def upgrade_key_indexes(runtime: Runtime, model: str, args: argparse.Names
             await conn.execute("ANALYZE embeddings")
     if built:
         print(
-            f"| upgrade: key copied onto the rows + 24 per-key HNSW indexes built (`ensure_key_indexes`,"
-            f" maintenance_work_mem {args.mem_mb} MB) | {(time.perf_counter() - started) / 60:.1f} min;"
+            f"| upgrade (`ensure_key_indexes`): main HNSW index dropped, key copied onto the rows, main index and"
+            f" 24 per-key indexes built (maintenance_work_mem {args.mem_mb} MB) |"
+            f" {(time.perf_counter() - started) / 60:.1f} min;"
             f" PostgreSQL peak RSS {server_rss.peak_mib:.0f} MiB |"
         )
 

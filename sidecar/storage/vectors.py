@@ -221,7 +221,8 @@ async def build_index(
     blocks writes meanwhile). Without ``key_indexes`` the model has none afterwards.
 
     ``maintenance_work_mem_mb`` is set for this transaction: the build is much faster when the graph fits. The key
-    is copied onto the rows before the main index is built, so that copy costs no index insertions.
+    is copied onto the rows while the main index is dropped: copying it onto indexed rows would insert each of them
+    into the main HNSW graph again, much slower than building it (docs/benchmarks/scale.md).
     """
     dim, index, _ = await _model_index(conn, model)
     async with conn.transaction():
@@ -236,25 +237,23 @@ async def build_index(
 async def ensure_key_indexes(
     conn: Connection, model: str, *, m: int = 16, ef_construction: int = 128, maintenance_work_mem_mb: int = 1024
 ) -> bool:
-    """Build ``model``'s 24 per-key HNSW indexes when it has none (the upgrade of a model registered before
-    migration 0024), keeping its main index; returns whether it built them.
+    """Give ``model`` its 24 per-key HNSW indexes when it has none (the upgrade of a model registered before
+    migration 0024): a :func:`build_index`, so the main index is rebuilt too; returns whether it built them.
 
-    Copying the key onto rows that are already indexed inserts each of them into the main HNSW index again: at
-    library scale that is most of the cost (docs/benchmarks/scale.md). Blocks writes to ``embeddings`` meanwhile.
+    Minutes for a large library (docs/benchmarks/scale.md); blocks writes to ``embeddings`` meanwhile, while
+    similar-tracks queries keep being answered from the main index.
     """
-    dim, _, key_indexed = await _model_index(conn, model)
+    _, _, key_indexed = await _model_index(conn, model)
     if key_indexed:
         return False
     async with conn.transaction():
-        await conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (f"{maintenance_work_mem_mb}MB",))
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('sonantica:embedding_models'))")
-        cur = await conn.execute("SELECT key_indexed FROM embedding_models WHERE model = %s", (model,))
-        row = await cur.fetchone()
-        if row is not None and row[0]:
+        if (await _model_index(conn, model))[2]:
             return False
-        log.info("building the 24 per-key HNSW indexes of %s (once; minutes for a large library)", model)
-        await _drop_key_indexes(conn, model, dim)
-        await _create_key_indexes(conn, model, dim, m=m, ef_construction=ef_construction)
+        log.info("building the HNSW indexes of %s with one per key (once; minutes for a large library)", model)
+        await build_index(
+            conn, model, m=m, ef_construction=ef_construction, maintenance_work_mem_mb=maintenance_work_mem_mb
+        )
     return True
 
 

@@ -10,7 +10,7 @@ import numpy.typing as npt
 import pytest
 
 from sidecar.demo.vectors import clustered_unit_vector_chunks
-from sidecar.domain import KeyResult, KeySignature
+from sidecar.domain import EmbeddingResult, KeyResult, KeySignature
 from sidecar.storage import analyses, synthetic, vectors
 from sidecar.storage.db import Connection, Pool, transaction
 from sidecar.storage.vectors import SimilarFilters
@@ -110,30 +110,55 @@ async def test_each_compatible_key_is_searched_through_its_partial_index(pool: P
     assert {next(c for c in compatible if f"'{c}'::text" in key_indexes[name]) for name in used} == set(compatible)
 
 
+async def another_key(conn: Connection, track_id: int) -> KeySignature:
+    """A key whose Camelot code is not the track's."""
+    cur = await conn.execute("SELECT camelot FROM track_features WHERE track_id = %s", (track_id,))
+    row = await cur.fetchone()
+    assert row is not None
+    return next(key for key in synthetic.KEYS if key.camelot != row[0])
+
+
+async def embedding_updates(conn: Connection) -> int:
+    """Rows of ``embeddings`` updated by this connection and not yet reported to the statistics."""
+    cur = await conn.execute("SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = 'embeddings'")
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 async def test_the_key_column_follows_the_track_key(pool: Pool) -> None:
     first, data = await load_library(pool)
     track = first + 5
     async with transaction(pool) as conn:
-        cur = await conn.execute("SELECT camelot FROM track_features WHERE track_id = %s", (track,))
-        row = await cur.fetchone()
-        assert row is not None
-        other = next(c for c in vectors.CAMELOTS if c != row[0])
-        new_key = next(KeySignature.parse(k.name) for k in synthetic.KEYS if k.camelot == other)
+        new_key = await another_key(conn, track)
         await analyses.store_results(  # a re-analysis that finds another key
             conn, track, results={"key": KeyResult(key=new_key, key_confidence=0.9)}, versions={"key": 99}
         )
-        assert (await key_columns(conn))[track] == (other, other)
+        assert (await key_columns(conn))[track] == (new_key.camelot, new_key.camelot)
         await analyses.store_results(  # and one that finds none
             conn, track, results={"key": KeyResult(key=None, key_confidence=0.0)}, versions={"key": 100}
         )
         assert (await key_columns(conn))[track] == (None, None)
         await conn.execute("DELETE FROM track_features WHERE track_id = %s", (first + 6,))
         assert (await key_columns(conn))[first + 6] == (None, None)
-    async with transaction(pool) as conn:  # a vector stored after the key: the insert takes it
-        await conn.execute("DELETE FROM embeddings WHERE track_id = %s", (first + 7,))
-        await vectors.upsert_embedding(conn, first + 7, MODEL, data[7])
+    track = first + 7
+    async with transaction(pool) as conn:  # an analysis of vector and a new key: the row is inserted with the key
+        new_key = await another_key(conn, track)
+        await conn.execute("DELETE FROM embeddings WHERE track_id = %s", (track,))
+        updates_before = await embedding_updates(conn)
+        await analyses.store_results(
+            conn,
+            track,
+            results={
+                "embedding": EmbeddingResult(model=MODEL, vector=data[7]),
+                "key": KeyResult(key=new_key, key_confidence=0.9),
+            },
+            versions={"embedding": 99, "key": 99},
+        )
+        updates = await embedding_updates(conn) - updates_before
         columns = await key_columns(conn)
-    assert columns[first + 7][0] is not None
+    assert updates == 0  # and never updated (which would insert it into the HNSW indexes again)
+    assert columns[track] == (new_key.camelot, new_key.camelot)
     assert all(mine == theirs for mine, theirs in columns.values())
 
 

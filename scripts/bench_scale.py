@@ -412,8 +412,17 @@ async def measure_vectors(
         f"| recall@10 of `similar` (default candidates: {vectors.UNFILTERED_CANDIDATES}), {len(seeds)} seeds,"
         f" vs exact numpy | {recall:.3f} |"
     )
-    for label, by_key in (("per-key indexes", True), ("without them (the path before)", False)):
-        with StepLog() as steps, mock.patch.object(vectors, "_by_key", vectors._by_key if by_key else never):
+    strict_cases = [
+        *[(f"per-key indexes, {n} candidates per key", n, True) for n in args.key_candidates],
+        (f"per-key indexes (default: {vectors.KEY_CANDIDATES} per key)", vectors.KEY_CANDIDATES, True),
+        ("without them (the path before)", vectors.KEY_CANDIDATES, False),
+    ]
+    for label, per_key, by_key in strict_cases:
+        with (
+            StepLog() as steps,
+            mock.patch.object(vectors, "KEY_CANDIDATES", per_key),
+            mock.patch.object(vectors, "_by_key", vectors._by_key if by_key else never),
+        ):
             strict_recall = await recall_strict(runtime, model, first, data, seeds)
         print(
             f"| recall@20 of `similar` with strict filters, {label}, {len(seeds)} seeds, vs an exact scan of the"
@@ -440,7 +449,7 @@ async def measure_vectors(
                 for n in args.key_candidates
             ],
             (
-                f"strict filters, per-key indexes ({vectors.KEY_CANDIDATES} per key)",
+                f"strict filters, per-key indexes (default: {vectors.KEY_CANDIDATES} per key)",
                 strict,
                 vectors.KEY_CANDIDATES,
                 True,
@@ -906,7 +915,7 @@ def main() -> None:
         "--key-candidates",
         type=lambda text: [int(v) for v in text.split(",")],
         default=[],
-        help="vectors: also the strict route's p50/p95 with these candidates per key (e.g. 50,200)",
+        help="vectors: also the strict path's recall and route p50/p95 with these candidates per key (e.g. 40,200)",
     )
     parser.add_argument("--route-samples", type=int, default=30, help="routes: requests per case")
     parser.add_argument("--page-size", type=int, default=500, help="songs per search3 page and per transaction")

@@ -29,9 +29,9 @@ from sidecar.storage.db import Connection
 log = logging.getLogger(__name__)
 
 MAX_CANDIDATES = 1000  # hnsw.ef_search's ceiling in pgvector 0.6
-KEY_CANDIDATES = 100
+KEY_CANDIDATES = 60
 """Fewest HNSW candidates per compatible key of a Camelot-compatible :func:`similar` on a key-indexed model
-(``max(KEY_CANDIDATES, 5 * limit)`` per key; docs/benchmarks/scale.md)."""
+(``max(KEY_CANDIDATES, 2 * limit)`` per key; docs/benchmarks/scale.md)."""
 CAMELOTS = tuple(f"{hour}{letter}" for hour in range(1, 13) for letter in "AB")
 """The 24 Camelot codes: one partial HNSW index each on a key-indexed model."""
 UNFILTERED_CANDIDATES = 100
@@ -559,7 +559,7 @@ def _by_key(filters: SimilarFilters, seeds: _Seeds) -> bool:
 
 def _first_candidates(filters: SimilarFilters, seeds: _Seeds, limit: int, candidates: int | None) -> int:
     if candidates is None:
-        candidates = max(KEY_CANDIDATES, 5 * limit) if _by_key(filters, seeds) else _default_candidates(filters, limit)
+        candidates = max(KEY_CANDIDATES, 2 * limit) if _by_key(filters, seeds) else _default_candidates(filters, limit)
     return min(MAX_CANDIDATES, candidates)
 
 
@@ -581,7 +581,7 @@ async def similar(
     ``max(200, 20 * limit)`` with any other filter or cap (docs/benchmarks/vectors.md and scale.md give the recall
     and latency of each). With ``camelot_compatible`` on a key-indexed model (:func:`build_index`), the candidates
     are instead the ``candidates`` nearest of each compatible key, from its own partial index (default
-    ``max(KEY_CANDIDATES, 5 * limit)`` per key). Seeds and missing tracks are never returned. When filters or caps
+    ``max(KEY_CANDIDATES, 2 * limit)`` per key). Seeds and missing tracks are never returned. When filters or caps
     leave fewer than ``limit`` results, the query runs again with 1000 candidates (per key), then (still short)
     filter-first: the nearest of the tracks that pass the filters by exact distance, so ``limit`` rows come back
     whenever that many tracks pass (pgvector 0.6 has no iterative index scan; docs/benchmarks/scale.md gives the

@@ -4,7 +4,7 @@ Every model's vectors share one untyped ``vector`` column; ``embedding_models`` 
 names its partial HNSW index over ``embedding::vector(dim)`` (cosine), so a query, which always names one model,
 uses that model's index and never mixes models. Only pgvector 0.6 features are used (no halfvec, no iterative
 index scans): filters are applied to an over-fetched candidate set (see :func:`similar`). A model can also have one
-partial HNSW index per Camelot key (``embedding_models.key_indexed``, :func:`build_key_indexes`; the key is copied
+partial HNSW index per Camelot key (``embedding_models.key_indexed``, :func:`build_index`; the key is copied
 onto its embedding rows by triggers, migration 0024), so a Camelot-compatible query searches only the compatible
 keys' graphs.
 """
@@ -217,8 +217,8 @@ async def build_index(
     maintenance_work_mem_mb: int = 1024,
     key_indexes: bool = True,
 ) -> None:
-    """(Re)build ``model``'s HNSW index and, with ``key_indexes``, its 24 per-key indexes (drops the old ones;
-    blocks writes meanwhile). Without ``key_indexes`` the model has none afterwards.
+    """(Re)build ``model``'s HNSW index and, with ``key_indexes``, its 24 per-key indexes (drops the old ones: every
+    query of ``embeddings`` waits until this commits). Without ``key_indexes`` the model has none afterwards.
 
     ``maintenance_work_mem_mb`` is set for this transaction: the build is much faster when the graph fits. The key
     is copied onto the rows while the main index is dropped: copying it onto indexed rows would insert each of them
@@ -240,8 +240,7 @@ async def ensure_key_indexes(
     """Give ``model`` its 24 per-key HNSW indexes when it has none (the upgrade of a model registered before
     migration 0024): a :func:`build_index`, so the main index is rebuilt too; returns whether it built them.
 
-    Minutes for a large library (docs/benchmarks/scale.md); blocks writes to ``embeddings`` meanwhile, while
-    similar-tracks queries keep being answered from the main index.
+    Minutes for a large library, during which every query of ``embeddings`` waits (docs/benchmarks/scale.md).
     """
     _, _, key_indexed = await _model_index(conn, model)
     if key_indexed:

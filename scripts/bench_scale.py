@@ -13,7 +13,11 @@ to keep them elsewhere). Parts, chosen with ``--parts`` (comma-separated, defaul
 * ``vectors``: N clustered unit vectors of ``--dim`` (default 753, the MusiCNN pooled embedding) copied in, the
   HNSW index built (time, ``maintenance_work_mem``, size), recall@10 of ``vectors.similar`` against an exact
   numpy scan, and p50/p95 of similar tracks through the API with no filter and with strict filters (BPM +-8 %,
-  Camelot-compatible, at most 2 per artist) with the rows returned.
+  Camelot-compatible, at most 2 per artist) with the rows returned and the step of ``vectors.similar`` that
+  answered each request (per-key indexes, 1 000 candidates, filter-first), the strict path's recall@20 against
+  an exact scan of the tracks passing the filters, and the same without the per-key indexes (the path before
+  them) in the same run. On a kept database whose model has no per-key indexes yet, ``--reuse`` times their
+  one-time build (``vectors.ensure_key_indexes``, the upgrade of an existing library).
 * ``routes`` (after ``vectors`` for Sonic Match; on a kept database with ``--work-dir DIR --reuse``): p50/p95 of
   the web client's library route (``GET /api/tracks``: no filter, ``sort=bpm``, a deep page, title and artist
   searches, BPM / key / loudness filters) and of the Sonic Match, BPM-range and harmonic-mix playlist routes,
@@ -33,7 +37,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
+import logging
 import os
 import platform
 import resource
@@ -64,7 +70,7 @@ from scripts.bench_queue import latency_blocked, latency_busy, start_redis, summ
 from scripts.bench_vectors import BENCH_DB, fresh_database, percentile
 from sidecar.analyzers.registry import enabled_versions
 from sidecar.demo.vectors import clustered_unit_vector_chunks
-from sidecar.domain import Priority
+from sidecar.domain import KeySignature, Priority
 from sidecar.embedded import embedded_postgres_url
 from sidecar.errors import SidecarError
 from sidecar.services.enqueue import enqueue_track_ids
@@ -86,6 +92,13 @@ from tests.contract.generated_hosts import (
 )
 
 TOKEN = "bench-token-0123456789abcdef"
+STRICT = vectors.SimilarFilters(bpm_window_pct=8, half_double=True, camelot_compatible=True, max_per_artist=2)
+STRICT_PARAMS: dict[str, str | int] = {
+    "bpm_window_pct": 8,
+    "half_double": "true",
+    "camelot_compatible": "true",
+    "max_per_artist": 2,
+}
 PARTS = ("status", "queue", "vectors", "routes", "sync", "sync-jellyfin")
 
 
@@ -288,9 +301,48 @@ async def part_vectors(runtime: Runtime, ids: tuple[int, int], args: argparse.Na
             data[offset : offset + len(chunk)] = chunk
             offset += len(chunk)
         print(f"| {count} x {args.dim}-dim vectors and their HNSW index kept from an earlier run (`--reuse`) | - |")
+        await upgrade_key_indexes(runtime, model, args)
     else:
         data = await load_vectors(runtime, model, first, count, args)
+    await print_index_sizes(runtime, model)
     await measure_vectors(runtime, model, first, data, args)
+
+
+async def upgrade_key_indexes(runtime: Runtime, model: str, args: argparse.Namespace) -> None:
+    """Time the one-time build of the per-key indexes of a model that has none (what an upgrade costs)."""
+    started = time.perf_counter()
+    async with runtime.pool.connection() as conn:
+        backend_pid = conn.info.backend_pid
+    with PeakRss(backend_pid) as server_rss:
+        async with runtime.pool.connection() as conn:
+            await conn.execute(f"SET max_parallel_maintenance_workers = {args.build_workers}")
+            built = await vectors.ensure_key_indexes(conn, model, maintenance_work_mem_mb=args.mem_mb)
+            await conn.execute("ANALYZE embeddings")
+    if built:
+        print(
+            f"| upgrade (`ensure_key_indexes`): main HNSW index dropped, key copied onto the rows, main index and"
+            f" 24 per-key indexes built (maintenance_work_mem {args.mem_mb} MB) |"
+            f" {(time.perf_counter() - started) / 60:.1f} min;"
+            f" PostgreSQL peak RSS {server_rss.peak_mib:.0f} MiB |"
+        )
+
+
+async def print_index_sizes(runtime: Runtime, model: str) -> None:
+    async with transaction(runtime.pool) as conn:
+        cur = await conn.execute(
+            "SELECT count(*), coalesce(sum(pg_relation_size(i.indexrelid)), 0),"
+            " (SELECT pg_relation_size(index_name::regclass) FROM embedding_models WHERE model = %s),"
+            " pg_total_relation_size('embeddings')"
+            " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " WHERE i.indrelid = 'embeddings'::regclass AND pg_get_expr(i.indpred, i.indrelid) LIKE %s",
+            (model, f"%{model}%camelot%"),
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    print(
+        f"| index sizes: main HNSW / {row[0]} per-key HNSW together / table with all its indexes |"
+        f" {row[2] / 2**30:.2f} GiB / {row[1] / 2**30:.2f} GiB / {row[3] / 2**30:.2f} GiB |"
+    )
 
 
 async def load_vectors(
@@ -320,21 +372,15 @@ async def load_vectors(
             await conn.execute("ANALYZE embeddings")
     build_s = time.perf_counter() - started
     async with transaction(runtime.pool) as conn:
-        cur = await conn.execute(
-            "SELECT pg_relation_size(index_name::regclass), pg_total_relation_size('embeddings'),"
-            " (SELECT extversion FROM pg_extension WHERE extname = 'vector'), version()"
-            " FROM embedding_models WHERE model = %s",
-            (model,),
-        )
+        cur = await conn.execute("SELECT extversion, version() FROM pg_extension WHERE extname = 'vector'")
         row = await cur.fetchone()
     assert row is not None
     print(
-        f"| HNSW build (m 16, ef_construction 128, maintenance_work_mem {args.mem_mb} MB, "
+        f"| HNSW build, main + 24 per key (m 16, ef_construction 128, maintenance_work_mem {args.mem_mb} MB, "
         f"{args.build_workers} parallel worker(s)) | {build_s / 60:.1f} min;"
         f" PostgreSQL peak RSS {server_rss.peak_mib:.0f} MiB |"
     )
-    print(f"| index size / table with indexes | {row[0] / 2**30:.2f} GiB / {row[1] / 2**30:.2f} GiB |")
-    print(f"| pgvector / server | {row[2]} / {str(row[3]).split(' on ')[0]} |")
+    print(f"| pgvector / server | {row[0]} / {str(row[1]).split(' on ')[0]} |")
     return data
 
 
@@ -345,7 +391,7 @@ async def measure_vectors(
     latency case on its own seeds, not the recall's: their index pages would be in the cache already)."""
     count = len(data)
     rng = np.random.default_rng(args.query_seed)
-    cases = len(args.ef_search) + 2  # each latency measure gets seeds of its own, never searched before (cold)
+    cases = len(args.ef_search) + 3 + len(args.key_candidates)  # each latency case has fresh seeds (cold)
     drawn = rng.choice(count, args.queries * (1 + cases), replace=False)
     picks = drawn[: args.queries]
     seeds = [first + int(i) for i in picks]
@@ -366,6 +412,22 @@ async def measure_vectors(
         f"| recall@10 of `similar` (default candidates: {vectors.UNFILTERED_CANDIDATES}), {len(seeds)} seeds,"
         f" vs exact numpy | {recall:.3f} |"
     )
+    strict_cases = [
+        *[(f"per-key indexes, {n} candidates per key", n, True) for n in args.key_candidates],
+        (f"per-key indexes (default: {vectors.KEY_CANDIDATES} per key)", vectors.KEY_CANDIDATES, True),
+        ("without them (the path before)", vectors.KEY_CANDIDATES, False),
+    ]
+    for label, per_key, by_key in strict_cases:
+        with (
+            StepLog() as steps,
+            mock.patch.object(vectors, "KEY_CANDIDATES", per_key),
+            mock.patch.object(vectors, "_by_key", vectors._by_key if by_key else never),
+        ):
+            strict_recall = await recall_strict(runtime, model, first, data, seeds)
+        print(
+            f"| recall@20 of `similar` with strict filters, {label}, {len(seeds)} seeds, vs an exact scan of the"
+            f" tracks passing them | {strict_recall:.3f}; steps {steps.summary()} |"
+        )
     del data
     sweep = {ef: await recall_at_10(runtime, model, exact, ef) for ef in args.ef_search}
     server, thread, base_url = serve(runtime.settings)
@@ -378,17 +440,108 @@ async def measure_vectors(
                 f"| `hnsw.ef_search` {ef}: recall@10 / `GET /api/tracks/{{id}}/similar` limit 10 p50 / p95 |"
                 f" {ef_recall:.3f} / {p50_p95(latencies)} ms; rows min {min(returned)} |"
             )
-        strict = {"limit": 20, "bpm_window_pct": 8, "half_double": "true", "camelot_compatible": "true",
-                  "max_per_artist": 2}  # fmt: skip
-        for label, params in (("no filter", {"limit": 20}), ("strict filters", strict)):
-            latencies, returned = await asyncio.to_thread(api_latencies, base_url, next(fresh), params)
+        strict: dict[str, str | int] = {"limit": 20, **STRICT_PARAMS}
+        cases_20: list[tuple[str, dict[str, str | int], int, bool]] = [
+            ("no filter", {"limit": 20}, vectors.KEY_CANDIDATES, True),
+            ("strict filters, without per-key indexes (the path before)", strict, vectors.KEY_CANDIDATES, False),
+            *[
+                (f"strict filters, per-key indexes, {n} candidates per key", strict, n, True)
+                for n in args.key_candidates
+            ],
+            (
+                f"strict filters, per-key indexes (default: {vectors.KEY_CANDIDATES} per key)",
+                strict,
+                vectors.KEY_CANDIDATES,
+                True,
+            ),
+        ]
+        for label, params, per_key, by_key in cases_20:
+            with (
+                StepLog() as steps,
+                mock.patch.object(vectors, "KEY_CANDIDATES", per_key),
+                mock.patch.object(vectors, "_by_key", vectors._by_key if by_key else never),
+            ):
+                latencies, returned = await asyncio.to_thread(api_latencies, base_url, next(fresh), params)
             print(
                 f"| `GET /api/tracks/{{id}}/similar` limit 20, {label}: p50 / p95 | {p50_p95(latencies)} ms;"
-                f" rows returned min {min(returned)}, mean {statistics.mean(returned):.1f} |"
+                f" rows returned min {min(returned)}, mean {statistics.mean(returned):.1f}; steps {steps.summary()} |"
             )
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def never(*_: object) -> bool:
+    """Stands in for ``vectors._by_key``: the per-key indexes unused (the path before them)."""
+    return False
+
+
+class StepLog(logging.Handler):
+    """Counts the step of ``vectors.similar`` that answered each call (its DEBUG records) while entered."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.steps: collections.Counter[str] = collections.Counter()
+        self.logger = logging.getLogger(vectors.__name__)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.steps[str(getattr(record, "similar_step", "?"))] += 1
+
+    def summary(self) -> str:
+        return ", ".join(f"{step} {n}" for step, n in self.steps.most_common())
+
+    def __enter__(self) -> StepLog:
+        self.logger.addHandler(self)
+        self.level_before = self.logger.level
+        self.logger.setLevel(logging.DEBUG)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.removeHandler(self)
+        self.logger.setLevel(self.level_before)
+
+
+async def recall_strict(
+    runtime: Runtime, model: str, first: int, data: npt.NDArray[np.float32], seeds: list[int]
+) -> float:
+    """recall@20 of ``vectors.similar`` with :data:`STRICT` vs the exact answer: every present track passing the
+    filters by cosine distance, at most 2 per artist (the synthetic titles are unique: no duplicates to drop)."""
+    async with transaction(runtime.pool) as conn:
+        cur = await conn.execute(
+            "SELECT t.id, t.artist, t.is_missing, f.bpm, f.key FROM tracks t JOIN track_features f ON f.track_id = t.id"
+            " WHERE t.id BETWEEN %s AND %s ORDER BY t.id",
+            (first, first + len(data) - 1),
+        )
+        rows = await cur.fetchall()
+    assert len(rows) == len(data)
+    artists = np.array([hash(r[1]) for r in rows])
+    present = ~np.array([bool(r[2]) for r in rows])
+    bpms = np.array([float(r[3]) for r in rows])
+    camelots = np.array([KeySignature.parse(str(r[4])).camelot for r in rows])
+    hits = 0
+    for seed in seeds:
+        index = seed - first
+        seed_bpm = bpms[index]
+        low, high = seed_bpm * 0.92, seed_bpm * 1.08
+        in_window = np.zeros(len(data), dtype=bool)
+        for scale in (1.0, 0.5, 2.0):
+            in_window |= (bpms >= low * scale) & (bpms <= high * scale)
+        compatible = np.isin(camelots, KeySignature.parse(str(rows[index][4])).compatible_camelot())
+        passing = np.flatnonzero(in_window & compatible & present)
+        passing = passing[passing != index]
+        order = passing[np.argsort(-(data[passing] @ data[index]))]
+        taken: collections.Counter[int] = collections.Counter()
+        truth = set()
+        for i in order:
+            if taken[artists[i]] < 2:
+                taken[artists[i]] += 1
+                truth.add(first + int(i))
+                if len(truth) == 20:
+                    break
+        async with transaction(runtime.pool) as conn:
+            found = await vectors.similar(conn, [seed], model=model, limit=20, filters=STRICT)
+        hits += len({r.track_id for r in found} & truth)
+    return hits / (20 * len(seeds))
 
 
 async def recall_at_10(runtime: Runtime, model: str, exact: dict[int, set[int]], candidates: int | None) -> float:
@@ -757,6 +910,12 @@ def main() -> None:
         type=lambda text: [int(v) for v in text.split(",")],
         default=[],
         help="vectors: also recall@10 and unfiltered route p50/p95 at each of these hnsw.ef_search (e.g. 64,100,200)",
+    )
+    parser.add_argument(
+        "--key-candidates",
+        type=lambda text: [int(v) for v in text.split(",")],
+        default=[],
+        help="vectors: also the strict path's recall and route p50/p95 with these candidates per key (e.g. 40,200)",
     )
     parser.add_argument("--route-samples", type=int, default=30, help="routes: requests per case")
     parser.add_argument("--page-size", type=int, default=500, help="songs per search3 page and per transaction")

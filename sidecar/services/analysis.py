@@ -56,7 +56,9 @@ class EmbeddingModel(Protocol):
 
 
 async def register_embedding_models(runtime: Runtime, analyzers: Iterable[object]) -> list[str]:
-    """Declare the embedding model of every vector-producing analyzer (and build its HNSW index when new).
+    """Declare the embedding model of every vector-producing analyzer (and build its HNSW indexes when new), and
+    build the per-key indexes of a model registered before them (:func:`sidecar.storage.vectors.ensure_key_indexes`:
+    a one-time upgrade, minutes for a large library, docs/benchmarks/scale.md).
 
     Call once at start-up, before any result is stored; returns the models that were new.
     """
@@ -66,6 +68,8 @@ async def register_embedding_models(runtime: Runtime, analyzers: Iterable[object
             async with transaction(runtime.pool) as conn:
                 if await vectors.register_model(conn, analyzer.model, dim=analyzer.dim):
                     new.append(analyzer.model)
+            async with transaction(runtime.pool) as conn:
+                await vectors.ensure_key_indexes(conn, analyzer.model)
     return new
 
 

@@ -132,7 +132,9 @@ async def store_results(
     """
     done = {name: versions[name] for name in results}
     async with conn.transaction():
-        for name, result in sorted(results.items()):
+        # Vectors last: the key is then in track_features when the vector row is inserted (the insert trigger copies
+        # it), instead of an update of that row that would insert it into the HNSW indexes a second time.
+        for name, result in sorted(results.items(), key=lambda item: (isinstance(item[1], EmbeddingResult), item[0])):
             if isinstance(result, EmbeddingResult):
                 await vectors.upsert_embedding(conn, track_id, result.model, result.vector)
                 if result.tags:

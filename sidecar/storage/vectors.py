@@ -3,13 +3,17 @@
 Every model's vectors share one untyped ``vector`` column; ``embedding_models`` fixes each model's dimension and
 names its partial HNSW index over ``embedding::vector(dim)`` (cosine), so a query, which always names one model,
 uses that model's index and never mixes models. Only pgvector 0.6 features are used (no halfvec, no iterative
-index scans): filters are applied to an over-fetched candidate set (see :func:`similar`).
+index scans): filters are applied to an over-fetched candidate set (see :func:`similar`). A model can also have one
+partial HNSW index per Camelot key (``embedding_models.key_indexed``, :func:`build_index`; the key is copied
+onto its embedding rows by triggers, migration 0024), so a Camelot-compatible query searches only the compatible
+keys' graphs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +26,14 @@ from sidecar.domain import KeySignature
 from sidecar.errors import NotFoundError, StorageError
 from sidecar.storage.db import Connection
 
+log = logging.getLogger(__name__)
+
 MAX_CANDIDATES = 1000  # hnsw.ef_search's ceiling in pgvector 0.6
+KEY_CANDIDATES = 60
+"""Fewest HNSW candidates per compatible key of a Camelot-compatible :func:`similar` on a key-indexed model
+(``max(KEY_CANDIDATES, 2 * limit)`` per key; docs/benchmarks/scale.md)."""
+CAMELOTS = tuple(f"{hour}{letter}" for hour in range(1, 13) for letter in "AB")
+"""The 24 Camelot codes: one partial HNSW index each on a key-indexed model."""
 UNFILTERED_CANDIDATES = 100
 """Fewest HNSW candidates (``hnsw.ef_search``) of an unfiltered :func:`similar`: the smallest that keeps
 recall@10 >= 0.95 at 1M x 753 dims (docs/benchmarks/scale.md; 64 gave 0.89-0.92 there)."""
@@ -114,26 +125,67 @@ def _index_name(model: str, dim: int) -> str:
     return f"embeddings_hnsw_{slug}_{dim}_{digest}"
 
 
-def _create_index(model: str, dim: int, index: str, *, m: int, ef_construction: int) -> sql.Composed:
+def _key_index_name(model: str, dim: int, camelot: str) -> str:
+    digest = hashlib.sha256(model.encode()).hexdigest()[:8]
+    return f"embeddings_hnsw_{digest}_{dim}_{camelot.lower()}"
+
+
+def _create_index(
+    model: str, dim: int, index: str, *, m: int, ef_construction: int, camelot: str | None = None
+) -> sql.Composed:
+    """The model's HNSW index over every row, or with ``camelot`` over the rows of that key only."""
+    where = sql.SQL("model = {}").format(sql.Literal(model))
+    if camelot is not None:
+        where = sql.SQL("{} AND camelot = {}").format(where, sql.Literal(camelot))
     return sql.SQL(
         "CREATE INDEX {index} ON embeddings USING hnsw ((embedding::vector({dim})) vector_cosine_ops)"
-        " WITH (m = {m}, ef_construction = {ef}) WHERE model = {model}"
+        " WITH (m = {m}, ef_construction = {ef}) WHERE {where}"
     ).format(
         index=sql.Identifier(index),
         dim=sql.Literal(dim),
         m=sql.Literal(m),
         ef=sql.Literal(ef_construction),
-        model=sql.Literal(model),
+        where=where,
     )
+
+
+async def _drop_key_indexes(conn: Connection, model: str, dim: int) -> None:
+    names = sql.SQL(", ").join(sql.Identifier(_key_index_name(model, dim, camelot)) for camelot in CAMELOTS)
+    await conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(names))
+    await conn.execute("UPDATE embedding_models SET key_indexed = false WHERE model = %s", (model,))
+
+
+async def _create_key_indexes(conn: Connection, model: str, dim: int, *, m: int, ef_construction: int) -> None:
+    """Copy the key onto the model's rows (the triggers keep it from then on) and build the 24 key indexes."""
+    await conn.execute("UPDATE embedding_models SET key_indexed = true WHERE model = %s", (model,))
+    await conn.execute(
+        """
+        UPDATE embeddings e SET camelot = f.camelot FROM track_features f
+        WHERE e.model = %s AND f.track_id = e.track_id AND e.camelot IS DISTINCT FROM f.camelot
+        """,
+        (model,),
+    )
+    for camelot in CAMELOTS:
+        index = _key_index_name(model, dim, camelot)
+        await conn.execute(_create_index(model, dim, index, m=m, ef_construction=ef_construction, camelot=camelot))
+
+
+async def _model_index(conn: Connection, model: str) -> tuple[int, str, bool]:
+    cur = await conn.execute("SELECT dim, index_name, key_indexed FROM embedding_models WHERE model = %s", (model,))
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFoundError(f"embedding model {model!r} is not registered")
+    return int(row[0]), str(row[1]), bool(row[2])
 
 
 async def register_model(
     conn: Connection, model: str, *, dim: int, m: int = 16, ef_construction: int = 128, build_index: bool = True
 ) -> bool:
-    """Declare an embedding model and build its partial HNSW index (cosine) if it is new.
+    """Declare an embedding model and build its partial HNSW indexes (cosine; one over every row and one per
+    Camelot key) if it is new.
 
     Call once at worker start-up, outside other transactions (it takes a lock on ``embeddings``). Returns
-    ``True`` when the model was new. ``build_index=False`` leaves the index to :func:`build_index` (faster for a
+    ``True`` when the model was new. ``build_index=False`` leaves the indexes to :func:`build_index` (faster for a
     bulk import: build once after loading). Raises ``StorageError`` when the model exists with another dimension.
     """
     if not 1 <= dim <= 2000:
@@ -152,34 +204,63 @@ async def register_model(
         )
         if build_index:
             await conn.execute(_create_index(model, dim, index, m=m, ef_construction=ef_construction))
+            await _create_key_indexes(conn, model, dim, m=m, ef_construction=ef_construction)
     return True
 
 
 async def build_index(
-    conn: Connection, model: str, *, m: int = 16, ef_construction: int = 128, maintenance_work_mem_mb: int = 1024
+    conn: Connection,
+    model: str,
+    *,
+    m: int = 16,
+    ef_construction: int = 128,
+    maintenance_work_mem_mb: int = 1024,
+    key_indexes: bool = True,
 ) -> None:
-    """(Re)build ``model``'s HNSW index with these parameters (drops the old one; blocks writes meanwhile).
+    """(Re)build ``model``'s HNSW index and, with ``key_indexes``, its 24 per-key indexes (drops the old ones: every
+    query of ``embeddings`` waits until this commits). Without ``key_indexes`` the model has none afterwards.
 
-    ``maintenance_work_mem_mb`` is set for this transaction: the build is much faster when the graph fits.
+    ``maintenance_work_mem_mb`` is set for this transaction: the build is much faster when the graph fits. The key
+    is copied onto the rows while the main index is dropped: copying it onto indexed rows would insert each of them
+    into the main HNSW graph again, much slower than building it (docs/benchmarks/scale.md).
     """
-    cur = await conn.execute("SELECT dim, index_name FROM embedding_models WHERE model = %s", (model,))
-    row = await cur.fetchone()
-    if row is None:
-        raise NotFoundError(f"embedding model {model!r} is not registered")
-    dim, index = int(row[0]), str(row[1])
+    dim, index, _ = await _model_index(conn, model)
     async with conn.transaction():
         await conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (f"{maintenance_work_mem_mb}MB",))
         await conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index)))
+        await _drop_key_indexes(conn, model, dim)
+        if key_indexes:
+            await _create_key_indexes(conn, model, dim, m=m, ef_construction=ef_construction)
         await conn.execute(_create_index(model, dim, index, m=m, ef_construction=ef_construction))
 
 
+async def ensure_key_indexes(
+    conn: Connection, model: str, *, m: int = 16, ef_construction: int = 128, maintenance_work_mem_mb: int = 1024
+) -> bool:
+    """Give ``model`` its 24 per-key HNSW indexes when it has none (the upgrade of a model registered before
+    migration 0024): a :func:`build_index`, so the main index is rebuilt too; returns whether it built them.
+
+    Minutes for a large library, during which every query of ``embeddings`` waits (docs/benchmarks/scale.md).
+    """
+    _, _, key_indexed = await _model_index(conn, model)
+    if key_indexed:
+        return False
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('sonantica:embedding_models'))")
+        if (await _model_index(conn, model))[2]:
+            return False
+        log.info("building the HNSW indexes of %s with one per key (once; minutes for a large library)", model)
+        await build_index(
+            conn, model, m=m, ef_construction=ef_construction, maintenance_work_mem_mb=maintenance_work_mem_mb
+        )
+    return True
+
+
 async def drop_index(conn: Connection, model: str) -> None:
-    """Drop ``model``'s HNSW index (before a bulk :func:`copy_embeddings`; :func:`build_index` makes it again)."""
-    cur = await conn.execute("SELECT index_name FROM embedding_models WHERE model = %s", (model,))
-    row = await cur.fetchone()
-    if row is None:
-        raise NotFoundError(f"embedding model {model!r} is not registered")
-    await conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(str(row[0]))))
+    """Drop ``model``'s HNSW indexes (before a bulk :func:`copy_embeddings`; :func:`build_index` makes them again)."""
+    dim, index, _ = await _model_index(conn, model)
+    await conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index)))
+    await _drop_key_indexes(conn, model, dim)
 
 
 async def model_dim(conn: Connection, model: str) -> int:
@@ -290,6 +371,7 @@ async def _nearest(
 @dataclass(frozen=True, slots=True)
 class _Seeds:
     dim: int
+    key_indexed: bool
     bpm: float | None
     camelots: tuple[str, ...]
 
@@ -298,7 +380,8 @@ async def _load_seeds(conn: Connection, seed_track_ids: Sequence[int], model: st
     """The model's dimension and the seeds' BPM and keys; sets ``hnsw.ef_search`` in the same round trip."""
     cur = await conn.execute(
         """
-        SELECT m.dim, set_config('hnsw.ef_search', %s, true), s.id, e.track_id IS NOT NULL, f.bpm, f.key
+        SELECT m.dim, set_config('hnsw.ef_search', %s, true), s.id, e.track_id IS NOT NULL, f.bpm, f.key,
+               m.key_indexed
         FROM embedding_models m
         CROSS JOIN unnest(%s::bigint[]) AS s(id)
         LEFT JOIN embeddings e ON e.track_id = s.id AND e.model = m.model
@@ -320,6 +403,7 @@ async def _load_seeds(conn: Connection, seed_track_ids: Sequence[int], model: st
             camelots.extend(KeySignature.parse(str(row[5])).compatible_camelot())
     return _Seeds(
         dim=int(rows[0][0]),
+        key_indexed=bool(rows[0][6]),
         bpm=sum(bpms) / len(bpms) if bpms else None,
         camelots=tuple(sorted(set(camelots))),
     )
@@ -404,6 +488,15 @@ _FROM_INDEX = """
     LIMIT %(candidates)s"""
 """The ``candidates`` nearest vectors from the model's HNSW index, before any filter."""
 
+_FROM_KEY_INDEX = """
+    (SELECT e.track_id, {distance} AS distance
+    FROM embeddings e
+    WHERE e.model = {model} AND e.camelot = {camelot}
+    ORDER BY {distance}
+    LIMIT %(candidates)s)"""
+"""The ``candidates`` nearest vectors of one key from its partial HNSW index: the model and the key are literals,
+so the planner can match the index's predicate."""
+
 _FILTER_FIRST = """
     SELECT e.track_id, {distance} AS distance
     FROM tracks t
@@ -458,6 +551,17 @@ def _default_candidates(filters: SimilarFilters, limit: int) -> int:
     return max(200, 20 * limit) if _selective(filters) else max(UNFILTERED_CANDIDATES, 5 * limit)
 
 
+def _by_key(filters: SimilarFilters, seeds: _Seeds) -> bool:
+    """Whether the candidates come from the compatible keys' indexes (a key-indexed model, Camelot-compatible)."""
+    return filters.camelot_compatible and seeds.key_indexed and bool(seeds.camelots)
+
+
+def _first_candidates(filters: SimilarFilters, seeds: _Seeds, limit: int, candidates: int | None) -> int:
+    if candidates is None:
+        candidates = max(KEY_CANDIDATES, 2 * limit) if _by_key(filters, seeds) else _default_candidates(filters, limit)
+    return min(MAX_CANDIDATES, candidates)
+
+
 async def similar(
     conn: Connection,
     seed_track_ids: Sequence[int],
@@ -474,11 +578,13 @@ async def similar(
     and the per-artist/per-album caps are then applied to those candidates. Default ``candidates``:
     ``max(UNFILTERED_CANDIDATES, 5 * limit)`` (100) without selective filters (only duplicates excluded),
     ``max(200, 20 * limit)`` with any other filter or cap (docs/benchmarks/vectors.md and scale.md give the recall
-    and latency of each). Seeds and
-    missing tracks are never returned. When filters or caps leave fewer than ``limit`` results, the query runs
-    again with 1000 candidates, then (still short) filter-first: the nearest of the tracks that pass the filters
-    by exact distance, so ``limit`` rows come back whenever that many tracks pass (pgvector 0.6 has no iterative
-    index scan; docs/benchmarks/scale.md gives the cost).
+    and latency of each). With ``camelot_compatible`` on a key-indexed model (:func:`build_index`), the candidates
+    are instead the ``candidates`` nearest of each compatible key, from its own partial index (default
+    ``max(KEY_CANDIDATES, 2 * limit)`` per key). Seeds and missing tracks are never returned. When filters or caps
+    leave fewer than ``limit`` results, the query runs again with 1000 candidates (per key), then (still short)
+    filter-first: the nearest of the tracks that pass the filters by exact distance, so ``limit`` rows come back
+    whenever that many tracks pass (pgvector 0.6 has no iterative index scan; docs/benchmarks/scale.md gives the
+    cost). Each answer logs the step that gave it (``similar_step`` on a DEBUG record of this module's logger).
 
     Raises ``NotFoundError`` when a seed has no embedding for ``model`` (or the model is unknown) and
     ``ValueError`` for an empty seed list or a filter the seeds cannot anchor (a BPM window or key compatibility
@@ -489,46 +595,78 @@ async def similar(
     if limit < 1:
         raise ValueError(f"limit must be at least 1 (got {limit})")
     chosen = filters or SimilarFilters()
-    pool_size = min(MAX_CANDIDATES, candidates or _default_candidates(chosen, limit))
     filtered = _selective(chosen)
     async with conn.transaction() if conn.autocommit else contextlib.nullcontext():
-        found = await _similar(conn, seed_track_ids, model=model, limit=limit, filters=chosen, candidates=pool_size)
-        if len(found) < limit and filtered and pool_size < MAX_CANDIDATES:
-            found = await _similar(
-                conn, seed_track_ids, model=model, limit=limit, filters=chosen, candidates=MAX_CANDIDATES
-            )
+        default = min(MAX_CANDIDATES, candidates or _default_candidates(chosen, limit))
+        seeds = await _load_seeds(conn, seed_track_ids, model, ef_search=default)
+        first = _first_candidates(chosen, seeds, limit, candidates)
+        source = "keys" if _by_key(chosen, seeds) else "index"
+        if first != default:
+            await _set_ef_search(conn, first)
+        step = source
+        found = await _similar(
+            conn, seed_track_ids, seeds, model=model, limit=limit, filters=chosen, pool=(source, first)
+        )
+        if len(found) < limit and filtered and first < MAX_CANDIDATES:
+            await _set_ef_search(conn, MAX_CANDIDATES)
+            step = f"{source}-{MAX_CANDIDATES}"
+            pool = (source, MAX_CANDIDATES)
+            found = await _similar(conn, seed_track_ids, seeds, model=model, limit=limit, filters=chosen, pool=pool)
         if len(found) < limit and filtered:
-            found = await _similar(
-                conn,
-                seed_track_ids,
-                model=model,
-                limit=limit,
-                filters=chosen,
-                candidates=MAX_CANDIDATES,
-                filter_first=True,
-            )
+            step = "filter-first"
+            pool = ("filter-first", MAX_CANDIDATES)
+            found = await _similar(conn, seed_track_ids, seeds, model=model, limit=limit, filters=chosen, pool=pool)
+        log.debug("similar tracks of %s: %d rows from %s", model, len(found), step, extra={"similar_step": step})
         return found
 
 
-async def _similar(
+async def similar_plan(
     conn: Connection,
     seed_track_ids: Sequence[int],
     *,
     model: str,
+    limit: int = 20,
+    filters: SimilarFilters | None = None,
+) -> str:
+    """The ``EXPLAIN`` (text) of the first query :func:`similar` runs with these arguments (which indexes serve it)."""
+    chosen = filters or SimilarFilters()
+    async with conn.transaction() if conn.autocommit else contextlib.nullcontext():
+        seeds = await _load_seeds(conn, seed_track_ids, model, ef_search=MAX_CANDIDATES)
+        pool = ("keys" if _by_key(chosen, seeds) else "index", _first_candidates(chosen, seeds, limit, None))
+        query, params = _similar_query(seed_track_ids, seeds, model=model, limit=limit, filters=chosen, pool=pool)
+        cur = await conn.execute(sql.SQL("EXPLAIN ") + query, params)
+        return "\n".join(str(row[0]) for row in await cur.fetchall())
+
+
+def _candidates_query(
+    source: str, seeds: _Seeds, model: str, distance: sql.Composable, where: sql.Composable
+) -> sql.Composable:
+    literal = sql.Literal(model)
+    if source == "keys":
+        return sql.SQL(" UNION ALL").join(
+            sql.SQL(_FROM_KEY_INDEX).format(distance=distance, model=literal, camelot=sql.Literal(camelot))
+            for camelot in seeds.camelots
+        )
+    text = _FILTER_FIRST if source == "filter-first" else _FROM_INDEX
+    return sql.SQL(text).format(distance=distance, model=literal, conditions=where)
+
+
+def _similar_query(
+    seed_track_ids: Sequence[int],
+    seeds: _Seeds,
+    *,
+    model: str,
     limit: int,
     filters: SimilarFilters,
-    candidates: int,
-    filter_first: bool = False,
-) -> list[SimilarTrack]:
-    seeds = await _load_seeds(conn, seed_track_ids, model, ef_search=candidates)
-    dim = seeds.dim
+    pool: tuple[str, int],
+) -> tuple[sql.Composed, dict[str, object]]:
+    source, candidates = pool
     conditions, params = _conditions(filters, seeds)
-    distance = _distance(dim, sql.SQL("e.embedding"), sql.SQL("(SELECT v FROM query)"))
+    distance = _distance(seeds.dim, sql.SQL("e.embedding"), sql.SQL("(SELECT v FROM query)"))
     where = sql.SQL(" AND ").join([sql.SQL("true"), *conditions])
-    source = _FILTER_FIRST if filter_first else _FROM_INDEX
     query = sql.SQL(_SIMILAR).format(
-        candidates=sql.SQL(source).format(distance=distance, model=sql.Literal(model), conditions=where),
-        cast=sql.SQL("::vector({})").format(sql.Literal(dim)),
+        candidates=_candidates_query(source, seeds, model, distance, where),
+        cast=sql.SQL("::vector({})").format(sql.Literal(seeds.dim)),
         model=sql.Literal(model),
         conditions=where,
         dedup=sql.SQL("song_rank = 1" if filters.exclude_duplicates else "true"),
@@ -541,6 +679,22 @@ async def _similar(
         "max_per_artist": filters.max_per_artist or never,
         "max_per_album": filters.max_per_album or never,
     }
+    return query, params
+
+
+async def _similar(
+    conn: Connection,
+    seed_track_ids: Sequence[int],
+    seeds: _Seeds,
+    *,
+    model: str,
+    limit: int,
+    filters: SimilarFilters,
+    pool: tuple[str, int],
+) -> list[SimilarTrack]:
+    """One step of :func:`similar`: ``pool`` is the candidates' source ("index", "keys" or "filter-first") and
+    how many (per key for "keys")."""
+    query, params = _similar_query(seed_track_ids, seeds, model=model, limit=limit, filters=filters, pool=pool)
     cur = await conn.execute(query, params)
     rows = await cur.fetchall()
     return [

@@ -9,7 +9,7 @@ Every adapter raises only :class:`HostError` subclasses, so callers decide retry
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar, Protocol, runtime_checkable
@@ -167,9 +167,12 @@ class HostAdapter(Protocol):
     async def ping(self) -> HostInfo:
         """Authenticate and return the server's identity."""
 
-    def iter_tracks(self, *, changed_since: datetime | None = None, page_size: int = 500) -> AsyncIterator[HostTrack]:
+    def iter_tracks(
+        self, *, changed_since: datetime | None = None, page_size: int = 500
+    ) -> AsyncGenerator[HostTrack, None]:
         """Yield every audio track, paging internally; with ``changed_since`` only tracks changed after it
-        (server-side when CHANGED_SINCE is a capability, otherwise every track)."""
+        (server-side when CHANGED_SINCE is a capability, otherwise every track). Close the generator
+        (``aclose``) when stopping early: it may hold a page requested ahead."""
 
     async def get_track(self, host_track_id: str) -> HostTrack:
         """One track; raises TrackNotFoundError when the host does not know it."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import UTC, datetime
 from typing import ClassVar
 
@@ -139,7 +139,7 @@ class JellyfinAdapter(HttpAdapter):
 
     async def iter_tracks(
         self, *, changed_since: datetime | None = None, page_size: int = const.DEFAULT_PAGE_SIZE
-    ) -> AsyncIterator[HostTrack]:
+    ) -> AsyncGenerator[HostTrack, None]:
         """Every audio track of every music library, paged with ``GET /Items`` and mapped onto the mount.
 
         ``changed_since`` (timezone-aware) becomes ``minDateLastSaved``: Jellyfin returns tracks whose metadata

@@ -64,7 +64,8 @@ def test_one_song_collapsed_into_an_object_and_no_song_list() -> None:
     one = {"subsonic-response": {"status": "ok", "searchResult3": {"song": SONG}}}
     none = {"subsonic-response": {"status": "ok", "version": "1.16.1"}}
     collapsed, empty = decode_page(json.dumps(one).encode()), decode_page(json.dumps(none).encode())
-    assert collapsed is not None and empty is not None
+    assert collapsed is not None
+    assert empty is not None
     assert ([s.id for s in collapsed.songs], empty.listed) == ([SONG["id"]], 0)
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import os
 import platform
 import resource
@@ -623,8 +624,13 @@ async def part_sync(runtime: Runtime, versions: dict[str, int], args: argparse.N
             f" {rss_mib():.0f} MiB |"
         )
         await asyncio.to_thread(change_songs, host, mount, args.changes, 3)
-        report, timing = await timed_sync(runtime, adapter, host, versions, args, deep=False)
+        profiler = cProfile.Profile(time.process_time) if args.profile_resync else None
+        with profiler or contextlib.nullcontext():
+            report, timing = await timed_sync(runtime, adapter, host, versions, args, deep=False)
         print(sync_row(f"Navidrome sync after {args.changes} songs changed (every song listed)", report, timing))
+        if profiler is not None:
+            profiler.dump_stats(args.profile_resync)
+            print(f"| CPU profile of that sync (this thread, under cProfile) | {args.profile_resync} |")
         if args.deep_resync:
             await asyncio.to_thread(change_songs, host, mount, args.changes, 4)
             report, timing = await timed_sync(runtime, adapter, host, versions, args, deep=True)
@@ -781,6 +787,9 @@ def main() -> None:
     parser.add_argument("--page-size", type=int, default=500, help="songs per search3 page and per transaction")
     parser.add_argument("--changes", type=int, default=1000, help="songs changed before the second sync")
     parser.add_argument("--deep-resync", action="store_true", help="Navidrome: also time a deep sync")
+    parser.add_argument(
+        "--profile-resync", type=Path, help="Navidrome: write a cProfile (CPU time) of the sync after the changes here"
+    )
     parser.add_argument(
         "--host-process", action="store_true", help="Navidrome: the generated host in its own process (loopback HTTP)"
     )

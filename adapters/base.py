@@ -168,11 +168,21 @@ class HostAdapter(Protocol):
         """Authenticate and return the server's identity."""
 
     def iter_tracks(
-        self, *, changed_since: datetime | None = None, page_size: int = 500
+        self, *, changed_since: datetime | None = None, page_size: int = 500, mapped: bool = True
     ) -> AsyncGenerator[HostTrack, None]:
         """Yield every audio track, paging internally; with ``changed_since`` only tracks changed after it
-        (server-side when CHANGED_SINCE is a capability, otherwise every track). Close the generator
-        (``aclose``) when stopping early: it may hold a page requested ahead."""
+        (server-side when CHANGED_SINCE is a capability, otherwise every track). ``mapped=False``: tracks come
+        with ``host_path`` only (no ``local_path``, no ``path_problem``); :meth:`map_track` maps the ones needed,
+        before the listing ends. Close the generator (``aclose``) when stopping early: it may hold a page
+        requested ahead."""
+
+    def map_track(self, track: HostTrack) -> HostTrack:
+        """``track`` with ``local_path`` on the mount, or with ``path_problem`` saying why not."""
+
+    @property
+    def path_mapping(self) -> str:
+        """What mapping a host path depends on besides the path (mount, prefixes, kind of server), as text: when it
+        changes, the same host path may map elsewhere. Read it once a listing has begun."""
 
     async def get_track(self, host_track_id: str) -> HostTrack:
         """One track; raises TrackNotFoundError when the host does not know it."""

@@ -128,11 +128,12 @@ class NavidromeAdapter(HttpAdapter):
         return host_info(self._identity, auth=self.auth_method)
 
     async def iter_tracks(
-        self, *, changed_since: datetime | None = None, page_size: int = const.DEFAULT_PAGE_SIZE
+        self, *, changed_since: datetime | None = None, page_size: int = const.DEFAULT_PAGE_SIZE, mapped: bool = True
     ) -> AsyncGenerator[HostTrack, None]:
         """Every song, through ``search3`` pages of ``page_size``; ``changed_since`` is ignored (the Subsonic API
         cannot filter by change, so every track is yielded). A track whose file cannot be mapped is yielded with
-        ``path_problem`` set; entries that are not audio are skipped.
+        ``path_problem`` set (``mapped=False``: not mapped, see :meth:`map_track`); entries that are not audio are
+        skipped.
 
         The next page is requested while the caller handles the current one (one page ahead, in order); its error
         is raised once the current page has been yielded, and closing the iterator early cancels it.
@@ -143,17 +144,17 @@ class NavidromeAdapter(HttpAdapter):
         if self._mapper is not None:
             self._mapper.forget_directories()
         query = self._empty_query if self._empty_query is not None else ('""' if identity.open_subsonic else "")
-        listed, tracks = await self._search_page(query, page_size, 0)
+        listed, tracks = await self._search_page(query, page_size, 0, mapped)
         if not listed and query and self._empty_query is None:
             log.info('search3 with query="" listed nothing; retrying with an empty query')
             query = ""
-            listed, tracks = await self._search_page(query, page_size, 0)
+            listed, tracks = await self._search_page(query, page_size, 0, mapped)
         self._empty_query = query
         offset = 0
         while True:
             ahead = None
             if listed >= page_size:
-                ahead = asyncio.ensure_future(self._search_page(query, page_size, offset + page_size))
+                ahead = asyncio.ensure_future(self._search_page(query, page_size, offset + page_size, mapped))
             try:
                 for track in tracks:
                     yield track
@@ -220,6 +221,13 @@ class NavidromeAdapter(HttpAdapter):
         local_path, path_problem = self._locate(track.host_path)
         return track.located(local_path=local_path, path_problem=path_problem)
 
+    @property
+    def path_mapping(self) -> str:
+        """The mount, the prefixes and whether the server is Navidrome (whose relative paths are made up)."""
+        navidrome = self._identity is not None and self._identity.is_navidrome
+        prefixes = None if self._mapper is None else self._mapper.prefixes
+        return repr((str(self._config.library_dir), prefixes, navidrome))
+
     def _locate(self, host_path: str | None) -> tuple[str | None, str | None]:
         """``(local_path, None)`` on the mount, or ``(None, path_problem)`` with the fix."""
         navidrome = self._identity is not None and self._identity.is_navidrome
@@ -227,7 +235,9 @@ class NavidromeAdapter(HttpAdapter):
             return None, const.REPORT_REAL_PATH_FIX
         return locate(host_path, self._mapper, host=_HOST)
 
-    def _song_track(self, entry: Song) -> HostTrack:
+    def _song_track(self, entry: Song, mapped: bool) -> HostTrack:
+        if not mapped:
+            return song_track(entry, local_path=None, path_problem=None)
         local_path, path_problem = self._locate(entry.path or None)
         return song_track(entry, local_path=local_path, path_problem=path_problem)
 
@@ -237,8 +247,8 @@ class NavidromeAdapter(HttpAdapter):
         assert self._identity is not None
         return self._identity
 
-    async def _search_page(self, query: str, page_size: int, offset: int) -> tuple[int, list[HostTrack]]:
-        """``(entries listed, audio tracks mapped onto the mount)`` of one ``search3`` page."""
+    async def _search_page(self, query: str, page_size: int, offset: int, mapped: bool) -> tuple[int, list[HostTrack]]:
+        """``(entries listed, audio tracks, mapped onto the mount when mapped)`` of one ``search3`` page."""
         params = [
             ("query", query),
             ("artistCount", "0"),
@@ -248,8 +258,9 @@ class NavidromeAdapter(HttpAdapter):
         ]
         answer = await self._call_decoded("search3", params, _search_answer)
         if isinstance(answer, SearchPage):
-            return answer.listed, [self._song_track(entry) for entry in answer.songs]
-        return len(answer), [self.map_track(parse_child(entry)) for entry in answer if is_audio(entry)]
+            return answer.listed, [self._song_track(entry, mapped) for entry in answer.songs]
+        tracks = [parse_child(entry) for entry in answer if is_audio(entry)]
+        return len(answer), [self.map_track(track) for track in tracks] if mapped else tracks
 
     async def _call(
         self, endpoint: str, params: Params = (), *, missing: str | None = None, idempotent: bool = True

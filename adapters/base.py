@@ -9,7 +9,7 @@ Every adapter raises only :class:`HostError` subclasses, so callers decide retry
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar, Protocol, runtime_checkable
@@ -167,9 +167,22 @@ class HostAdapter(Protocol):
     async def ping(self) -> HostInfo:
         """Authenticate and return the server's identity."""
 
-    def iter_tracks(self, *, changed_since: datetime | None = None, page_size: int = 500) -> AsyncIterator[HostTrack]:
+    def iter_tracks(
+        self, *, changed_since: datetime | None = None, page_size: int = 500, mapped: bool = True
+    ) -> AsyncGenerator[HostTrack, None]:
         """Yield every audio track, paging internally; with ``changed_since`` only tracks changed after it
-        (server-side when CHANGED_SINCE is a capability, otherwise every track)."""
+        (server-side when CHANGED_SINCE is a capability, otherwise every track). ``mapped=False``: tracks come
+        with ``host_path`` only (no ``local_path``, no ``path_problem``); :meth:`map_track` maps the ones needed,
+        before the listing ends. Close the generator (``aclose``) when stopping early: it may hold a page
+        requested ahead."""
+
+    def map_track(self, track: HostTrack) -> HostTrack:
+        """``track`` with ``local_path`` on the mount, or with ``path_problem`` saying why not."""
+
+    @property
+    def path_mapping(self) -> str:
+        """What mapping a host path depends on besides the path (mount, prefixes, kind of server), as text: when it
+        changes, the same host path may map elsewhere. Read it once a listing has begun."""
 
     async def get_track(self, host_track_id: str) -> HostTrack:
         """One track; raises TrackNotFoundError when the host does not know it."""

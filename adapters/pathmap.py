@@ -29,8 +29,9 @@ class PathMapper:
     ``prefixes`` are (host prefix, local prefix) pairs; a local prefix must lie inside ``mount``. A relative host
     path (some Subsonic servers report paths relative to their music folder) is taken relative to ``mount``.
     Every result is checked after resolving symlinks: it must stay inside ``mount``. A library's files share few
-    directories, so each directory is resolved once (remembered until :meth:`forget_directories`, which a listing
-    calls when it starts) and each file costs one ``lstat`` (a symlinked file is resolved in full).
+    directories, so each host directory is mapped, resolved and checked once (remembered until
+    :meth:`forget_directories`, which a listing calls when it starts) and each further file in it costs a string
+    join and one ``lstat`` (a symlinked file is resolved in full); a path with a backslash is mapped in full.
     """
 
     def __init__(self, mount: str | os.PathLike[str], prefixes: Sequence[tuple[str, str]] = ()) -> None:
@@ -42,6 +43,7 @@ class PathMapper:
             reverse=True,
         )
         self._real_directories: dict[str, str] = {}
+        self._host_directories: dict[str, str] = {}  # host directory -> its directory on the mount, checked
 
     @property
     def prefixes(self) -> list[tuple[str, str]]:
@@ -51,6 +53,7 @@ class PathMapper:
     def forget_directories(self) -> None:
         """Resolve every directory again from now on (symlinks may have changed since they were remembered)."""
         self._real_directories.clear()
+        self._host_directories.clear()
 
     def to_local(self, host_path: str) -> Path:
         """The file on the mount for ``host_path``; raises :class:`PathMappingError` saying why not."""
@@ -58,6 +61,39 @@ class PathMapper:
 
     def local_path(self, host_path: str) -> str:
         """:meth:`to_local` as a normalised string (string operations only, no ``Path`` objects)."""
+        directory, slash, name = host_path.rpartition("/")
+        mapped_directory = self._host_directories.get(directory) if slash and _plain_name(name) else None
+        if mapped_directory is None:
+            candidate = self._map(host_path)
+            self._check_inside_mount(candidate, host_path)
+            if slash:
+                self._remember(directory, name, candidate)
+            return candidate
+        candidate = f"{mapped_directory}/{name}"
+        if os.path.islink(candidate):
+            self._check_inside_mount(candidate, host_path)
+        return candidate
+
+    def _remember(self, host_directory: str, name: str, candidate: str) -> None:
+        """Keep ``host_directory``'s mapping when every plain file name in it maps to ``<its directory>/<name>``
+        inside the mount: the directory is not the root, no host prefix lies below it, and it resolves inside the
+        mount."""
+        if not _plain_name(name) or "\x00" in host_directory or not candidate.endswith("/" + name):
+            return
+        mapped_directory = candidate[: -len(name) - 1]
+        below = _normalise_host_path(host_directory).rstrip("/") + "/"
+        if not mapped_directory.strip("/") or any(prefix.startswith(below) for prefix, _ in self._prefixes):
+            return
+        real = self._real_directory(mapped_directory)
+        mount_real = self._mount_real
+        if real != mount_real and not real.startswith(mount_real.rstrip("/") + "/"):
+            return
+        if len(self._host_directories) >= _DIRECTORIES_KEPT:
+            self._host_directories.clear()
+        self._host_directories[host_directory] = mapped_directory
+
+    def _map(self, host_path: str) -> str:
+        """The normalised file on the mount for ``host_path``, before the symlink check."""
         if not host_path or "\x00" in host_path:
             raise PathMappingError(f"host reported an unusable path {host_path!r}")
         normalised = _normalise_host_path(host_path)
@@ -67,9 +103,7 @@ class PathMapper:
             candidate = posixpath.join(self._mount_text, normalised)
         else:
             candidate = self._apply_prefix(normalised, host_path)
-        candidate = posixpath.normpath(candidate)
-        self._check_inside_mount(candidate, host_path)
-        return candidate
+        return posixpath.normpath(candidate)
 
     def _apply_prefix(self, normalised: str, original: str) -> str:
         for host_prefix, local_prefix in self._prefixes:
@@ -92,13 +126,17 @@ class PathMapper:
         directory, separator, name = candidate.rpartition("/")
         if not separator or not name or os.path.islink(candidate):
             return os.path.realpath(candidate)
+        return posixpath.join(self._real_directory(directory or "/"), name)
+
+    def _real_directory(self, directory: str) -> str:
+        """``os.path.realpath(directory)``, remembered."""
         real_directory = self._real_directories.get(directory)
         if real_directory is None:
             if len(self._real_directories) >= _DIRECTORIES_KEPT:
                 self._real_directories.clear()
-            real_directory = os.path.realpath(directory or "/")
+            real_directory = os.path.realpath(directory)
             self._real_directories[directory] = real_directory
-        return posixpath.join(real_directory, name)
+        return real_directory
 
     def _check_inside_mount(self, candidate: str, original: str) -> None:
         mount_real = self._mount_real
@@ -109,19 +147,30 @@ class PathMapper:
             )
 
 
+def locate(host_path: str | None, mapper: PathMapper | None, *, host: str) -> tuple[str | None, str | None]:
+    """``(local_path, None)`` for ``host_path`` on ``mapper``'s mount, or ``(None, path_problem)`` saying why not
+    (``host`` names the server when there is no path)."""
+    if host_path is None:
+        return None, f"{host} reported no file path for this track"
+    if mapper is None:
+        return None, "SONANTICA_LIBRARY_DIR is not set: there is no library mount"
+    try:
+        return mapper.local_path(host_path), None
+    except PathMappingError as error:
+        return None, str(error)
+
+
 def with_local_path(track: HostTrack, mapper: PathMapper | None, *, host: str) -> HostTrack:
     """``track`` with ``local_path`` on ``mapper``'s mount, or with ``path_problem`` saying why not (``host`` names
     the server when the track has no path)."""
-    if track.host_path is None:
-        return track.located(path_problem=f"{host} reported no file path for this track")
-    if mapper is None:
-        return track.located(path_problem="SONANTICA_LIBRARY_DIR is not set: there is no library mount")
-    try:
-        local = mapper.local_path(track.host_path)
-    except PathMappingError as error:
-        return track.located(path_problem=str(error))
-    return track.located(local_path=local)
+    local_path, path_problem = locate(track.host_path, mapper, host=host)
+    return track.located(local_path=local_path, path_problem=path_problem)
 
 
 def _is_windows_absolute(path: str) -> bool:
     return len(path) >= 2 and path[1] == ":" and path[0].isalpha()
+
+
+def _plain_name(name: str) -> bool:
+    """Whether the file name ``name`` maps as itself: not empty, ``.`` or ``..``, no backslash, no NUL."""
+    return bool(name) and name not in (".", "..") and "\\" not in name and "\x00" not in name

@@ -39,6 +39,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import cProfile
 import logging
 import os
 import platform
@@ -68,6 +69,7 @@ from adapters.navidrome import NavidromeAdapter, NavidromeConfig
 from scripts.bench_api import serve
 from scripts.bench_queue import latency_blocked, latency_busy, start_redis, summary
 from scripts.bench_vectors import BENCH_DB, fresh_database, percentile
+from scripts.host_process import HostProcess
 from sidecar.analyzers.registry import enabled_versions
 from sidecar.demo.vectors import clustered_unit_vector_chunks
 from sidecar.domain import KeySignature, Priority
@@ -694,6 +696,7 @@ class SyncTiming:
     wall_s: float
     cpu_s: float
     host_cpu_s: float
+    host_apart: bool = False  # the host ran in its own process (--host-process): its CPU is not in cpu_s
 
 
 def sync_row(label: str, report: SyncReport, timing: SyncTiming) -> str:
@@ -702,15 +705,19 @@ def sync_row(label: str, report: SyncReport, timing: SyncTiming) -> str:
         f"| {label}: seen {report.seen}, unchanged (not stat-ed) {report.unchanged}, stat-ed {report.stated},"
         f" rows written {report.written}, created {report.created}, updated {report.updated}, queued"
         f" {report.queued}, missing {report.missing}, unmappable {report.unmappable} | {timing.wall_s:.1f} s"
-        f" ({report.seen / timing.wall_s:.0f} tracks/s); CPU of the benchmark process {timing.cpu_s:.1f} s, of"
-        f" which the generated host {timing.host_cpu_s:.1f} s |"
+        f" ({report.seen / timing.wall_s:.0f} tracks/s); CPU of the benchmark process {timing.cpu_s:.1f} s,"
+        + (
+            f" the generated host's own process {timing.host_cpu_s:.1f} s |"
+            if timing.host_apart
+            else f" of which the generated host {timing.host_cpu_s:.1f} s |"
+        )
     )
 
 
 async def timed_sync(
     runtime: Runtime,
     adapter: HostAdapter,
-    host: GeneratedSubsonic | GeneratedJellyfin,
+    host: GeneratedSubsonic | GeneratedJellyfin | HostProcess,
     versions: dict[str, int],
     args: argparse.Namespace,
     *,
@@ -722,11 +729,14 @@ async def timed_sync(
     report = await sync_library(
         runtime, adapter, versions, page_size=args.page_size, deep=deep, changed_since=changed_since
     )
-    timing = SyncTiming(time.perf_counter() - started, time.process_time() - cpu, host.cpu_s - host_cpu)
+    wall_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu
+    timing = SyncTiming(wall_s, cpu_s, host.cpu_s - host_cpu, isinstance(host, HostProcess))
     return report, timing
 
 
-def change_songs(host: GeneratedSubsonic | GeneratedJellyfin, mount: Path, count: int, seed: int) -> set[int]:
+def change_songs(
+    host: GeneratedSubsonic | GeneratedJellyfin | HostProcess, mount: Path, count: int, seed: int
+) -> set[int]:
     """Pick ``count`` songs not changed before, give each a new file on the mount and a new size on the host."""
     rng = np.random.default_rng(seed)
     picked: set[int] = set()
@@ -739,12 +749,20 @@ def change_songs(host: GeneratedSubsonic | GeneratedJellyfin, mount: Path, count
 
 
 async def part_sync(runtime: Runtime, versions: dict[str, int], args: argparse.Namespace, work: Path) -> None:
-    """Navidrome: first (deep) sync, then a quick sync after ``--changes`` changed songs, optionally a deep one."""
+    """Navidrome: first (deep) sync, then a quick sync after ``--changes`` changed songs, optionally a deep one.
+    The generated host answers in this process (``httpx.MockTransport``) or, with ``--host-process``, in its own
+    process over loopback HTTP."""
     mount = await asyncio.to_thread(mount_and_config, work, args.tracks)
-    host = GeneratedSubsonic(args.tracks)
-    config = NavidromeConfig(url="http://navidrome.invalid:4533", username="bench", password="bench",
-                             library_dir=mount, path_map=((SUBSONIC_ROOT, str(mount)),))  # fmt: skip
-    adapter = NavidromeAdapter(config, transport=httpx.MockTransport(host.handle))
+    host: GeneratedSubsonic | HostProcess
+    if args.host_process:
+        host = HostProcess(args.tracks)
+        url, transport = host.url, None
+    else:
+        host = GeneratedSubsonic(args.tracks)
+        url, transport = "http://navidrome.invalid:4533", httpx.MockTransport(host.handle)
+    config = NavidromeConfig(url=url, username="bench", password="bench", library_dir=mount,
+                             path_map=((SUBSONIC_ROOT, str(mount)),))  # fmt: skip
+    adapter = NavidromeAdapter(config, transport=transport)
     await runtime.redis.flushdb()
     before_mib = rss_mib()
     try:
@@ -759,8 +777,13 @@ async def part_sync(runtime: Runtime, versions: dict[str, int], args: argparse.N
             f" {rss_mib():.0f} MiB |"
         )
         await asyncio.to_thread(change_songs, host, mount, args.changes, 3)
-        report, timing = await timed_sync(runtime, adapter, host, versions, args, deep=False)
+        profiler = cProfile.Profile(time.process_time) if args.profile_resync else None
+        with profiler or contextlib.nullcontext():
+            report, timing = await timed_sync(runtime, adapter, host, versions, args, deep=False)
         print(sync_row(f"Navidrome sync after {args.changes} songs changed (every song listed)", report, timing))
+        if profiler is not None:
+            profiler.dump_stats(args.profile_resync)
+            print(f"| CPU profile of that sync (this thread, under cProfile) | {args.profile_resync} |")
         if args.deep_resync:
             await asyncio.to_thread(change_songs, host, mount, args.changes, 4)
             report, timing = await timed_sync(runtime, adapter, host, versions, args, deep=True)
@@ -768,6 +791,8 @@ async def part_sync(runtime: Runtime, versions: dict[str, int], args: argparse.N
         print(f"| peak RSS of the benchmark process after the Navidrome syncs | {rss_mib():.0f} MiB |")
     finally:
         await adapter.aclose()
+        if isinstance(host, HostProcess):
+            host.stop()
 
 
 async def part_sync_jellyfin(runtime: Runtime, versions: dict[str, int], args: argparse.Namespace, work: Path) -> None:
@@ -921,6 +946,12 @@ def main() -> None:
     parser.add_argument("--page-size", type=int, default=500, help="songs per search3 page and per transaction")
     parser.add_argument("--changes", type=int, default=1000, help="songs changed before the second sync")
     parser.add_argument("--deep-resync", action="store_true", help="Navidrome: also time a deep sync")
+    parser.add_argument(
+        "--profile-resync", type=Path, help="Navidrome: write a cProfile (CPU time) of the sync after the changes here"
+    )
+    parser.add_argument(
+        "--host-process", action="store_true", help="Navidrome: the generated host in its own process (loopback HTTP)"
+    )
     parser.add_argument("--work-dir", type=Path, help="where the servers keep their data (default: temporary)")
     parser.add_argument(
         "--reuse",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import UTC, datetime
 from typing import ClassVar
 
@@ -138,9 +138,10 @@ class JellyfinAdapter(HttpAdapter):
         return parse_system_info(raw, details=details)
 
     async def iter_tracks(
-        self, *, changed_since: datetime | None = None, page_size: int = const.DEFAULT_PAGE_SIZE
-    ) -> AsyncIterator[HostTrack]:
-        """Every audio track of every music library, paged with ``GET /Items`` and mapped onto the mount.
+        self, *, changed_since: datetime | None = None, page_size: int = const.DEFAULT_PAGE_SIZE, mapped: bool = True
+    ) -> AsyncGenerator[HostTrack, None]:
+        """Every audio track of every music library, paged with ``GET /Items`` and mapped onto the mount
+        (``mapped=False``: not mapped, see :meth:`map_track`).
 
         ``changed_since`` (timezone-aware) becomes ``minDateLastSaved``: Jellyfin returns tracks whose metadata
         was saved since then (our own tag write-back counts as a save). A track that cannot be parsed is logged
@@ -161,7 +162,7 @@ class JellyfinAdapter(HttpAdapter):
             while True:
                 page = await self._items_page(root.library_id, start=start, limit=page_size, since=since)
                 for raw in page.items:
-                    track = self._track_or_none(raw, library_id=root.library_id)
+                    track = self._track_or_none(raw, library_id=root.library_id, mapped=mapped)
                     if track is None or track.host_track_id in seen:
                         continue
                     seen.add(track.host_track_id)
@@ -301,7 +302,17 @@ class JellyfinAdapter(HttpAdapter):
             params.append(("minDateLastSaved", since))
         return parse_items_page(await self._get_json(const.ITEMS, params))
 
-    def _track_or_none(self, item: JsonObject, *, library_id: str) -> HostTrack | None:
+    def map_track(self, track: HostTrack) -> HostTrack:
+        """``track`` with ``local_path`` on the mount, or with ``path_problem`` saying why not."""
+        return with_local_path(track, self._mapper, host=_HOST)
+
+    @property
+    def path_mapping(self) -> str:
+        """The mount and the prefixes (the libraries' folders, or ``path_map``) as of the last listing."""
+        prefixes = None if self._mapper is None else self._mapper.prefixes
+        return repr((str(self._config.library_dir), prefixes))
+
+    def _track_or_none(self, item: JsonObject, *, library_id: str, mapped: bool) -> HostTrack | None:
         if not is_audio_item(item):
             return None
         try:
@@ -309,7 +320,7 @@ class JellyfinAdapter(HttpAdapter):
         except HostResponseError as error:
             log.warning("skipping a Jellyfin item that cannot be read (id %r): %s", item.get("Id"), error)
             return None
-        return with_local_path(track, self._mapper, host=_HOST)
+        return self.map_track(track) if mapped else track
 
     async def _refresh_libraries(self) -> list[MusicRoot]:
         roots = parse_virtual_folders(await self._get_json(const.VIRTUAL_FOLDERS))

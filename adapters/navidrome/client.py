@@ -13,9 +13,9 @@ import asyncio
 import hashlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import httpx
 
@@ -51,11 +51,32 @@ from adapters.navidrome.parsers import (
     search_songs,
     song,
 )
-from adapters.pathmap import PathMapper, with_local_path
+from adapters.navidrome.search import SearchPage, Song, decode_page, song_track
+from adapters.pathmap import PathMapper, locate
 
 log = logging.getLogger(__name__)
 
 _HOST = "the server"
+
+T = TypeVar("T")
+
+
+def _json_body(content: bytes, endpoint: str) -> JsonObject:
+    """The ``subsonic-response`` body of an answer (raises for a failed status or an unusable answer)."""
+    return envelope(decode_json(content, what=endpoint, host=_HOST), endpoint)
+
+
+def _search_answer(content: bytes, endpoint: str) -> SearchPage | list[JsonObject]:
+    """A ``search3`` answer through msgspec's typed fast path, or its song entries as JSON objects when the fast
+    path does not take it (then parsed leniently, or refused with the same error as any answer)."""
+    page = decode_page(content)
+    return page if page is not None else search_songs(_json_body(content, endpoint))
+
+
+def _discard(task: asyncio.Task[object]) -> None:
+    """Cancel a page fetched ahead that nobody will read, and retrieve its outcome (no "never retrieved" log)."""
+    task.cancel()
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 class NavidromeAdapter(HttpAdapter):
@@ -107,31 +128,43 @@ class NavidromeAdapter(HttpAdapter):
         return host_info(self._identity, auth=self.auth_method)
 
     async def iter_tracks(
-        self, *, changed_since: datetime | None = None, page_size: int = const.DEFAULT_PAGE_SIZE
-    ) -> AsyncIterator[HostTrack]:
+        self, *, changed_since: datetime | None = None, page_size: int = const.DEFAULT_PAGE_SIZE, mapped: bool = True
+    ) -> AsyncGenerator[HostTrack, None]:
         """Every song, through ``search3`` pages of ``page_size``; ``changed_since`` is ignored (the Subsonic API
         cannot filter by change, so every track is yielded). A track whose file cannot be mapped is yielded with
-        ``path_problem`` set; entries that are not audio are skipped."""
+        ``path_problem`` set (``mapped=False``: not mapped, see :meth:`map_track`); entries that are not audio are
+        skipped.
+
+        The next page is requested while the caller handles the current one (one page ahead, in order); its error
+        is raised once the current page has been yielded, and closing the iterator early cancels it.
+        """
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
         identity = await self._ensure_identity()
         if self._mapper is not None:
             self._mapper.forget_directories()
         query = self._empty_query if self._empty_query is not None else ('""' if identity.open_subsonic else "")
+        listed, tracks = await self._search_page(query, page_size, 0, mapped)
+        if not listed and query and self._empty_query is None:
+            log.info('search3 with query="" listed nothing; retrying with an empty query')
+            query = ""
+            listed, tracks = await self._search_page(query, page_size, 0, mapped)
+        self._empty_query = query
         offset = 0
         while True:
-            songs = await self._search_page(query, page_size, offset)
-            if not songs and offset == 0 and query and self._empty_query is None:
-                log.info('search3 with query="" listed nothing; retrying with an empty query')
-                query = ""
-                songs = await self._search_page(query, page_size, offset)
-            if offset == 0:
-                self._empty_query = query
-            for entry in songs:
-                if is_audio(entry):
-                    yield self.map_track(parse_child(entry))
-            if len(songs) < page_size:
+            ahead = None
+            if listed >= page_size:
+                ahead = asyncio.ensure_future(self._search_page(query, page_size, offset + page_size, mapped))
+            try:
+                for track in tracks:
+                    yield track
+            except BaseException:
+                if ahead is not None:
+                    _discard(ahead)
+                raise
+            if ahead is None:
                 return
+            listed, tracks = await ahead
             offset += page_size
 
     async def get_track(self, host_track_id: str) -> HostTrack:
@@ -185,10 +218,28 @@ class NavidromeAdapter(HttpAdapter):
 
     def map_track(self, track: HostTrack) -> HostTrack:
         """``track`` with ``local_path`` on the mount, or with ``path_problem`` saying why not and how to fix it."""
+        local_path, path_problem = self._locate(track.host_path)
+        return track.located(local_path=local_path, path_problem=path_problem)
+
+    @property
+    def path_mapping(self) -> str:
+        """The mount, the prefixes and whether the server is Navidrome (whose relative paths are made up)."""
         navidrome = self._identity is not None and self._identity.is_navidrome
-        if track.host_path is not None and is_fake_path(track.host_path, navidrome=navidrome):
-            return track.located(path_problem=const.REPORT_REAL_PATH_FIX)
-        return with_local_path(track, self._mapper, host=_HOST)
+        prefixes = None if self._mapper is None else self._mapper.prefixes
+        return repr((str(self._config.library_dir), prefixes, navidrome))
+
+    def _locate(self, host_path: str | None) -> tuple[str | None, str | None]:
+        """``(local_path, None)`` on the mount, or ``(None, path_problem)`` with the fix."""
+        navidrome = self._identity is not None and self._identity.is_navidrome
+        if host_path is not None and is_fake_path(host_path, navidrome=navidrome):
+            return None, const.REPORT_REAL_PATH_FIX
+        return locate(host_path, self._mapper, host=_HOST)
+
+    def _song_track(self, entry: Song, mapped: bool) -> HostTrack:
+        if not mapped:
+            return song_track(entry, local_path=None, path_problem=None)
+        local_path, path_problem = self._locate(entry.path or None)
+        return song_track(entry, local_path=local_path, path_problem=path_problem)
 
     async def _ensure_identity(self) -> ServerIdentity:
         if self._identity is None:
@@ -196,7 +247,8 @@ class NavidromeAdapter(HttpAdapter):
         assert self._identity is not None
         return self._identity
 
-    async def _search_page(self, query: str, page_size: int, offset: int) -> list[JsonObject]:
+    async def _search_page(self, query: str, page_size: int, offset: int, mapped: bool) -> tuple[int, list[HostTrack]]:
+        """``(entries listed, audio tracks, mapped onto the mount when mapped)`` of one ``search3`` page."""
         params = [
             ("query", query),
             ("artistCount", "0"),
@@ -204,25 +256,44 @@ class NavidromeAdapter(HttpAdapter):
             ("songCount", str(page_size)),
             ("songOffset", str(offset)),
         ]
-        return search_songs(await self._call("search3", params))
+        answer = await self._call_decoded("search3", params, _search_answer)
+        if isinstance(answer, SearchPage):
+            return answer.listed, [self._song_track(entry, mapped) for entry in answer.songs]
+        tracks = [parse_child(entry) for entry in answer if is_audio(entry)]
+        return len(answer), [self.map_track(track) for track in tracks] if mapped else tracks
 
     async def _call(
         self, endpoint: str, params: Params = (), *, missing: str | None = None, idempotent: bool = True
     ) -> JsonObject:
         """The ``subsonic-response`` body of ``endpoint``; protocol errors become HostError subclasses."""
+        return await self._call_decoded(endpoint, params, _json_body, missing=missing, idempotent=idempotent)
+
+    async def _call_decoded(
+        self,
+        endpoint: str,
+        params: Params,
+        decode: Callable[[bytes, str], T],
+        *,
+        missing: str | None = None,
+        idempotent: bool = True,
+    ) -> T:
+        """``decode(content, endpoint)`` of the answer to ``endpoint``; protocol errors become HostError
+        subclasses."""
         if not self._auth_confirmed:
             async with self._auth_lock:
-                return await self._call_checked(endpoint, params, missing, idempotent)
-        return await self._call_checked(endpoint, params, missing, idempotent)
+                return await self._call_checked(endpoint, params, decode, missing, idempotent)
+        return await self._call_checked(endpoint, params, decode, missing, idempotent)
 
-    async def _call_checked(self, endpoint: str, params: Params, missing: str | None, idempotent: bool) -> JsonObject:
+    async def _call_checked(
+        self, endpoint: str, params: Params, decode: Callable[[bytes, str], T], missing: str | None, idempotent: bool
+    ) -> T:
         try:
-            body = await self._request(endpoint, params, idempotent)
+            body = decode(await self._request(endpoint, params, idempotent), endpoint)
         except SubsonicApiError as error:
             if self._use_token and not self._auth_confirmed and error.code in const.TOKEN_FALLBACK_ERRORS:
                 log.info("the server refused token authentication (error %d); using the password form", error.code)
                 self._use_token = False
-                return await self._call_checked(endpoint, params, missing, idempotent)
+                return await self._call_checked(endpoint, params, decode, missing, idempotent)
             raise self._translate(error, endpoint, missing) from None
         self._auth_confirmed = True
         return body
@@ -237,10 +308,10 @@ class NavidromeAdapter(HttpAdapter):
             return TrackNotFoundError(f"the server does not know {missing}")
         return HostResponseError(f"{endpoint} failed with Subsonic error {error.code}: {self._redact(error.message)}")
 
-    async def _request(self, endpoint: str, params: Params, idempotent: bool) -> JsonObject:
+    async def _request(self, endpoint: str, params: Params, idempotent: bool) -> bytes:
         policy = retrying(self._config, idempotent=idempotent, label="Subsonic", log=log)
         content: bytes = await policy(self._send_once, endpoint, params)
-        return envelope(decode_json(content, what=endpoint, host=_HOST), endpoint)
+        return content
 
     def _auth_params(self) -> list[tuple[str, str]]:
         common = [

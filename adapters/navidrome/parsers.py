@@ -120,7 +120,8 @@ def _number(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _created(value: object) -> datetime | None:
+def created_at(value: object) -> datetime | None:
+    """A song's ``created`` time (ISO 8601, ``Z`` or an offset; UTC when it has none), ``None`` when unreadable."""
     if not isinstance(value, str):
         return None
     try:
@@ -167,7 +168,7 @@ def parse_child(value: object) -> HostTrack:
         container=_text(child.get("suffix")),
         size_bytes=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
         musicbrainz_track_id=_text(child.get("musicBrainzId")),
-        changed_at=_created(child.get("created")),
+        changed_at=created_at(child.get("created")),
         host_bpm=bpm if bpm else None,
         host_replaygain_track_gain_db=track_gain_db,
     )

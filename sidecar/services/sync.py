@@ -6,17 +6,19 @@ track. When the host stays unavailable the sync retries the listing with back-of
 :class:`SyncError`; the pages already saved are complete tracks and nothing is marked missing.
 
 A track whose host facts hash to the fingerprint stored by an earlier sync (:func:`host_fingerprint`) is
-*unchanged*: its file is not stat-ed and its row is neither compared nor written. Only new and changed tracks take
-the full path (stat, upsert, reset of the analyses of a changed file, queue). A file that changed on the mount
-while the host still reports the same facts is caught by the next *deep* sync, which checks every track in full
-(every ``SONANTICA_SCHEDULER__DEEP_SYNC_INTERVAL_S``, or ``sonantica host sync --deep``). The fingerprint is
-written in the page's transaction; analyses a crash left unqueued are pending in PostgreSQL, where the scheduler's
+*unchanged*: its path is not mapped, its file is not stat-ed and its row is neither compared nor written. Only new
+and changed tracks take the full path (mapping onto the mount, stat, upsert, reset of the analyses of a changed
+file, queue). A file that changed on the mount (or a symlink on the mount that now leads elsewhere) while the host
+still reports the same facts is caught by the next *deep* sync, which checks every track in full (every
+``SONANTICA_SCHEDULER__DEEP_SYNC_INTERVAL_S``, or ``sonantica host sync --deep``). The fingerprint is written in
+the page's transaction; analyses a crash left unqueued are pending in PostgreSQL, where the scheduler's
 reconcile job finds and queues them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
@@ -113,34 +116,38 @@ def file_stat(path: str | None) -> tuple[int, int] | None:
     return info.st_size, info.st_mtime_ns
 
 
-_FINGERPRINT_PERSON = b"sonantica-fp-v1"
-"""Salt of :func:`host_fingerprint`; a new value (a change of what the hash covers) makes the next sync check
-every track in full."""
-_NONE = "\x00"
+_FINGERPRINT_PERSON = b"sonantica-fp-v2"
+"""Salt of :func:`host_fingerprint`; a new value (a change of what the hash covers or how) makes the next sync check
+every track in full (v1 hashed a joined text with the mapped path; v2 hashes the facts' MessagePack encoding with
+the path mapping instead, so that unchanged tracks need not be mapped)."""
+_FACTS = msgspec.msgpack.Encoder()
 
 
-def host_fingerprint(track: HostTrack) -> int:
-    """A signed 64-bit BLAKE2b hash of what the host reports about ``track`` and where it maps: id, title, artist,
-    album, album artist, genres, library, duration, host path, mapped path, container, size, MusicBrainz id and
-    created/changed time (not the host's BPM or ReplayGain, which are compared with ours on every sync)."""
-    facts = (
-        track.host_track_id,
-        track.title,
-        track.artist,
-        track.album,
-        track.album_artist,
-        "\x1e".join(track.genres),
-        track.library_id,
-        None if track.duration_s is None else repr(track.duration_s),
-        track.host_path,
-        track.local_path,
-        track.container,
-        None if track.size_bytes is None else str(track.size_bytes),
-        track.musicbrainz_track_id,
-        None if track.changed_at is None else track.changed_at.isoformat(),
+def host_fingerprint(track: HostTrack, path_mapping: str) -> int:
+    """A signed 64-bit BLAKE2b hash of what the host reports about ``track`` and of how its path maps: id, title,
+    artist, album, album artist, genres, library, duration, host path, container, size, MusicBrainz id,
+    created/changed time and the adapter's ``path_mapping`` (mount and prefixes: with the host path they decide the
+    mapped path). Not the host's BPM or ReplayGain, which are compared with ours on every sync. The facts are hashed
+    in their MessagePack encoding, which keeps types and boundaries apart (``None`` is not ``""``)."""
+    facts = _FACTS.encode(
+        (
+            track.host_track_id,
+            track.title,
+            track.artist,
+            track.album,
+            track.album_artist,
+            track.genres,
+            track.library_id,
+            track.duration_s,
+            track.host_path,
+            path_mapping,
+            track.container,
+            track.size_bytes,
+            track.musicbrainz_track_id,
+            track.changed_at,
+        )
     )
-    text = "\x1f".join(_NONE if value is None else value for value in facts)
-    digest = hashlib.blake2b(text.encode(), digest_size=8, person=_FINGERPRINT_PERSON).digest()
+    digest = hashlib.blake2b(facts, digest_size=8, person=_FINGERPRINT_PERSON).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
@@ -205,6 +212,7 @@ class _Pass:
     """What every page of one listing needs."""
 
     runtime: Runtime
+    adapter: HostAdapter
     host: str
     report: SyncReport
     tolerances: _Tolerances
@@ -375,6 +383,7 @@ async def sync_library(
         report = SyncReport(host=host, full=changed_since is None, deep=deep, attempts=attempt)
         run = _Pass(
             runtime=runtime,
+            adapter=adapter,
             host=host,
             report=report,
             tolerances=tolerances,
@@ -423,30 +432,30 @@ async def sync_library(
 async def _list_and_save(
     run: _Pass, adapter: HostAdapter, present: set[str], changed_since: datetime | None, page_size: int
 ) -> None:
-    """One pass over the host's listing: save it page by page, collecting the ids seen into ``present``."""
+    """One pass over the host's listing: save it page by page, collecting the ids seen into ``present``. Tracks are
+    listed unmapped; only new and changed ones are mapped onto the mount."""
     page: list[HostTrack] = []
-    async for track in adapter.iter_tracks(changed_since=changed_since, page_size=page_size):
-        page.append(track)
-        present.add(track.host_track_id)
-        if len(page) >= page_size:
-            await _finish_page(run, page)
-            page = []
+    tracks = adapter.iter_tracks(changed_since=changed_since, page_size=page_size, mapped=False)
+    async with contextlib.aclosing(tracks) as listing:
+        async for track in listing:
+            page.append(track)
+            present.add(track.host_track_id)
+            if len(page) >= page_size:
+                await _finish_page(run, page)
+                page = []
     await _finish_page(run, page)
 
 
 async def _finish_page(run: _Pass, page: Sequence[HostTrack]) -> None:
-    """Skip the page's unchanged tracks, save the others, queue their analyses."""
+    """Skip the page's unchanged tracks (unmapped: their fingerprint covers the host path and the path mapping),
+    map and save the others, queue their analyses."""
     if not page:
         return
     report = run.report
-    fingerprints = [host_fingerprint(track) if track.local_path is not None else None for track in page]
-    unchanged = [False] * len(page)
-    if run.known is not None:
-        mapped = [(i, fingerprint) for i, fingerprint in enumerate(fingerprints) if fingerprint is not None]
-        found = run.known.contains([fingerprint for _, fingerprint in mapped])
-        for (i, _), hit in zip(mapped, found, strict=True):
-            unchanged[i] = hit
-    changed = [t for t, same in zip(page, unchanged, strict=True) if not same]
+    path_mapping = run.adapter.path_mapping
+    fingerprints = [host_fingerprint(track, path_mapping) for track in page]
+    unchanged = [False] * len(page) if run.known is None else run.known.contains(fingerprints)
+    changed = [run.adapter.map_track(t) for t, same in zip(page, unchanged, strict=True) if not same]
     if len(changed) < len(page):
         report.unchanged += len(page) - len(changed)
         await _compare(run, [t for t, same in zip(page, unchanged, strict=True) if same])

@@ -3,6 +3,7 @@ and the adapter's defences against hostile, oversized and malformed answers."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -308,3 +309,39 @@ async def test_navidrome_upsert_playlist_for_another_user_is_refused(
     with pytest.raises(ValueError, match="belong to the logged-in user"):
         await adapter.upsert_playlist("Sonic Match: x", [], user="bob")
     assert fake.exchanges == []
+
+
+def search3_requests(fake: FakeNavidrome) -> int:
+    return sum(exchange.endpoint == "search3" for exchange in fake.exchanges)
+
+
+async def test_navidrome_listing_asks_one_page_ahead(adapter: NavidromeAdapter, fake: FakeNavidrome) -> None:
+    listing = adapter.iter_tracks(page_size=1)
+    first = await anext(listing)
+    for _ in range(5):
+        await asyncio.sleep(0)  # the page asked ahead is fetched while the caller works
+    ahead = search3_requests(fake)
+    rest = [track.host_track_id async for track in listing]
+    assert (first.title, ahead, rest, search3_requests(fake)) == ("One", 2, [fake.songs[1]["id"]], 3)
+
+
+async def test_navidrome_error_of_the_page_ahead_comes_after_the_current_page(
+    adapter: NavidromeAdapter, fake: FakeNavidrome
+) -> None:
+    listing = adapter.iter_tracks(page_size=1)
+    first = await anext(listing)
+    fake.fail_next = 10
+    with pytest.raises(HostUnavailableError):
+        await anext(listing)
+    assert first.title == "One"
+
+
+async def test_navidrome_closing_a_listing_early_cancels_the_page_ahead(
+    adapter: NavidromeAdapter, fake: FakeNavidrome
+) -> None:
+    listing = adapter.iter_tracks(page_size=1)
+    await anext(listing)
+    await listing.aclose()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert search3_requests(fake) == 1

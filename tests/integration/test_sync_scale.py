@@ -180,6 +180,26 @@ async def test_a_removed_song_that_comes_back_is_checked_in_full(
     assert _db(database_url, "SELECT count(*) FROM tracks WHERE is_missing")[0][0] == 0
 
 
+async def test_a_new_path_mapping_makes_the_next_quick_sync_map_and_check_every_song(
+    runtime: Runtime, versions: dict[str, int], own_mount: Path, tmp_path: Path, database_url: str,
+    stat_calls: list[str | None],
+) -> None:  # fmt: skip
+    host = GeneratedSubsonic(SONGS)
+    alias = tmp_path / "alias"  # the same files under another mount path: only the mapping changes
+    alias.symlink_to(own_mount)
+    async with navidrome(host, own_mount) as adapter:
+        await sync_library(runtime, adapter, versions, page_size=PAGE)
+    stat_calls.clear()
+    async with navidrome(host, alias) as adapter:
+        remapped = await sync_library(runtime, adapter, versions, page_size=PAGE, deep=False)
+        stated = len(stat_calls)
+        again = await sync_library(runtime, adapter, versions, page_size=PAGE, deep=False)
+    assert (remapped.unchanged, stated, remapped.written, remapped.updated) == (0, SONGS, SONGS, 0)
+    assert (again.unchanged, again.stated, again.written) == (SONGS, 0, 0)
+    paths = _db(database_url, "SELECT path FROM tracks WHERE host_track_id = ANY(%s)", ["s1", "s9999"])
+    assert sorted(str(row[0]) for row in paths) == [song_path(alias, 1), song_path(alias, 9_999)]
+
+
 async def test_a_sync_cut_short_loses_nothing_and_the_next_one_finishes_it(
     runtime: Runtime, versions: dict[str, int], own_mount: Path, database_url: str
 ) -> None:

@@ -69,3 +69,45 @@ def test_a_mapped_track_keeps_every_other_field(mount: Path) -> None:
     assert mapped == dataclasses.replace(track, local_path=local)
     assert unmapped == dataclasses.replace(track, path_problem=unmapped.path_problem)
     assert unmapped.path_problem is not None
+
+
+def test_pathmap_a_symlinked_file_in_a_remembered_directory_is_still_refused(mount: Path, tmp_path: Path) -> None:
+    mapper = PathMapper(mount, [("/data/music", str(mount))])
+    outside = tmp_path / "outside.flac"
+    outside.write_bytes(b"x")
+    (mount / "Artist" / "Album" / "02 - Link.flac").symlink_to(outside)
+    first = mapper.local_path("/data/music/Artist/Album/01 - Song.flac")
+    with pytest.raises(PathMappingError, match="outside the library mount"):
+        mapper.local_path("/data/music/Artist/Album/02 - Link.flac")
+    assert first == str(mount / "Artist/Album/01 - Song.flac")
+
+
+def test_pathmap_a_remembered_directory_does_not_hide_a_longer_prefix(mount: Path) -> None:
+    (mount / "Artist" / "Other").mkdir()
+    mapper = PathMapper(mount, [("/data/music", str(mount)), ("/data/music/Artist/Album/x.flac", str(mount / "Other"))])
+    mapper.local_path("/data/music/Artist/Album/01 - Song.flac")
+    assert mapper.local_path("/data/music/Artist/Album/x.flac") == str(mount / "Other")
+
+
+def test_pathmap_absolute_and_relative_paths_stay_apart(mount: Path) -> None:
+    mapper = PathMapper(mount, [("/", str(mount / "Artist")), ("/Artist", str(mount / "Artist" / "Album"))])
+    found = [mapper.local_path(path) for path in ("/a.flac", "a.flac", "/Artist/a.flac", "Artist/a.flac", "/b.flac")]
+    assert found == [
+        str(mount / "Artist/a.flac"),
+        str(mount / "a.flac"),
+        str(mount / "Artist/Album/a.flac"),
+        str(mount / "Artist/a.flac"),
+        str(mount / "Artist/b.flac"),
+    ]
+
+
+def test_pathmap_a_directory_symlink_changed_between_listings_is_seen(mount: Path, tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (mount / "Linked").symlink_to(mount / "Artist")
+    mapper = PathMapper(mount, [("/data/music", str(mount))])
+    assert mapper.local_path("/data/music/Linked/a.flac") == str(mount / "Linked/a.flac")
+    (mount / "Linked").unlink()
+    (mount / "Linked").symlink_to(tmp_path / "elsewhere")
+    mapper.forget_directories()
+    with pytest.raises(PathMappingError, match="outside the library mount"):
+        mapper.local_path("/data/music/Linked/b.flac")

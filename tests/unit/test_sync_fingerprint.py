@@ -20,30 +20,39 @@ TRACK = HostTrack(
 CHANGES = {
     "host_track_id": "s2", "title": "Song!", "artist": None, "album": "", "album_artist": "Artist",
     "genres": ("Rock",), "library_id": "other", "duration_s": 61.0, "host_path": "/music/a/1b.flac",
-    "local_path": "/mnt/a/1b.flac", "container": "mp3", "size_bytes": 1002, "musicbrainz_track_id": None,
+    "container": "mp3", "size_bytes": 1002, "musicbrainz_track_id": None,
     "changed_at": datetime(2024, 3, 11, tzinfo=UTC),
 }  # fmt: skip
+MAPPING = "('/mnt', [('/music', '/mnt')], True)"
+
+
+def fp(track: HostTrack, mapping: str = MAPPING) -> int:
+    return host_fingerprint(track, mapping)
 
 
 def test_the_fingerprint_is_stable_for_the_same_facts() -> None:
-    assert host_fingerprint(TRACK) == host_fingerprint(dataclasses.replace(TRACK))
-    assert -(2**63) <= host_fingerprint(TRACK) < 2**63
+    assert fp(TRACK) == fp(dataclasses.replace(TRACK))
+    assert -(2**63) <= fp(TRACK) < 2**63
 
 
 @pytest.mark.parametrize(("name", "value"), CHANGES.items())
 def test_any_changed_fact_changes_the_fingerprint(name: str, value: object) -> None:
-    assert host_fingerprint(dataclasses.replace(TRACK, **{name: value})) != host_fingerprint(TRACK)
+    assert fp(dataclasses.replace(TRACK, **{name: value})) != fp(TRACK)
 
 
 def test_the_hosts_bpm_and_gain_are_compared_not_fingerprinted() -> None:
     changed = dataclasses.replace(TRACK, host_bpm=90.0, host_replaygain_track_gain_db=None)
-    assert host_fingerprint(changed) == host_fingerprint(TRACK)
+    assert fp(changed) == fp(TRACK)
+
+
+def test_the_path_mapping_is_fingerprinted_not_the_mapped_path() -> None:
+    other_mount = "('/mnt2', [('/music', '/mnt2')], True)"
+    assert fp(TRACK, other_mount) != fp(TRACK)
+    assert fp(dataclasses.replace(TRACK, local_path=None, path_problem="x")) == fp(TRACK)
 
 
 def test_a_missing_value_differs_from_an_empty_one() -> None:
-    assert host_fingerprint(dataclasses.replace(TRACK, album=None)) != host_fingerprint(
-        dataclasses.replace(TRACK, album="")
-    )
+    assert fp(dataclasses.replace(TRACK, album=None)) != fp(dataclasses.replace(TRACK, album=""))
 
 
 def test_membership_in_the_stored_fingerprints() -> None:

@@ -34,9 +34,10 @@ KEY_CANDIDATES = 60
 (``max(KEY_CANDIDATES, 2 * limit)`` per key; docs/benchmarks/scale.md)."""
 CAMELOTS = tuple(f"{hour}{letter}" for hour in range(1, 13) for letter in "AB")
 """The 24 Camelot codes: one partial HNSW index each on a key-indexed model."""
-UNFILTERED_CANDIDATES = 100
-"""Fewest HNSW candidates (``hnsw.ef_search``) of an unfiltered :func:`similar`: the smallest that keeps
-recall@10 >= 0.95 at 1M x 753 dims (docs/benchmarks/scale.md; 64 gave 0.89-0.92 there)."""
+UNFILTERED_CANDIDATES = 200
+"""Fewest HNSW candidates (``hnsw.ef_search``) of an unfiltered :func:`similar`, measured at 1M x 1 506 dims (the
+default embedding): 200 kept recall@10 >= 0.95 on every 100-seed draw (0.969-0.994); 100 gave 0.871-0.963 and 150
+0.948-0.981 (docs/benchmarks/scale.md). At 1M x 753 dims 100 was enough (0.953-0.959)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -576,7 +577,7 @@ async def similar(
     One SQL query: the model's HNSW index returns ``candidates`` nearest vectors (at most 1000, with
     ``hnsw.ef_search`` set to the same number for the current transaction); every filter, the duplicate removal
     and the per-artist/per-album caps are then applied to those candidates. Default ``candidates``:
-    ``max(UNFILTERED_CANDIDATES, 5 * limit)`` (100) without selective filters (only duplicates excluded),
+    ``max(UNFILTERED_CANDIDATES, 5 * limit)`` (200) without selective filters (only duplicates excluded),
     ``max(200, 20 * limit)`` with any other filter or cap (docs/benchmarks/vectors.md and scale.md give the recall
     and latency of each). With ``camelot_compatible`` on a key-indexed model (:func:`build_index`), the candidates
     are instead the ``candidates`` nearest of each compatible key, from its own partial index (default

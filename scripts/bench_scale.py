@@ -53,6 +53,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 from unittest import mock
 
 import httpx
@@ -82,7 +83,7 @@ from sidecar.services.status import status_report
 from sidecar.services.sync import SyncReport, sync_library
 from sidecar.settings import Settings
 from sidecar.storage import status, synthetic, vectors
-from sidecar.storage.db import transaction
+from sidecar.storage.db import Connection, transaction
 from sidecar.storage.migrate import migrate
 from tests.contract.generated_hosts import (
     JELLYFIN_ROOT,
@@ -93,6 +94,7 @@ from tests.contract.generated_hosts import (
     rewrite_file,
 )
 
+_T = TypeVar("_T")
 TOKEN = "bench-token-0123456789abcdef"
 STRICT = vectors.SimilarFilters(bpm_window_pct=8, half_double=True, camelot_compatible=True, max_per_artist=2)
 STRICT_PARAMS: dict[str, str | int] = {
@@ -312,21 +314,31 @@ async def part_vectors(runtime: Runtime, ids: tuple[int, int], args: argparse.Na
 
 async def upgrade_key_indexes(runtime: Runtime, model: str, args: argparse.Namespace) -> None:
     """Time the one-time build of the per-key indexes of a model that has none (what an upgrade costs)."""
+    built, build_s, peak_mib = await timed_index_build(
+        runtime, args, lambda conn: vectors.ensure_key_indexes(conn, model, maintenance_work_mem_mb=args.mem_mb)
+    )
+    if built:
+        print(
+            f"| upgrade (`ensure_key_indexes`): main HNSW index dropped, key copied onto the rows, main index and"
+            f" 24 per-key indexes built (maintenance_work_mem {args.mem_mb} MB) |"
+            f" {build_s / 60:.1f} min; PostgreSQL peak RSS {peak_mib:.0f} MiB |"
+        )
+
+
+async def timed_index_build(
+    runtime: Runtime, args: argparse.Namespace, build: Callable[[Connection], Awaitable[_T]]
+) -> tuple[_T, float, float]:
+    """Run an index build on one pooled connection with ``--build-workers`` parallel workers, then ANALYZE:
+    its result, wall seconds and the PostgreSQL backend's peak RSS (MiB)."""
     started = time.perf_counter()
     async with runtime.pool.connection() as conn:
         backend_pid = conn.info.backend_pid
     with PeakRss(backend_pid) as server_rss:
         async with runtime.pool.connection() as conn:
             await conn.execute(f"SET max_parallel_maintenance_workers = {args.build_workers}")
-            built = await vectors.ensure_key_indexes(conn, model, maintenance_work_mem_mb=args.mem_mb)
+            result = await build(conn)
             await conn.execute("ANALYZE embeddings")
-    if built:
-        print(
-            f"| upgrade (`ensure_key_indexes`): main HNSW index dropped, key copied onto the rows, main index and"
-            f" 24 per-key indexes built (maintenance_work_mem {args.mem_mb} MB) |"
-            f" {(time.perf_counter() - started) / 60:.1f} min;"
-            f" PostgreSQL peak RSS {server_rss.peak_mib:.0f} MiB |"
-        )
+    return result, time.perf_counter() - started, server_rss.peak_mib
 
 
 async def print_index_sizes(runtime: Runtime, model: str) -> None:
@@ -364,15 +376,9 @@ async def load_vectors(
         offset += len(chunk)
     copy_s = time.perf_counter() - started
     print(f"| generate + COPY {count} x {args.dim}-dim vectors | {copy_s:.1f} s ({count / copy_s:.0f} vectors/s) |")
-    started = time.perf_counter()
-    async with runtime.pool.connection() as conn:
-        backend_pid = conn.info.backend_pid
-    with PeakRss(backend_pid) as server_rss:
-        async with runtime.pool.connection() as conn:
-            await conn.execute(f"SET max_parallel_maintenance_workers = {args.build_workers}")
-            await vectors.build_index(conn, model, maintenance_work_mem_mb=args.mem_mb)
-            await conn.execute("ANALYZE embeddings")
-    build_s = time.perf_counter() - started
+    _, build_s, peak_mib = await timed_index_build(
+        runtime, args, lambda conn: vectors.build_index(conn, model, maintenance_work_mem_mb=args.mem_mb)
+    )
     async with transaction(runtime.pool) as conn:
         cur = await conn.execute("SELECT extversion, version() FROM pg_extension WHERE extname = 'vector'")
         row = await cur.fetchone()
@@ -380,7 +386,7 @@ async def load_vectors(
     print(
         f"| HNSW build, main + 24 per key (m 16, ef_construction 128, maintenance_work_mem {args.mem_mb} MB, "
         f"{args.build_workers} parallel worker(s)) | {build_s / 60:.1f} min;"
-        f" PostgreSQL peak RSS {server_rss.peak_mib:.0f} MiB |"
+        f" PostgreSQL peak RSS {peak_mib:.0f} MiB |"
     )
     print(f"| pgvector / server | {row[0]} / {str(row[1]).split(' on ')[0]} |")
     return data

@@ -602,22 +602,24 @@ async def similar(
         seeds = await _load_seeds(conn, seed_track_ids, model, ef_search=default)
         first = _first_candidates(chosen, seeds, limit, candidates)
         source = "keys" if _by_key(chosen, seeds) else "index"
-        if first != default:
-            await _set_ef_search(conn, first)
-        step = source
-        found = await _similar(
-            conn, seed_track_ids, seeds, model=model, limit=limit, filters=chosen, pool=(source, first)
+        steps = [(source, source, first)]
+        if filtered and first < MAX_CANDIDATES:
+            steps.append((f"{source}-{MAX_CANDIDATES}", source, MAX_CANDIDATES))
+        if filtered:
+            steps.append(("filter-first", "filter-first", MAX_CANDIDATES))
+        ef_search = default
+        for step, pool_source, count in steps:  # the first step, then wider ones while fewer than limit rows came back
+            if count != ef_search:
+                ef_search = count
+                await _set_ef_search(conn, ef_search)
+            pool = (pool_source, count)
+            found = await _similar(conn, seed_track_ids, seeds, model=model, limit=limit, filters=chosen, pool=pool)
+            answered = step
+            if len(found) >= limit:
+                break
+        log.debug(
+            "similar tracks of %s: %d rows from %s", model, len(found), answered, extra={"similar_step": answered}
         )
-        if len(found) < limit and filtered and first < MAX_CANDIDATES:
-            await _set_ef_search(conn, MAX_CANDIDATES)
-            step = f"{source}-{MAX_CANDIDATES}"
-            pool = (source, MAX_CANDIDATES)
-            found = await _similar(conn, seed_track_ids, seeds, model=model, limit=limit, filters=chosen, pool=pool)
-        if len(found) < limit and filtered:
-            step = "filter-first"
-            pool = ("filter-first", MAX_CANDIDATES)
-            found = await _similar(conn, seed_track_ids, seeds, model=model, limit=limit, filters=chosen, pool=pool)
-        log.debug("similar tracks of %s: %d rows from %s", model, len(found), step, extra={"similar_step": step})
         return found
 
 

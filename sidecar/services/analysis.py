@@ -57,8 +57,9 @@ class EmbeddingModel(Protocol):
 
 async def register_embedding_models(runtime: Runtime, analyzers: Iterable[object]) -> list[str]:
     """Declare the embedding model of every vector-producing analyzer (and build its HNSW indexes when new), and
-    build the per-key indexes of a model registered before them (:func:`sidecar.storage.vectors.ensure_key_indexes`:
-    a one-time upgrade, minutes for a large library, docs/benchmarks/scale.md).
+    rebuild the indexes of a model registered before per-key or half-precision indexes
+    (:func:`sidecar.storage.vectors.ensure_indexes`: a one-time upgrade, minutes for a large library,
+    docs/benchmarks/scale.md).
 
     Call once at start-up, before any result is stored; returns the models that were new.
     """
@@ -69,7 +70,7 @@ async def register_embedding_models(runtime: Runtime, analyzers: Iterable[object
                 if await vectors.register_model(conn, analyzer.model, dim=analyzer.dim):
                     new.append(analyzer.model)
             async with transaction(runtime.pool) as conn:
-                await vectors.ensure_key_indexes(conn, analyzer.model)
+                await vectors.ensure_indexes(conn, analyzer.model)
     return new
 
 

@@ -1,12 +1,12 @@
 """Embeddings in pgvector and the similar-tracks query: the only module with pgvector SQL.
 
 Every model's vectors share one untyped ``vector`` column; ``embedding_models`` fixes each model's dimension and
-names its partial HNSW index over ``embedding::vector(dim)`` (cosine), so a query, which always names one model,
-uses that model's index and never mixes models. Only pgvector 0.6 features are used (no halfvec, no iterative
-index scans): filters are applied to an over-fetched candidate set (see :func:`similar`). A model can also have one
-partial HNSW index per Camelot key (``embedding_models.key_indexed``, :func:`build_index`; the key is copied
-onto its embedding rows by triggers, migration 0024), so a Camelot-compatible query searches only the compatible
-keys' graphs.
+names its partial HNSW index over ``embedding::halfvec(dim)`` (cosine; ``embedding::vector(dim)`` on a pgvector
+older than 0.7, ``embedding_models.index_type``), so a query, which always names one model, uses that model's index
+and never mixes models. Filters are applied to an over-fetched candidate set (see :func:`similar`; no iterative
+index scans, so pgvector 0.6 servers work too). A model can also have one partial HNSW index per Camelot key
+(``embedding_models.key_indexed``, :func:`build_index`; the key is copied onto its embedding rows by triggers,
+migration 0024), so a Camelot-compatible query searches only the compatible keys' graphs.
 """
 
 from __future__ import annotations
@@ -28,7 +28,10 @@ from sidecar.storage.db import Connection
 
 log = logging.getLogger(__name__)
 
-MAX_CANDIDATES = 1000  # hnsw.ef_search's ceiling in pgvector 0.6
+MAX_CANDIDATES = 1000  # hnsw.ef_search's ceiling
+HALFVEC_SINCE = (0, 7)
+"""The first pgvector with ``halfvec``: from it on, HNSW indexes are half precision (docs/benchmarks/scale.md: at
+1M x 1 506 half the index size and a fraction of the latency, same recall)."""
 KEY_CANDIDATES = 60
 """Fewest HNSW candidates per compatible key of a Camelot-compatible :func:`similar` on a key-indexed model
 (``max(KEY_CANDIDATES, 2 * limit)`` per key; docs/benchmarks/scale.md)."""
@@ -131,19 +134,47 @@ def _key_index_name(model: str, dim: int, camelot: str) -> str:
     return f"embeddings_hnsw_{digest}_{dim}_{camelot.lower()}"
 
 
+@dataclass(frozen=True, slots=True)
+class _ModelIndex:
+    dim: int
+    index: str
+    key_indexed: bool
+    index_type: str  # "vector" or "halfvec": the cast of the indexes and of every distance the queries compute
+
+
+def index_type_for(pgvector_version: str) -> str:
+    """The HNSW index type for a server with this pgvector (``extversion``, e.g. "0.8.5"): "halfvec" from 0.7 on."""
+    parts = tuple(int(p) for p in re.findall(r"\d+", pgvector_version)[:2])
+    return "halfvec" if parts >= HALFVEC_SINCE else "vector"
+
+
+async def preferred_index_type(conn: Connection) -> str:
+    """:func:`index_type_for` the pgvector installed in this database."""
+    cur = await conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+    row = await cur.fetchone()
+    if row is None:
+        raise StorageError("the vector extension is not installed in this database (run sonantica migrate)")
+    return index_type_for(str(row[0]))
+
+
+def _cast(index_type: str, dim: int) -> sql.Composed:
+    return sql.SQL("::{}({})").format(sql.SQL(index_type), sql.Literal(dim))
+
+
 def _create_index(
-    model: str, dim: int, index: str, *, m: int, ef_construction: int, camelot: str | None = None
+    model: str, dim: int, index: str, *, index_type: str, m: int, ef_construction: int, camelot: str | None = None
 ) -> sql.Composed:
     """The model's HNSW index over every row, or with ``camelot`` over the rows of that key only."""
     where = sql.SQL("model = {}").format(sql.Literal(model))
     if camelot is not None:
         where = sql.SQL("{} AND camelot = {}").format(where, sql.Literal(camelot))
     return sql.SQL(
-        "CREATE INDEX {index} ON embeddings USING hnsw ((embedding::vector({dim})) vector_cosine_ops)"
+        "CREATE INDEX {index} ON embeddings USING hnsw ((embedding{cast}) {ops})"
         " WITH (m = {m}, ef_construction = {ef}) WHERE {where}"
     ).format(
         index=sql.Identifier(index),
-        dim=sql.Literal(dim),
+        cast=_cast(index_type, dim),
+        ops=sql.Identifier(f"{index_type}_cosine_ops"),
         m=sql.Literal(m),
         ef=sql.Literal(ef_construction),
         where=where,
@@ -156,7 +187,9 @@ async def _drop_key_indexes(conn: Connection, model: str, dim: int) -> None:
     await conn.execute("UPDATE embedding_models SET key_indexed = false WHERE model = %s", (model,))
 
 
-async def _create_key_indexes(conn: Connection, model: str, dim: int, *, m: int, ef_construction: int) -> None:
+async def _create_key_indexes(
+    conn: Connection, model: str, dim: int, *, index_type: str, m: int, ef_construction: int
+) -> None:
     """Copy the key onto the model's rows (the triggers keep it from then on) and build the 24 key indexes."""
     await conn.execute("UPDATE embedding_models SET key_indexed = true WHERE model = %s", (model,))
     await conn.execute(
@@ -168,22 +201,27 @@ async def _create_key_indexes(conn: Connection, model: str, dim: int, *, m: int,
     )
     for camelot in CAMELOTS:
         index = _key_index_name(model, dim, camelot)
-        await conn.execute(_create_index(model, dim, index, m=m, ef_construction=ef_construction, camelot=camelot))
+        create = _create_index(
+            model, dim, index, index_type=index_type, m=m, ef_construction=ef_construction, camelot=camelot
+        )
+        await conn.execute(create)
 
 
-async def _model_index(conn: Connection, model: str) -> tuple[int, str, bool]:
-    cur = await conn.execute("SELECT dim, index_name, key_indexed FROM embedding_models WHERE model = %s", (model,))
+async def _model_index(conn: Connection, model: str) -> _ModelIndex:
+    cur = await conn.execute(
+        "SELECT dim, index_name, key_indexed, index_type FROM embedding_models WHERE model = %s", (model,)
+    )
     row = await cur.fetchone()
     if row is None:
-        raise NotFoundError(f"embedding model {model!r} is not registered")
-    return int(row[0]), str(row[1]), bool(row[2])
+        raise NotFoundError(f"embedding model {model!r} is not registered (the worker registers it at start-up)")
+    return _ModelIndex(dim=int(row[0]), index=str(row[1]), key_indexed=bool(row[2]), index_type=str(row[3]))
 
 
 async def register_model(
     conn: Connection, model: str, *, dim: int, m: int = 16, ef_construction: int = 128, build_index: bool = True
 ) -> bool:
-    """Declare an embedding model and build its partial HNSW indexes (cosine; one over every row and one per
-    Camelot key) if it is new.
+    """Declare an embedding model and build its partial HNSW indexes (cosine, of :func:`preferred_index_type`; one
+    over every row and one per Camelot key) if it is new.
 
     Call once at worker start-up, outside other transactions (it takes a lock on ``embeddings``). Returns
     ``True`` when the model was new. ``build_index=False`` leaves the indexes to :func:`build_index` (faster for a
@@ -200,12 +238,16 @@ async def register_model(
                 raise StorageError(f"embedding model {model!r} is stored with dim {row[0]}, not {dim}")
             return False
         index = _index_name(model, dim)
+        index_type = await preferred_index_type(conn)
         await conn.execute(
-            "INSERT INTO embedding_models (model, dim, index_name) VALUES (%s, %s, %s)", (model, dim, index)
+            "INSERT INTO embedding_models (model, dim, index_name, index_type) VALUES (%s, %s, %s, %s)",
+            (model, dim, index, index_type),
         )
         if build_index:
-            await conn.execute(_create_index(model, dim, index, m=m, ef_construction=ef_construction))
-            await _create_key_indexes(conn, model, dim, m=m, ef_construction=ef_construction)
+            await conn.execute(
+                _create_index(model, dim, index, index_type=index_type, m=m, ef_construction=ef_construction)
+            )
+            await _create_key_indexes(conn, model, dim, index_type=index_type, m=m, ef_construction=ef_construction)
     return True
 
 
@@ -217,51 +259,72 @@ async def build_index(
     ef_construction: int = 128,
     maintenance_work_mem_mb: int = 1024,
     key_indexes: bool = True,
+    index_type: str | None = None,
 ) -> None:
     """(Re)build ``model``'s HNSW index and, with ``key_indexes``, its 24 per-key indexes (drops the old ones: every
-    query of ``embeddings`` waits until this commits). Without ``key_indexes`` the model has none afterwards.
+    query of ``embeddings`` waits until this commits). Without ``key_indexes`` the model has none afterwards. The
+    indexes are of ``index_type`` ("vector" or "halfvec"; default :func:`preferred_index_type`).
 
     ``maintenance_work_mem_mb`` is set for this transaction: the build is much faster when the graph fits. The key
     is copied onto the rows while the main index is dropped: copying it onto indexed rows would insert each of them
     into the main HNSW graph again, much slower than building it (docs/benchmarks/scale.md).
     """
-    dim, index, _ = await _model_index(conn, model)
+    current = await _model_index(conn, model)
+    dim, index = current.dim, current.index
+    index_type = index_type or await preferred_index_type(conn)
+    if index_type not in ("vector", "halfvec"):
+        raise ValueError(f"index_type must be 'vector' or 'halfvec' (got {index_type!r})")
     async with conn.transaction():
         await conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (f"{maintenance_work_mem_mb}MB",))
         await conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index)))
         await _drop_key_indexes(conn, model, dim)
+        await conn.execute("UPDATE embedding_models SET index_type = %s WHERE model = %s", (index_type, model))
         if key_indexes:
-            await _create_key_indexes(conn, model, dim, m=m, ef_construction=ef_construction)
-        await conn.execute(_create_index(model, dim, index, m=m, ef_construction=ef_construction))
+            await _create_key_indexes(conn, model, dim, index_type=index_type, m=m, ef_construction=ef_construction)
+        await conn.execute(
+            _create_index(model, dim, index, index_type=index_type, m=m, ef_construction=ef_construction)
+        )
 
 
-async def ensure_key_indexes(
+async def ensure_indexes(
     conn: Connection, model: str, *, m: int = 16, ef_construction: int = 128, maintenance_work_mem_mb: int = 1024
 ) -> bool:
-    """Give ``model`` its 24 per-key HNSW indexes when it has none (the upgrade of a model registered before
-    migration 0024): a :func:`build_index`, so the main index is rebuilt too; returns whether it built them.
+    """Rebuild ``model``'s HNSW indexes (:func:`build_index`) when it has no per-key indexes (a model registered
+    before migration 0024) or its indexes are not of :func:`preferred_index_type` (registered before the server's
+    pgvector had ``halfvec``); returns whether it rebuilt them.
 
     Minutes for a large library, during which every query of ``embeddings`` waits (docs/benchmarks/scale.md).
     """
-    _, _, key_indexed = await _model_index(conn, model)
-    if key_indexed:
+    wanted = await preferred_index_type(conn)
+
+    def current(found: _ModelIndex) -> bool:
+        return found.key_indexed and found.index_type == wanted
+
+    if current(await _model_index(conn, model)):
         return False
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('sonantica:embedding_models'))")
-        if (await _model_index(conn, model))[2]:
+        if current(await _model_index(conn, model)):
             return False
-        log.info("building the HNSW indexes of %s with one per key (once; minutes for a large library)", model)
+        log.info(
+            "building the %s HNSW indexes of %s, one per key too (once; minutes for a large library)", wanted, model
+        )
         await build_index(
-            conn, model, m=m, ef_construction=ef_construction, maintenance_work_mem_mb=maintenance_work_mem_mb
+            conn,
+            model,
+            m=m,
+            ef_construction=ef_construction,
+            maintenance_work_mem_mb=maintenance_work_mem_mb,
+            index_type=wanted,
         )
     return True
 
 
 async def drop_index(conn: Connection, model: str) -> None:
     """Drop ``model``'s HNSW indexes (before a bulk :func:`copy_embeddings`; :func:`build_index` makes them again)."""
-    dim, index, _ = await _model_index(conn, model)
-    await conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index)))
-    await _drop_key_indexes(conn, model, dim)
+    found = await _model_index(conn, model)
+    await conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(found.index)))
+    await _drop_key_indexes(conn, model, found.dim)
 
 
 async def model_dim(conn: Connection, model: str) -> int:
@@ -325,8 +388,8 @@ async def get_embedding(conn: Connection, track_id: int, model: str) -> npt.NDAr
     return None if row is None else np.asarray(row[0].to_numpy(), dtype=np.float32)
 
 
-def _distance(dim: int, left: sql.Composable, right: sql.Composable) -> sql.Composed:
-    cast = sql.SQL("::vector({})").format(sql.Literal(dim))
+def _distance(index_type: str, dim: int, left: sql.Composable, right: sql.Composable) -> sql.Composed:
+    cast = _cast(index_type, dim)
     return sql.SQL("({left}{cast}) <=> ({right}{cast})").format(left=left, right=right, cast=cast)
 
 
@@ -355,13 +418,13 @@ async def nearest(
 async def _nearest(
     conn: Connection, model: str, vector: npt.NDArray[np.float32], *, limit: int, exact: bool, ef_search: int | None
 ) -> list[Neighbour]:
-    dim = await model_dim(conn, model)
+    found = await _model_index(conn, model)
     query_vector = sql.Placeholder("vector")
     if exact:
         order = sql.SQL("embedding <=> {}::vector").format(query_vector)  # no cast: the index cannot serve it
     else:
         await _set_ef_search(conn, min(MAX_CANDIDATES, ef_search or max(40, limit)))
-        order = _distance(dim, sql.Identifier("embedding"), query_vector)
+        order = _distance(found.index_type, found.dim, sql.Identifier("embedding"), query_vector)
     query = sql.SQL(
         "SELECT track_id, {order} AS distance FROM embeddings WHERE model = {model} ORDER BY {order} LIMIT {limit}"
     ).format(order=order, model=sql.Literal(model), limit=sql.Literal(limit))
@@ -372,6 +435,7 @@ async def _nearest(
 @dataclass(frozen=True, slots=True)
 class _Seeds:
     dim: int
+    index_type: str
     key_indexed: bool
     bpm: float | None
     camelots: tuple[str, ...]
@@ -382,7 +446,7 @@ async def _load_seeds(conn: Connection, seed_track_ids: Sequence[int], model: st
     cur = await conn.execute(
         """
         SELECT m.dim, set_config('hnsw.ef_search', %s, true), s.id, e.track_id IS NOT NULL, f.bpm, f.key,
-               m.key_indexed
+               m.key_indexed, m.index_type
         FROM embedding_models m
         CROSS JOIN unnest(%s::bigint[]) AS s(id)
         LEFT JOIN embeddings e ON e.track_id = s.id AND e.model = m.model
@@ -404,6 +468,7 @@ async def _load_seeds(conn: Connection, seed_track_ids: Sequence[int], model: st
             camelots.extend(KeySignature.parse(str(row[5])).compatible_camelot())
     return _Seeds(
         dim=int(rows[0][0]),
+        index_type=str(rows[0][7]),
         key_indexed=bool(rows[0][6]),
         bpm=sum(bpms) / len(bpms) if bpms else None,
         camelots=tuple(sorted(set(camelots))),
@@ -584,8 +649,9 @@ async def similar(
     ``max(KEY_CANDIDATES, 2 * limit)`` per key). Seeds and missing tracks are never returned. When filters or caps
     leave fewer than ``limit`` results, the query runs again with 1000 candidates (per key), then (still short)
     filter-first: the nearest of the tracks that pass the filters by exact distance, so ``limit`` rows come back
-    whenever that many tracks pass (pgvector 0.6 has no iterative index scan; docs/benchmarks/scale.md gives the
-    cost). Each answer logs the step that gave it (``similar_step`` on a DEBUG record of this module's logger).
+    whenever that many tracks pass (no iterative index scan, which pgvector 0.6 lacks; docs/benchmarks/scale.md
+    gives the cost). Each answer logs the step that gave it (``similar_step`` on a DEBUG record of this module's
+    logger).
 
     Raises ``NotFoundError`` when a seed has no embedding for ``model`` (or the model is unknown) and
     ``ValueError`` for an empty seed list or a filter the seeds cannot anchor (a BPM window or key compatibility
@@ -665,11 +731,11 @@ def _similar_query(
 ) -> tuple[sql.Composed, dict[str, object]]:
     source, candidates = pool
     conditions, params = _conditions(filters, seeds)
-    distance = _distance(seeds.dim, sql.SQL("e.embedding"), sql.SQL("(SELECT v FROM query)"))
+    distance = _distance(seeds.index_type, seeds.dim, sql.SQL("e.embedding"), sql.SQL("(SELECT v FROM query)"))
     where = sql.SQL(" AND ").join([sql.SQL("true"), *conditions])
     query = sql.SQL(_SIMILAR).format(
         candidates=_candidates_query(source, seeds, model, distance, where),
-        cast=sql.SQL("::vector({})").format(sql.Literal(seeds.dim)),
+        cast=_cast("vector", seeds.dim),
         model=sql.Literal(model),
         conditions=where,
         dedup=sql.SQL("song_rank = 1" if filters.exclude_duplicates else "true"),

@@ -170,14 +170,54 @@ async def test_a_model_without_key_indexes_gets_them_once(pool: Pool, caplog: py
             rows = await vectors.similar(conn, [first + 17], model=MODEL, limit=20, filters=STRICT)
         assert len(rows) == 20
         assert caplog.records[-1].similar_step != "keys"  # type: ignore[attr-defined]
-        assert await vectors.ensure_key_indexes(conn, MODEL) is True
-        assert await vectors.ensure_key_indexes(conn, MODEL) is False
+        assert await vectors.ensure_indexes(conn, MODEL) is True
+        assert await vectors.ensure_indexes(conn, MODEL) is False
         assert all(mine == theirs for mine, theirs in (await key_columns(conn)).values())
         caplog.clear()
         with caplog.at_level(logging.DEBUG, logger="sidecar.storage.vectors"):
             again = await vectors.similar(conn, [first + 17], model=MODEL, limit=20, filters=STRICT)
         assert [r.similar_step for r in caplog.records] == ["keys"]  # type: ignore[attr-defined]
     assert len(again) == 20
+
+
+async def index_definitions(conn: Connection) -> list[str]:
+    """``CREATE INDEX`` of every HNSW index of the test model (main and per key)."""
+    cur = await conn.execute(
+        "SELECT indexdef FROM pg_indexes WHERE tablename = 'embeddings' AND indexdef LIKE %s",
+        (f"%USING hnsw%{MODEL}%",),
+    )
+    return [str(row[0]) for row in await cur.fetchall()]
+
+
+async def test_single_precision_indexes_become_half_precision_once(pool: Pool) -> None:
+    first, data = await load_library(pool)
+    async with transaction(pool) as conn:
+        await vectors.build_index(conn, MODEL, m=8, ef_construction=32, index_type="vector")
+        before = await index_definitions(conn)
+        assert len(before) == 25
+        assert all("vector(32)) vector_cosine_ops" in d for d in before)
+        assert await vectors.ensure_indexes(conn, MODEL) is True
+        assert await vectors.ensure_indexes(conn, MODEL) is False
+        after = await index_definitions(conn)
+        assert len(after) == 25
+        assert all("halfvec(32)) halfvec_cosine_ops" in d for d in after)
+        cur = await conn.execute("SELECT index_type FROM embedding_models WHERE model = %s", (MODEL,))
+        assert await cur.fetchone() == ("halfvec",)
+    present = np.array([(i + 1) % 97 != 0 for i in range(TRACKS)])
+    hits = total = 0
+    for index in range(0, TRACKS, 500):
+        scores = data @ data[index]
+        scores[~present] = -2.0
+        scores[index] = -2.0
+        exact = np.argsort(-scores)[:10]
+        async with transaction(pool) as conn:
+            rows = await vectors.similar(conn, [first + index], model=MODEL, limit=10)
+        hits += len({first + int(i) for i in exact} & {r.track_id for r in rows})
+        total += 10
+        # half-precision distances: within 2e-3 of the exact single-precision ones
+        by_id = {first + int(i): 1.0 - float(scores[i]) for i in exact}
+        assert all(abs(r.distance - by_id[r.track_id]) < 2e-3 for r in rows if r.track_id in by_id)
+    assert hits / total >= 0.95
 
 
 async def test_unfiltered_similar_searches_with_the_default_candidates(pool: Pool) -> None:

@@ -38,7 +38,7 @@ def main() -> None:
         ids = [
             int(row[0])
             for row in conn.execute(
-                "SELECT track_id FROM embeddings WHERE model = %s AND track_id % 499 = 7", (args.model,)
+                "SELECT track_id FROM embeddings WHERE model = %s AND track_id %% 499 = 7", (args.model,)
             )
         ]
         seeds = random.Random(args.draw).sample(ids, args.queries)

@@ -36,7 +36,7 @@ from sidecar.embedded import embedded_postgres_url
 from sidecar.services.playlists import PlaylistWriter
 from sidecar.settings import Settings
 from sidecar.storage import vectors
-from sidecar.storage.db import open_pool, transaction
+from sidecar.storage.db import connection, open_pool, transaction
 from sidecar.storage.migrate import migrate
 
 MODEL = "openl3-music-mel128-512"
@@ -61,10 +61,11 @@ async def load(url: str, args: argparse.Namespace) -> list[int]:
             ids = [int(row[0]) for row in await cur.fetchall()]
         async with transaction(pool) as conn:
             await vectors.copy_embeddings(conn, MODEL, ids, data)
-        async with transaction(pool) as conn:
+        async with connection(pool) as conn:
             await vectors.build_index(conn, MODEL, maintenance_work_mem_mb=1024)
             await conn.execute("ANALYZE embeddings")
             await conn.execute("ANALYZE tracks")
+            await conn.commit()
     finally:
         await pool.close()
     return ids

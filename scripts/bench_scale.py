@@ -338,6 +338,7 @@ async def timed_index_build(
             await conn.execute(f"SET max_parallel_maintenance_workers = {args.build_workers}")
             result = await build(conn)
             await conn.execute("ANALYZE embeddings")
+            await conn.commit()
     return result, time.perf_counter() - started, server_rss.peak_mib
 
 

@@ -28,7 +28,7 @@ from sidecar.demo.vectors import clustered_unit_vectors
 from sidecar.domain import PITCH_CLASSES, KeySignature
 from sidecar.embedded import embedded_postgres_url
 from sidecar.storage import vectors
-from sidecar.storage.db import open_pool, transaction
+from sidecar.storage.db import connection, open_pool, transaction
 from sidecar.storage.migrate import migrate
 from sidecar.storage.vectors import SimilarFilters
 
@@ -83,12 +83,13 @@ async def run(url: str, args: argparse.Namespace) -> None:
             await vectors.copy_embeddings(conn, MODEL, ids, data)
         copy_s = time.perf_counter() - started
         started = time.perf_counter()
-        async with transaction(pool) as conn:
+        async with connection(pool) as conn:
             await vectors.build_index(
                 conn, MODEL, m=args.m, ef_construction=args.ef_construction, maintenance_work_mem_mb=args.mem_mb
             )
             await conn.execute("ANALYZE embeddings")
             await conn.execute("ANALYZE tracks")
+            await conn.commit()
         build_s = time.perf_counter() - started
         async with transaction(pool) as conn:
             cur = await conn.execute(

@@ -29,7 +29,7 @@ from sidecar.services.enqueue import LOCAL_HOST
 from sidecar.services.runtime import Runtime
 from sidecar.storage import analyses, status, tracks, vectors
 from sidecar.storage.analyses import AnalysisSummary
-from sidecar.storage.db import Connection, transaction
+from sidecar.storage.db import Connection, connection, transaction
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ async def register_embedding_models(runtime: Runtime, analyzers: Iterable[object
             async with transaction(runtime.pool) as conn:
                 if await vectors.register_model(conn, analyzer.model, dim=analyzer.dim):
                     new.append(analyzer.model)
-            async with transaction(runtime.pool) as conn:
+            async with connection(runtime.pool) as conn:  # not in a transaction: the rebuild commits on its own
                 await vectors.ensure_indexes(conn, analyzer.model)
     return new
 

@@ -86,8 +86,16 @@ async def transaction(pool: Pool) -> AsyncIterator[Connection]:
 
     A lost or unreachable server raises :class:`StorageUnavailableError` (transient: retry with back-off).
     """
+    async with connection(pool) as conn, conn.transaction():
+        yield conn
+
+
+@asynccontextmanager
+async def connection(pool: Pool) -> AsyncIterator[Connection]:
+    """Borrow a connection outside any transaction, for a call that commits on its own (an index build). Errors as
+    :func:`transaction`."""
     try:
-        async with pool.connection() as conn, conn.transaction():
+        async with pool.connection() as conn:
             yield conn
     except (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout) as exc:
         raise StorageUnavailableError(f"PostgreSQL is unavailable: {exc}") from exc

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from psycopg import sql
+from psycopg import pq, sql
 
 from sidecar.domain import KeySignature
 from sidecar.errors import NotFoundError, StorageError
@@ -192,6 +192,16 @@ async def _create_key_indexes(
 ) -> None:
     """Copy the key onto the model's rows (the triggers keep it from then on) and build the 24 key indexes."""
     await conn.execute("UPDATE embedding_models SET key_indexed = true WHERE model = %s", (model,))
+    await _copy_keys(conn, model)
+    for camelot in CAMELOTS:
+        index = _key_index_name(model, dim, camelot)
+        create = _create_index(
+            model, dim, index, index_type=index_type, m=m, ef_construction=ef_construction, camelot=camelot
+        )
+        await conn.execute(create)
+
+
+async def _copy_keys(conn: Connection, model: str) -> None:
     await conn.execute(
         """
         UPDATE embeddings e SET camelot = f.camelot FROM track_features f
@@ -199,12 +209,13 @@ async def _create_key_indexes(
         """,
         (model,),
     )
-    for camelot in CAMELOTS:
-        index = _key_index_name(model, dim, camelot)
-        create = _create_index(
-            model, dim, index, index_type=index_type, m=m, ef_construction=ef_construction, camelot=camelot
-        )
-        await conn.execute(create)
+
+
+async def _commit_read(conn: Connection) -> None:
+    """Commit the transaction a read began on a non-autocommit connection, so the next block is a transaction of
+    its own; inside a caller's ``transaction()`` block psycopg refuses (``ProgrammingError``)."""
+    if conn.info.transaction_status == pq.TransactionStatus.INTRANS:
+        await conn.commit()
 
 
 async def _model_index(conn: Connection, model: str) -> _ModelIndex:
@@ -261,23 +272,32 @@ async def build_index(
     key_indexes: bool = True,
     index_type: str | None = None,
 ) -> None:
-    """(Re)build ``model``'s HNSW index and, with ``key_indexes``, its 24 per-key indexes (drops the old ones: every
-    query of ``embeddings`` waits until this commits). Without ``key_indexes`` the model has none afterwards. The
-    indexes are of ``index_type`` ("vector" or "halfvec"; default :func:`preferred_index_type`).
+    """(Re)build ``model``'s HNSW index and, with ``key_indexes``, its 24 per-key indexes, of ``index_type``
+    ("vector" or "halfvec"; default :func:`preferred_index_type`). Without ``key_indexes`` the model has none
+    afterwards. Call outside a transaction: it commits twice.
 
-    ``maintenance_work_mem_mb`` is set for this transaction: the build is much faster when the graph fits. The key
-    is copied onto the rows while the main index is dropped: copying it onto indexed rows would insert each of them
-    into the main HNSW graph again, much slower than building it (docs/benchmarks/scale.md).
+    First transaction: the model's indexes are dropped and, with ``key_indexes``, the key is copied onto its rows
+    (onto indexed rows, each copy would be a new insertion into the HNSW graph, much slower than a build). Second:
+    the indexes are built, with ``maintenance_work_mem_mb`` set (the build is much faster when the graph fits). The
+    copy must be committed first: an index built in the transaction that updated the rows would also hold every old
+    row version (docs/benchmarks/scale.md). Between the two, searches of the model scan its rows exactly (slow on a
+    large library); during the second, every query of ``embeddings`` waits.
     """
     current = await _model_index(conn, model)
     dim, index = current.dim, current.index
     index_type = index_type or await preferred_index_type(conn)
     if index_type not in ("vector", "halfvec"):
         raise ValueError(f"index_type must be 'vector' or 'halfvec' (got {index_type!r})")
+    await _commit_read(conn)
     async with conn.transaction():
-        await conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (f"{maintenance_work_mem_mb}MB",))
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('sonantica:embedding_models'))")
         await conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index)))
         await _drop_key_indexes(conn, model, dim)
+        if key_indexes:
+            await _copy_keys(conn, model)
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('sonantica:embedding_models'))")
+        await conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (f"{maintenance_work_mem_mb}MB",))
         await conn.execute("UPDATE embedding_models SET index_type = %s WHERE model = %s", (index_type, model))
         if key_indexes:
             await _create_key_indexes(conn, model, dim, index_type=index_type, m=m, ef_construction=ef_construction)
@@ -291,7 +311,7 @@ async def ensure_indexes(
 ) -> bool:
     """Rebuild ``model``'s HNSW indexes (:func:`build_index`) when it has no per-key indexes (a model registered
     before migration 0024) or its indexes are not of :func:`preferred_index_type` (registered before the server's
-    pgvector had ``halfvec``); returns whether it rebuilt them.
+    pgvector had ``halfvec``); returns whether it rebuilt them. Call outside a transaction (see :func:`build_index`).
 
     Minutes for a large library, during which every query of ``embeddings`` waits (docs/benchmarks/scale.md).
     """
@@ -302,8 +322,10 @@ async def ensure_indexes(
 
     if current(await _model_index(conn, model)):
         return False
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('sonantica:embedding_models'))")
+    await _commit_read(conn)
+    await conn.execute("SELECT pg_advisory_lock(hashtext('sonantica:embedding_models'))")  # held across both commits
+    try:
+        await _commit_read(conn)
         if current(await _model_index(conn, model)):
             return False
         log.info(
@@ -317,6 +339,10 @@ async def ensure_indexes(
             maintenance_work_mem_mb=maintenance_work_mem_mb,
             index_type=wanted,
         )
+    finally:
+        await _commit_read(conn)
+        await conn.execute("SELECT pg_advisory_unlock(hashtext('sonantica:embedding_models'))")
+        await _commit_read(conn)
     return True
 
 

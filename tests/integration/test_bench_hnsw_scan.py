@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sidecar.demo.vectors import clustered_unit_vectors
 from sidecar.storage import synthetic, vectors
-from sidecar.storage.db import Pool, transaction
+from sidecar.storage.db import Pool, connection, transaction
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "scan-bench-16"
@@ -25,7 +25,7 @@ async def test_the_scan_benchmark_times_the_halfvec_index_and_finds_the_exact_ne
         await vectors.copy_embeddings(
             conn, MODEL, range(first, last + 1), clustered_unit_vectors(5000, 16, latent_dim=8, seed=4)
         )
-    async with transaction(pool) as conn:
+    async with connection(pool) as conn:
         await vectors.build_index(conn, MODEL, m=8, ef_construction=32, key_indexes=False)
     command = [sys.executable, "-m", "scripts.bench_hnsw_scan", "--url", database_url, "--model", MODEL]
     command += ["--dim", "16", "--queries", "5", "--recall", "--candidates", "100"]

@@ -12,7 +12,7 @@ import pytest
 from sidecar.demo.vectors import clustered_unit_vector_chunks
 from sidecar.domain import EmbeddingResult, KeyResult, KeySignature
 from sidecar.storage import analyses, synthetic, vectors
-from sidecar.storage.db import Connection, Pool, transaction
+from sidecar.storage.db import Connection, Pool, connection, transaction
 from sidecar.storage.vectors import SimilarFilters
 
 TRACKS = 10_000
@@ -34,7 +34,7 @@ async def load_library(pool: Pool, *, key_indexes: bool = True) -> tuple[int, np
         await vectors.register_model(conn, MODEL, dim=DIM, build_index=False)
         data = np.concatenate(list(clustered_unit_vector_chunks(TRACKS, DIM, chunk=4000, seed=5)))
         await vectors.copy_embeddings(conn, MODEL, range(first, last + 1), data)
-    async with transaction(pool) as conn:
+    async with connection(pool) as conn:
         await vectors.build_index(conn, MODEL, m=8, ef_construction=32, key_indexes=key_indexes)
     return first, data
 
@@ -170,9 +170,18 @@ async def test_a_model_without_key_indexes_gets_them_once(pool: Pool, caplog: py
             rows = await vectors.similar(conn, [first + 17], model=MODEL, limit=20, filters=STRICT)
         assert len(rows) == 20
         assert caplog.records[-1].similar_step != "keys"  # type: ignore[attr-defined]
+    async with connection(pool) as conn:
         assert await vectors.ensure_indexes(conn, MODEL) is True
         assert await vectors.ensure_indexes(conn, MODEL) is False
+    async with transaction(pool) as conn:
         assert all(mine == theirs for mine, theirs in (await key_columns(conn)).values())
+        # the main graph holds each row once: the old versions the key copy left behind are not in it
+        cur = await conn.execute(
+            "SELECT c.reltuples, (SELECT count(*) FROM embeddings WHERE model = %s) FROM pg_class c"
+            " JOIN embedding_models m ON m.index_name = c.relname WHERE m.model = %s",
+            (MODEL, MODEL),
+        )
+        assert await cur.fetchone() == (TRACKS, TRACKS)
         caplog.clear()
         with caplog.at_level(logging.DEBUG, logger="sidecar.storage.vectors"):
             again = await vectors.similar(conn, [first + 17], model=MODEL, limit=20, filters=STRICT)
@@ -191,7 +200,7 @@ async def index_definitions(conn: Connection) -> list[str]:
 
 async def test_single_precision_indexes_become_half_precision_once(pool: Pool) -> None:
     first, data = await load_library(pool)
-    async with transaction(pool) as conn:
+    async with connection(pool) as conn:
         await vectors.build_index(conn, MODEL, m=8, ef_construction=32, index_type="vector")
         before = await index_definitions(conn)
         assert len(before) == 25
@@ -226,7 +235,7 @@ async def test_unfiltered_similar_searches_with_the_default_candidates(pool: Poo
         await vectors.register_model(conn, MODEL, dim=DIM, build_index=False)
         data = np.concatenate(list(clustered_unit_vector_chunks(TRACKS, DIM, chunk=4000, seed=5)))
         await vectors.copy_embeddings(conn, MODEL, range(first, last + 1), data)
-    async with transaction(pool) as conn:
+    async with connection(pool) as conn:
         await vectors.build_index(conn, MODEL)  # the product's parameters: m 16, ef_construction 128
     present = np.array([(i + 1) % 97 != 0 for i in range(TRACKS)])
     hits = 0

@@ -14,7 +14,7 @@ from sidecar.demo.vectors import clustered_unit_vectors
 from sidecar.domain import KeyResult, KeySignature, TempoResult
 from sidecar.errors import NotFoundError
 from sidecar.storage import analyses, tracks, vectors
-from sidecar.storage.db import Connection, Pool, transaction
+from sidecar.storage.db import Connection, Pool, connection, transaction
 from sidecar.storage.vectors import SimilarFilters
 
 MODEL = "openl3-music-mel128-512"
@@ -198,8 +198,10 @@ async def _load_clustered(pool: Pool, model: str, data: np.ndarray) -> list[int]
         )
         ids = [int(row[0]) for row in await cur.fetchall()]
         await vectors.copy_embeddings(conn, model, ids, data)
+    async with connection(pool) as conn:
         await vectors.build_index(conn, model, m=12, ef_construction=48)
         await conn.execute("ANALYZE embeddings")
+        await conn.commit()
     return ids
 
 

@@ -347,7 +347,7 @@ async def print_index_sizes(runtime: Runtime, model: str) -> None:
         cur = await conn.execute(
             "SELECT count(*), coalesce(sum(pg_relation_size(i.indexrelid)), 0),"
             " (SELECT pg_relation_size(index_name::regclass) FROM embedding_models WHERE model = %s),"
-            " pg_total_relation_size('embeddings')"
+            " pg_total_relation_size('embeddings'), current_setting('shared_buffers')"
             " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
             " WHERE i.indrelid = 'embeddings'::regclass AND pg_get_expr(i.indpred, i.indrelid) LIKE %s",
             (model, f"%{model}%camelot%"),
@@ -358,6 +358,7 @@ async def print_index_sizes(runtime: Runtime, model: str) -> None:
         f"| index sizes: main HNSW / {row[0]} per-key HNSW together / table with all its indexes |"
         f" {row[2] / 2**30:.2f} GiB / {row[1] / 2**30:.2f} GiB / {row[3] / 2**30:.2f} GiB |"
     )
+    print(f"| PostgreSQL `shared_buffers` | {row[4]} |")
 
 
 async def load_vectors(
@@ -878,7 +879,7 @@ async def reused_vectors(runtime: Runtime, model: str, count: int) -> bool:
 
 
 async def run(args: argparse.Namespace, work: Path) -> None:
-    url = bench_database(embedded_postgres_url(work / "pg"), args.reuse)
+    url = bench_database(embedded_postgres_url(work / "pg", shared_buffers_mb=args.shared_buffers_mb), args.reuse)
     (work / "redis").mkdir(exist_ok=True)
     redis_server, redis_url = start_redis(work / "redis")  # configured, so the API app in this process shares it
     try:
@@ -960,6 +961,11 @@ def main() -> None:
         "--host-process", action="store_true", help="Navidrome: the generated host in its own process (loopback HTTP)"
     )
     parser.add_argument("--work-dir", type=Path, help="where the servers keep their data (default: temporary)")
+    parser.add_argument(
+        "--shared-buffers-mb",
+        type=int,
+        help="the embedded PostgreSQL's shared_buffers (default: the product's, a quarter of the memory up to 8 GiB)",
+    )
     parser.add_argument(
         "--reuse",
         action="store_true",

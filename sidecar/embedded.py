@@ -160,10 +160,44 @@ def pg_ctl(pgdata: Path, *args: str, timeout_s: float) -> None:
     pgexec("pg_ctl", [*args, "-D", str(pgdata)], bin_path=binaries, user=system_user, timeout=timeout_s)
 
 
-def embedded_postgres_url(data_dir: Path) -> str:
+SERVER_CONF = "sonantica.conf"
+"""The embedded server's own settings file in its data directory, included from ``postgresql.conf`` and written
+before each start (settings PostgreSQL reads only when it starts)."""
+_INCLUDE_SERVER_CONF = f"include_if_exists = '{SERVER_CONF}'"
+MAX_DEFAULT_SHARED_BUFFERS_MB = 8192
+
+
+def default_shared_buffers_mb() -> int:
+    """``shared_buffers`` of the embedded server when unset: a quarter of physical memory, between 128 MiB
+    (PostgreSQL's own default) and :data:`MAX_DEFAULT_SHARED_BUFFERS_MB`. PostgreSQL touches the memory only as it
+    caches pages, so a small library uses little of it."""
+    total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    return max(128, min(total_mb // 4, MAX_DEFAULT_SHARED_BUFFERS_MB))
+
+
+def write_server_conf(pgdata: Path, *, shared_buffers_mb: int) -> None:
+    """Write :data:`SERVER_CONF` into the initialised ``pgdata`` and include it from ``postgresql.conf`` (once);
+    both files keep the data directory's owner (the ``pgserver`` system user when run as root)."""
+    main_conf = pgdata / "postgresql.conf"
+    if _INCLUDE_SERVER_CONF not in main_conf.read_text().splitlines():
+        with main_conf.open("a") as handle:
+            handle.write(f"\n{_INCLUDE_SERVER_CONF}\n")
+    conf = pgdata / SERVER_CONF
+    conf.write_text(
+        "# Written by sonantica before each start of the embedded server (SONANTICA_DB__EMBEDDED_SHARED_BUFFERS_MB)\n"
+        f"shared_buffers = '{shared_buffers_mb}MB'\n"
+    )
+    owner = pgdata.stat()
+    if os.geteuid() == 0:
+        os.chown(conf, owner.st_uid, owner.st_gid)
+
+
+def embedded_postgres_url(data_dir: Path, *, shared_buffers_mb: int | None = None) -> str:
     """Start (or join) the embedded PostgreSQL in ``data_dir/postgres`` and return a URL to its database.
 
-    The database ``sonantica`` and the ``vector`` extension are created on first use.
+    The database ``sonantica`` and the ``vector`` extension are created on first use. ``shared_buffers_mb`` (default
+    :func:`default_shared_buffers_mb`) is written to the server's settings before this process starts it; a server
+    already running (started by another process on the same data directory) keeps its value until it restarts.
     """
     pgserver = _pgserver()
     pgdata = data_dir / "postgres"
@@ -173,7 +207,12 @@ def embedded_postgres_url(data_dir: Path) -> str:
         users.add()
         ensure_supervisor(data_dir)
     atexit.register(users.remove)
-    server = pgserver.get_server(pgdata, cleanup_mode="stop", postgres_version=POSTGRES_MAJOR)
+    server = pgserver.get_server(pgdata, cleanup_mode="stop", postgres_version=POSTGRES_MAJOR, start=False)
+    if server.pgdata not in type(server)._instances:  # not yet started by this process
+        with server._lock:
+            server.ensure_pgdata_inited()
+            write_server_conf(pgdata, shared_buffers_mb=shared_buffers_mb or default_shared_buffers_mb())
+        server.start()
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")  # noqa: S608 constant
     if "(1 row)" not in exists:
         server.psql(f"CREATE DATABASE {DATABASE_NAME};")
@@ -304,7 +343,7 @@ def database_url(settings: Settings) -> str:
     """The configured PostgreSQL URL, or the embedded server's (started on demand)."""
     if settings.database_url is not None:
         return settings.database_url.get_secret_value()
-    return embedded_postgres_url(settings.data_dir)
+    return embedded_postgres_url(settings.data_dir, shared_buffers_mb=settings.db.embedded_shared_buffers_mb)
 
 
 def redis_url(settings: Settings) -> str:

@@ -63,6 +63,12 @@ class DatabaseSettings(BaseModel):
     pool_min_size: int = Field(default=1, ge=1, description="connections kept open")
     pool_max_size: int = Field(default=8, ge=1, description="connections opened at most")
     connect_timeout_s: float = Field(default=10.0, gt=0, description="seconds to wait for a connection")
+    embedded_shared_buffers_mb: int | None = Field(
+        default=None,
+        ge=16,
+        description="shared_buffers of the embedded PostgreSQL in MiB, applied when it starts; unset: a quarter of "
+        "the memory, at most 8192 (a large library's vector index reads from it)",
+    )
 
 
 class RedisSettings(BaseModel):

@@ -1,0 +1,49 @@
+"""The embedded PostgreSQL's own settings (``shared_buffers``), written before each start of a real server."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sidecar import embedded
+from sidecar.embedded import SERVER_CONF, supervisor_exited
+
+_SHARED_BUFFERS_MB = "SELECT setting::int * 8 / 1024 FROM pg_settings WHERE name = 'shared_buffers'"  # 8 kB pages
+
+
+def _shared_buffers_mb_when_started(data_dir: Path, shared_buffers_mb: int) -> int:
+    """Start the embedded server of ``data_dir`` in a process of its own (it stops when that process exits) and
+    return the ``shared_buffers`` it runs with, in MiB."""
+    code = (
+        "import sys; from pathlib import Path; import psycopg; from sidecar.embedded import embedded_postgres_url;"
+        " url = embedded_postgres_url(Path(sys.argv[1]), shared_buffers_mb=int(sys.argv[2]));"
+        " conn = psycopg.connect(url); print(conn.execute(sys.argv[3]).fetchone()[0]); conn.close()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(data_dir), str(shared_buffers_mb), _SHARED_BUFFERS_MB],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert supervisor_exited(data_dir, timeout_s=60)  # the server stopped with its last user
+    return int(done.stdout.split()[-1])
+
+
+def test_embedded_postgres_takes_its_shared_buffers_at_each_start(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    assert _shared_buffers_mb_when_started(data_dir, 48) == 48  # a new data directory: set before its first start
+    assert _shared_buffers_mb_when_started(data_dir, 64) == 64
+    pgdata = data_dir / "postgres"
+    assert (pgdata / "postgresql.conf").read_text().splitlines().count(f"include_if_exists = '{SERVER_CONF}'") == 1
+    assert (pgdata / SERVER_CONF).stat().st_uid == pgdata.stat().st_uid
+
+
+def test_default_shared_buffers_is_a_quarter_of_memory_within_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    for total_mb, expected_mb in ((256, 128), (2048, 512), (24 * 1024, 6144), (64 * 1024, 8192)):
+        pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": total_mb * 256}
+        monkeypatch.setattr(embedded.os, "sysconf", pages.__getitem__)
+        assert embedded.default_shared_buffers_mb() == expected_mb

@@ -41,6 +41,10 @@ UNFILTERED_CANDIDATES = 200
 """Fewest HNSW candidates (``hnsw.ef_search``) of an unfiltered :func:`similar`, measured at 1M x 1 506 dims (the
 default embedding): 200 kept recall@10 >= 0.95 on every 100-seed draw (0.969-0.994); 100 gave 0.871-0.963 and 150
 0.948-0.981 (docs/benchmarks/scale.md). At 1M x 753 dims 100 was enough (0.953-0.959)."""
+UNFILTERED_ROWS = 3
+"""Rows an unfiltered :func:`similar` first reads per requested row, of the ``UNFILTERED_CANDIDATES`` its search
+finds: enough for seeds, missing tracks and duplicates to drop out, and each row read costs a fetch of its stored
+vector (PostgreSQL computes the distance again from it; docs/benchmarks/scale.md)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -654,6 +658,24 @@ def _first_candidates(filters: SimilarFilters, seeds: _Seeds, limit: int, candid
     return min(MAX_CANDIDATES, candidates)
 
 
+def _steps(
+    filters: SimilarFilters, seeds: _Seeds, limit: int, candidates: int | None
+) -> list[tuple[str, str, int, int]]:
+    """The steps of :func:`similar`, each (logged name, candidates' source, ``hnsw.ef_search``, rows read): the
+    first, then wider ones for when fewer than ``limit`` rows come back. Unfiltered, the first step reads only
+    ``UNFILTERED_ROWS * limit`` of its candidates (same search, same recall: each row read costs a fetch of its
+    stored vector) and the second all of them."""
+    first = _first_candidates(filters, seeds, limit, candidates)
+    source = "keys" if _by_key(filters, seeds) else "index"
+    if not _selective(filters):
+        rows = min(first, UNFILTERED_ROWS * limit)
+        return [(source, source, first, rows)] + ([(f"{source}-all", source, first, first)] if rows < first else [])
+    steps = [(source, source, first, first)]
+    if first < MAX_CANDIDATES:
+        steps.append((f"{source}-{MAX_CANDIDATES}", source, MAX_CANDIDATES, MAX_CANDIDATES))
+    return [*steps, ("filter-first", "filter-first", MAX_CANDIDATES, MAX_CANDIDATES)]
+
+
 async def similar(
     conn: Connection,
     seed_track_ids: Sequence[int],
@@ -668,7 +690,8 @@ async def similar(
     One SQL query: the model's HNSW index returns ``candidates`` nearest vectors (at most 1000, with
     ``hnsw.ef_search`` set to the same number for the current transaction); every filter, the duplicate removal
     and the per-artist/per-album caps are then applied to those candidates. Default ``candidates``:
-    ``max(UNFILTERED_CANDIDATES, 5 * limit)`` (200) without selective filters (only duplicates excluded),
+    ``max(UNFILTERED_CANDIDATES, 5 * limit)`` (200) without selective filters (only duplicates excluded; of them
+    the first ``UNFILTERED_ROWS * limit`` are read, and all only when those leave fewer than ``limit``),
     ``max(200, 20 * limit)`` with any other filter or cap (docs/benchmarks/vectors.md and scale.md give the recall
     and latency of each). With ``camelot_compatible`` on a key-indexed model (:func:`build_index`), the candidates
     are instead the ``candidates`` nearest of each compatible key, from its own partial index (default
@@ -688,23 +711,15 @@ async def similar(
     if limit < 1:
         raise ValueError(f"limit must be at least 1 (got {limit})")
     chosen = filters or SimilarFilters()
-    filtered = _selective(chosen)
     async with conn.transaction() if conn.autocommit else contextlib.nullcontext():
         default = min(MAX_CANDIDATES, candidates or _default_candidates(chosen, limit))
         seeds = await _load_seeds(conn, seed_track_ids, model, ef_search=default)
-        first = _first_candidates(chosen, seeds, limit, candidates)
-        source = "keys" if _by_key(chosen, seeds) else "index"
-        steps = [(source, source, first)]
-        if filtered and first < MAX_CANDIDATES:
-            steps.append((f"{source}-{MAX_CANDIDATES}", source, MAX_CANDIDATES))
-        if filtered:
-            steps.append(("filter-first", "filter-first", MAX_CANDIDATES))
         ef_search = default
-        for step, pool_source, count in steps:  # the first step, then wider ones while fewer than limit rows came back
-            if count != ef_search:
+        for step, pool_source, count, rows in _steps(chosen, seeds, limit, candidates):
+            if count != ef_search:  # the first step, then wider ones while fewer than limit rows came back
                 ef_search = count
                 await _set_ef_search(conn, ef_search)
-            pool = (pool_source, count)
+            pool = (pool_source, rows)
             found = await _similar(conn, seed_track_ids, seeds, model=model, limit=limit, filters=chosen, pool=pool)
             answered = step
             if len(found) >= limit:
@@ -727,7 +742,8 @@ async def similar_plan(
     chosen = filters or SimilarFilters()
     async with conn.transaction() if conn.autocommit else contextlib.nullcontext():
         seeds = await _load_seeds(conn, seed_track_ids, model, ef_search=MAX_CANDIDATES)
-        pool = ("keys" if _by_key(chosen, seeds) else "index", _first_candidates(chosen, seeds, limit, None))
+        _, source, _, rows = _steps(chosen, seeds, limit, None)[0]
+        pool = (source, rows)
         query, params = _similar_query(seed_track_ids, seeds, model=model, limit=limit, filters=chosen, pool=pool)
         cur = await conn.execute(sql.SQL("EXPLAIN ") + query, params)
         return "\n".join(str(row[0]) for row in await cur.fetchall())

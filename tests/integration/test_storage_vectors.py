@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -110,6 +111,34 @@ async def _similar(pool: Pool, seed: str = "seed", **filters: object) -> list[st
 
 async def test_similar_without_filters_orders_by_distance_and_drops_seed_duplicates_missing(pool: Pool) -> None:
     assert await _similar(pool) == ["one", "two", "three", "four", "five", "six"]
+
+
+async def test_similar_unfiltered_reads_all_its_candidates_only_when_the_first_rows_fall_short(
+    pool: Pool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # limit 2 reads UNFILTERED_ROWS * 2 = 6 rows first: the seed and five remasters of one song, which collapse to
+    # one row; only then all the candidates
+    async with transaction(pool) as conn:
+        ids = await _library(conn)
+        for n in range(1, 9):
+            track_id = (
+                await tracks.upsert_track(
+                    conn,
+                    tracks.TrackUpsert(
+                        host="navidrome", host_track_id=f"echo-{n}", title=f"Echo (Remastered {2000 + n})", artist="E"
+                    ),
+                )
+            ).track_id
+            await vectors.upsert_embedding(conn, track_id, MODEL, _direction(0.005 * n))
+        steps = []
+        for limit in (2, 1):
+            with caplog.at_level(logging.DEBUG, logger="sidecar.storage.vectors"):
+                caplog.clear()
+                rows = await vectors.similar(conn, [ids["seed"]], model=MODEL, limit=limit)
+            steps.append([r.similar_step for r in caplog.records])  # type: ignore[attr-defined]
+            assert [row.host_track_id for row in rows] == ["echo-1", "one"][:limit]
+    assert vectors.UNFILTERED_ROWS == 3
+    assert steps == [["index-all"], ["index"]]
 
 
 async def test_similar_reports_distance_and_features(pool: Pool) -> None:

@@ -58,6 +58,9 @@ PACKAGES: tuple[str, ...] = (
 )
 """Debian packages with free game soundtracks (electronic, ambient, rock, orchestral, adventure, chiptune-like)."""
 SUFFIXES = (".ogg", ".flac", ".mp3", ".wav", ".opus")
+PER_PACKAGE = 11
+"""Music files taken per package by default: every track of the earlier 8-per-package set (hyperrogue's first 8 that
+FFmpeg reads) and the 3 hyperrogue files only libsndfile reads."""
 EXCERPT_RATE_HZ = 44100
 TEMPOCNN_VERSION = "0.0.8"
 _TEMPOCNN_RUNNER = """
@@ -226,9 +229,7 @@ def _agree(a: float | None, b: float | None) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache-dir", type=Path, default=Path(".bench-cache"))
-    # 11 keeps every track of the earlier 8-per-package set (hyperrogue's first 8 files that FFmpeg reads) and adds
-    # the 3 hyperrogue files that only libsndfile reads
-    parser.add_argument("--per-package", type=int, default=11)
+    parser.add_argument("--per-package", type=int, default=PER_PACKAGE)
     parser.add_argument("--excerpt-s", type=float, default=60.0)
     parser.add_argument("--tempocnn-model", default="cnn")
     parser.add_argument("--tempocnn-venv", type=Path, default=Path(".bench-cache/venv-tempocnn"))

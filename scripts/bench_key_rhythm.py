@@ -314,12 +314,17 @@ def main() -> None:
 def real_recordings(cache_dir: Path) -> None:
     """The default analyzer and the shipped model against Essentia KeyExtractor on the excerpts that
     ``scripts/bench_tempo_real.py`` cuts from soundtracks Debian packages ship (same packages and excerpts)."""
-    from scripts.bench_tempo_real import PACKAGES, _fetch, _tracks  # the same tracks as the tempo benchmark
+    from scripts.bench_tempo_real import (
+        PACKAGES,
+        PER_PACKAGE,
+        _fetch,
+        _tracks,
+    )  # the same tracks as the tempo benchmark
 
     essentia = _essentia_key()
     if essentia is None:
         raise SystemExit("Essentia is needed: pip install -e '.[bench]'")
-    tracks = _tracks(cache_dir, _fetch(cache_dir, PACKAGES), PACKAGES, 8, 60.0)
+    tracks = _tracks(cache_dir, _fetch(cache_dir, PACKAGES), PACKAGES, PER_PACKAGE, 60.0)
     cache_path = cache_dir / "real" / "key-peers-60s.json"
     cache: dict[str, str] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     old, new = KeyAnalyzer(), KeyAnalyzer(model=DEFAULT_KEY_MODEL)

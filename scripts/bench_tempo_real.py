@@ -5,7 +5,8 @@ Steps (all repeatable, everything under ``--cache-dir``, nothing installed syste
 1. ``apt-get download`` the packages in :data:`PACKAGES` and extract them with ``dpkg-deb -x``.
 2. Take up to ``--per-package`` music files (Ogg/FLAC/MP3/WAV of at least 40 s, sound effects left out) from each,
    and cut a ``--excerpt-s`` excerpt (from 20 s in, or the middle of shorter files) to 44.1 kHz stereo FLAC, so every
-   estimator hears the same audio.
+   estimator hears the same audio. Files are decoded by the product's decoder, so every file ``sonantica analyze``
+   reads is in the set (including Ogg Vorbis files the bundled FFmpeg refuses and libsndfile reads).
 3. Estimate: sonantica (the product path: decoder blocks into the tempo and key analyzers), Essentia
    ``RhythmExtractor2013(method="multifeature")`` and ``KeyExtractor()`` (defaults), and tempo-CNN (Schreiber &
    Mueller, the ``tempocnn`` package and its ``cnn`` model, run in its own virtual environment because it needs
@@ -43,6 +44,7 @@ from sidecar.analyzers.tempo import TempoAnalyzer
 from sidecar.demo.encode import write_audio
 from sidecar.demo.evaluation import mirex_key_score, tempo_within, tempo_within_octave
 from sidecar.domain import KeySignature
+from sidecar.errors import AudioDecodeError
 
 PACKAGES: tuple[str, ...] = (
     "singularity-music",
@@ -56,6 +58,9 @@ PACKAGES: tuple[str, ...] = (
 )
 """Debian packages with free game soundtracks (electronic, ambient, rock, orchestral, adventure, chiptune-like)."""
 SUFFIXES = (".ogg", ".flac", ".mp3", ".wav", ".opus")
+PER_PACKAGE = 11
+"""Music files taken per package by default: every track of the earlier 8-per-package set (hyperrogue's first 8 that
+FFmpeg reads) and the 3 hyperrogue files only libsndfile reads."""
 EXCERPT_RATE_HZ = 44100
 TEMPOCNN_VERSION = "0.0.8"
 _TEMPOCNN_RUNNER = """
@@ -106,17 +111,44 @@ def _package_files(root: Path, deb: Path) -> list[Path]:
 
 
 def _decode_stereo(path: Path) -> npt.NDArray[np.float32]:
-    """The whole file as float32 stereo at 44.1 kHz, shape (n, 2)."""
+    """The whole file as float32 stereo at 44.1 kHz, shape (n, 2).
+
+    Decoded by the product's decoder (:class:`AudioReader`, the path ``sonantica analyze`` takes, so a file the
+    bundled FFmpeg refuses is read by libsndfile as the product reads it), then converted by FFmpeg's resampler.
+    Raises :class:`AudioDecodeError` for a file the product cannot read either.
+    """
     chunks = []
-    with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="stereo", rate=EXCERPT_RATE_HZ)
-        for frame in container.decode(stream):
-            for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray().reshape(-1, 2))
-        for out in resampler.resample(None):
-            chunks.append(out.to_ndarray().reshape(-1, 2))
+    resampler = av.AudioResampler(format="flt", layout="stereo", rate=EXCERPT_RATE_HZ)
+    with AudioReader(path) as reader:
+        layout = av.AudioLayout(f"{reader.info.channels}c")  # FFmpeg's default layout for that many channels
+        for block in reader.blocks():
+            frame = av.AudioFrame.from_ndarray(block.native, format="fltp", layout=layout)
+            frame.sample_rate = reader.info.sample_rate_hz
+            chunks.extend(out.to_ndarray().reshape(-1, 2) for out in resampler.resample(frame))
+    chunks.extend(out.to_ndarray().reshape(-1, 2) for out in resampler.resample(None))
     return np.concatenate(chunks) if chunks else np.zeros((0, 2), np.float32)
+
+
+MIN_SOURCE_S = 40.0
+"""Shorter files (jingles, stingers) are left out."""
+
+
+def _cut(source: Path, excerpt: Path, excerpt_s: float) -> bool:
+    """Write ``excerpt_s`` of ``source`` (from 20 s in, or from the middle of a shorter file) to ``excerpt`` as
+    44.1 kHz stereo FLAC. ``False``, and nothing written, for a file under :data:`MIN_SOURCE_S` or one the product's
+    decoder cannot read (the reason is printed)."""
+    try:
+        audio = _decode_stereo(source)
+    except AudioDecodeError as error:
+        print(f"skipped {source}: {error}")
+        return False
+    duration_s = audio.shape[0] / EXCERPT_RATE_HZ
+    if duration_s < MIN_SOURCE_S:
+        return False
+    start_s = min(20.0, max(0.0, (duration_s - excerpt_s) / 2))
+    start = round(start_s * EXCERPT_RATE_HZ)
+    write_audio(audio[start : start + round(excerpt_s * EXCERPT_RATE_HZ)], EXCERPT_RATE_HZ, excerpt)
+    return True
 
 
 def _tracks(cache: Path, root: Path, packages: Sequence[str], per_package: int, excerpt_s: float) -> list[Track]:
@@ -130,20 +162,9 @@ def _tracks(cache: Path, root: Path, packages: Sequence[str], per_package: int, 
             if taken >= per_package:
                 break
             excerpt = folder / f"{package}--{source.stem}.flac"
-            if not excerpt.exists():
-                try:
-                    audio = _decode_stereo(source)
-                except av.error.FFmpegError as error:
-                    print(f"skipped {source}: {error}")
-                    continue
-                duration_s = audio.shape[0] / EXCERPT_RATE_HZ
-                if duration_s < 40.0:
-                    continue
-                start_s = min(20.0, max(0.0, (duration_s - excerpt_s) / 2))
-                start = round(start_s * EXCERPT_RATE_HZ)
-                write_audio(audio[start : start + round(excerpt_s * EXCERPT_RATE_HZ)], EXCERPT_RATE_HZ, excerpt)
-            tracks.append(Track(package, source, excerpt))
-            taken += 1
+            if excerpt.exists() or _cut(source, excerpt, excerpt_s):
+                tracks.append(Track(package, source, excerpt))
+                taken += 1
     return tracks
 
 
@@ -208,7 +229,7 @@ def _agree(a: float | None, b: float | None) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache-dir", type=Path, default=Path(".bench-cache"))
-    parser.add_argument("--per-package", type=int, default=8)
+    parser.add_argument("--per-package", type=int, default=PER_PACKAGE)
     parser.add_argument("--excerpt-s", type=float, default=60.0)
     parser.add_argument("--tempocnn-model", default="cnn")
     parser.add_argument("--tempocnn-venv", type=Path, default=Path(".bench-cache/venv-tempocnn"))

@@ -3,6 +3,7 @@ wheel: ``config`` needs no Docker daemon) and against the Compose Specification 
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import shutil
@@ -16,6 +17,7 @@ import pytest
 import yaml
 
 from sidecar.settings import environment_variable_names
+from sidecar.storage import vectors
 from tests.deploy.manifests import COMPOSE, COMPOSE_FILES, ROOT
 
 COMPOSE_BIN = Path(sys.executable).with_name("docker-compose")
@@ -138,6 +140,38 @@ def test_worker_has_a_stop_grace_period_and_limits(project: Path) -> None:
     assert worker["cpus"] == 1
     assert int(worker["mem_limit"]) == 3 * 1024**3
     assert worker["healthcheck"]["test"] == ["CMD", "python", "-m", "sidecar.probe", "worker"]
+
+
+def _worker_index_build_mb() -> int:
+    """The ``maintenance_work_mem`` (MB) the worker sets for the HNSW index builds it starts (``ensure_indexes``)."""
+    default: int = inspect.signature(vectors.ensure_indexes).parameters["maintenance_work_mem_mb"].default
+    return default
+
+
+def test_postgres_has_shared_memory_for_the_workers_parallel_index_build(project: Path) -> None:
+    """A parallel HNSW build takes all of maintenance_work_mem in /dev/shm at once; Docker's default is 64 MB."""
+    postgres = compose_config(project)["services"]["postgres"]
+    assert int(postgres["shm_size"]) > _worker_index_build_mb() * 1024**2
+    assert postgres["command"] == [
+        "postgres",
+        "-c",
+        "shared_buffers=128MB",
+        "-c",
+        "effective_cache_size=4GB",
+        "-c",
+        "maintenance_work_mem=64MB",
+    ]
+
+
+def test_postgres_sizing_for_a_large_library_is_set_in_dot_env(project: Path) -> None:
+    (project / ".env").write_text(
+        (project / ".env").read_text()
+        + "POSTGRES_SHARED_BUFFERS=4GB\nPOSTGRES_EFFECTIVE_CACHE_SIZE=16GB\n"
+        + "POSTGRES_MAINTENANCE_WORK_MEM=8GB\nPOSTGRES_SHM_SIZE=9g\n"
+    )
+    postgres = compose_config(project)["services"]["postgres"]
+    assert int(postgres["shm_size"]) == 9 * 1024**3
+    assert postgres["command"][2::2] == ["shared_buffers=4GB", "effective_cache_size=16GB", "maintenance_work_mem=8GB"]
 
 
 def test_gpu_override_adds_a_stems_worker_on_the_cuda_image(project: Path) -> None:

@@ -3,6 +3,7 @@ the Secret it creates has every key the manifests and the chart read, the claim 
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from sidecar.storage import vectors
 from tests.deploy.manifests import (
     CASES,
     CHART,
@@ -91,6 +93,31 @@ def test_k3s_manifests_are_valid(name: str) -> None:
 def test_k3s_postgres_passes_pod_security_restricted() -> None:
     (statefulset,) = [o for o in k3s_objects("postgres.yaml") if o["kind"] == "StatefulSet"]
     assert restricted_violations("postgres", statefulset["spec"]["template"]["spec"]) == []
+
+
+def _bytes(quantity: str) -> int:
+    """A memory size in binary units, Kubernetes's (``2Gi``) or PostgreSQL's (``128MB``), as bytes."""
+    match = re.fullmatch(r"(\d+)(Mi|Gi|MB|GB)", quantity)
+    assert match, quantity
+    return int(match[1]) * 1024 ** (2 if match[2][0] == "M" else 3)
+
+
+def test_k3s_postgres_has_shared_memory_for_the_workers_parallel_index_build() -> None:
+    """A parallel HNSW build takes all of maintenance_work_mem in /dev/shm at once (the runtime gives 64 MB); a
+    memory-backed volume counts against the container's limit, beside shared_buffers."""
+    (statefulset,) = [o for o in k3s_objects("postgres.yaml") if o["kind"] == "StatefulSet"]
+    spec = statefulset["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/dev/shm"]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    assert volume["emptyDir"]["medium"] == "Memory"
+    build_mb = inspect.signature(vectors.ensure_indexes).parameters["maintenance_work_mem_mb"].default
+    shm_bytes = _bytes(volume["emptyDir"]["sizeLimit"])
+    assert shm_bytes > build_mb * 1024**2
+    assert container["args"][:1] + container["args"][1::2] == ["postgres", "-c", "-c", "-c"]
+    settings = dict(arg.split("=") for arg in container["args"][2::2])
+    assert set(settings) == {"shared_buffers", "effective_cache_size", "maintenance_work_mem"}
+    assert _bytes(container["resources"]["limits"]["memory"]) > shm_bytes + _bytes(settings["shared_buffers"])
 
 
 def test_the_secret_has_every_key_the_steps_read() -> None:

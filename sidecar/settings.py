@@ -63,6 +63,12 @@ class DatabaseSettings(BaseModel):
     pool_min_size: int = Field(default=1, ge=1, description="connections kept open")
     pool_max_size: int = Field(default=8, ge=1, description="connections opened at most")
     connect_timeout_s: float = Field(default=10.0, gt=0, description="seconds to wait for a connection")
+    index_build_memory_mb: int = Field(
+        default=1024,
+        ge=64,
+        description="maintenance_work_mem of the worker's HNSW index builds, in MiB (a parallel build takes it from "
+        "/dev/shm; 1M tracks need about 4096 for the graph to fit)",
+    )
     embedded_shared_buffers_mb: int | None = Field(
         default=None,
         ge=16,

@@ -70,7 +70,9 @@ async def register_embedding_models(runtime: Runtime, analyzers: Iterable[object
                 if await vectors.register_model(conn, analyzer.model, dim=analyzer.dim):
                     new.append(analyzer.model)
             async with connection(runtime.pool) as conn:  # not in a transaction: the rebuild commits on its own
-                await vectors.ensure_indexes(conn, analyzer.model)
+                await vectors.ensure_indexes(
+                    conn, analyzer.model, maintenance_work_mem_mb=runtime.settings.db.index_build_memory_mb
+                )
     return new
 
 

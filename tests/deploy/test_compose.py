@@ -3,7 +3,6 @@ wheel: ``config`` needs no Docker daemon) and against the Compose Specification 
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 import shutil
@@ -16,8 +15,7 @@ import compose_spec
 import pytest
 import yaml
 
-from sidecar.settings import environment_variable_names
-from sidecar.storage import vectors
+from sidecar.settings import DatabaseSettings, environment_variable_names
 from tests.deploy.manifests import COMPOSE, COMPOSE_FILES, ROOT
 
 COMPOSE_BIN = Path(sys.executable).with_name("docker-compose")
@@ -144,8 +142,7 @@ def test_worker_has_a_stop_grace_period_and_limits(project: Path) -> None:
 
 def _worker_index_build_mb() -> int:
     """The ``maintenance_work_mem`` (MB) the worker sets for the HNSW index builds it starts (``ensure_indexes``)."""
-    default: int = inspect.signature(vectors.ensure_indexes).parameters["maintenance_work_mem_mb"].default
-    return default
+    return DatabaseSettings().index_build_memory_mb
 
 
 def test_postgres_has_shared_memory_for_the_workers_parallel_index_build(project: Path) -> None:

@@ -3,7 +3,6 @@ the Secret it creates has every key the manifests and the chart read, the claim 
 
 from __future__ import annotations
 
-import inspect
 import re
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from sidecar.storage import vectors
+from sidecar.settings import DatabaseSettings
 from tests.deploy.manifests import (
     CASES,
     CHART,
@@ -111,7 +110,7 @@ def test_k3s_postgres_has_shared_memory_for_the_workers_parallel_index_build() -
     (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/dev/shm"]
     (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
     assert volume["emptyDir"]["medium"] == "Memory"
-    build_mb = inspect.signature(vectors.ensure_indexes).parameters["maintenance_work_mem_mb"].default
+    build_mb = DatabaseSettings().index_build_memory_mb
     shm_bytes = _bytes(volume["emptyDir"]["sizeLimit"])
     assert shm_bytes > build_mb * 1024**2
     assert container["args"][:1] + container["args"][1::2] == ["postgres", "-c", "-c", "-c"]

@@ -81,7 +81,7 @@ from sidecar.services.reconcile import rebuild_from_database, requeue_lost_jobs
 from sidecar.services.runtime import Runtime, open_runtime
 from sidecar.services.status import status_report
 from sidecar.services.sync import SyncReport, sync_library
-from sidecar.settings import Settings
+from sidecar.settings import DatabaseSettings, Settings
 from sidecar.storage import status, synthetic, vectors
 from sidecar.storage.db import Connection, transaction
 from sidecar.storage.migrate import migrate
@@ -408,7 +408,7 @@ async def measure_vectors(
     count = len(data)
     rng = np.random.default_rng(args.query_seed)
     cases = len(args.ef_search) + 4 + len(args.key_candidates)  # each latency case has fresh seeds (cold)
-    drawn = rng.choice(count, args.queries * (1 + cases), replace=False)
+    drawn = rng.choice(count, args.queries * (1 + cases) + args.warm_searches, replace=False)
     picks = drawn[: args.queries]
     seeds = [first + int(i) for i in picks]
     fresh = iter(
@@ -445,6 +445,7 @@ async def measure_vectors(
             f" tracks passing them | {strict_recall:.3f}; steps {steps.summary()} |"
         )
     del data
+    await warm_up(runtime, model, [first + int(i) for i in drawn[args.queries * (1 + cases) :]])
     sweep = {ef: await recall_at_10(runtime, model, exact, ef) for ef in args.ef_search}
     server, thread, base_url = serve(runtime.settings)
     try:
@@ -496,6 +497,19 @@ async def measure_vectors(
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+async def warm_up(runtime: Runtime, model: str, seeds: list[int]) -> None:
+    """Untimed searches on seeds of their own, every other one with :data:`STRICT`: the caches of a server that has
+    been answering for a while (``--warm-searches``; none by default)."""
+    if not seeds:
+        return
+    started = time.perf_counter()
+    for n, seed in enumerate(seeds):
+        async with transaction(runtime.pool) as conn:
+            await vectors.similar(conn, [seed], model=model, limit=20, filters=STRICT if n % 2 else None)
+    took_s = time.perf_counter() - started
+    print(f"| warm-up: {len(seeds)} searches on seeds of their own, half strict, untimed | {took_s:.1f} s |")
 
 
 def never(*_: object) -> bool:
@@ -956,6 +970,12 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200, help="seeds for recall and latency")
     parser.add_argument("--query-seed", type=int, default=2, help="vectors: random seed of the query tracks' draw")
     parser.add_argument(
+        "--warm-searches",
+        type=int,
+        default=0,
+        help="vectors: untimed searches before the latency cases (a warm server)",
+    )
+    parser.add_argument(
         "--ef-search",
         type=lambda text: [int(v) for v in text.split(",")],
         default=[],
@@ -981,7 +1001,8 @@ def main() -> None:
     parser.add_argument(
         "--shared-buffers-mb",
         type=int,
-        help="the embedded PostgreSQL's shared_buffers (default: the product's, a quarter of the memory up to 8 GiB)",
+        default=DatabaseSettings().embedded_shared_buffers_mb,
+        help="the embedded PostgreSQL's shared_buffers (default: the product's)",
     )
     parser.add_argument(
         "--reuse",

@@ -30,7 +30,7 @@ from pathlib import Path
 from types import ModuleType
 
 from sidecar.errors import SidecarError
-from sidecar.settings import Settings
+from sidecar.settings import DatabaseSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -164,15 +164,6 @@ SERVER_CONF = "sonantica.conf"
 """The embedded server's own settings file in its data directory, included from ``postgresql.conf`` and written
 before each start (settings PostgreSQL reads only when it starts)."""
 _INCLUDE_SERVER_CONF = f"include_if_exists = '{SERVER_CONF}'"
-MAX_DEFAULT_SHARED_BUFFERS_MB = 8192
-
-
-def default_shared_buffers_mb() -> int:
-    """``shared_buffers`` of the embedded server when unset: a quarter of physical memory, between 128 MiB
-    (PostgreSQL's own default) and :data:`MAX_DEFAULT_SHARED_BUFFERS_MB`. PostgreSQL touches the memory only as it
-    caches pages, so a small library uses little of it."""
-    total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
-    return max(128, min(total_mb // 4, MAX_DEFAULT_SHARED_BUFFERS_MB))
 
 
 def write_server_conf(pgdata: Path, *, shared_buffers_mb: int) -> None:
@@ -192,12 +183,14 @@ def write_server_conf(pgdata: Path, *, shared_buffers_mb: int) -> None:
         os.chown(conf, owner.st_uid, owner.st_gid)
 
 
-def embedded_postgres_url(data_dir: Path, *, shared_buffers_mb: int | None = None) -> str:
+def embedded_postgres_url(
+    data_dir: Path, *, shared_buffers_mb: int = DatabaseSettings().embedded_shared_buffers_mb
+) -> str:
     """Start (or join) the embedded PostgreSQL in ``data_dir/postgres`` and return a URL to its database.
 
-    The database ``sonantica`` and the ``vector`` extension are created on first use. ``shared_buffers_mb`` (default
-    :func:`default_shared_buffers_mb`) is written to the server's settings before this process starts it; a server
-    already running (started by another process on the same data directory) keeps its value until it restarts.
+    The database ``sonantica`` and the ``vector`` extension are created on first use. ``shared_buffers_mb`` is
+    written to the server's settings before this process starts it; a server already running (started by another
+    process on the same data directory) keeps its value until it restarts.
     """
     pgserver = _pgserver()
     pgdata = data_dir / "postgres"
@@ -211,7 +204,7 @@ def embedded_postgres_url(data_dir: Path, *, shared_buffers_mb: int | None = Non
     if server.pgdata not in type(server)._instances:  # not yet started by this process
         with server._lock:
             server.ensure_pgdata_inited()
-            write_server_conf(pgdata, shared_buffers_mb=shared_buffers_mb or default_shared_buffers_mb())
+            write_server_conf(pgdata, shared_buffers_mb=shared_buffers_mb)
         server.start()
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")  # noqa: S608 constant
     if "(1 row)" not in exists:

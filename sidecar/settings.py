@@ -69,11 +69,11 @@ class DatabaseSettings(BaseModel):
         description="maintenance_work_mem of the worker's HNSW index builds, in MiB (a parallel build takes it from "
         "/dev/shm; 1M tracks need about 4096 for the graph to fit)",
     )
-    embedded_shared_buffers_mb: int | None = Field(
-        default=None,
+    embedded_shared_buffers_mb: int = Field(
+        default=128,
         ge=16,
-        description="shared_buffers of the embedded PostgreSQL in MiB, applied when it starts; unset: a quarter of "
-        "the memory, at most 8192 (a large library's vector index reads from it)",
+        description="shared_buffers of the embedded PostgreSQL in MiB, applied when it starts (PostgreSQL's default; "
+        "6 GB was slower at 1M tracks here: docs/benchmarks/scale.md)",
     )
 
 

@@ -6,9 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from sidecar import embedded
 from sidecar.embedded import SERVER_CONF, supervisor_exited
 
 _SHARED_BUFFERS_MB = "SELECT setting::int * 8 / 1024 FROM pg_settings WHERE name = 'shared_buffers'"  # 8 kB pages
@@ -40,10 +37,3 @@ def test_embedded_postgres_takes_its_shared_buffers_at_each_start(tmp_path: Path
     pgdata = data_dir / "postgres"
     assert (pgdata / "postgresql.conf").read_text().splitlines().count(f"include_if_exists = '{SERVER_CONF}'") == 1
     assert (pgdata / SERVER_CONF).stat().st_uid == pgdata.stat().st_uid
-
-
-def test_default_shared_buffers_is_a_quarter_of_memory_within_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
-    for total_mb, expected_mb in ((256, 128), (2048, 512), (24 * 1024, 6144), (64 * 1024, 8192)):
-        pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": total_mb * 256}
-        monkeypatch.setattr(embedded.os, "sysconf", pages.__getitem__)
-        assert embedded.default_shared_buffers_mb() == expected_mb

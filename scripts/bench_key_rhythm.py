@@ -314,12 +314,7 @@ def main() -> None:
 def real_recordings(cache_dir: Path) -> None:
     """The default analyzer and the shipped model against Essentia KeyExtractor on the excerpts that
     ``scripts/bench_tempo_real.py`` cuts from soundtracks Debian packages ship (same packages and excerpts)."""
-    from scripts.bench_tempo_real import (
-        PACKAGES,
-        PER_PACKAGE,
-        _fetch,
-        _tracks,
-    )  # the same tracks as the tempo benchmark
+    from scripts.bench_tempo_real import PACKAGES, PER_PACKAGE, _fetch, _tracks  # the tempo benchmark's tracks
 
     essentia = _essentia_key()
     if essentia is None:

@@ -178,8 +178,8 @@ def write_server_conf(pgdata: Path, *, shared_buffers_mb: int) -> None:
         "# Written by sonantica before each start of the embedded server (SONANTICA_DB__EMBEDDED_SHARED_BUFFERS_MB)\n"
         f"shared_buffers = '{shared_buffers_mb}MB'\n"
     )
-    owner = pgdata.stat()
     if os.geteuid() == 0:
+        owner = pgdata.stat()
         os.chown(conf, owner.st_uid, owner.st_gid)
 
 

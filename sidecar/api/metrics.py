@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
+
+from sidecar.api.middleware import ObservedRequests
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 OTHER_METHOD = "OTHER"
@@ -40,31 +41,16 @@ class Metrics:
             self.queue_depth.labels(queue=name).set(depth)
 
 
-class MetricsMiddleware:
-    """Pure ASGI middleware (streams such as SSE pass through untouched): count and time every HTTP request
-    under its route template (``/api/tracks/{track_id}/similar``). Labels are bounded: unknown methods count as
-    ``OTHER`` and paths no route matched as ``unmatched``."""
+class MetricsMiddleware(ObservedRequests):
+    """Count and time every HTTP request under its route template (``/api/tracks/{track_id}/similar``). Labels are
+    bounded: unknown methods count as ``OTHER`` and paths no route matched as ``unmatched``."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
+        super().__init__(app)
         self.metrics = metrics
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = [500]
-
-        async def send_status(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = int(message["status"])
-            await send(message)
-
-        started = time.perf_counter()
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)  # set by the router once it matched
-            method = method_label(scope["method"])
-            self.metrics.latency_s.labels(method, route).observe(time.perf_counter() - started)
-            self.metrics.requests.labels(method, route, str(status[0])).inc()
+    def observe(self, scope: Scope, status: int, duration_s: float) -> None:
+        route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)  # set by the router once it matched
+        method = method_label(scope["method"])
+        self.metrics.latency_s.labels(method, route).observe(duration_s)
+        self.metrics.requests.labels(method, route, str(status)).inc()

@@ -3,6 +3,7 @@ limit) and the access log. Streams such as SSE pass through untouched."""
 
 from __future__ import annotations
 
+import abc
 import logging
 import time
 from typing import cast
@@ -126,9 +127,10 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-class AccessLog:
-    """One ``sidecar.api.access`` INFO line per request: client, method, path, status, duration in ms (streams
-    are logged when they end)."""
+class ObservedRequests(abc.ABC):
+    """Pure ASGI middleware (streams such as SSE pass through untouched) that calls :meth:`observe` once per HTTP
+    request when it ends, with the response status (500 when no response started: an error, or a client that went
+    away first) and its duration in seconds."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -137,7 +139,7 @@ class AccessLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status = [0]
+        status = [500]
 
         async def send_status(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -148,12 +150,24 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            client = scope.get("client")
-            access_log.info(
-                "%s %s %s %d %.1fms",
-                f"{client[0]}:{client[1]}" if client else "-",
-                scope["method"],
-                scope["path"],
-                status[0] or 500,
-                (time.perf_counter() - started) * 1000,
-            )
+            self.observe(scope, status[0], time.perf_counter() - started)
+
+    @abc.abstractmethod
+    def observe(self, scope: Scope, status: int, duration_s: float) -> None:
+        """Record one finished request."""
+
+
+class AccessLog(ObservedRequests):
+    """One ``sidecar.api.access`` INFO line per request: client, method, path, status, duration in ms (streams
+    are logged when they end)."""
+
+    def observe(self, scope: Scope, status: int, duration_s: float) -> None:
+        client = scope.get("client")
+        access_log.info(
+            "%s %s %s %d %.1fms",
+            f"{client[0]}:{client[1]}" if client else "-",
+            scope["method"],
+            scope["path"],
+            status,
+            duration_s * 1000,
+        )

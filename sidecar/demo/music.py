@@ -10,10 +10,11 @@ the soundfont shipped inside the ``pretty_midi`` wheel.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -168,7 +169,9 @@ class PieceSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class _Event:
+class NoteEvent:
+    """A note on or off at ``time_s`` on a MIDI channel (0 lead, 1 chords, 2 bass, 9 drums)."""
+
     time_s: float
     on: bool
     channel: int
@@ -197,7 +200,7 @@ def _chord(key: KeySignature, degree: int) -> tuple[int, int, int]:
     return tones[0], tones[1], tones[2]
 
 
-def _note_events(spec: PieceSpec, rng: np.random.Generator) -> list[_Event]:
+def _note_events(spec: PieceSpec, rng: np.random.Generator) -> list[NoteEvent]:
     beat_s = 60.0 / spec.bpm
     groove = GROOVES[spec.groove]
     bpb = groove.beats_per_bar
@@ -205,7 +208,7 @@ def _note_events(spec: PieceSpec, rng: np.random.Generator) -> list[_Event]:
     progression_pool = _MAJOR_PROGRESSIONS if spec.key.mode == "major" else _MINOR_PROGRESSIONS
     progression = progression_pool[int(rng.integers(len(progression_pool)))]
     tonic = spec.key.pitch_class
-    events: list[_Event] = []
+    events: list[NoteEvent] = []
 
     def beat_time(beat: float) -> float:
         frac = beat % 1.0
@@ -216,8 +219,8 @@ def _note_events(spec: PieceSpec, rng: np.random.Generator) -> list[_Event]:
     def add(channel: int, pitch: int, start_beat: float, length_beats: float, velocity: float) -> None:
         start = beat_time(start_beat)
         vel = int(np.clip(velocity + rng.normal(0.0, 6.0), 20, 127))
-        events.append(_Event(start, True, channel, pitch, vel))
-        events.append(_Event(start + max(0.05, length_beats * beat_s * 0.95), False, channel, pitch, 0))
+        events.append(NoteEvent(start, True, channel, pitch, vel))
+        events.append(NoteEvent(start + max(0.05, length_beats * beat_s * 0.95), False, channel, pitch, 0))
 
     scale = _scale(spec.key)
     lead_base = 72 + tonic - (12 if tonic > 6 else 0)
@@ -276,11 +279,28 @@ def render(
     events = sorted(_note_events(spec, rng), key=lambda e: (e.time_s, e.on))
     synth = tinysoundfont.Synth(samplerate=sample_rate_hz)
     sfid = synth.sfload(str(soundfont or soundfont_path()))
-    synth.program_select(0, sfid, 0, spec.lead_program)
-    synth.program_select(1, sfid, 0, spec.chord_program)
-    synth.program_select(2, sfid, 0, spec.bass_program)
+    programs = (spec.lead_program, spec.chord_program, spec.bass_program)
+    return perform(synth, sfid, programs, events, duration_s=spec.duration_s, gain_db=spec.gain_db)
+
+
+def perform(
+    synth: Any,
+    sfid: int,
+    programs: tuple[int, int, int],
+    events: Iterable[NoteEvent],
+    *,
+    duration_s: float,
+    gain_db: float,
+) -> npt.NDArray[np.float32]:
+    """Play time-sorted ``events`` on a loaded ``tinysoundfont.Synth`` (soundfont ``sfid``; lead, chord and bass
+    ``programs`` on channels 0-2, the standard drum kit on channel 9): float32 stereo at the synth's rate, shape
+    (n, 2), exactly ``duration_s`` long, peak at -1 dBFS plus ``gain_db`` (silence stays silent). Events past the
+    end are ignored; every voice is silenced afterwards, so the synth can play the next piece."""
+    sample_rate_hz = round(synth.samplerate)
+    for channel, program in enumerate(programs):
+        synth.program_select(channel, sfid, 0, program)
     synth.program_select(DRUM_CHANNEL, sfid, 128, 0, True)
-    total = round(spec.duration_s * sample_rate_hz)
+    total = round(duration_s * sample_rate_hz)
     out = np.zeros((total, 2), dtype=np.float32)
     cursor = 0
     for event in events:
@@ -296,9 +316,10 @@ def render(
             synth.noteoff(event.channel, event.pitch)
     if cursor < total:
         out[cursor:] = np.frombuffer(synth.generate(total - cursor), np.float32).reshape(-1, 2)
+    synth.sounds_off()
     peak = float(np.abs(out).max())
     if peak > 0:
-        out *= np.float32(10 ** ((-1.0 + spec.gain_db) / 20) / peak)
+        out *= np.float32(10 ** ((-1.0 + gain_db) / 20) / peak)
     return out
 
 

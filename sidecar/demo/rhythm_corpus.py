@@ -42,7 +42,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from sidecar.demo.music import ALL_KEYS, DRUM_CHANNEL, SAMPLE_RATE_HZ, _chord, _scale
+from sidecar.demo.music import ALL_KEYS, DRUM_CHANNEL, SAMPLE_RATE_HZ, NoteEvent, _chord, _scale, perform
 from sidecar.domain import KeySignature
 
 DEFAULT_CACHE_DIR = Path(".bench-cache")
@@ -1107,17 +1107,6 @@ def _pick(rng: np.random.Generator, options: Sequence[int]) -> int:
 # ----------------------------------------------------------------------------------------------------- rendering
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """A note on or off at ``time_s`` on a MIDI channel (0 lead, 1 chords, 2 bass, 9 drums)."""
-
-    time_s: float
-    on: bool
-    channel: int
-    pitch: int
-    velocity: int
-
-
 PROGRESSIONS: dict[str, tuple[tuple[int, ...], ...]] = {
     "major": ((0, 4, 5, 3), (0, 3, 4, 0), (0, 5, 3, 4), (1, 4, 0, 0)),
     "minor": ((0, 3, 4, 0), (0, 5, 2, 4), (0, 6, 5, 4), (0, 3, 6, 4)),
@@ -1136,7 +1125,7 @@ def progression(clip: RhythmClip) -> tuple[int, ...]:
     return _draw_progression(clip, np.random.default_rng(clip.seed))
 
 
-def events(clip: RhythmClip) -> list[Event]:
+def events(clip: RhythmClip) -> list[NoteEvent]:
     """The clip's note events, sorted by time (note-offs before note-ons at the same time)."""
     rng = np.random.default_rng(clip.seed)
     p = pattern(clip)
@@ -1148,7 +1137,7 @@ def events(clip: RhythmClip) -> list[Event]:
     scale = _scale(clip.key)
     swing = p.swing + clip.swing_extra if p.swing > 0 else 0.0
     swing16 = p.swing16 + clip.swing_extra if p.swing16 > 0 else 0.0
-    out: list[Event] = []
+    out: list[NoteEvent] = []
 
     def when(beat: float) -> float:
         frac = beat % 1.0
@@ -1161,9 +1150,9 @@ def events(clip: RhythmClip) -> list[Event]:
     def add(channel: int, pitch: int, beat: float, length_beats: float, velocity: float) -> None:
         start = when(beat)
         vel = int(np.clip(velocity * clip.velocity_scale + rng.normal(0.0, 6.0), 15, 127))
-        out.append(Event(start, True, channel, int(np.clip(pitch, 12, 115)), vel))
+        out.append(NoteEvent(start, True, channel, int(np.clip(pitch, 12, 115)), vel))
         out.append(
-            Event(start + max(0.04, length_beats * beat_s * 0.95), False, channel, int(np.clip(pitch, 12, 115)), 0)
+            NoteEvent(start + max(0.04, length_beats * beat_s * 0.95), False, channel, int(np.clip(pitch, 12, 115)), 0)
         )
 
     octave = 12 * clip.transpose
@@ -1254,31 +1243,8 @@ def render_clip(
     synth, sfid = _synth(str(soundfont_path))
     synth.sounds_off()
     synth.generate(SAMPLE_RATE_HZ // 10)  # let released voices end before this clip starts
-    synth.program_select(0, sfid, 0, clip.lead_program)
-    synth.program_select(1, sfid, 0, clip.chord_program)
-    synth.program_select(2, sfid, 0, clip.bass_program)
-    synth.program_select(DRUM_CHANNEL, sfid, 128, 0, True)
-    total = round(clip.duration_s * SAMPLE_RATE_HZ)
-    out = np.zeros((total, 2), dtype=np.float32)
-    cursor = 0
-    for event in events(clip):
-        target = min(total, round(event.time_s * SAMPLE_RATE_HZ))
-        if target > cursor:
-            out[cursor:target] = np.frombuffer(synth.generate(target - cursor), np.float32).reshape(-1, 2)
-            cursor = target
-        if cursor >= total:
-            break
-        if event.on:
-            synth.noteon(event.channel, event.pitch, event.velocity)
-        else:
-            synth.noteoff(event.channel, event.pitch)
-    if cursor < total:
-        out[cursor:] = np.frombuffer(synth.generate(total - cursor), np.float32).reshape(-1, 2)
-    synth.sounds_off()
-    peak = float(np.abs(out).max())
-    if peak > 0:
-        out *= np.float32(10 ** ((-1.0 + clip.gain_db) / 20) / peak)
-    return out
+    programs = (clip.lead_program, clip.chord_program, clip.bass_program)
+    return perform(synth, sfid, programs, events(clip), duration_s=clip.duration_s, gain_db=clip.gain_db)
 
 
 def cached_clip_paths(clips: Sequence[RhythmClip], cache_dir: Path = DEFAULT_CACHE_DIR) -> list[Path]:

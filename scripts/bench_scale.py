@@ -445,6 +445,8 @@ async def measure_vectors(
             f" tracks passing them | {strict_recall:.3f}; steps {steps.summary()} |"
         )
     del data
+    if args.warm_index:
+        await warm_index(runtime, model)
     await warm_up(runtime, model, [first + int(i) for i in drawn[args.queries * (1 + cases) :]])
     sweep = {ef: await recall_at_10(runtime, model, exact, ef) for ef in args.ef_search}
     server, thread, base_url = serve(runtime.settings)
@@ -510,6 +512,17 @@ async def warm_up(runtime: Runtime, model: str, seeds: list[int]) -> None:
             await vectors.similar(conn, [seed], model=model, limit=20, filters=STRICT if n % 2 else None)
     took_s = time.perf_counter() - started
     print(f"| warm-up: {len(seeds)} searches on seeds of their own, half strict, untimed | {took_s:.1f} s |")
+
+
+async def warm_index(runtime: Runtime, model: str) -> None:
+    """What the API does when it starts (``SONANTICA_DB__WARM_INDEX_ON_START``): the model's index read once
+    (``--warm-index``)."""
+    started = time.perf_counter()
+    async with transaction(runtime.pool) as conn:
+        warmed = await vectors.warm_index(conn, model)
+    took_s = time.perf_counter() - started
+    visited = "nothing read" if warmed is None else f"{warmed.rows_visited} of {warmed.rows} rows visited"
+    print(f"| index warm-up (`vectors.warm_index`, as the API does at start-up) | {visited} in {took_s:.1f} s |")
 
 
 def never(*_: object) -> bool:
@@ -926,6 +939,7 @@ async def run_parts(args: argparse.Namespace, work: Path, url: str, redis_url: s
         database_url=SecretStr(url),
         redis_url=SecretStr(redis_url),
         api={"token": TOKEN},  # type: ignore[arg-type]
+        db={"warm_index_on_start": False},  # type: ignore[arg-type]  # --warm-index times it on its own
     )
     versions = enabled_versions(settings)
     parts = [p for p in PARTS if p in args.parts]
@@ -974,6 +988,11 @@ def main() -> None:
         type=int,
         default=0,
         help="vectors: untimed searches before the latency cases (a warm server)",
+    )
+    parser.add_argument(
+        "--warm-index",
+        action="store_true",
+        help="vectors: read the model's index once before the latency cases, as the API does at start-up",
     )
     parser.add_argument(
         "--ef-search",

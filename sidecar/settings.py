@@ -75,6 +75,11 @@ class DatabaseSettings(BaseModel):
         description="shared_buffers of the embedded PostgreSQL in MiB, applied when it starts (PostgreSQL's default; "
         "6 GB was slower at 1M tracks here: docs/benchmarks/scale.md)",
     )
+    warm_index_on_start: bool = Field(
+        default=True,
+        description="read the Sonic Match index once when the API starts (pgvector 0.8 on), so the first searches "
+        "after a restart do not read it from disk; seconds to a minute at 1M tracks (docs/benchmarks/scale.md)",
+    )
 
 
 class RedisSettings(BaseModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
@@ -26,7 +28,8 @@ from sidecar.api.security import Authenticator, Principal, SessionVerifier, reso
 from sidecar.errors import NotFoundError, QueueUnavailableError, StorageUnavailableError
 from sidecar.services.hosts import HostLogin, UserWriters, make_host_login, make_user_writers
 from sidecar.services.playlists import PlaylistWriter
-from sidecar.services.runtime import open_runtime
+from sidecar.services.runtime import Runtime, open_runtime
+from sidecar.services.search_index import warm_search_indexes
 from sidecar.settings import Settings
 from sidecar.web import WEB_STATIC_DIR
 from sidecar.web.ratelimit import AttemptLimiter
@@ -68,7 +71,7 @@ def create_app(
             hub = EventsHub(
                 runtime.events, max_clients=settings.api.sse_max_clients, queue_size=settings.api.sse_client_queue
             )
-            async with hub, ReadinessProbe.of(runtime) as probe:
+            async with hub, ReadinessProbe.of(runtime) as probe, _warming(runtime):
                 app.state.runtime = runtime
                 app.state.events_hub = hub
                 app.state.readiness = probe
@@ -117,6 +120,23 @@ def _either(cookies: SessionCookies, other: SessionVerifier | None) -> SessionVe
         return await cookies(connection) or await other(connection)
 
     return verify
+
+
+@asynccontextmanager
+async def _warming(runtime: Runtime) -> AsyncIterator[None]:
+    """With ``db.warm_index_on_start``, the Sonic Match indexes are read once in the background while the API
+    already answers (:func:`~sidecar.services.search_index.warm_search_indexes`); stopped if still running at
+    shutdown (the server cancels its query at once)."""
+    if not runtime.settings.db.warm_index_on_start:
+        yield
+        return
+    task = asyncio.create_task(warm_search_indexes(runtime), name="warm-search-indexes")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _not_found(request: Request, exc: Exception) -> JSONResponse:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import psycopg
 from psycopg import pq, sql
 
 from sidecar.domain import KeySignature
@@ -32,6 +33,11 @@ MAX_CANDIDATES = 1000  # hnsw.ef_search's ceiling
 HALFVEC_SINCE = (0, 7)
 """The first pgvector with ``halfvec``: from it on, HNSW indexes are half precision (docs/benchmarks/scale.md: at
 1M x 1 506 half the index size and a fraction of the latency, same recall)."""
+ITERATIVE_SCANS_SINCE = (0, 8)
+"""The first pgvector with iterative index scans, which :func:`warm_index` needs."""
+WARM_SCAN_BYTES_PER_ROW = 256
+"""``work_mem`` :func:`warm_index` allows per row of the model: pgvector's iterative scan keeps every element it
+visited (about 170 bytes each at 1M x 1 506, docs/benchmarks/scale.md) and ends early when the memory runs out."""
 KEY_CANDIDATES = 60
 """Fewest HNSW candidates per compatible key of a Camelot-compatible :func:`similar` on a key-indexed model
 (``max(KEY_CANDIDATES, 2 * limit)`` per key; docs/benchmarks/scale.md)."""
@@ -146,19 +152,31 @@ class _ModelIndex:
     index_type: str  # "vector" or "halfvec": the cast of the indexes and of every distance the queries compute
 
 
+def _version(pgvector_version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", pgvector_version)[:2])
+
+
 def index_type_for(pgvector_version: str) -> str:
     """The HNSW index type for a server with this pgvector (``extversion``, e.g. "0.8.5"): "halfvec" from 0.7 on."""
-    parts = tuple(int(p) for p in re.findall(r"\d+", pgvector_version)[:2])
-    return "halfvec" if parts >= HALFVEC_SINCE else "vector"
+    return "halfvec" if _version(pgvector_version) >= HALFVEC_SINCE else "vector"
 
 
-async def preferred_index_type(conn: Connection) -> str:
-    """:func:`index_type_for` the pgvector installed in this database."""
+def has_iterative_scans(pgvector_version: str) -> bool:
+    """Whether this pgvector (``extversion``) has iterative index scans (0.8 on)."""
+    return _version(pgvector_version) >= ITERATIVE_SCANS_SINCE
+
+
+async def _pgvector_version(conn: Connection) -> str:
     cur = await conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
     row = await cur.fetchone()
     if row is None:
         raise StorageError("the vector extension is not installed in this database (run sonantica migrate)")
-    return index_type_for(str(row[0]))
+    return str(row[0])
+
+
+async def preferred_index_type(conn: Connection) -> str:
+    """:func:`index_type_for` the pgvector installed in this database."""
+    return index_type_for(await _pgvector_version(conn))
 
 
 def _cast(index_type: str, dim: int) -> sql.Composed:
@@ -348,6 +366,90 @@ async def ensure_indexes(
         await conn.execute("SELECT pg_advisory_unlock(hashtext('sonantica:embedding_models'))")
         await _commit_read(conn)
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class WarmedIndex:
+    """What :func:`warm_index` read: the model's main HNSW index and how many of its rows the scan visited."""
+
+    model: str
+    index: str
+    rows: int
+    rows_visited: int
+
+
+async def warm_index(conn: Connection, model: str) -> WarmedIndex | None:
+    """Read ``model``'s main HNSW index once from start to end, so that its pages sit in PostgreSQL's shared
+    buffers (as many as ``shared_buffers`` holds) and in the OS page cache: after a restart, the first Sonic Match
+    searches otherwise read the graph from disk (docs/benchmarks/scale.md).
+
+    How: one search ordered by distance to a stored vector, with pgvector's iterative index scan allowed to run
+    until it has visited every element (``hnsw.max_scan_tuples``, ``work_mem`` of
+    :data:`WARM_SCAN_BYTES_PER_ROW` per row) and a filter no row passes, so that nothing is returned and no
+    stored vector is read; the heap rows are read for their visibility. The settings hold for this transaction
+    only. Seconds to a minute for a million rows; one backend holds about 256 MB per million rows meanwhile.
+
+    Returns ``None`` (nothing read) when the model has no vectors or the server's pgvector is older than 0.8
+    (no iterative scans). Raises ``StorageError`` when the planner does not search the model's index. Call in a
+    transaction or on a non-autocommit connection.
+    """
+    found = await _model_index(conn, model)
+    if not has_iterative_scans(await _pgvector_version(conn)):
+        log.info("pgvector has no iterative index scans (0.8 on): the %s index is not warmed", model)
+        return None
+    cur = await conn.execute(
+        "SELECT count(*), (SELECT embedding FROM embeddings WHERE model = %s LIMIT 1) FROM embeddings WHERE model = %s",
+        (model, model),
+    )
+    row = await cur.fetchone()
+    rows, probe = (0, None) if row is None else (int(row[0]), row[1])
+    if rows == 0 or probe is None:
+        return None
+    memory_mb = max(64, -(-rows * WARM_SCAN_BYTES_PER_ROW // 2**20))
+    settings = {
+        "hnsw.iterative_scan": "relaxed_order",
+        "hnsw.max_scan_tuples": str(min(2**31 - 1, 2 * rows)),
+        "hnsw.scan_mem_multiplier": "1",
+        "hnsw.ef_search": "40",
+        "work_mem": f"{memory_mb}MB",
+        "enable_sort": "off",  # the plan must walk the index, not sort the rows
+        "enable_seqscan": "off",
+        "enable_bitmapscan": "off",
+        "max_parallel_workers_per_gather": "0",
+    }
+    for name, value in settings.items():
+        await conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+    distance = _distance(found.index_type, found.dim, sql.Identifier("embedding"), sql.Placeholder("probe"))
+    query = sql.SQL(
+        "EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) SELECT track_id FROM embeddings"
+        " WHERE model = {model} AND random() < 0 ORDER BY {distance}"
+    ).format(model=sql.Literal(model), distance=distance)
+    try:
+        cur = await conn.execute(query, {"probe": probe})
+        plan_row = await cur.fetchone()
+    except psycopg.errors.OperationalError:
+        raise  # a lost server: the caller's transaction() reports it as unavailable
+    except psycopg.Error as exc:
+        raise StorageError(f"warming {model!r}: {exc}") from exc
+    scan = None if plan_row is None else _index_scan_node(plan_row[0][0]["Plan"], found.index)
+    if scan is None:
+        raise StorageError(f"warming {model!r}: the planner did not search its index {found.index}")
+    visited = scan.get("Rows Removed by Filter", 0)
+    return WarmedIndex(
+        model=model, index=found.index, rows=rows, rows_visited=visited if isinstance(visited, int) else 0
+    )
+
+
+def _index_scan_node(node: dict[str, object], index: str) -> dict[str, object] | None:
+    """The plan node that scans ``index`` (depth first), or ``None``."""
+    if node.get("Index Name") == index:
+        return node
+    children = node.get("Plans", [])
+    for child in children if isinstance(children, list) else []:
+        found = _index_scan_node(child, index)
+        if found is not None:
+            return found
+    return None
 
 
 async def drop_index(conn: Connection, model: str) -> None:

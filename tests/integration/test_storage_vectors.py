@@ -296,3 +296,62 @@ async def test_similar_on_an_autocommit_connection_applies_its_own_ef_search(poo
     assert [row.host_track_id for row in rows] == ["one", "two", "three"]
     assert after is not None
     assert after[0] != "77"  # set for the query's own transaction only
+
+
+async def test_warm_index_visits_every_row_of_the_model_once(pool: Pool) -> None:
+    ids = await _load_clustered(pool, "warm-test", clustered_unit_vectors(3000, 32, clusters=20, seed=5))
+    async with transaction(pool) as conn:  # another model's vectors for some of the same tracks
+        await vectors.register_model(conn, "warm-other", dim=32)
+        await vectors.copy_embeddings(
+            conn, "warm-other", ids[:500], clustered_unit_vectors(500, 32, clusters=5, seed=6)
+        )
+    async with transaction(pool) as conn:
+        cur = await conn.execute(
+            "SELECT pg_relation_size(index_name::regclass) / current_setting('block_size')::int"
+            " FROM embedding_models WHERE model = 'warm-test'"
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    pages = int(row[0])
+    before = await _index_blocks(pool, "warm-test")
+    async with transaction(pool) as conn:
+        warmed = await vectors.warm_index(conn, "warm-test")
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+    assert warmed is not None
+    assert (warmed.rows, warmed.rows_visited) == (3000, 3000)  # the other model's rows are not in this index
+    assert await _index_blocks(pool, "warm-test") - before >= pages
+    async with transaction(pool) as conn:  # its settings held for its own transaction only
+        cur = await conn.execute("SELECT current_setting('enable_sort'), current_setting('hnsw.iterative_scan')")
+        assert await cur.fetchone() == ("on", "off")
+
+
+async def test_warm_index_of_a_model_without_vectors_reads_nothing(pool: Pool) -> None:
+    async with transaction(pool) as conn:
+        await vectors.register_model(conn, "warm-empty", dim=8)
+    async with transaction(pool) as conn:
+        assert await vectors.warm_index(conn, "warm-empty") is None
+        with pytest.raises(NotFoundError, match="not registered"):
+            await vectors.warm_index(conn, "no-such-model")
+
+
+def test_iterative_scans_from_pgvector_0_8() -> None:
+    assert [vectors.has_iterative_scans(v) for v in ("0.6.2", "0.7.4", "0.8.0", "0.8.5", "1.0.0")] == [
+        False,
+        False,
+        True,
+        True,
+        True,
+    ]
+
+
+async def _index_blocks(pool: Pool, model: str) -> int:
+    async with transaction(pool) as conn:
+        await conn.execute("SELECT pg_stat_clear_snapshot()")
+        cur = await conn.execute(
+            "SELECT s.idx_blks_read + s.idx_blks_hit FROM pg_statio_user_indexes s"
+            " JOIN embedding_models m ON m.index_name = s.indexrelname WHERE m.model = %s",
+            (model,),
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])

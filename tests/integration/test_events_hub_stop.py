@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import asyncio
 
+from sidecar.api.app import create_app
 from sidecar.api.events_hub import EventsHub
 from sidecar.jobqueue import EventBus, Keys, RedisClient
 from sidecar.jobqueue.stems import StemsKeys
+from sidecar.settings import get_settings
 
 LOOP_STEPS = 40
 """The hub is stopped after 0, 1, ... ``LOOP_STEPS - 1`` event-loop steps: before, during and after the connection
 handshake and the subscription (the old code hung at about one stop in four)."""
+APP_STARTS = 20
+"""API lifespans started and stopped (the old code hung in 12 of 40)."""
 STOP_BOUND_S = 20.0
 """Far above what a stop costs (milliseconds): only a hub that ignores being stopped reaches it."""
 
@@ -55,3 +59,18 @@ async def test_a_stopped_hub_ends_the_streams_of_its_clients(redis: RedisClient,
     assert client.reason == "the server is stopping"
     assert client.queue.get_nowait() is None
     assert await _subscribers(redis, keys) == 0
+
+
+async def test_the_api_shuts_down_wherever_the_shutdown_lands(service_env: dict[str, str], redis: RedisClient) -> None:
+    app = create_app(get_settings())
+    keys = Keys.from_settings(get_settings())
+    for start in range(APP_STARTS):
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        for _ in range(start):
+            await asyncio.sleep(0)
+        stopping = asyncio.ensure_future(lifespan.__aexit__(None, None, None))
+        done, _ = await asyncio.wait({stopping}, timeout=STOP_BOUND_S)
+        assert done, f"the API's shutdown hung ({start} loop steps after its start-up)"
+        await stopping
+        assert await _subscribers(redis, keys) == 0

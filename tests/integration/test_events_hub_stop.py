@@ -17,9 +17,9 @@ from sidecar.settings import get_settings
 
 LOOP_STEPS = 40
 """The hub is stopped after 0, 1, ... ``LOOP_STEPS - 1`` event-loop steps: before, during and after the connection
-handshake and the subscription (the old code hung at about one stop in four)."""
+handshake and the subscription (the old code hung in 23 to 28 of 80, docs/benchmarks/reliability.md)."""
 APP_STARTS = 20
-"""API lifespans started and stopped (the old code hung in 12 of 40)."""
+"""API lifespans started and stopped (the old code hung in 11 to 17 of 40)."""
 STOP_BOUND_S = 20.0
 """Far above what a stop costs (milliseconds): only a hub that ignores being stopped reaches it."""
 

@@ -5,7 +5,9 @@ A client costs an ``asyncio.Queue``, not a Redis connection, so open streams can
 pool the rest of the API needs. Clients are capped (``api.sse_max_clients``): one more is answered 503 with
 ``Retry-After``. A client that falls ``api.sse_client_queue`` events behind is dropped (its stream ends; it
 reconnects and re-reads the analysis it waits for). When the subscription is lost every stream ends the same
-way and the hub subscribes again with back-off.
+way and the hub subscribes again with back-off. The reader is a :class:`~sidecar.background.BackgroundTask`: the
+API's shutdown stops it, and so closes the subscription's connection, within ``STOP_WAIT_S`` even when the stop
+lands in a Redis write (where a plain ``task.cancel()`` can be lost on Python 3.11).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import anyio
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from sidecar.background import BackgroundTask
 from sidecar.domain import TrackKey
 from sidecar.errors import QueueUnavailableError
 from sidecar.jobqueue import AnalysisReady, EventBus, HubEvent
@@ -35,6 +38,9 @@ SUBSCRIBE_WAIT_S = 5.0
 RESUBSCRIBE_MAX_S = 30.0
 CUT_GRACE_S = 1.0
 """A dropped client's stream ends on its own; one still blocked on a stalled reader after this long is cut."""
+STOP_WAIT_S = 10.0
+"""The most the hub's stop waits for its reader (which takes milliseconds; closing the subscription is bounded by
+:data:`~sidecar.jobqueue.pubsub.CLOSE_WAIT_S`), so a shutdown ends within a container's grace period."""
 
 
 class EventClient:
@@ -85,19 +91,19 @@ class EventsHub:
         self.clients: set[EventClient] = set()
         self.subscribed = asyncio.Event()
         self.dropped_total = 0
-        self._task: asyncio.Task[None] | None = None
+        self._reader: BackgroundTask | None = None
 
     async def __aenter__(self) -> Self:
-        self._task = asyncio.create_task(self._run(), name="sse-hub")
+        self._reader = BackgroundTask(self._run, name="sse-hub")
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Stop the reader first (its subscription is closed as it ends), then end every client's stream."""
+        if self._reader is not None:
+            await self._reader.stop(wait_s=STOP_WAIT_S)
+        self.subscribed.clear()
         self._close_all("the server is stopping")
 
     def register(self, track: TrackKey | None) -> EventClient | None:

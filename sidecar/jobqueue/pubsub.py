@@ -2,6 +2,9 @@
 
 Pub/sub is fire-and-forget: a subscriber that was disconnected misses messages, so a client that reconnects
 re-reads the status (API or database) instead of waiting for a message that may already have gone by.
+
+A subscription's connection is closed however it ends, a failed subscribe included, and the close is shielded from
+an anyio cancellation (a :class:`~sidecar.background.BackgroundTask` being stopped) so it is never cut half-way.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Generic, Self, TypeVar
 
+import anyio
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
@@ -21,6 +25,9 @@ from sidecar.jobqueue.connection import transient_redis_errors
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+CLOSE_WAIT_S = 5.0
+"""The most closing a subscription may take (it drops the socket without waiting for the server: milliseconds)."""
 
 
 class Subscription(Generic[T]):
@@ -39,19 +46,30 @@ class Subscription(Generic[T]):
         self._pubsub: PubSub = redis.pubsub()
 
     async def __aenter__(self) -> Self:
-        with transient_redis_errors():
-            await self._pubsub.subscribe(*self.decoders)
-            confirmed = 0
-            while confirmed < len(self.decoders):  # wait for every confirmation: nothing published later is missed
-                message = await self._pubsub.get_message(timeout=None)
-                if message is not None and message["type"] == "subscribe":
-                    confirmed += 1
+        try:
+            with transient_redis_errors():
+                await self._pubsub.subscribe(*self.decoders)
+                confirmed = 0
+                while confirmed < len(self.decoders):  # every confirmation: nothing published later is missed
+                    message = await self._pubsub.get_message(timeout=None)
+                    if message is not None and message["type"] == "subscribe":
+                        confirmed += 1
+        except BaseException:  # a failed or cancelled subscribe holds a connection too: give it back
+            await self._close()
+            raise
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py 8.1
+        await self._close()
+
+    async def _close(self) -> None:
+        """Drop the connection and give it back to the pool, shielded and bounded by :data:`CLOSE_WAIT_S`."""
+        with anyio.move_on_after(CLOSE_WAIT_S, shield=True) as bound:
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py 8.1
+        if bound.cancelled_caught:
+            log.warning("closing a Redis subscription took over %.1f s; its connection may be left open", CLOSE_WAIT_S)
 
     def __aiter__(self) -> Self:
         return self

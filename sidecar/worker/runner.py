@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from adapters.base import HostAdapter, HostError
 from sidecar.analyzers.executor import AnalysisExecutor
+from sidecar.background import BackgroundTask
 from sidecar.domain import Priority
 from sidecar.errors import QueueUnavailableError, RetryLaterError, StorageUnavailableError
 from sidecar.jobqueue import AnalyzeTrack, ClaimedJob, TokenLock, backoff_s, get_epoch, new_worker_id
@@ -27,6 +28,8 @@ from sidecar.worker.stems import StemsLane
 log = logging.getLogger(__name__)
 
 _TRANSIENT = (QueueUnavailableError, StorageUnavailableError, RetryLaterError)
+HEARTBEAT_STOP_WAIT_S = 10.0
+"""The most a stopping worker waits for its heartbeat to end (a beat is one bounded Redis round trip)."""
 
 
 def scan_allowed(hours: str | None, now: dt.datetime) -> bool:
@@ -104,7 +107,7 @@ class Worker:
         """Process jobs until :meth:`stop` (or, with ``drain``, until no work is left); returns the outcome counts."""
         queue = self.runtime.queue
         await self._start()
-        beat = asyncio.create_task(self._heartbeat())
+        beat = BackgroundTask(self._heartbeat, name=f"heartbeat of {self.worker_id}")
         try:
             count = self.runtime.settings.worker.concurrency if self.queues else 0
             slots = [asyncio.create_task(self._slot(drain)) for _ in range(count)]
@@ -115,11 +118,13 @@ class Worker:
                 slots.append(asyncio.create_task(lane))
             await asyncio.gather(*slots)
         finally:
-            beat.cancel()
             try:
-                await queue.unregister_worker(self.worker_id)
-            except QueueUnavailableError:
-                log.warning("could not unregister %s; its jobs return when its lease expires", self.worker_id)
+                await beat.stop(wait_s=HEARTBEAT_STOP_WAIT_S)  # first: a beat after the unregistering registers again
+            finally:
+                try:
+                    await queue.unregister_worker(self.worker_id)
+                except QueueUnavailableError:
+                    log.warning("could not unregister %s; its jobs return when its lease expires", self.worker_id)
         return self.stats
 
     async def _start(self) -> None:

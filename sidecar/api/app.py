@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
@@ -25,6 +23,7 @@ from sidecar.api.middleware import AccessLog, RequestGuard
 from sidecar.api.probes import ReadinessProbe
 from sidecar.api.routes import api_router
 from sidecar.api.security import Authenticator, Principal, SessionVerifier, resolve_token
+from sidecar.background import BackgroundTask
 from sidecar.errors import NotFoundError, QueueUnavailableError, StorageUnavailableError
 from sidecar.services.hosts import HostLogin, UserWriters, make_host_login, make_user_writers
 from sidecar.services.playlists import PlaylistWriter
@@ -36,6 +35,10 @@ from sidecar.web.ratelimit import AttemptLimiter
 from sidecar.web.sessions import SessionCookies, resolve_session_key
 
 log = logging.getLogger(__name__)
+
+
+WARM_STOP_WAIT_S = 10.0
+"""The most a shutdown waits for a warm-up still running (its query is cancelled in milliseconds)."""
 
 
 def create_app(
@@ -125,18 +128,20 @@ def _either(cookies: SessionCookies, other: SessionVerifier | None) -> SessionVe
 @asynccontextmanager
 async def _warming(runtime: Runtime) -> AsyncIterator[None]:
     """With ``db.warm_index_on_start``, the Sonic Match indexes are read once in the background while the API
-    already answers (:func:`~sidecar.services.search_index.warm_search_indexes`); stopped if still running at
-    shutdown (the server cancels its query at once)."""
+    already answers (:func:`~sidecar.services.search_index.warm_search_indexes`); stopped at shutdown if still
+    running (the server cancels its query at once)."""
     if not runtime.settings.db.warm_index_on_start:
         yield
         return
-    task = asyncio.create_task(warm_search_indexes(runtime), name="warm-search-indexes")
+
+    async def warm() -> None:
+        await warm_search_indexes(runtime)
+
+    warming = BackgroundTask(warm, name="warm-search-indexes")
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await warming.stop(wait_s=WARM_STOP_WAIT_S)
 
 
 async def _not_found(request: Request, exc: Exception) -> JSONResponse:

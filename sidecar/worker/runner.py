@@ -22,6 +22,7 @@ from sidecar.services.analysis import JobOutcome, analyze_job
 from sidecar.services.reconcile import rebuild_from_database
 from sidecar.services.runtime import Runtime
 from sidecar.services.writeback import write_back_track, writes_tags
+from sidecar.settings import parse_scan_hours
 from sidecar.worker.stems import StemsLane
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,7 @@ def scan_allowed(hours: str | None, now: dt.datetime) -> bool:
     midnight; ``None`` = always)."""
     if not hours:
         return True
-    start_text, end_text = hours.split("-")
-    start = dt.time.fromisoformat(start_text.strip())
-    end = dt.time.fromisoformat(end_text.strip())
+    start, end = parse_scan_hours(hours)
     current = now.time()
     return start <= current < end if start <= end else current >= start or current < end
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
@@ -73,6 +74,19 @@ def test_a_database_url_that_is_no_connection_string_is_one_line(
     assert err.splitlines() == [
         "error: the database URL is not a PostgreSQL connection string"
         ' (missing "=" after "not-a-url" in connection info string)'
+    ]
+
+
+def test_a_data_directory_that_cannot_be_created_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    in_the_way = tmp_path / "a file"
+    in_the_way.write_text("not a folder")
+    monkeypatch.setenv("SONANTICA_DATA_DIR", str(in_the_way))
+    code, err = _run(monkeypatch, capsys, "status")
+    assert code == 2
+    assert err.splitlines() == [
+        f"error: the data directory {in_the_way} (SONANTICA_DATA_DIR) cannot be created: File exists"
     ]
 
 

@@ -210,7 +210,7 @@ def failed(
     retry: Annotated[bool, typer.Option(help="give every failed analysis a fresh set of attempts")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """List failed analyses with their reasons; ``--retry`` queues them again."""
+    """List failed analyses with their reasons; --retry queues them again."""
     versions = enabled_versions(get_settings())
     rows = _run(lambda runtime: failed_analyses(runtime))
     for row in rows:

@@ -137,7 +137,8 @@ class Worker:
                 delay_s = backoff_s(attempt, base_s=settings.retry_base_s, max_s=settings.retry_max_s)
                 log.warning("%s; retrying in %.1f s", exc, delay_s)
                 await asyncio.sleep(delay_s)
-        log.info("worker %s started (queues: %s)", self.worker_id, ", ".join(self.queues))
+        taken = [str(q) for q in self.queues] + (["stems"] if self.stems is not None else [])
+        log.info("worker %s started (queues: %s)", self.worker_id, ", ".join(taken))
 
     async def _rebuild_if_lost(self) -> None:
         if await get_epoch(self.runtime.redis, self.runtime.keys) is None:

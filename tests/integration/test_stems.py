@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import os
 import signal
 import subprocess
@@ -468,3 +469,11 @@ def test_cli_request_list_evict_and_status(stems_env: dict[str, str], database_u
     unknown = runner.invoke(app, ["stems", "request", "999999"])
     assert unknown.exit_code == 2
     assert "no track with id 999999" in unknown.output
+
+
+async def test_a_stems_only_worker_logs_the_queue_it_takes(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="sidecar.worker.runner")
+    await _drain(api.runtime)
+    started = [r.getMessage() for r in caplog.records if " started (queues: " in r.getMessage()]
+    assert len(started) == 1
+    assert started[0].endswith(" started (queues: stems)")

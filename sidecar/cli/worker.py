@@ -129,7 +129,7 @@ def enqueue(
     chosen = _priority(priority, choices="on-play or scan")
     named = list(audio_files(paths or []))
     if not named and not track:
-        raise typer.BadParameter("name at least one PATH or --track")
+        raise typer.BadParameter("no audio files found" if paths else "name at least one PATH or --track")
     files = [path for path in named if path.is_file()]
     absent = [path for path in named if not path.is_file()]  # a folder yields only files: these were named
     refs = [_track_ref(ref) for ref in track or []]

@@ -39,3 +39,10 @@ def test_enqueue_names_only_the_priorities_it_takes(service_env: dict[str, str])
     result = CliRunner().invoke(app, ["enqueue", "--priority", "stems", "x.flac"])
     assert result.exit_code == 2
     assert "unknown queue 'stems': use on-play or scan" in " ".join(result.stderr.split())
+
+
+def test_enqueue_of_a_folder_without_audio_says_so(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("no music here")
+    result = CliRunner().invoke(app, ["enqueue", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "Invalid value: no audio files found" in result.stderr

@@ -29,7 +29,7 @@ from importlib import resources
 from pathlib import Path
 from types import ModuleType
 
-from sidecar.errors import SidecarError
+from sidecar.errors import ConfigError, SidecarError
 from sidecar.settings import DatabaseSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -190,11 +190,17 @@ def embedded_postgres_url(
 
     The database ``sonantica`` and the ``vector`` extension are created on first use. ``shared_buffers_mb`` is
     written to the server's settings before this process starts it; a server already running (started by another
-    process on the same data directory) keeps its value until it restarts.
+    process on the same data directory) keeps its value until it restarts. Raises ``ConfigError`` when
+    ``data_dir`` cannot be created (a file is in the way, a read-only place).
     """
     pgserver = _pgserver()
     pgdata = data_dir / "postgres"
-    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"the data directory {data_dir} (SONANTICA_DATA_DIR) cannot be created: {exc.strerror}"
+        ) from None
     users = _postgres_users(data_dir)
     with _file_lock(_lock_path(data_dir)):
         users.add()

@@ -7,6 +7,10 @@ class SidecarError(Exception):
     """Base of every error the sidecar raises on purpose."""
 
 
+class ConfigError(SidecarError):
+    """A ``SONANTICA_*`` variable has a value the sidecar cannot use; the message names the variable and why."""
+
+
 class AudioDecodeError(SidecarError):
     """A file could not be opened or decoded; the message says why in words a user can act on."""
 

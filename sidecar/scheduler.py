@@ -123,6 +123,7 @@ class Scheduler:
                 seconds=interval_s,
                 next_run_time=now,  # every job runs once at start
                 id=job_id,
+                name=name,  # apscheduler's "Running job ..." lines name it
                 max_instances=1,
                 coalesce=True,
             )

@@ -6,15 +6,18 @@ tests set variables with ``monkeypatch.setenv`` and call ``get_settings.cache_cl
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+
+from sidecar.errors import ConfigError
 
 
 class HostKindSetting(enum.StrEnum):
@@ -55,6 +58,20 @@ def parse_path_map(raw: str) -> list[PathMapping]:
             raise ValueError(f"path map entry {entry!r} is not HOST_PREFIX:LOCAL_PREFIX")
         mappings.append(PathMapping(host_prefix=host, local_prefix=local))
     return sorted(mappings, key=lambda m: len(m.host_prefix), reverse=True)
+
+
+def parse_scan_hours(text: str) -> tuple[dt.time, dt.time]:
+    """``"HH:MM-HH:MM"`` (local time; the end may be past midnight: ``"22:00-06:00"``) as ``(start, end)``.
+
+    Raises ``ValueError`` naming the expected form for anything else.
+    """
+    start_text, sep, end_text = text.partition("-")
+    try:
+        if not sep:
+            raise ValueError(text)
+        return dt.time.fromisoformat(start_text.strip()), dt.time.fromisoformat(end_text.strip())
+    except ValueError:
+        raise ValueError(f"scan hours {text!r} are not HH:MM-HH:MM, e.g. 01:00-07:00") from None
 
 
 class DatabaseSettings(BaseModel):
@@ -121,6 +138,13 @@ class WorkerSettings(BaseModel):
     def _split_queues(cls, value: object) -> object:
         if isinstance(value, str):
             return [q.strip().replace("-", "_") for q in value.split(",") if q.strip()]
+        return value
+
+    @field_validator("scan_hours")
+    @classmethod
+    def _check_scan_hours(cls, value: str | None) -> str | None:
+        if value:
+            parse_scan_hours(value)
         return value
 
     @model_validator(mode="after")
@@ -355,6 +379,13 @@ class Settings(BaseSettings):
     stems: StemsSettings = StemsSettings()
     tags: TagsSettings = TagsSettings()
 
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().lower().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("a Redis URL starts with redis://, rediss:// or unix://")
+        return value
+
     @field_validator("path_map", mode="before")
     @classmethod
     def _parse_path_map(cls, value: object) -> object:
@@ -425,7 +456,36 @@ def settings_reference() -> list[tuple[str, str, str]]:
     return rows
 
 
+def _variable_of(loc: tuple[int | str, ...]) -> str | None:
+    """The ``SONANTICA_*`` variable a validation error's location names (``None`` for a check across fields)."""
+    names = [part for part in loc if isinstance(part, str)]
+    info = Settings.model_fields.get(names[0]) if names else None
+    if info is None:
+        return None
+    annotation = info.annotation
+    depth = 2 if isinstance(annotation, type) and issubclass(annotation, BaseModel) else 1
+    return "SONANTICA_" + "__".join(names[:depth]).upper() if len(names) >= depth else None
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """One line naming each refused variable and why, without its value (it may be a secret)."""
+    parts: list[str] = []
+    for error in exc.errors(include_url=False, include_input=False):
+        message = error["msg"].removeprefix("Value error, ")
+        variable = _variable_of(error["loc"])
+        parts.append(f"{variable}: {message}" if variable else message)
+    return "invalid setting: " + "; ".join(parts)
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process's settings, read once from the environment."""
-    return Settings()
+    """The process's settings, read once from the environment.
+
+    Raises :class:`~sidecar.errors.ConfigError` (one line naming the variable) when a value is refused.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(describe_invalid(exc)) from None
+    except SettingsError as exc:
+        raise ConfigError(f"invalid setting: {exc}") from None

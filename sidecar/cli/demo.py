@@ -31,7 +31,7 @@ def demo(
     """Generate a library, serve it with a real Subsonic server, analyse it through the Navidrome adapter, play a
     track (it jumps the queue), and write Sonic Match and BPM-range playlists to the server.
 
-    Everything lives under ``<data_dir>/demo``; a second run reuses the rendered library.
+    Everything lives under <data_dir>/demo; a second run reuses the rendered library.
     """
 
     async def keep_serving(runtime: Runtime) -> None:

@@ -54,7 +54,7 @@ def embed(
 ) -> None:
     """Print the 'how it sounds' vector of each file. Exit status 1 when some file failed, 2 when none could run.
 
-    An explicit ``--model`` is used or the command fails with the reason: it never falls back to another model.
+    An explicit --model is used or the command fails with the reason: it never falls back to another model.
     """
     settings = get_settings()
     if model is not None:

@@ -51,9 +51,14 @@ def _stems_fetch(model: str) -> None:
 
 
 def _spec(model: str) -> WeightsSpec:
+    if model not in MODELS:
+        raise typer.BadParameter(f"unknown embedding model {model!r}; models: {', '.join(MODELS)}")
     spec = configured_weights(get_settings().embedding, model)
     if spec is None:
-        raise typer.BadParameter(f"{model} needs no weights; models with weights: {', '.join(_with_weights())}")
+        why = " to download: they come with the musicnn package" if model in MUSICNN_DIMS else ""
+        raise typer.BadParameter(
+            f"{model} needs no weights{why}; models whose weights are fetched: {', '.join(_with_weights())}"
+        )
     return spec
 
 
@@ -105,8 +110,7 @@ def fetch(
     model: Annotated[str, _MODEL_OPTION] = "openl3-music-mel128-512",
     stems: Annotated[bool, _STEMS_OPTION] = False,
 ) -> None:
-    """Download the official weights into the model cache and check them (also when embedding.offline or
-    stems.offline is set)."""
+    """Download the official weights into the model cache and check them (also when stems.offline is set)."""
     if stems:
         _stems_fetch(_stems_model(model))
         return

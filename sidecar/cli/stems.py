@@ -87,8 +87,14 @@ def evict(
     async def main() -> str:
         async with open_runtime(get_settings()) as runtime:
             if track:
-                freed = sum([await delete_stems(runtime, track_id) for track_id in track])
-                return f"deleted stems of {len(track)} tracks ({freed} bytes)"
+                async with transaction(runtime.pool) as conn:
+                    rows = {t: await stems.get_stems(conn, t) for t in dict.fromkeys(track)}
+                having = [t for t, row in rows.items() if row is not None and row.state != "none"]
+                freed = sum([await delete_stems(runtime, track_id) for track_id in having])
+                none = [str(t) for t in rows if t not in having]
+                return f"deleted stems of {len(having)} tracks ({freed} bytes)" + (
+                    f"; no stems for track {', '.join(none)}" if none else ""
+                )
             report = await evict_stems(runtime)
             return (
                 f"evicted {len(report.expired)} unused and {len(report.over_quota)} over-quota tracks"

@@ -39,11 +39,11 @@ queue_app = typer.Typer(help="Inspect and repair the Redis queues.", no_args_is_
 app.add_typer(queue_app, name="queue")
 
 
-def _priority(text: str) -> Priority:
+def _priority(text: str, *, choices: str = "on-play, scan or stems") -> Priority:
     try:
         return Priority(text.replace("-", "_"))
     except ValueError:
-        raise typer.BadParameter(f"unknown queue {text!r}: use on-play, scan or stems") from None
+        raise typer.BadParameter(f"unknown queue {text!r}: use {choices}") from None
 
 
 def _run(main: Callable[[Runtime], Awaitable[T]], settings: Settings | None = None) -> T:
@@ -124,11 +124,14 @@ def enqueue(
     ] = None,
     priority: Annotated[str, typer.Option(help="on-play (next) or scan (background)")] = "scan",
 ) -> None:
-    """Queue tracks for analysis (only the analyzers that are missing or stale for each)."""
-    chosen = _priority(priority)
-    files = list(audio_files(paths or []))
-    if not files and not track:
-        raise typer.BadParameter("name at least one PATH or --track")
+    """Queue tracks for analysis (only the analyzers that are missing or stale for each). A named file that does
+    not exist, or a track without a readable file, is reported and not queued; the exit code is then 1."""
+    chosen = _priority(priority, choices="on-play or scan")
+    named = list(audio_files(paths or []))
+    if not named and not track:
+        raise typer.BadParameter("no audio files found" if paths else "name at least one PATH or --track")
+    files = [path for path in named if path.is_file()]
+    absent = [path for path in named if not path.is_file()]  # a folder yields only files: these were named
     refs = [_track_ref(ref) for ref in track or []]
     versions = enabled_versions(get_settings())
 
@@ -148,13 +151,16 @@ def enqueue(
                     ids.append(found.id)
         done = await enqueue_track_ids(runtime, ids, versions, priority=chosen) if ids else []
         queued = [e for e in done if e.analyzers]
+        for path in absent:
+            typer.echo(f"error: {path}: no such file; not queued", err=True)
         for ref in unreadable:
             typer.echo(f"error: track {ref!r} has no readable file on the library mount; not queued", err=True)
+        skipped = len(absent) + len(unreadable)
         typer.echo(
-            f"queued {len(queued)} of {len(done) + len(unreadable)} tracks at {chosen} priority"
-            f" ({len(done) - len(queued)} current, {len(unreadable)} without a readable file)"
+            f"queued {len(queued)} of {len(done) + skipped} tracks at {chosen} priority"
+            f" ({len(done) - len(queued)} current, {skipped} without a readable file)"
         )
-        return len(unreadable)
+        return skipped
 
     if _run(main):
         raise typer.Exit(1)
@@ -204,7 +210,7 @@ def failed(
     retry: Annotated[bool, typer.Option(help="give every failed analysis a fresh set of attempts")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """List failed analyses with their reasons; ``--retry`` queues them again."""
+    """List failed analyses with their reasons; --retry queues them again."""
     versions = enabled_versions(get_settings())
     rows = _run(lambda runtime: failed_analyses(runtime))
     for row in rows:

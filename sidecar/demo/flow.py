@@ -229,12 +229,12 @@ async def _playlists(
             conn, [seed_id], model=settings.embedding.model, limit=8, filters=SimilarFilters()
         )
         running = await bpm_range_playlist(conn, bpm_min=BPM_RANGE[0], bpm_max=BPM_RANGE[1], half_double=True, limit=10)
-    for name, rows in (
-        (f"{prefix}{seed.spec.title}", similar),
-        (f"{prefix}Running {BPM_RANGE[0]:.0f}-{BPM_RANGE[1]:.0f}", running),
+    for step, name, rows in (
+        (7, f"{prefix}{seed.spec.title}", similar),
+        (8, f"{prefix}Running {BPM_RANGE[0]:.0f}-{BPM_RANGE[1]:.0f}", running),
     ):
         playlist_id = await adapter.upsert_playlist(name, [r.host_track_id for r in rows])
         report.playlists[name] = (playlist_id, rows)
-        out(f'7. Playlist "{name}" written to the server (id {playlist_id}), {len(rows)} tracks:')
+        out(f'{step}. Playlist "{name}" written to the server (id {playlist_id}), {len(rows)} tracks:')
         for line in _table(rows):
             out(line)

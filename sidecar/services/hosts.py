@@ -48,6 +48,11 @@ def adapter_config(settings: Settings) -> AdapterConfig:
         jf = settings.jellyfin
         if not jf.url:
             raise HostConfigError("set SONANTICA_JELLYFIN__URL")
+        has_login = jf.username and jf.password and jf.password.get_secret_value()
+        if not (jf.api_key and jf.api_key.get_secret_value()) and not has_login:
+            raise HostConfigError(
+                "set SONANTICA_JELLYFIN__API_KEY, or SONANTICA_JELLYFIN__USERNAME and SONANTICA_JELLYFIN__PASSWORD"
+            )
         return JellyfinConfig(
             url=jf.url,
             api_key=jf.api_key.get_secret_value() if jf.api_key else None,

@@ -27,10 +27,27 @@ async def _configure(conn: Connection) -> None:
     await conn.commit()
 
 
+async def connect(url: str, *, connect_timeout_s: float | None = None, autocommit: bool = False) -> Connection:
+    """Open one connection of its own to ``url``.
+
+    Raises :class:`StorageUnavailableError` when the server cannot be reached or refuses the login, and
+    :class:`StorageError` when ``url`` is not a connection string (the message never repeats the URL).
+    """
+    timeout = None if connect_timeout_s is None else max(1, round(connect_timeout_s))
+    try:
+        return await psycopg.AsyncConnection.connect(url, connect_timeout=timeout, autocommit=autocommit)
+    except psycopg.ProgrammingError as exc:
+        reason = " ".join(str(exc).split())
+        raise StorageError(f"the database URL is not a PostgreSQL connection string ({reason})") from None
+    except psycopg.OperationalError as exc:
+        reason = " ".join(str(exc).split())  # libpq's reasons span lines
+        raise StorageUnavailableError(f"PostgreSQL is unavailable: {reason}") from exc
+
+
 async def _check_migrated(url: str, *, connect_timeout_s: float) -> None:
     from sidecar.storage.migrate import pending_migrations  # the migrator imports this module
 
-    async with await psycopg.AsyncConnection.connect(url, connect_timeout=max(1, round(connect_timeout_s))) as conn:
+    async with await connect(url, connect_timeout_s=connect_timeout_s) as conn:
         missing = await pending_migrations(conn)
     if missing:
         names = ", ".join(m.name for m in missing)
@@ -56,8 +73,8 @@ async def open_pool(
     Raises
     ------
     StorageError
-        The schema is behind the code.
-    psycopg.OperationalError, psycopg_pool.PoolTimeout
+        The schema is behind the code, or ``url`` is not a connection string.
+    StorageUnavailableError
         The server cannot be reached (transient: callers retry).
     """
     if check_schema:
@@ -71,7 +88,11 @@ async def open_pool(
         open=False,
         name="sonantica",
     )
-    await pool.open(wait=True, timeout=connect_timeout_s)
+    try:
+        await pool.open(wait=True, timeout=connect_timeout_s)
+    except psycopg_pool.PoolTimeout as exc:
+        await pool.close()
+        raise StorageUnavailableError(f"PostgreSQL is unavailable: {exc}") from exc
     return pool
 
 

@@ -18,6 +18,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from sidecar.errors import StorageError
+from sidecar.storage.db import connect
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +105,11 @@ async def migrate(url: str, *, directory: Path | None = None) -> list[str]:
 
     Returns the names of the files applied now (empty when the schema was current). Raises ``StorageError`` when
     an applied file's text changed since (checksum mismatch) or a file fails (that file is rolled back; the
-    earlier ones stay applied).
+    earlier ones stay applied), and ``StorageUnavailableError`` when the server cannot be reached.
     """
     migrations = load_migrations(directory)
     applied_now: list[str] = []
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+    async with await connect(url, autocommit=True) as conn:
         await conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
         try:
             await conn.execute(_CREATE_TABLE)

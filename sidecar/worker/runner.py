@@ -23,6 +23,7 @@ from sidecar.services.analysis import JobOutcome, analyze_job
 from sidecar.services.reconcile import rebuild_from_database
 from sidecar.services.runtime import Runtime
 from sidecar.services.writeback import write_back_track, writes_tags
+from sidecar.settings import parse_scan_hours
 from sidecar.worker.stems import StemsLane
 
 log = logging.getLogger(__name__)
@@ -37,9 +38,7 @@ def scan_allowed(hours: str | None, now: dt.datetime) -> bool:
     midnight; ``None`` = always)."""
     if not hours:
         return True
-    start_text, end_text = hours.split("-")
-    start = dt.time.fromisoformat(start_text.strip())
-    end = dt.time.fromisoformat(end_text.strip())
+    start, end = parse_scan_hours(hours)
     current = now.time()
     return start <= current < end if start <= end else current >= start or current < end
 
@@ -143,7 +142,8 @@ class Worker:
                 delay_s = backoff_s(attempt, base_s=settings.retry_base_s, max_s=settings.retry_max_s)
                 log.warning("%s; retrying in %.1f s", exc, delay_s)
                 await asyncio.sleep(delay_s)
-        log.info("worker %s started (queues: %s)", self.worker_id, ", ".join(self.queues))
+        taken = [str(q) for q in self.queues] + (["stems"] if self.stems is not None else [])
+        log.info("worker %s started (queues: %s)", self.worker_id, ", ".join(taken))
 
     async def _rebuild_if_lost(self) -> None:
         if await get_epoch(self.runtime.redis, self.runtime.keys) is None:

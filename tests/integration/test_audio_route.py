@@ -162,3 +162,13 @@ async def test_the_waveform_is_stored_served_and_revalidated(api: Api) -> None:
         old = WaveformResult(bucket_s=1.0, minimum=np.zeros(1, np.float32), maximum=np.zeros(1, np.float32))
         await analyses.store_results(conn, track_id, results={"waveform": old}, versions={"waveform": 0})
     assert (await api.client.get(f"/api/tracks/{track_id}/waveform", headers=AUTH)).json()["points"] == 100
+
+
+async def test_a_failed_waveform_says_so_instead_of_soon(api: Api) -> None:
+    track_id = await _host_track(api.runtime, "broken", _flac(api.library / "broken.flac"))
+    async with transaction(api.runtime.pool) as conn:
+        await status.ensure_status(conn, {"waveform": WaveformAnalyzer.version}, track_ids=[track_id])
+        await status.mark_failed(conn, track_id, {"waveform": "not a decodable audio file: /music/broken.flac"})
+    answer = await api.client.get(f"/api/tracks/{track_id}/waveform", headers=AUTH)
+    assert answer.status_code == 404
+    assert answer.json()["detail"] == f"track {track_id} has no waveform: its analysis failed (`sonantica failed`)"

@@ -28,6 +28,8 @@ async def test_demo_runs_the_whole_flow(tmp_path: Path) -> None:
     assert all(bpm is not None and low <= bpm <= high for bpm in effective)
     assert effective == sorted(effective)  # type: ignore[type-var]
     assert any(line.startswith("6. A user plays") for line in lines)
+    steps = [line.split(".", 1)[0] for line in lines if line[:1].isdigit()]
+    assert steps == ["1", "2", "3", "4", "5", "6", "7", "8"]  # each step once, in order
 
 
 async def test_demo_playlists_are_on_the_server(tmp_path: Path) -> None:

@@ -347,6 +347,24 @@ async def test_scheduler_takes_over_from_a_dead_holder_after_expiry(
     await task
 
 
+async def test_scheduler_jobs_are_logged_by_their_names(
+    runtime: Runtime, versions: dict[str, int], stops: list[asyncio.Event], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="apscheduler")
+    scheduler = Scheduler(runtime, None, versions)
+    stop = asyncio.Event()
+    stops.append(stop)
+    task = asyncio.create_task(scheduler.run(stop))
+    await _until(lambda: scheduler.is_active, timeout_s=5)
+    stop.set()
+    await task
+    added = sorted(r.getMessage() for r in caplog.records if r.getMessage().startswith("Added job"))
+    assert added == [
+        'Added job "reconcile" to job store "default"',
+        'Added job "stems eviction" to job store "default"',
+    ]
+
+
 async def test_scheduler_active_syncs_and_polls_now_playing(
     runtime: Runtime,
     adapter: JellyfinAdapter,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import os
 import signal
 import subprocess
@@ -465,6 +466,17 @@ def test_cli_request_list_evict_and_status(stems_env: dict[str, str], database_u
     evicted = runner.invoke(app, ["stems", "evict", "--track", str(track_id)])
     assert evicted.exit_code == 0, evicted.output
     assert "deleted stems of 1 tracks (0 bytes)" in evicted.output
+    nothing = runner.invoke(app, ["stems", "evict", "--track", str(track_id), "--track", "999999"])
+    assert nothing.exit_code == 0, nothing.output
+    assert f"deleted stems of 0 tracks (0 bytes); no stems for track {track_id}, 999999" in nothing.output
     unknown = runner.invoke(app, ["stems", "request", "999999"])
     assert unknown.exit_code == 2
     assert "no track with id 999999" in unknown.output
+
+
+async def test_a_stems_only_worker_logs_the_queue_it_takes(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="sidecar.worker.runner")
+    await _drain(api.runtime)
+    started = [r.getMessage() for r in caplog.records if " started (queues: " in r.getMessage()]
+    assert len(started) == 1
+    assert started[0].endswith(" started (queues: stems)")

@@ -58,7 +58,14 @@ async def test_make_adapter_navidrome_from_settings(tmp_path: Path) -> None:
     [
         ({"host": "jellyfin"}, "SONANTICA_JELLYFIN__URL"),
         ({"host": "navidrome", "navidrome": {"url": "http://nd:4533"}}, "SONANTICA_NAVIDROME__USERNAME"),
-        ({"host": "jellyfin", "jellyfin": {"url": "http://jf:8096"}}, "needs an api_key"),
+        (
+            {"host": "jellyfin", "jellyfin": {"url": "http://jf:8096"}},
+            "set SONANTICA_JELLYFIN__API_KEY, or SONANTICA_JELLYFIN__USERNAME and SONANTICA_JELLYFIN__PASSWORD",
+        ),
+        (
+            {"host": "jellyfin", "jellyfin": {"url": "http://jf:8096", "username": "u"}},
+            "set SONANTICA_JELLYFIN__API_KEY, or SONANTICA_JELLYFIN__USERNAME and SONANTICA_JELLYFIN__PASSWORD",
+        ),
         ({"host": "jellyfin", "jellyfin": {"url": "http://u:p@jf:8096", "api_key": "k"}}, "credentials"),
     ],
 )

@@ -13,6 +13,7 @@ from sidecar.api.deps import RuntimeDep
 from sidecar.api.files import ranged_audio
 from sidecar.api.schemas import ErrorPublic
 from sidecar.services.originals import OriginalRefusedError, original_file
+from sidecar.storage import status as analysis_status
 from sidecar.storage import tracks, waveforms
 from sidecar.storage.db import transaction
 
@@ -58,7 +59,7 @@ WAVEFORM_PRECISION = 4
     response_model=WaveformPublic,
     responses={
         304: {"description": "unchanged since the ETag sent in If-None-Match"},
-        404: {"model": ErrorPublic, "description": "unknown track, or its waveform is not analysed yet"},
+        404: {"model": ErrorPublic, "description": "unknown track, or its waveform is not analysed yet or failed"},
     },
 )
 async def get_waveform(track_id: TrackIdPath, runtime: RuntimeDep, request: Request, response: Response) -> Any:
@@ -68,6 +69,11 @@ async def get_waveform(track_id: TrackIdPath, runtime: RuntimeDep, request: Requ
         if await tracks.get_track(conn, track_id) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no track with id {track_id}")
         stored = await waveforms.get_waveform(conn, track_id)
+        row = None if stored is not None else (await analysis_status.get_status(conn, track_id)).get("waveform")
+    if row is not None and row.state == "failed":
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"track {track_id} has no waveform: its analysis failed (`sonantica failed`)"
+        )
     if stored is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"track {track_id} has no waveform yet; it is analysed soon")
     etag = f'"w{stored.version}-{stored.updated_at.timestamp():.6f}"'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
@@ -23,7 +24,6 @@ from sidecar.api.middleware import AccessLog, RequestGuard
 from sidecar.api.probes import ReadinessProbe
 from sidecar.api.routes import api_router
 from sidecar.api.security import Authenticator, Principal, SessionVerifier, resolve_token
-from sidecar.background import BackgroundTask
 from sidecar.errors import NotFoundError, QueueUnavailableError, StorageUnavailableError
 from sidecar.services.hosts import HostLogin, UserWriters, make_host_login, make_user_writers
 from sidecar.services.playlists import PlaylistWriter
@@ -127,21 +127,29 @@ def _either(cookies: SessionCookies, other: SessionVerifier | None) -> SessionVe
 
 @asynccontextmanager
 async def _warming(runtime: Runtime) -> AsyncIterator[None]:
-    """With ``db.warm_index_on_start``, the Sonic Match indexes are read once in the background while the API
-    already answers (:func:`~sidecar.services.search_index.warm_search_indexes`); stopped at shutdown if still
-    running (the server cancels its query at once)."""
+    """With ``db.warm_index_on_start``, the Sonic Match indexes are read once in a task of their own while the API
+    already answers (:func:`~sidecar.services.search_index.warm_search_indexes`); cancelled at shutdown if still
+    running, waiting at most :data:`WARM_STOP_WAIT_S`.
+
+    A plain task, cancelled once: psycopg answers that one cancellation by cancelling the query in the server and
+    waiting (5 s at most) for it to end. A cancellation delivered again and again (a
+    :class:`~sidecar.background.BackgroundTask`) interrupts that and closes the connection with the query still
+    running in the server. psycopg waits without ``asyncio.wait_for``, so the lost cancellation the events hub
+    guards against cannot happen here.
+    """
     if not runtime.settings.db.warm_index_on_start:
         yield
         return
-
-    async def warm() -> None:
-        await warm_search_indexes(runtime)
-
-    warming = BackgroundTask(warm, name="warm-search-indexes")
+    task = asyncio.create_task(warm_search_indexes(runtime), name="warm-search-indexes")
     try:
         yield
     finally:
-        await warming.stop(wait_s=WARM_STOP_WAIT_S)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=WARM_STOP_WAIT_S)
+        if not done:
+            log.warning("the index warm-up did not stop within %.1f s; leaving it behind", WARM_STOP_WAIT_S)
+        elif not task.cancelled() and task.exception() is not None:
+            log.error("the index warm-up failed", exc_info=task.exception())
 
 
 async def _not_found(request: Request, exc: Exception) -> JSONResponse:

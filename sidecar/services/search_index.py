@@ -32,7 +32,7 @@ async def warm_search_indexes(runtime: Runtime) -> list[vectors.WarmedIndex]:
             async with transaction(runtime.pool) as conn:
                 result = await vectors.warm_index(conn, model)
         except NotFoundError:
-            log.info("the %s index is not warmed: the model is not registered yet", model)
+            log.debug("the %s index is not warmed: the model is not registered yet", model)
             continue
         except StorageError as exc:
             log.warning("warming the %s index failed (searches still work, slower at first): %s", model, exc)

@@ -21,7 +21,7 @@ from sidecar.storage.db import connection, transaction
 async def test_models_without_vectors_or_not_registered_are_skipped(
     runtime: Runtime, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="sidecar.services.search_index"):
+    with caplog.at_level(logging.DEBUG, logger="sidecar.services.search_index"):
         assert await warm_search_indexes(runtime) == []
     assert "the timbre-v1 index is not warmed: the model is not registered yet" in caplog.text
     assert "warmed the" not in caplog.text

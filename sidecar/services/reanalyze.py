@@ -13,12 +13,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from sidecar.domain import Priority
-from sidecar.errors import SidecarError
+from sidecar.errors import NotFoundError, SidecarError
 from sidecar.jobqueue import get_epoch
 from sidecar.services.jobs import jobs_for
 from sidecar.services.reconcile import rebuild_from_database
 from sidecar.services.runtime import Runtime
-from sidecar.storage import status
+from sidecar.storage import status, vectors
 from sidecar.storage.db import transaction
 
 MODEL_ANALYZERS: frozenset[str] = frozenset({"embedding"})
@@ -54,8 +54,8 @@ async def reanalyze(
     tracks with stored results of ``model``), to be redone at the analyzer's current version with the current
     settings. ``progress`` is called with the number of tracks queued by each batch.
 
-    Raises :class:`ReanalysisError` when ``analyzer`` is not in ``versions`` (the enabled analyzers) or ``model``
-    is given for an analyzer without models.
+    Raises :class:`ReanalysisError` when ``analyzer`` is not in ``versions`` (the enabled analyzers), ``model``
+    is given for an analyzer without models, or ``model`` was never registered (a typo).
     """
     if analyzer not in versions:
         enabled = ", ".join(sorted(versions)) or "none"
@@ -64,6 +64,12 @@ async def reanalyze(
         )
     if model is not None and analyzer not in MODEL_ANALYZERS:
         raise ReanalysisError(f"analyzer {analyzer!r} has no models; --model applies to: {', '.join(MODEL_ANALYZERS)}")
+    if model is not None:
+        async with transaction(runtime.pool) as conn:
+            try:
+                await vectors.model_dim(conn, model)
+            except NotFoundError:
+                raise ReanalysisError(f"unknown embedding model {model!r}: never registered here") from None
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=dt.UTC)
     version = versions[analyzer]

@@ -97,7 +97,11 @@ async def test_reanalyze_an_analyzer_takes_every_model_and_since_limits_by_finis
 
 @pytest.mark.parametrize(
     ("analyzer", "model", "message"),
-    [("tempo", None, "'tempo' is not enabled"), ("key", OLD_MODEL, "'key' has no models")],
+    [
+        ("tempo", None, "'tempo' is not enabled"),
+        ("key", OLD_MODEL, "'key' has no models"),
+        ("embedding", "musicnn-nosuch", "unknown embedding model 'musicnn-nosuch'"),
+    ],
 )
 async def test_reanalyze_refuses_what_cannot_apply(
     runtime: Runtime, analyzer: str, model: str | None, message: str

@@ -69,6 +69,10 @@ class TrackAnalysisPublic(BaseModel):
     replaygain_track_gain_db: float | None
     replaygain_track_peak: float | None
     analyzer_versions: dict[str, int]
+    failures: dict[str, str] = Field(
+        description="analyzers given up on for this track (failed for good), with the reason; `sonantica failed"
+        " --retry` queues them again"
+    )
     embedding_models: list[str]
     tags: list[TagPublic]
     tags_model: str | None

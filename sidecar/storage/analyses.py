@@ -49,6 +49,7 @@ class AnalysisSummary(TypedDict):
     replaygain_track_gain_db: float | None
     replaygain_track_peak: float | None
     analyzer_versions: dict[str, int]  # analyzers done for this track, at these versions
+    failures: dict[str, str]  # analyzers given up on for this track (failed for good), with the reason
     embedding_models: list[str]
     tags: dict[str, float]  # canonical tag -> probability 0..1, most probable first; {} when not tagged
     tags_model: str | None  # the model the tags came from
@@ -183,7 +184,9 @@ async def get_analysis(conn: Connection, track_id: int) -> AnalysisSummary | Non
                (SELECT coalesce(jsonb_object_agg(s.analyzer, s.version), '{}')
                   FROM analysis_status s WHERE s.track_id = t.id AND s.state = 'done'),
                (SELECT coalesce(array_agg(e.model ORDER BY e.model), '{}')
-                  FROM embeddings e WHERE e.track_id = t.id)
+                  FROM embeddings e WHERE e.track_id = t.id),
+               (SELECT coalesce(jsonb_object_agg(s.analyzer, coalesce(s.last_error, 'no reason recorded')), '{}')
+                  FROM analysis_status s WHERE s.track_id = t.id AND s.state = 'failed')
         FROM tracks t LEFT JOIN track_features f ON f.track_id = t.id
         WHERE t.id = %s
         """,
@@ -216,6 +219,7 @@ async def get_analysis(conn: Connection, track_id: int) -> AnalysisSummary | Non
         beat_offset_s=row[19],
         analyzer_versions={str(k): int(v) for k, v in row[20].items()},
         embedding_models=list(row[21]),
+        failures={str(k): str(v) for k, v in row[22].items()},
         tags={} if stored is None else stored.probabilities,
         tags_model=None if stored is None else stored.model,
     )

@@ -27,7 +27,7 @@ from sidecar.api.probes import ReadinessProbe
 from sidecar.domain import KeyResult, KeySignature, LoudnessResult, TempoResult, TrackKey
 from sidecar.services.runtime import Runtime
 from sidecar.settings import Settings, get_settings
-from sidecar.storage import analyses, tracks, vectors
+from sidecar.storage import analyses, status, tracks, vectors
 from sidecar.storage.db import Pool, transaction
 
 MODEL = "timbre-v1"
@@ -188,6 +188,15 @@ async def test_analysis_by_id_and_by_host_key(api: Api) -> None:
     assert body["analyzer_versions"] == VERSIONS
     assert body["embedding_models"] == [MODEL]
     assert "path" not in body
+
+
+async def test_analysis_names_what_failed_for_good_and_why(api: Api) -> None:
+    assert (await api.client.get(f"/api/tracks/{api.ids['seed']}/analysis")).json()["failures"] == {}
+    async with transaction(api.runtime.pool) as conn:
+        await status.mark_failed(conn, api.ids["seed"], {"loudness": "failed 3 times: cannot decode: not audio"})
+    body = (await api.client.get(f"/api/tracks/{api.ids['seed']}/analysis")).json()
+    assert body["failures"] == {"loudness": "failed 3 times: cannot decode: not audio"}
+    assert "loudness" not in body["analyzer_versions"]
 
 
 async def test_analysis_unknown_track_is_404_with_reason(api: Api) -> None:

@@ -62,7 +62,7 @@ async def test_schema_has_every_column_the_code_reads(pool: Pool) -> None:
     assert {f.name for f in dataclasses.fields(status.AnalysisStatus)} <= await _columns(pool, "analysis_status")
     feature_keys = set(typing.get_type_hints(analyses.AnalysisSummary)) - {
         "track_id", "host", "host_track_id", "path", "duration_s", "sample_rate_hz", "channels",
-        "analyzer_versions", "embedding_models", "tags", "tags_model",
+        "analyzer_versions", "failures", "embedding_models", "tags", "tags_model",
     }  # fmt: skip
     assert feature_keys <= await _columns(pool, "track_features")
     assert {"track_id", "tag", "probability", "model", "version"} <= await _columns(pool, "track_tags")
@@ -365,11 +365,15 @@ async def test_store_results_records_failures_in_the_same_pass(pool: Pool) -> No
             failures={"key": "key: no tonal content", "loudness": "loudness: internal error"},
         )
         rows = await status.get_status(conn, track_id)
+        summary = await analyses.get_analysis(conn, track_id)
     assert {n: (r.state, r.last_error) for n, r in rows.items()} == {
         "tempo": ("done", None),
         "key": ("failed", "key: no tonal content"),
         "loudness": ("failed", "loudness: internal error"),
     }
+    assert summary is not None  # the stored analysis says what failed and why, beside what is done
+    assert summary["failures"] == {"key": "key: no tonal content", "loudness": "loudness: internal error"}
+    assert summary["analyzer_versions"] == {"tempo": VERSIONS["tempo"]}
 
 
 async def test_store_results_never_downgrades_to_an_older_version(pool: Pool) -> None:

@@ -205,6 +205,9 @@ async def test_nan_and_infinity_are_422_that_serialise(api: Api, literal: str) -
     query = await api.client.get(f"/api/tracks/{api.ids['seed']}/similar", params={"bpm_min": literal.lower()})
     assert query.status_code == 422
     json.loads(query.text)
+    listing = await api.client.get("/api/tracks", params={"bpm_min": literal.lower()})
+    assert listing.status_code == 422
+    assert "finite number" in listing.text  # not "less than or equal to 1000" for a NaN
 
 
 async def test_every_422_has_one_shape(api: Api) -> None:  # noqa: F811

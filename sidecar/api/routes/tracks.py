@@ -77,15 +77,15 @@ async def list_library(
     track_id: Annotated[
         list[Annotated[int, Field(ge=1, le=2**63 - 1)]], Query(max_length=200, description="repeatable: only these")
     ] = [],  # noqa: B006
-    bpm_min: Annotated[float | None, Query(ge=0, le=1000)] = None,
-    bpm_max: Annotated[float | None, Query(ge=0, le=1000)] = None,
+    bpm_min: Annotated[float | None, Query(allow_inf_nan=False, ge=0, le=1000)] = None,
+    bpm_max: Annotated[float | None, Query(allow_inf_nan=False, ge=0, le=1000)] = None,
     half_double: Annotated[bool, Query(description="accept half/double tempo in the BPM filter")] = False,
     key: Annotated[
         str | None, Query(max_length=20, description="a key ('A minor', 'F#m') or a Camelot code ('8A')")
     ] = None,
     camelot_compatible: Annotated[bool, Query(description="also the Camelot neighbours of key")] = False,
-    loudness_min_lufs: Annotated[float | None, Query(ge=-100, le=10)] = None,
-    loudness_max_lufs: Annotated[float | None, Query(ge=-100, le=10)] = None,
+    loudness_min_lufs: Annotated[float | None, Query(allow_inf_nan=False, ge=-100, le=10)] = None,
+    loudness_max_lufs: Annotated[float | None, Query(allow_inf_nan=False, ge=-100, le=10)] = None,
     sort: Annotated[library.SortField, Query(description="order of the listing")] = "artist",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
@@ -146,16 +146,18 @@ async def similar_tracks(
     runtime: RuntimeDep,
     settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
-    bpm_min: Annotated[float | None, Query(ge=0, le=1000)] = None,
-    bpm_max: Annotated[float | None, Query(ge=0, le=1000)] = None,
-    bpm_window_pct: Annotated[float | None, Query(ge=0, le=100, description="+-% around the seed's BPM")] = None,
+    bpm_min: Annotated[float | None, Query(allow_inf_nan=False, ge=0, le=1000)] = None,
+    bpm_max: Annotated[float | None, Query(allow_inf_nan=False, ge=0, le=1000)] = None,
+    bpm_window_pct: Annotated[
+        float | None, Query(allow_inf_nan=False, ge=0, le=100, description="+-% around the seed's BPM")
+    ] = None,
     half_double: Annotated[bool, Query(description="accept half/double tempo in the BPM filter")] = False,
     camelot_compatible: Annotated[bool, Query(description="only Camelot neighbours of the seed's key")] = False,
     exclude_duplicates: bool = True,
     max_per_artist: Annotated[int | None, Query(ge=1, le=1000)] = None,
     max_per_album: Annotated[int | None, Query(ge=1, le=1000)] = None,
-    duration_min_s: Annotated[float | None, Query(ge=0, le=86400)] = None,
-    duration_max_s: Annotated[float | None, Query(ge=0, le=86400)] = None,
+    duration_min_s: Annotated[float | None, Query(allow_inf_nan=False, ge=0, le=86400)] = None,
+    duration_max_s: Annotated[float | None, Query(allow_inf_nan=False, ge=0, le=86400)] = None,
     exclude_genre: Annotated[list[str], Query(max_length=100, description="repeatable; case-insensitive")] = [],  # noqa: B006
     exclude_library: Annotated[list[str], Query(max_length=100, description="repeatable")] = [],  # noqa: B006
     mood: Annotated[list[str], Query(max_length=10, description="repeatable: any of these mood tags")] = [],  # noqa: B006

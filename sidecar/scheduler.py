@@ -126,6 +126,7 @@ class Scheduler:
                 name=name,  # apscheduler's "Running job ..." lines name it
                 max_instances=1,
                 coalesce=True,
+                misfire_grace_time=None,  # a run is late, never skipped: a busy start must not put off the sync 6 h
             )
         jobs.start()
         self._jobs = jobs

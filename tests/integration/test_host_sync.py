@@ -12,7 +12,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -375,20 +377,40 @@ async def test_scheduler_active_syncs_and_polls_now_playing(
     stops: list[asyncio.Event],
 ) -> None:
     fake.start_playing(seeded["listener"], seeded["t2"])
-    scheduler = Scheduler(runtime, adapter, versions)
+    # the module's 0.6 s lock (for the take-over tests) expires whenever a loaded machine stalls this loop for as
+    # long, and a scheduler that lost its lock stops its jobs: this test is about the jobs, so it holds it longer
+    settings = runtime.settings.model_copy(
+        update={"scheduler": runtime.settings.scheduler.model_copy(update={"lock_s": 30.0})}
+    )
+    scheduler = Scheduler(replace(runtime, settings=settings), adapter, versions)
     stop = asyncio.Event()
     stops.append(stop)
     task = asyncio.create_task(scheduler.run(stop))
-    await _until(lambda: len(_tracks(database_url)) == 5)
+    await _until(lambda: len(_tracks(database_url)) == 5, timeout_s=60.0)
+    deadline = asyncio.get_running_loop().time() + 60.0  # a bound for a loaded machine; it takes well under 1 s
     on_play = 0
-    for _ in range(100):
+    while not on_play and asyncio.get_running_loop().time() < deadline:
         on_play = (await runtime.queue.depths())["on_play"]
-        if on_play:
-            break
         await asyncio.sleep(0.05)
     stop.set()
     await task
     assert on_play == 1
+
+
+async def test_scheduler_runs_its_start_jobs_late_rather_than_never(runtime: Runtime, versions: dict[str, int]) -> None:
+    scheduler = Scheduler(runtime, None, versions)
+    ran = asyncio.Event()
+
+    async def reconcile() -> None:
+        ran.set()
+
+    scheduler._reconcile = reconcile  # type: ignore[method-assign]
+    scheduler._start_jobs()
+    try:
+        time.sleep(1.5)  # noqa: ASYNC251  # a loaded machine: the loop reaches the first runs 1.5 s late
+        await asyncio.wait_for(ran.wait(), 10)  # apscheduler's default (1 s of grace) skipped it: next in 5 min
+    finally:
+        scheduler._stop_jobs()
 
 
 def test_sync_cli_host_down_exits_with_clear_error(

@@ -59,6 +59,7 @@ from sidecar.analyzers.embedding.level import TARGET_LUFS
 from sidecar.analyzers.embedding.musicnn import MusicnnNetwork
 from sidecar.analyzers.embedding.musicnn_model import (
     HARMONIC_MODEL,
+    LEVELLED_MODEL,
     PATCH_S,
     POOL_MODEL,
     MusicnnModel,
@@ -936,7 +937,8 @@ def speed(cache_dir: Path, work_dir: Path, *, repeats: int, only: Sequence[str] 
         (f"{POOL_MODEL}, 4 patches", POOL_MODEL, {"patches_per_track": 4}),
         (f"{POOL_MODEL}, 8 patches", POOL_MODEL, {}),
         (f"{POOL_MODEL}, 16 patches", POOL_MODEL, {"patches_per_track": 16}),
-        (f"{HARMONIC_MODEL}, 8 patches (default)", HARMONIC_MODEL, {}),
+        (f"{HARMONIC_MODEL}, 8 patches", HARMONIC_MODEL, {}),
+        (f"{LEVELLED_MODEL}, 8 patches (default)", LEVELLED_MODEL, {}),
         ("openl3-music-mel128-512, 24 windows (random weights)", "openl3-music-mel128-512", {}),
     ]
     print(f"{'model':<56} {'wall s':>7} {'CPU s':>7}")

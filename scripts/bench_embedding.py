@@ -14,7 +14,9 @@ clips exist there) and only within the query's arrangement (``arr``, precision@1
 Essentia MFCC/chroma/contrast statistics (Essentia from the ``bench`` extra, skipped when not installed). Also
 measured: the ``MTT_musicnn`` checkpoint, both networks on the harmonic part of each patch (HPSS), other
 statistics over patches and over frames inside a patch (:func:`variant_features`), and the wheel's VGG checkpoints
-(:class:`VggNetwork`, benchmark only). ``--representations`` scores only the rows whose name contains one of the
+(:class:`VggNetwork`, benchmark only), and the default vector on level-normalised input (:data:`LEVEL_VARIANTS`,
+``--level-variants``). ``--feature-groups`` computes only the named feature sets (:data:`FEATURE_GROUPS`; rows
+without their features are skipped); ``--representations`` scores only the rows whose name contains one of the
 given substrings. Printed: precision per scheme, and precision@5 per program under LOMO.
 
 ``transfer``: every representation of ``broad`` fitted on the broad clips of FluidR3 and MuseScore Lite, scored
@@ -23,7 +25,8 @@ never saw.
 
 ``quality``: the older instrument corpus (12 lead programs x 8 melodies x 20 s, TimGM6mb, solo) and robustness
 (each piece re-encoded to MP3 128 kbit/s at 22.05 kHz, -6 / +6 dB, must find its original as nearest neighbour),
-for ``timbre-v1`` and the default MusiCNN model.
+for ``--quality-models`` (product analyzers) and, with ``--quality-level``, the ``--level-variants`` of the
+``musicnn-msd-mtt-harmonic-pool-1506`` vector on the product's 8 patches.
 
 ``speed``: decode + embed of one rendered 4-minute piece (44.1 kHz stereo FLAC), per model (``--speed-runs``:
 only the runs whose label contains one of the given substrings), best of ``--repeats``: wall time and process CPU
@@ -34,6 +37,7 @@ Rendered clips and per-clip features are cached under ``--cache-dir`` (default `
 
     python scripts/bench_embedding.py [--parts broad,transfer,quality,speed] [--melodies 4] [--duration-s 15]
                                       [--repeats 3] [--speed-runs harmonic,decode] [--representations MTT,LDA]
+                                      [--feature-groups level] [--level-variants none,track] [--quality-level]
 """
 
 from __future__ import annotations

@@ -14,7 +14,9 @@ clips exist there) and only within the query's arrangement (``arr``, precision@1
 Essentia MFCC/chroma/contrast statistics (Essentia from the ``bench`` extra, skipped when not installed). Also
 measured: the ``MTT_musicnn`` checkpoint, both networks on the harmonic part of each patch (HPSS), other
 statistics over patches and over frames inside a patch (:func:`variant_features`), and the wheel's VGG checkpoints
-(:class:`VggNetwork`, benchmark only). ``--representations`` scores only the rows whose name contains one of the
+(:class:`VggNetwork`, benchmark only), and the default vector on level-normalised input (:data:`LEVEL_VARIANTS`,
+``--level-variants``). ``--feature-groups`` computes only the named feature sets (:data:`FEATURE_GROUPS`; rows
+without their features are skipped); ``--representations`` scores only the rows whose name contains one of the
 given substrings. Printed: precision per scheme, and precision@5 per program under LOMO.
 
 ``transfer``: every representation of ``broad`` fitted on the broad clips of FluidR3 and MuseScore Lite, scored
@@ -23,7 +25,8 @@ never saw.
 
 ``quality``: the older instrument corpus (12 lead programs x 8 melodies x 20 s, TimGM6mb, solo) and robustness
 (each piece re-encoded to MP3 128 kbit/s at 22.05 kHz, -6 / +6 dB, must find its original as nearest neighbour),
-for ``timbre-v1`` and the default MusiCNN model.
+for ``--quality-models`` (product analyzers) and, with ``--quality-level``, the ``--level-variants`` of the
+``musicnn-msd-mtt-harmonic-pool-1506`` vector on the product's 8 patches.
 
 ``speed``: decode + embed of one rendered 4-minute piece (44.1 kHz stereo FLAC), per model (``--speed-runs``:
 only the runs whose label contains one of the given substrings), best of ``--repeats``: wall time and process CPU
@@ -34,6 +37,7 @@ Rendered clips and per-clip features are cached under ``--cache-dir`` (default `
 
     python scripts/bench_embedding.py [--parts broad,transfer,quality,speed] [--melodies 4] [--duration-s 15]
                                       [--repeats 3] [--speed-runs harmonic,decode] [--representations MTT,LDA]
+                                      [--feature-groups level] [--level-variants none,track] [--quality-level]
 """
 
 from __future__ import annotations
@@ -53,11 +57,13 @@ import scipy.linalg
 import torch
 
 from sidecar.analyzers.audio import AudioReader
-from sidecar.analyzers.embedding import EmbeddingAnalyzer
+from sidecar.analyzers.embedding import EmbeddingAnalyzer, level
 from sidecar.analyzers.embedding.analyzer import TimbreSession, resolve_device
+from sidecar.analyzers.embedding.level import TARGET_LUFS
 from sidecar.analyzers.embedding.musicnn import MusicnnNetwork
 from sidecar.analyzers.embedding.musicnn_model import (
     HARMONIC_MODEL,
+    LEVELLED_MODEL,
     PATCH_S,
     POOL_MODEL,
     MusicnnModel,
@@ -286,6 +292,80 @@ def vgg_features(paths: Sequence[Path], cache_dir: Path) -> dict[str, Matrix]:
     return rows.stacked()
 
 
+LEVEL_VARIANTS: dict[str, tuple[bool, float] | None] = {
+    "none": None,
+    "track": (False, TARGET_LUFS),
+    "patch": (True, TARGET_LUFS),
+    "track-20": (False, TARGET_LUFS - 6.0),
+    "track-8": (False, TARGET_LUFS + 6.0),
+}
+"""Level normalisation of the default model's input (:mod:`sidecar.analyzers.embedding.level`): None (as the
+product today), or (each patch on its own, target LUFS): ``track`` = one gain for all of a clip's patches so that
+their joint loudness is the target, ``patch`` = each patch to the target; gains capped at +30 dB. The target is
+-14 LUFS, chosen before measuring; ``track-20`` / ``track-8`` (+-6 dB) are a sensitivity check only."""
+
+
+def _level_gains(patches: np.ndarray, variant: str) -> np.ndarray:
+    """Linear gain per patch (16 kHz) for ``variant`` of :data:`LEVEL_VARIANTS`, with the product's functions."""
+    setting = LEVEL_VARIANTS[variant]
+    if setting is None:
+        return np.ones(patches.shape[0])
+    per_patch, target = setting
+    if per_patch:
+        gains = [level.gain_db(level.loudness_lufs(p[None], MUSICNN_RATE_HZ), target_lufs=target) for p in patches]
+    else:
+        gains = [level.gain_db(level.loudness_lufs(patches, MUSICNN_RATE_HZ), target_lufs=target)] * len(patches)
+    return np.power(10.0, np.asarray(gains) / 20.0)
+
+
+def _level_layers(
+    networks: dict[str, MusicnnNetwork], patches: np.ndarray, variants: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """The default model's two parts on ``patches`` for each of ``variants``: ``<variant>:msd`` (MSD max_pool of the
+    full patches) and ``<variant>:mtt_harm`` (MTT max_pool of their harmonic part), means over the patches.
+
+    A gain g on a patch scales its power spectrogram by g^2, and HPSS (median filters, ratio masks) commutes with
+    that scaling, so the power and its harmonic part are computed once and scaled per variant (the product scales
+    the audio: the same up to float rounding)."""
+    values: dict[str, np.ndarray] = {}
+    with torch.inference_mode():
+        power = networks[MSD_CHECKPOINT].logmel.power(torch.from_numpy(patches))
+        harmonic = harmonic_power(power)
+        for variant in variants:
+            square = torch.from_numpy(np.square(_level_gains(patches, variant)).astype(np.float32))[:, None, None]
+            for name, checkpoint, source in (("msd", MSD_CHECKPOINT, power), ("mtt_harm", MTT_CHECKPOINT, harmonic)):
+                network = networks[checkpoint]
+                max_pool = network(network.logmel.compress(source * square)).max_pool
+                values[f"{variant}:{name}"] = max_pool.mean(dim=0).numpy()
+    return values
+
+
+def level_features(paths: Sequence[Path], cache_dir: Path, variants: Sequence[str]) -> dict[str, Matrix]:
+    """Per clip (the patches of :func:`clip_features`), for each of ``variants`` (:data:`LEVEL_VARIANTS`):
+    ``level:<variant>:msd`` and ``level:<variant>:mtt_harm``, the two halves of the default model's vector; and
+    ``level:lufs``, the clip patches' joint loudness (dual mono, LUFS; -inf when silent)."""
+    networks = {checkpoint: load_network(None, checkpoint) for checkpoint in (MSD_CHECKPOINT, MTT_CHECKPOINT)}
+    rows = _CachedRows()
+    for i, path in enumerate(paths):
+        cached = {variant: cache_dir / f"{path.stem}-level-{variant}-v1.npz" for variant in variants}
+        todo = [variant for variant, file in cached.items() if not file.exists()]
+        if todo:
+            patches = _clip_patches(path)
+            values = _level_layers(networks, patches, todo)
+            lufs = level.loudness_lufs(patches, MUSICNN_RATE_HZ)
+            for variant in todo:
+                np.savez(cached[variant], **{f"level:{variant}:{name}": values[f"{variant}:{name}"]
+                                             for name in ("msd", "mtt_harm")},
+                         **{"level:lufs": np.array(-np.inf if lufs is None else lufs)})  # fmt: skip
+            if i % 20 == 0:
+                print(f"  level features {i + 1}/{len(paths)}", flush=True)
+        for file in cached.values():
+            rows.add(file)
+    stacked = rows.stacked()
+    stacked["level:lufs"] = stacked["level:lufs"].reshape(len(paths), -1)[:, 0]
+    return stacked
+
+
 def librosa_features(paths: Sequence[Path], cache_dir: Path) -> Matrix:
     """The naive peer, librosa 0.11 defaults: ``librosa.load`` (22.05 kHz mono), 20 MFCCs, 12 chroma (STFT) and 7
     spectral-contrast bands; mean and standard deviation over frames of each (78 values per clip)."""
@@ -336,6 +416,36 @@ def essentia_features(paths: Sequence[Path], cache_dir: Path) -> Matrix | None:
             np.save(cached, np.concatenate([stacked.mean(axis=0), stacked.std(axis=0)]))
         rows.append(np.load(cached))
     return np.stack(rows).astype(np.float64)
+
+
+FEATURE_GROUPS = ("musicnn", "variants", "vgg", "librosa", "essentia", "level")
+"""Feature sets of the broad and transfer parts (``--feature-groups``): :func:`clip_features` (with ``timbre-v1``),
+:func:`variant_features`, :func:`vgg_features`, the two peers, :func:`level_features`. Representations whose
+features were not computed are skipped."""
+
+
+def group_features(
+    paths: Sequence[Path], cache_dir: Path, musicnn: MusicnnModel, groups: Sequence[str], level_variants: Sequence[str]
+) -> dict[str, Matrix]:
+    """The features of ``groups`` (:data:`FEATURE_GROUPS`) for ``paths``; ``essentia`` only when installed."""
+    features: dict[str, Matrix] = {}
+    if "musicnn" in groups:
+        features.update(clip_features(paths, cache_dir, musicnn))
+    if "variants" in groups:
+        features.update(variant_features(paths, cache_dir))
+    if "vgg" in groups:
+        features.update(vgg_features(paths, cache_dir))
+    if "librosa" in groups:
+        features["librosa"] = librosa_features(paths, cache_dir)
+    essentia = essentia_features(paths, cache_dir) if "essentia" in groups else None
+    if essentia is not None:
+        features["essentia"] = essentia
+    if "level" in groups:
+        features.update(level_features(paths, cache_dir, level_variants))
+        lufs = features.pop("level:lufs")
+        print(f"  joint loudness of the clips' patches (dual mono): median {np.median(lufs):.1f} LUFS, "
+              f"range {lufs.min():.1f} .. {lufs.max():.1f}", flush=True)  # fmt: skip
+    return features
 
 
 # --- representations -----------------------------------------------------------------------------------------------
@@ -605,6 +715,11 @@ def make_representations(
         "LDA on MTT max_pool": (lda(["mtt:max_pool"], labels), 13),
         "LDA on MSD (+) MTT max_pool": (lda(list(mtt_msd), labels), 13),
     }
+    for variant, setting in LEVEL_VARIANTS.items():
+        label = "none (baseline)" if setting is None else f"{variant.split('-')[0]} {setting[1]:g} LUFS"
+        label += " (sensitivity)" if setting is not None and setting[1] != TARGET_LUFS else ""
+        parts = (f"level:{variant}:msd", f"level:{variant}:mtt_harm")
+        representations[f"default 1506, level: {label}"] = (joined(*parts), 1506)
     if with_essentia:
         representations["peer: essentia MFCC+HPCP+contrast"] = (raw("essentia"), 74)
         representations["peer: essentia, standardised"] = (standardised("essentia"), 74)
@@ -621,6 +736,8 @@ def broad(
     score_part: bool,
     transfer_part: bool,
     only: Sequence[str] = (),
+    groups: Sequence[str] = FEATURE_GROUPS,
+    level_variants: Sequence[str] = tuple(LEVEL_VARIANTS),
 ) -> None:
     fonts = {"timgm6mb": soundfont_path(), **{n: p for n, p in DEBIAN_SOUNDFONTS.items() if p.exists()}}
     clips = broad_corpus(list(fonts), melodies=melodies, duration_s=duration_s, seed=0)
@@ -628,11 +745,8 @@ def broad(
           f"({', '.join(fonts)}) x {duration_s:g} s = {len(clips)} clips", flush=True)  # fmt: skip
     paths = cached_clips(clips, fonts, cache_dir / "broad")
     musicnn = MusicnnModel(model_dir=None, device=resolve_device("cpu"), batch_size=8)
-    features = clip_features(paths, cache_dir / "broad", musicnn)
-    features.update(variant_features(paths, cache_dir / "broad"))
-    features.update(vgg_features(paths, cache_dir / "broad"))
-    features["librosa"] = librosa_features(paths, cache_dir / "broad")
-    essentia = essentia_features(paths, cache_dir / "broad")
+    features = group_features(paths, cache_dir / "broad", musicnn, groups, level_variants)
+    essentia = features.pop("essentia", None)
     labels = np.array([clip.program for clip in clips])
     by_melody = np.array([clip.melody for clip in clips])
     by_font = np.array([clip.soundfont for clip in clips])
@@ -662,7 +776,11 @@ def broad(
         print(f"{'representation':<44} {'dims':>5} " + " ".join(f"{s.name:>12}" for s in schemes))
         per_program_rows: list[str] = []
         for name, (fit, dims) in representations.items():
-            scores = [held_out_precision(fit, features, labels, scheme) for scheme in schemes]
+            try:
+                scores = [held_out_precision(fit, features, labels, scheme) for scheme in schemes]
+            except KeyError as missing:
+                print(f"{name:<44} skipped: feature {missing} not computed (--feature-groups, --level-variants)")
+                continue
             print(f"{name:<44} {dims:>5} " + " ".join(f"{p:>12.3f}" for p, _ in scores), flush=True)
             per_label = scores[0][1]
             per_program_rows.append(f"{name[:44]:<44} " + " ".join(f"{per_label[p]:>5.2f}" for p in EVAL_PROGRAMS))
@@ -671,7 +789,8 @@ def broad(
         for row in per_program_rows:
             print(row)
     if transfer_part and "timgm6mb" in fonts and len(fonts) > 1:
-        transfer(cache_dir, musicnn, features, labels, by_font, by_melody, only=only)
+        transfer(cache_dir, musicnn, features, labels, by_font, by_melody, only=only, groups=groups,
+                 level_variants=level_variants)  # fmt: skip
 
 
 def transfer(
@@ -683,6 +802,8 @@ def transfer(
     by_melody: np.ndarray,
     *,
     only: Sequence[str] = (),
+    groups: Sequence[str] = FEATURE_GROUPS,
+    level_variants: Sequence[str] = tuple(LEVEL_VARIANTS),
 ) -> None:
     """Another corpus: every representation fitted on the broad clips of the soundfonts other than TimGM6mb, scored
     on the older solo corpus (12 lead programs x 8 melodies x 20 s, TimGM6mb, no effects; each melody its own notes,
@@ -690,23 +811,22 @@ def transfer(
     unseen by the fit."""
     specs = instrument_corpus(LEAD_PROGRAMS, 8, duration_s=20.0, seed=0)
     paths = cached_corpus(specs, cache_dir / "instrument")
-    other = clip_features(paths, cache_dir / "instrument", musicnn)
-    other.update(variant_features(paths, cache_dir / "instrument"))
-    other.update(vgg_features(paths, cache_dir / "instrument"))
-    other["librosa"] = librosa_features(paths, cache_dir / "instrument")
-    if "essentia" in broad_features:
-        other["essentia"] = essentia_features(paths, cache_dir / "instrument")
-    features = {name: np.vstack([broad_features[name], other[name]]) for name in broad_features}
+    other = group_features(paths, cache_dir / "instrument", musicnn, groups, level_variants)
+    features = {name: np.vstack([broad_features[name], other[name]]) for name in broad_features if name in other}
     labels = np.concatenate([broad_labels, [spec.lead_program for spec in specs]])
     n_broad = broad_labels.shape[0]
     scored = np.arange(labels.shape[0]) >= n_broad
     train = np.concatenate([by_font != "timgm6mb", np.zeros(len(specs), bool)])
-    groups = np.concatenate([by_melody, np.full(len(specs), -1)])  # nested choices: leave one broad melody out
+    folds = np.concatenate([by_melody, np.full(len(specs), -1)])  # nested choices: leave one broad melody out
     print(f"transfer: fitted on {int(train.sum())} broad clips (not TimGM6mb), scored on the solo corpus "
           f"({len(LEAD_PROGRAMS)} programs x 8 melodies x 20 s, TimGM6mb)")  # fmt: skip
     print(f"{'representation':<44} {'p@5':>6}")
     for name, (fit, _) in make_representations(labels, with_essentia="essentia" in features, only=only).items():
-        z = fit(features, train, groups)
+        try:
+            z = fit(features, train, folds)
+        except KeyError as missing:
+            print(f"{name:<44} skipped: feature {missing} not computed")
+            continue
         hits = _hits(z, labels, scored, scored[None, :].repeat(labels.shape[0], axis=0), k=5)
         print(f"{name:<44} {hits.mean():>6.3f}", flush=True)
 
@@ -714,19 +834,59 @@ def transfer(
 # --- the older corpus and robustness -------------------------------------------------------------------------------
 
 
-def quality(cache_dir: Path, work_dir: Path, *, melodies: int, duration_s: float, models: Sequence[str]) -> None:
+def _level_vectors(paths: Sequence[Path], variants: Sequence[str]) -> dict[str, Matrix]:
+    """The default model's vectors of ``paths`` as the product computes them (8 patches per file, MSD max_pool of the
+    full patches beside MTT max_pool of their harmonic part, each averaged and L2-normalised, joined), for each of
+    ``variants`` (:data:`LEVEL_VARIANTS`)."""
+    networks = {checkpoint: load_network(None, checkpoint) for checkpoint in (MSD_CHECKPOINT, MTT_CHECKPOINT)}
+    patches_per_track = EmbeddingSettings().patches_per_track
+    rows: dict[str, list[np.ndarray]] = {variant: [] for variant in variants}
+    for path in paths:
+        with AudioReader(path) as reader:
+            sampler = WindowSampler(sample_rate_hz=reader.info.sample_rate_hz, n_windows=patches_per_track,
+                                    window_s=PATCH_S, target_rate_hz=MUSICNN_RATE_HZ)  # fmt: skip
+            for block in reader.blocks():
+                sampler.feed(block.native)
+        values = _level_layers(networks, sampler.windows(), variants)
+        for variant in variants:
+            parts = [values[f"{variant}:{name}"][None] for name in ("msd", "mtt_harm")]
+            rows[variant].append(_unit(np.hstack([_unit(part) for part in parts]))[0])
+    return {variant: np.stack(vectors) for variant, vectors in rows.items()}
+
+
+def quality(
+    cache_dir: Path,
+    work_dir: Path,
+    *,
+    melodies: int,
+    duration_s: float,
+    models: Sequence[str],
+    level_variants: Sequence[str] = (),
+) -> None:
+    """p@5 and robustness of ``models`` (product analyzers), then of the default model's ``level_variants``."""
     specs = instrument_corpus(LEAD_PROGRAMS, melodies, duration_s=duration_s, seed=0)
     paths = cached_corpus(specs, cache_dir / "instrument")
     labels = [spec.lead_program for spec in specs]
     print(f"instrument corpus: {len(LEAD_PROGRAMS)} programs x {melodies} melodies x {duration_s:g} s (TimGM6mb, solo)")
+    copies = {
+        gain_db: [degrade(p, work_dir / f"{i}_{gain_db:+g}.mp3", gain_db=gain_db) for i, p in enumerate(paths)]
+        for gain_db in (-6.0, 6.0)
+    }
+    results: list[tuple[str, Matrix, dict[float, Matrix]]] = []
     for model in models:
         analyzer = EmbeddingAnalyzer(_settings(work_dir / model, model))
-        originals = embed_files(paths, analyzer)
-        print(f"{model} precision@5 same instrument: {precision_at_k(originals, labels, k=5):.3f}")
-        for gain_db in (-6.0, 6.0):
-            variants = [degrade(p, work_dir / f"{i}_{gain_db:+g}.mp3", gain_db=gain_db) for i, p in enumerate(paths)]
-            rate = nearest_original_rate(originals, embed_files(variants, analyzer))
-            print(f"{model} MP3 128k + 22.05 kHz + {gain_db:+g} dB: original is nearest neighbour {rate:.1%}")
+        results.append((model, embed_files(paths, analyzer), {g: embed_files(c, analyzer) for g, c in copies.items()}))
+    if level_variants:
+        originals = _level_vectors(paths, level_variants)
+        degraded = {gain_db: _level_vectors(files, level_variants) for gain_db, files in copies.items()}
+        for variant in level_variants:
+            label = f"{HARMONIC_MODEL}, level: {variant}"
+            results.append((label, originals[variant], {g: d[variant] for g, d in degraded.items()}))
+    for label, originals_of, degraded_of in results:
+        print(f"{label} precision@5 same instrument: {precision_at_k(originals_of, labels, k=5):.3f}")
+        for gain_db, vectors in degraded_of.items():
+            rate = nearest_original_rate(originals_of, vectors)
+            print(f"{label} MP3 128k + 22.05 kHz + {gain_db:+g} dB: original is nearest neighbour {rate:.1%}")
 
 
 # --- speed ---------------------------------------------------------------------------------------------------------
@@ -781,7 +941,8 @@ def speed(cache_dir: Path, work_dir: Path, *, repeats: int, only: Sequence[str] 
         (f"{POOL_MODEL}, 4 patches", POOL_MODEL, {"patches_per_track": 4}),
         (f"{POOL_MODEL}, 8 patches", POOL_MODEL, {}),
         (f"{POOL_MODEL}, 16 patches", POOL_MODEL, {"patches_per_track": 16}),
-        (f"{HARMONIC_MODEL}, 8 patches (default)", HARMONIC_MODEL, {}),
+        (f"{HARMONIC_MODEL}, 8 patches", HARMONIC_MODEL, {}),
+        (f"{LEVELLED_MODEL}, 8 patches (default)", LEVELLED_MODEL, {}),
         ("openl3-music-mel128-512, 24 windows (random weights)", "openl3-music-mel128-512", {}),
     ]
     print(f"{'model':<56} {'wall s':>7} {'CPU s':>7}")
@@ -820,16 +981,31 @@ def main() -> None:
     )
     parser.add_argument("--speed-runs", default="", help="comma-separated substrings: time only the matching runs")
     parser.add_argument("--quality-models", default=f"timbre-v1,{POOL_MODEL}", help="models of the quality part")
+    parser.add_argument(
+        "--feature-groups", default=",".join(FEATURE_GROUPS), help="comma-separated: features of broad and transfer"
+    )
+    parser.add_argument(
+        "--level-variants",
+        default=",".join(LEVEL_VARIANTS),
+        help="comma-separated level normalisations of the default model (broad, transfer; quality: see below)",
+    )
+    parser.add_argument(
+        "--quality-level", action="store_true", help="quality part: also the default model's --level-variants"
+    )
     parser.add_argument("--cache-dir", type=Path, default=Path(".bench-cache/embedding"))
     args = parser.parse_args()
     parts = set(args.parts.split(","))
+    level_variants = [v for v in args.level_variants.split(",") if v]
     with tempfile.TemporaryDirectory() as tmp:
         if parts & {"broad", "transfer"}:
             broad(args.cache_dir, melodies=args.melodies, duration_s=args.duration_s,
                   score_part="broad" in parts, transfer_part="transfer" in parts,
-                  only=[r for r in args.representations.split(",") if r])  # fmt: skip
+                  only=[r for r in args.representations.split(",") if r],
+                  groups=args.feature_groups.split(","), level_variants=level_variants)  # fmt: skip
         if "quality" in parts:
-            quality(args.cache_dir, Path(tmp), melodies=8, duration_s=20.0, models=args.quality_models.split(","))
+            quality(args.cache_dir, Path(tmp), melodies=8, duration_s=20.0,
+                    models=[m for m in args.quality_models.split(",") if m],
+                    level_variants=level_variants if args.quality_level else ())  # fmt: skip
         if "speed" in parts:
             speed(args.cache_dir, Path(tmp), repeats=args.repeats, only=[r for r in args.speed_runs.split(",") if r])
 

@@ -178,12 +178,13 @@ class EmbeddingSettings(BaseModel):
     """The 'how it sounds' embedding model."""
 
     model: Literal[
+        "musicnn-msd-mtt-harmonic-pool-ln-1506",
         "musicnn-msd-mtt-harmonic-pool-1506",
         "musicnn-msd-pool-753",
         "musicnn-msd-taggram-50",
         "openl3-music-mel128-512",
         "timbre-v1",
-    ] = Field(default="musicnn-msd-mtt-harmonic-pool-1506", description="embedding model for Sonic Match")
+    ] = Field(default="musicnn-msd-mtt-harmonic-pool-ln-1506", description="embedding model for Sonic Match")
     fallback: bool = Field(
         default=True, description="use the DSP timbre model when the configured model's weights are absent"
     )

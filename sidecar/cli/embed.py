@@ -42,6 +42,7 @@ def embed(
     ] = False,
     model: Annotated[
         Literal[
+            "musicnn-msd-mtt-harmonic-pool-ln-1506",
             "musicnn-msd-pool-753",
             "musicnn-msd-taggram-50",
             "musicnn-msd-mtt-harmonic-pool-1506",

@@ -5,7 +5,7 @@ See ``docs/embeddings.md`` for the models, the weights handling and the commands
 
 from sidecar.analyzers.embedding import musicnn_weights, timbre
 from sidecar.analyzers.embedding.analyzer import OPENL3_MODEL, TIMBRE_MODEL, EmbeddingAnalyzer
-from sidecar.analyzers.embedding.musicnn_model import HARMONIC_MODEL as MUSICNN_MODEL
+from sidecar.analyzers.embedding.musicnn_model import LEVELLED_MODEL as MUSICNN_MODEL
 from sidecar.analyzers.embedding.musicnn_model import MODEL_DIMS as MUSICNN_DIMS
 from sidecar.analyzers.embedding.openl3_params import EMBEDDING_DIM
 

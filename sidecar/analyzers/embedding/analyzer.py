@@ -2,11 +2,12 @@
 
 Models (``settings.embedding.model``):
 
-- ``musicnn-msd-mtt-harmonic-pool-1506`` (default), ``musicnn-msd-pool-753`` and ``musicnn-msd-taggram-50``:
-  MusiCNN trained on the Million Song Dataset (the first: also the MagnaTagATune-trained network, on the harmonic
-  part of the patches) (:mod:`.musicnn`), weights from the pinned ``musicnn`` wheel (:mod:`.musicnn_weights`), on
-  ``patches_per_track`` 3-second patches (:mod:`.musicnn_model`); each also carries the 50 MSD tag probabilities
-  (:attr:`EmbeddingResult.tags`).
+- ``musicnn-msd-mtt-harmonic-pool-ln-1506`` (default), ``musicnn-msd-mtt-harmonic-pool-1506``,
+  ``musicnn-msd-pool-753`` and ``musicnn-msd-taggram-50``: MusiCNN trained on the Million Song Dataset (the first
+  two: also the MagnaTagATune-trained network, on the harmonic part of the patches; the first on patches brought to
+  -14 LUFS, :mod:`.level`) (:mod:`.musicnn`), weights from the pinned ``musicnn`` wheel (:mod:`.musicnn_weights`),
+  on ``patches_per_track`` 3-second patches (:mod:`.musicnn_model`); each also carries the 50 MSD tag
+  probabilities (:attr:`EmbeddingResult.tags`).
 - ``openl3-music-mel128-512``: OpenL3 (:mod:`.openl3`) on ``windows_per_track`` one-second windows spread over the
   track (:mod:`.windows`), batched on the configured device; the track vector is the mean of the window embeddings,
   L2-normalised. Needs the official weights (:mod:`.weights`).
@@ -172,12 +173,13 @@ class EmbeddingAnalyzer:
 
     ``weights`` selects the OpenL3 weights file (tests pass a spec for a file they made); the default is the
     official one (mirror URL and pinned SHA-256 from ``settings.embedding``, see :func:`.weights.configured_weights`).
-    Version 3: the default model became ``musicnn-msd-mtt-harmonic-pool-1506``; the bump makes every stored
-    embedding stale, so an upgraded library is re-embedded by the worker without a command.
+    Version 3: the default model became ``musicnn-msd-mtt-harmonic-pool-1506``; version 4:
+    ``musicnn-msd-mtt-harmonic-pool-ln-1506`` (level-normalised input). Each bump makes every stored embedding
+    stale, so an upgraded library is re-embedded by the worker without a command.
     """
 
     name: ClassVar[str] = "embedding"
-    version: ClassVar[int] = 3
+    version: ClassVar[int] = 4
 
     def __init__(self, settings: Settings, *, weights: WeightsSpec | None = None) -> None:
         config = settings.embedding

@@ -7,14 +7,17 @@ silent patches skipped, resampled to 16 kHz with soxr HQ as ``librosa.load`` doe
 - ``musicnn-msd-pool-753``: the mean over patches of each patch's max-pooled mid-end features (``MSD_musicnn``),
   L2-normalised;
 - ``musicnn-msd-taggram-50``: the mean over patches of the 50 tag probabilities, L2-normalised as a vector;
-- ``musicnn-msd-mtt-harmonic-pool-1506`` (the default): ``musicnn-msd-pool-753``'s features (``MSD_musicnn`` on the full
-  patches, the pass that also gives the tags) beside the same max-pooled features of ``MTT_musicnn`` (same
-  architecture, MagnaTagATune tags) on the harmonic part of each patch (:func:`.musicnn.harmonic_power`: drums and
-  onsets attenuated), each averaged over patches and L2-normalised, side by side, L2-normalised again.
+- ``musicnn-msd-mtt-harmonic-pool-ln-1506`` (the default): ``musicnn-msd-mtt-harmonic-pool-1506`` computed on the
+  patches scaled by one gain to a joint loudness of -14 LUFS (:func:`.level.normalise`), so the vector does not
+  depend on the track's playback level;
+- ``musicnn-msd-mtt-harmonic-pool-1506``: ``musicnn-msd-pool-753``'s features (``MSD_musicnn`` on the full patches,
+  the pass that also gives the tags) beside the same max-pooled features of ``MTT_musicnn`` (same architecture,
+  MagnaTagATune tags) on the harmonic part of each patch (:func:`.musicnn.harmonic_power`: drums and onsets
+  attenuated), each averaged over patches and L2-normalised, side by side, L2-normalised again.
 
-Every model's result also carries the 50 (tag, mean probability) pairs of ``MSD_musicnn`` on the full patches
-(:attr:`EmbeddingResult.tags`), the track-level taggram as ``musicnn``'s own ``top_tags`` averages it, so the
-stored tags do not depend on the embedding model.
+Every model's result also carries the 50 (tag, mean probability) pairs of ``MSD_musicnn`` on the full patches as
+they are (never level-normalised) (:attr:`EmbeddingResult.tags`), the track-level taggram as ``musicnn``'s own
+``top_tags`` averages it, so the stored tags do not depend on the embedding model.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sidecar.analyzers.audio import AudioBlock
+from sidecar.analyzers.embedding.level import normalise
 from sidecar.analyzers.embedding.musicnn_weights import (
     CHECKPOINT_DIR,
     MSD_CHECKPOINT,
@@ -52,13 +56,18 @@ log = logging.getLogger(__name__)
 POOL_MODEL: Final = "musicnn-msd-pool-753"
 TAGS_MODEL: Final = "musicnn-msd-taggram-50"
 HARMONIC_MODEL: Final = "musicnn-msd-mtt-harmonic-pool-1506"
+LEVELLED_MODEL: Final = "musicnn-msd-mtt-harmonic-pool-ln-1506"
 VECTOR_SOURCES: Final[dict[str, tuple[tuple[str, bool, str], ...]]] = {
+    LEVELLED_MODEL: ((MSD_CHECKPOINT, False, "max_pool"), (MTT_CHECKPOINT, True, "max_pool")),
     HARMONIC_MODEL: ((MSD_CHECKPOINT, False, "max_pool"), (MTT_CHECKPOINT, True, "max_pool")),
     POOL_MODEL: ((MSD_CHECKPOINT, False, "max_pool"),),
     TAGS_MODEL: ((MSD_CHECKPOINT, False, "tags"),),
 }
 """Per model (the default first), the parts of its vector: (checkpoint, harmonic part only, layer), each averaged
 over the patches and L2-normalised; several parts are concatenated and L2-normalised again."""
+LEVEL_NORMALISED: Final = frozenset({LEVELLED_MODEL})
+"""Models whose vector parts are computed on level-normalised patches (:func:`.level.normalise`, one gain per
+track); their tags still come from the patches as they are."""
 LAYERS: Final = ("max_pool", "mean_pool", "penultimate", "tags")
 """The network outputs :meth:`MusicnnModel.analyze` returns."""
 _LAYER_DIMS: Final = {"max_pool": 753, "mean_pool": 753, "penultimate": 200, "tags": 50}
@@ -192,13 +201,16 @@ class MusicnnSession:
 
         patches = self._sampler.windows()
         mels: dict[bool, torch.Tensor] = {}
-        full = self._analyze(mels, MSD_CHECKPOINT, patches, harmonic=False)
+        full = self._analyze(mels, MSD_CHECKPOINT, patches, harmonic=False)  # also the tags
+        vector_patches, vector_mels = patches, mels
+        if self._name in LEVEL_NORMALISED:
+            vector_patches, vector_mels = normalise(patches, SAMPLE_RATE_HZ), {}
         parts = []
         for checkpoint, harmonic, layer in VECTOR_SOURCES[self._name]:
-            if (checkpoint, harmonic) == (MSD_CHECKPOINT, False):
+            if (checkpoint, harmonic) == (MSD_CHECKPOINT, False) and vector_mels is mels:
                 layers = full
             else:
-                layers = self._analyze(mels, checkpoint, patches, harmonic=harmonic)
+                layers = self._analyze(vector_mels, checkpoint, vector_patches, harmonic=harmonic)
             parts.append(_unit(layers[layer].mean(axis=0)))
         vector = parts[0] if len(parts) == 1 else _unit(np.concatenate(parts))
         tags = full["tags"].mean(axis=0)

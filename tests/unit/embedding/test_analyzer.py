@@ -45,6 +45,7 @@ def test_embedding_analyzer_satisfies_the_analyzer_protocol(tmp_path: Path) -> N
 def test_embedding_analyzer_models_lists_every_name_with_its_dim_default_first() -> None:
     assert (MODELS, MODEL_DIMS) == (
         (
+            "musicnn-msd-mtt-harmonic-pool-ln-1506",
             "musicnn-msd-mtt-harmonic-pool-1506",
             "musicnn-msd-pool-753",
             "musicnn-msd-taggram-50",
@@ -52,6 +53,7 @@ def test_embedding_analyzer_models_lists_every_name_with_its_dim_default_first()
             "timbre-v1",
         ),
         {
+            "musicnn-msd-mtt-harmonic-pool-ln-1506": 1506,
             "musicnn-msd-mtt-harmonic-pool-1506": 1506,
             "musicnn-msd-pool-753": 753,
             "musicnn-msd-taggram-50": 50,
@@ -64,7 +66,7 @@ def test_embedding_analyzer_models_lists_every_name_with_its_dim_default_first()
 
 def test_embedding_analyzer_is_built_by_the_registry_for_the_configured_model(tmp_path: Path) -> None:
     analyzers = build_analyzers(_settings(tmp_path, model="timbre-v1"), ["embedding"])
-    assert [(a.name, a.version, getattr(a, "model", None)) for a in analyzers] == [("embedding", 3, "timbre-v1")]
+    assert [(a.name, a.version, getattr(a, "model", None)) for a in analyzers] == [("embedding", 4, "timbre-v1")]
 
 
 def test_openl3_analyzer_on_random_weights_gives_a_unit_512_vector(

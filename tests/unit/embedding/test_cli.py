@@ -71,9 +71,9 @@ def test_models_list_shows_missing_weights_and_the_cache(tmp_path: Path) -> None
 
 def test_models_list_marks_the_default_musicnn_model_with_both_verified_wheel_checkpoints() -> None:
     result = runner.invoke(app, ["models", "list"])
-    lines = [line for line in result.stdout.splitlines() if "musicnn-msd-mtt-harmonic-pool-1506" in line]
+    lines = [line for line in result.stdout.splitlines() if "musicnn-msd-mtt-harmonic-pool-ln-1506" in line]
     assert (result.exit_code, len(lines)) == (0, 1)
-    assert lines[0].startswith("* musicnn-msd-mtt-harmonic-pool-1506: weights ok:")
+    assert lines[0].startswith("* musicnn-msd-mtt-harmonic-pool-ln-1506: weights ok:")
     assert ("MSD_musicnn" in lines[0], "MTT_musicnn" in lines[0], lines[0].count("weights ok")) == (True, True, 2)
 
 

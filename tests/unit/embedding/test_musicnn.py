@@ -19,7 +19,7 @@ from sidecar.analyzers.embedding.musicnn import (
     harmonic_power,
 )
 from sidecar.analyzers.embedding.musicnn_checkpoint import CheckpointError, read_checkpoint, read_index
-from sidecar.analyzers.embedding.musicnn_model import HARMONIC_MODEL, POOL_MODEL
+from sidecar.analyzers.embedding.musicnn_model import HARMONIC_MODEL, LEVELLED_MODEL, POOL_MODEL
 from sidecar.analyzers.embedding.weights import WeightsChecksumError, WeightsMissingError
 from sidecar.analyzers.pipeline import analyze_file
 from sidecar.demo.encode import write_audio
@@ -201,6 +201,7 @@ def test_musicnn_without_weights_falls_back_or_fails_at_start_up(
     [
         ("0014_create_musicnn_index.sql", "musicnn-msd-pool-753", 753),
         ("0023_create_musicnn_harmonic_index.sql", "musicnn-msd-mtt-harmonic-pool-1506", 1506),
+        ("0026_create_musicnn_levelled_index.sql", "musicnn-msd-mtt-harmonic-pool-ln-1506", 1506),
     ],
 )
 def test_the_migrations_declare_the_musicnn_models_with_the_index_names_storage_would_choose(
@@ -213,8 +214,8 @@ def test_the_migrations_declare_the_musicnn_models_with_the_index_names_storage_
     assert f"'{model}', {dim}, '{_index_name(model, dim)}'" in text
 
 
-def test_the_default_is_the_msd_mtt_harmonic_model() -> None:
-    assert Settings().embedding.model == HARMONIC_MODEL == "musicnn-msd-mtt-harmonic-pool-1506"
+def test_the_default_is_the_level_normalised_msd_mtt_harmonic_model() -> None:
+    assert Settings().embedding.model == LEVELLED_MODEL == "musicnn-msd-mtt-harmonic-pool-ln-1506"
 
 
 def test_harmonic_power_keeps_a_sustained_tone_and_attenuates_clicks() -> None:

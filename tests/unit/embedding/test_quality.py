@@ -30,7 +30,7 @@ def corpus(corpus_dir: Path) -> tuple[list[PieceSpec], list[Path]]:
     return specs, cached_corpus(specs, corpus_dir)
 
 
-@pytest.fixture(scope="module", params=["musicnn-msd-mtt-harmonic-pool-1506", "timbre-v1"])
+@pytest.fixture(scope="module", params=["musicnn-msd-mtt-harmonic-pool-ln-1506", "timbre-v1"])
 def analyzer(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> EmbeddingAnalyzer:
     embedding = EmbeddingSettings.model_validate({"model": request.param, "fallback": False})
     analyzer = EmbeddingAnalyzer(Settings(data_dir=tmp_path_factory.mktemp("data"), embedding=embedding))

@@ -26,7 +26,7 @@ from pgvector.psycopg import register_vector_async
 
 from sidecar.storage import vectors
 
-DEFAULT_MODEL = "musicnn-msd-mtt-harmonic-pool-1506"
+DEFAULT_MODEL = "musicnn-msd-mtt-harmonic-pool-1506"  # the model the kept 1M database holds (synthetic vectors)
 
 
 async def run(args: argparse.Namespace) -> None:

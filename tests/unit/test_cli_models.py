@@ -13,7 +13,7 @@ def test_an_unknown_model_is_named_unknown(command: str) -> None:
     result = CliRunner().invoke(app, ["models", *command.split(), "--model", "openl3-typo"])
     assert result.exit_code == 2
     said = " ".join(result.stderr.replace("│", " ").split())
-    assert "unknown embedding model 'openl3-typo'; models: musicnn-msd-mtt-harmonic-pool-1506," in said
+    assert "unknown embedding model 'openl3-typo'; models: musicnn-msd-mtt-harmonic-pool-ln-1506," in said
     assert "needs no weights" not in said
 
 

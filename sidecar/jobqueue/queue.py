@@ -9,7 +9,6 @@ make a repeated delivery harmless.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import os
@@ -446,22 +445,6 @@ class JobQueue:
         for lock in list(locks):
             await lock.renew()
         return alive
-
-    async def run_heartbeat(
-        self, worker_id: str, locks: Collection[TokenLock], *, interval_s: float | None = None
-    ) -> None:
-        """Call :meth:`heartbeat` every ``interval_s`` (default ``lease_s / 3``) until cancelled.
-
-        ``locks`` is read at every beat, so a worker passes the live set its track locks add themselves to. A
-        Redis failure is logged and the next beat tries again.
-        """
-        period_s = self.lease_s / 3 if interval_s is None else interval_s
-        while True:
-            await asyncio.sleep(period_s)
-            try:
-                await self.heartbeat(worker_id, locks)
-            except Exception:
-                log.exception("heartbeat of worker %s failed; retrying in %.1f s", worker_id, period_s)
 
     async def _registered(self) -> list[str]:
         return sorted(as_text(worker_id) for worker_id in await self.redis.smembers(self.keys.workers))

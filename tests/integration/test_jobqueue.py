@@ -517,25 +517,6 @@ async def test_killed_claimer_job_is_redelivered_exactly_once(redis_url: str, re
     assert await queue.processing("victim") == []
 
 
-async def test_run_heartbeat_keeps_a_busy_worker_alive(redis: RedisClient, keys: Keys) -> None:
-    queue = JobQueue(redis, keys, lease_s=0.6)
-    await queue.register_worker("busy")
-    await queue.enqueue(analyze("long"))
-    claimed = await queue.claim("busy")
-    assert claimed is not None
-    beating = asyncio.create_task(queue.run_heartbeat("busy", set()))
-
-    await asyncio.sleep(1.5)  # more than two lease periods
-    reaped = await queue.reap_dead_workers()
-    beating.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await beating
-
-    assert reaped == 0
-    assert await queue.processing("busy") == [claimed.raw]
-    assert await queue.workers_alive() == ["busy"]
-
-
 async def test_job_queue_from_settings_uses_prefix_and_lease(redis_url: str, redis: RedisClient, keys: Keys) -> None:
     settings = Settings(redis_url=redis_url, redis={"key_prefix": keys.prefix}, worker={"lease_s": 7.0})
     queue = JobQueue.from_settings(redis, settings)

@@ -18,6 +18,7 @@ import random
 import sys
 import tempfile
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,15 @@ async def _start_stop(url: str, tally: Tally, *, steps: int, delay_s: float, bou
     for _ in range(steps):
         await asyncio.sleep(0)
     await asyncio.sleep(delay_s)
-    stopping = asyncio.ensure_future(hub.__aexit__(None, None, None))
+    await _bounded(hub.__aexit__(None, None, None), tally, bound_s=bound_s)
+    if await _subscribers(redis, keys, wait_s=1.0):
+        tally.left_subscribed += 1
+    await redis.aclose()  # closes the pool's connections, a hung hub's included
+
+
+async def _bounded(stop: Awaitable[object], tally: Tally, *, bound_s: float) -> None:
+    """Run ``stop``, counted in ``tally``: a hang when it has not ended after ``bound_s`` (it is kept there)."""
+    stopping = asyncio.ensure_future(stop)
     done, _ = await asyncio.wait({stopping}, timeout=bound_s)
     tally.stops += 1
     if done:
@@ -77,9 +86,6 @@ async def _start_stop(url: str, tally: Tally, *, steps: int, delay_s: float, bou
     else:
         tally.hangs += 1
         tally.hung.append(stopping)
-    if await _subscribers(redis, keys, wait_s=1.0):
-        tally.left_subscribed += 1
-    await redis.aclose()  # closes the pool's connections, a hung hub's included
 
 
 async def _app_start_stop(settings: Settings, redis: RedisClient, tally: Tally, *, steps: int, bound_s: float) -> None:
@@ -89,14 +95,7 @@ async def _app_start_stop(settings: Settings, redis: RedisClient, tally: Tally, 
     await lifespan.__aenter__()
     for _ in range(steps):
         await asyncio.sleep(0)
-    stopping = asyncio.ensure_future(lifespan.__aexit__(None, None, None))
-    done, _ = await asyncio.wait({stopping}, timeout=bound_s)
-    tally.stops += 1
-    if done:
-        await stopping
-    else:
-        tally.hangs += 1
-        tally.hung.append(stopping)
+    await _bounded(lifespan.__aexit__(None, None, None), tally, bound_s=bound_s)
     if await _subscribers(redis, Keys.from_settings(settings), wait_s=1.0):
         tally.left_subscribed += 1
 

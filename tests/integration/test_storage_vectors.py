@@ -10,6 +10,7 @@ import numpy as np
 import psycopg
 import pytest
 from pgvector.psycopg import register_vector_async
+from psycopg import sql
 
 from sidecar.demo.vectors import clustered_unit_vectors
 from sidecar.domain import KeyResult, KeySignature, TempoResult
@@ -235,11 +236,18 @@ async def _load_clustered(pool: Pool, model: str, data: np.ndarray) -> list[int]
 
 
 async def _index_scans(pool: Pool, model: str) -> int:
+    return await _index_counter(pool, model, "pg_stat_user_indexes", "s.idx_scan")
+
+
+async def _index_counter(pool: Pool, model: str, view: str, counter: str) -> int:
+    """A statistics ``counter`` (an expression over ``s``, a row of ``view``) of ``model``'s main index."""
     async with transaction(pool) as conn:
         await conn.execute("SELECT pg_stat_clear_snapshot()")
         cur = await conn.execute(
-            "SELECT s.idx_scan FROM pg_stat_user_indexes s JOIN embedding_models m ON m.index_name = s.indexrelname"
-            " WHERE m.model = %s",
+            sql.SQL(
+                "SELECT {counter} FROM {view} s JOIN embedding_models m ON m.index_name = s.indexrelname"
+                " WHERE m.model = %s"
+            ).format(counter=sql.SQL(counter), view=sql.Identifier(view)),
             (model,),
         )
         row = await cur.fetchone()
@@ -345,13 +353,4 @@ def test_iterative_scans_from_pgvector_0_8() -> None:
 
 
 async def _index_blocks(pool: Pool, model: str) -> int:
-    async with transaction(pool) as conn:
-        await conn.execute("SELECT pg_stat_clear_snapshot()")
-        cur = await conn.execute(
-            "SELECT s.idx_blks_read + s.idx_blks_hit FROM pg_statio_user_indexes s"
-            " JOIN embedding_models m ON m.index_name = s.indexrelname WHERE m.model = %s",
-            (model,),
-        )
-        row = await cur.fetchone()
-    assert row is not None
-    return int(row[0])
+    return await _index_counter(pool, model, "pg_statio_user_indexes", "s.idx_blks_read + s.idx_blks_hit")

@@ -75,13 +75,15 @@ def _entry(track: TempoTrack, reason: str) -> PlaylistEntry:
 
 
 def order_by_bpm(tracks: Sequence[TempoTrack], *, bpm_min: float, bpm_max: float) -> list[PlaylistEntry]:
-    """Tracks in rising effective BPM (half/double-time folded into the range), ties by track id."""
+    """Tracks in rising effective BPM (half/double-time folded into the range), ties by track id. The reason says
+    when the analyzer was unsure of the tempo (it names ``bpm_alternative``, the other metrical level)."""
     ranked = sorted(tracks, key=lambda t: (_effective_bpm(t.bpm, bpm_min, bpm_max), t.track_id))
     entries = []
     for track in ranked:
         effective = _effective_bpm(track.bpm, bpm_min, bpm_max)
         felt = "" if effective == track.bpm else f", felt as {effective:.1f} BPM (half/double time)"
-        entries.append(_entry(track, f"{track.bpm:.1f} BPM{felt} in {bpm_min:g}-{bpm_max:g}"))
+        unsure = "" if track.bpm_alternative is None else f" (uncertain: may be {track.bpm_alternative:.1f} BPM)"
+        entries.append(_entry(track, f"{track.bpm:.1f} BPM{felt} in {bpm_min:g}-{bpm_max:g}{unsure}"))
     return entries
 
 

@@ -28,11 +28,13 @@ class TempoTrack:
     bpm: float
     key: str | None  # canonical spelling, e.g. "A minor"
     camelot: str | None
+    bpm_alternative: float | None = None  # the other metrical level's tempo when the BPM is uncertain
 
 
 _PARTS = {
     "columns": sql.SQL(
-        "t.id, t.host, t.host_track_id, t.title, t.artist, t.album, t.duration_s, f.bpm, f.key, f.camelot"
+        "t.id, t.host, t.host_track_id, t.title, t.artist, t.album, t.duration_s, f.bpm, f.key, f.camelot,"
+        " f.bpm_alternative"
     ),
     "source": sql.SQL("tracks t JOIN track_features f ON f.track_id = t.id"),
     "in_range": sql.SQL("""(f.bpm BETWEEN %(low)s AND %(high)s
@@ -61,6 +63,7 @@ def _tempo_track(r: tuple[Any, ...]) -> TempoTrack:
         bpm=float(r[7]),
         key=r[8],
         camelot=r[9],
+        bpm_alternative=None if r[10] is None else float(r[10]),
     )
 
 
@@ -158,7 +161,7 @@ async def tempo_spread(
         ), ranked AS (
             SELECT *, row_number() OVER (ORDER BY effective, id) - 1 AS rank, count(*) OVER () AS n FROM matched
         )
-        SELECT id, host, host_track_id, title, artist, album, duration_s, bpm, key, camelot
+        SELECT id, host, host_track_id, title, artist, album, duration_s, bpm, key, camelot, bpm_alternative
         FROM ranked
         WHERE ((rank * %(limit)s + n - 1) / n) * n / %(limit)s = rank
         ORDER BY effective, id

@@ -265,6 +265,12 @@ async def test_playlist_bpm_range_is_ordered_and_half_double_tolerant(api: Api) 
     bpms = [row["bpm"] for row in short.json()["tracks"]]
     assert len(bpms) == 3
     assert bpms == sorted(bpms)
+    async with transaction(api.runtime.pool) as conn:  # the analyzer was unsure of one tempo
+        await conn.execute("UPDATE track_features SET bpm_alternative = 61.5 WHERE track_id = %s", (api.ids["d"],))
+    rows = (await api.client.post("/api/playlists/bpm-range", json=strict, headers=AUTH)).json()["tracks"]
+    reasons = {api.names([row])[0]: row["reason"] for row in rows}
+    assert reasons["d"].endswith("(uncertain: may be 61.5 BPM)")
+    assert "uncertain" not in reasons["a"]
 
 
 async def test_playlist_harmonic_mix_walks_compatible_keys_in_small_steps(api: Api) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from typer.testing import CliRunner
 
 from sidecar.cli import app
@@ -31,6 +33,13 @@ def test_order_by_bpm_folds_half_and_double_time_into_the_range() -> None:
     assert [e.track_id for e in entries] == [2, 4, 3, 1]  # felt as 124, 125, 130, 140
     assert "felt as 124.0 BPM" in entries[0].reason
     assert "felt as" not in entries[1].reason
+
+
+def test_order_by_bpm_says_when_the_tempo_is_uncertain() -> None:
+    unsure = replace(_track(1, 120.0, None), bpm_alternative=60.03)
+    entries = order_by_bpm([unsure, _track(2, 130.0, None)], bpm_min=120, bpm_max=140)
+    assert entries[0].reason == "120.0 BPM in 120-140 (uncertain: may be 60.0 BPM)"
+    assert entries[1].reason == "130.0 BPM in 120-140"
 
 
 def test_harmonic_path_takes_the_smallest_compatible_step_and_stops() -> None:

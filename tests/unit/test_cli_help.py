@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import metadata
 from typing import Any
 
 import pytest
@@ -32,3 +33,9 @@ def test_help_runs_and_shows_no_rst_markup(path: tuple[str, ...]) -> None:
     assert result.exit_code == 0, result.output
     assert "Usage: sonantica" in result.output
     assert "``" not in result.output
+
+
+def test_version_prints_the_installed_version() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"sonantica {metadata.version('sonantica')}"

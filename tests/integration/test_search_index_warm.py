@@ -6,7 +6,6 @@ import asyncio
 import logging
 
 import httpx
-import numpy as np
 import pytest
 
 from sidecar.api.app import create_app
@@ -14,8 +13,7 @@ from sidecar.demo.vectors import clustered_unit_vectors
 from sidecar.services.runtime import Runtime
 from sidecar.services.search_index import warm_search_indexes
 from sidecar.settings import get_settings
-from sidecar.storage import vectors
-from sidecar.storage.db import connection, transaction
+from tests.integration.test_storage_vectors import load_clustered
 
 
 async def test_models_without_vectors_or_not_registered_are_skipped(
@@ -30,17 +28,7 @@ async def test_models_without_vectors_or_not_registered_are_skipped(
 async def _load(runtime: Runtime) -> str:
     """400 vectors of the configured model, with its indexes."""
     model = runtime.settings.embedding.model
-    data = clustered_unit_vectors(400, 1506, clusters=8, seed=2).astype(np.float32)
-    async with transaction(runtime.pool) as conn:
-        await vectors.register_model(conn, model, dim=1506, build_index=False)
-        cur = await conn.execute(
-            "INSERT INTO tracks (host, host_track_id, title) SELECT 'navidrome', g::text, 'Song ' || g"
-            " FROM generate_series(1, 400) g RETURNING id"
-        )
-        ids = [int(row[0]) for row in await cur.fetchall()]
-        await vectors.copy_embeddings(conn, model, ids, data)
-    async with connection(runtime.pool) as conn:
-        await vectors.build_index(conn, model, m=8, ef_construction=32)
+    await load_clustered(runtime.pool, model, clustered_unit_vectors(400, 1506, clusters=8, seed=2))
     return model
 
 

@@ -217,7 +217,7 @@ def test_similar_filters_refuse_contradictions() -> None:
         SimilarFilters(max_per_artist=0)
 
 
-async def _load_clustered(pool: Pool, model: str, data: np.ndarray) -> list[int]:
+async def load_clustered(pool: Pool, model: str, data: np.ndarray) -> list[int]:
     async with transaction(pool) as conn:
         await vectors.register_model(conn, model, dim=data.shape[1], build_index=False)
     async with transaction(pool) as conn:
@@ -257,7 +257,7 @@ async def _index_counter(pool: Pool, model: str, view: str, counter: str) -> int
 
 async def test_nearest_hnsw_recall_against_exact_search(pool: Pool) -> None:
     data = clustered_unit_vectors(3040, 64, clusters=40, seed=7)
-    await _load_clustered(pool, "recall-test", data[:3000])
+    await load_clustered(pool, "recall-test", data[:3000])
     hits = total = 0
     async with transaction(pool) as conn:
         for query in data[3000:]:
@@ -273,7 +273,7 @@ async def test_nearest_hnsw_recall_against_exact_search(pool: Pool) -> None:
 
 async def test_similar_query_is_answered_by_the_model_hnsw_index(pool: Pool) -> None:
     # 20 000 rows: with a few thousand, pgvector 0.8's cost model rightly prefers sorting them all (exact and cheap)
-    ids = await _load_clustered(pool, "index-test", clustered_unit_vectors(20_000, 32, clusters=20, seed=3))
+    ids = await load_clustered(pool, "index-test", clustered_unit_vectors(20_000, 32, clusters=20, seed=3))
     before = await _index_scans(pool, "index-test")
     async with transaction(pool) as conn:
         rows = await vectors.similar(conn, [ids[0]], model="index-test", limit=10)
@@ -307,7 +307,7 @@ async def test_similar_on_an_autocommit_connection_applies_its_own_ef_search(poo
 
 
 async def test_warm_index_visits_every_row_of_the_model_once(pool: Pool) -> None:
-    ids = await _load_clustered(pool, "warm-test", clustered_unit_vectors(3000, 32, clusters=20, seed=5))
+    ids = await load_clustered(pool, "warm-test", clustered_unit_vectors(3000, 32, clusters=20, seed=5))
     async with transaction(pool) as conn:  # another model's vectors for some of the same tracks
         await vectors.register_model(conn, "warm-other", dim=32)
         await vectors.copy_embeddings(

@@ -3,11 +3,14 @@ analyses, used by similar tracks and playlists, written to Jellyfin (faked: it c
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from psycopg import AsyncConnection
 from typer.testing import CliRunner
 
 from adapters.jellyfin import JellyfinAdapter, JellyfinConfig
@@ -15,7 +18,8 @@ from sidecar.cli import app
 from sidecar.domain import KeyResult, KeySignature, TempoResult
 from sidecar.errors import NotFoundError
 from sidecar.services.overrides import override_track
-from sidecar.services.runtime import Runtime
+from sidecar.services.runtime import Runtime, open_runtime
+from sidecar.settings import get_settings
 from sidecar.storage import analyses, overrides, status, tracks
 from sidecar.storage.db import Pool, transaction
 from tests.contract.jellyfin_fake import FakeJellyfin
@@ -97,6 +101,28 @@ async def test_a_key_override_sets_camelot_and_both_groups_are_independent(pool:
     await _update(pool, track_id, key=None)
     summary = await _summary(pool, track_id)
     assert (summary["key"], summary["camelot"], summary["key_confidence"]) == (None, None, 0.7)
+
+
+async def test_an_override_waits_for_an_analysis_of_the_same_track_in_flight(pool: Pool) -> None:
+    track_id = await _track(pool)
+    reading: dict[str, object] = {"bpm": 121.0, "bpm_confidence": 0.6, "bpm_alternative": None, "tempo_version": 3}
+    async with pool.connection() as worker, pool.connection() as user:
+        async with worker.transaction():  # an analysis found no override and is about to write its BPM
+            assert await overrides.divert_analyzed(worker, track_id, reading) == reading
+            setting = asyncio.create_task(_override_on(user, track_id, 60.0))
+            await asyncio.sleep(0.3)
+            assert not setting.done()  # the user's override waits instead of being overwritten right after
+            await worker.execute(
+                "INSERT INTO track_features (track_id, bpm, tempo_version) VALUES (%s, 121.0, 3)", (track_id,)
+            )
+        await setting
+    summary = await _summary(pool, track_id)
+    assert (summary["bpm"], summary["analyzed"]["bpm"]) == (60.0, 121.0)
+
+
+async def _override_on(conn: AsyncConnection[Any], track_id: int, bpm: float) -> None:
+    async with conn.transaction():
+        await overrides.update_overrides(conn, track_id, {"bpm": bpm})
 
 
 async def test_overriding_a_track_not_analysed_yet_and_an_unknown_one(pool: Pool) -> None:
@@ -186,11 +212,6 @@ async def test_an_override_is_written_to_jellyfin_tags(runtime: Runtime, tmp_pat
 
 
 def test_the_cli_sets_and_clears_an_override(runtime_env: dict[str, str]) -> None:
-    import asyncio
-
-    from sidecar.services.runtime import open_runtime
-    from sidecar.settings import get_settings
-
     async def seed() -> int:
         async with open_runtime(get_settings()) as runtime:
             track_id = await _track(runtime.pool, host_track_id=uuid.uuid4().hex)

@@ -21,7 +21,7 @@ from sidecar.domain import (
     TempoResult,
     WaveformResult,
 )
-from sidecar.storage import overrides, status, tags, vectors, waveforms
+from sidecar.storage import overrides, status, tags, tracks, vectors, waveforms
 from sidecar.storage.db import Connection
 
 
@@ -136,6 +136,7 @@ async def store_results(
     """
     done = {name: versions[name] for name in results}
     async with conn.transaction():
+        await tracks.lock_track(conn, track_id)  # first, as an override does: no deadlock between the two
         # Vectors last: the key is then in track_features when the vector row is inserted (the insert trigger copies
         # it), instead of an update of that row that would insert it into the HNSW indexes a second time.
         for name, result in sorted(results.items(), key=lambda item: (isinstance(item[1], EmbeddingResult), item[0])):

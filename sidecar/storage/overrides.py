@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 
 from sidecar.domain import KeySignature
 from sidecar.errors import NotFoundError
+from sidecar.storage import tracks
 from sidecar.storage.db import Connection
 
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -44,13 +45,6 @@ def _user_columns(value: float | KeySignature) -> dict[str, object]:
     if isinstance(value, KeySignature):
         return {"key": value.name, "key_confidence": 1.0, "camelot": value.camelot}
     return {"bpm": float(value), "bpm_confidence": 1.0, "bpm_alternative": None}
-
-
-async def _lock_track(conn: Connection, track_id: int) -> bool:
-    """Serialise an override and an analysis of the same track until the transaction ends (the track row, ``FOR NO
-    KEY UPDATE``: foreign-key checks of other tables still pass); whether the track exists."""
-    cur = await conn.execute("SELECT 1 FROM tracks WHERE id = %s FOR NO KEY UPDATE", (track_id,))
-    return await cur.fetchone() is not None
 
 
 async def get_overrides(conn: Connection, track_id: int, *, lock: bool = False) -> Overrides:
@@ -99,7 +93,7 @@ async def update_overrides(
     if unknown:
         raise ValueError(f"cannot override {', '.join(unknown)}: only {' and '.join(GROUPS)}")
     checked = {group: None if value is None else _checked(group, value) for group, value in changes.items()}
-    if not await _lock_track(conn, track_id):
+    if not await tracks.lock_track(conn, track_id):
         raise NotFoundError(f"no track with id {track_id}")
     await conn.execute(
         "INSERT INTO track_features (track_id) SELECT id FROM tracks WHERE id = %s ON CONFLICT (track_id) DO NOTHING",
@@ -155,7 +149,7 @@ async def divert_analyzed(conn: Connection, track_id: int, columns: dict[str, ob
     touched = [group for group, names in GROUPS.items() if names[0] in columns]
     if not touched:
         return columns
-    await _lock_track(conn, track_id)  # an override committed between this check and the write would be lost
+    await tracks.lock_track(conn, track_id)  # an override committed between this check and the write would be lost
     overrides = await get_overrides(conn, track_id, lock=True)
     diverted = [name for group in touched if getattr(overrides, group) is not None for name in GROUPS[group]]
     if not diverted:

@@ -80,7 +80,7 @@ class Track:
     excerpt: Path
 
 
-def _fetch(cache: Path, packages: Sequence[str]) -> Path:
+def fetch_packages(cache: Path, packages: Sequence[str]) -> Path:
     """Download and extract ``packages`` (those not extracted yet) under ``cache/real``; return the root."""
     root = (cache / "real" / "root").resolve()
     debs = cache / "real" / "debs"
@@ -151,7 +151,8 @@ def _cut(source: Path, excerpt: Path, excerpt_s: float) -> bool:
     return True
 
 
-def _tracks(cache: Path, root: Path, packages: Sequence[str], per_package: int, excerpt_s: float) -> list[Track]:
+def cut_excerpts(cache: Path, root: Path, packages: Sequence[str], per_package: int, excerpt_s: float) -> list[Track]:
+    """Up to ``per_package`` excerpts of each package's music (cut once, then read from ``cache``)."""
     folder = cache / "real" / f"excerpts-{excerpt_s:g}s"
     folder.mkdir(parents=True, exist_ok=True)
     tracks = []
@@ -240,8 +241,8 @@ def main() -> None:
     if args.setup_tempocnn:
         _setup_tempocnn(args.tempocnn_venv)
 
-    root = _fetch(args.cache_dir, PACKAGES)
-    tracks = _tracks(args.cache_dir, root, PACKAGES, args.per_package, args.excerpt_s)
+    root = fetch_packages(args.cache_dir, PACKAGES)
+    tracks = cut_excerpts(args.cache_dir, root, PACKAGES, args.per_package, args.excerpt_s)
     print(f"{len(tracks)} excerpts of {args.excerpt_s:g} s from {len(PACKAGES)} Debian packages", flush=True)
     cache_path = args.cache_dir / "real" / f"peers-{args.excerpt_s:g}s.json"
     cached: dict[str, Any] = json.loads(cache_path.read_text()) if cache_path.exists() else {}

@@ -396,7 +396,8 @@ async def build_index(
     on the model's rows (``keeps_camelot``) and it is copied onto them, :data:`COPY_KEYS_ROWS` rows per transaction;
     (3) the new generation's indexes (:func:`_index_name`) are built one by one with ``CREATE INDEX CONCURRENTLY``
     and ``maintenance_work_mem_mb`` for this session (the build is much faster when the graph fits), each logged as
-    n of 25; (4) the key is copied again onto rows written meanwhile by a transaction older than step 2; (5) one
+    n of 25; (4) the key is copied again onto rows written meanwhile by a transaction older than step 2, and
+    ``embeddings`` analyzed (a concurrent build, unlike a plain one, leaves the planner's row count as it was); (5) one
     short transaction checks that every new index is valid and points ``embedding_models`` (index name, type,
     ``key_indexed``, generation) at them; (6) the old ones are dropped with ``DROP INDEX CONCURRENTLY``.
 
@@ -467,6 +468,7 @@ async def _rebuild(
             await conn.execute(create)
     if key_indexes:
         await _copy_keys(conn, model)
+    await conn.execute("ANALYZE embeddings")  # a concurrent build leaves the table's statistics as they were
     async with conn.transaction():
         found = await _hnsw_indexes(conn, model)
         unusable = [name for name, _ in new if not found.get(name, False)]

@@ -316,9 +316,10 @@ async def register_model(
     """Declare an embedding model and build its partial HNSW indexes (cosine, of :func:`preferred_index_type`; one
     over every row and one per Camelot key) if it is new.
 
-    Call once at worker start-up, in a transaction of its own (it takes the lock :func:`build_index` holds). Returns
-    ``True`` when the model was new. ``build_index=False`` leaves the indexes to :func:`build_index` (faster for a
-    bulk import: build once after loading). Raises ``StorageError`` when the model exists with another dimension.
+    Call once at worker start-up, in a transaction of its own (it takes a lock that keeps two registrations
+    apart). Returns ``True`` when the model was new. ``build_index=False`` leaves the indexes to
+    :func:`build_index` (faster for a bulk import: build once after loading). Raises ``StorageError`` when the
+    model exists with another dimension.
     """
     if not 1 <= dim <= 2000:
         raise ValueError(f"dim must be 1..2000 for an HNSW index (got {dim})")
@@ -347,19 +348,24 @@ async def register_model(
 
 
 @contextlib.asynccontextmanager
-async def _rebuild_lock(conn: Connection) -> AsyncIterator[None]:
-    """Hold the lock that keeps two rebuilds (and :func:`register_model`) apart, with ``conn`` in autocommit mode
-    meanwhile: ``CREATE``/``DROP INDEX CONCURRENTLY`` run outside transactions."""
+async def _rebuild_lock(conn: Connection) -> AsyncIterator[bool]:
+    """Take, without waiting, the lock that keeps two rebuilds apart, with ``conn`` in autocommit mode meanwhile
+    (``CREATE``/``DROP INDEX CONCURRENTLY`` run outside transactions); yields whether it was free.
+
+    Never waited for: a session waiting for it would hold a snapshot, which the holder's concurrent builds wait
+    for in turn (a deadlock PostgreSQL would break by cancelling one of them)."""
     await _commit_read(conn)
     autocommit = conn.autocommit
     await conn.set_autocommit(True)
     try:
-        await conn.execute("SELECT pg_advisory_lock(hashtext('sonantica:embedding_models'))")
+        cur = await conn.execute("SELECT pg_try_advisory_lock(hashtext('sonantica:embedding_index_rebuild'))")
+        row = await cur.fetchone()
+        taken = row is not None and bool(row[0])
         try:
-            yield
+            yield taken
         finally:
-            if not conn.broken:
-                await conn.execute("SELECT pg_advisory_unlock(hashtext('sonantica:embedding_models'))")
+            if taken and not conn.broken:
+                await conn.execute("SELECT pg_advisory_unlock(hashtext('sonantica:embedding_index_rebuild'))")
     finally:
         if not conn.broken:
             await conn.set_autocommit(autocommit)
@@ -391,7 +397,8 @@ async def build_index(
     ("vector" or "halfvec"; default :func:`preferred_index_type`), beside the ones its queries use now, then switch
     to them. Without ``key_indexes`` the model has none afterwards. Call outside a transaction: it commits often.
 
-    Steps, all under the lock two rebuilds share: (1) indexes of the model that its queries do not use (what an
+    Raises ``StorageError`` at once when another session rebuilds (they share a lock, never waited for: see
+    :func:`_rebuild_lock`). Steps: (1) indexes of the model that its queries do not use (what an
     interrupted rebuild left, valid or not) are dropped; (2) with ``key_indexes``, the triggers start keeping the key
     on the model's rows (``keeps_camelot``) and it is copied onto them, :data:`COPY_KEYS_ROWS` rows per transaction;
     (3) the new generation's indexes (:func:`_index_name`) are built one by one with ``CREATE INDEX CONCURRENTLY``
@@ -402,8 +409,8 @@ async def build_index(
     ``key_indexed``, generation) at them; (6) the old ones are dropped with ``DROP INDEX CONCURRENTLY``.
 
     Until step 5 commits, searches use the old indexes with their cast and their speed (none if the model has none:
-    then they scan its rows exactly); nothing waits on the build but another rebuild, :func:`register_model` and a
-    schema change of ``embeddings``. Writes go on (each new vector also goes into every index being built). Each
+    then they scan its rows exactly); nothing waits on the build but a schema change of ``embeddings``. Writes go
+    on (each new vector also goes into every index being built). Each
     concurrent build waits first for the transactions that write ``embeddings`` then, and last for every
     transaction of the database older than its own snapshot (PostgreSQL's rule): an idle open transaction stalls
     it. Interrupted (a crash, a cancelled statement), it leaves an INVALID index that step 1 of the next rebuild
@@ -412,7 +419,9 @@ async def build_index(
     index_type = index_type or await preferred_index_type(conn)
     if index_type not in ("vector", "halfvec"):
         raise ValueError(f"index_type must be 'vector' or 'halfvec' (got {index_type!r})")
-    async with _rebuild_lock(conn):
+    async with _rebuild_lock(conn) as taken:
+        if not taken:
+            raise StorageError("another session is rebuilding embedding indexes; build again once it is done")
         await _rebuild(
             conn,
             model,
@@ -498,7 +507,8 @@ async def ensure_indexes(
     """Rebuild ``model``'s HNSW indexes (:func:`build_index`, beside the ones in use) when it has no per-key indexes
     (a model registered before migration 0024), its indexes are not of :func:`preferred_index_type` (registered
     before the server's pgvector had ``halfvec``), or one is missing or invalid; drop what an interrupted rebuild
-    left. Returns whether it rebuilt. Call outside a transaction (see :func:`build_index`).
+    left. Returns whether it rebuilt; ``False`` at once when another process is rebuilding (it does the work). Call
+    outside a transaction (see :func:`build_index`).
 
     Minutes for a large library, during which Sonic Match answers from the old indexes (docs/benchmarks/scale.md).
     """
@@ -506,7 +516,10 @@ async def ensure_indexes(
     if await _serving(conn, model, wanted):
         await _commit_read(conn)
         return False
-    async with _rebuild_lock(conn):
+    async with _rebuild_lock(conn) as taken:
+        if not taken:
+            log.info("another process is rebuilding embedding indexes; the indexes of %s are left to it", model)
+            return False
         current = await _model_index(conn, model)
         found = await _hnsw_indexes(conn, model)
         if (

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from pgvector.psycopg import register_vector_async
 
+from sidecar.errors import StorageError
 from sidecar.storage import synthetic, vectors
 from sidecar.storage.db import Connection, Pool, connect, connection, transaction
 from tests.integration.test_scale_similar import DIM, MODEL, STRICT, TRACKS, key_columns, load_library
@@ -116,6 +117,10 @@ async def test_searches_and_writes_go_on_while_the_indexes_are_rebuilt(
         async with watcher.transaction():
             written, _ = await synthetic.insert_tracks(watcher, 1, host="written")
             await vectors.upsert_embedding(watcher, written, MODEL, data[17] * -1.0)
+        # a second rebuild (another worker starting) leaves it to the first, without waiting for it
+        assert await vectors.ensure_indexes(watcher, MODEL) is False
+        with pytest.raises(StorageError, match="another session is rebuilding"):
+            await vectors.build_index(watcher, MODEL)
         assert not rebuild.done()
         await holder.commit()
         await holder.close()

@@ -6,7 +6,8 @@ older than 0.7, ``embedding_models.index_type``), so a query, which always names
 and never mixes models. Filters are applied to an over-fetched candidate set (see :func:`similar`; no iterative
 index scans, so pgvector 0.6 servers work too). A model can also have one partial HNSW index per Camelot key
 (``embedding_models.key_indexed``, :func:`build_index`; the key is copied onto its embedding rows by triggers,
-migration 0024), so a Camelot-compatible query searches only the compatible keys' graphs.
+migration 0024), so a Camelot-compatible query searches only the compatible keys' graphs. A rebuild
+(:func:`build_index`) builds the new indexes beside the ones in use, then switches to them (migration 0027).
 """
 
 from __future__ import annotations
@@ -264,8 +265,12 @@ async def _copy_keys(conn: Connection, model: str) -> int:
     (autocommit), so a writer waits for a few of its rows at most and no search waits; returns the rows updated.
 
     Each updated row is a new row version, which PostgreSQL adds to every index of the model that exists then (the
-    old generation's while a rebuild runs); the new generation, built afterwards, holds only the live versions."""
-    after, copied, batches = 0, 0, 0
+    old generation's while a rebuild runs); the new generation, built afterwards, holds only the live versions.
+    Each batch that updated rows is logged with the rows read so far."""
+    cur = await conn.execute("SELECT count(*) FROM embeddings WHERE model = %s", (model,))
+    row = await cur.fetchone()
+    total = 0 if row is None else int(row[0])
+    after, read, copied = 0, 0, 0
     while True:
         cur = await conn.execute(
             """
@@ -278,16 +283,16 @@ async def _copy_keys(conn: Connection, model: str) -> int:
                 WHERE e.model = %(model)s AND e.track_id = b.track_id AND e.camelot IS DISTINCT FROM f.camelot
                 RETURNING 1
             )
-            SELECT (SELECT max(track_id) FROM batch), (SELECT count(*) FROM copied)
+            SELECT (SELECT max(track_id) FROM batch), (SELECT count(*) FROM batch), (SELECT count(*) FROM copied)
             """,
             {"model": model, "after": after, "rows": COPY_KEYS_ROWS},
         )
         row = await cur.fetchone()
         if row is None or row[0] is None:
             return copied
-        after, copied, batches = int(row[0]), copied + int(row[1]), batches + 1
-        if batches % 20 == 0:
-            log.info("copying the key onto the rows of %s: %d rows updated so far", model, copied)
+        after, read, copied = int(row[0]), read + int(row[1]), copied + int(row[2])
+        if row[2]:
+            log.info("copying the key onto the rows of %s: %d of %d read, %d updated", model, read, total, copied)
 
 
 async def _commit_read(conn: Connection) -> None:

@@ -4,6 +4,7 @@ go on during the build, the switch is atomic, and an interrupted rebuild is clea
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -145,7 +146,7 @@ async def test_searches_and_writes_go_on_while_the_indexes_are_rebuilt(
 
 
 async def test_an_interrupted_rebuild_is_cleaned_up_and_done_by_the_next_start(
-    pool: Pool, database_url: str, watcher: Connection
+    pool: Pool, database_url: str, watcher: Connection, caplog: pytest.LogCaptureFixture
 ) -> None:
     first, _ = await load_library(pool, key_indexes=False)
     async with transaction(pool) as conn:
@@ -167,8 +168,14 @@ async def test_an_interrupted_rebuild_is_cleaned_up_and_done_by_the_next_start(
     new_name = vectors._index_name(MODEL, DIM, old[3] + 1)
     assert left == {old[0]: (True, left[old[0]][1]), new_name: (False, left[new_name][1])}
     async with connection(pool) as conn:
-        assert await vectors.ensure_indexes(conn, MODEL) is True
+        with caplog.at_level(logging.INFO, logger="sidecar.storage.vectors"):
+            assert await vectors.ensure_indexes(conn, MODEL) is True
         assert await vectors.ensure_indexes(conn, MODEL) is False
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith(f"dropping {new_name},") for m in messages)  # the unfinished index, first
+    progress = [m for m in messages if m.startswith("building HNSW index ")]
+    assert [m.split(" of ")[0] for m in progress] == [f"building HNSW index {n}" for n in range(1, 26)]
+    assert all(f" of 25 of {MODEL} " in m for m in progress)
     async with transaction(pool) as conn:
         after = await model_row(conn)
         indexes = await model_indexes(conn)

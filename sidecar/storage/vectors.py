@@ -7,7 +7,7 @@ and never mixes models. Filters are applied to an over-fetched candidate set (se
 index scans, so pgvector 0.6 servers work too). A model can also have one partial HNSW index per Camelot key
 (``embedding_models.key_indexed``, :func:`build_index`; the key is copied onto its embedding rows by triggers,
 migration 0024), so a Camelot-compatible query searches only the compatible keys' graphs. A rebuild
-(:func:`build_index`) builds the new indexes beside the ones in use, then switches to them (migration 0027).
+(:func:`build_index`) builds the new indexes beside the ones in use, then switches to them (migration 0028).
 """
 
 from __future__ import annotations

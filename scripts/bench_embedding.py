@@ -980,7 +980,9 @@ def main() -> None:
         "--representations", default="", help="comma-separated substrings: score only the matching representations"
     )
     parser.add_argument("--speed-runs", default="", help="comma-separated substrings: time only the matching runs")
-    parser.add_argument("--quality-models", default=f"timbre-v1,{POOL_MODEL}", help="models of the quality part")
+    parser.add_argument(
+        "--quality-models", default=f"timbre-v1,{POOL_MODEL},{LEVELLED_MODEL}", help="models of the quality part"
+    )
     parser.add_argument(
         "--feature-groups", default=",".join(FEATURE_GROUPS), help="comma-separated: features of broad and transfer"
     )

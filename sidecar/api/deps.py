@@ -7,6 +7,7 @@ from typing import Annotated, cast
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from adapters.base import HostAdapter
 from sidecar.api.security import PRINCIPAL_SCOPE_KEY, Authenticator, Principal, SessionRefusedError
 from sidecar.services.hosts import UserWriters
 from sidecar.services.playlists import PlaylistWriter
@@ -27,6 +28,10 @@ def _settings(request: Request) -> Settings:
 
 def _versions(request: Request) -> dict[str, int]:
     return cast(dict[str, int], request.app.state.versions)
+
+
+def _host_adapter(request: Request) -> HostAdapter | None:
+    return cast(HostAdapter | None, request.app.state.host_adapter)
 
 
 def _writer(request: Request) -> PlaylistWriter | None:
@@ -70,4 +75,5 @@ RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 VersionsDep = Annotated[dict[str, int], Depends(_versions)]
 WriterDep = Annotated[PlaylistWriter | None, Depends(_writer)]
+HostAdapterDep = Annotated[HostAdapter | None, Depends(_host_adapter)]
 TokenDep = Depends(require_token)

@@ -76,6 +76,14 @@ class TrackAnalysisPublic(BaseModel):
     embedding_models: list[str]
     tags: list[TagPublic]
     tags_model: str | None
+    overridden: list[Literal["bpm", "key"]] = Field(
+        description="fields set by the user (`PATCH /api/tracks/{id}/overrides`): their values above are the"
+        " user's, with confidence 1"
+    )
+    analyzed: dict[str, float | str | None] = Field(
+        description="the analyzers' own values of the overridden fields (`bpm`, `bpm_confidence`,"
+        " `bpm_alternative`; `key`, `key_confidence`, `camelot`); empty without overrides"
+    )
 
     @classmethod
     def of(cls, summary: AnalysisSummary) -> TrackAnalysisPublic:
@@ -87,6 +95,21 @@ class TrackAnalysisPublic(BaseModel):
             if tag in TAG_CATEGORIES
         ]
         return cls.model_validate({**fields, "tags": tags})
+
+
+class OverridesIn(BaseModel):
+    """The user's BPM and/or key for a track: a value sets the field, ``null`` gives it back to the analyzer, a
+    field left out stays as it is."""
+
+    model_config = _STRICT
+
+    bpm: float | None = Field(default=None, gt=0, le=1000, description="tempo in BPM")
+    key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        description="e.g. `A minor`, `Am`, `F# major`, `Bb`, Camelot `8A`, Open Key `1m`",
+    )
 
 
 class QuickAnalysisPublic(BaseModel):

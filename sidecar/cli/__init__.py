@@ -13,6 +13,7 @@ from sidecar.cli import (  # noqa: F401  (importing a command module registers i
     host,
     migrate,
     models,
+    override,
     reanalyze,
     scheduler,
     serve,

@@ -221,10 +221,7 @@ async def query_model(conn: Connection, seed_track_ids: Sequence[int], *, config
     models."""
     if not fallback or configured == TIMBRE_MODEL:
         return configured
-    for seed in seed_track_ids:
-        if await vectors.get_embedding(conn, seed, configured) is not None:
-            return configured
-    for seed in seed_track_ids:
-        if await vectors.get_embedding(conn, seed, TIMBRE_MODEL) is not None:
-            return TIMBRE_MODEL
+    found = await vectors.models_with_vectors(conn, seed_track_ids, [configured, TIMBRE_MODEL])
+    if configured not in found and TIMBRE_MODEL in found:
+        return TIMBRE_MODEL
     return configured

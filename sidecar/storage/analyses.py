@@ -21,7 +21,7 @@ from sidecar.domain import (
     TempoResult,
     WaveformResult,
 )
-from sidecar.storage import status, tags, vectors, waveforms
+from sidecar.storage import overrides, status, tags, tracks, vectors, waveforms
 from sidecar.storage.db import Connection
 
 
@@ -53,6 +53,8 @@ class AnalysisSummary(TypedDict):
     embedding_models: list[str]
     tags: dict[str, float]  # canonical tag -> probability 0..1, most probable first; {} when not tagged
     tags_model: str | None  # the model the tags came from
+    overridden: list[str]  # groups set by the user ("bpm", "key"): their values above are the user's
+    analyzed: dict[str, object]  # the analyzer's own values of the overridden groups' fields
 
 
 def _feature_columns(result: AnalyzerOutput, version: int) -> dict[str, object] | None:
@@ -86,6 +88,7 @@ def _feature_columns(result: AnalyzerOutput, version: int) -> dict[str, object] 
 
 
 async def _write_features(conn: Connection, track_id: int, columns: dict[str, object]) -> None:
+    columns = await overrides.divert_analyzed(conn, track_id, columns)
     names = ["track_id", *columns]
     version_column = next(name for name in columns if name.endswith("_version"))
     query = sql.SQL(
@@ -133,6 +136,7 @@ async def store_results(
     """
     done = {name: versions[name] for name in results}
     async with conn.transaction():
+        await tracks.lock_track(conn, track_id)  # first, as an override does: no deadlock between the two
         # Vectors last: the key is then in track_features when the vector row is inserted (the insert trigger copies
         # it), instead of an update of that row that would insert it into the HNSW indexes a second time.
         for name, result in sorted(results.items(), key=lambda item: (isinstance(item[1], EmbeddingResult), item[0])):
@@ -196,6 +200,7 @@ async def get_analysis(conn: Connection, track_id: int) -> AnalysisSummary | Non
     if row is None:
         return None
     stored = await tags.get_tags(conn, track_id)
+    user = await overrides.get_overrides(conn, track_id)
     return AnalysisSummary(
         track_id=row[0],
         host=row[1],
@@ -222,4 +227,6 @@ async def get_analysis(conn: Connection, track_id: int) -> AnalysisSummary | Non
         failures={str(k): str(v) for k, v in row[22].items()},
         tags={} if stored is None else stored.probabilities,
         tags_model=None if stored is None else stored.model,
+        overridden=user.groups,
+        analyzed=user.analyzed,
     )

@@ -235,6 +235,14 @@ async def record_file_stat(conn: Connection, track_id: int, *, size_bytes: int, 
     return changed
 
 
+async def lock_track(conn: Connection, track_id: int) -> bool:
+    """Hold the track's row until the transaction ends (``FOR NO KEY UPDATE``: foreign-key checks elsewhere still
+    pass), so that writes of the same track's results and overrides run one after the other; whether it exists.
+    Take it before any other row of the track, as :func:`sidecar.storage.analyses.store_results` does."""
+    cur = await conn.execute("SELECT 1 FROM tracks WHERE id = %s FOR NO KEY UPDATE", (track_id,))
+    return await cur.fetchone() is not None
+
+
 async def get_track(conn: Connection, track_id: int) -> TrackRecord | None:
     """The track with this id, or ``None``."""
     async with conn.cursor(row_factory=class_row(TrackRecord)) as cur:

@@ -702,11 +702,14 @@ async def copy_embeddings(
     return len(track_ids)
 
 
-async def get_embedding(conn: Connection, track_id: int, model: str) -> npt.NDArray[np.float32] | None:
-    """The stored vector of a track for ``model``, or ``None``."""
-    cur = await conn.execute("SELECT embedding FROM embeddings WHERE track_id = %s AND model = %s", (track_id, model))
-    row = await cur.fetchone()
-    return None if row is None else np.asarray(row[0].to_numpy(), dtype=np.float32)
+async def models_with_vectors(conn: Connection, track_ids: Sequence[int], models: Sequence[str]) -> set[str]:
+    """Which of ``models`` have a stored vector for at least one of ``track_ids`` (from the primary key's index:
+    no vector is read)."""
+    cur = await conn.execute(
+        "SELECT DISTINCT model FROM embeddings WHERE track_id = ANY(%s) AND model = ANY(%s)",
+        (list(track_ids), list(models)),
+    )
+    return {str(row[0]) for row in await cur.fetchall()}
 
 
 def _distance(index_type: str, dim: int, left: sql.Composable, right: sql.Composable) -> sql.Composed:

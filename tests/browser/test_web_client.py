@@ -1,6 +1,6 @@
 """The web client in headless Chromium against a real Subsonic server: sign-in (right and wrong password), the
-library's search and filters, a playlist made from the track page and written to the server, 360 px layout, and
-no console error on any page."""
+library's search and filters, a playlist made from the track page and written to the server, a BPM corrected by
+hand and given back, 360 px layout, and no console error on any page."""
 
 from __future__ import annotations
 
@@ -102,6 +102,33 @@ def test_track_page_writes_a_playlist_to_the_server(signed_in: Page, web_server:
     assert len(on_server) == 5
     assert on_server[0] == night
     assert _run(playlist_of(web_server.username, web_server.password)) is None  # not the sidecar account's
+
+
+def test_track_page_corrects_the_bpm_and_gives_it_back(
+    signed_in: Page, web_server: WebServer, console: ConsoleWatch
+) -> None:
+    page = signed_in
+    page.goto(f"{web_server.url}/?q=far")
+    page.click("#tracks tbody a")
+    expect(page.locator("h1")).to_have_text("Far Away")
+    expect(page.locator("#correct-bpm")).to_have_value("95")
+    expect(page.locator("#restore")).to_be_hidden()
+    page.fill("#correct-bpm", "190")
+    page.click("#correct button[type=submit]")
+    expect(page.locator("#correct-status")).to_contain_text("Saved")
+    expect(page.locator("#facts")).to_contain_text("190.0")
+    expect(page.locator("#facts")).to_contain_text("set by you · the analyzer read 95.0")
+    listed = page.request.get(f"{web_server.url}/api/tracks?bpm_min=185&bpm_max=195").json()["tracks"]
+    assert [track["title"] for track in listed] == ["Far Away"]  # the library filter uses it at once
+    console.allow("422")  # the browser logs the refused request itself
+    page.fill("#correct-key", "H minor")
+    page.click("#correct button[type=submit]")
+    expect(page.locator("#correct-status")).to_contain_text("H minor")  # the server's reason, shown
+    page.click("#restore")
+    expect(page.locator("#correct-status")).to_contain_text("The analyzer's values are back.")
+    expect(page.locator("#facts")).to_contain_text("95.0")
+    expect(page.locator("#facts")).not_to_contain_text("set by you")
+    expect(page.locator("#restore")).to_be_hidden()
 
 
 COLUMNS_DRAWN = """() => {

@@ -59,7 +59,7 @@ def _routes(app: FastAPI) -> list[tuple[str, str]]:
 async def test_every_api_route_refuses_a_missing_or_wrong_token(api: Api, headers: dict[str, str]) -> None:  # noqa: F811
     routes = _routes(api.app)
     assert len(routes) >= 9
-    assert {m for m, _ in routes} == {"GET", "POST", "DELETE"}
+    assert {m for m, _ in routes} == {"GET", "POST", "PATCH", "DELETE"}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api.app), base_url="http://api") as bare:
         for method, path in routes:
             response = await bare.request(method, path, headers=headers, json={})
@@ -84,6 +84,8 @@ async def test_public_read_opens_reads_but_not_writes(
             assert status.status_code == 200
             write = await bare.post(f"/api/tracks/jellyfin/{HOST_IDS['seed']}/on-play")
             assert write.status_code == 401
+            correction = await bare.patch(f"/api/tracks/{ids['seed']}/overrides", json={"bpm": 60})
+            assert correction.status_code == 401
     schema = app.openapi()
     assert "security" not in schema["paths"]["/api/status"]["get"]
     assert schema["paths"]["/api/playlists/bpm-range"]["post"]["security"] == [{"HTTPBearer": []}]

@@ -62,9 +62,10 @@ async def test_schema_has_every_column_the_code_reads(pool: Pool) -> None:
     assert {f.name for f in dataclasses.fields(status.AnalysisStatus)} <= await _columns(pool, "analysis_status")
     feature_keys = set(typing.get_type_hints(analyses.AnalysisSummary)) - {
         "track_id", "host", "host_track_id", "path", "duration_s", "sample_rate_hz", "channels",
-        "analyzer_versions", "failures", "embedding_models", "tags", "tags_model",
+        "analyzer_versions", "failures", "embedding_models", "tags", "tags_model", "overridden", "analyzed",
     }  # fmt: skip
     assert feature_keys <= await _columns(pool, "track_features")
+    assert {"track_id", "bpm", "key", "analyzed"} <= await _columns(pool, "track_overrides")
     assert {"track_id", "tag", "probability", "model", "version"} <= await _columns(pool, "track_tags")
     stems = {"track_id", "is_separated", "location", "size_bytes", "last_accessed_at"}
     assert stems <= await _columns(pool, "stems")
@@ -401,10 +402,12 @@ async def test_embedding_model_registration_enforces_dimension(pool: Pool) -> No
     vector = np.linspace(-1, 1, 48, dtype=np.float32)
     async with transaction(pool) as conn:
         await vectors.upsert_embedding(conn, track_id, "timbre-v1", vector)
-        stored = await vectors.get_embedding(conn, track_id, "timbre-v1")
+        query = "SELECT embedding FROM embeddings WHERE track_id = %s AND model = 'timbre-v1'"
+        cur = await conn.execute(query, (track_id,))
+        stored = await cur.fetchone()
         summary = await analyses.get_analysis(conn, track_id)
     assert stored is not None
-    np.testing.assert_allclose(stored, vector)
+    np.testing.assert_allclose(stored[0].to_numpy(), vector)
     assert summary is not None
     assert summary["embedding_models"] == ["timbre-v1"]
 

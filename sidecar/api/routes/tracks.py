@@ -9,19 +9,22 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from pydantic import Field
 
 from sidecar.analyzers.tags import parse_tags
-from sidecar.api.deps import RuntimeDep, SettingsDep, TokenDep, VersionsDep
+from sidecar.api.deps import HostAdapterDep, RuntimeDep, SettingsDep, TokenDep, VersionsDep
 from sidecar.api.schemas import (
     ErrorPublic,
     LibraryPagePublic,
     LibraryTrackPublic,
     OnPlayPublic,
+    OverridesIn,
     QuickAnalysisPublic,
     SimilarTrackPublic,
     SimilarTracksPublic,
     TrackAnalysisPublic,
 )
 from sidecar.domain import KeySignature, TrackKey
+from sidecar.errors import NotFoundError
 from sidecar.services.onplay import OnPlayState, request_analysis
+from sidecar.services.overrides import override_track
 from sidecar.services.playlists import query_model
 from sidecar.storage import analyses, library, tracks, vectors
 from sidecar.storage.db import transaction
@@ -135,6 +138,47 @@ async def analysis_by_host_id(
     if summary["path"] is None and not summary["analyzer_versions"]:
         raise HTTPException(status.HTTP_409_CONFLICT, NO_FILE_DETAIL.format(host=host, host_track_id=host_track_id))
     return TrackAnalysisPublic.of(summary)
+
+
+OVERRIDE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **NOT_FOUND,
+    422: {"model": ErrorPublic, "description": "a key that does not parse, or no field named"},
+}
+
+
+async def _override(
+    runtime: RuntimeDep, adapter: HostAdapterDep, track_id: int, changes: dict[str, float | KeySignature | None]
+) -> TrackAnalysisPublic:
+    try:
+        summary = await override_track(runtime, track_id, changes, adapter)
+    except NotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    return TrackAnalysisPublic.of(summary)
+
+
+@router.patch("/{track_id}/overrides", dependencies=[TokenDep], responses=OVERRIDE_RESPONSES)
+async def override_analysis(
+    track_id: TrackIdPath, body: OverridesIn, runtime: RuntimeDep, adapter: HostAdapterDep
+) -> TrackAnalysisPublic:
+    """Set the track's BPM and/or key by hand (a wrong octave, a relative key): playlists, filters and the host's
+    tags use them at once and later analyses keep them; ``null`` gives a field back to the analyzer."""
+    if not body.model_fields_set:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "name bpm and/or key (null gives it back)")
+    changes: dict[str, float | KeySignature | None] = {}
+    if "bpm" in body.model_fields_set:
+        changes["bpm"] = body.bpm
+    if "key" in body.model_fields_set:
+        try:
+            changes["key"] = None if body.key is None else KeySignature.parse(body.key)
+        except ValueError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    return await _override(runtime, adapter, track_id, changes)
+
+
+@router.delete("/{track_id}/overrides", dependencies=[TokenDep], responses=NOT_FOUND)
+async def remove_overrides(track_id: TrackIdPath, runtime: RuntimeDep, adapter: HostAdapterDep) -> TrackAnalysisPublic:
+    """Give the track's BPM and key back to the analyzers (their latest readings return at once)."""
+    return await _override(runtime, adapter, track_id, {"bpm": None, "key": None})
 
 
 @router.get(

@@ -12,14 +12,20 @@ function fact(label, value, note = "") {
   return el("div", {}, el("dt", {}, label), dd);
 }
 
+function yours(a, group, analyzerValue) {
+  if (!a.overridden.includes(group)) return "";
+  const read = a.analyzed[group];
+  return `set by you · the analyzer read ${read === null || read === undefined ? "nothing" : analyzerValue(read)}`;
+}
+
 function showAnalysis(a) {
   const confidence = a.bpm_confidence === null ? "" : `confidence ${Math.round(a.bpm_confidence * 100)} %`;
   const alternative = a.bpm_alternative ? ` · or ${fmt(a.bpm_alternative)}` : "";
   const key = a.key ? `${a.key}` : "–";
   const keyNote = a.camelot ? `${a.camelot}${a.key_confidence === null ? "" : ` · ${Math.round(a.key_confidence * 100)} %`}` : "";
   document.getElementById("facts").replaceChildren(
-    fact("BPM", fmt(a.bpm), confidence + alternative),
-    fact("Key", key, keyNote),
+    fact("BPM", fmt(a.bpm), yours(a, "bpm", (v) => fmt(v)) || confidence + alternative),
+    fact("Key", key, [keyNote, yours(a, "key", (v) => v)].filter(Boolean).join(" · ")),
     fact("Loudness", fmt(a.loudness_lufs, 1, "LUFS")),
     fact("Loudness range", fmt(a.loudness_range_lu, 1, "LU")),
     fact("True peak", fmt(a.true_peak_dbtp, 1, "dBTP")),
@@ -37,6 +43,44 @@ function showAnalysis(a) {
 function trackItem(track, extra) {
   const who = [track.artist, track.album].filter(Boolean).join(" — ");
   return el("li", {}, el("a", { href: `/track.html?id=${track.track_id}` }, track.title || "(untitled)"), who ? ` · ${who}` : "", extra ? el("span", { className: "muted" }, ` · ${extra}`) : "");
+}
+
+function showCorrection(a) {
+  const form = document.getElementById("correct");
+  form.bpm.value = a.bpm === null ? "" : String(Math.round(a.bpm * 100) / 100);
+  form.key.value = a.key || "";
+  const alternative = document.getElementById("use-alternative");
+  alternative.hidden = !a.bpm_alternative;
+  if (a.bpm_alternative) alternative.textContent = `Use ${fmt(a.bpm_alternative)} BPM`;
+  document.getElementById("restore").hidden = a.overridden.length === 0;
+}
+
+async function correct(method, body, done) {
+  const status = document.getElementById("correct-status");
+  try {
+    analysis = await api(`/api/tracks/${trackId}/overrides`, { method, body });
+  } catch (error) {
+    say(status, error.message, "error");
+    return;
+  }
+  showAnalysis(analysis);
+  showCorrection(analysis);
+  say(status, done, "ok");
+  await loadSimilar();
+}
+
+function saveCorrection(event) {
+  event.preventDefault();
+  const form = event.target;
+  const body = {};
+  const bpm = Number(form.bpm.value);
+  if (form.bpm.value.trim() && bpm !== Math.round((analysis.bpm || 0) * 100) / 100) body.bpm = bpm;
+  if (form.key.value.trim() && form.key.value.trim() !== analysis.key) body.key = form.key.value.trim();
+  if (Object.keys(body).length === 0) {
+    say(document.getElementById("correct-status"), "Nothing changed.");
+    return;
+  }
+  return correct("PATCH", body, "Saved: playlists and filters use your values now; new analyses keep them.");
 }
 
 async function loadSimilar() {
@@ -140,6 +184,10 @@ async function main() {
   document.getElementById("byline").textContent = [track.artist, track.album].filter(Boolean).join(" — ");
   document.title = `${track.title || "Track"} · Sonántica`;
   showAnalysis(analysis);
+  showCorrection(analysis);
+  document.getElementById("correct").addEventListener("submit", saveCorrection);
+  document.getElementById("use-alternative").addEventListener("click", () => correct("PATCH", { bpm: analysis.bpm_alternative }, "Saved: the other tempo is yours now."));
+  document.getElementById("restore").addEventListener("click", () => correct("DELETE", undefined, "The analyzer's values are back."));
   document.querySelectorAll("#playlist button[data-kind]").forEach((button) => button.addEventListener("click", () => makePlaylist(button.dataset.kind)));
   document.getElementById("request-stems").addEventListener("click", requestStems);
   await Promise.all([loadWaveform(), loadSimilar(), api(`/api/tracks/${trackId}/stems`).then(showStems).catch((error) => say(document.getElementById("stems-status"), error.message, "error"))]);

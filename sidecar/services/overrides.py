@@ -1,0 +1,47 @@
+"""A user's BPM and key for a track (``PATCH /api/tracks/{id}/overrides``, ``sonantica override``): stored over the
+analyzers' readings, then the cached analysis is dropped and the host's tags are rewritten where it takes them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from adapters.base import HostAdapter, HostError
+from sidecar.domain import KeySignature
+from sidecar.errors import NotFoundError, StorageUnavailableError
+from sidecar.services.runtime import Runtime
+from sidecar.services.writeback import write_back_track, writes_tags
+from sidecar.storage import analyses, overrides, tracks
+from sidecar.storage.analyses import AnalysisSummary
+from sidecar.storage.db import transaction
+
+log = logging.getLogger(__name__)
+
+
+async def override_track(
+    runtime: Runtime,
+    track_id: int,
+    changes: Mapping[str, float | KeySignature | None],
+    adapter: HostAdapter | None,
+) -> AnalysisSummary:
+    """Set (a value) or remove (``None``) the user's "bpm" / "key" of a track and return its analysis afterwards.
+
+    Playlists, filters and the per-key search indexes use the new values at once. The host's tags are rewritten
+    when ``adapter`` writes tags (Jellyfin); a host that is down is logged, not raised (`sonantica host
+    write-back` retries). Raises ``NotFoundError`` for an unknown track, ``ValueError`` for a value out of range.
+    """
+    async with transaction(runtime.pool) as conn:
+        record = await tracks.get_track(conn, track_id)
+        if record is None:
+            raise NotFoundError(f"no track with id {track_id}")
+        await overrides.update_overrides(conn, track_id, changes)
+        summary = await analyses.get_analysis(conn, track_id)
+    if summary is None:
+        raise NotFoundError(f"no track with id {track_id}")
+    await runtime.cache.invalidate(record.key)
+    if adapter is not None and writes_tags(adapter) and record.host == adapter.kind.value:
+        try:
+            await write_back_track(runtime, adapter, record.key)
+        except (HostError, ValueError, StorageUnavailableError) as exc:
+            log.warning("tags of track %d not written (%s); `sonantica host write-back` retries", track_id, exc)
+    return summary

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -20,7 +21,7 @@ from sidecar.cli.app import app, configured_adapter
 from sidecar.domain import Priority, TrackKey
 from sidecar.errors import FatalAnalyzerError, SidecarError
 from sidecar.logconfig import setup_logging
-from sidecar.services.analysis import register_embedding_models
+from sidecar.services.analysis import ensure_embedding_indexes, register_embedding_models
 from sidecar.services.enqueue import enqueue_track_ids, register_local_files
 from sidecar.services.reconcile import rebuild_from_database
 from sidecar.services.runtime import Runtime, open_runtime
@@ -34,6 +35,7 @@ from sidecar.worker.runner import Worker
 from sidecar.worker.stems import StemsLane
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 queue_app = typer.Typer(help="Inspect and repair the Redis queues.", no_args_is_help=True)
 app.add_typer(queue_app, name="queue")
@@ -44,6 +46,12 @@ def _priority(text: str, *, choices: str = "on-play, scan or stems") -> Priority
         return Priority(text.replace("-", "_"))
     except ValueError:
         raise typer.BadParameter(f"unknown queue {text!r}: use {choices}") from None
+
+
+def _report_rebuild(task: asyncio.Task[None]) -> None:
+    """Log why the background index rebuild stopped, if it failed (the worker goes on; the next start retries)."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("rebuilding the HNSW indexes failed; the old ones keep serving until the next start: %s", exc)
 
 
 def _run(main: Callable[[Runtime], Awaitable[T]], settings: Settings | None = None) -> T:
@@ -101,9 +109,15 @@ def worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, job_worker.stop)
+        rebuild = asyncio.create_task(ensure_embedding_indexes(runtime, probe.models))  # analyses go on meanwhile
+        rebuild.add_done_callback(_report_rebuild)
         try:
             stats = await job_worker.run(drain=drain)
+            if drain:
+                await asyncio.wait([rebuild])
         finally:
+            rebuild.cancel()  # stopped mid-build: the next start drops the unfinished index and builds again
+            await asyncio.wait([rebuild])
             executor.close()
             if stems_executor is not None:
                 stems_executor.close()

@@ -24,7 +24,7 @@ from sidecar.analyzers.registry import build_analyzers
 from sidecar.demo.library import DemoTrack, demo_library
 from sidecar.demo.subsonic import SubsonicServer
 from sidecar.domain import Priority, TrackKey
-from sidecar.services.analysis import JobOutcome, register_embedding_models
+from sidecar.services.analysis import JobOutcome, ensure_embedding_indexes, register_embedding_models
 from sidecar.services.hosts import make_adapter
 from sidecar.services.playback import NowPlayingTracker, poll_now_playing
 from sidecar.services.playlists import PlaylistEntry, bpm_range_playlist, sonic_match_playlist
@@ -126,6 +126,7 @@ async def run_demo(
         out("3. Embedded PostgreSQL + pgvector and Redis start under " + str(settings.data_dir))
         async with open_runtime(settings) as runtime:
             await register_embedding_models(runtime, analyzers)
+            await ensure_embedding_indexes(runtime, analyzers)
             info = await adapter.ping()
             out(f"4. Connected through the Navidrome adapter: {info.server_name} {info.version}")
             with tqdm(total=len(library), unit="track", desc="   library sync", leave=False) as bar:

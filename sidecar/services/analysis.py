@@ -56,10 +56,7 @@ class EmbeddingModel(Protocol):
 
 
 async def register_embedding_models(runtime: Runtime, analyzers: Iterable[object]) -> list[str]:
-    """Declare the embedding model of every vector-producing analyzer (and build its HNSW indexes when new), and
-    rebuild the indexes of a model registered before per-key or half-precision indexes
-    (:func:`sidecar.storage.vectors.ensure_indexes`: a one-time upgrade, minutes for a large library,
-    docs/benchmarks/scale.md).
+    """Declare the embedding model of every vector-producing analyzer (and build its HNSW indexes when new).
 
     Call once at start-up, before any result is stored; returns the models that were new.
     """
@@ -69,11 +66,22 @@ async def register_embedding_models(runtime: Runtime, analyzers: Iterable[object
             async with transaction(runtime.pool) as conn:
                 if await vectors.register_model(conn, analyzer.model, dim=analyzer.dim):
                     new.append(analyzer.model)
+    return new
+
+
+async def ensure_embedding_indexes(runtime: Runtime, analyzers: Iterable[object]) -> None:
+    """Rebuild the HNSW indexes of each vector-producing analyzer's model when they predate per-key or
+    half-precision indexes, or what an interrupted rebuild left (:func:`sidecar.storage.vectors.ensure_indexes`: a
+    one-time upgrade, minutes for a large library, during which Sonic Match answers from the old indexes and new
+    vectors are stored; docs/operations.md). Call after :func:`register_embedding_models`; cancelling it leaves the
+    old indexes in use and the next call starts again.
+    """
+    for analyzer in analyzers:
+        if isinstance(analyzer, EmbeddingModel):
             async with connection(runtime.pool) as conn:  # not in a transaction: the rebuild commits on its own
                 await vectors.ensure_indexes(
                     conn, analyzer.model, maintenance_work_mem_mb=runtime.settings.db.index_build_memory_mb
                 )
-    return new
 
 
 def cached_from_summary(summary: AnalysisSummary) -> CachedAnalysis:

@@ -6,7 +6,8 @@ older than 0.7, ``embedding_models.index_type``), so a query, which always names
 and never mixes models. Filters are applied to an over-fetched candidate set (see :func:`similar`; no iterative
 index scans, so pgvector 0.6 servers work too). A model can also have one partial HNSW index per Camelot key
 (``embedding_models.key_indexed``, :func:`build_index`; the key is copied onto its embedding rows by triggers,
-migration 0024), so a Camelot-compatible query searches only the compatible keys' graphs.
+migration 0024), so a Camelot-compatible query searches only the compatible keys' graphs. A rebuild
+(:func:`build_index`) builds the new indexes beside the ones in use, then switches to them (migration 0028).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import contextlib
 import hashlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +42,8 @@ visited (about 170 bytes each at 1M x 1 506, docs/benchmarks/scale.md) and ends 
 KEY_CANDIDATES = 60
 """Fewest HNSW candidates per compatible key of a Camelot-compatible :func:`similar` on a key-indexed model
 (``max(KEY_CANDIDATES, 2 * limit)`` per key; docs/benchmarks/scale.md)."""
+COPY_KEYS_ROWS = 5000
+"""Rows per transaction of the key copy a rebuild towards per-key indexes makes (:func:`build_index`)."""
 CAMELOTS = tuple(f"{hour}{letter}" for hour in range(1, 13) for letter in "AB")
 """The 24 Camelot codes: one partial HNSW index each on a key-indexed model."""
 UNFILTERED_CANDIDATES = 200
@@ -133,15 +136,24 @@ class SimilarTrack:
     camelot: str | None
 
 
-def _index_name(model: str, dim: int) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "_", model.lower()).strip("_")[:32]
-    digest = hashlib.sha256(model.encode()).hexdigest()[:8]
-    return f"embeddings_hnsw_{slug}_{dim}_{digest}"
+def _digest(model: str) -> str:
+    return hashlib.sha256(model.encode()).hexdigest()[:8]
 
 
-def _key_index_name(model: str, dim: int, camelot: str) -> str:
-    digest = hashlib.sha256(model.encode()).hexdigest()[:8]
-    return f"embeddings_hnsw_{digest}_{dim}_{camelot.lower()}"
+def _index_name(model: str, dim: int, generation: int = 0) -> str:
+    """The name of ``model``'s main HNSW index of ``generation``: 0 is the name :func:`register_model` and the
+    migrations use; from 1 on (:func:`build_index`) ``embeddings_hnsw_<digest>_<dim>_g<n>`` (at most 41 bytes for
+    n < 10**6, within PostgreSQL's 63)."""
+    if generation == 0:
+        slug = re.sub(r"[^a-z0-9]+", "_", model.lower()).strip("_")[:32]
+        return f"embeddings_hnsw_{slug}_{dim}_{_digest(model)}"
+    return f"embeddings_hnsw_{_digest(model)}_{dim}_g{generation}"
+
+
+def _key_index_name(model: str, dim: int, camelot: str, generation: int = 0) -> str:
+    """The name of ``model``'s HNSW index of one Camelot key: ``embeddings_hnsw_<digest>_<dim>[_g<n>]_<camelot>``."""
+    suffix = f"_g{generation}" if generation else ""
+    return f"embeddings_hnsw_{_digest(model)}_{dim}{suffix}_{camelot.lower()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +162,16 @@ class _ModelIndex:
     index: str
     key_indexed: bool
     index_type: str  # "vector" or "halfvec": the cast of the indexes and of every distance the queries compute
+    generation: int  # of the index names (embedding_models.index_generation)
+
+    def indexes(self, model: str) -> list[tuple[str, str | None]]:
+        """(name, Camelot key or ``None`` for the main one) of each index the model's queries use, main first."""
+        return _generation(model, self.dim, self.index, self.generation, key_indexes=self.key_indexed)
+
+
+def _generation(model: str, dim: int, main: str, generation: int, *, key_indexes: bool) -> list[tuple[str, str | None]]:
+    keys = [(_key_index_name(model, dim, c, generation), c) for c in CAMELOTS] if key_indexes else []
+    return [(main, None), *keys]
 
 
 def _version(pgvector_version: str) -> tuple[int, ...]:
@@ -184,16 +206,25 @@ def _cast(index_type: str, dim: int) -> sql.Composed:
 
 
 def _create_index(
-    model: str, dim: int, index: str, *, index_type: str, m: int, ef_construction: int, camelot: str | None = None
+    model: str,
+    dim: int,
+    index: str,
+    *,
+    index_type: str,
+    m: int,
+    ef_construction: int,
+    camelot: str | None = None,
+    concurrently: bool = False,
 ) -> sql.Composed:
     """The model's HNSW index over every row, or with ``camelot`` over the rows of that key only."""
     where = sql.SQL("model = {}").format(sql.Literal(model))
     if camelot is not None:
         where = sql.SQL("{} AND camelot = {}").format(where, sql.Literal(camelot))
     return sql.SQL(
-        "CREATE INDEX {index} ON embeddings USING hnsw ((embedding{cast}) {ops})"
+        "CREATE INDEX {concurrently}{index} ON embeddings USING hnsw ((embedding{cast}) {ops})"
         " WITH (m = {m}, ef_construction = {ef}) WHERE {where}"
     ).format(
+        concurrently=sql.SQL("CONCURRENTLY " if concurrently else ""),
         index=sql.Identifier(index),
         cast=_cast(index_type, dim),
         ops=sql.Identifier(f"{index_type}_cosine_ops"),
@@ -203,34 +234,65 @@ def _create_index(
     )
 
 
-async def _drop_key_indexes(conn: Connection, model: str, dim: int) -> None:
-    names = sql.SQL(", ").join(sql.Identifier(_key_index_name(model, dim, camelot)) for camelot in CAMELOTS)
-    await conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(names))
-    await conn.execute("UPDATE embedding_models SET key_indexed = false WHERE model = %s", (model,))
+async def _hnsw_indexes(conn: Connection, model: str) -> dict[str, bool]:
+    """Every HNSW index of ``model`` on ``embeddings``, of any generation, valid or not: ``{name: valid}``.
 
-
-async def _create_key_indexes(
-    conn: Connection, model: str, dim: int, *, index_type: str, m: int, ef_construction: int
-) -> None:
-    """Copy the key onto the model's rows (the triggers keep it from then on) and build the 24 key indexes."""
-    await conn.execute("UPDATE embedding_models SET key_indexed = true WHERE model = %s", (model,))
-    await _copy_keys(conn, model)
-    for camelot in CAMELOTS:
-        index = _key_index_name(model, dim, camelot)
-        create = _create_index(
-            model, dim, index, index_type=index_type, m=m, ef_construction=ef_construction, camelot=camelot
-        )
-        await conn.execute(create)
-
-
-async def _copy_keys(conn: Connection, model: str) -> None:
-    await conn.execute(
+    Found by predicate (``model = '<model>'``, alone or with a key) and the ``embeddings_hnsw_`` prefix, so that an
+    index left by an interrupted rebuild or a name of an older scheme (migration 0005's) is found too."""
+    cur = await conn.execute(
         """
-        UPDATE embeddings e SET camelot = f.camelot FROM track_features f
-        WHERE e.model = %s AND f.track_id = e.track_id AND e.camelot IS DISTINCT FROM f.camelot
+        SELECT c.relname, i.indisvalid AND i.indisready
+        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam
+        WHERE i.indrelid = 'embeddings'::regclass AND a.amname = 'hnsw' AND starts_with(c.relname, 'embeddings_hnsw_')
+          AND strpos(pg_get_expr(i.indpred, i.indrelid), '(model = ' || quote_literal(%s::text) || '::text)') > 0
         """,
         (model,),
     )
+    return {str(name): bool(valid) for name, valid in await cur.fetchall()}
+
+
+async def _drop_other_indexes(conn: Connection, model: str, keep: Sequence[tuple[str, str | None]]) -> None:
+    """Drop, one ``DROP INDEX CONCURRENTLY`` each (autocommit), every HNSW index of ``model`` not in ``keep``: the
+    previous generation after a switch, or what an interrupted rebuild left (invalid or not)."""
+    kept = {name for name, _ in keep}
+    for name in sorted(set(await _hnsw_indexes(conn, model)) - kept):
+        log.info("dropping %s, an HNSW index of %s that its queries no longer use", name, model)
+        await conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
+
+
+async def _copy_keys(conn: Connection, model: str) -> int:
+    """Copy each track's key onto ``model``'s rows that lack it, ``COPY_KEYS_ROWS`` rows per transaction
+    (autocommit), so a writer waits for a few of its rows at most and no search waits; returns the rows updated.
+
+    Each updated row is a new row version, which PostgreSQL adds to every index of the model that exists then (the
+    old generation's while a rebuild runs); the new generation, built afterwards, holds only the live versions.
+    Each batch that updated rows is logged with the rows read so far."""
+    cur = await conn.execute("SELECT count(*) FROM embeddings WHERE model = %s", (model,))
+    row = await cur.fetchone()
+    total = 0 if row is None else int(row[0])
+    after, read, copied = 0, 0, 0
+    while True:
+        cur = await conn.execute(
+            """
+            WITH batch AS (
+                SELECT track_id FROM embeddings
+                WHERE model = %(model)s AND track_id > %(after)s ORDER BY track_id LIMIT %(rows)s
+            ), copied AS (
+                UPDATE embeddings e SET camelot = f.camelot
+                FROM batch b JOIN track_features f ON f.track_id = b.track_id
+                WHERE e.model = %(model)s AND e.track_id = b.track_id AND e.camelot IS DISTINCT FROM f.camelot
+                RETURNING 1
+            )
+            SELECT (SELECT max(track_id) FROM batch), (SELECT count(*) FROM batch), (SELECT count(*) FROM copied)
+            """,
+            {"model": model, "after": after, "rows": COPY_KEYS_ROWS},
+        )
+        row = await cur.fetchone()
+        if row is None or row[0] is None:
+            return copied
+        after, read, copied = int(row[0]), read + int(row[1]), copied + int(row[2])
+        if row[2]:
+            log.info("copying the key onto the rows of %s: %d of %d read, %d updated", model, read, total, copied)
 
 
 async def _commit_read(conn: Connection) -> None:
@@ -242,12 +304,15 @@ async def _commit_read(conn: Connection) -> None:
 
 async def _model_index(conn: Connection, model: str) -> _ModelIndex:
     cur = await conn.execute(
-        "SELECT dim, index_name, key_indexed, index_type FROM embedding_models WHERE model = %s", (model,)
+        "SELECT dim, index_name, key_indexed, index_type, index_generation FROM embedding_models WHERE model = %s",
+        (model,),
     )
     row = await cur.fetchone()
     if row is None:
         raise NotFoundError(f"embedding model {model!r} is not registered (the worker registers it at start-up)")
-    return _ModelIndex(dim=int(row[0]), index=str(row[1]), key_indexed=bool(row[2]), index_type=str(row[3]))
+    return _ModelIndex(
+        dim=int(row[0]), index=str(row[1]), key_indexed=bool(row[2]), index_type=str(row[3]), generation=int(row[4])
+    )
 
 
 async def register_model(
@@ -256,9 +321,10 @@ async def register_model(
     """Declare an embedding model and build its partial HNSW indexes (cosine, of :func:`preferred_index_type`; one
     over every row and one per Camelot key) if it is new.
 
-    Call once at worker start-up, outside other transactions (it takes a lock on ``embeddings``). Returns
-    ``True`` when the model was new. ``build_index=False`` leaves the indexes to :func:`build_index` (faster for a
-    bulk import: build once after loading). Raises ``StorageError`` when the model exists with another dimension.
+    Call once at worker start-up, in a transaction of its own (it takes a lock that keeps two registrations
+    apart). Returns ``True`` when the model was new. ``build_index=False`` leaves the indexes to
+    :func:`build_index` (faster for a bulk import: build once after loading). Raises ``StorageError`` when the
+    model exists with another dimension.
     """
     if not 1 <= dim <= 2000:
         raise ValueError(f"dim must be 1..2000 for an HNSW index (got {dim})")
@@ -273,15 +339,53 @@ async def register_model(
         index = _index_name(model, dim)
         index_type = await preferred_index_type(conn)
         await conn.execute(
-            "INSERT INTO embedding_models (model, dim, index_name, index_type) VALUES (%s, %s, %s, %s)",
-            (model, dim, index, index_type),
+            "INSERT INTO embedding_models (model, dim, index_name, index_type, key_indexed, keeps_camelot)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
+            (model, dim, index, index_type, build_index, build_index),
         )
-        if build_index:
-            await conn.execute(
-                _create_index(model, dim, index, index_type=index_type, m=m, ef_construction=ef_construction)
-            )
-            await _create_key_indexes(conn, model, dim, index_type=index_type, m=m, ef_construction=ef_construction)
+        if build_index:  # a new model has no rows yet: no key to copy
+            for name, camelot in _generation(model, dim, index, 0, key_indexes=True):
+                create = _create_index(
+                    model, dim, name, index_type=index_type, m=m, ef_construction=ef_construction, camelot=camelot
+                )
+                await conn.execute(create)
     return True
+
+
+@contextlib.asynccontextmanager
+async def _rebuild_lock(conn: Connection) -> AsyncIterator[bool]:
+    """Take, without waiting, the lock that keeps two rebuilds apart, with ``conn`` in autocommit mode meanwhile
+    (``CREATE``/``DROP INDEX CONCURRENTLY`` run outside transactions); yields whether it was free.
+
+    Never waited for: a session waiting for it would hold a snapshot, which the holder's concurrent builds wait
+    for in turn (a deadlock PostgreSQL would break by cancelling one of them)."""
+    await _commit_read(conn)
+    autocommit = conn.autocommit
+    await conn.set_autocommit(True)
+    try:
+        cur = await conn.execute("SELECT pg_try_advisory_lock(hashtext('sonantica:embedding_index_rebuild'))")
+        row = await cur.fetchone()
+        taken = row is not None and bool(row[0])
+        try:
+            yield taken
+        finally:
+            if taken and not conn.broken:
+                await conn.execute("SELECT pg_advisory_unlock(hashtext('sonantica:embedding_index_rebuild'))")
+    finally:
+        if not conn.broken:
+            await conn.set_autocommit(autocommit)
+
+
+@contextlib.asynccontextmanager
+async def _session_setting(conn: Connection, name: str, value: str) -> AsyncIterator[None]:
+    """``name`` set to ``value`` for this session meanwhile, then back to what it was."""
+    cur = await conn.execute("SELECT current_setting(%s), set_config(%s, %s, false)", (name, name, value))
+    row = await cur.fetchone()
+    try:
+        yield
+    finally:
+        if row is not None and not conn.broken:
+            await conn.execute("SELECT set_config(%s, %s, false)", (name, str(row[0])))
 
 
 async def build_index(
@@ -295,76 +399,155 @@ async def build_index(
     index_type: str | None = None,
 ) -> None:
     """(Re)build ``model``'s HNSW index and, with ``key_indexes``, its 24 per-key indexes, of ``index_type``
-    ("vector" or "halfvec"; default :func:`preferred_index_type`). Without ``key_indexes`` the model has none
-    afterwards. Call outside a transaction: it commits twice.
+    ("vector" or "halfvec"; default :func:`preferred_index_type`), beside the ones its queries use now, then switch
+    to them. Without ``key_indexes`` the model has none afterwards. Call outside a transaction: it commits often.
 
-    First transaction: the model's indexes are dropped and, with ``key_indexes``, the key is copied onto its rows
-    (onto indexed rows, each copy would be a new insertion into the HNSW graph, much slower than a build). Second:
-    the indexes are built, with ``maintenance_work_mem_mb`` set (the build is much faster when the graph fits). The
-    copy must be committed first: an index built in the transaction that updated the rows would also hold every old
-    row version (docs/benchmarks/scale.md). Between the two, searches of the model scan its rows exactly (slow on a
-    large library); during the second, every query of ``embeddings`` waits.
+    Raises ``StorageError`` at once when another session rebuilds (they share a lock, never waited for: see
+    :func:`_rebuild_lock`). Steps: (1) indexes of the model that its queries do not use (what an
+    interrupted rebuild left, valid or not) are dropped; (2) with ``key_indexes``, the triggers start keeping the key
+    on the model's rows (``keeps_camelot``) and it is copied onto them, :data:`COPY_KEYS_ROWS` rows per transaction;
+    (3) the new generation's indexes (:func:`_index_name`) are built one by one with ``CREATE INDEX CONCURRENTLY``
+    and ``maintenance_work_mem_mb`` for this session (the build is much faster when the graph fits), each logged as
+    n of 25; (4) the key is copied again onto rows written meanwhile by a transaction older than step 2, and
+    ``embeddings`` analyzed (a concurrent build, unlike a plain one, leaves the planner's row count as it was); (5) one
+    short transaction checks that every new index is valid and points ``embedding_models`` (index name, type,
+    ``key_indexed``, generation) at them; (6) the old ones are dropped with ``DROP INDEX CONCURRENTLY``.
+
+    Until step 5 commits, searches use the old indexes with their cast and their speed (none if the model has none:
+    then they scan its rows exactly); nothing waits on the build but a schema change of ``embeddings``. Writes go
+    on (each new vector also goes into every index being built). Each
+    concurrent build waits first for the transactions that write ``embeddings`` then, and last for every
+    transaction of the database older than its own snapshot (PostgreSQL's rule): an idle open transaction stalls
+    it. Interrupted (a crash, a cancelled statement), it leaves an INVALID index that step 1 of the next rebuild
+    drops, and the model's queries keep the old generation.
     """
-    current = await _model_index(conn, model)
-    dim, index = current.dim, current.index
     index_type = index_type or await preferred_index_type(conn)
     if index_type not in ("vector", "halfvec"):
         raise ValueError(f"index_type must be 'vector' or 'halfvec' (got {index_type!r})")
-    await _commit_read(conn)
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('sonantica:embedding_models'))")
-        await conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index)))
-        await _drop_key_indexes(conn, model, dim)
-        if key_indexes:
-            await _copy_keys(conn, model)
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('sonantica:embedding_models'))")
-        await conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (f"{maintenance_work_mem_mb}MB",))
-        await conn.execute("UPDATE embedding_models SET index_type = %s WHERE model = %s", (index_type, model))
-        if key_indexes:
-            await _create_key_indexes(conn, model, dim, index_type=index_type, m=m, ef_construction=ef_construction)
-        await conn.execute(
-            _create_index(model, dim, index, index_type=index_type, m=m, ef_construction=ef_construction)
+    async with _rebuild_lock(conn) as taken:
+        if not taken:
+            raise StorageError("another session is rebuilding embedding indexes; build again once it is done")
+        await _rebuild(
+            conn,
+            model,
+            index_type=index_type,
+            key_indexes=key_indexes,
+            m=m,
+            ef_construction=ef_construction,
+            maintenance_work_mem_mb=maintenance_work_mem_mb,
         )
+
+
+async def _rebuild(
+    conn: Connection,
+    model: str,
+    *,
+    index_type: str,
+    key_indexes: bool,
+    m: int,
+    ef_construction: int,
+    maintenance_work_mem_mb: int,
+) -> None:
+    """:func:`build_index`'s steps, on an autocommit connection holding :func:`_rebuild_lock`."""
+    current = await _model_index(conn, model)
+    await _drop_other_indexes(conn, model, current.indexes(model))
+    generation = current.generation + 1
+    dim = current.dim
+    new = _generation(model, dim, _index_name(model, dim, generation), generation, key_indexes=key_indexes)
+    if key_indexes:
+        await conn.execute("UPDATE embedding_models SET keeps_camelot = true WHERE model = %s", (model,))
+        copied = await _copy_keys(conn, model)
+        log.info("copied the key onto %d rows of %s", copied, model)
+    async with _session_setting(conn, "maintenance_work_mem", f"{maintenance_work_mem_mb}MB"):
+        for n, (name, camelot) in enumerate(new, 1):
+            log.info(
+                "building HNSW index %d of %d of %s (%s, %s%s) beside the ones in use",
+                n,
+                len(new),
+                model,
+                name,
+                index_type,
+                "" if camelot is None else f", key {camelot}",
+            )
+            create = _create_index(
+                model,
+                dim,
+                name,
+                index_type=index_type,
+                m=m,
+                ef_construction=ef_construction,
+                camelot=camelot,
+                concurrently=True,
+            )
+            await conn.execute(create)
+    if key_indexes:
+        await _copy_keys(conn, model)
+    await conn.execute("ANALYZE embeddings")  # a concurrent build leaves the table's statistics as they were
+    async with conn.transaction():
+        found = await _hnsw_indexes(conn, model)
+        unusable = [name for name, _ in new if not found.get(name, False)]
+        if unusable:
+            raise StorageError(f"not switching {model!r} to its new HNSW indexes: {unusable} missing or invalid")
+        await conn.execute(
+            "UPDATE embedding_models SET index_name = %s, index_type = %s, key_indexed = %s, keeps_camelot = %s,"
+            " index_generation = %s WHERE model = %s",
+            (new[0][0], index_type, key_indexes, key_indexes, generation, model),
+        )
+    log.info("%s now searches its %s HNSW indexes of generation %d", model, index_type, generation)
+    await _drop_other_indexes(conn, model, new)
+
+
+async def _serving(conn: Connection, model: str, index_type: str) -> bool:
+    """Whether ``model``'s queries use a main and 24 per-key indexes of ``index_type``, all valid, and it has no
+    other HNSW index (what an interrupted rebuild leaves)."""
+    current = await _model_index(conn, model)
+    found = await _hnsw_indexes(conn, model)
+    names = {name for name, _ in current.indexes(model)}
+    return current.key_indexed and current.index_type == index_type and set(found) == names and all(found.values())
 
 
 async def ensure_indexes(
     conn: Connection, model: str, *, m: int = 16, ef_construction: int = 128, maintenance_work_mem_mb: int = 1024
 ) -> bool:
-    """Rebuild ``model``'s HNSW indexes (:func:`build_index`) when it has no per-key indexes (a model registered
-    before migration 0024) or its indexes are not of :func:`preferred_index_type` (registered before the server's
-    pgvector had ``halfvec``); returns whether it rebuilt them. Call outside a transaction (see :func:`build_index`).
+    """Rebuild ``model``'s HNSW indexes (:func:`build_index`, beside the ones in use) when it has no per-key indexes
+    (a model registered before migration 0024), its indexes are not of :func:`preferred_index_type` (registered
+    before the server's pgvector had ``halfvec``), or one is missing or invalid; drop what an interrupted rebuild
+    left. Returns whether it rebuilt; ``False`` at once when another process is rebuilding (it does the work). Call
+    outside a transaction (see :func:`build_index`).
 
-    Minutes for a large library, during which every query of ``embeddings`` waits (docs/benchmarks/scale.md).
+    Minutes for a large library, during which Sonic Match answers from the old indexes (docs/benchmarks/scale.md).
     """
     wanted = await preferred_index_type(conn)
-
-    def current(found: _ModelIndex) -> bool:
-        return found.key_indexed and found.index_type == wanted
-
-    if current(await _model_index(conn, model)):
-        return False
-    await _commit_read(conn)
-    await conn.execute("SELECT pg_advisory_lock(hashtext('sonantica:embedding_models'))")  # held across both commits
-    try:
+    if await _serving(conn, model, wanted):
         await _commit_read(conn)
-        if current(await _model_index(conn, model)):
+        return False
+    async with _rebuild_lock(conn) as taken:
+        if not taken:
+            log.info("another process is rebuilding embedding indexes; the indexes of %s are left to it", model)
+            return False
+        current = await _model_index(conn, model)
+        found = await _hnsw_indexes(conn, model)
+        if (
+            current.key_indexed
+            and current.index_type == wanted
+            and all(found.get(name, False) for name, _ in current.indexes(model))
+        ):
+            await _drop_other_indexes(conn, model, current.indexes(model))
             return False
         log.info(
-            "building the %s HNSW indexes of %s, one per key too (once; minutes for a large library)", wanted, model
+            "rebuilding the HNSW indexes of %s as %s, one per key too (once; minutes for a large library)",
+            model,
+            wanted,
         )
-        await build_index(
+        await _rebuild(
             conn,
             model,
+            index_type=wanted,
+            key_indexes=True,
             m=m,
             ef_construction=ef_construction,
             maintenance_work_mem_mb=maintenance_work_mem_mb,
-            index_type=wanted,
         )
-    finally:
-        await _commit_read(conn)
-        await conn.execute("SELECT pg_advisory_unlock(hashtext('sonantica:embedding_models'))")
-        await _commit_read(conn)
     return True
 
 
@@ -453,10 +636,16 @@ def _index_scan_node(node: dict[str, object], index: str) -> dict[str, object] |
 
 
 async def drop_index(conn: Connection, model: str) -> None:
-    """Drop ``model``'s HNSW indexes (before a bulk :func:`copy_embeddings`; :func:`build_index` makes them again)."""
-    found = await _model_index(conn, model)
-    await conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(found.index)))
-    await _drop_key_indexes(conn, model, found.dim)
+    """Drop ``model``'s HNSW indexes of every generation (before a bulk :func:`copy_embeddings`; :func:`build_index`
+    makes them again); in the caller's transaction."""
+    names = sorted(await _hnsw_indexes(conn, model))
+    if names:
+        await conn.execute(
+            sql.SQL("DROP INDEX IF EXISTS {}").format(sql.SQL(", ").join(sql.Identifier(n) for n in names))
+        )
+    await conn.execute(
+        "UPDATE embedding_models SET key_indexed = false, keeps_camelot = false WHERE model = %s", (model,)
+    )
 
 
 async def model_dim(conn: Connection, model: str) -> int:

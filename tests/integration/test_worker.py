@@ -346,6 +346,31 @@ def test_worker_cli_stores_embeddings_of_the_configured_model(
         models = conn.execute("SELECT model, count(*) FROM embeddings GROUP BY model").fetchall()
     assert models == [("timbre-v1", len(library))]
     assert all(counts["done"] == len(library) for counts in _status(env).values())
+    with psycopg.connect(database_url, autocommit=True) as conn:  # as a model from before the per-key indexes
+        for (name,) in conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'embeddings' AND indexdef LIKE %s",
+            ("%timbre-v1%camelot%",),
+        ).fetchall():
+            conn.execute(psycopg.sql.SQL("DROP INDEX {}").format(psycopg.sql.Identifier(name)))
+        conn.execute("UPDATE embedding_models SET key_indexed = false, keeps_camelot = false")
+        conn.execute("UPDATE embeddings SET camelot = NULL")
+    again = _cli(env, "worker", "--drain")  # nothing to analyse: it waits for the rebuild it started, then exits
+    assert again.returncode == 0, again.stderr
+    with psycopg.connect(database_url) as conn:
+        state = conn.execute("SELECT key_indexed, index_generation FROM embedding_models WHERE model = 'timbre-v1'")
+        assert state.fetchone() == (True, 1)
+        valid = conn.execute(
+            "SELECT count(*) FILTER (WHERE i.indisvalid), count(*) FROM pg_index i JOIN pg_class c"
+            " ON c.oid = i.indexrelid WHERE i.indrelid = 'embeddings'::regclass AND c.relname LIKE 'embeddings_hnsw%%'"
+            " AND pg_get_indexdef(i.indexrelid) LIKE %s",
+            ("%timbre-v1%",),
+        )
+        assert valid.fetchone() == (25, 25)
+        keys = conn.execute(
+            "SELECT count(*) FROM embeddings e JOIN track_features f ON f.track_id = e.track_id"
+            " WHERE e.camelot IS NOT DISTINCT FROM f.camelot AND f.camelot IS NOT NULL"
+        )
+        assert keys.fetchone() == (len(library),)
 
 
 async def test_worker_skips_tracks_longer_than_max_duration(

@@ -102,12 +102,13 @@ def _postgres_users(data_dir: Path) -> _Users:
     return _Users(data_dir / "postgres-users")
 
 
-_started_supervisors: list[subprocess.Popen[bytes]] = []
+_started_supervisors: dict[Path, subprocess.Popen[bytes]] = {}
+"""The supervisors this process started, by data directory (reaped by :func:`supervisor_exited`)."""
 
 
 def ensure_supervisor(data_dir: Path) -> None:
     """Start the data directory's supervisor unless one runs (call with :func:`_file_lock` held)."""
-    for started in _started_supervisors:
+    for started in _started_supervisors.values():
         started.poll()  # reap an exited one, so its pid does not look alive
     pid_file = data_dir / "supervisor.pid"
     try:
@@ -124,7 +125,7 @@ def ensure_supervisor(data_dir: Path) -> None:
             stderr=log_file,
             start_new_session=True,  # outlives the terminal's Ctrl-C and its starter
         )
-    _started_supervisors.append(process)
+    _started_supervisors[data_dir] = process
     pid_file.write_text(f"{process.pid}\n")
 
 
@@ -217,6 +218,19 @@ def embedded_postgres_url(
         server.psql(f"CREATE DATABASE {DATABASE_NAME};")
     url: str = server.get_uri(DATABASE_NAME)
     return url
+
+
+def release_embedded_postgres(data_dir: Path) -> None:
+    """Unregister this process as a user of the embedded PostgreSQL of ``data_dir`` (joined with
+    :func:`embedded_postgres_url`), as its exit would; the last user stops the server. A later
+    :func:`embedded_postgres_url` joins (or starts) it again. Does nothing when this process is not a user."""
+    server_class = _pgserver().PostgresServer
+    with _file_lock(_lock_path(data_dir)):
+        _postgres_users(data_dir).remove()
+        server = server_class._instances.get((data_dir / "postgres").resolve())
+        if server is not None:
+            server.cleanup()  # the wheel's own user list: stops the server when this process was its last user
+            server_class._instances.pop(server.pgdata, None)
 
 
 def redis_server_binary() -> Path:
@@ -466,12 +480,20 @@ def supervise(data_dir: Path, *, every_s: float = _SUPERVISE_EVERY_S) -> None:
 
 def supervisor_exited(data_dir: Path, *, timeout_s: float) -> bool:
     """Wait up to ``timeout_s`` for the supervisor of ``data_dir`` to exit (it stops the servers first, a second or
-    two after their last user has gone); whether it has. Call before removing a data directory."""
+    two after their last user has gone); whether it has. A supervisor this process started is also reaped (no
+    zombie is left). Call before removing a data directory."""
     deadline = time.monotonic() + timeout_s
     while (pid := pid_in_file(data_dir / "supervisor.pid")) is not None and pid_alive(pid):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.2)
+    started = _started_supervisors.get(data_dir)
+    if started is not None:
+        try:
+            started.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            return False
+        del _started_supervisors[data_dir]
     return True
 
 

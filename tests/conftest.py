@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, Playwright, sync_playwright
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from sidecar.embedded import EmbeddedRedis, embedded_postgres_url
+from sidecar.embedded import EmbeddedRedis, embedded_postgres_url, release_embedded_postgres, supervisor_exited
 from sidecar.settings import get_settings
 from tests.browser_settings import BrowserTestSettings
 
@@ -50,17 +50,23 @@ def corpus_dir(pytestconfig: pytest.Config) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A real PostgreSQL with pgvector: external if configured, otherwise embedded for the session."""
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL with pgvector: external if configured, otherwise embedded for the session (stopped, with
+    its supervisor, at the end of the session)."""
     external = TestServices().database_url
     if external is not None:
-        return external.get_secret_value()
-    return embedded_postgres_url(tmp_path_factory.mktemp("services"))
+        yield external.get_secret_value()
+        return
+    data_dir = tmp_path_factory.mktemp("services")
+    yield embedded_postgres_url(data_dir)
+    release_embedded_postgres(data_dir)
+    assert supervisor_exited(data_dir, timeout_s=60), "the embedded PostgreSQL's supervisor is still running"
 
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Redis: external if configured, otherwise the bundled redis-server for the session."""
+    """A real Redis: external if configured, otherwise the bundled redis-server for the session (stopped, with its
+    supervisor, at the end of the session)."""
     external = TestServices().redis_url
     if external is not None:
         yield external.get_secret_value()
@@ -69,6 +75,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = server.acquire()
     yield url
     server.release()
+    assert supervisor_exited(server.data_dir, timeout_s=60), "the embedded Redis' supervisor is still running"
 
 
 # Browser tests (tests/browser, tests/studio): Debian's Chromium driven by Playwright.

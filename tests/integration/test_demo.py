@@ -1,18 +1,43 @@
-"""The demo flow end to end, on a smaller library: real Subsonic server, Navidrome adapter, embedded services."""
+"""The demo flow end to end, on a smaller library: real Subsonic server, Navidrome adapter, embedded services.
+
+The flow runs once per module (it takes most of a minute); each test checks one side of that run."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from adapters.navidrome import NavidromeAdapter, NavidromeConfig
-from sidecar.demo.flow import BPM_RANGE, DEMO_PASSWORD, DEMO_USER, run_demo
+from sidecar.demo.flow import BPM_RANGE, DEMO_PASSWORD, DEMO_USER, DemoReport, run_demo
 from sidecar.demo.subsonic import SubsonicServer
-from sidecar.settings import get_settings
+from sidecar.embedded import release_embedded_postgres, supervisor_exited
+from sidecar.settings import Settings
 
 
-async def test_demo_runs_the_whole_flow(tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class DemoRun:
+    report: DemoReport
+    lines: list[str]
+    demo_dir: Path
+
+
+@pytest.fixture(scope="module")
+async def demo_run(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DemoRun]:
+    """One run of the demo on 10 tracks; afterwards its embedded servers are stopped (their supervisor exits)."""
+    base = Settings(data_dir=tmp_path_factory.mktemp("demo") / "data")
     lines: list[str] = []
-    report = await run_demo(get_settings(), n_tracks=10, out=lines.append)
+    report = await run_demo(base, n_tracks=10, out=lines.append)
+    demo_dir = base.data_dir / "demo"
+    yield DemoRun(report, lines, demo_dir)
+    release_embedded_postgres(demo_dir)  # Redis was released when the demo closed its runtime
+    assert supervisor_exited(demo_dir, timeout_s=60), "the demo's embedded servers are still running"
+
+
+def test_demo_runs_the_whole_flow(demo_run: DemoRun) -> None:
+    report, lines = demo_run.report, demo_run.lines
     assert report.analyzed == 10
     # The played track was the last one of the scan backlog; with one job at a time it comes right after the job
     # in progress when it was played.
@@ -32,9 +57,8 @@ async def test_demo_runs_the_whole_flow(tmp_path: Path) -> None:
     assert steps == ["1", "2", "3", "4", "5", "6", "7", "8"]  # each step once, in order
 
 
-async def test_demo_playlists_are_on_the_server(tmp_path: Path) -> None:
-    report = await run_demo(get_settings(), n_tracks=6, out=lambda _line: None)
-    demo_dir = get_settings().data_dir / "demo"
+async def test_demo_playlists_are_on_the_server(demo_run: DemoRun) -> None:
+    report, demo_dir = demo_run.report, demo_run.demo_dir
     with SubsonicServer(demo_dir / "library", demo_dir / "subsonic", username=DEMO_USER, password=DEMO_PASSWORD) as srv:
         config = NavidromeConfig(
             url=srv.url, username=DEMO_USER, password=DEMO_PASSWORD, library_dir=demo_dir / "library"

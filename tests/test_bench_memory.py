@@ -85,8 +85,12 @@ def test_descendants_walk_the_tree_and_skip_excluded_subtrees() -> None:
 
 
 def test_a_real_child_is_found_and_measured() -> None:
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(30)"], stdout=subprocess.PIPE
+    )
     try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == b"ready\n"  # the interpreter is loaded: measured before, RSS was 0.2 MiB
         assert child.pid in descendants(os.getpid(), children_by_parent())
         sample = measure(0.0, "x", [child.pid, 2**22 + 7])  # the second pid does not exist: not counted
         assert sample.processes == 1
@@ -95,3 +99,5 @@ def test_a_real_child_is_found_and_measured() -> None:
     finally:
         child.kill()
         child.wait()
+        if child.stdout is not None:
+            child.stdout.close()

@@ -339,6 +339,7 @@ class LibraryTrackPublic(BaseModel):
     key: str | None
     camelot: str | None
     loudness_lufs: float | None
+    overridden: list[Literal["bpm", "key"]] = Field(description="fields set by the user (`bpm`, `key`)")
 
     @classmethod
     def of(cls, row: LibraryTrack) -> LibraryTrackPublic:

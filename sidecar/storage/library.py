@@ -68,6 +68,7 @@ class LibraryTrack:
     key: str | None
     camelot: str | None
     loudness_lufs: float | None
+    overridden: tuple[str, ...] = ()  # "bpm", "key": values the user set (sidecar.storage.overrides)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,13 +156,14 @@ async def list_tracks(
     substring = bool(filters.query)  # every track is scanned anyway: the total comes with the page
     query = sql.SQL(
         "SELECT t.id, t.host, t.host_track_id, t.title, t.artist, t.album, t.duration_s,"
-        " f.bpm, f.bpm_confidence, f.key, f.camelot, f.loudness_lufs{total}"
+        " f.bpm, f.bpm_confidence, f.key, f.camelot, f.loudness_lufs, o.bpm IS NOT NULL, o.key IS NOT NULL{total}"
         " FROM tracks t LEFT JOIN track_features f ON f.track_id = t.id"
+        " LEFT JOIN track_overrides o ON o.track_id = t.id"
         " WHERE {where} ORDER BY {order}, t.id LIMIT %(limit)s OFFSET %(offset)s"
     ).format(total=sql.SQL(", count(*) OVER ()" if substring else ""), where=where, order=sql.SQL(_ORDER[sort]))
     rows = await _page(conn, query, {**params, "limit": limit, "offset": offset}, substring=substring)
     if substring and rows:
-        total = int(rows[0][12])
+        total = int(rows[0][14])
     elif rows and len(rows) < limit:
         total = offset + len(rows)  # the last page: no count needed
     elif not rows and offset == 0:
@@ -188,6 +190,7 @@ async def list_tracks(
                 key=r[9],
                 camelot=r[10],
                 loudness_lufs=r[11],
+                overridden=tuple(group for group, is_set in (("bpm", r[12]), ("key", r[13])) if is_set),
             )
             for r in rows
         ],

@@ -119,7 +119,12 @@ def test_track_page_corrects_the_bpm_and_gives_it_back(
     expect(page.locator("#facts")).to_contain_text("190.0")
     expect(page.locator("#facts")).to_contain_text("set by you · the analyzer read 95.0")
     listed = page.request.get(f"{web_server.url}/api/tracks?bpm_min=185&bpm_max=195").json()["tracks"]
-    assert [track["title"] for track in listed] == ["Far Away"]  # the library filter uses it at once
+    assert [(track["title"], track["overridden"]) for track in listed] == [("Far Away", ["bpm"])]  # used at once
+    page.goto(f"{web_server.url}/?q=far")
+    expect(page.locator("#tracks tbody td[data-label=BPM]")).to_have_text("190.0 (yours)")
+    expect(page.locator("#tracks tbody td[data-label=Key]")).not_to_contain_text("yours")
+    page.click("#tracks tbody a")
+    expect(page.locator("#correct-bpm")).to_have_value("190")  # the page has loaded the analysis
     console.allow("422")  # the browser logs the refused request itself
     page.fill("#correct-key", "H minor")
     page.click("#correct button[type=submit]")

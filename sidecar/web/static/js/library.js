@@ -76,20 +76,21 @@ function writeForm(params) {
 
 function row(track) {
   const cell = (label, content, className = "") => {
-    const td = el("td", { className }, content);
+    const td = el("td", { className }, ...[content].flat());
     td.dataset.label = label;
     return td;
   };
   const link = el("a", { href: `/track.html?id=${track.track_id}` }, track.title || "(untitled)");
   const key = track.camelot ? `${track.camelot} · ${keyName(track.camelot)}` : "–";
+  const yours = (group, text) => (track.overridden.includes(group) ? [text, " ", el("small", { title: "set by you" }, "(yours)")] : [text]);
   return el(
     "tr",
     {},
     cell("Title", link, "title"),
     cell("Artist", track.artist || "–"),
     cell("Album", track.album || "–"),
-    cell("BPM", fmt(track.bpm), "num"),
-    cell("Key", key),
+    cell("BPM", yours("bpm", fmt(track.bpm)), "num"),
+    cell("Key", yours("key", key)),
     cell("Loudness", fmt(track.loudness_lufs, 1, "LUFS"), "num"),
     cell("Length", duration(track.duration_s), "num"),
   );

@@ -39,7 +39,7 @@ async def override_track(
     if summary is None:
         raise NotFoundError(f"no track with id {track_id}")
     await runtime.cache.invalidate(record.key)
-    if adapter is not None and writes_tags(adapter) and record.host == adapter.kind.value:
+    if adapter is not None and writes_tags(adapter):  # write_back_track skips another host's track
         try:
             await write_back_track(runtime, adapter, record.key)
         except (HostError, ValueError, StorageUnavailableError) as exc:

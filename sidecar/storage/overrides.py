@@ -47,12 +47,10 @@ def _user_columns(value: float | KeySignature) -> dict[str, object]:
     return {"bpm": float(value), "bpm_confidence": 1.0, "bpm_alternative": None}
 
 
-async def get_overrides(conn: Connection, track_id: int, *, lock: bool = False) -> Overrides:
-    """The track's overrides (empty when it has none); ``lock`` holds its row until the transaction ends."""
-    query = sql.SQL("SELECT bpm, key, analyzed FROM track_overrides WHERE track_id = %s{}").format(
-        sql.SQL(" FOR UPDATE" if lock else "")
-    )
-    cur = await conn.execute(query, (track_id,))
+async def get_overrides(conn: Connection, track_id: int) -> Overrides:
+    """The track's overrides (empty when it has none). Writers hold the track's row (:func:`tracks.lock_track`),
+    so one read under that lock stays current until the transaction ends."""
+    cur = await conn.execute("SELECT bpm, key, analyzed FROM track_overrides WHERE track_id = %s", (track_id,))
     row = await cur.fetchone()
     return Overrides() if row is None else Overrides(bpm=row[0], key=row[1], analyzed=dict(row[2]))
 
@@ -95,10 +93,7 @@ async def update_overrides(
     checked = {group: None if value is None else _checked(group, value) for group, value in changes.items()}
     if not await tracks.lock_track(conn, track_id):
         raise NotFoundError(f"no track with id {track_id}")
-    await conn.execute(
-        "INSERT INTO track_features (track_id) SELECT id FROM tracks WHERE id = %s ON CONFLICT (track_id) DO NOTHING",
-        (track_id,),
-    )
+    await conn.execute("INSERT INTO track_features (track_id) VALUES (%s) ON CONFLICT DO NOTHING", (track_id,))
     columns = [column for names in GROUPS.values() for column in names]
     cur = await conn.execute(
         sql.SQL("SELECT {} FROM track_features WHERE track_id = %s FOR UPDATE").format(
@@ -107,10 +102,9 @@ async def update_overrides(
         (track_id,),
     )
     row = await cur.fetchone()
-    if row is None:
-        raise NotFoundError(f"no track with id {track_id}")
+    assert row is not None  # inserted above
     current = dict(zip(columns, row, strict=True))
-    before = await get_overrides(conn, track_id, lock=True)
+    before = await get_overrides(conn, track_id)
     analyzed = dict(before.analyzed)
     bpm, key = before.bpm, before.key
     writes: dict[str, object] = {}
@@ -150,7 +144,7 @@ async def divert_analyzed(conn: Connection, track_id: int, columns: dict[str, ob
     if not touched:
         return columns
     await tracks.lock_track(conn, track_id)  # an override committed between this check and the write would be lost
-    overrides = await get_overrides(conn, track_id, lock=True)
+    overrides = await get_overrides(conn, track_id)
     diverted = [name for group in touched if getattr(overrides, group) is not None for name in GROUPS[group]]
     if not diverted:
         return columns

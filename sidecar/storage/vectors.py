@@ -252,10 +252,9 @@ async def _hnsw_indexes(conn: Connection, model: str) -> dict[str, bool]:
 
 
 async def _drop_other_indexes(conn: Connection, model: str, keep: Sequence[tuple[str, str | None]]) -> None:
-    """Drop, one ``DROP INDEX CONCURRENTLY`` each (autocommit), every HNSW index of ``model`` not in ``keep``: the
-    previous generation after a switch, or what an interrupted rebuild left (invalid or not)."""
-    kept = {name for name, _ in keep}
-    for name in sorted(set(await _hnsw_indexes(conn, model)) - kept):
+    """Drop, one ``DROP INDEX CONCURRENTLY`` each (autocommit), every HNSW index of ``model`` not in ``keep`` (its
+    ``(name, camelot)`` pairs): the previous generation after a switch, or what an interrupted rebuild left."""
+    for name in sorted(set(await _hnsw_indexes(conn, model)) - {name for name, _ in keep}):
         log.info("dropping %s, an HNSW index of %s that its queries no longer use", name, model)
         await conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
 
@@ -267,9 +266,6 @@ async def _copy_keys(conn: Connection, model: str) -> int:
     Each updated row is a new row version, which PostgreSQL adds to every index of the model that exists then (the
     old generation's while a rebuild runs); the new generation, built afterwards, holds only the live versions.
     Each batch that updated rows is logged with the rows read so far."""
-    cur = await conn.execute("SELECT count(*) FROM embeddings WHERE model = %s", (model,))
-    row = await cur.fetchone()
-    total = 0 if row is None else int(row[0])
     after, read, copied = 0, 0, 0
     while True:
         cur = await conn.execute(
@@ -292,7 +288,7 @@ async def _copy_keys(conn: Connection, model: str) -> int:
             return copied
         after, read, copied = int(row[0]), read + int(row[1]), copied + int(row[2])
         if row[2]:
-            log.info("copying the key onto the rows of %s: %d of %d read, %d updated", model, read, total, copied)
+            log.info("copying the key onto the rows of %s: %d read, %d updated", model, read, copied)
 
 
 async def _commit_read(conn: Connection) -> None:
@@ -497,13 +493,18 @@ async def _rebuild(
     await _drop_other_indexes(conn, model, new)
 
 
+def _current(model: str, current: _ModelIndex, found: dict[str, bool], index_type: str) -> bool:
+    """Whether ``model``'s queries use a main and 24 per-key indexes of ``index_type`` and all of them are among
+    ``found`` (:func:`_hnsw_indexes`) and valid."""
+    in_use = current.indexes(model)
+    return current.key_indexed and current.index_type == index_type and all(found.get(n, False) for n, _ in in_use)
+
+
 async def _serving(conn: Connection, model: str, index_type: str) -> bool:
-    """Whether ``model``'s queries use a main and 24 per-key indexes of ``index_type``, all valid, and it has no
-    other HNSW index (what an interrupted rebuild leaves)."""
+    """:func:`_current`, and the model has no other HNSW index (what an interrupted rebuild leaves)."""
     current = await _model_index(conn, model)
     found = await _hnsw_indexes(conn, model)
-    names = {name for name, _ in current.indexes(model)}
-    return current.key_indexed and current.index_type == index_type and set(found) == names and all(found.values())
+    return _current(model, current, found, index_type) and set(found) == {n for n, _ in current.indexes(model)}
 
 
 async def ensure_indexes(
@@ -526,12 +527,7 @@ async def ensure_indexes(
             log.info("another process is rebuilding embedding indexes; the indexes of %s are left to it", model)
             return False
         current = await _model_index(conn, model)
-        found = await _hnsw_indexes(conn, model)
-        if (
-            current.key_indexed
-            and current.index_type == wanted
-            and all(found.get(name, False) for name, _ in current.indexes(model))
-        ):
+        if _current(model, current, await _hnsw_indexes(conn, model), wanted):
             await _drop_other_indexes(conn, model, current.indexes(model))
             return False
         log.info(

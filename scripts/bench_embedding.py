@@ -897,10 +897,9 @@ def real_music(cache_dir: Path, work_dir: Path, *, real_cache: Path, models: Seq
     of each of 8 Debian game soundtracks; label: the package). Nothing is fitted: every vector is the product's
     (``models``) or a peer's, L2-normalised, neighbours by cosine among all the other excerpts. p@1 over every excerpt;
     p@5 over the excerpts of soundtracks with at least 6 (5 others can share the label)."""
-    from scripts.bench_tempo_real import PACKAGES, PER_PACKAGE, cut_excerpts, fetch_packages
+    from scripts.bench_tempo_real import PACKAGES, real_tracks
 
-    root = fetch_packages(real_cache, PACKAGES)
-    tracks = cut_excerpts(real_cache, root, PACKAGES, PER_PACKAGE, 60.0)
+    tracks = real_tracks(real_cache)
     paths = [track.excerpt for track in tracks]
     labels = np.asarray([track.package for track in tracks])
     sizes = {package: int((labels == package).sum()) for package in PACKAGES}

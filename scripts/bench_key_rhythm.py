@@ -314,12 +314,12 @@ def main() -> None:
 def real_recordings(cache_dir: Path) -> None:
     """The default analyzer and the shipped model against Essentia KeyExtractor on the excerpts that
     ``scripts/bench_tempo_real.py`` cuts from soundtracks Debian packages ship (same packages and excerpts)."""
-    from scripts.bench_tempo_real import PACKAGES, PER_PACKAGE, _fetch, _tracks  # the tempo benchmark's tracks
+    from scripts.bench_tempo_real import PACKAGES, real_tracks  # the tempo benchmark's tracks
 
     essentia = _essentia_key()
     if essentia is None:
         raise SystemExit("Essentia is needed: pip install -e '.[bench]'")
-    tracks = _tracks(cache_dir, _fetch(cache_dir, PACKAGES), PACKAGES, PER_PACKAGE, 60.0)
+    tracks = real_tracks(cache_dir)
     cache_path = cache_dir / "real" / "key-peers-60s.json"
     cache: dict[str, str] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     old, new = KeyAnalyzer(), KeyAnalyzer(model=DEFAULT_KEY_MODEL)

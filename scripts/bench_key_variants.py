@@ -454,11 +454,11 @@ def _profile_table(rhythm: Sequence[Item], demo: Sequence[Item], real: Sequence[
 
 
 def _real_items(cache_dir: Path, grid: Sequence[Variant]) -> list[Item]:
-    from scripts.bench_tempo_real import PACKAGES, PER_PACKAGE, _fetch, _tracks
+    from scripts.bench_tempo_real import real_tracks
 
     cache_path = cache_dir / "real" / "key-peers-60s.json"
     peers: dict[str, str] = json.loads(cache_path.read_text())
-    tracks = _tracks(cache_dir, _fetch(cache_dir, PACKAGES), PACKAGES, PER_PACKAGE, 60.0)
+    tracks = real_tracks(cache_dir)
     items = []
     for track in tracks:
         reference = KeySignature.parse(peers[track.excerpt.name])

@@ -169,6 +169,11 @@ def cut_excerpts(cache: Path, root: Path, packages: Sequence[str], per_package: 
     return tracks
 
 
+def real_tracks(cache: Path, excerpt_s: float = 60.0) -> list[Track]:
+    """The benchmark's excerpts (:data:`PACKAGES`, :data:`PER_PACKAGE` each), fetching and cutting what is missing."""
+    return cut_excerpts(cache, fetch_packages(cache, PACKAGES), PACKAGES, PER_PACKAGE, excerpt_s)
+
+
 def _sonantica(path: Path) -> tuple[float | None, float, float | None, KeySignature | None]:
     """The product path: decoder blocks into the tempo and key analyzers."""
     with AudioReader(path) as reader:

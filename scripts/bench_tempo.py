@@ -93,13 +93,13 @@ def _decode(path: Path) -> tuple[npt.NDArray[np.float32], KeySignature | None]:
     return np.concatenate(blocks), session.finish().key
 
 
-def _librosa_beat_track(path: Path, mono: npt.NDArray[np.float32]) -> float | None:
+def librosa_beat_track(path: Path, mono: npt.NDArray[np.float32]) -> float | None:
     bpm, _ = librosa.beat.beat_track(y=mono, sr=ANALYSIS_RATE_HZ)
     value = float(np.atleast_1d(bpm)[0])
     return value if value > 0 else None
 
 
-def _essentia() -> dict[str, Callable[[Path, npt.NDArray[np.float32]], Any]]:
+def essentia_peers() -> dict[str, Callable[[Path, npt.NDArray[np.float32]], Any]]:
     """Essentia's tempo and key peers (empty when Essentia is not installed)."""
     try:
         import essentia  # type: ignore[import-untyped,import-not-found,unused-ignore]  # bench extra
@@ -260,8 +260,8 @@ def main() -> None:
     if args.render_only:
         return
 
-    runners: dict[str, Callable[[Path, npt.NDArray[np.float32]], Any]] = {"librosa beat_track": _librosa_beat_track}
-    essentia = {} if args.no_essentia else _essentia()
+    runners: dict[str, Callable[[Path, npt.NDArray[np.float32]], Any]] = {"librosa beat_track": librosa_beat_track}
+    essentia = {} if args.no_essentia else essentia_peers()
     if not essentia and not args.no_essentia:
         print("Essentia is not installed (pip install -e '.[bench]'): its columns are left out")
     runners.update(essentia)

@@ -27,9 +27,11 @@ Method (choices measured on the ground-truth corpus, see ``docs/benchmarks/tempo
    reads 120.0, not the 117.45 of the lag grid, and a 93.5 BPM track reads 93.5.
 4. **Confidence** is the model's probability that the chosen candidate is the beat: low when two metrical levels
    are about as likely, and then the runner-up's tempo is reported as ``bpm_alternative``. Below
-   ``min_periodicity`` (the strongest accent or full autocorrelation peak among the candidates), for silence and
-   for audio shorter than about 2.2 beats at ``min_bpm`` (3.4 s at the default 40 BPM) no tempo is reported:
-   ``bpm`` None, confidence 0, no beats.
+   ``min_periodicity`` (the strongest accent or full autocorrelation peak among the candidates), with fewer than
+   ``min_onsets_per_min`` audible onsets a minute (version 4: a held chord or drone, whose vibrato, chorus or
+   leakage ripple the level-free autocorrelation reads as a pulse; version 3 gave held organ chords 185 BPM at
+   confidence 0.999), for silence and for audio shorter than about 2.2 beats at ``min_bpm`` (3.4 s at the default
+   40 BPM) no tempo is reported: ``bpm`` None, confidence 0, no beats.
 """
 
 from __future__ import annotations
@@ -85,6 +87,13 @@ _FLOOR_DB = -80.0
 _LOW_MAX_HZ = 200.0
 """Upper edge of the *low* envelope's bands (kick drum, bass)."""
 _LOCAL_MEAN_S = 0.5
+_AUDIBLE_RISE_DB = 1.0
+"""An onset counts toward the pulse check when the full flux (dB per band) peaks this far above its 0.5 s moving
+average: about the smallest change of level listeners notice (the just-noticeable difference of level is about
+1 dB)."""
+_DENSEST_S = 15.0
+"""Seconds of the densest stretch whose onsets the pulse check counts: ten beats at 40 BPM, short enough that a
+pulse in one section of a long track counts (a fixed choice)."""
 _BALANCE_S = 8.0
 """Seconds over which the onset detail's RMS is equalised before the autocorrelation (a fixed choice: several bars
 at any tempo, shorter than a song's sections)."""
@@ -240,6 +249,32 @@ class OnsetEnvelopeStream:
             self._parts["bass"].append(bass_novelty.push(np.sqrt(power[:, bass_bins])))
 
 
+def _detail(envelope: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    """``envelope`` minus its :data:`_LOCAL_MEAN_S` moving average."""
+    width = max(1, round(_LOCAL_MEAN_S * FRAME_RATE_HZ))
+    values = envelope.astype(np.float64)
+    return np.asarray(values - scipy.ndimage.uniform_filter1d(values, width, mode="nearest"), dtype=np.float64)
+
+
+def onset_rate_per_min(envelope: npt.NDArray[np.float32]) -> float:
+    """Audible onsets per minute in the densest :data:`_DENSEST_S` seconds of ``envelope`` (a flux at
+    :data:`FRAME_RATE_HZ`, dB per band; the whole envelope when shorter): its local maxima at least
+    :data:`_AUDIBLE_RISE_DB` above the 0.5 s moving average. 0 for an empty envelope.
+
+    A held note or chord has one onset and then none, however periodic the small level ripple of its vibrato,
+    chorus or spectral leakage, which the autocorrelation (normalised to any level) would read as a pulse.
+    """
+    if envelope.size == 0:
+        return 0.0
+    detail = _detail(envelope)
+    peaks = np.zeros(detail.size, dtype=np.int64)
+    middle = detail[1:-1]
+    peaks[1:-1] = (middle > detail[:-2]) & (middle >= detail[2:]) & (middle >= _AUDIBLE_RISE_DB)
+    counts = np.concatenate([[0], np.cumsum(peaks)])
+    window = min(round(_DENSEST_S * FRAME_RATE_HZ), detail.size)
+    return float(np.max(counts[window:] - counts[:-window])) * 60.0 * FRAME_RATE_HZ / window
+
+
 def autocorrelation(envelope: npt.NDArray[np.float32], *, max_lag: int) -> npt.NDArray[np.float64]:
     """Autocorrelation of ``envelope`` minus its 0.5 s moving average, lags ``0..max_lag`` (frames).
 
@@ -248,10 +283,7 @@ def autocorrelation(envelope: npt.NDArray[np.float32], *, max_lag: int) -> npt.N
     in one part is not drowned by a louder part without one. Normalised to 1 at lag 0; all zeros for a constant
     envelope (silence).
     """
-    width = max(1, round(_LOCAL_MEAN_S * FRAME_RATE_HZ))
-    detail = envelope.astype(np.float64) - scipy.ndimage.uniform_filter1d(
-        envelope.astype(np.float64), width, mode="nearest"
-    )
+    detail = _detail(envelope)
     power = scipy.ndimage.uniform_filter1d(detail**2, max(1, round(_BALANCE_S * FRAME_RATE_HZ)), mode="nearest")
     local_rms = np.sqrt(np.maximum(power, 0.0))
     overall_rms = math.sqrt(float(np.mean(detail**2))) if detail.size else 0.0
@@ -309,6 +341,7 @@ class TempoSettings:
     min_bpm: float
     max_bpm: float
     min_periodicity: float
+    min_onsets_per_min: float
     accent_max_hz: float
     alternative_below: float
     octave_model: OctaveModel
@@ -406,15 +439,20 @@ def fit_octave(clips: Sequence[tuple[ClipFeatures, float]]) -> OctaveModel:
 
 
 def estimate_tempo(features: ClipFeatures, settings: TempoSettings) -> TempoResult:
-    """Tempo, confidence, alternative and beats; no tempo (None, 0, no beats) for silence, noise and audio shorter
-    than about 2.2 beats at ``settings.min_bpm``.
+    """Tempo, confidence, alternative and beats; no tempo (None, 0, no beats) for silence, noise, held notes
+    (fewer than ``settings.min_onsets_per_min`` audible onsets, :func:`onset_rate_per_min`) and audio shorter than
+    about 2.2 beats at ``settings.min_bpm``.
 
     The confidence is the octave model's probability for the chosen candidate. When it is below
     ``settings.alternative_below``, the runner-up candidate's tempo (scaled like the chosen one by the beat fit) is
     the ``bpm_alternative``.
     """
     found = features.candidates
-    if found is None or found.periodicity < settings.min_periodicity:
+    if (
+        found is None
+        or found.periodicity < settings.min_periodicity
+        or onset_rate_per_min(features.envelopes.full) < settings.min_onsets_per_min
+    ):
         return TempoResult(bpm=None, bpm_confidence=0.0, beat_times_s=np.zeros(0))
     probabilities = settings.octave_model.probabilities(found)
     order = np.argsort(-probabilities, kind="stable")
@@ -487,6 +525,10 @@ class TempoAnalyzer:
         The range a beat may fall in (beats per minute).
     min_periodicity
         Below this autocorrelation peak the track has no pulse: ``bpm`` is None.
+    min_onsets_per_min
+        With fewer audible onsets a minute than this in its densest 15 s (:func:`onset_rate_per_min`), the track
+        has no pulse either (a held chord, a drone): ``bpm`` is None. The default, 20, is one onset every other
+        beat at 40 BPM.
     accent_max_hz
         Upper edge (Hz) of the bands whose onsets count as accents (the rest are the *high* envelope).
     alternative_below
@@ -500,7 +542,7 @@ class TempoAnalyzer:
     """
 
     name: ClassVar[str] = "tempo"
-    version: ClassVar[int] = 3
+    version: ClassVar[int] = 4
 
     def __init__(
         self,
@@ -508,6 +550,7 @@ class TempoAnalyzer:
         min_bpm: float = DEFAULT_MIN_BPM,
         max_bpm: float = DEFAULT_MAX_BPM,
         min_periodicity: float = 0.1,
+        min_onsets_per_min: float = 20.0,
         accent_max_hz: float = 2500.0,
         alternative_below: float = 0.75,
         octave_model: OctaveModel | None = None,
@@ -517,6 +560,8 @@ class TempoAnalyzer:
             raise ValueError(f"need 0 < min_bpm < max_bpm / 2, got {min_bpm} and {max_bpm}")
         if not 0 <= min_periodicity < 1:
             raise ValueError(f"min_periodicity must be in [0, 1), got {min_periodicity}")
+        if not min_onsets_per_min >= 0:
+            raise ValueError(f"min_onsets_per_min must be >= 0, got {min_onsets_per_min}")
         if not 0 <= alternative_below <= 1:
             raise ValueError(f"alternative_below must be in [0, 1], got {alternative_below}")
         if not 0 < _filterbank(accent_max_hz)[2] < _N_MELS:
@@ -527,6 +572,7 @@ class TempoAnalyzer:
             min_bpm=min_bpm,
             max_bpm=max_bpm,
             min_periodicity=min_periodicity,
+            min_onsets_per_min=min_onsets_per_min,
             accent_max_hz=accent_max_hz,
             alternative_below=alternative_below,
             octave_model=octave_model if octave_model is not None else OctaveModel.default(),

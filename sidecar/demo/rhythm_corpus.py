@@ -33,11 +33,11 @@ import math
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -1230,38 +1230,72 @@ def _synth(path: str) -> tuple[Any, int]:
     return synth, synth.sfload(path)
 
 
+def play(
+    soundfont: str | Path,
+    programs: tuple[int, int, int],
+    notes: Iterable[NoteEvent],
+    *,
+    duration_s: float,
+    gain_db: float,
+    cache_dir: Path = DEFAULT_CACHE_DIR,
+) -> npt.NDArray[np.float32]:
+    """:func:`~sidecar.demo.music.perform` ``notes`` on a soundfont given by name (:data:`SOUNDFONTS`) or file,
+    after the voices of the previous clip have ended. Raises FileNotFoundError naming the Debian package of a
+    missing soundfont."""
+    if isinstance(soundfont, str):
+        found, missing = find_soundfonts([soundfont], cache_dir=cache_dir)
+        if missing:
+            raise FileNotFoundError(missing[0])
+        soundfont = found[soundfont]
+    synth, sfid = _synth(str(soundfont))
+    synth.sounds_off()
+    synth.generate(SAMPLE_RATE_HZ // 10)  # let released voices end before this clip starts
+    return perform(synth, sfid, programs, notes, duration_s=duration_s, gain_db=gain_db)
+
+
 def render_clip(
     clip: RhythmClip, soundfont_path: Path | None = None, *, cache_dir: Path = DEFAULT_CACHE_DIR
 ) -> npt.NDArray[np.float32]:
     """Render ``clip`` to float32 stereo at 44.1 kHz, shape (n, 2), exactly ``duration_s`` long, peak at -1 dBFS
     plus ``gain_db``. ``soundfont_path`` overrides the file of ``clip.soundfont`` (tests)."""
-    if soundfont_path is None:
-        found, missing = find_soundfonts([clip.soundfont], cache_dir=cache_dir)
-        if missing:
-            raise FileNotFoundError(missing[0])
-        soundfont_path = found[clip.soundfont]
-    synth, sfid = _synth(str(soundfont_path))
-    synth.sounds_off()
-    synth.generate(SAMPLE_RATE_HZ // 10)  # let released voices end before this clip starts
     programs = (clip.lead_program, clip.chord_program, clip.bass_program)
-    return perform(synth, sfid, programs, events(clip), duration_s=clip.duration_s, gain_db=clip.gain_db)
+    return play(
+        soundfont_path or clip.soundfont,
+        programs,
+        events(clip),
+        duration_s=clip.duration_s,
+        gain_db=clip.gain_db,
+        cache_dir=cache_dir,
+    )
+
+
+class _Rendered(Protocol):
+    def digest(self) -> str: ...
+
+
+_R = TypeVar("_R", bound=_Rendered)
+
+
+def cached_renders(items: Sequence[_R], folder: Path, render: Callable[[_R], npt.NDArray[np.float32]]) -> list[Path]:
+    """FLAC files (44.1 kHz) of ``items`` in ``folder``, named by their digest; those not there yet are rendered
+    (written beside, then renamed, so an interrupted run leaves no partial file under the final name)."""
+    from sidecar.demo.encode import write_audio
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for item in items:
+        path = folder / f"{item.digest()}.flac"
+        if not path.exists():
+            partial = path.with_suffix(".partial.flac")
+            write_audio(render(item), SAMPLE_RATE_HZ, partial, format_name="flac")
+            partial.replace(path)
+        paths.append(path)
+    return paths
 
 
 def cached_clip_paths(clips: Sequence[RhythmClip], cache_dir: Path = DEFAULT_CACHE_DIR) -> list[Path]:
     """FLAC files of ``clips`` under ``cache_dir/rhythm``, rendering those not there yet (named by digest)."""
-    from sidecar.demo.encode import write_audio
-
-    folder = cache_dir / "rhythm"
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for clip in clips:
-        path = folder / f"{clip.digest()}.flac"
-        if not path.exists():
-            partial = path.with_suffix(".partial.flac")
-            write_audio(render_clip(clip, cache_dir=cache_dir), SAMPLE_RATE_HZ, partial, format_name="flac")
-            partial.replace(path)
-        paths.append(path)
-    return paths
+    return cached_renders(clips, cache_dir / "rhythm", lambda clip: render_clip(clip, cache_dir=cache_dir))
 
 
 def load_mono(path: Path) -> npt.NDArray[np.float32]:

@@ -6,6 +6,7 @@ import tracemalloc
 from collections.abc import Iterable
 from pathlib import Path
 
+import librosa
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -13,11 +14,12 @@ import pytest
 from sidecar.analyzers.audio import ANALYSIS_RATE_HZ, AudioBlock, AudioReader, read_mono
 from sidecar.analyzers.base import Analyzer
 from sidecar.analyzers.pipeline import analyze_file
-from sidecar.analyzers.tempo import TempoAnalyzer
+from sidecar.analyzers.tempo import FRAME_RATE_HZ, TempoAnalyzer, onset_rate_per_min
+from sidecar.demo.drones import CLOSE_MAJOR, Drone, render_drone
 from sidecar.demo.encode import write_audio
 from sidecar.demo.evaluation import tempo_within, tempo_within_bpm
 from sidecar.demo.library import cached_corpus
-from sidecar.demo.music import GROOVES, PieceSpec, render, tempo_key_corpus
+from sidecar.demo.music import GROOVES, SAMPLE_RATE_HZ, PieceSpec, render, tempo_key_corpus
 from sidecar.domain import AudioInfo, TempoResult
 from sidecar.errors import AnalyzerError
 
@@ -226,6 +228,44 @@ def test_tempo_irregular_hits_have_no_tempo(seed: int) -> None:
     assert (result.bpm, result.bpm_confidence, result.beat_times_s.size) == (None, 0.0, 0)
 
 
+def _held_chord(program: int, soundfont: str = "timgm6mb") -> npt.NDArray[np.float32]:
+    """A chord struck once and held for 24 s on a General MIDI program, mono at the analysis rate."""
+    stereo = render_drone(Drone(program, CLOSE_MAJOR, soundfont))
+    return np.asarray(
+        librosa.resample(stereo.mean(axis=1), orig_sr=SAMPLE_RATE_HZ, target_sr=ANALYSIS_RATE_HZ), np.float32
+    )
+
+
+@pytest.mark.parametrize("program", [16, 19, 89])  # drawbar organ, church organ, warm pad
+def test_tempo_held_chord_has_no_tempo(program: int) -> None:
+    """A held organ or pad chord ripples (vibrato, chorus, leakage): the periodicity check alone gave it a tempo,
+    the onset check takes it away."""
+    mono = _held_chord(program)
+    without_onset_check = _run(TempoAnalyzer(min_onsets_per_min=0.0), mono, [mono.size])
+    assert without_onset_check.bpm is not None
+    result = _analyze(mono)
+    assert (result.bpm, result.bpm_confidence, result.beat_times_s.size) == (None, 0.0, 0)
+
+
+def test_tempo_steady_tone_has_no_tempo() -> None:
+    seconds = np.arange(30 * ANALYSIS_RATE_HZ) / ANALYSIS_RATE_HZ
+    tone = (0.5 * np.sin(2 * np.pi * 100.0 * seconds)).astype(np.float32)
+    assert _run(TempoAnalyzer(min_onsets_per_min=0.0), tone, [tone.size]).bpm is not None
+    assert _analyze(tone).bpm is None
+
+
+def test_onset_rate_counts_audible_onsets_in_the_densest_stretch() -> None:
+    """Spikes every half second for 10 s of a 60 s envelope: 20 in the densest 15 s, 80 a minute; the same spikes
+    below the audible rise count nothing."""
+    envelope = np.zeros(round(60 * FRAME_RATE_HZ), np.float32)
+    spikes = np.round(np.arange(5.0, 15.0, 0.5) * FRAME_RATE_HZ).astype(int)
+    envelope[spikes] = 3.0
+    assert onset_rate_per_min(envelope) == pytest.approx(80.0, rel=0.01)
+    assert onset_rate_per_min(envelope / 6.0) == 0.0
+    assert onset_rate_per_min(envelope[: round(8 * FRAME_RATE_HZ)]) == pytest.approx(6 * 60 / 8, rel=0.02)
+    assert onset_rate_per_min(np.zeros(0, np.float32)) == 0.0
+
+
 @pytest.mark.parametrize("seed", [7, 8])
 def test_tempo_noise_has_no_tempo(seed: int) -> None:
     noise = np.random.default_rng(seed).standard_normal(30 * ANALYSIS_RATE_HZ).astype(np.float32) * 0.1
@@ -269,7 +309,7 @@ def test_tempo_analyzer_is_a_named_versioned_analyzer() -> None:
     analyzer = TempoAnalyzer()
     analyzer.check()
     assert isinstance(analyzer, Analyzer)
-    assert (analyzer.name, analyzer.version) == ("tempo", 3)
+    assert (analyzer.name, analyzer.version) == ("tempo", 4)
 
 
 @pytest.mark.parametrize(
@@ -280,6 +320,7 @@ def test_tempo_analyzer_is_a_named_versioned_analyzer() -> None:
         {"alternative_below": -0.1},
         {"alternative_below": 1.5},
         {"min_periodicity": 1.0},
+        {"min_onsets_per_min": -1.0},
         {"accent_max_hz": 20.0},
         {"accent_max_hz": 20000.0},
     ],

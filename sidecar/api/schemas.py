@@ -84,6 +84,10 @@ class TrackAnalysisPublic(BaseModel):
         description="the analyzers' own values of the overridden fields (`bpm`, `bpm_confidence`,"
         " `bpm_alternative`; `key`, `key_confidence`, `camelot`); empty without overrides"
     )
+    host_bpm: float | None = Field(
+        description="the BPM the host reports from the file's own tags (Navidrome; Jellyfin reports none), stored by"
+        " the last sync; null when none. `PATCH .../overrides` with `{\"bpm\": host_bpm}` takes it"
+    )
 
     @classmethod
     def of(cls, summary: AnalysisSummary) -> TrackAnalysisPublic:

@@ -116,19 +116,20 @@ def file_stat(path: str | None) -> tuple[int, int] | None:
     return info.st_size, info.st_mtime_ns
 
 
-_FINGERPRINT_PERSON = b"sonantica-fp-v2"
+_FINGERPRINT_PERSON = b"sonantica-fp-v3"
 """Salt of :func:`host_fingerprint`; a new value (a change of what the hash covers or how) makes the next sync check
 every track in full (v1 hashed a joined text with the mapped path; v2 hashes the facts' MessagePack encoding with
-the path mapping instead, so that unchanged tracks need not be mapped)."""
+the path mapping instead, so that unchanged tracks need not be mapped; v3 adds the host's BPM, now stored)."""
 _FACTS = msgspec.msgpack.Encoder()
 
 
 def host_fingerprint(track: HostTrack, path_mapping: str) -> int:
     """A signed 64-bit BLAKE2b hash of what the host reports about ``track`` and of how its path maps: id, title,
     artist, album, album artist, genres, library, duration, host path, container, size, MusicBrainz id,
-    created/changed time and the adapter's ``path_mapping`` (mount and prefixes: with the host path they decide the
-    mapped path). Not the host's BPM or ReplayGain, which are compared with ours on every sync. The facts are hashed
-    in their MessagePack encoding, which keeps types and boundaries apart (``None`` is not ``""``)."""
+    created/changed time, the host's BPM (stored with the track) and the adapter's ``path_mapping`` (mount and
+    prefixes: with the host path they decide the mapped path). Not the host's ReplayGain, which is only compared
+    with ours. The facts are hashed in their MessagePack encoding, which keeps types and boundaries apart (``None``
+    is not ``""``)."""
     facts = _FACTS.encode(
         (
             track.host_track_id,
@@ -145,6 +146,7 @@ def host_fingerprint(track: HostTrack, path_mapping: str) -> int:
             track.size_bytes,
             track.musicbrainz_track_id,
             track.changed_at,
+            track.host_bpm,
         )
     )
     digest = hashlib.blake2b(facts, digest_size=8, person=_FINGERPRINT_PERSON).digest()
@@ -198,6 +200,7 @@ def track_upsert(
         duration_s=track.duration_s,
         library=track.library_id,
         host_fingerprint=fingerprint,
+        host_bpm=track.host_bpm,
     )
 
 

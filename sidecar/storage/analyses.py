@@ -55,6 +55,7 @@ class AnalysisSummary(TypedDict):
     tags_model: str | None  # the model the tags came from
     overridden: list[str]  # groups set by the user ("bpm", "key"): their values above are the user's
     analyzed: dict[str, object]  # the analyzer's own values of the overridden groups' fields
+    host_bpm: float | None  # the BPM the host reports from the file's tags (stored by a sync); None when none
 
 
 def _feature_columns(result: AnalyzerOutput, version: int) -> dict[str, object] | None:
@@ -185,6 +186,7 @@ async def get_analysis(conn: Connection, track_id: int) -> AnalysisSummary | Non
                f.bpm, f.bpm_confidence, f.key, f.key_confidence, f.camelot,
                f.loudness_lufs, f.loudness_range_lu, f.true_peak_dbtp, f.sample_peak_dbfs,
                f.replaygain_track_gain_db, f.replaygain_track_peak, f.bpm_alternative, f.beat_offset_s,
+               t.host_bpm,
                (SELECT coalesce(jsonb_object_agg(s.analyzer, s.version), '{}')
                   FROM analysis_status s WHERE s.track_id = t.id AND s.state = 'done'),
                (SELECT coalesce(array_agg(e.model ORDER BY e.model), '{}')
@@ -222,9 +224,10 @@ async def get_analysis(conn: Connection, track_id: int) -> AnalysisSummary | Non
         replaygain_track_peak=row[17],
         bpm_alternative=row[18],
         beat_offset_s=row[19],
-        analyzer_versions={str(k): int(v) for k, v in row[20].items()},
-        embedding_models=list(row[21]),
-        failures={str(k): str(v) for k, v in row[22].items()},
+        host_bpm=row[20],
+        analyzer_versions={str(k): int(v) for k, v in row[21].items()},
+        embedding_models=list(row[22]),
+        failures={str(k): str(v) for k, v in row[23].items()},
         tags={} if stored is None else stored.probabilities,
         tags_model=None if stored is None else stored.model,
         overridden=user.groups,

@@ -35,6 +35,7 @@ class TrackUpsert:
     duration_s: float | None = None
     library: str | None = None  # host library / music folder id
     host_fingerprint: int | None = None  # signed 64-bit
+    host_bpm: float | None = None  # BPM from the file's tags as the host reports it; None when none
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,15 +91,17 @@ SELECT size_bytes, mtime_ns FROM tracks WHERE host = %s AND host_track_id = %s F
 
 _UPSERT = """
 INSERT INTO tracks AS t (host, host_track_id, title, path, host_path, size_bytes, mtime_ns, artist, album,
-                         album_artist, genres, duration_s, library, host_fingerprint)
+                         album_artist, genres, duration_s, library, host_fingerprint, host_bpm)
 VALUES (%(host)s, %(host_track_id)s, %(title)s, %(path)s, %(host_path)s, %(size_bytes)s, %(mtime_ns)s,
-        %(artist)s, %(album)s, %(album_artist)s, %(genres)s, %(duration_s)s, %(library)s, %(host_fingerprint)s)
+        %(artist)s, %(album)s, %(album_artist)s, %(genres)s, %(duration_s)s, %(library)s, %(host_fingerprint)s,
+        %(host_bpm)s)
 ON CONFLICT (host, host_track_id) DO UPDATE SET
     title = EXCLUDED.title, path = EXCLUDED.path, host_path = EXCLUDED.host_path,
     size_bytes = coalesce(EXCLUDED.size_bytes, t.size_bytes), mtime_ns = coalesce(EXCLUDED.mtime_ns, t.mtime_ns),
     artist = EXCLUDED.artist, album = EXCLUDED.album, album_artist = EXCLUDED.album_artist,
     genres = EXCLUDED.genres, duration_s = EXCLUDED.duration_s, library = EXCLUDED.library,
-    host_fingerprint = EXCLUDED.host_fingerprint, is_missing = false, updated_at = now()
+    host_fingerprint = EXCLUDED.host_fingerprint, host_bpm = EXCLUDED.host_bpm, is_missing = false,
+    updated_at = now()
 RETURNING t.id, t.xmax = 0
 """
 
@@ -134,11 +137,11 @@ async def upsert_track(conn: Connection, track: TrackUpsert) -> UpsertOutcome:
 _UPSERT_IF_CHANGED = _UPSERT.replace(
     "RETURNING",
     """WHERE t.is_missing OR (t.title, t.path, t.host_path, t.size_bytes, t.mtime_ns, t.artist, t.album,
-                      t.album_artist, t.genres, t.duration_s, t.library, t.host_fingerprint)
+                      t.album_artist, t.genres, t.duration_s, t.library, t.host_fingerprint, t.host_bpm)
     IS DISTINCT FROM (EXCLUDED.title, EXCLUDED.path, EXCLUDED.host_path,
                       coalesce(EXCLUDED.size_bytes, t.size_bytes), coalesce(EXCLUDED.mtime_ns, t.mtime_ns),
                       EXCLUDED.artist, EXCLUDED.album, EXCLUDED.album_artist, EXCLUDED.genres, EXCLUDED.duration_s,
-                      EXCLUDED.library, EXCLUDED.host_fingerprint)
+                      EXCLUDED.library, EXCLUDED.host_fingerprint, EXCLUDED.host_bpm)
 RETURNING""",
 )
 """:data:`_UPSERT` that leaves a row untouched (and returns nothing) when nothing in it would change."""
@@ -168,6 +171,7 @@ def _upsert_params(track: TrackUpsert) -> dict[str, object]:
         "duration_s": track.duration_s,
         "library": track.library,
         "host_fingerprint": track.host_fingerprint,
+        "host_bpm": track.host_bpm,
     }
 
 

@@ -203,6 +203,7 @@ class WebServer:
 
     url: str
     subsonic: SubsonicServer
+    database_url: str
     username: str = USER
     password: str = PASSWORD
     guest: str = GUEST
@@ -249,7 +250,7 @@ def web_server(tmp_path_factory: pytest.TempPathFactory, postgres_url: str, redi
                 pytest.fail("the web client's server did not start")
             time.sleep(0.05)
         try:
-            yield WebServer(url=f"http://127.0.0.1:{port}", subsonic=subsonic)
+            yield WebServer(url=f"http://127.0.0.1:{port}", subsonic=subsonic, database_url=database_url)
         finally:
             server.should_exit = True
             thread.join(30)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+import psycopg
 from playwright.sync_api import Page, expect
 
 from adapters.navidrome import NavidromeAdapter, NavidromeConfig
@@ -134,6 +135,23 @@ def test_track_page_corrects_the_bpm_and_gives_it_back(
     expect(page.locator("#facts")).to_contain_text("95.0")
     expect(page.locator("#facts")).not_to_contain_text("set by you")
     expect(page.locator("#restore")).to_be_hidden()
+
+
+def test_track_page_takes_the_files_bpm_tag(signed_in: Page, web_server: WebServer) -> None:
+    """supysonic reports no BPM tags, so the tag a Navidrome sync would store is set in the database."""
+    with psycopg.connect(web_server.database_url, autocommit=True) as conn:
+        conn.execute("UPDATE tracks SET host_bpm = 61 WHERE title = 'Quiet Room'")
+    page = signed_in
+    page.goto(f"{web_server.url}/?q=quiet")
+    page.click("#tracks tbody a")
+    expect(page.locator("h1")).to_have_text("Quiet Room")
+    expect(page.locator("#facts")).to_contain_text("the file's tag says 61.0")
+    page.click("#use-tag")
+    expect(page.locator("#correct-status")).to_contain_text("Saved: the file's BPM tag is yours now.")
+    expect(page.locator("#facts")).to_contain_text("set by you")
+    expect(page.locator("#use-tag")).to_be_hidden()  # the BPM is the tag's now
+    page.click("#restore")
+    expect(page.locator("#use-tag")).to_be_visible()
 
 
 COLUMNS_DRAWN = """() => {

@@ -24,6 +24,8 @@ from sidecar.services import sync
 from sidecar.services.runtime import Runtime, open_runtime
 from sidecar.services.sync import SyncError, sync_library
 from sidecar.settings import get_settings
+from sidecar.storage import analyses
+from sidecar.storage.db import transaction
 from tests.contract.generated_hosts import (
     JELLYFIN_ROOT,
     SUBSONIC_ROOT,
@@ -322,3 +324,39 @@ async def test_scheduled_jellyfin_syncs_list_only_changes_between_full_listings(
     assert missing_after_incremental == 0  # a listing of changes cannot see removals
     assert full_due is None
     assert missing_after_full == len(REMOVED)
+
+
+class TaggingSubsonic(GeneratedSubsonic):
+    """Songs in ``bpm`` carry that BPM tag (Navidrome's ``bpm`` field, an integer; untagged songs have none)."""
+
+    bpm: dict[int, int]
+
+    def song(self, g: int) -> dict[str, object]:
+        song = super().song(g)
+        if g in self.bpm:
+            song["bpm"] = self.bpm[g]
+        return song
+
+
+async def test_the_hosts_bpm_tags_are_stored_and_a_retag_rewrites_only_that_song(
+    runtime: Runtime, versions: dict[str, int], mount: Path, database_url: str
+) -> None:
+    host = TaggingSubsonic(200)
+    host.bpm = {5: 128, 77: 93}
+    async with navidrome(host, mount) as adapter:
+        await sync_library(runtime, adapter, versions, page_size=PAGE)
+        stored = _db(database_url, "SELECT host_track_id, host_bpm FROM tracks WHERE host_bpm IS NOT NULL")
+        assert sorted(stored) == [("s5", 128.0), ("s77", 93.0)]
+        _finish_all_analyses(database_url)
+        host.bpm = {5: 64, 140: 170}  # retagged, untagged, newly tagged; no file changed
+
+        again = await sync_library(runtime, adapter, versions, page_size=PAGE)
+
+    assert (again.written, again.updated, again.queued) == (3, 0, 0)
+    stored = _db(database_url, "SELECT host_track_id, host_bpm FROM tracks WHERE host_bpm IS NOT NULL")
+    assert sorted(stored) == [("s140", 170.0), ("s5", 64.0)]
+    (track_id,) = _db(database_url, "SELECT id FROM tracks WHERE host_track_id = 's5'")[0]
+    async with transaction(runtime.pool) as conn:
+        summary = await analyses.get_analysis(conn, int(str(track_id)))
+    assert summary is not None
+    assert summary["host_bpm"] == 64.0

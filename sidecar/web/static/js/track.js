@@ -24,7 +24,7 @@ function showAnalysis(a) {
   const key = a.key ? `${a.key}` : "–";
   const keyNote = a.camelot ? `${a.camelot}${a.key_confidence === null ? "" : ` · ${Math.round(a.key_confidence * 100)} %`}` : "";
   document.getElementById("facts").replaceChildren(
-    fact("BPM", fmt(a.bpm), yours(a, "bpm", (v) => fmt(v)) || confidence + alternative),
+    fact("BPM", fmt(a.bpm), [yours(a, "bpm", (v) => fmt(v)) || confidence + alternative, a.host_bpm ? `the file's tag says ${fmt(a.host_bpm)}` : ""].filter(Boolean).join(" · ")),
     fact("Key", key, [keyNote, yours(a, "key", (v) => v)].filter(Boolean).join(" · ")),
     fact("Loudness", fmt(a.loudness_lufs, 1, "LUFS")),
     fact("Loudness range", fmt(a.loudness_range_lu, 1, "LU")),
@@ -52,6 +52,9 @@ function showCorrection(a) {
   const alternative = document.getElementById("use-alternative");
   alternative.hidden = !a.bpm_alternative;
   if (a.bpm_alternative) alternative.textContent = `Use ${fmt(a.bpm_alternative)} BPM`;
+  const tag = document.getElementById("use-tag");
+  tag.hidden = !a.host_bpm || (a.bpm !== null && Math.abs(a.bpm - a.host_bpm) <= 0.01 * a.host_bpm);
+  if (!tag.hidden) tag.textContent = `Use the file's tag: ${fmt(a.host_bpm)} BPM`;
   document.getElementById("restore").hidden = a.overridden.length === 0;
 }
 
@@ -187,6 +190,7 @@ async function main() {
   showCorrection(analysis);
   document.getElementById("correct").addEventListener("submit", saveCorrection);
   document.getElementById("use-alternative").addEventListener("click", () => correct("PATCH", { bpm: analysis.bpm_alternative }, "Saved: the other tempo is yours now."));
+  document.getElementById("use-tag").addEventListener("click", () => correct("PATCH", { bpm: analysis.host_bpm }, "Saved: the file's BPM tag is yours now."));
   document.getElementById("restore").addEventListener("click", () => correct("DELETE", undefined, "The analyzer's values are back."));
   document.querySelectorAll("#playlist button[data-kind]").forEach((button) => button.addEventListener("click", () => makePlaylist(button.dataset.kind)));
   document.getElementById("request-stems").addEventListener("click", requestStems);

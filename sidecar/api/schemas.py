@@ -86,7 +86,7 @@ class TrackAnalysisPublic(BaseModel):
     )
     host_bpm: float | None = Field(
         description="the BPM the host reports from the file's own tags (Navidrome; Jellyfin reports none), stored by"
-        " the last sync; null when none. `PATCH .../overrides` with `{\"bpm\": host_bpm}` takes it"
+        ' the last sync; null when none. `PATCH .../overrides` with `{"bpm": host_bpm}` takes it'
     )
 
     @classmethod

@@ -61,6 +61,7 @@ from sidecar.analyzers.tempo_octave import (
     correct_index,
     fit_octave_model,
 )
+from sidecar.analyzers.versions import VERSIONS
 from sidecar.domain import AudioInfo, TempoResult
 from sidecar.errors import AnalyzerError, FatalAnalyzerError
 
@@ -500,7 +501,7 @@ class TempoAnalyzer:
     """
 
     name: ClassVar[str] = "tempo"
-    version: ClassVar[int] = 3
+    version: ClassVar[int] = VERSIONS[name]
 
     def __init__(
         self,

@@ -71,7 +71,7 @@ from scripts.bench_api import serve
 from scripts.bench_queue import latency_blocked, latency_busy, start_redis, summary
 from scripts.bench_vectors import BENCH_DB, fresh_database, percentile
 from scripts.host_process import HostProcess
-from sidecar.analyzers.registry import enabled_versions
+from sidecar.analyzers.versions import enabled_versions
 from sidecar.demo.vectors import clustered_unit_vector_chunks
 from sidecar.domain import KeySignature, Priority
 from sidecar.embedded import embedded_postgres_url

@@ -35,7 +35,8 @@ from playwright.sync_api import CDPSession, Page, sync_playwright
 
 from sidecar.analyzers.audio import AudioReader
 from sidecar.analyzers.pipeline import analyze_file
-from sidecar.analyzers.registry import VERSIONS, build_analyzers
+from sidecar.analyzers.registry import build_analyzers
+from sidecar.analyzers.versions import VERSIONS
 from sidecar.api.app import create_app
 from sidecar.demo.encode import write_audio
 from sidecar.demo.music import SAMPLE_RATE_HZ, PieceSpec, render

@@ -6,10 +6,11 @@ import enum
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy only types the arrays here: the command line imports this module without loading it
+    import numpy as np
+    import numpy.typing as npt
 
 PITCH_CLASSES: tuple[str, ...] = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 """Canonical tonic spellings (sharps only), index = pitch class (C = 0)."""
@@ -179,6 +180,8 @@ class TempoResult:
     def beat_offset_s(self) -> float | None:
         """The beat grid's phase: the time (s) of its first beat, in [0, 60 / bpm), as the circular mean of the
         beat times' phases at ``bpm`` (beats at ``beat_offset_s + k * 60 / bpm``); ``None`` without tempo or beats."""
+        import numpy as np
+
         if self.bpm is None or self.beat_times_s.size == 0:
             return None
         period_s = 60.0 / self.bpm

@@ -41,6 +41,7 @@ import numpy.typing as npt
 
 from sidecar.analyzers.audio import ANALYSIS_RATE_HZ, AudioBlock
 from sidecar.analyzers.key_model import KeyModel, probabilities
+from sidecar.analyzers.versions import VERSIONS
 from sidecar.domain import AudioInfo, KeyResult, KeySignature
 
 UPPER_MIN_PITCH = 55.0
@@ -437,7 +438,7 @@ class KeyAnalyzer:
     """
 
     name: ClassVar[str] = "key"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = VERSIONS[name]
 
     def __init__(
         self,

@@ -46,6 +46,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy import signal
 
 from sidecar.analyzers.audio import AudioBlock
+from sidecar.analyzers.versions import VERSIONS
 from sidecar.domain import AudioInfo, LoudnessResult
 from sidecar.errors import AnalyzerError
 
@@ -324,7 +325,7 @@ class LoudnessAnalyzer:
     """EBU R128 loudness, LRA, true and sample peak, ReplayGain 2.0 track values (``"loudness"``)."""
 
     name: ClassVar[str] = "loudness"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = VERSIONS[name]
 
     def check(self) -> None:
         """Nothing to probe: numpy, scipy and soxr are imported with the module."""

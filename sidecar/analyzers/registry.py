@@ -31,16 +31,6 @@ FACTORIES: dict[str, AnalyzerFactory] = {
     WaveformAnalyzer.name: lambda _settings: WaveformAnalyzer(),
 }
 
-VERSIONS: dict[str, int] = {
-    cls.name: cls.version for cls in (LoudnessAnalyzer, TempoAnalyzer, KeyAnalyzer, EmbeddingAnalyzer, WaveformAnalyzer)
-}
-"""Current version of every known analyzer (stored results with a lower version are stale)."""
-
-
-def enabled_versions(settings: Settings) -> dict[str, int]:
-    """``{name: current version}`` of the configured analyzers, without building them (no model loading)."""
-    return {name: VERSIONS[name] for name in settings.analysis.enabled if name in VERSIONS}
-
 
 def build_analyzers(settings: Settings, names: Sequence[str] | None = None) -> list[Analyzer[AnalyzerOutput]]:
     """Build and probe the analyzers called ``names`` (default: ``settings.analysis.enabled``), in that order.

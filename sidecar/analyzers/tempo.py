@@ -63,6 +63,7 @@ from sidecar.analyzers.tempo_octave import (
     correct_index,
     fit_octave_model,
 )
+from sidecar.analyzers.versions import VERSIONS
 from sidecar.domain import AudioInfo, TempoResult
 from sidecar.errors import AnalyzerError, FatalAnalyzerError
 
@@ -542,7 +543,7 @@ class TempoAnalyzer:
     """
 
     name: ClassVar[str] = "tempo"
-    version: ClassVar[int] = 4
+    version: ClassVar[int] = VERSIONS[name]
 
     def __init__(
         self,

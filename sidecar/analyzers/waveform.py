@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sidecar.analyzers.audio import AudioBlock
+from sidecar.analyzers.versions import VERSIONS
 from sidecar.domain import AudioInfo, WaveformResult
 
 BASE_BUCKET_S = 0.01
@@ -60,7 +61,7 @@ class WaveformAnalyzer:
     """Min/max waveform overview, version 1."""
 
     name: ClassVar[str] = "waveform"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = VERSIONS[name]
 
     def check(self) -> None:
         """Nothing to probe: numpy only."""

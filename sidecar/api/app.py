@@ -16,7 +16,7 @@ from starlette.requests import HTTPConnection
 
 from adapters.base import Capability, HostAdapter
 from adapters.jellyfin.webhook import EnqueueGuard
-from sidecar.analyzers.registry import enabled_versions
+from sidecar.analyzers.versions import enabled_versions
 from sidecar.api.errors import conformant_openapi, http_error, request_validation_error
 from sidecar.api.events_hub import EventsHub
 from sidecar.api.metrics import Metrics, MetricsMiddleware

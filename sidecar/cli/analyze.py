@@ -5,21 +5,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from tqdm import tqdm
 
-from sidecar.analyzers.audio import audio_files
-from sidecar.analyzers.batch import analyze_paths
-from sidecar.analyzers.loudness import AlbumGain, album_gain
-from sidecar.analyzers.pipeline import TrackAnalysis
-from sidecar.analyzers.registry import CORE_ANALYZERS
-from sidecar.analyzers.summary import Scalar, album_fields, summarize
 from sidecar.cli.app import app
-from sidecar.domain import LoudnessResult
 from sidecar.errors import FatalAnalyzerError
-from sidecar.settings import get_settings
+
+if TYPE_CHECKING:
+    from sidecar.analyzers.loudness import AlbumGain
+    from sidecar.analyzers.pipeline import TrackAnalysis
+    from sidecar.analyzers.summary import Scalar
 
 _PROGRESS_MIN_FILES = 3
 
@@ -27,6 +23,8 @@ _PROGRESS_MIN_FILES = 3
 def record(analysis: TrackAnalysis) -> dict[str, object]:
     """The JSON object printed for one file: ``{"path", "error"}`` when it could not be decoded, else the
     summary fields, plus ``errors`` (analyzer -> reason) when some analyzer failed on it."""
+    from sidecar.analyzers.summary import summarize
+
     if analysis.error is not None:
         return {"path": analysis.path, "error": analysis.error}
     out: dict[str, object] = {"path": analysis.path}
@@ -37,6 +35,9 @@ def record(analysis: TrackAnalysis) -> dict[str, object]:
 
 
 def _album(analyses: list[TrackAnalysis]) -> AlbumGain | None:
+    from sidecar.analyzers.loudness import album_gain
+    from sidecar.domain import LoudnessResult
+
     loudness = [r for a in analyses if isinstance(r := a.results.get("loudness"), LoudnessResult)]
     return album_gain(loudness) if loudness else None
 
@@ -88,6 +89,14 @@ def analyze(
 
     The exit code is 1 when any file could not be analysed; the others are still reported.
     """
+    from tqdm import tqdm
+
+    from sidecar.analyzers.audio import audio_files
+    from sidecar.analyzers.batch import analyze_paths
+    from sidecar.analyzers.registry import CORE_ANALYZERS
+    from sidecar.analyzers.summary import album_fields
+    from sidecar.settings import get_settings
+
     files = list(audio_files(paths))
     if not files:
         typer.echo("no audio files found", err=True)

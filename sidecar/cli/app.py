@@ -1,16 +1,23 @@
-"""The root ``typer`` application that every command module registers on, and what the commands share."""
+"""The root ``typer`` application that every command module registers on, and what the commands share.
+
+Command modules import at module level only what is quick to import (the standard library, ``typer``, this
+module, :mod:`sidecar.errors`) and what their command signatures name; everything else is imported inside the
+function that uses it, so ``--help`` and each command load only what they need (numpy, scipy, librosa, torch,
+FastAPI and the database drivers take up to seconds to import).
+"""
 
 from __future__ import annotations
 
 from importlib import metadata
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from adapters.base import HostAdapter
 from sidecar.errors import SidecarError
-from sidecar.services.hosts import make_adapter
-from sidecar.settings import Settings
+
+if TYPE_CHECKING:
+    from adapters.base import HostAdapter
+    from sidecar.settings import Settings
 
 app = typer.Typer(
     name="sonantica",
@@ -40,6 +47,8 @@ def _root(
 def configured_adapter(settings: Settings) -> HostAdapter | None:
     """The configured host's adapter (``None`` for ``SONANTICA_HOST=none``); incomplete host settings end the
     command with exit code 2 and the message naming what to set."""
+    from sidecar.services.hosts import make_adapter
+
     try:
         return make_adapter(settings)
     except SidecarError as exc:

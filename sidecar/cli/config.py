@@ -7,11 +7,12 @@ from typing import Annotated
 import typer
 
 from sidecar.cli.app import app
-from sidecar.settings import settings_reference
 
 
 def configuration_markdown() -> str:
     """The configuration reference as Markdown (``docs/configuration.md`` is this text)."""
+    from sidecar.settings import settings_reference
+
     lines = [
         "# Configuration",
         "",
@@ -28,6 +29,8 @@ def configuration_markdown() -> str:
 @app.command()
 def config(markdown: Annotated[bool, typer.Option(help="print the Markdown reference")] = False) -> None:
     """List every setting: environment variable, default, meaning."""
+    from sidecar.settings import settings_reference
+
     if markdown:
         typer.echo(configuration_markdown(), nl=False)
         return

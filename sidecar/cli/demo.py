@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
 
-from sidecar.analyzers.executor import AnalysisExecutor
-from sidecar.api.app import create_app
 from sidecar.cli.app import app
-from sidecar.demo.flow import DEMO_PASSWORD, DEMO_USER, demo_settings_for_api, run_demo
-from sidecar.services.hosts import make_adapter
-from sidecar.services.playlists import HostPlaylistWriter
-from sidecar.services.runtime import Runtime
-from sidecar.settings import get_settings
-from sidecar.stems.executor import StemsExecutor
-from sidecar.worker.runner import Worker
-from sidecar.worker.stems import StemsLane
+
+if TYPE_CHECKING:
+    from sidecar.services.runtime import Runtime
 
 
 @app.command()
@@ -33,6 +25,17 @@ def demo(
 
     Everything lives under <data_dir>/demo; a second run reuses the rendered library.
     """
+    import uvicorn
+
+    from sidecar.analyzers.executor import AnalysisExecutor
+    from sidecar.api.app import create_app
+    from sidecar.demo.flow import DEMO_PASSWORD, DEMO_USER, demo_settings_for_api, run_demo
+    from sidecar.services.hosts import make_adapter
+    from sidecar.services.playlists import HostPlaylistWriter
+    from sidecar.settings import get_settings
+    from sidecar.stems.executor import StemsExecutor
+    from sidecar.worker.runner import Worker
+    from sidecar.worker.stems import StemsLane
 
     async def keep_serving(runtime: Runtime) -> None:
         settings = demo_settings_for_api(runtime.settings, port=port)

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from sidecar.analyzers.embedding import EmbeddingAnalyzer
-from sidecar.analyzers.pipeline import analyze_file
-from sidecar.analyzers.tags import canonical_tag
 from sidecar.cli.app import app
-from sidecar.domain import EmbeddingResult
 from sidecar.errors import FatalAnalyzerError
-from sidecar.settings import get_settings
+
+if TYPE_CHECKING:
+    from sidecar.domain import EmbeddingResult
 
 
 def _files(paths: list[Path]) -> list[Path]:
@@ -30,6 +28,8 @@ def _files(paths: list[Path]) -> list[Path]:
 
 def ranked_tags(result: EmbeddingResult) -> dict[str, float]:
     """The result's mood/genre tag probabilities (MusiCNN models only), canonical names, most probable first."""
+    from sidecar.analyzers.tags import canonical_tag
+
     ranked = sorted(((canonical_tag(tag), p) for tag, p in result.tags), key=lambda item: (-item[1], item[0]))
     return {tag: round(float(p), 4) for tag, p in ranked}
 
@@ -57,6 +57,11 @@ def embed(
 
     An explicit --model is used or the command fails with the reason: it never falls back to another model.
     """
+    from sidecar.analyzers.embedding import EmbeddingAnalyzer
+    from sidecar.analyzers.pipeline import analyze_file
+    from sidecar.domain import EmbeddingResult
+    from sidecar.settings import get_settings
+
     settings = get_settings()
     if model is not None:
         chosen = settings.embedding.model_copy(update={"model": model, "fallback": False})

@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from adapters.base import HostAdapter, HostAuthError, HostError, HostTrack, HostUnavailableError
-from adapters.registry import make_adapter
 from sidecar.cli.app import app
-from sidecar.services.hosts import adapter_config
-from sidecar.settings import get_settings
+
+if TYPE_CHECKING:
+    from adapters.base import HostAdapter, HostTrack
 
 host_app = typer.Typer(help="The media server: check the connection, sync the library.", no_args_is_help=True)
 app.add_typer(host_app, name="host")
@@ -52,6 +51,8 @@ def _track_line(track: HostTrack, report: CheckReport) -> None:
 
 async def run_check(adapter: HostAdapter, *, samples: int) -> CheckReport:
     """Ping, list capabilities, and map the first ``samples`` tracks; never raises HostError."""
+    from adapters.base import HostAuthError, HostError, HostUnavailableError
+
     report = CheckReport()
     try:
         info = await adapter.ping()
@@ -81,6 +82,10 @@ async def run_check(adapter: HostAdapter, *, samples: int) -> CheckReport:
 @host_app.command("check")
 def check(samples: Annotated[int, typer.Option(min=1, help="how many tracks to map and read")] = 3) -> None:
     """Connect with the configured credentials; print server, capabilities and a few tracks' path mapping."""
+    from adapters.registry import make_adapter
+    from sidecar.services.hosts import adapter_config
+    from sidecar.settings import get_settings
+
     settings = get_settings()
     try:
         adapter = make_adapter(settings.host.value, adapter_config(settings))

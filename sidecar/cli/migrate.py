@@ -7,15 +7,16 @@ import asyncio
 import typer
 
 from sidecar.cli.app import app
-from sidecar.embedded import database_url
-from sidecar.logconfig import setup_logging
-from sidecar.settings import get_settings
-from sidecar.storage.migrate import migrate
 
 
 @app.command("migrate")
 def migrate_command() -> None:
     """Apply pending SQL migrations (each in a transaction); running it again changes nothing."""
+    from sidecar.embedded import database_url
+    from sidecar.logconfig import setup_logging
+    from sidecar.settings import get_settings
+    from sidecar.storage.migrate import migrate
+
     settings = get_settings()
     setup_logging(settings)
     applied = asyncio.run(migrate(database_url(settings)))

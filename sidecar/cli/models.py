@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sidecar.analyzers.embedding import MODELS, MUSICNN_DIMS, musicnn_weights
-from sidecar.analyzers.embedding.musicnn_model import checkpoints_of
-from sidecar.analyzers.embedding.weights import (
-    WeightsChecksumError,
-    WeightsError,
-    WeightsSpec,
-    cached_path,
-    configured_weights,
-    download_weights,
-    import_weights,
-    verify_file,
-    weights_for,
-)
 from sidecar.cli.app import app
-from sidecar.settings import get_settings
-from sidecar.stems import models as stems_models
+
+if TYPE_CHECKING:
+    from sidecar.analyzers.embedding.weights import WeightsSpec
 
 models_app = typer.Typer(
     help="Embedding and Demucs (stems) weights: list, fetch (download) and import (offline).", no_args_is_help=True
@@ -36,10 +24,15 @@ _STEMS_OPTION = typer.Option(
 
 
 def _stems_model(model: str) -> str:
+    from sidecar.settings import get_settings
+
     return get_settings().stems.model if model == "openl3-music-mel128-512" else model
 
 
 def _stems_fetch(model: str) -> None:
+    from sidecar.settings import get_settings
+    from sidecar.stems import models as stems_models
+
     settings = get_settings()
     try:
         paths = stems_models.fetch(model, settings)
@@ -51,6 +44,10 @@ def _stems_fetch(model: str) -> None:
 
 
 def _spec(model: str) -> WeightsSpec:
+    from sidecar.analyzers.embedding import MODELS, MUSICNN_DIMS
+    from sidecar.analyzers.embedding.weights import configured_weights
+    from sidecar.settings import get_settings
+
     if model not in MODELS:
         raise typer.BadParameter(f"unknown embedding model {model!r}; models: {', '.join(MODELS)}")
     spec = configured_weights(get_settings().embedding, model)
@@ -63,10 +60,15 @@ def _spec(model: str) -> WeightsSpec:
 
 
 def _with_weights() -> list[str]:
+    from sidecar.analyzers.embedding import MODELS
+    from sidecar.analyzers.embedding.weights import weights_for
+
     return [m for m in MODELS if weights_for(m) is not None]
 
 
 def _status(spec: WeightsSpec, model_dir: Path) -> str:
+    from sidecar.analyzers.embedding.weights import WeightsChecksumError, cached_path, verify_file
+
     path = cached_path(spec, model_dir)
     if not path.is_file():
         return "missing"
@@ -80,6 +82,12 @@ def _status(spec: WeightsSpec, model_dir: Path) -> str:
 @models_app.command("list")
 def list_models() -> None:
     """Show every embedding model, the configured one, and whether its weights are in the cache."""
+    from sidecar.analyzers.embedding import MODELS, MUSICNN_DIMS, musicnn_weights
+    from sidecar.analyzers.embedding.musicnn_model import checkpoints_of
+    from sidecar.analyzers.embedding.weights import cached_path, configured_weights
+    from sidecar.settings import get_settings
+    from sidecar.stems import models as stems_models
+
     settings = get_settings()
     model_dir = settings.model_dir
     typer.echo(f"model cache: {model_dir}")
@@ -111,6 +119,9 @@ def fetch(
     stems: Annotated[bool, _STEMS_OPTION] = False,
 ) -> None:
     """Download the official weights into the model cache and check them (also when stems.offline is set)."""
+    from sidecar.analyzers.embedding.weights import WeightsError, cached_path, download_weights, verify_file
+    from sidecar.settings import get_settings
+
     if stems:
         _stems_fetch(_stems_model(model))
         return
@@ -133,6 +144,10 @@ def import_file(
     stems: Annotated[bool, _STEMS_OPTION] = False,
 ) -> None:
     """Copy a weights file downloaded elsewhere into the model cache after checking it is the official one."""
+    from sidecar.analyzers.embedding.weights import WeightsError, import_weights, verify_file
+    from sidecar.settings import get_settings
+    from sidecar.stems import models as stems_models
+
     if stems:
         try:
             path = stems_models.import_file(file, get_settings())

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from sidecar.cli.app import app, configured_adapter
 from sidecar.domain import KeySignature
 from sidecar.errors import SidecarError
-from sidecar.services.overrides import override_track
-from sidecar.services.runtime import open_runtime
-from sidecar.settings import get_settings
-from sidecar.storage.analyses import AnalysisSummary
-from sidecar.storage.overrides import GROUPS
+
+if TYPE_CHECKING:
+    from sidecar.storage.analyses import AnalysisSummary
 
 
 def _key(text: str) -> KeySignature:
@@ -37,6 +35,11 @@ def override(
 ) -> None:
     """Correct a wrong BPM (half or double tempo) or key. Playlists, filters and the host's tags (Jellyfin) use the
     values at once, and later analyses keep them; --clear bpm puts the analyzer's reading back."""
+    from sidecar.services.overrides import override_track
+    from sidecar.services.runtime import open_runtime
+    from sidecar.settings import get_settings
+    from sidecar.storage.overrides import GROUPS
+
     unknown = sorted(set(clear) - set(GROUPS))
     if unknown:
         raise typer.BadParameter(f"--clear takes {' or '.join(GROUPS)} (got {', '.join(unknown)})")

@@ -6,17 +6,15 @@ from __future__ import annotations
 import asyncio
 import sys
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from tqdm import tqdm
 
-from sidecar.analyzers.registry import enabled_versions
 from sidecar.cli.app import app
 from sidecar.errors import SidecarError
-from sidecar.services.reanalyze import ReanalysisReport, reanalyze
-from sidecar.services.runtime import open_runtime
-from sidecar.settings import get_settings
+
+if TYPE_CHECKING:
+    from sidecar.services.reanalyze import ReanalysisReport
 
 
 @app.command("reanalyze")
@@ -35,6 +33,13 @@ def reanalyze_command(
     """Queue finished results of ANALYZER again at scan priority; workers redo them with the current settings
     (e.g. the newly configured embedding model). Tracks already waiting are left alone, so running it twice queues
     nothing the second time."""
+    from tqdm import tqdm
+
+    from sidecar.analyzers.versions import enabled_versions
+    from sidecar.services.reanalyze import reanalyze
+    from sidecar.services.runtime import open_runtime
+    from sidecar.settings import get_settings
+
     settings = get_settings()
     versions = enabled_versions(settings)
     bar = tqdm(unit="track", file=sys.stderr, disable=None, desc=f"reanalyze {analyzer}")

@@ -7,18 +7,19 @@ import signal
 
 import typer
 
-from sidecar.analyzers.registry import enabled_versions
 from sidecar.cli.app import app, configured_adapter
 from sidecar.errors import SidecarError
-from sidecar.logconfig import setup_logging
-from sidecar.scheduler import Scheduler
-from sidecar.services.runtime import open_runtime
-from sidecar.settings import get_settings
 
 
 @app.command()
 def scheduler() -> None:
     """Run the periodic jobs; a second scheduler idles until the first stops. Stops cleanly on SIGTERM."""
+    from sidecar.analyzers.versions import enabled_versions
+    from sidecar.logconfig import setup_logging
+    from sidecar.scheduler import Scheduler
+    from sidecar.services.runtime import open_runtime
+    from sidecar.settings import get_settings
+
     settings = get_settings()
     setup_logging(settings)
     adapter = configured_adapter(settings)

@@ -5,13 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-import uvicorn
 
-from sidecar.api.app import create_app
 from sidecar.cli.app import app, configured_adapter
-from sidecar.logconfig import setup_logging
-from sidecar.services.playlists import HostPlaylistWriter
-from sidecar.settings import get_settings
 
 
 @app.command()
@@ -20,6 +15,13 @@ def serve(
     host: Annotated[str | None, typer.Option(help="bind address; default: SONANTICA_API__BIND_HOST")] = None,
 ) -> None:
     """Run the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from sidecar.api.app import create_app
+    from sidecar.logconfig import setup_logging
+    from sidecar.services.playlists import HostPlaylistWriter
+    from sidecar.settings import get_settings
+
     settings = get_settings()
     setup_logging(settings)
     adapter = configured_adapter(settings)

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from sidecar.cli.app import app
 from sidecar.errors import SidecarError
-from sidecar.services.runtime import open_runtime
-from sidecar.services.stems import PURPOSES, delete_stems, evict_stems, request_stems, stems_queue
-from sidecar.settings import get_settings
-from sidecar.storage import stems
-from sidecar.storage.db import transaction
+
+if TYPE_CHECKING:
+    from sidecar.storage.stems import StemsRecord
 
 stems_app = typer.Typer(help="Stems on demand (Demucs): request, list, evict.", no_args_is_help=True)
 app.add_typer(stems_app, name="stems")
@@ -32,6 +30,10 @@ def request(
     wait_s: Annotated[float, typer.Option("--wait", min=0, help="wait up to this many seconds for StemsReady")] = 0,
 ) -> None:
     """Queue a separation of one track (once, however often it is asked for); a worker makes the files."""
+    from sidecar.services.runtime import open_runtime
+    from sidecar.services.stems import PURPOSES, request_stems, stems_queue
+    from sidecar.settings import get_settings
+
     if purpose not in PURPOSES:
         raise typer.BadParameter(f"use one of {', '.join(PURPOSES)}")
 
@@ -56,8 +58,12 @@ def request(
 @stems_app.command("list")
 def list_stems(as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
     """Every track that has stems or has asked for them: state, size, model, last use."""
+    from sidecar.services.runtime import open_runtime
+    from sidecar.settings import get_settings
+    from sidecar.storage import stems
+    from sidecar.storage.db import transaction
 
-    async def main() -> list[stems.StemsRecord]:
+    async def main() -> list[StemsRecord]:
         async with open_runtime(get_settings()) as runtime, transaction(runtime.pool) as conn:
             return await stems.list_stems(conn)
 
@@ -83,6 +89,11 @@ def evict(
     track: Annotated[list[int] | None, typer.Option(help="delete these tracks' stems now")] = None,
 ) -> None:
     """Delete stems unused for stems.ttl_days and beyond stems.max_bytes (or, with --track, those tracks')."""
+    from sidecar.services.runtime import open_runtime
+    from sidecar.services.stems import delete_stems, evict_stems
+    from sidecar.settings import get_settings
+    from sidecar.storage import stems
+    from sidecar.storage.db import transaction
 
     async def main() -> str:
         async with open_runtime(get_settings()) as runtime:

@@ -5,20 +5,17 @@ from __future__ import annotations
 import asyncio
 import sys
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from tqdm import tqdm
 
-from adapters.base import HostError
-from sidecar.analyzers.registry import enabled_versions
 from sidecar.cli.app import configured_adapter
 from sidecar.cli.host import host_app
 from sidecar.errors import SidecarError
-from sidecar.services.runtime import open_runtime
-from sidecar.services.sync import SyncReport, sync_library
-from sidecar.services.writeback import WriteBackReport, write_back_all, writes_tags
-from sidecar.settings import get_settings
+
+if TYPE_CHECKING:
+    from sidecar.services.sync import SyncReport
+    from sidecar.services.writeback import WriteBackReport
 
 
 def _summary(report: SyncReport) -> list[str]:
@@ -56,6 +53,14 @@ def sync(
     ] = False,
 ) -> None:
     """Sync the host's library now: store its tracks, mark vanished ones missing, queue missing analyses."""
+    from tqdm import tqdm
+
+    from adapters.base import HostError
+    from sidecar.analyzers.versions import enabled_versions
+    from sidecar.services.runtime import open_runtime
+    from sidecar.services.sync import sync_library
+    from sidecar.settings import get_settings
+
     settings = get_settings()
     changed_since = since if since is None or since.tzinfo is not None else since.replace(tzinfo=UTC)
     adapter = configured_adapter(settings)
@@ -95,6 +100,10 @@ def sync(
 @host_app.command("write-back")
 def write_back() -> None:
     """Write every analysed track's BPM, key, Camelot and ReplayGain to the host (where its API accepts them)."""
+    from sidecar.services.runtime import open_runtime
+    from sidecar.services.writeback import write_back_all, writes_tags
+    from sidecar.settings import get_settings
+
     settings = get_settings()
     adapter = configured_adapter(settings)
     if adapter is None or not writes_tags(adapter):

@@ -9,30 +9,17 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from tqdm import tqdm
 
-from sidecar.analyzers.audio import audio_files
-from sidecar.analyzers.executor import AnalysisExecutor, AnalyzerProbe, probe_analyzers
-from sidecar.analyzers.registry import enabled_versions
 from sidecar.cli.app import app, configured_adapter
 from sidecar.domain import Priority, TrackKey
 from sidecar.errors import FatalAnalyzerError, SidecarError
-from sidecar.logconfig import setup_logging
-from sidecar.services.analysis import ensure_embedding_indexes, register_embedding_models
-from sidecar.services.enqueue import enqueue_track_ids, register_local_files
-from sidecar.services.reconcile import rebuild_from_database
-from sidecar.services.runtime import Runtime, open_runtime
-from sidecar.services.status import failed_analyses, retry_failed, status_report
-from sidecar.services.stems import stems_summary
-from sidecar.settings import Settings, get_settings
-from sidecar.stems.executor import StemsExecutor
-from sidecar.storage import tracks
-from sidecar.storage.db import transaction
-from sidecar.worker.runner import Worker
-from sidecar.worker.stems import StemsLane
+
+if TYPE_CHECKING:
+    from sidecar.services.runtime import Runtime
+    from sidecar.settings import Settings
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -56,6 +43,8 @@ def _report_rebuild(task: asyncio.Task[None]) -> None:
 
 def _run(main: Callable[[Runtime], Awaitable[T]], settings: Settings | None = None) -> T:
     """Open the runtime, run ``main`` in it, and turn sidecar errors into a clear message and exit code 2."""
+    from sidecar.services.runtime import open_runtime
+    from sidecar.settings import get_settings
 
     async def runner() -> T:
         async with open_runtime(settings or get_settings()) as runtime:
@@ -78,6 +67,16 @@ def worker(
 ) -> None:
     """Analyse queued tracks (on-play strictly first, then the scan backlog), then separate stems when no analysis
     waits. Stops cleanly on SIGTERM."""
+    from tqdm import tqdm
+
+    from sidecar.analyzers.executor import AnalysisExecutor, AnalyzerProbe, probe_analyzers
+    from sidecar.logconfig import setup_logging
+    from sidecar.services.analysis import ensure_embedding_indexes, register_embedding_models
+    from sidecar.settings import get_settings
+    from sidecar.stems.executor import StemsExecutor
+    from sidecar.worker.runner import Worker
+    from sidecar.worker.stems import StemsLane
+
     settings = get_settings()
     setup_logging(settings)
     if concurrency is not None:
@@ -140,6 +139,13 @@ def enqueue(
 ) -> None:
     """Queue tracks for analysis (only the analyzers that are missing or stale for each). A named file that does
     not exist, or a track without a readable file, is reported and not queued; the exit code is then 1."""
+    from sidecar.analyzers.audio import audio_files
+    from sidecar.analyzers.versions import enabled_versions
+    from sidecar.services.enqueue import enqueue_track_ids, register_local_files
+    from sidecar.settings import get_settings
+    from sidecar.storage import tracks
+    from sidecar.storage.db import transaction
+
     chosen = _priority(priority, choices="on-play or scan")
     named = list(audio_files(paths or []))
     if not named and not track:
@@ -197,6 +203,11 @@ def _track_ref(ref: str) -> TrackKey | int:
 @app.command()
 def status(as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
     """Analysis coverage per analyzer (done / pending / queued / running / stale / failed), queues and workers."""
+    from sidecar.analyzers.versions import enabled_versions
+    from sidecar.services.status import status_report
+    from sidecar.services.stems import stems_summary
+    from sidecar.settings import get_settings
+
     versions = enabled_versions(get_settings())
 
     async def gather(runtime: Runtime) -> dict[str, Any]:
@@ -225,6 +236,10 @@ def failed(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """List failed analyses with their reasons; --retry queues them again."""
+    from sidecar.analyzers.versions import enabled_versions
+    from sidecar.services.status import failed_analyses, retry_failed
+    from sidecar.settings import get_settings
+
     versions = enabled_versions(get_settings())
     rows = _run(lambda runtime: failed_analyses(runtime))
     for row in rows:
@@ -239,6 +254,10 @@ def failed(
 @queue_app.command("rebuild")
 def queue_rebuild(force: Annotated[bool, typer.Option(help="even when the queue epoch is present")] = False) -> None:
     """Refill the queues from PostgreSQL (after Redis lost its data; workers also do this on their own)."""
+    from sidecar.analyzers.versions import enabled_versions
+    from sidecar.services.reconcile import rebuild_from_database
+    from sidecar.settings import get_settings
+
     versions = enabled_versions(get_settings())
     outcome = _run(lambda runtime: rebuild_from_database(runtime, versions, force=force))
     typer.echo(f"pushed {outcome.jobs_pushed} jobs" if outcome.ran else "queue epoch present: nothing to do")

@@ -17,10 +17,8 @@ import socket
 import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-import numpy as np
-import numpy.typing as npt
 from redis.asyncio import Redis
 
 from sidecar.domain import Priority, TrackKey
@@ -41,8 +39,13 @@ from sidecar.jobqueue.messages import (
     encode_job,
     job_track_key,
 )
-from sidecar.jobqueue.presence import TrackPresence, track_digests
 from sidecar.settings import Settings
+
+if TYPE_CHECKING:  # presence (numpy) is imported by tracks_with_jobs only: most users of the queue never load numpy
+    import numpy as np
+    import numpy.typing as npt
+
+    from sidecar.jobqueue.presence import TrackPresence
 
 log = logging.getLogger(__name__)
 
@@ -529,6 +532,8 @@ class JobQueue:
         pages = [(self.keys.delayed, True)]
         pages += [(self.keys.queue(priority), False) for priority in (Priority.ON_PLAY, Priority.SCAN)]
         pages += [(self.keys.processing(worker_id), False) for worker_id in workers]
+        from sidecar.jobqueue.presence import TrackPresence, track_digests
+
         for name, is_zset in pages:
             start = 0
             while True:

@@ -15,8 +15,7 @@ from pathlib import Path
 from sidecar.errors import NotFoundError
 from sidecar.jobqueue.stems import SeparateStems, StemsQueue
 from sidecar.services.runtime import Runtime
-from sidecar.stems import STEM_NAMES
-from sidecar.stems.codec import SUFFIX
+from sidecar.stems import STEM_NAMES, SUFFIX
 from sidecar.stems.files import StemsPathError, clear_partials, disk_usage, remove, stem_file
 from sidecar.storage import stems, tracks
 from sidecar.storage.db import transaction

@@ -13,3 +13,6 @@ INSTRUMENTAL = "instrumental"
 
 STEM_NAMES = (*STEMS, INSTRUMENTAL)
 """Every file a separation writes."""
+
+SUFFIX: dict[str, str] = {"flac": ".flac", "opus": ".opus"}
+"""File name ending per stem format (here, not in :mod:`.codec`, so status and listings need no audio libraries)."""

@@ -19,9 +19,6 @@ from sidecar.analyzers.audio import AudioReader
 
 StemFormat = Literal["flac", "opus"]
 
-SUFFIX: dict[str, str] = {"flac": ".flac", "opus": ".opus"}
-"""File name ending per stem format."""
-
 CONTENT_TYPE: dict[str, str] = {".flac": "audio/flac", ".opus": "audio/ogg; codecs=opus"}
 """HTTP ``Content-Type`` per stem file ending."""
 

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from sidecar.stems import INSTRUMENTAL, STEM_NAMES, STEMS
-from sidecar.stems.codec import SUFFIX, StemFormat, StemWriter, stereo_blocks
+from sidecar.stems import INSTRUMENTAL, STEM_NAMES, STEMS, SUFFIX
+from sidecar.stems.codec import StemFormat, StemWriter, stereo_blocks
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from pydantic import SecretStr
 
 from sidecar.analyzers.pipeline import analyze_file
 from sidecar.analyzers.registry import CORE_ANALYZERS, build_analyzers
-from sidecar.analyzers.registry import VERSIONS as ALL_VERSIONS
+from sidecar.analyzers.versions import VERSIONS as ALL_VERSIONS
 from sidecar.api.app import create_app
 from sidecar.demo.encode import write_audio
 from sidecar.demo.library import tag_file

@@ -15,7 +15,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from sidecar.analyzers.registry import enabled_versions
+from sidecar.analyzers.versions import enabled_versions
 from sidecar.jobqueue import Keys, RedisClient, connect
 from sidecar.services.runtime import Runtime, open_runtime
 from sidecar.settings import Settings, get_settings

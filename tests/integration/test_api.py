@@ -21,7 +21,7 @@ from psycopg.conninfo import make_conninfo
 
 from adapters.jellyfin.webhook import AUTH_HEADER, MINIMAL_TEMPLATE
 from sidecar.analyzers.registry import CORE_ANALYZERS
-from sidecar.analyzers.registry import VERSIONS as ALL_VERSIONS
+from sidecar.analyzers.versions import VERSIONS as ALL_VERSIONS
 from sidecar.api.app import create_app
 from sidecar.api.probes import ReadinessProbe
 from sidecar.domain import KeyResult, KeySignature, LoudnessResult, TempoResult, TrackKey

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sidecar.analyzers.executor import AnalysisExecutor
-from sidecar.analyzers.registry import VERSIONS, enabled_versions
+from sidecar.analyzers.versions import VERSIONS, enabled_versions
 from sidecar.cli import app
 from sidecar.demo.encode import write_audio
 from sidecar.domain import EmbeddingResult, KeyResult, KeySignature, Priority

@@ -18,7 +18,7 @@ import pytest
 from adapters.base import HostUnavailableError
 from adapters.jellyfin import JellyfinAdapter, JellyfinConfig
 from adapters.navidrome import NavidromeAdapter, NavidromeConfig
-from sidecar.analyzers.registry import enabled_versions
+from sidecar.analyzers.versions import enabled_versions
 from sidecar.scheduler import Scheduler
 from sidecar.services import sync
 from sidecar.services.runtime import Runtime, open_runtime

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from sidecar.analyzers.registry import enabled_versions
+from sidecar.analyzers.versions import enabled_versions
 from sidecar.cli import app
 from sidecar.demo.encode import write_audio
 from sidecar.demo.library import tag_file

@@ -12,7 +12,8 @@ import pytest
 from playwright.sync_api import Page
 
 from sidecar.analyzers.pipeline import analyze_file
-from sidecar.analyzers.registry import VERSIONS, build_analyzers
+from sidecar.analyzers.registry import build_analyzers
+from sidecar.analyzers.versions import VERSIONS
 from sidecar.demo.encode import write_audio, write_raw_wav
 from sidecar.stems import STEM_NAMES
 from sidecar.storage import analyses, status, stems, tracks

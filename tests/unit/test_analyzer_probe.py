@@ -11,7 +11,8 @@ import pytest
 
 from sidecar.analyzers.embedding.analyzer import OPENL3_MODEL, EmbeddingAnalyzer
 from sidecar.analyzers.executor import probe_analyzers
-from sidecar.analyzers.registry import build_analyzers, enabled_versions
+from sidecar.analyzers.registry import build_analyzers
+from sidecar.analyzers.versions import enabled_versions
 from sidecar.errors import FatalAnalyzerError
 from sidecar.settings import EmbeddingSettings, Settings
 

@@ -9,7 +9,8 @@ import numpy.typing as npt
 import pytest
 
 from sidecar.analyzers.pipeline import analyze_file
-from sidecar.analyzers.registry import CORE_ANALYZERS, VERSIONS, build_analyzers
+from sidecar.analyzers.registry import CORE_ANALYZERS, build_analyzers
+from sidecar.analyzers.versions import VERSIONS
 from sidecar.demo.encode import write_audio
 from sidecar.demo.music import PieceSpec, render
 from sidecar.domain import KeyResult, KeySignature, LoudnessResult, TempoResult

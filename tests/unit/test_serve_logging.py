@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from typer.testing import CliRunner
 
 from sidecar.cli import app
-from sidecar.cli import serve as serve_module
 from sidecar.logconfig import JsonFormatter
 from sidecar.settings import get_settings
 
@@ -37,7 +37,7 @@ def test_serve_sets_up_json_logging_at_the_configured_level(
     monkeypatch.setenv("SONANTICA_HOST", "none")
     get_settings.cache_clear()
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(serve_module.uvicorn, "run", lambda app, **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append(kwargs))
 
     result = CliRunner().invoke(app, ["serve", "--port", "8999"])
 

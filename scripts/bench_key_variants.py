@@ -23,7 +23,7 @@ in ``variants()``, whose first entry is the default analyzer): leave-one-family-
 leave-one-progression-out (8 folds, every clip of one of the generator's chord loops). The chosen variant of each
 fold is listed. Restricted searches (profiles only, peak weighting only, bass only) show which direction carries the
 gain. In-sample scores of single variants are printed for reference only (not a result). The same variants on the
-demo corpus (``scripts/bench_key.py``'s dev and held-out sets) and the real recordings of
+demo corpus (``scripts/bench_key.py``'s dev and held-out sets) and the real recordings of the first set of
 ``scripts/bench_tempo_real.py`` (agreement with Essentia KeyExtractor, whose estimates ``bench_key_rhythm --real``
 cached) are printed for the variants the folds chose. No key (the analyzer's gate on tonal evidence) is the default
 analyzer's decision for every variant, so the variants differ only in which key they name.
@@ -454,11 +454,11 @@ def _profile_table(rhythm: Sequence[Item], demo: Sequence[Item], real: Sequence[
 
 
 def _real_items(cache_dir: Path, grid: Sequence[Variant]) -> list[Item]:
-    from scripts.bench_tempo_real import real_tracks
+    from scripts.bench_tempo_real import PACKAGES, real_tracks
 
     cache_path = cache_dir / "real" / "key-peers-60s.json"
     peers: dict[str, str] = json.loads(cache_path.read_text())
-    tracks = real_tracks(cache_dir)
+    tracks = real_tracks(cache_dir, PACKAGES)
     items = []
     for track in tracks:
         reference = KeySignature.parse(peers[track.excerpt.name])

@@ -10,7 +10,7 @@ Sets (``sidecar.demo.drones``; ``sidecar.demo.rhythm_corpus``):
 - drones, seen: a held C major chord on 19 programs x 4 soundfonts, looked at while the check was designed;
 - drones, held out: 20 other programs x 4 soundfonts, an open A minor chord held, and the same moving every 8 s;
 - rhythm corpus: the 180 clips of ``scripts/bench_tempo.py`` (every one has a beat);
-- real recordings: the 66 excerpts of ``scripts/bench_tempo_real.py`` when they are in the cache (``--real``).
+- real recordings: the 66 excerpts of the first set of ``scripts/bench_tempo_real.py`` (``--real``).
 
 Peers in the same run: librosa ``beat_track`` defaults and Essentia ``RhythmExtractor2013`` (multifeature) when
 installed (``pip install -e '.[bench]'``); neither has a no-tempo answer for pulse-less audio other than 0.
@@ -112,9 +112,9 @@ def _drones(drones: Sequence[dr.Drone], cache_dir: Path) -> list[tuple[Path, str
 
 
 def _real(cache_dir: Path) -> list[tuple[Path, str, float | None]]:
-    from scripts.bench_tempo_real import real_tracks
+    from scripts.bench_tempo_real import PACKAGES, real_tracks
 
-    return [(t.excerpt, t.excerpt.stem, None) for t in real_tracks(cache_dir)]
+    return [(t.excerpt, t.excerpt.stem, None) for t in real_tracks(cache_dir, PACKAGES)]
 
 
 def main() -> None:

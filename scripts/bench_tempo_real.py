@@ -2,7 +2,8 @@
 
 Steps (all repeatable, everything under ``--cache-dir``, nothing installed system-wide):
 
-1. ``apt-get download`` the packages in :data:`PACKAGES` and extract them with ``dpkg-deb -x``.
+1. ``apt-get download`` the packages of ``--set`` (:data:`PACKAGES`, the first set; :data:`PACKAGES_MORE`, the
+   second; or both, the default) and extract them with ``dpkg-deb -x``.
 2. Take up to ``--per-package`` music files (Ogg/FLAC/MP3/WAV of at least 40 s, sound effects left out) from each,
    and cut a ``--excerpt-s`` excerpt (from 20 s in, or the middle of shorter files) to 44.1 kHz stereo FLAC, so every
    estimator hears the same audio. Files are decoded by the product's decoder, so every file ``sonantica analyze``
@@ -13,12 +14,13 @@ Steps (all repeatable, everything under ``--cache-dir``, nothing installed syste
    TensorFlow: ``--setup-tempocnn`` creates it). Peer estimates are cached.
 4. The reference set is the tracks where Essentia and tempo-CNN agree within 4 %; sonantica's Acc1 and Acc2 against
    Essentia are reported on it (and on all tracks), key agreement with Essentia on every track, and every
-   disagreement is listed.
+   disagreement is listed. With ``--set all`` every table is printed for the first set, the second and both
+   together (the disagreements once, under each set).
 
 Usage (from the repository root)::
 
     python -m scripts.bench_tempo_real --setup-tempocnn     # once: creates .bench-cache/venv-tempocnn (TensorFlow)
-    python -m scripts.bench_tempo_real
+    python -m scripts.bench_tempo_real                      # --set first|more|all (default all)
 """
 
 from __future__ import annotations
@@ -56,7 +58,24 @@ PACKAGES: tuple[str, ...] = (
     "extremetuxracer-data",
     "lincity-ng-data",
 )
-"""Debian packages with free game soundtracks (electronic, ambient, rock, orchestral, adventure, chiptune-like)."""
+"""The first set: Debian packages with free game soundtracks (electronic, ambient, rock, orchestral, adventure,
+chiptune-like)."""
+PACKAGES_MORE: tuple[str, ...] = (
+    "supertux-data",
+    "hedgewars-data",
+    "xmoto-data",
+    "freedroidrpg-data",
+    "openclonk-data",
+    "wesnoth-1.16-music",
+    "megaglest-data",
+    "naev-data",
+)
+"""The second set, disjoint from the first and chosen from package listings before any estimate was made on it:
+chiptune and pop (supertux), styled pop, rock and world pastiches (hedgewars), electronic and rock (xmoto),
+electronic and industrial (freedroidrpg), mixed instrumental (openclonk), orchestral and folk (wesnoth, megaglest),
+space ambient, orchestral and electronic (naev). Each ships its music as plain files in a folder of its own."""
+SETS: dict[str, tuple[str, ...]] = {"first": PACKAGES, "more": PACKAGES_MORE, "all": PACKAGES + PACKAGES_MORE}
+"""The package sets a run can take (``--set``); ``all`` is both."""
 SUFFIXES = (".ogg", ".flac", ".mp3", ".wav", ".opus")
 PER_PACKAGE = 11
 """Music files taken per package by default: every track of the earlier 8-per-package set (hyperrogue's first 8 that
@@ -169,9 +188,22 @@ def cut_excerpts(cache: Path, root: Path, packages: Sequence[str], per_package: 
     return tracks
 
 
-def real_tracks(cache: Path, excerpt_s: float = 60.0) -> list[Track]:
-    """The benchmark's excerpts (:data:`PACKAGES`, :data:`PER_PACKAGE` each), fetching and cutting what is missing."""
-    return cut_excerpts(cache, fetch_packages(cache, PACKAGES), PACKAGES, PER_PACKAGE, excerpt_s)
+def real_tracks(cache: Path, packages: Sequence[str], excerpt_s: float = 60.0) -> list[Track]:
+    """The benchmark's excerpts of ``packages`` (:data:`PER_PACKAGE` each), fetching and cutting what is missing."""
+    return cut_excerpts(cache, fetch_packages(cache, packages), packages, PER_PACKAGE, excerpt_s)
+
+
+def report_sets(name: str) -> dict[str, tuple[str, ...]]:
+    """The sets a run over :data:`SETS` ``[name]`` reports, by name: ``all`` reports the first set, the second and
+    both together; another name only itself. Raises ``KeyError`` for an unknown name."""
+    return {n: SETS[n] for n in SETS} if name == "all" else {name: SETS[name]}
+
+
+def add_set_option(parser: argparse.ArgumentParser, flag: str = "--set") -> None:
+    """The ``flag`` option choosing the package set (default ``all``)."""
+    parser.add_argument(
+        flag, choices=tuple(SETS), default="all", help="package set: first, more (the second) or all (each and both)"
+    )
 
 
 def _sonantica(path: Path) -> tuple[float | None, float, float | None, KeySignature | None]:
@@ -232,9 +264,62 @@ def _agree(a: float | None, b: float | None) -> bool:
     return a is not None and b is not None and tempo_within(a, b)
 
 
+Row = tuple[Track, float | None, float, float | None, KeySignature | None, dict[str, Any]]
+"""One excerpt: the track, sonantica's bpm, confidence, alternative and key, and the peers' cached estimates."""
+
+
+def _report(name: str, rows: Sequence[Row], packages: Sequence[str], model: str, *, lists: bool) -> None:
+    """Print the tempo and key tables of one set (``lists``: also every disagreement)."""
+    cnn = f"tempocnn_{model}"
+    agreed = [r for r in rows if _agree(r[5]["essentia_bpm"], r[5][cnn])]
+    print(f"\n# Set {name}: {len(rows)} excerpts from {len(packages)} packages")
+    print(f"\n## Tempo: {len(agreed)} of {len(rows)} tracks where Essentia and tempo-CNN ({model}) agree")
+    print("| set | n | sonantica Acc1 vs Essentia | Acc2 | no tempo |\n|---|---|---|---|---|")
+    for label, group in (("Essentia = tempo-CNN", agreed), ("all tracks", rows)):
+        hits = [tempo_within(r[1], r[5]["essentia_bpm"]) for r in group]
+        acc2 = np.mean([tempo_within_octave(r[1], r[5]["essentia_bpm"]) for r in group])
+        none = sum(r[1] is None for r in group)
+        print(f"| {label} | {len(group)} | {np.mean(hits):.3f} ({sum(hits)}) | {acc2:.3f} | {none} |")
+    print("\n| package | tracks | agreed | sonantica Acc1 on agreed |\n|---|---|---|---|")
+    for package in packages:
+        mine = [r for r in rows if r[0].package == package]
+        ok = [r for r in agreed if r[0].package == package]
+        acc = f"{np.mean([tempo_within(r[1], r[5]['essentia_bpm']) for r in ok]):.2f}" if ok else "-"
+        print(f"| {package} | {len(mine)} | {len(ok)} | {acc} |")
+
+    if lists:
+        print("\n## Tempo disagreements on the agreed set (sonantica vs Essentia)")
+        print(
+            "| track | Essentia | tempo-CNN | sonantica | ratio | confidence | alternative |\n"
+            "|---|---|---|---|---|---|---|"
+        )
+        for track, bpm, confidence, alternative, _, entry in agreed:
+            if not tempo_within(bpm, entry["essentia_bpm"]):
+                ratio = f"{bpm / entry['essentia_bpm']:.2f}" if bpm else "-"
+                print(
+                    f"| {track.excerpt.stem} | {entry['essentia_bpm']:.1f} | {entry[cnn]:.1f} | {bpm} | {ratio} "
+                    f"| {confidence:.2f} | {alternative if alternative is not None else '-'} |"
+                )
+
+    keyed = [r for r in rows if r[4] is not None]
+    essentia_keys = [KeySignature.parse(r[5]["essentia_key"]) for r in rows]
+    exact = [r[4] == k for r, k in zip(rows, essentia_keys, strict=True)]
+    mirex = [mirex_key_score(r[4], k) for r, k in zip(rows, essentia_keys, strict=True)]
+    print(
+        f"\n## Key vs Essentia KeyExtractor (defaults): same key on {sum(exact)} of {len(rows)} "
+        f"({np.mean(exact):.3f}); MIREX-weighted {np.mean(mirex):.3f}; sonantica gave a key on {len(keyed)}"
+    )
+    if lists:
+        print("| track | Essentia | sonantica | MIREX |\n|---|---|---|---|")
+        for r, k, score in zip(rows, essentia_keys, mirex, strict=True):
+            if r[4] != k:
+                print(f"| {r[0].excerpt.stem} | {k.name} | {r[4].name if r[4] else None} | {score} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache-dir", type=Path, default=Path(".bench-cache"))
+    add_set_option(parser)
     parser.add_argument("--per-package", type=int, default=PER_PACKAGE)
     parser.add_argument("--excerpt-s", type=float, default=60.0)
     parser.add_argument("--tempocnn-model", default="cnn")
@@ -246,9 +331,10 @@ def main() -> None:
     if args.setup_tempocnn:
         _setup_tempocnn(args.tempocnn_venv)
 
-    root = fetch_packages(args.cache_dir, PACKAGES)
-    tracks = cut_excerpts(args.cache_dir, root, PACKAGES, args.per_package, args.excerpt_s)
-    print(f"{len(tracks)} excerpts of {args.excerpt_s:g} s from {len(PACKAGES)} Debian packages", flush=True)
+    packages = SETS[args.set]
+    root = fetch_packages(args.cache_dir, packages)
+    tracks = cut_excerpts(args.cache_dir, root, packages, args.per_package, args.excerpt_s)
+    print(f"{len(tracks)} excerpts of {args.excerpt_s:g} s from {len(packages)} Debian packages", flush=True)
     cache_path = args.cache_dir / "real" / f"peers-{args.excerpt_s:g}s.json"
     cached: dict[str, Any] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     paths = [t.excerpt for t in tracks]
@@ -259,52 +345,13 @@ def main() -> None:
     cache_path.write_text(json.dumps(cached, indent=1))
     print(f"peers: {time.perf_counter() - start:.0f} s (cached in {cache_path})", flush=True)
 
-    rows = []
-    for track in tracks:
-        bpm, confidence, alternative, key = _sonantica(track.excerpt)
-        entry = cached[track.excerpt.name]
-        rows.append((track, bpm, confidence, alternative, key, entry))
-
-    cnn = f"tempocnn_{args.tempocnn_model}"
-    agreed = [r for r in rows if _agree(r[5]["essentia_bpm"], r[5][cnn])]
-    print(f"\n## Tempo: {len(agreed)} of {len(rows)} tracks where Essentia and tempo-CNN ({args.tempocnn_model}) agree")
-    print("| set | n | sonantica Acc1 vs Essentia | Acc2 | no tempo |\n|---|---|---|---|---|")
-    for label, group in (("Essentia = tempo-CNN", agreed), ("all tracks", rows)):
-        acc1 = np.mean([tempo_within(r[1], r[5]["essentia_bpm"]) for r in group])
-        acc2 = np.mean([tempo_within_octave(r[1], r[5]["essentia_bpm"]) for r in group])
-        none = sum(r[1] is None for r in group)
-        print(f"| {label} | {len(group)} | {acc1:.3f} | {acc2:.3f} | {none} |")
-    print("\n| package | tracks | agreed | sonantica Acc1 on agreed |\n|---|---|---|---|")
-    for package in PACKAGES:
-        mine = [r for r in rows if r[0].package == package]
-        ok = [r for r in agreed if r[0].package == package]
-        acc = f"{np.mean([tempo_within(r[1], r[5]['essentia_bpm']) for r in ok]):.2f}" if ok else "-"
-        print(f"| {package} | {len(mine)} | {len(ok)} | {acc} |")
-
-    print("\n## Tempo disagreements on the agreed set (sonantica vs Essentia)")
-    print(
-        "| track | Essentia | tempo-CNN | sonantica | ratio | confidence | alternative |\n|---|---|---|---|---|---|---|"
-    )
-    for track, bpm, confidence, alternative, _, entry in agreed:
-        if not tempo_within(bpm, entry["essentia_bpm"]):
-            ratio = f"{bpm / entry['essentia_bpm']:.2f}" if bpm else "-"
-            print(
-                f"| {track.excerpt.stem} | {entry['essentia_bpm']:.1f} | {entry[cnn]:.1f} | {bpm} | {ratio} "
-                f"| {confidence:.2f} | {alternative if alternative is not None else '-'} |"
-            )
-
-    keyed = [r for r in rows if r[4] is not None]
-    essentia_keys = [KeySignature.parse(r[5]["essentia_key"]) for r in rows]
-    exact = [r[4] == k for r, k in zip(rows, essentia_keys, strict=True)]
-    mirex = [mirex_key_score(r[4], k) for r, k in zip(rows, essentia_keys, strict=True)]
-    print(
-        f"\n## Key vs Essentia KeyExtractor (defaults): same key on {sum(exact)} of {len(rows)} "
-        f"({np.mean(exact):.3f}); MIREX-weighted {np.mean(mirex):.3f}; sonantica gave a key on {len(keyed)}"
-    )
-    print("| track | Essentia | sonantica | MIREX |\n|---|---|---|---|")
-    for r, k, score in zip(rows, essentia_keys, mirex, strict=True):
-        if r[4] != k:
-            print(f"| {r[0].excerpt.stem} | {k.name} | {r[4].name if r[4] else None} | {score} |")
+    start = time.perf_counter()
+    rows: list[Row] = [(track, *_sonantica(track.excerpt), cached[track.excerpt.name]) for track in tracks]
+    print(f"sonantica: {time.perf_counter() - start:.0f} s", flush=True)
+    sets = report_sets(args.set)
+    for name, members in sets.items():
+        mine = [r for r in rows if r[0].package in members]
+        _report(name, mine, members, args.tempocnn_model, lists=not (name == "all" and len(sets) > 1))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """The real-recordings tempo benchmark (scripts/bench_tempo_real.py) cuts its excerpts through the product's decoder:
-a file the bundled FFmpeg refuses but libsndfile reads is cut, not skipped."""
+a file the bundled FFmpeg refuses but libsndfile reads is cut, not skipped; its package sets are reported one by one
+and together. Nothing is downloaded here."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import av
@@ -11,8 +13,21 @@ import numpy.typing as npt
 import pytest
 import soundfile
 
-from scripts.bench_tempo_real import EXCERPT_RATE_HZ, MIN_SOURCE_S, _cut
+from scripts.bench_tempo_real import (
+    EXCERPT_RATE_HZ,
+    MIN_SOURCE_S,
+    PACKAGES,
+    PACKAGES_MORE,
+    SETS,
+    Row,
+    Track,
+    _cut,
+    _report,
+    add_set_option,
+    report_sets,
+)
 from sidecar.analyzers.audio import AudioReader
+from sidecar.domain import KeySignature
 
 
 def _mat5(path: Path, duration_s: float) -> npt.NDArray[np.int16]:
@@ -44,3 +59,46 @@ def test_short_and_unreadable_files_are_skipped(tmp_path: Path, capsys: pytest.C
     assert not (tmp_path / "jingle.flac").exists()
     assert not (tmp_path / "notes.flac").exists()
     assert capsys.readouterr().out.count("skipped") == 1  # the unreadable file; a short one is left out silently
+
+
+def test_the_second_set_is_disjoint_and_all_is_both_in_order() -> None:
+    assert not set(PACKAGES) & set(PACKAGES_MORE)
+    assert SETS["all"] == PACKAGES + PACKAGES_MORE
+    assert list(report_sets("all")) == ["first", "more", "all"]
+    assert report_sets("more") == {"more": PACKAGES_MORE}
+    with pytest.raises(KeyError):
+        report_sets("second")
+
+
+def test_the_set_option_defaults_to_all_and_refuses_other_names() -> None:
+    parser = argparse.ArgumentParser()
+    add_set_option(parser, "--real-set")
+    assert parser.parse_args([]).real_set == "all"
+    assert parser.parse_args(["--real-set", "first"]).real_set == "first"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--real-set", "second"])
+
+
+def _row(name: str, bpm: float | None, essentia_bpm: float, cnn_bpm: float, key: str | None) -> Row:
+    track = Track("pkg", Path(name), Path(f"{name}.flac"))
+    entry = {"essentia_bpm": essentia_bpm, "tempocnn_cnn": cnn_bpm, "essentia_key": "A minor"}
+    return (track, bpm, 0.5, None, KeySignature.parse(key) if key else None, entry)
+
+
+def test_a_set_report_counts_the_agreed_tracks_and_lists_each_disagreement(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [
+        _row("right", 120.0, 120.0, 121.0, "A minor"),
+        _row("double", 200.0, 100.0, 100.0, "C major"),
+        _row("peers-differ", 90.0, 90.0, 140.0, None),
+    ]
+    _report("demo", rows, ["pkg"], "cnn", lists=True)
+    out = capsys.readouterr().out
+    assert "## Tempo: 2 of 3 tracks where Essentia and tempo-CNN (cnn) agree" in out
+    assert "| Essentia = tempo-CNN | 2 | 0.500 (1) | 1.000 | 0 |" in out
+    assert "| all tracks | 3 | 0.667 (2) | 1.000 | 0 |" in out
+    assert "| pkg | 3 | 2 | 0.50 |" in out
+    assert "| double | 100.0 | 100.0 | 200.0 | 2.00 | 0.50 | - |" in out
+    assert "same key on 1 of 3 (0.333)" in out
+    assert "| peers-differ | A minor | None | 0.0 |" in out
+    _report("demo", rows, ["pkg"], "cnn", lists=False)
+    assert "| double |" not in capsys.readouterr().out

@@ -14,7 +14,7 @@ import pytest
 from sidecar.analyzers.audio import ANALYSIS_RATE_HZ, AudioBlock, AudioReader, read_mono
 from sidecar.analyzers.base import Analyzer
 from sidecar.analyzers.pipeline import analyze_file
-from sidecar.analyzers.tempo import FRAME_RATE_HZ, TempoAnalyzer, onset_rate_per_min
+from sidecar.analyzers.tempo import FRAME_RATE_HZ, TempoAnalyzer, onset_rate_per_min, real_tempo_prior
 from sidecar.demo.drones import CLOSE_MAJOR, Drone, render_drone
 from sidecar.demo.encode import write_audio
 from sidecar.demo.evaluation import tempo_within, tempo_within_bpm
@@ -266,6 +266,18 @@ def test_onset_rate_counts_audible_onsets_in_the_densest_stretch() -> None:
     assert onset_rate_per_min(np.zeros(0, np.float32)) == 0.0
 
 
+def test_real_tempo_prior_breaks_an_octave_tie_toward_common_tempi() -> None:
+    """Two metrical levels the octave model finds equally likely: 100 BPM, not 200, with the prior; the prior at
+    weight 0 changes nothing, and the result stays a distribution."""
+    even = np.array([0.5, 0.5])
+    bpms = np.array([200.0, 100.0])
+    weighted = real_tempo_prior(even, bpms, 1.0)
+    assert weighted[1] > 0.55 > weighted[0]
+    assert weighted.sum() == pytest.approx(1.0)
+    assert real_tempo_prior(even, bpms, 0.0).tolist() == [0.5, 0.5]
+    assert real_tempo_prior(np.array([0.9, 0.1]), bpms, 1.0)[0] > 0.5  # a clear model choice stays
+
+
 @pytest.mark.parametrize("seed", [7, 8])
 def test_tempo_noise_has_no_tempo(seed: int) -> None:
     noise = np.random.default_rng(seed).standard_normal(30 * ANALYSIS_RATE_HZ).astype(np.float32) * 0.1
@@ -309,7 +321,7 @@ def test_tempo_analyzer_is_a_named_versioned_analyzer() -> None:
     analyzer = TempoAnalyzer()
     analyzer.check()
     assert isinstance(analyzer, Analyzer)
-    assert (analyzer.name, analyzer.version) == ("tempo", 4)
+    assert (analyzer.name, analyzer.version) == ("tempo", 5)
 
 
 @pytest.mark.parametrize(
@@ -321,6 +333,7 @@ def test_tempo_analyzer_is_a_named_versioned_analyzer() -> None:
         {"alternative_below": 1.5},
         {"min_periodicity": 1.0},
         {"min_onsets_per_min": -1.0},
+        {"real_prior_weight": -0.5},
         {"accent_max_hz": 20.0},
         {"accent_max_hz": 20000.0},
     ],

@@ -7,17 +7,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = (
-    "numpy",
-    "scipy",
-    "librosa",
-    "torch",
-    "sklearn",
-    "fastapi",
-    "starlette",
-    "uvicorn",
-    "sidecar.analyzers.registry",
-)
+from tests.unit.test_cli_imports import HEAVY_LIBRARIES as HEAVY
 
 _PROBE = """
 import json, sys

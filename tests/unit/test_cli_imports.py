@@ -9,7 +9,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = (
+HEAVY_LIBRARIES = (
     "numpy",
     "scipy",
     "librosa",
@@ -18,12 +18,11 @@ HEAVY = (
     "fastapi",
     "starlette",
     "uvicorn",
-    "sidecar.api",
     "sidecar.analyzers.registry",
-    "psycopg",
-    "redis",
-    "httpx",
 )
+"""What no command that neither analyses audio nor serves the API may import."""
+HEAVY = (*HEAVY_LIBRARIES, "sidecar.api", "psycopg", "redis", "httpx")
+"""What a command that does not touch the database or a host may not import either."""
 
 _PROBE = """
 import json, sys

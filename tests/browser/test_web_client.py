@@ -154,6 +154,26 @@ def test_track_page_takes_the_files_bpm_tag(signed_in: Page, web_server: WebServ
     expect(page.locator("#use-tag")).to_be_visible()
 
 
+def test_track_page_says_when_no_beat_was_found(signed_in: Page, web_server: WebServer) -> None:
+    """A track the tempo analyzer found no pulse in (its result stored as no BPM) says so instead of a bare dash."""
+    with psycopg.connect(web_server.database_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT f.track_id, f.bpm FROM track_features f JOIN tracks t ON t.id = f.track_id"
+            " WHERE t.title = 'Double Time'"
+        ).fetchone()
+        assert row is not None
+        conn.execute("UPDATE track_features SET bpm = NULL WHERE track_id = %s", (row[0],))
+    try:
+        page = signed_in
+        page.goto(f"{web_server.url}/?q=double")
+        page.click("#tracks tbody a")
+        expect(page.locator("h1")).to_have_text("Double Time")
+        expect(page.locator("#facts")).to_contain_text("no steady beat found")
+    finally:
+        with psycopg.connect(web_server.database_url, autocommit=True) as conn:
+            conn.execute("UPDATE track_features SET bpm = %s WHERE track_id = %s", (row[1], row[0]))
+
+
 COLUMNS_DRAWN = """() => {
   const canvas = document.getElementById("waveform");
   const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;

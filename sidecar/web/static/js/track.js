@@ -18,13 +18,18 @@ function yours(a, group, analyzerValue) {
   return `set by you · the analyzer read ${read === null || read === undefined ? "nothing" : analyzerValue(read)}`;
 }
 
+function noBeat(a) {
+  // The tempo analyzer ran and found no pulse: silence, a held chord or drone, free time (docs/tempo.md).
+  return a.bpm === null && "tempo" in a.analyzer_versions ? "no steady beat found" : "";
+}
+
 function showAnalysis(a) {
   const confidence = a.bpm_confidence === null ? "" : `confidence ${Math.round(a.bpm_confidence * 100)} %`;
   const alternative = a.bpm_alternative ? ` · or ${fmt(a.bpm_alternative)}` : "";
   const key = a.key ? `${a.key}` : "–";
   const keyNote = a.camelot ? `${a.camelot}${a.key_confidence === null ? "" : ` · ${Math.round(a.key_confidence * 100)} %`}` : "";
   document.getElementById("facts").replaceChildren(
-    fact("BPM", fmt(a.bpm), [yours(a, "bpm", (v) => fmt(v)) || confidence + alternative, a.host_bpm ? `the file's tag says ${fmt(a.host_bpm)}` : ""].filter(Boolean).join(" · ")),
+    fact("BPM", fmt(a.bpm), [yours(a, "bpm", (v) => fmt(v)) || confidence + alternative, noBeat(a), a.host_bpm ? `the file's tag says ${fmt(a.host_bpm)}` : ""].filter(Boolean).join(" · ")),
     fact("Key", key, [keyNote, yours(a, "key", (v) => v)].filter(Boolean).join(" · ")),
     fact("Loudness", fmt(a.loudness_lufs, 1, "LUFS")),
     fact("Loudness range", fmt(a.loudness_range_lu, 1, "LU")),

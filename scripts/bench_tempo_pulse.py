@@ -3,14 +3,15 @@
 Tempo version 4 reports no tempo when a track has fewer than ``min_onsets_per_min`` audible onsets a minute in its
 densest 15 s (``sidecar.analyzers.tempo.onset_rate_per_min``); version 3 had only the periodicity check, which a
 held chord's level ripple passes. Version 3 is the same analyzer with ``min_onsets_per_min=0`` (nothing else
-changed), so both are computed from the same features.
+changed in version 4), so both are computed from the same features: "no check" / "with the check" below (with
+the current analyzer otherwise, version 5's tempo prior included).
 
 Sets (``sidecar.demo.drones``; ``sidecar.demo.rhythm_corpus``):
 
 - drones, seen: a held C major chord on 19 programs x 4 soundfonts, looked at while the check was designed;
 - drones, held out: 20 other programs x 4 soundfonts, an open A minor chord held, and the same moving every 8 s;
 - rhythm corpus: the 180 clips of ``scripts/bench_tempo.py`` (every one has a beat);
-- real recordings: the 66 excerpts of the first set of ``scripts/bench_tempo_real.py`` (``--real``).
+- real recordings: the 144 excerpts of both sets of ``scripts/bench_tempo_real.py`` (``--real``).
 
 Peers in the same run: librosa ``beat_track`` defaults and Essentia ``RhythmExtractor2013`` (multifeature) when
 installed (``pip install -e '.[bench]'``); neither has a no-tempo answer for pulse-less audio other than 0.
@@ -50,8 +51,8 @@ class Row:
 
     label: str
     rate_per_min: float
-    v3: tuple[float | None, float]
-    v4: tuple[float | None, float]
+    unchecked: tuple[float | None, float]
+    checked: tuple[float | None, float]
     peers: dict[str, float | None]
     truth_bpm: float | None
 
@@ -59,13 +60,13 @@ class Row:
 def _score(path: Path, label: str, truth_bpm: float | None, peers: dict[str, Callable[..., Any]]) -> Row:
     mono = rc.load_mono(path)
     features = mono_features(mono)
-    v3 = estimate_tempo(features, TempoAnalyzer(min_onsets_per_min=0.0).settings)
-    v4 = estimate_tempo(features, TempoAnalyzer().settings)
+    unchecked = estimate_tempo(features, TempoAnalyzer(min_onsets_per_min=0.0).settings)
+    checked = estimate_tempo(features, TempoAnalyzer().settings)
     return Row(
         label,
         onset_rate_per_min(features.envelopes.full),
-        (v3.bpm, v3.bpm_confidence),
-        (v4.bpm, v4.bpm_confidence),
+        (unchecked.bpm, unchecked.bpm_confidence),
+        (checked.bpm, checked.bpm_confidence),
         {name: peer(path, mono) for name, peer in peers.items()},
         truth_bpm,
     )
@@ -81,17 +82,17 @@ def _report(name: str, rows: Sequence[Row], peer_names: Sequence[str]) -> None:
         name,
         str(len(rows)),
         f"{rates[0]:.0f} / {statistics.median(rates):.0f} / {rates[-1]:.0f}",
-        _share(rows, lambda r: r.v3[0] is not None),
-        _share(rows, lambda r: r.v3[0] is not None and r.v3[1] >= CONFIDENT),
-        _share(rows, lambda r: r.v4[0] is not None),
-        _share(rows, lambda r: r.v4[0] is not None and r.v4[1] >= CONFIDENT),
+        _share(rows, lambda r: r.unchecked[0] is not None),
+        _share(rows, lambda r: r.unchecked[0] is not None and r.unchecked[1] >= CONFIDENT),
+        _share(rows, lambda r: r.checked[0] is not None),
+        _share(rows, lambda r: r.checked[0] is not None and r.checked[1] >= CONFIDENT),
         *(_share(rows, lambda r, p=p: r.peers[p] is not None) for p in peer_names),
     ]
     known = [r for r in rows if r.truth_bpm is not None]
     if known:
         cells.append(
-            f"{np.mean([tempo_within(r.v3[0], r.truth_bpm) for r in known]):.3f} / "
-            f"{np.mean([tempo_within(r.v4[0], r.truth_bpm) for r in known]):.3f}"
+            f"{np.mean([tempo_within(r.unchecked[0], r.truth_bpm) for r in known]):.3f} / "
+            f"{np.mean([tempo_within(r.checked[0], r.truth_bpm) for r in known]):.3f}"
         )
     else:
         cells.append("-")
@@ -112,9 +113,9 @@ def _drones(drones: Sequence[dr.Drone], cache_dir: Path) -> list[tuple[Path, str
 
 
 def _real(cache_dir: Path) -> list[tuple[Path, str, float | None]]:
-    from scripts.bench_tempo_real import PACKAGES, real_tracks
+    from scripts.bench_tempo_real import PACKAGES, PACKAGES_MORE, real_tracks
 
-    return [(t.excerpt, t.excerpt.stem, None) for t in real_tracks(cache_dir, PACKAGES)]
+    return [(t.excerpt, t.excerpt.stem, None) for t in real_tracks(cache_dir, (*PACKAGES, *PACKAGES_MORE))]
 
 
 def main() -> None:
@@ -149,24 +150,24 @@ def main() -> None:
     print(f"scored {sum(map(len, results.values()))} clips in {time.perf_counter() - start:.0f} s\n")
     names = list(peers)
     print(
-        "| set | n | onsets/min in the densest 15 s, min / median / max | v3 gives a tempo | v3 confident "
-        f"(>= {CONFIDENT}) | v4 gives a tempo | v4 confident | "
+        "| set | n | onsets/min in the densest 15 s, min / median / max | no check: gives a tempo | no check: "
+        f"confident (>= {CONFIDENT}) | with the check: gives a tempo | with the check: confident | "
         + " | ".join(f"{n} gives a tempo" for n in names)
-        + " | Acc1 v3 / v4 |"
+        + " | Acc1 no check / with it |"
     )
     print("|" + "---|" * (8 + len(names)))
     for name, rows in results.items():
         _report(name, rows, names)
-    print("\n## Music whose answer changed (v3 -> v4)")
-    print("| set | clip | onsets/min | v3 | v4 |\n|---|---|---|---|---|")
+    print("\n## Music whose answer the check changed")
+    print("| set | clip | onsets/min | no check | with it |\n|---|---|---|---|---|")
     for name, rows in results.items():
         for r in rows if not name.startswith("drones") else ():
-            if r.v3 != r.v4:
-                print(f"| {name} | {r.label} | {r.rate_per_min:.0f} | {_fmt(r.v3)} | {_fmt(r.v4)} |")
-    print("\n## Held-out drones that still get a tempo (v4)")
+            if r.unchecked != r.checked:
+                print(f"| {name} | {r.label} | {r.rate_per_min:.0f} | {_fmt(r.unchecked)} | {_fmt(r.checked)} |")
+    print("\n## Held-out drones that still get a tempo with the check")
     for r in results["drones, held out (held and every 8 s)"]:
-        if r.v4[0] is not None:
-            print(f"- {r.label}: {_fmt(r.v4)}, {r.rate_per_min:.0f} onsets/min")
+        if r.checked[0] is not None:
+            print(f"- {r.label}: {_fmt(r.checked)}, {r.rate_per_min:.0f} onsets/min")
 
 
 def _fmt(result: tuple[float | None, float]) -> str:

@@ -7,11 +7,11 @@ import logging
 from collections.abc import Mapping
 
 from adapters.base import HostAdapter, HostError
-from sidecar.domain import KeySignature
-from sidecar.errors import NotFoundError, StorageUnavailableError
+from sidecar.domain import KeySignature, TrackKey
+from sidecar.errors import StorageUnavailableError
 from sidecar.services.runtime import Runtime
 from sidecar.services.writeback import write_back_track, writes_tags
-from sidecar.storage import analyses, overrides, tracks
+from sidecar.storage import analyses, overrides
 from sidecar.storage.analyses import AnalysisSummary
 from sidecar.storage.db import transaction
 
@@ -31,17 +31,14 @@ async def override_track(
     write-back` retries). Raises ``NotFoundError`` for an unknown track, ``ValueError`` for a value out of range.
     """
     async with transaction(runtime.pool) as conn:
-        record = await tracks.get_track(conn, track_id)
-        if record is None:
-            raise NotFoundError(f"no track with id {track_id}")
-        await overrides.update_overrides(conn, track_id, changes)
+        await overrides.update_overrides(conn, track_id, changes)  # NotFoundError for an unknown track
         summary = await analyses.get_analysis(conn, track_id)
-    if summary is None:
-        raise NotFoundError(f"no track with id {track_id}")
-    await runtime.cache.invalidate(record.key)
+    assert summary is not None  # the track was there, in the same transaction
+    key = TrackKey(summary["host"], summary["host_track_id"])
+    await runtime.cache.invalidate(key)
     if adapter is not None and writes_tags(adapter):  # write_back_track skips another host's track
         try:
-            await write_back_track(runtime, adapter, record.key)
+            await write_back_track(runtime, adapter, key)
         except (HostError, ValueError, StorageUnavailableError) as exc:
             log.warning("tags of track %d not written (%s); `sonantica host write-back` retries", track_id, exc)
     return summary

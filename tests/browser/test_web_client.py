@@ -141,17 +141,21 @@ def test_track_page_takes_the_files_bpm_tag(signed_in: Page, web_server: WebServ
     """supysonic reports no BPM tags, so the tag a Navidrome sync would store is set in the database."""
     with psycopg.connect(web_server.database_url, autocommit=True) as conn:
         conn.execute("UPDATE tracks SET host_bpm = 61 WHERE title = 'Quiet Room'")
-    page = signed_in
-    page.goto(f"{web_server.url}/?q=quiet")
-    page.click("#tracks tbody a")
-    expect(page.locator("h1")).to_have_text("Quiet Room")
-    expect(page.locator("#facts")).to_contain_text("the file's tag says 61.0")
-    page.click("#use-tag")
-    expect(page.locator("#correct-status")).to_contain_text("Saved: the file's BPM tag is yours now.")
-    expect(page.locator("#facts")).to_contain_text("set by you")
-    expect(page.locator("#use-tag")).to_be_hidden()  # the BPM is the tag's now
-    page.click("#restore")
-    expect(page.locator("#use-tag")).to_be_visible()
+    try:
+        page = signed_in
+        page.goto(f"{web_server.url}/?q=quiet")
+        page.click("#tracks tbody a")
+        expect(page.locator("h1")).to_have_text("Quiet Room")
+        expect(page.locator("#facts")).to_contain_text("the file's tag says 61.0")
+        page.click("#use-tag")
+        expect(page.locator("#correct-status")).to_contain_text("Saved: the file's BPM tag is yours now.")
+        expect(page.locator("#facts")).to_contain_text("set by you")
+        expect(page.locator("#use-tag")).to_be_hidden()  # the BPM is the tag's now
+        page.click("#restore")
+        expect(page.locator("#use-tag")).to_be_visible()
+    finally:  # the session's other tests see the library as seeded
+        with psycopg.connect(web_server.database_url, autocommit=True) as conn:
+            conn.execute("UPDATE tracks SET host_bpm = NULL WHERE title = 'Quiet Room'")
 
 
 def test_track_page_says_when_no_beat_was_found(signed_in: Page, web_server: WebServer) -> None:

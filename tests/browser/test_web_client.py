@@ -5,6 +5,7 @@ hand and given back, 360 px layout, and no console error on any page."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import psycopg
 from playwright.sync_api import Page, expect
@@ -73,11 +74,16 @@ def test_library_search_and_filters(signed_in: Page, web_server: WebServer, scre
     screenshot(page, "library")  # type: ignore[operator]
 
 
+def _open_track(page: Page, web_server: WebServer, query: str, title: str) -> None:
+    """Search the library for ``query`` and open the first track's page, which must be ``title``'s."""
+    page.goto(f"{web_server.url}/?q={query}")
+    page.click("#tracks tbody a")
+    expect(page.locator("h1")).to_have_text(title)
+
+
 def test_track_page_writes_a_playlist_to_the_server(signed_in: Page, web_server: WebServer, screenshot: object) -> None:
     page = signed_in
-    page.goto(f"{web_server.url}/?q=morning")
-    page.click("#tracks tbody a")
-    expect(page.locator("h1")).to_have_text("Morning Run")
+    _open_track(page, web_server, "morning", "Morning Run")
     expect(page.locator("#facts")).to_contain_text("120.0")
     expect(page.locator("#facts")).to_contain_text("A minor")
     expect(page.locator("#compatible li")).to_have_count(4)
@@ -109,9 +115,7 @@ def test_track_page_corrects_the_bpm_and_gives_it_back(
     signed_in: Page, web_server: WebServer, console: ConsoleWatch
 ) -> None:
     page = signed_in
-    page.goto(f"{web_server.url}/?q=far")
-    page.click("#tracks tbody a")
-    expect(page.locator("h1")).to_have_text("Far Away")
+    _open_track(page, web_server, "far", "Far Away")
     expect(page.locator("#correct-bpm")).to_have_value("95")
     expect(page.locator("#restore")).to_be_hidden()
     page.fill("#correct-bpm", "190")
@@ -137,15 +141,19 @@ def test_track_page_corrects_the_bpm_and_gives_it_back(
     expect(page.locator("#restore")).to_be_hidden()
 
 
+def _sql(web_server: WebServer, query: str, *params: object) -> tuple[Any, ...] | None:
+    """Run one statement on the session's database; its first row, if it returns rows."""
+    with psycopg.connect(web_server.database_url, autocommit=True) as conn:
+        cur = conn.execute(query, params)
+        return cur.fetchone() if cur.description else None
+
+
 def test_track_page_takes_the_files_bpm_tag(signed_in: Page, web_server: WebServer) -> None:
     """supysonic reports no BPM tags, so the tag a Navidrome sync would store is set in the database."""
-    with psycopg.connect(web_server.database_url, autocommit=True) as conn:
-        conn.execute("UPDATE tracks SET host_bpm = 61 WHERE title = 'Quiet Room'")
+    _sql(web_server, "UPDATE tracks SET host_bpm = 61 WHERE title = 'Quiet Room'")
     try:
         page = signed_in
-        page.goto(f"{web_server.url}/?q=quiet")
-        page.click("#tracks tbody a")
-        expect(page.locator("h1")).to_have_text("Quiet Room")
+        _open_track(page, web_server, "quiet", "Quiet Room")
         expect(page.locator("#facts")).to_contain_text("the file's tag says 61.0")
         page.click("#use-tag")
         expect(page.locator("#correct-status")).to_contain_text("Saved: the file's BPM tag is yours now.")
@@ -154,28 +162,24 @@ def test_track_page_takes_the_files_bpm_tag(signed_in: Page, web_server: WebServ
         page.click("#restore")
         expect(page.locator("#use-tag")).to_be_visible()
     finally:  # the session's other tests see the library as seeded
-        with psycopg.connect(web_server.database_url, autocommit=True) as conn:
-            conn.execute("UPDATE tracks SET host_bpm = NULL WHERE title = 'Quiet Room'")
+        _sql(web_server, "UPDATE tracks SET host_bpm = NULL WHERE title = 'Quiet Room'")
 
 
 def test_track_page_says_when_no_beat_was_found(signed_in: Page, web_server: WebServer) -> None:
     """A track the tempo analyzer found no pulse in (its result stored as no BPM) says so instead of a bare dash."""
-    with psycopg.connect(web_server.database_url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT f.track_id, f.bpm FROM track_features f JOIN tracks t ON t.id = f.track_id"
-            " WHERE t.title = 'Double Time'"
-        ).fetchone()
-        assert row is not None
-        conn.execute("UPDATE track_features SET bpm = NULL WHERE track_id = %s", (row[0],))
+    row = _sql(
+        web_server,
+        "SELECT f.track_id, f.bpm FROM track_features f JOIN tracks t ON t.id = f.track_id WHERE t.title = %s",
+        "Double Time",
+    )
+    assert row is not None
+    _sql(web_server, "UPDATE track_features SET bpm = NULL WHERE track_id = %s", row[0])
     try:
         page = signed_in
-        page.goto(f"{web_server.url}/?q=double")
-        page.click("#tracks tbody a")
-        expect(page.locator("h1")).to_have_text("Double Time")
+        _open_track(page, web_server, "double", "Double Time")
         expect(page.locator("#facts")).to_contain_text("no steady beat found")
     finally:
-        with psycopg.connect(web_server.database_url, autocommit=True) as conn:
-            conn.execute("UPDATE track_features SET bpm = %s WHERE track_id = %s", (row[1], row[0]))
+        _sql(web_server, "UPDATE track_features SET bpm = %s WHERE track_id = %s", row[1], row[0])
 
 
 COLUMNS_DRAWN = """() => {

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 
 WARM_STOP_WAIT_S = 10.0
 """The most a shutdown waits for a warm-up still running (its query is cancelled in milliseconds)."""
+
+DOCS_STATIC_URL = "/static-docs"
+"""Where the Swagger UI files of ``/docs`` are served (public, like the web client's files)."""
 
 
 def create_app(
@@ -80,10 +84,12 @@ def create_app(
                 app.state.readiness = probe
                 yield
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs from files in the wheel, not a CDN: it works on a LAN without internet
         title="Sonántica",
         summary="Sonic Match: track analysis, similar tracks and playlists for Jellyfin and Navidrome",
         lifespan=lifespan,
+        static_url=DOCS_STATIC_URL,
+        redoc_url=None,  # ReDoc fetches its logo from a CDN; /docs is the one documentation page
     )
     metrics = Metrics()
     app.state.settings = settings

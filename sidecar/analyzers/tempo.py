@@ -478,7 +478,7 @@ def missing_reason(features: ClipFeatures, settings: TempoSettings) -> BpmMissin
     ``settings.min_bpm``), ``no_onsets`` (fewer than ``settings.min_onsets_per_min`` audible onsets a minute,
     :func:`onset_rate_per_min`: silence, a held chord or drone) or ``no_periodicity`` (the strongest candidate
     peak is below ``settings.min_periodicity``: noise, irregular hits). The periodicity is checked first: white
-    noise fails both checks (4 audible onsets a minute), a held chord only the onset check."""
+    noise fails both checks (fewer than 20 audible onsets a minute), a held chord only the onset check."""
     found = features.candidates
     if found is None:
         return features.missing_reason

@@ -1,6 +1,6 @@
 """The web client in headless Chromium against a real Subsonic server: sign-in (right and wrong password), the
 library's search and filters, a playlist made from the track page and written to the server, a BPM corrected by
-hand and given back, 360 px layout, and no console error on any page."""
+hand and given back, why a track has no BPM or key, 360 px layout, and no console error on any page."""
 
 from __future__ import annotations
 

@@ -136,13 +136,14 @@ def evaluate(
             accumulator.feed(block.mono)
         summary = accumulator.summary()
         for name, templates in variants.items():
-            key, confidence, _ = decide_key(summary, templates, decision)
+            choice = decide_key(summary, templates, decision)
+            key, confidence = choice.key, choice.confidence
             tallies[name].add(key, spec.key, seconds)
             if name == "krumhansl-kessler":
                 if result.key != key:
                     raise RuntimeError(f"analyzer and shared summary disagree on {spec.title}")
                 confidences.append((confidence, mirex_key_score(key, spec.key)))
-        fitted = decide_key(summary, variants["krumhansl-kessler"], decision, DEFAULT_KEY_MODEL)[0]
+        fitted = decide_key(summary, variants["krumhansl-kessler"], decision, DEFAULT_KEY_MODEL).key
         tallies[model_row].add(fitted, spec.key, seconds)
         start = time.perf_counter()
         baseline = librosa_baseline(_mono(blocks))

@@ -118,8 +118,8 @@ def _fit(items: Sequence[Item], l2: float, *, upper: bool) -> KeyModel:
 
 def _predict(model: KeyModel, item: Item, *, upper: bool = True) -> tuple[KeySignature | None, float]:
     summary = item.summary if upper else _without_upper(item.summary)
-    key, confidence, _ = decide_key(summary, _TEMPLATES, KeyDecision(), model)
-    return key, confidence
+    choice = decide_key(summary, _TEMPLATES, KeyDecision(), model)
+    return choice.key, choice.confidence
 
 
 def _without_upper(summary: ChromaSummary) -> ChromaSummary:

@@ -272,8 +272,7 @@ class Item:
 
 def estimate_all(peaks: Peaks, grid: Sequence[Variant]) -> dict[Variant, KeySignature | None]:
     """The key each variant names (None for all when the default analyzer's tonal-evidence gate says no key)."""
-    gate, _, _ = decide_key(peaks.summary, TEMPLATES[KRUMHANSL_KESSLER.name], KeyDecision())
-    if gate is None:
+    if decide_key(peaks.summary, TEMPLATES[KRUMHANSL_KESSLER.name], KeyDecision()).key is None:
         return dict.fromkeys(grid)
     tuning = peaks.summary.tuning_semitones
     main: dict[str, Vector] = {}

@@ -20,6 +20,14 @@ _SHARP_ALIASES = {"E#": "F", "B#": "C"}
 
 Mode = Literal["major", "minor"]
 
+BpmMissingReason = Literal["too_short", "no_onsets", "no_periodicity"]
+"""Why the tempo analyzer found no tempo: ``too_short``, the audio is shorter than about 2.2 beats at its slowest
+tempo (3.4 s at 40 BPM); ``no_onsets``, it has too few audible onsets to carry a beat (silence, a held chord or
+drone); ``no_periodicity``, it has onsets but they do not repeat at any tempo (noise, free time, irregular hits)."""
+KeyMissingReason = Literal["few_tonal_frames", "weak_tonality"]
+"""Why the key analyzer found no key: ``few_tonal_frames``, less than about 2 s of pitched sound (silence, a very
+short file); ``weak_tonality``, there is sound but it does not fit a key (noise, unpitched drums)."""
+
 
 class Priority(enum.StrEnum):
     """Job priority: on-play work always runs before scan work."""
@@ -174,6 +182,7 @@ class TempoResult:
     bpm: float | None  # None when no pulse was found (silence, very short files)
     bpm_confidence: float  # 0..1
     bpm_alternative: float | None = None  # the runner-up metrical level's tempo, when the confidence is low
+    bpm_missing_reason: BpmMissingReason | None = None  # why ``bpm`` is None; None when there is a tempo
     beat_times_s: npt.NDArray[np.float64] = field(repr=False, compare=False)
 
     @property
@@ -196,6 +205,7 @@ class KeyResult:
 
     key: KeySignature | None  # None when there is no tonal content (silence, noise, drums only)
     key_confidence: float  # 0..1
+    key_missing_reason: KeyMissingReason | None = None  # why ``key`` is None; None when there is a key
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

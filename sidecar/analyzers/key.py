@@ -20,7 +20,7 @@ Method (measured choices, see ``docs/benchmarks/key.md``):
    major third), so each profile is first convolved with a harmonic-series kernel whose partials decay by
    ``harmonic_decay`` each: the profile then describes the chroma a key *sounds* like, not the notes it uses. The
    best correlation and the tuning coherence make the *tonal evidence*: too little of it (silence, noise,
-   unpitched drums, under a few seconds) gives no key.
+   unpitched drums, under a few seconds) gives no key, with the reason (``few_tonal_frames``, ``weak_tonality``).
 5. The best-correlating rotation is the key; its confidence is the tonal evidence times a ramp on its margin over
    the runner-up. Opt-in (``KeyAnalyzer(model=DEFAULT_KEY_MODEL)``): a fitted classifier
    (:mod:`sidecar.analyzers.key_model`) over both chromas chooses the key instead. It scores 0.98 leave-one-family-out
@@ -42,7 +42,7 @@ import numpy.typing as npt
 from sidecar.analyzers.audio import ANALYSIS_RATE_HZ, AudioBlock
 from sidecar.analyzers.key_model import KeyModel, probabilities
 from sidecar.analyzers.versions import VERSIONS
-from sidecar.domain import AudioInfo, KeyResult, KeySignature
+from sidecar.domain import AudioInfo, KeyMissingReason, KeyResult, KeySignature
 
 UPPER_MIN_PITCH = 55.0
 """Lowest MIDI pitch (G3) of the upper-register chroma the fitted key model reads: melody and chord voicings without
@@ -357,24 +357,36 @@ class KeyDecision:
     min_tonality: float = 0.05
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyChoice:
+    """What :func:`decide_key` found: the ``key`` (None without enough tonal evidence, and then
+    ``missing_reason`` says why), its ``confidence`` (0..1) and all 24 template ``correlations``."""
+
+    key: KeySignature | None
+    confidence: float
+    correlations: npt.NDArray[np.float64]
+    missing_reason: KeyMissingReason | None = None
+
+
 def decide_key(
     summary: ChromaSummary,
     templates: npt.NDArray[np.float64],
     decision: KeyDecision,
     model: KeyModel | None = None,
-) -> tuple[KeySignature | None, float, npt.NDArray[np.float64]]:
+) -> KeyChoice:
     """Best key, its confidence (0..1) and all 24 template correlations for a chroma summary.
 
     Tonal evidence is the product of two 0..1 ramps, on the best template correlation and on the tuning coherence.
     Without ``model`` the best-correlating template is the key and the confidence is the tonal evidence times a
     ramp on its margin over the runner-up. With ``model`` the key with the highest model probability wins and the
     confidence is the tonal evidence times its probability margin over the runner-up. No key (None, 0.0) when
-    frames with spectral peaks cover less than ``decision.min_tonal_s`` or the tonal evidence is below
-    ``decision.min_tonality`` (silence, noise, unpitched drums).
+    frames with spectral peaks cover less than ``decision.min_tonal_s`` (reason ``few_tonal_frames``: silence, a
+    very short file) or the tonal evidence is below ``decision.min_tonality`` (``weak_tonality``: noise, unpitched
+    drums).
     """
     correlations = key_correlations(summary.chroma, templates)
     if summary.tonal_frames * summary.hop_s < decision.min_tonal_s:
-        return None, 0.0, correlations
+        return KeyChoice(key=None, confidence=0.0, correlations=correlations, missing_reason="few_tonal_frames")
     best = float(correlations.max())
     correlation_part = _clip01(
         (best - decision.min_correlation) / (decision.full_correlation - decision.min_correlation)
@@ -384,15 +396,16 @@ def decide_key(
     )
     tonality = correlation_part * coherence_part
     if tonality < decision.min_tonality:
-        return None, 0.0, correlations
+        return KeyChoice(key=None, confidence=0.0, correlations=correlations, missing_reason="weak_tonality")
     if model is not None:
         p = probabilities(model.scores(summary.chroma, summary.upper_chroma))
         order = np.argsort(p)
-        return key_of_template(int(order[-1])), tonality * float(p[order[-1]] - p[order[-2]]), correlations
+        confidence = tonality * float(p[order[-1]] - p[order[-2]])
+        return KeyChoice(key=key_of_template(int(order[-1])), confidence=confidence, correlations=correlations)
     order = np.argsort(correlations)
     second = float(correlations[order[-2]])
     confidence = tonality * _clip01((best - second) / decision.full_margin)
-    return key_of_template(int(order[-1])), confidence, correlations
+    return KeyChoice(key=key_of_template(int(order[-1])), confidence=confidence, correlations=correlations)
 
 
 class KeySession:
@@ -415,9 +428,12 @@ class KeySession:
         self._accumulator.feed(block.mono)
 
     def finish(self) -> KeyResult:
-        """The key of everything fed; ``key`` is None (confidence 0.0) without enough pitched content."""
-        key, confidence, _ = decide_key(self._accumulator.summary(), self._templates, self._decision, self._model)
-        return KeyResult(key=key, key_confidence=round(confidence, 4))
+        """The key of everything fed; ``key`` is None (confidence 0.0, with the reason) without enough pitched
+        content."""
+        choice = decide_key(self._accumulator.summary(), self._templates, self._decision, self._model)
+        return KeyResult(
+            key=choice.key, key_confidence=round(choice.confidence, 4), key_missing_reason=choice.missing_reason
+        )
 
 
 class KeyAnalyzer:

@@ -18,10 +18,12 @@ SUMMARY_FIELDS: Final = (
     "bpm",
     "bpm_confidence",
     "bpm_alternative",
+    "bpm_missing_reason",
     "key",
     "key_confidence",
     "camelot",
     "open_key",
+    "key_missing_reason",
     "loudness_lufs",
     "loudness_range_lu",
     "true_peak_dbtp",
@@ -29,7 +31,8 @@ SUMMARY_FIELDS: Final = (
     "replaygain_track_gain_db",
     "replaygain_track_peak",
 )
-"""Every field of a summary, in print order. A field an analyzer did not produce is ``None``."""
+"""Every field of a summary, in print order. A field an analyzer did not produce is ``None``; the
+``*_missing_reason`` fields say why the tempo or key analyzer found none (None when it found one)."""
 
 
 def _rounded(value: float | None, digits: int) -> float | None:
@@ -56,8 +59,10 @@ def summarize(
             summary["bpm"] = _rounded(result.bpm, 2)
             summary["bpm_confidence"] = _rounded(result.bpm_confidence, 3)
             summary["bpm_alternative"] = _rounded(result.bpm_alternative, 2)
+            summary["bpm_missing_reason"] = result.bpm_missing_reason
         elif isinstance(result, KeyResult):
             summary["key_confidence"] = _rounded(result.key_confidence, 3)
+            summary["key_missing_reason"] = result.key_missing_reason
             if result.key is not None:
                 summary["key"] = result.key.name
                 summary["camelot"] = result.key.camelot

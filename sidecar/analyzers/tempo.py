@@ -32,7 +32,8 @@ Method (choices measured on the ground-truth corpus, see ``docs/benchmarks/tempo
    ``min_onsets_per_min`` audible onsets a minute (version 4: a held chord or drone, whose vibrato, chorus or
    leakage ripple the level-free autocorrelation reads as a pulse; version 3 gave held organ chords 185 BPM at
    confidence 0.999), for silence and for audio shorter than about 2.2 beats at ``min_bpm`` (3.4 s at the default
-   40 BPM) no tempo is reported: ``bpm`` None, confidence 0, no beats.
+   40 BPM) no tempo is reported: ``bpm`` None, confidence 0, no beats, and ``bpm_missing_reason`` says which check
+   failed (:func:`missing_reason`: ``too_short``, ``no_onsets``, ``no_periodicity``).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ from sidecar.analyzers.tempo_octave import (
     fit_octave_model,
 )
 from sidecar.analyzers.versions import VERSIONS
-from sidecar.domain import AudioInfo, TempoResult
+from sidecar.domain import AudioInfo, BpmMissingReason, TempoResult
 from sidecar.errors import AnalyzerError, FatalAnalyzerError
 
 if TYPE_CHECKING:  # the network (and torch) is imported only where an octave model reads it
@@ -359,10 +360,17 @@ class TempoSettings:
 @dataclass(frozen=True, slots=True)
 class ClipFeatures:
     """What the tempo estimate of one track is made from: its onset envelopes and its candidate tempi (None when
-    the track is too short or silent to have any)."""
+    the track is too short or silent to have any, and then ``missing_reason`` says which: ``too_short``,
+    ``no_onsets`` for an envelope without any change, ``no_periodicity`` for no autocorrelation peak in the tempo
+    range). Raises ValueError when exactly one of ``candidates`` and ``missing_reason`` is not None."""
 
     envelopes: OnsetEnvelopes
     candidates: Candidates | None
+    missing_reason: BpmMissingReason | None = None
+
+    def __post_init__(self) -> None:
+        if (self.candidates is None) == (self.missing_reason is None):
+            raise ValueError("clip features have either candidates or the reason they have none")
 
 
 def _max_lag(min_bpm: float) -> int:
@@ -391,12 +399,12 @@ def clip_features(
         raise AnalyzerError("tempo: the audio contains non-finite samples (NaN or infinity)")
     max_lag = _max_lag(min_bpm)
     if envelopes.accent.size < 2 * max_lag:
-        return ClipFeatures(envelopes, None)
+        return ClipFeatures(envelopes, None, "too_short")
     acfs = np.stack([autocorrelation(row, max_lag=4 * max_lag) for row in rows])
     if not acfs[:2].any():
-        return ClipFeatures(envelopes, None)
+        return ClipFeatures(envelopes, None, "no_onsets")
     found = candidates(acfs, frame_rate_hz=FRAME_RATE_HZ, min_bpm=min_bpm, max_bpm=max_bpm, envelopes=names)
-    return ClipFeatures(envelopes, found if found.lags.size else None)
+    return ClipFeatures(envelopes, found) if found.lags.size else ClipFeatures(envelopes, None, "no_periodicity")
 
 
 def mono_envelopes(
@@ -465,22 +473,34 @@ def real_tempo_prior(
     return np.asarray(weighted / total if total > 0 else probabilities, dtype=np.float64)
 
 
+def missing_reason(features: ClipFeatures, settings: TempoSettings) -> BpmMissingReason | None:
+    """Why the track has no tempo, None when it has one: ``too_short`` (shorter than about 2.2 beats at
+    ``settings.min_bpm``), ``no_onsets`` (fewer than ``settings.min_onsets_per_min`` audible onsets a minute,
+    :func:`onset_rate_per_min`: silence, a held chord or drone) or ``no_periodicity`` (the strongest candidate
+    peak is below ``settings.min_periodicity``: noise, irregular hits). The periodicity is checked first: white
+    noise fails both checks (fewer than 20 audible onsets a minute), a held chord only the onset check."""
+    found = features.candidates
+    if found is None:
+        return features.missing_reason
+    if found.periodicity < settings.min_periodicity:
+        return "no_periodicity"
+    if onset_rate_per_min(features.envelopes.full) < settings.min_onsets_per_min:
+        return "no_onsets"
+    return None
+
+
 def estimate_tempo(features: ClipFeatures, settings: TempoSettings) -> TempoResult:
-    """Tempo, confidence, alternative and beats; no tempo (None, 0, no beats) for silence, noise, held notes
-    (fewer than ``settings.min_onsets_per_min`` audible onsets, :func:`onset_rate_per_min`) and audio shorter than
-    about 2.2 beats at ``settings.min_bpm``.
+    """Tempo, confidence, alternative and beats; no tempo (None, 0, no beats, and the :func:`missing_reason`) for
+    silence, noise, held notes and audio shorter than about 2.2 beats at ``settings.min_bpm``.
 
     The confidence is the octave model's probability for the chosen candidate. When it is below
     ``settings.alternative_below``, the runner-up candidate's tempo (scaled like the chosen one by the beat fit) is
     the ``bpm_alternative``.
     """
     found = features.candidates
-    if (
-        found is None
-        or found.periodicity < settings.min_periodicity
-        or onset_rate_per_min(features.envelopes.full) < settings.min_onsets_per_min
-    ):
-        return TempoResult(bpm=None, bpm_confidence=0.0, beat_times_s=np.zeros(0))
+    reason = missing_reason(features, settings)
+    if found is None or reason is not None:
+        return TempoResult(bpm=None, bpm_confidence=0.0, beat_times_s=np.zeros(0), bpm_missing_reason=reason)
     probabilities = real_tempo_prior(
         settings.octave_model.probabilities(found), 60.0 * FRAME_RATE_HZ / found.lags, settings.real_prior_weight
     )

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sidecar.analyzers.tags import TAG_CATEGORIES, TagCategory
+from sidecar.domain import BpmMissingReason, KeyMissingReason
 from sidecar.jobqueue import CachedAnalysis
 from sidecar.services.playlists import PlaylistEntry
 from sidecar.storage.analyses import AnalysisSummary
@@ -59,9 +60,20 @@ class TrackAnalysisPublic(BaseModel):
     bpm_confidence: float | None
     bpm_alternative: float | None
     beat_offset_s: float | None
+    bpm_missing_reason: BpmMissingReason | None = Field(
+        description="why the tempo analyzer found no BPM: `too_short` (under about 2.2 beats at 40 BPM, 3.4 s),"
+        " `no_onsets` (too few audible onsets: silence, held notes, a drone), `no_periodicity` (onsets that do not"
+        " repeat: noise, free time); null when there is a BPM (an override's included), the tempo is not analysed"
+        " yet, or it was analysed before reasons were recorded"
+    )
     key: str | None
     key_confidence: float | None
     camelot: str | None
+    key_missing_reason: KeyMissingReason | None = Field(
+        description="why the key analyzer found no key: `few_tonal_frames` (under about 2 s of pitched sound:"
+        " silence, a very short file), `weak_tonality` (sound that fits no key: noise, unpitched drums); null when"
+        " there is a key, the key is not analysed yet, or it was analysed before reasons were recorded"
+    )
     loudness_lufs: float | None
     loudness_range_lu: float | None
     true_peak_dbtp: float | None
@@ -82,7 +94,8 @@ class TrackAnalysisPublic(BaseModel):
     )
     analyzed: dict[str, float | str | None] = Field(
         description="the analyzers' own values of the overridden fields (`bpm`, `bpm_confidence`,"
-        " `bpm_alternative`; `key`, `key_confidence`, `camelot`); empty without overrides"
+        " `bpm_alternative`, `bpm_missing_reason`; `key`, `key_confidence`, `camelot`, `key_missing_reason`); empty"
+        " without overrides"
     )
     host_bpm: float | None = Field(
         description="the BPM the host reports from the file's own tags (Navidrome; Jellyfin reports none), stored by"

@@ -15,7 +15,9 @@ from sidecar.analyzers.tags import TAGS_MODEL, canonical_tag
 from sidecar.domain import (
     AnalyzerOutput,
     AudioInfo,
+    BpmMissingReason,
     EmbeddingResult,
+    KeyMissingReason,
     KeyResult,
     LoudnessResult,
     TempoResult,
@@ -39,9 +41,11 @@ class AnalysisSummary(TypedDict):
     bpm_confidence: float | None
     bpm_alternative: float | None  # the other metrical level's tempo when the confidence is low
     beat_offset_s: float | None  # the beat grid's first beat (beats at beat_offset_s + k * 60 / bpm)
+    bpm_missing_reason: BpmMissingReason | None  # why the analyzer found no BPM; None when it found one or not yet
     key: str | None  # canonical spelling, e.g. "A minor"
     key_confidence: float | None
     camelot: str | None
+    key_missing_reason: KeyMissingReason | None  # why the analyzer found no key; None when it found one or not yet
     loudness_lufs: float | None
     loudness_range_lu: float | None
     true_peak_dbtp: float | None
@@ -65,6 +69,7 @@ def _feature_columns(result: AnalyzerOutput, version: int) -> dict[str, object] 
             "bpm_confidence": result.bpm_confidence,
             "bpm_alternative": result.bpm_alternative,
             "beat_offset_s": result.beat_offset_s,
+            "bpm_missing_reason": result.bpm_missing_reason,
             "tempo_version": version,
         }
     if isinstance(result, KeyResult):
@@ -73,6 +78,7 @@ def _feature_columns(result: AnalyzerOutput, version: int) -> dict[str, object] 
             "key": None if key is None else key.name,
             "camelot": None if key is None else key.camelot,
             "key_confidence": result.key_confidence,
+            "key_missing_reason": result.key_missing_reason,
             "key_version": version,
         }
     if isinstance(result, LoudnessResult):
@@ -186,7 +192,7 @@ async def get_analysis(conn: Connection, track_id: int) -> AnalysisSummary | Non
                f.bpm, f.bpm_confidence, f.key, f.key_confidence, f.camelot,
                f.loudness_lufs, f.loudness_range_lu, f.true_peak_dbtp, f.sample_peak_dbfs,
                f.replaygain_track_gain_db, f.replaygain_track_peak, f.bpm_alternative, f.beat_offset_s,
-               t.host_bpm,
+               t.host_bpm, f.bpm_missing_reason, f.key_missing_reason,
                (SELECT coalesce(jsonb_object_agg(s.analyzer, s.version), '{}')
                   FROM analysis_status s WHERE s.track_id = t.id AND s.state = 'done'),
                (SELECT coalesce(array_agg(e.model ORDER BY e.model), '{}')
@@ -225,9 +231,11 @@ async def get_analysis(conn: Connection, track_id: int) -> AnalysisSummary | Non
         bpm_alternative=row[18],
         beat_offset_s=row[19],
         host_bpm=row[20],
-        analyzer_versions={str(k): int(v) for k, v in row[21].items()},
-        embedding_models=list(row[22]),
-        failures={str(k): str(v) for k, v in row[23].items()},
+        bpm_missing_reason=row[21],
+        key_missing_reason=row[22],
+        analyzer_versions={str(k): int(v) for k, v in row[23].items()},
+        embedding_models=list(row[24]),
+        failures={str(k): str(v) for k, v in row[25].items()},
         tags={} if stored is None else stored.probabilities,
         tags_model=None if stored is None else stored.model,
         overridden=user.groups,

@@ -2,8 +2,9 @@
 
 ``track_features`` holds the values every query reads (playlists, filters, the per-key indexes, tag write-back), so
 an override is written there: its BPM with confidence 1 and no alternative, or its key with confidence 1 and its
-Camelot code. The analyzer's own values of an overridden group are kept in ``track_overrides.analyzed``; a later
-analysis of that group goes there too (:func:`divert_analyzed`), and removing the override writes them back.
+Camelot code, either without a missing reason. The analyzer's own values of an overridden group are kept in
+``track_overrides.analyzed``; a later analysis of that group goes there too (:func:`divert_analyzed`), and removing
+the override writes them back.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from sidecar.storage import tracks
 from sidecar.storage.db import Connection
 
 GROUPS: dict[str, tuple[str, ...]] = {
-    "bpm": ("bpm", "bpm_confidence", "bpm_alternative"),
-    "key": ("key", "key_confidence", "camelot"),
+    "bpm": ("bpm", "bpm_confidence", "bpm_alternative", "bpm_missing_reason"),
+    "key": ("key", "key_confidence", "camelot", "key_missing_reason"),
 }
-"""The overridable groups and the ``track_features`` columns each one sets (its first column is the group's value)."""
+"""The overridable groups and the ``track_features`` columns each one sets (its first column is the group's value;
+an override has no missing reason, and the analyzer's reason waits in ``analyzed`` like its other values)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +45,8 @@ class Overrides:
 
 def _user_columns(value: float | KeySignature) -> dict[str, object]:
     if isinstance(value, KeySignature):
-        return {"key": value.name, "key_confidence": 1.0, "camelot": value.camelot}
-    return {"bpm": float(value), "bpm_confidence": 1.0, "bpm_alternative": None}
+        return {"key": value.name, "key_confidence": 1.0, "camelot": value.camelot, "key_missing_reason": None}
+    return {"bpm": float(value), "bpm_confidence": 1.0, "bpm_alternative": None, "bpm_missing_reason": None}
 
 
 async def get_overrides(conn: Connection, track_id: int) -> Overrides:

@@ -1,6 +1,6 @@
 """The web client in headless Chromium against a real Subsonic server: sign-in (right and wrong password), the
 library's search and filters, a playlist made from the track page and written to the server, a BPM corrected by
-hand and given back, 360 px layout, and no console error on any page."""
+hand and given back, why a track has no BPM or key, 360 px layout, and no console error on any page."""
 
 from __future__ import annotations
 
@@ -165,21 +165,51 @@ def test_track_page_takes_the_files_bpm_tag(signed_in: Page, web_server: WebServ
         _sql(web_server, "UPDATE tracks SET host_bpm = NULL WHERE title = 'Quiet Room'")
 
 
-def test_track_page_says_when_no_beat_was_found(signed_in: Page, web_server: WebServer) -> None:
-    """A track the tempo analyzer found no pulse in (its result stored as no BPM) says so instead of a bare dash."""
+def test_track_page_says_why_there_is_no_bpm_or_key(signed_in: Page, web_server: WebServer) -> None:
+    """A track the analyzers found no tempo or key in says why (the stored reasons, as a sentence each); a BPM set by
+    hand shows what the analyzer read and why; a row analysed before reasons were recorded says no beat was found."""
     row = _sql(
         web_server,
-        "SELECT f.track_id, f.bpm FROM track_features f JOIN tracks t ON t.id = f.track_id WHERE t.title = %s",
+        "SELECT f.track_id, f.bpm, f.key, f.camelot FROM track_features f JOIN tracks t ON t.id = f.track_id"
+        " WHERE t.title = %s",
         "Double Time",
     )
     assert row is not None
-    _sql(web_server, "UPDATE track_features SET bpm = NULL WHERE track_id = %s", row[0])
+    track_id, bpm, key, camelot = row
+    _sql(
+        web_server,
+        "UPDATE track_features SET bpm = NULL, bpm_missing_reason = 'no_onsets', key = NULL, camelot = NULL,"
+        " key_missing_reason = 'few_tonal_frames' WHERE track_id = %s",
+        track_id,
+    )
     try:
         page = signed_in
+        facts = page.locator("#facts")
         _open_track(page, web_server, "double", "Double Time")
-        expect(page.locator("#facts")).to_contain_text("no steady beat found")
-    finally:
-        _sql(web_server, "UPDATE track_features SET bpm = %s WHERE track_id = %s", row[1], row[0])
+        expect(facts).to_contain_text("No tempo: held notes or silence, without beats")
+        expect(facts).to_contain_text("No key: too little pitched sound")
+        page.fill("#correct-bpm", "100")
+        page.click("#correct button[type=submit]")
+        expect(facts).to_contain_text("set by you · the analyzer read nothing: held notes or silence, without beats")
+        expect(facts).not_to_contain_text("No tempo")
+        page.click("#restore")
+        expect(facts).to_contain_text("No tempo: held notes or silence, without beats")
+        expect(facts).not_to_contain_text("set by you")
+        _sql(web_server, "UPDATE track_features SET bpm_missing_reason = NULL WHERE track_id = %s", track_id)
+        page.reload()
+        expect(facts).to_contain_text("no steady beat found")
+        expect(facts).not_to_contain_text("No tempo")
+    finally:  # the session's other tests see the library as seeded
+        _sql(web_server, "DELETE FROM track_overrides WHERE track_id = %s", track_id)
+        _sql(
+            web_server,
+            "UPDATE track_features SET bpm = %s, bpm_missing_reason = NULL, key = %s, camelot = %s,"
+            " key_missing_reason = NULL WHERE track_id = %s",
+            bpm,
+            key,
+            camelot,
+            track_id,
+        )
 
 
 COLUMNS_DRAWN = """() => {

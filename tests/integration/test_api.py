@@ -190,6 +190,27 @@ async def test_analysis_by_id_and_by_host_key(api: Api) -> None:
     assert "path" not in body
 
 
+async def test_analysis_says_why_the_bpm_or_key_is_missing_and_the_schema_lists_the_reasons(api: Api) -> None:
+    seed = (await api.client.get(f"/api/tracks/{api.ids['seed']}/analysis")).json()
+    assert (seed["bpm_missing_reason"], seed["key_missing_reason"]) == (None, None)  # both values were found
+    nothing = {
+        "tempo": TempoResult(bpm=None, bpm_confidence=0.0, bpm_missing_reason="no_onsets", beat_times_s=np.zeros(0)),
+        "key": KeyResult(key=None, key_confidence=0.0, key_missing_reason="weak_tonality"),
+    }
+    async with transaction(api.runtime.pool) as conn:
+        await analyses.store_results(conn, api.ids["seed"], results=nothing, versions=VERSIONS)
+    body = (await api.client.get(f"/api/tracks/{api.ids['seed']}/analysis")).json()
+    assert (body["bpm"], body["bpm_missing_reason"]) == (None, "no_onsets")
+    assert (body["key"], body["key_missing_reason"]) == (None, "weak_tonality")
+    properties = api.app.openapi()["components"]["schemas"]["TrackAnalysisPublic"]["properties"]
+    for field, reasons in (
+        ("bpm_missing_reason", ["too_short", "no_onsets", "no_periodicity"]),
+        ("key_missing_reason", ["few_tonal_frames", "weak_tonality"]),
+    ):
+        assert {"enum": reasons, "type": "string"} in properties[field]["anyOf"]
+        assert all(f"`{reason}`" in properties[field]["description"] for reason in reasons)
+
+
 async def test_analysis_names_what_failed_for_good_and_why(api: Api) -> None:
     assert (await api.client.get(f"/api/tracks/{api.ids['seed']}/analysis")).json()["failures"] == {}
     async with transaction(api.runtime.pool) as conn:

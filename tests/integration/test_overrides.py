@@ -72,12 +72,22 @@ async def test_an_override_survives_a_new_analysis_and_its_removal_restores_the_
     assert (summary["bpm"], summary["bpm_confidence"], summary["bpm_alternative"]) == (60.0, 1.0, None)
     assert (summary["key"], summary["key_confidence"]) == ("C major", 0.7)  # the key stays the analyzer's
     assert summary["overridden"] == ["bpm"]
-    assert summary["analyzed"] == {"bpm": 120.0, "bpm_confidence": 0.6, "bpm_alternative": 60.0}
+    assert summary["analyzed"] == {
+        "bpm": 120.0,
+        "bpm_confidence": 0.6,
+        "bpm_alternative": 60.0,
+        "bpm_missing_reason": None,
+    }
 
     await _analyse(pool, track_id, 121.0, "G major")  # a later analysis: the BPM stays the user's, the key moves
     summary = await _summary(pool, track_id)
     assert (summary["bpm"], summary["key"], summary["camelot"]) == (60.0, "G major", "9B")
-    assert summary["analyzed"] == {"bpm": 121.0, "bpm_confidence": 0.6, "bpm_alternative": None}
+    assert summary["analyzed"] == {
+        "bpm": 121.0,
+        "bpm_confidence": 0.6,
+        "bpm_alternative": None,
+        "bpm_missing_reason": None,
+    }
 
     await _update(pool, track_id, bpm=None)
     summary = await _summary(pool, track_id)
@@ -131,7 +141,7 @@ async def test_overriding_a_track_not_analysed_yet_and_an_unknown_one(pool: Pool
     summary = await _summary(pool, track_id)
     assert (summary["bpm"], summary["analyzed"]) == (
         90.0,
-        {"bpm": None, "bpm_confidence": None, "bpm_alternative": None},
+        {"bpm": None, "bpm_confidence": None, "bpm_alternative": None, "bpm_missing_reason": None},
     )
     await _analyse(pool, track_id, 180.0, "A minor")
     assert (await _summary(pool, track_id))["bpm"] == 90.0
@@ -154,7 +164,12 @@ async def test_the_api_sets_and_removes_overrides_and_playlists_follow(api: Api)
     assert response.status_code == 200, response.text
     record = response.json()
     assert (record["key"], record["camelot"], record["overridden"]) == ("F# minor", "11A", ["key"])
-    assert record["analyzed"] == {"key": "A minor", "key_confidence": 0.8, "camelot": "8A"}
+    assert record["analyzed"] == {
+        "key": "A minor",
+        "key_confidence": 0.8,
+        "camelot": "8A",
+        "key_missing_reason": None,
+    }
     after = (await api.client.get(f"/api/tracks/{seed}/similar", params=compatible)).json()["tracks"]
     assert sorted(api.names(after)) == ["d", "f", "g"]  # 11A: 10A, 11A, 12A, 11B
 

@@ -25,9 +25,11 @@ FIELDS = {
     "bpm",
     "bpm_confidence",
     "bpm_alternative",
+    "bpm_missing_reason",
     "key",
     "key_confidence",
     "camelot",
+    "key_missing_reason",
     "loudness_lufs",
     "loudness_range_lu",
     "true_peak_dbtp",
@@ -62,6 +64,7 @@ def test_analyze_json_prints_every_field_for_every_format(tmp_path: Path) -> Non
         assert isinstance(row["bpm"], float), row
         assert abs(row["bpm"] - 120.0) <= 0.04 * 120.0, row
         assert (row["key"], row["camelot"]) == ("A minor", "8A"), row
+        assert (row["bpm_missing_reason"], row["key_missing_reason"]) == (None, None), row
         assert isinstance(row["duration_s"], float), row
         assert abs(row["duration_s"] - 12.0) < 0.2, row
         assert isinstance(row["loudness_lufs"], float)
@@ -160,8 +163,8 @@ def test_analyze_silence_gives_defined_values(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["analyze", "--json", str(path)])
     assert result.exit_code == 0, result.output
     (row,) = _lines(result.stdout)
-    assert row["bpm"] is None
-    assert row["key"] is None
+    assert (row["bpm"], row["bpm_missing_reason"]) == (None, "too_short")  # 3 s: under 2.2 beats at 40 BPM
+    assert (row["key"], row["key_missing_reason"]) == (None, "few_tonal_frames")
     assert row["loudness_lufs"] is None
     assert row["replaygain_track_gain_db"] is None
     assert row["duration_s"] == 3.0

@@ -176,6 +176,7 @@ def test_key_cadence_gives_its_key(name: str) -> None:
     result = _analyze(_cadence(key))
     assert result.key == key
     assert result.key_confidence >= 0.8
+    assert result.key_missing_reason is None
 
 
 @pytest.mark.parametrize("name", ["C major", "A# major", "A minor", "F# minor"])
@@ -188,8 +189,10 @@ def test_key_fitted_model_opt_in_gives_the_cadence_key(name: str) -> None:
 
 def test_key_fitted_model_opt_in_keeps_silence_and_drums_keyless() -> None:
     analyzer = KeyAnalyzer(model=DEFAULT_KEY_MODEL)
-    assert _analyze(np.zeros(10 * SR, np.float32), analyzer=analyzer) == KeyResult(key=None, key_confidence=0.0)
-    assert _analyze(_drums("rock", 120.0, 20.0), analyzer=analyzer).key is None
+    silence = KeyResult(key=None, key_confidence=0.0, key_missing_reason="few_tonal_frames")
+    assert _analyze(np.zeros(10 * SR, np.float32), analyzer=analyzer) == silence
+    drums = _analyze(_drums("rock", 120.0, 20.0), analyzer=analyzer)
+    assert (drums.key, drums.key_missing_reason) == (None, "weak_tonality")
 
 
 def _summary(y: Signal, upper_min_pitch: float | None) -> ChromaSummary:
@@ -245,17 +248,20 @@ def test_key_detuned_recording_keeps_its_key(detune_semitones: float) -> None:
     assert _analyze(y).key == key
 
 
+_FEW_TONAL_FRAMES = KeyResult(key=None, key_confidence=0.0, key_missing_reason="few_tonal_frames")
+
+
 def test_key_silence_has_no_key() -> None:
-    assert _analyze(np.zeros(10 * SR, np.float32)) == KeyResult(key=None, key_confidence=0.0)
+    assert _analyze(np.zeros(10 * SR, np.float32)) == _FEW_TONAL_FRAMES
 
 
 def test_key_empty_input_has_no_key() -> None:
-    assert _analyze(np.zeros(0, np.float32)) == KeyResult(key=None, key_confidence=0.0)
+    assert _analyze(np.zeros(0, np.float32)) == _FEW_TONAL_FRAMES
 
 
 def test_key_very_short_input_has_no_key() -> None:
     chord = _normalised(_chord([60, 64, 67], 0.2))
-    assert _analyze(chord) == KeyResult(key=None, key_confidence=0.0)
+    assert _analyze(chord) == _FEW_TONAL_FRAMES
 
 
 @pytest.mark.parametrize("colour", ["white", "pink"])
@@ -265,7 +271,8 @@ def test_key_noise_has_no_key(colour: str) -> None:
     if colour == "pink":
         spectrum = np.fft.rfft(noise) / np.sqrt(np.arange(1, noise.size // 2 + 2))
         noise = np.fft.irfft(spectrum, n=noise.size)
-    assert _analyze(_normalised(noise.astype(np.float32))).key is None
+    result = _analyze(_normalised(noise.astype(np.float32)))
+    assert result == KeyResult(key=None, key_confidence=0.0, key_missing_reason="weak_tonality")
 
 
 @pytest.mark.parametrize(("groove", "bpm"), [("rock", 120.0), ("house", 125.0), ("hiphop", 90.0), ("dnb", 172.0)])
@@ -273,6 +280,7 @@ def test_key_drums_only_have_no_key(groove: str, bpm: float) -> None:
     result = _analyze(_drums(groove, bpm, 20.0))
     assert result.key is None
     assert result.key_confidence == 0.0
+    assert result.key_missing_reason == "weak_tonality"
 
 
 def test_key_noise_under_music_lowers_confidence() -> None:

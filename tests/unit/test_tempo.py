@@ -140,7 +140,9 @@ def test_tempo_gradual_tempo_change_reads_the_mean_tempo() -> None:
 
 
 def test_tempo_pulse_train_confidence_is_high() -> None:
-    assert _analyze(_pulse_train(128.0)).bpm_confidence > 0.7
+    result = _analyze(_pulse_train(128.0))
+    assert result.bpm_confidence > 0.7
+    assert result.bpm_missing_reason is None
 
 
 def test_tempo_beats_fall_on_the_clicks() -> None:
@@ -157,8 +159,10 @@ def test_tempo_beats_cover_a_steady_track() -> None:
 
 
 def test_tempo_silence_has_no_tempo() -> None:
+    """Silence has no onset at all: its flux is flat, so no candidate tempo (reason ``no_onsets``)."""
     result = _analyze(np.zeros(20 * ANALYSIS_RATE_HZ, np.float32))
     assert (result.bpm, result.bpm_confidence, result.beat_times_s.size) == (None, 0.0, 0)
+    assert result.bpm_missing_reason == "no_onsets"
 
 
 def test_tempo_short_file_has_no_tempo(tmp_path: Path) -> None:
@@ -166,6 +170,14 @@ def test_tempo_short_file_has_no_tempo(tmp_path: Path) -> None:
     result = analyze_file(path, [TempoAnalyzer()]).results["tempo"]
     assert isinstance(result, TempoResult)
     assert (result.bpm, result.bpm_confidence, result.beat_times_s.size) == (None, 0.0, 0)
+    assert result.bpm_missing_reason == "too_short"
+
+
+def test_tempo_one_second_click_track_is_too_short() -> None:
+    """Four clicks in 1 s: onsets enough, but less audio than 2.2 beats at 40 BPM."""
+    result = _analyze(_pulse_train(240.0, seconds=1.0))
+    assert (result.bpm, result.bpm_confidence, result.beat_times_s.size) == (None, 0.0, 0)
+    assert result.bpm_missing_reason == "too_short"
 
 
 @pytest.mark.parametrize("sample_rate_hz", [8000, 192000])
@@ -196,6 +208,7 @@ def test_tempo_memory_does_not_grow_with_the_audio() -> None:
 def test_tempo_empty_input_has_no_tempo() -> None:
     result = _run(TempoAnalyzer(), np.zeros(0, np.float32), [0])
     assert (result.bpm, result.bpm_confidence, result.beat_times_s.size) == (None, 0.0, 0)
+    assert result.bpm_missing_reason == "too_short"
 
 
 def _irregular_hits(seconds: float, rng: np.random.Generator) -> npt.NDArray[np.float32]:
@@ -226,6 +239,7 @@ def test_tempo_pulse_after_a_longer_unpulsed_intro_is_found() -> None:
 def test_tempo_irregular_hits_have_no_tempo(seed: int) -> None:
     result = _analyze(_irregular_hits(30.0, np.random.default_rng(seed)))
     assert (result.bpm, result.bpm_confidence, result.beat_times_s.size) == (None, 0.0, 0)
+    assert result.bpm_missing_reason == "no_periodicity"
 
 
 def _held_chord(program: int, soundfont: str = "timgm6mb") -> npt.NDArray[np.float32]:
@@ -243,15 +257,18 @@ def test_tempo_held_chord_has_no_tempo(program: int) -> None:
     mono = _held_chord(program)
     without_onset_check = _run(TempoAnalyzer(min_onsets_per_min=0.0), mono, [mono.size])
     assert without_onset_check.bpm is not None
+    assert without_onset_check.bpm_missing_reason is None
     result = _analyze(mono)
     assert (result.bpm, result.bpm_confidence, result.beat_times_s.size) == (None, 0.0, 0)
+    assert result.bpm_missing_reason == "no_onsets"
 
 
 def test_tempo_steady_tone_has_no_tempo() -> None:
     seconds = np.arange(30 * ANALYSIS_RATE_HZ) / ANALYSIS_RATE_HZ
     tone = (0.5 * np.sin(2 * np.pi * 100.0 * seconds)).astype(np.float32)
     assert _run(TempoAnalyzer(min_onsets_per_min=0.0), tone, [tone.size]).bpm is not None
-    assert _analyze(tone).bpm is None
+    result = _analyze(tone)
+    assert (result.bpm, result.bpm_missing_reason) == (None, "no_onsets")
 
 
 def test_onset_rate_counts_audible_onsets_in_the_densest_stretch() -> None:
@@ -280,9 +297,12 @@ def test_real_tempo_prior_breaks_an_octave_tie_toward_common_tempi() -> None:
 
 @pytest.mark.parametrize("seed", [7, 8])
 def test_tempo_noise_has_no_tempo(seed: int) -> None:
+    """White noise fails both checks (fewer than 20 audible onsets a minute too); the periodicity check names it."""
     noise = np.random.default_rng(seed).standard_normal(30 * ANALYSIS_RATE_HZ).astype(np.float32) * 0.1
     result = _analyze(noise)
     assert (result.bpm, result.bpm_confidence, result.beat_times_s.size) == (None, 0.0, 0)
+    assert result.bpm_missing_reason == "no_periodicity"
+    assert _run(TempoAnalyzer(min_periodicity=0.0), noise, [noise.size]).bpm_missing_reason == "no_onsets"
 
 
 def test_tempo_block_size_does_not_change_the_result(corpus_dir: Path) -> None:

@@ -8,7 +8,7 @@ import numpy.typing as npt
 import pytest
 
 from sidecar.analyzers.audio import ANALYSIS_RATE_HZ, AudioBlock
-from sidecar.analyzers.tempo import FRAME_RATE_HZ, TempoAnalyzer, fit_octave, mono_features
+from sidecar.analyzers.tempo import FRAME_RATE_HZ, ClipFeatures, TempoAnalyzer, fit_octave, mono_features
 from sidecar.analyzers.tempo_octave import (
     FEATURE_NAMES,
     Candidates,
@@ -169,9 +169,15 @@ def test_octave_fit_on_grooves_keeps_them_right() -> None:
 
 def test_octave_fit_without_usable_clips_is_an_error() -> None:
     silent = mono_features(np.zeros(10 * ANALYSIS_RATE_HZ, np.float32))
-    assert silent.candidates is None
+    assert (silent.candidates, silent.missing_reason) == (None, "no_onsets")
     with pytest.raises(ValueError, match="no clip"):
         fit_octave([(silent, 120.0)])
+
+
+def test_clip_features_without_candidates_say_why() -> None:
+    silent = mono_features(np.zeros(10 * ANALYSIS_RATE_HZ, np.float32))
+    with pytest.raises(ValueError, match="reason"):
+        ClipFeatures(silent.envelopes, None)
 
 
 def test_octave_correct_index_finds_the_truth_within_four_percent() -> None:

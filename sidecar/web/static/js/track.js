@@ -12,15 +12,35 @@ function fact(label, value, note = "") {
   return el("div", {}, el("dt", {}, label), dd);
 }
 
+// Why an analyzer found no value (`bpm_missing_reason`, `key_missing_reason`; docs/api.md), in words.
+const MISSING = {
+  bpm: {
+    label: "No tempo",
+    too_short: "too short to measure",
+    no_onsets: "held notes or silence, without beats",
+    no_periodicity: "the sounds do not repeat at a steady beat",
+  },
+  key: {
+    label: "No key",
+    few_tonal_frames: "too little pitched sound",
+    weak_tonality: "the sound does not settle in a key",
+  },
+};
+
 function yours(a, group, analyzerValue) {
   if (!a.overridden.includes(group)) return "";
   const read = a.analyzed[group];
-  return `set by you · the analyzer read ${read === null || read === undefined ? "nothing" : analyzerValue(read)}`;
+  const why = MISSING[group][a.analyzed[`${group}_missing_reason`]];
+  const nothing = why ? `nothing: ${why}` : "nothing";
+  return `set by you · the analyzer read ${read === null || read === undefined ? nothing : analyzerValue(read)}`;
 }
 
-function noBeat(a) {
-  // The tempo analyzer ran and found no pulse: silence, a held chord or drone, free time (docs/tempo.md).
-  return a.bpm === null && "tempo" in a.analyzer_versions ? "no steady beat found" : "";
+function missing(a, group, analyzer) {
+  // The analyzer ran and found nothing; rows analysed before reasons were recorded have none (docs/tempo.md).
+  if (a[group] !== null || !(analyzer in a.analyzer_versions)) return "";
+  const why = MISSING[group][a[`${group}_missing_reason`]];
+  if (why) return `${MISSING[group].label}: ${why}`;
+  return group === "bpm" ? "no steady beat found" : "no key found";
 }
 
 function showAnalysis(a) {
@@ -29,8 +49,8 @@ function showAnalysis(a) {
   const key = a.key ? `${a.key}` : "–";
   const keyNote = a.camelot ? `${a.camelot}${a.key_confidence === null ? "" : ` · ${Math.round(a.key_confidence * 100)} %`}` : "";
   document.getElementById("facts").replaceChildren(
-    fact("BPM", fmt(a.bpm), [yours(a, "bpm", (v) => fmt(v)) || confidence + alternative, noBeat(a), a.host_bpm ? `the file's tag says ${fmt(a.host_bpm)}` : ""].filter(Boolean).join(" · ")),
-    fact("Key", key, [keyNote, yours(a, "key", (v) => v)].filter(Boolean).join(" · ")),
+    fact("BPM", fmt(a.bpm), [yours(a, "bpm", (v) => fmt(v)) || confidence + alternative, missing(a, "bpm", "tempo"), a.host_bpm ? `the file's tag says ${fmt(a.host_bpm)}` : ""].filter(Boolean).join(" · ")),
+    fact("Key", key, [keyNote, yours(a, "key", (v) => v), missing(a, "key", "key")].filter(Boolean).join(" · ")),
     fact("Loudness", fmt(a.loudness_lufs, 1, "LUFS")),
     fact("Loudness range", fmt(a.loudness_range_lu, 1, "LU")),
     fact("True peak", fmt(a.true_peak_dbtp, 1, "dBTP")),

@@ -623,13 +623,20 @@ async def warm_index(conn: Connection, model: str) -> WarmedIndex | None:
     stored vector is read; the heap rows are read for their visibility. The settings hold for this transaction
     only. Seconds to a minute for a million rows; one backend holds about 256 MB per million rows meanwhile.
 
-    Returns ``None`` (nothing read) when the model has no vectors or the server's pgvector is older than 0.8
-    (no iterative scans). Raises ``StorageError`` when the planner does not search the model's index. Call in a
-    transaction or on a non-autocommit connection.
+    It reads the index ``embedding_models`` names at the call: after a rebuild switched the model to a new
+    generation (:func:`build_index`), a later call reads the new one.
+
+    Returns ``None`` (nothing read) when the model has no vectors, its main index does not exist or is not valid
+    (a model registered during another session's rebuild, before :func:`ensure_indexes` built it) or the server's
+    pgvector is older than 0.8 (no iterative scans). Raises ``StorageError`` when the planner does not search the
+    model's index. Call in a transaction or on a non-autocommit connection.
     """
     found = await _model_index(conn, model)
     if not has_iterative_scans(await _pgvector_version(conn)):
         log.info("pgvector has no iterative index scans (0.8 on): the %s index is not warmed", model)
+        return None
+    if not (await _hnsw_indexes(conn, model)).get(found.index, False):
+        log.info("%s has no valid HNSW index %s yet (ensure_indexes builds it): nothing to warm", model, found.index)
         return None
     cur = await conn.execute(
         "SELECT count(*), (SELECT embedding FROM embeddings WHERE model = %s LIMIT 1) FROM embeddings WHERE model = %s",

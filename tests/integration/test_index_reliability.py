@@ -207,3 +207,21 @@ async def test_a_model_registered_during_another_rebuild_gets_its_indexes_when_t
     async with transaction(runtime.pool) as conn:
         assert len(await valid_indexes(conn, NEW)) == 25
         assert [n.track_id for n in await vectors.nearest(conn, NEW, np.ones(DIM, dtype=np.float32))] == [track]
+
+
+async def test_the_warm_up_reads_the_generation_in_use_and_skips_a_model_without_its_index(pool: Pool) -> None:
+    await load_model(pool, REBUILT, rows=200)
+    async with transaction(pool) as conn:  # registered without indexes: nothing to warm, and no error
+        assert await vectors.warm_index(conn, REBUILT) is None
+    async with connection(pool) as conn:
+        assert await vectors.ensure_indexes(conn, REBUILT, m=4, ef_construction=16) is True
+    async with transaction(pool) as conn:
+        first = await vectors.warm_index(conn, REBUILT)
+    async with connection(pool) as conn:
+        await vectors.build_index(conn, REBUILT, m=4, ef_construction=16)
+    async with transaction(pool) as conn:
+        second = await vectors.warm_index(conn, REBUILT)
+    assert first is not None
+    assert second is not None
+    assert (first.index, first.rows_visited) == (vectors._index_name(REBUILT, DIM, 1), 200)
+    assert (second.index, second.rows_visited) == (vectors._index_name(REBUILT, DIM, 2), 200)

@@ -13,7 +13,8 @@ PostgreSQL:
 Meanwhile one task searches (``vectors.similar``, unfiltered, limit 20, a random seed, then a 50 ms pause) and one
 writes (a new track and its vector, then a 50 ms pause), each on a connection of its own. Printed: the rebuild's
 wall time and phases, and the latency of the searches and writes that started during it (p50 / p95 / max), with the
-searches' latency before it (old index) and after it (new index) for reference.
+searches' latency before it (old index) and after it (new index) for reference, and how much of the new indexes
+the operating system's page cache holds right after the rebuild (``fincore``, util-linux; before any search).
 
 Run: ``python -m scripts.bench_index_swap --tracks 20000 --dim 1506 --scenario type`` (from the repository root).
 Prints Markdown.
@@ -28,6 +29,7 @@ import logging
 import os
 import platform
 import random
+import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -115,6 +117,34 @@ async def reset(pool: Pool, mem_mb: int, scenario: str) -> None:
         await conn.set_autocommit(True)
         await conn.execute("VACUUM ANALYZE embeddings")
         await conn.set_autocommit(False)
+
+
+async def index_files(pool: Pool) -> list[Path]:
+    """The files of the model's HNSW indexes in use (every 1 GB segment)."""
+    async with transaction(pool) as conn:
+        cur = await conn.execute("SELECT current_setting('data_directory')")
+        row = await cur.fetchone()
+        assert row is not None
+        data_dir = Path(str(row[0]))
+        names = [name for name, _ in (await vectors._model_index(conn, MODEL)).indexes(MODEL)]
+        cur = await conn.execute("SELECT pg_relation_filepath(n::regclass) FROM unnest(%s::text[]) n", (names,))
+        files = [data_dir / str(r[0]) for r in await cur.fetchall()]
+    return [f for base in files for f in [base, *sorted(base.parent.glob(f"{base.name}.[0-9]*"))] if f.exists()]
+
+
+def page_cache_residency(files: list[Path]) -> str:
+    """How much of ``files`` the operating system's page cache holds now (``fincore``); pages still only in
+    PostgreSQL's ``shared_buffers`` are not counted."""
+    resident, size = 0, 0
+    for path in files:
+        out = subprocess.run(
+            ["fincore", "--bytes", "--noheadings", "--output", "RES,SIZE", str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        resident, size = resident + int(out[0]), size + int(out[1])
+    return f"{resident / 2**20:.0f} of {size / 2**20:.0f} MB ({100 * resident / max(size, 1):.0f} %)"
 
 
 async def search_latencies(pool: Pool, seeds: list[int], count: int) -> list[float]:
@@ -213,8 +243,9 @@ async def run(url: str, args: argparse.Namespace) -> None:
         print(
             "| round | procedure | rebuild wall | phases | searches during it: n: p50 / p95 / max |"
             " writes during it: n: p50 / p95 / max | searches before / after: p50 / p95 |"
+            " new indexes in the page cache right after |"
         )
-        print("|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|")
         for round_ in range(1, args.rounds + 1):
             for name in ("previous", "beside"):
                 await reset(pool, args.mem_mb, args.scenario)
@@ -229,6 +260,7 @@ async def run(url: str, args: argparse.Namespace) -> None:
                 wall_s, load, phases = await measured(
                     pool, seeds, args.dim, name, beside if name == "beside" else previous
                 )
+                cached = page_cache_residency(await index_files(pool))
                 after = await search_latencies(pool, seeds, args.searches)
                 start = phases.records[0][0]
                 built, switched = phases.first("building HNSW index 1 of"), phases.first(f"{MODEL} now searches")
@@ -242,7 +274,7 @@ async def run(url: str, args: argparse.Namespace) -> None:
                 print(
                     f"| {round_} | {name} | {wall_s:.1f} s | {steps} | {figures(load.searches)}{failures} |"
                     f" {figures(load.writes)} | {percentile(before, 0.5):.1f} / {percentile(before, 0.95):.1f},"
-                    f" {percentile(after, 0.5):.1f} / {percentile(after, 0.95):.1f} ms |"
+                    f" {percentile(after, 0.5):.1f} / {percentile(after, 0.95):.1f} ms | {cached} |"
                 )
         print(f"\nload average after: {os.getloadavg()[0]:.1f}")
     finally:

@@ -36,7 +36,8 @@ def _priority(text: str, *, choices: str = "on-play, scan or stems") -> Priority
 
 
 def _report_rebuild(task: asyncio.Task[None]) -> None:
-    """Log why the background index rebuild stopped, if it failed (the worker goes on; the next start retries)."""
+    """Log why the background index rebuild failed, with every model that failed and why (the worker goes on; the
+    next start tries again)."""
     if not task.cancelled() and (exc := task.exception()) is not None:
         log.error("rebuilding the HNSW indexes failed; the old ones keep serving until the next start: %s", exc)
 

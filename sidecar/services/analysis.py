@@ -24,6 +24,7 @@ from typing import Protocol, runtime_checkable
 from sidecar.analyzers.audio import declared_duration_s
 from sidecar.analyzers.executor import AnalysisExecutor
 from sidecar.domain import KeySignature, TrackKey
+from sidecar.errors import SidecarError, StorageError
 from sidecar.jobqueue import AnalysisReady, AnalyzeTrack, CachedAnalysis, ClaimedJob, TokenLock, TrackLock, backoff_s
 from sidecar.services.enqueue import LOCAL_HOST
 from sidecar.services.runtime import Runtime
@@ -69,19 +70,47 @@ async def register_embedding_models(runtime: Runtime, analyzers: Iterable[object
     return new
 
 
-async def ensure_embedding_indexes(runtime: Runtime, analyzers: Iterable[object]) -> None:
+REBUILD_RETRY_S = 30.0
+"""How often :func:`ensure_embedding_indexes` tries a model again while another session holds the rebuild lock."""
+
+
+async def ensure_embedding_indexes(
+    runtime: Runtime, analyzers: Iterable[object], *, retry_s: float = REBUILD_RETRY_S
+) -> None:
     """Rebuild the HNSW indexes of each vector-producing analyzer's model when they predate per-key or
-    half-precision indexes, or what an interrupted rebuild left (:func:`sidecar.storage.vectors.ensure_indexes`: a
-    one-time upgrade, minutes for a large library, during which Sonic Match answers from the old indexes and new
-    vectors are stored; docs/operations.md). Call after :func:`register_embedding_models`; cancelling it leaves the
-    old indexes in use and the next call starts again.
+    half-precision indexes, when the model was registered without them (during another session's rebuild), or what
+    an interrupted rebuild left (:func:`sidecar.storage.vectors.ensure_indexes`: a one-time upgrade, minutes for a
+    large library, during which Sonic Match answers from the old indexes and new vectors are stored;
+    docs/operations.md). Call after :func:`register_embedding_models`; cancelling it leaves the old indexes in use
+    and the next call starts again.
+
+    While another session holds the rebuild lock, a model whose indexes still need work is tried again every
+    ``retry_s`` seconds (that session rebuilds only its own models). Every model is tried even when an earlier
+    one fails: each failure is logged with the model and the reason, and once all were tried one
+    ``StorageError`` names every model that failed (the old indexes of those keep serving).
     """
-    for analyzer in analyzers:
-        if isinstance(analyzer, EmbeddingModel):
-            async with connection(runtime.pool) as conn:  # not in a transaction: the rebuild commits on its own
-                await vectors.ensure_indexes(
-                    conn, analyzer.model, maintenance_work_mem_mb=runtime.settings.db.index_build_memory_mb
-                )
+    failed: list[str] = []
+    for model in dict.fromkeys(a.model for a in analyzers if isinstance(a, EmbeddingModel)):
+        try:
+            await _ensure_model_indexes(runtime, model, retry_s=retry_s)
+        except SidecarError as exc:
+            log.warning("rebuilding the HNSW indexes of %s failed: %s", model, exc)
+            failed.append(f"{model} ({exc})")
+    if failed:
+        raise StorageError(f"the HNSW indexes of {len(failed)} model(s) were not rebuilt: {'; '.join(failed)}")
+
+
+async def _ensure_model_indexes(runtime: Runtime, model: str, *, retry_s: float) -> None:
+    """:func:`ensure_embedding_indexes` for one model: tried until it rebuilt or has nothing to do."""
+    memory_mb = runtime.settings.db.index_build_memory_mb
+    while True:
+        async with connection(runtime.pool) as conn:  # not in a transaction: the rebuild commits on its own
+            if await vectors.ensure_indexes(conn, model, maintenance_work_mem_mb=memory_mb):
+                return
+            if await vectors.indexes_ready(conn, model):
+                return
+        log.info("the HNSW indexes of %s wait for another session's rebuild; trying again in %.0f s", model, retry_s)
+        await asyncio.sleep(retry_s)
 
 
 def cached_from_summary(summary: AnalysisSummary) -> CachedAnalysis:

@@ -56,6 +56,10 @@ finds: enough for seeds, missing tracks and duplicates to drop out, and each row
 vector (PostgreSQL computes the distance again from it; docs/benchmarks/scale.md)."""
 
 
+_REBUILD_LOCK = "sonantica:embedding_index_rebuild"
+"""The advisory lock (key ``hashtext`` of it) of :func:`_rebuild_lock`, which :func:`register_model` also takes."""
+
+
 @dataclass(frozen=True, slots=True)
 class Neighbour:
     """A nearest neighbour: cosine distance in [0, 2] (0 = same direction)."""
@@ -234,19 +238,30 @@ def _create_index(
     )
 
 
+def _printed_predicate(conn: Connection, model: str) -> str:
+    """``(model = '<model>'::text)`` as PostgreSQL prints it in an index's predicate (``pg_get_expr``): quotes
+    doubled, backslashes too when the session's ``standard_conforming_strings`` is off, never ``E''`` (unlike
+    ``quote_literal``, which writes ``E'a\\\\b'`` for ``a\\b``)."""
+    literal = model.replace("'", "''")
+    if conn.info.parameter_status("standard_conforming_strings") == "off":
+        literal = literal.replace("\\", "\\\\")
+    return f"(model = '{literal}'::text)"
+
+
 async def _hnsw_indexes(conn: Connection, model: str) -> dict[str, bool]:
     """Every HNSW index of ``model`` on ``embeddings``, of any generation, valid or not: ``{name: valid}``.
 
-    Found by predicate (``model = '<model>'``, alone or with a key) and the ``embeddings_hnsw_`` prefix, so that an
-    index left by an interrupted rebuild or a name of an older scheme (migration 0005's) is found too."""
+    Found by predicate (``model = '<model>'``, alone or with a key; a plain substring test, so ``_``, ``%`` and
+    ``\\`` in a model's name match only themselves) and the ``embeddings_hnsw_`` prefix, so that an index left by
+    an interrupted rebuild or a name of an older scheme (migration 0005's) is found too."""
     cur = await conn.execute(
         """
         SELECT c.relname, i.indisvalid AND i.indisready
         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam
         WHERE i.indrelid = 'embeddings'::regclass AND a.amname = 'hnsw' AND starts_with(c.relname, 'embeddings_hnsw_')
-          AND strpos(pg_get_expr(i.indpred, i.indrelid), '(model = ' || quote_literal(%s::text) || '::text)') > 0
+          AND strpos(pg_get_expr(i.indpred, i.indrelid), %s) > 0
         """,
-        (model,),
+        (_printed_predicate(conn, model),),
     )
     return {str(name): bool(valid) for name, valid in await cur.fetchall()}
 
@@ -319,8 +334,12 @@ async def register_model(
 
     Call once at worker start-up, in a transaction of its own (it takes a lock that keeps two registrations
     apart). Returns ``True`` when the model was new. ``build_index=False`` leaves the indexes to
-    :func:`build_index` (faster for a bulk import: build once after loading). Raises ``StorageError`` when the
-    model exists with another dimension.
+    :func:`build_index` (faster for a bulk import: build once after loading). While another session rebuilds
+    indexes (:func:`_rebuild_lock` taken), a new model is registered without its indexes too, and
+    :func:`ensure_indexes` builds them once that rebuild is done: a plain ``CREATE INDEX`` here would wait for the
+    rebuild's concurrent build, which waits for this transaction in turn (PostgreSQL would cancel one of them as a
+    deadlock). Building them here holds the rebuild lock until the transaction ends, so no rebuild starts meanwhile.
+    Raises ``StorageError`` when the model exists with another dimension.
     """
     if not 1 <= dim <= 2000:
         raise ValueError(f"dim must be 1..2000 for an HNSW index (got {dim})")
@@ -334,6 +353,16 @@ async def register_model(
             return False
         index = _index_name(model, dim)
         index_type = await preferred_index_type(conn)
+        if build_index:
+            cur = await conn.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s))", (_REBUILD_LOCK,))
+            row = await cur.fetchone()
+            build_index = row is not None and bool(row[0])
+            if not build_index:
+                log.info(
+                    "another session is rebuilding embedding indexes: %s is registered without its HNSW indexes,"
+                    " which ensure_indexes builds once that rebuild is done",
+                    model,
+                )
         await conn.execute(
             "INSERT INTO embedding_models (model, dim, index_name, index_type, key_indexed, keeps_camelot)"
             " VALUES (%s, %s, %s, %s, %s, %s)",
@@ -359,14 +388,14 @@ async def _rebuild_lock(conn: Connection) -> AsyncIterator[bool]:
     autocommit = conn.autocommit
     await conn.set_autocommit(True)
     try:
-        cur = await conn.execute("SELECT pg_try_advisory_lock(hashtext('sonantica:embedding_index_rebuild'))")
+        cur = await conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (_REBUILD_LOCK,))
         row = await cur.fetchone()
         taken = row is not None and bool(row[0])
         try:
             yield taken
         finally:
             if taken and not conn.broken:
-                await conn.execute("SELECT pg_advisory_unlock(hashtext('sonantica:embedding_index_rebuild'))")
+                await conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (_REBUILD_LOCK,))
     finally:
         if not conn.broken:
             await conn.set_autocommit(autocommit)
@@ -511,20 +540,46 @@ async def ensure_indexes(
     conn: Connection, model: str, *, m: int = 16, ef_construction: int = 128, maintenance_work_mem_mb: int = 1024
 ) -> bool:
     """Rebuild ``model``'s HNSW indexes (:func:`build_index`, beside the ones in use) when it has no per-key indexes
-    (a model registered before migration 0024), its indexes are not of :func:`preferred_index_type` (registered
-    before the server's pgvector had ``halfvec``), or one is missing or invalid; drop what an interrupted rebuild
-    left. Returns whether it rebuilt; ``False`` at once when another process is rebuilding (it does the work). Call
-    outside a transaction (see :func:`build_index`).
+    (a model registered before migration 0024, or by :func:`register_model` during another session's rebuild), its
+    indexes are not of :func:`preferred_index_type` (registered before the server's pgvector had ``halfvec``), or
+    one is missing or invalid; drop what an interrupted rebuild left. Returns whether it rebuilt; ``False`` at once
+    when another session holds the rebuild lock (rebuilding, or registering a model): that session rebuilds only
+    its own models, so :func:`indexes_ready` then tells whether this one still needs a try later. Call outside a
+    transaction (see :func:`build_index`).
 
     Minutes for a large library, during which Sonic Match answers from the old indexes (docs/benchmarks/scale.md).
+    A refusal of the server (e.g. an index name already taken) raises ``StorageError`` naming the model; a lost
+    server or a cancelled statement raises psycopg's ``OperationalError`` (which
+    :func:`~sidecar.storage.db.connection` reports as ``StorageUnavailableError``).
     """
-    wanted = await preferred_index_type(conn)
-    if await _serving(conn, model, wanted):
-        await _commit_read(conn)
+    try:
+        return await _ensure_indexes(
+            conn, model, m=m, ef_construction=ef_construction, maintenance_work_mem_mb=maintenance_work_mem_mb
+        )
+    except psycopg.OperationalError:
+        raise
+    except psycopg.Error as exc:
+        raise StorageError(f"rebuilding the HNSW indexes of {model!r}: {exc}") from exc
+
+
+async def indexes_ready(conn: Connection, model: str) -> bool:
+    """Whether :func:`ensure_indexes` has nothing to do for ``model``: its queries use a valid main and 24 per-key
+    indexes of :func:`preferred_index_type`, and it has no other HNSW index. Commits the read on a connection
+    outside a transaction block."""
+    ready = await _serving(conn, model, await preferred_index_type(conn))
+    await _commit_read(conn)
+    return ready
+
+
+async def _ensure_indexes(
+    conn: Connection, model: str, *, m: int, ef_construction: int, maintenance_work_mem_mb: int
+) -> bool:
+    if await indexes_ready(conn, model):
         return False
+    wanted = await preferred_index_type(conn)
     async with _rebuild_lock(conn) as taken:
         if not taken:
-            log.info("another process is rebuilding embedding indexes; the indexes of %s are left to it", model)
+            log.info("another session holds the embedding index rebuild lock; the indexes of %s wait for it", model)
             return False
         current = await _model_index(conn, model)
         if _current(model, current, await _hnsw_indexes(conn, model), wanted):
@@ -568,13 +623,20 @@ async def warm_index(conn: Connection, model: str) -> WarmedIndex | None:
     stored vector is read; the heap rows are read for their visibility. The settings hold for this transaction
     only. Seconds to a minute for a million rows; one backend holds about 256 MB per million rows meanwhile.
 
-    Returns ``None`` (nothing read) when the model has no vectors or the server's pgvector is older than 0.8
-    (no iterative scans). Raises ``StorageError`` when the planner does not search the model's index. Call in a
-    transaction or on a non-autocommit connection.
+    It reads the index ``embedding_models`` names at the call: after a rebuild switched the model to a new
+    generation (:func:`build_index`), a later call reads the new one.
+
+    Returns ``None`` (nothing read) when the model has no vectors, its main index does not exist or is not valid
+    (a model registered during another session's rebuild, before :func:`ensure_indexes` built it) or the server's
+    pgvector is older than 0.8 (no iterative scans). Raises ``StorageError`` when the planner does not search the
+    model's index. Call in a transaction or on a non-autocommit connection.
     """
     found = await _model_index(conn, model)
     if not has_iterative_scans(await _pgvector_version(conn)):
         log.info("pgvector has no iterative index scans (0.8 on): the %s index is not warmed", model)
+        return None
+    if not (await _hnsw_indexes(conn, model)).get(found.index, False):
+        log.info("%s has no valid HNSW index %s yet (ensure_indexes builds it): nothing to warm", model, found.index)
         return None
     cur = await conn.execute(
         "SELECT count(*), (SELECT embedding FROM embeddings WHERE model = %s LIMIT 1) FROM embeddings WHERE model = %s",

@@ -20,27 +20,13 @@ from sidecar.errors import NotFoundError
 from sidecar.services.overrides import override_track
 from sidecar.services.runtime import Runtime, open_runtime
 from sidecar.settings import get_settings
-from sidecar.storage import analyses, overrides, status, tracks
+from sidecar.storage import analyses, overrides
 from sidecar.storage.db import Pool, transaction
 from tests.contract.jellyfin_fake import FakeJellyfin
+from tests.integration.library_rows import add_track
 from tests.integration.test_api import AUTH, HOST_IDS, Api, api, settings  # noqa: F401  (fixtures)
 
 VERSIONS = {"tempo": 3, "key": 1}
-
-
-async def _track(pool: Pool, host_track_id: str = "t1", host: str = "navidrome") -> int:
-    async with transaction(pool) as conn:
-        upsert = tracks.TrackUpsert(
-            host=host,
-            host_track_id=host_track_id,
-            title="T",
-            path=f"/music/{host_track_id}.flac",
-            size_bytes=1,
-            mtime_ns=1,
-        )
-        track_id = (await tracks.upsert_track(conn, upsert)).track_id
-        await status.ensure_status(conn, VERSIONS)
-    return track_id
 
 
 async def _analyse(pool: Pool, track_id: int, bpm: float, key: str | None, *, alternative: float | None = None) -> None:
@@ -65,7 +51,7 @@ async def _update(pool: Pool, track_id: int, **changes: float | KeySignature | N
 
 
 async def test_an_override_survives_a_new_analysis_and_its_removal_restores_the_latest_reading(pool: Pool) -> None:
-    track_id = await _track(pool)
+    track_id = await add_track(pool, VERSIONS)
     await _analyse(pool, track_id, 120.0, "C major", alternative=60.0)
     await _update(pool, track_id, bpm=60.0)
     summary = await _summary(pool, track_id)
@@ -99,7 +85,7 @@ async def test_an_override_survives_a_new_analysis_and_its_removal_restores_the_
 
 
 async def test_a_key_override_sets_camelot_and_both_groups_are_independent(pool: Pool) -> None:
-    track_id = await _track(pool)
+    track_id = await add_track(pool, VERSIONS)
     await _analyse(pool, track_id, 100.0, None)  # the analyzer found no key
     after = await _update(pool, track_id, key=KeySignature.parse("F#m"), bpm=50.0)
     assert (after.bpm, after.key, after.groups) == (50.0, "F# minor", ["bpm", "key"])
@@ -114,7 +100,7 @@ async def test_a_key_override_sets_camelot_and_both_groups_are_independent(pool:
 
 
 async def test_an_override_waits_for_an_analysis_of_the_same_track_in_flight(pool: Pool) -> None:
-    track_id = await _track(pool)
+    track_id = await add_track(pool, VERSIONS)
     reading: dict[str, object] = {"bpm": 121.0, "bpm_confidence": 0.6, "bpm_alternative": None, "tempo_version": 3}
     async with pool.connection() as worker, pool.connection() as user:
         async with worker.transaction():  # an analysis found no override and is about to write its BPM
@@ -136,7 +122,7 @@ async def _override_on(conn: AsyncConnection[Any], track_id: int, bpm: float) ->
 
 
 async def test_overriding_a_track_not_analysed_yet_and_an_unknown_one(pool: Pool) -> None:
-    track_id = await _track(pool)
+    track_id = await add_track(pool, VERSIONS)
     await _update(pool, track_id, bpm=90.0)
     summary = await _summary(pool, track_id)
     assert (summary["bpm"], summary["analyzed"]) == (
@@ -214,7 +200,7 @@ async def test_an_override_is_written_to_jellyfin_tags(runtime: Runtime, tmp_pat
     library = fake.add_library("Music", ["/data/music"])
     fake.add_user("admin", "pw", admin=True)
     item_id = fake.add_track(library, "waltz.flac", title="Waltz", tags=["favourite"])
-    track_id = await _track(runtime.pool, host_track_id=item_id, host="jellyfin")
+    track_id = await add_track(runtime.pool, VERSIONS, item_id, host="jellyfin")
     await _analyse(runtime.pool, track_id, 180.0, "A minor")
     config = JellyfinConfig(url="http://jellyfin:8096", api_key=fake.add_api_key(), library_dir=tmp_path)
     async with JellyfinAdapter(config, transport=fake.transport()) as adapter:
@@ -229,7 +215,7 @@ async def test_an_override_is_written_to_jellyfin_tags(runtime: Runtime, tmp_pat
 def test_the_cli_sets_and_clears_an_override(runtime_env: dict[str, str]) -> None:
     async def seed() -> int:
         async with open_runtime(get_settings()) as runtime:
-            track_id = await _track(runtime.pool, host_track_id=uuid.uuid4().hex)
+            track_id = await add_track(runtime.pool, VERSIONS, uuid.uuid4().hex)
             await _analyse(runtime.pool, track_id, 140.0, "D minor")
             return track_id
 

@@ -11,25 +11,11 @@ import pytest
 
 from sidecar.api.schemas import TrackAnalysisPublic
 from sidecar.domain import BpmMissingReason, KeyMissingReason, KeyResult, KeySignature, TempoResult
-from sidecar.storage import analyses, overrides, status, tracks
+from sidecar.storage import analyses, overrides
 from sidecar.storage.db import Pool, transaction
+from tests.integration.library_rows import add_track
 
 VERSIONS = {"tempo": 5, "key": 2}
-
-
-async def _track(pool: Pool, host_track_id: str) -> int:
-    async with transaction(pool) as conn:
-        upsert = tracks.TrackUpsert(
-            host="navidrome",
-            host_track_id=host_track_id,
-            title=host_track_id,
-            path=f"/music/{host_track_id}.flac",
-            size_bytes=1,
-            mtime_ns=1,
-        )
-        track_id = (await tracks.upsert_track(conn, upsert)).track_id
-        await status.ensure_status(conn, VERSIONS)
-    return track_id
 
 
 def _tempo(bpm: float | None, reason: BpmMissingReason | None = None) -> TempoResult:
@@ -59,7 +45,7 @@ async def _store(pool: Pool, track_id: int, tempo: TempoResult, key: KeyResult) 
 async def test_every_reason_round_trips_and_a_found_value_clears_it(
     pool: Pool, bpm_reason: BpmMissingReason, key_reason: KeyMissingReason
 ) -> None:
-    track_id = await _track(pool, f"{bpm_reason}-{key_reason}")
+    track_id = await add_track(pool, VERSIONS, f"{bpm_reason}-{key_reason}")
     summary = await _store(pool, track_id, _tempo(None, bpm_reason), _key(None, key_reason))
     assert (summary["bpm"], summary["bpm_missing_reason"]) == (None, bpm_reason)
     assert (summary["key"], summary["key_missing_reason"]) == (None, key_reason)
@@ -71,7 +57,7 @@ async def test_every_reason_round_trips_and_a_found_value_clears_it(
 
 
 async def test_the_schema_refuses_an_unknown_reason_and_a_reason_beside_a_value(pool: Pool) -> None:
-    track_id = await _track(pool, "bad")
+    track_id = await add_track(pool, VERSIONS, "bad")
     await _store(pool, track_id, _tempo(None, "no_onsets"), _key(None, "weak_tonality"))
     for assignment in (
         "bpm_missing_reason = 'too_quiet'",
@@ -85,7 +71,7 @@ async def test_the_schema_refuses_an_unknown_reason_and_a_reason_beside_a_value(
 
 
 async def test_an_override_sets_the_reason_aside_and_its_removal_puts_it_back(pool: Pool) -> None:
-    track_id = await _track(pool, "override")
+    track_id = await add_track(pool, VERSIONS, "override")
     await _store(pool, track_id, _tempo(None, "no_onsets"), _key(None, "few_tonal_frames"))
     async with transaction(pool) as conn:
         await overrides.update_overrides(conn, track_id, {"bpm": 70.0})
@@ -109,7 +95,7 @@ async def test_an_override_sets_the_reason_aside_and_its_removal_puts_it_back(po
 
 async def test_an_override_made_before_reasons_were_recorded_gives_back_no_reason(pool: Pool) -> None:
     """Overrides saved before migration 0030 keep no reason in their analyzer values: removing one writes NULL."""
-    track_id = await _track(pool, "old-override")
+    track_id = await add_track(pool, VERSIONS, "old-override")
     await _store(pool, track_id, _tempo(None, "too_short"), _key("A minor"))
     async with transaction(pool) as conn:
         await overrides.update_overrides(conn, track_id, {"bpm": 90.0})

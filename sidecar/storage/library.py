@@ -18,6 +18,7 @@ _ORDER: dict[str, str] = {
     "bpm": "f.bpm NULLS LAST",
     "loudness": "f.loudness_lufs NULLS LAST",
 }
+_FEATURE_ORDER: dict[str, str] = {"bpm": "f.bpm", "loudness": "f.loudness_lufs"}  # read from their indexes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,6 +137,61 @@ async def _page(
         return rows
 
 
+async def present_count(conn: Connection) -> int:
+    """How many tracks are present (not missing): the sum of the trigger-kept deltas (migration 0031), a few rows
+    whatever the library's size."""
+    cur = await conn.execute("SELECT coalesce(sum(row_count), 0) FROM present_track_counts")
+    row = await cur.fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+async def fold_present_count(conn: Connection) -> None:
+    """Fold the deltas the triggers appended to ``present_track_counts`` into one row. Safe beside concurrent
+    writers (their uncommitted deltas stay as they are)."""
+    await conn.execute(
+        "WITH folded AS (DELETE FROM present_track_counts RETURNING row_count)"
+        " INSERT INTO present_track_counts (row_count) SELECT coalesce(sum(row_count), 0) FROM folded"
+    )
+
+
+_COLUMNS = sql.SQL(
+    "t.id, t.host, t.host_track_id, t.title, t.artist, t.album, t.duration_s,"
+    " f.bpm, f.bpm_confidence, f.key, f.camelot, f.loudness_lufs, o.bpm IS NOT NULL, o.key IS NOT NULL"
+)
+
+
+async def _feature_ordered(
+    conn: Connection, feature: str, where: sql.Composable, params: dict[str, object], *, limit: int, offset: int
+) -> list[tuple[Any, ...]]:
+    """The page in ``feature`` order (NULLS LAST, then id) as two walks: the tracks with the value, along its
+    ``(feature, track_id)`` index (migration 0031), then, when the page reaches past them, the tracks without it
+    by id. A page that starts past the first walk counts it to know where the second one starts."""
+    value = sql.SQL(feature)
+    with_value = sql.SQL(
+        "SELECT {columns} FROM track_features f JOIN tracks t ON t.id = f.track_id"
+        " LEFT JOIN track_overrides o ON o.track_id = t.id"
+        " WHERE {value} IS NOT NULL AND {where} ORDER BY {value}, f.track_id LIMIT %(limit)s OFFSET %(offset)s"
+    ).format(columns=_COLUMNS, value=value, where=where)
+    rows = await (await conn.execute(with_value, {**params, "limit": limit, "offset": offset})).fetchall()
+    if len(rows) == limit:
+        return rows
+    skip = 0
+    if not rows and offset > 0:
+        count = sql.SQL(
+            "SELECT count(*) FROM track_features f JOIN tracks t ON t.id = f.track_id"
+            " WHERE {value} IS NOT NULL AND {where}"
+        ).format(value=value, where=where)
+        counted = await (await conn.execute(count, params)).fetchone()
+        skip = offset - (int(counted[0]) if counted is not None else 0)
+    without_value = sql.SQL(
+        "SELECT {columns} FROM tracks t LEFT JOIN track_features f ON f.track_id = t.id"
+        " LEFT JOIN track_overrides o ON o.track_id = t.id"
+        " WHERE {value} IS NULL AND {where} ORDER BY t.id LIMIT %(limit)s OFFSET %(offset)s"
+    ).format(columns=_COLUMNS, value=value, where=where)
+    rest = await conn.execute(without_value, {**params, "limit": limit - len(rows), "offset": skip})
+    return rows + await rest.fetchall()
+
+
 async def list_tracks(
     conn: Connection,
     filters: LibraryFilters,
@@ -144,30 +200,43 @@ async def list_tracks(
     offset: int = 0,
     sort: SortField = "artist",
 ) -> LibraryPage:
-    """A page of the tracks matching ``filters`` (missing tracks never), ordered by ``sort`` then id, and the
-    total count (a second query, skipped on the last page; in the same query for a substring search, which scans
-    every track anyway). ``limit`` >= 1, ``offset`` >= 0 (an offset past the end
-    gives no rows and the total). The default order (artist) is read from an index (migration 0022), so the first
-    pages do not sort the library; a deep page walks the index up to ``offset``."""
+    """A page of the tracks matching ``filters`` (missing tracks never), ordered by ``sort`` then id (tracks
+    without the BPM or loudness last for those sorts), and the total count. ``limit`` >= 1, ``offset`` >= 0 (an
+    offset past the end gives no rows and the total).
+
+    The default order (artist) is read from an index (migration 0022), BPM and loudness from theirs (migration
+    0031), so the first pages do not sort the library; a deep page walks the index up to ``offset``. The total
+    is free without filters (the trigger-kept count of present tracks) and on the last page; a filtered one is a
+    second query, or comes with the page for a substring search, which scans every track anyway.
+    """
     if limit < 1 or offset < 0:
         raise ValueError("limit must be at least 1 and offset not negative")
     conditions, params = _conditions(filters)
     where = sql.SQL(" AND ").join(conditions)
     substring = bool(filters.query)  # every track is scanned anyway: the total comes with the page
-    query = sql.SQL(
-        "SELECT t.id, t.host, t.host_track_id, t.title, t.artist, t.album, t.duration_s,"
-        " f.bpm, f.bpm_confidence, f.key, f.camelot, f.loudness_lufs, o.bpm IS NOT NULL, o.key IS NOT NULL{total}"
-        " FROM tracks t LEFT JOIN track_features f ON f.track_id = t.id"
-        " LEFT JOIN track_overrides o ON o.track_id = t.id"
-        " WHERE {where} ORDER BY {order}, t.id LIMIT %(limit)s OFFSET %(offset)s"
-    ).format(total=sql.SQL(", count(*) OVER ()" if substring else ""), where=where, order=sql.SQL(_ORDER[sort]))
-    rows = await _page(conn, query, {**params, "limit": limit, "offset": offset}, substring=substring)
+    if sort in _FEATURE_ORDER and not substring:
+        rows = await _feature_ordered(conn, _FEATURE_ORDER[sort], where, params, limit=limit, offset=offset)
+    else:
+        query = sql.SQL(
+            "SELECT {columns}{total}"
+            " FROM tracks t LEFT JOIN track_features f ON f.track_id = t.id"
+            " LEFT JOIN track_overrides o ON o.track_id = t.id"
+            " WHERE {where} ORDER BY {order}, t.id LIMIT %(limit)s OFFSET %(offset)s"
+        ).format(
+            columns=_COLUMNS,
+            total=sql.SQL(", count(*) OVER ()" if substring else ""),
+            where=where,
+            order=sql.SQL(_ORDER[sort]),
+        )
+        rows = await _page(conn, query, {**params, "limit": limit, "offset": offset}, substring=substring)
     if substring and rows:
         total = int(rows[0][14])
     elif rows and len(rows) < limit:
         total = offset + len(rows)  # the last page: no count needed
     elif not rows and offset == 0:
         total = 0
+    elif not params:  # no filter (each one has a parameter)
+        total = await present_count(conn)
     else:
         count = sql.SQL(
             "SELECT count(*) FROM tracks t LEFT JOIN track_features f ON f.track_id = t.id WHERE {where}"

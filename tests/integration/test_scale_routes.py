@@ -97,15 +97,17 @@ async def _gapped_library(conn: Connection) -> Values:
     return {int(r[0]): (r[1], r[2], r[3]) for r in await cur.fetchall()}
 
 
-async def _full_scan(conn: Connection, sort: str, matching: set[int]) -> list[int]:
-    """``matching`` in the listing's ``sort`` order (then id), by sorting every present track."""
+async def _full_scan(conn: Connection, sort: str, matching: set[int]) -> list[tuple[int, library.SortKey]]:
+    """``matching`` in the listing's ``sort`` order (then id), by sorting every present track: each one's id and
+    place in the order (its sort values, then its id)."""
+    order = FULL_SCAN_ORDER[sort]
     cur = await conn.execute(
         sql.SQL(
-            "SELECT t.id FROM tracks t LEFT JOIN track_features f ON f.track_id = t.id WHERE NOT t.is_missing"
-            " ORDER BY {order}, t.id"
-        ).format(order=sql.SQL(FULL_SCAN_ORDER[sort]))
+            "SELECT {keys}, t.id FROM tracks t LEFT JOIN track_features f ON f.track_id = t.id"
+            " WHERE NOT t.is_missing ORDER BY {order}, t.id"
+        ).format(keys=sql.SQL(order.removesuffix(" NULLS LAST")), order=sql.SQL(order))
     )
-    return [int(r[0]) for r in await cur.fetchall() if int(r[0]) in matching]
+    return [(int(r[-1]), tuple(r)) for r in await cur.fetchall() if int(r[-1]) in matching]
 
 
 @pytest.mark.parametrize("sort", list(FULL_SCAN_ORDER))
@@ -129,7 +131,7 @@ async def test_every_sort_with_and_without_filters_matches_a_full_scan(pool: Poo
             LibraryFilters(query="artist 12"): {i for i in values if str(i % 5000).startswith("12")},
         }
         for filters, matching in cases.items():
-            expected = await _full_scan(conn, sort, matching)
+            expected, places = map(list, zip(*await _full_scan(conn, sort, matching), strict=True))
             valued = sum(1 for i in expected if values[i][{"bpm": 0, "loudness": 2}.get(sort, 0)] is not None)
             last = (len(expected) - 1) // 50 * 50
             offsets = {0, 1000, max(0, valued - 10), valued + 3, last, len(expected), len(expected) + 50}
@@ -138,6 +140,15 @@ async def test_every_sort_with_and_without_filters_matches_a_full_scan(pool: Poo
                 page = await library.list_tracks(conn, filters, limit=50, offset=offset, sort=sort)
                 assert [t.track_id for t in page.tracks] == expected[offset : offset + 50], (filters, offset)
                 assert page.total == len(expected), (filters, offset)
+                full = len(expected) - offset >= 50
+                assert page.next_after == (places[offset + 49] if full else None), (filters, offset)
+            # keyset: the page after a row (then an offset) is the same page, whatever comes before that row
+            for row, skip in {(0, 0), (998, 0), (max(0, valued - 5), 0), (valued + 2, 7), (len(expected) - 3, 0)}:
+                if row < len(expected):
+                    page = await library.list_tracks(conn, filters, limit=50, offset=skip, sort=sort, after=places[row])
+                    start = row + 1 + skip
+                    assert [t.track_id for t in page.tracks] == expected[start : start + 50], (filters, row, skip)
+                    assert page.total == len(expected), (filters, row, skip)
 
 
 async def test_present_count_follows_every_kind_of_write(pool: Pool) -> None:
@@ -183,20 +194,31 @@ async def test_present_count_follows_every_kind_of_write(pool: Pool) -> None:
     assert folded == (1,)
 
 
-@pytest.mark.parametrize(("sort", "index"), [("bpm", "track_features_bpm_idx"),
-                                             ("loudness", "track_features_loudness_idx")])  # fmt: skip
-async def test_feature_sorts_walk_their_index(pool: Pool, sort: library.SortField, index: str) -> None:
+@pytest.mark.parametrize(
+    ("sort", "index", "deep"),
+    [
+        ("bpm", "track_features_bpm_idx", False),
+        ("loudness", "track_features_loudness_idx", False),
+        ("bpm", "track_features_bpm_idx", True),
+        ("artist", "tracks_library_order_idx", True),
+    ],
+)
+async def test_pages_walk_their_index(pool: Pool, sort: library.SortField, index: str, deep: bool) -> None:
     async with transaction(pool) as conn:
         await _gapped_library(conn)
+        after = (await library.list_tracks(conn, LibraryFilters(), limit=1, offset=5000, sort=sort)).next_after
         with mock.patch.object(conn, "execute", wraps=conn.execute) as execute:
-            page = await library.list_tracks(conn, LibraryFilters(), limit=50, sort=sort)
+            page = await library.list_tracks(conn, LibraryFilters(), limit=50, sort=sort, after=after if deep else None)
         (query, params), *_ = (c.args for c in execute.call_args_list)
         cur = await conn.execute(sql.SQL("EXPLAIN ") + query, params)
         plan = "\n".join(str(r[0]) for r in await cur.fetchall())
     assert len(page.tracks) == 50
     assert execute.call_count == 2  # the page from the index walk, the total from the kept count
-    assert f"Index Scan using {index} on track_features" in plan, plan
+    assert f"Index Scan using {index} on " in plan, plan
     assert "Sort" not in plan, plan
+    if deep:  # a cursor starts the walk at its place (an index condition), not after reading the rows before it
+        assert after is not None
+        assert any("Index Cond:" in line and "ROW(" in line for line in plan.splitlines()), plan
 
 
 async def test_bpm_range_playlist_spreads_over_every_match(pool: Pool) -> None:

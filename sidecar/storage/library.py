@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -167,17 +168,36 @@ _COLUMNS = sql.SQL(
 
 
 def check_after(sort: str, after: SortKey) -> None:
-    """``ValueError`` unless ``after`` is a place in the ``sort`` order (its values' count and types)."""
+    """``ValueError`` unless ``after`` is a place in the ``sort`` order: as many values as the order has, each
+    of its type (text PostgreSQL can hold; a finite number or ``None``), then a track id (a 64-bit integer)."""
     *values, track_id = after
-    if len(values) != len(_KEYS[sort]) or not isinstance(track_id, int) or isinstance(track_id, bool):
+    check = _is_value if sort in _FEATURES else _is_text
+    if not (len(values) == len(_KEYS[sort]) and _is_id(track_id) and all(map(check, values))):
         raise ValueError(f"not a place in the {sort} order: {after!r}")
-    for value in values:
-        if sort in _FEATURES:
-            valid = value is None or (isinstance(value, int | float) and not isinstance(value, bool))
-        else:
-            valid = isinstance(value, str) and "\x00" not in value
-        if not valid:
-            raise ValueError(f"not a place in the {sort} order: {after!r}")
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
+
+
+def _is_value(value: object) -> bool:
+    """A BPM or loudness as a place holds it: ``None`` (none) or a finite number."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return abs(value) <= 2**53
+    return value is None or (isinstance(value, float) and math.isfinite(value))
+
+
+def _is_text(value: object) -> bool:
+    """Text PostgreSQL can hold: no NUL, valid UTF-8 (no lone surrogates)."""
+    if not isinstance(value, str) or "\x00" in value:
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _after_condition(sort: str, after: SortKey, params: dict[str, object]) -> sql.Composable:

@@ -3,6 +3,8 @@ its neighbours, loudness) and server-side paging, on real PostgreSQL (the librar
 
 from __future__ import annotations
 
+import base64
+
 from tests.integration.test_api import Api, api, settings  # noqa: F401  (fixtures)
 
 
@@ -88,7 +90,14 @@ async def test_a_cursor_of_another_order_or_garbage_is_refused(api: Api) -> None
     cursor = first["next_cursor"]
     assert isinstance(cursor, str)
     assert (await api.client.get("/api/tracks", params={"sort": "bpm", "after": cursor})).status_code == 200
-    for sort, after in (("artist", cursor), ("bpm", "not a cursor"), ("bpm", cursor[:-3]), ("bpm", "WyJicG0iXQ")):
+    crafted = [  # decodes, but is no place PostgreSQL could compare (a 500 if it got there)
+        '["bpm", NaN, 1]', '["bpm", 1e400, 1]', f'["bpm", {10**400}, 1]', '["bpm", 120.0, 1.5]', '["bpm", true, 1]',
+        '["bpm", 120.0]', '["artist", "\\ud800", "", "", 1]', '["artist", "\\u0000", "", "", 1]', '{"bpm": 1}', "[]",
+    ]  # fmt: skip
+    cases = [("artist", cursor), ("bpm", "not a cursor"), ("bpm", cursor[:-3])]
+    for text in crafted:
+        cases.append(("bpm" if "bpm" in text else "artist", base64.urlsafe_b64encode(text.encode()).decode()))
+    for sort, after in cases:
         response = await api.client.get("/api/tracks", params={"sort": sort, "after": after})
         assert response.status_code == 422, (sort, after)
         assert "cursor" in response.json()["detail"]

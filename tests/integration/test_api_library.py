@@ -93,6 +93,7 @@ async def test_a_cursor_of_another_order_or_garbage_is_refused(api: Api) -> None
     crafted = [  # decodes, but is no place PostgreSQL could compare (a 500 if it got there)
         '["bpm", NaN, 1]', '["bpm", 1e400, 1]', f'["bpm", {10**400}, 1]', '["bpm", 120.0, 1.5]', '["bpm", true, 1]',
         '["bpm", 120.0]', '["artist", "\\ud800", "", "", 1]', '["artist", "\\u0000", "", "", 1]', '{"bpm": 1}', "[]",
+        "[" * 2900,
     ]  # fmt: skip
     cases = [("artist", cursor), ("bpm", "not a cursor"), ("bpm", cursor[:-3])]
     for text in crafted:

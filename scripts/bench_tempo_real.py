@@ -45,7 +45,7 @@ from sidecar.analyzers.key import KeyAnalyzer
 from sidecar.analyzers.tempo import TempoAnalyzer
 from sidecar.demo.encode import write_audio
 from sidecar.demo.evaluation import mirex_key_score, tempo_within, tempo_within_octave
-from sidecar.domain import KeySignature
+from sidecar.domain import KeyResult, KeySignature, TempoResult
 from sidecar.errors import AudioDecodeError
 
 PACKAGES: tuple[str, ...] = (
@@ -206,15 +206,21 @@ def add_set_option(parser: argparse.ArgumentParser, flag: str = "--set") -> None
     )
 
 
-def _sonantica(path: Path) -> tuple[float | None, float, float | None, KeySignature | None]:
-    """The product path: decoder blocks into the tempo and key analyzers."""
+def analyze(path: Path, *, alternative_below: float = 0.75) -> tuple[TempoResult, KeyResult]:
+    """The product path: decoder blocks into the tempo analyzer (``alternative_below`` as given, the product's
+    default otherwise) and the key analyzer."""
     with AudioReader(path) as reader:
-        tempo, key = TempoAnalyzer().start(reader.info), KeyAnalyzer().start(reader.info)
+        tempo = TempoAnalyzer(alternative_below=alternative_below).start(reader.info)
+        key = KeyAnalyzer().start(reader.info)
         for block in reader.blocks():
             tempo.feed(block)
             key.feed(block)
-    result = tempo.finish()
-    return result.bpm, result.bpm_confidence, result.bpm_alternative, key.finish().key
+    return tempo.finish(), key.finish()
+
+
+def _sonantica(path: Path) -> tuple[float | None, float, float | None, KeySignature | None]:
+    tempo, key = analyze(path)
+    return tempo.bpm, tempo.bpm_confidence, tempo.bpm_alternative, key.key
 
 
 def _essentia(paths: Sequence[Path], cached: dict[str, Any]) -> None:
@@ -260,7 +266,22 @@ def _setup_tempocnn(venv: Path) -> None:
     subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", f"tempocnn=={TEMPOCNN_VERSION}"], check=True)
 
 
-def _agree(a: float | None, b: float | None) -> bool:
+def peer_estimates(cache: Path, tracks: Sequence[Track], excerpt_s: float, venv: Path, model: str) -> dict[str, Any]:
+    """Essentia's and tempo-CNN's (``model``, run from ``venv``) estimates by excerpt file name, computed for the
+    excerpts not in ``cache``'s peers file yet and saved there."""
+    cache_path = cache / "real" / f"peers-{excerpt_s:g}s.json"
+    cached: dict[str, Any] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    paths = [t.excerpt for t in tracks]
+    start = time.perf_counter()
+    _essentia(paths, cached)
+    cache_path.write_text(json.dumps(cached, indent=1))
+    _tempocnn(venv / "bin" / "python", model, paths, cached)
+    cache_path.write_text(json.dumps(cached, indent=1))
+    print(f"peers: {time.perf_counter() - start:.0f} s (cached in {cache_path})", flush=True)
+    return cached
+
+
+def agree(a: float | None, b: float | None) -> bool:
     return a is not None and b is not None and tempo_within(a, b)
 
 
@@ -271,7 +292,7 @@ Row = tuple[Track, float | None, float, float | None, KeySignature | None, dict[
 def _report(name: str, rows: Sequence[Row], packages: Sequence[str], model: str, *, lists: bool) -> None:
     """Print the tempo and key tables of one set (``lists``: also every disagreement)."""
     cnn = f"tempocnn_{model}"
-    agreed = [r for r in rows if _agree(r[5]["essentia_bpm"], r[5][cnn])]
+    agreed = [r for r in rows if agree(r[5]["essentia_bpm"], r[5][cnn])]
     print(f"\n# Set {name}: {len(rows)} excerpts from {len(packages)} packages")
     print(f"\n## Tempo: {len(agreed)} of {len(rows)} tracks where Essentia and tempo-CNN ({model}) agree")
     print("| set | n | sonantica Acc1 vs Essentia | Acc2 | no tempo |\n|---|---|---|---|---|")
@@ -335,15 +356,7 @@ def main() -> None:
     root = fetch_packages(args.cache_dir, packages)
     tracks = cut_excerpts(args.cache_dir, root, packages, args.per_package, args.excerpt_s)
     print(f"{len(tracks)} excerpts of {args.excerpt_s:g} s from {len(packages)} Debian packages", flush=True)
-    cache_path = args.cache_dir / "real" / f"peers-{args.excerpt_s:g}s.json"
-    cached: dict[str, Any] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
-    paths = [t.excerpt for t in tracks]
-    start = time.perf_counter()
-    _essentia(paths, cached)
-    cache_path.write_text(json.dumps(cached, indent=1))
-    _tempocnn(args.tempocnn_venv / "bin" / "python", args.tempocnn_model, paths, cached)
-    cache_path.write_text(json.dumps(cached, indent=1))
-    print(f"peers: {time.perf_counter() - start:.0f} s (cached in {cache_path})", flush=True)
+    cached = peer_estimates(args.cache_dir, tracks, args.excerpt_s, args.tempocnn_venv, args.tempocnn_model)
 
     start = time.perf_counter()
     rows: list[Row] = [(track, *_sonantica(track.excerpt), cached[track.excerpt.name]) for track in tracks]

@@ -832,13 +832,13 @@ async def _load_seeds(
     seed that is not a track, an unregistered model, or a seed without a vector of the model."""
     cur = await conn.execute(
         """
-        SELECT c.model, m.dim, m.index_type, m.key_indexed, s.id, t.id IS NOT NULL, e.track_id IS NOT NULL,
+        SELECT c.model, m.dim, m.index_type, m.key_indexed, s.id,
+               EXISTS (SELECT FROM tracks t WHERE t.id = s.id),
+               EXISTS (SELECT FROM embeddings e WHERE e.track_id = s.id AND e.model = c.model),
                f.bpm, f.key, set_config('hnsw.ef_search', %s, true)
         FROM unnest(%s::text[]) WITH ORDINALITY AS c(model, preference)
         CROSS JOIN unnest(%s::bigint[]) WITH ORDINALITY AS s(id, position)
         LEFT JOIN embedding_models m ON m.model = c.model
-        LEFT JOIN tracks t ON t.id = s.id
-        LEFT JOIN embeddings e ON e.track_id = s.id AND e.model = c.model
         LEFT JOIN track_features f ON f.track_id = s.id
         ORDER BY c.preference, s.position
         """,

@@ -233,7 +233,7 @@ async def similar_tracks(
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     models = search_models(settings.embedding.model, fallback=settings.embedding.fallback)
-    async with transaction(runtime.pool) as conn:  # two round trips: the seed (404 when unknown), the search
+    async with transaction(runtime.pool) as conn:  # two statements: the seed (404 when unknown), the search
         try:
             found = await vectors.similar_in_first_model(conn, [track_id], models=models, limit=limit, filters=filters)
         except ValueError as exc:  # a filter the seed cannot anchor (no BPM / no key)

@@ -1,4 +1,7 @@
-"""Annotated dependencies of the routes: settings, runtime, analyzer versions, the token (or session) check."""
+"""Annotated dependencies of the routes: settings, runtime, analyzer versions, the token (or session) check.
+
+The ones that only read ``app.state`` are ``async``: FastAPI runs a plain ``def`` dependency in its thread pool, a
+thread hop per dependency and request."""
 
 from __future__ import annotations
 
@@ -18,19 +21,19 @@ from sidecar.web.sessions import SessionCookies
 _bearer = HTTPBearer(auto_error=False, description="the API token (SONANTICA_API__TOKEN or <data_dir>/api-token)")
 
 
-def _runtime(request: Request) -> Runtime:
+async def _runtime(request: Request) -> Runtime:
     return cast(Runtime, request.app.state.runtime)
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return cast(Settings, request.app.state.settings)
 
 
-def _versions(request: Request) -> dict[str, int]:
+async def _versions(request: Request) -> dict[str, int]:
     return cast(dict[str, int], request.app.state.versions)
 
 
-def _host_adapter(request: Request) -> HostAdapter | None:
+async def _host_adapter(request: Request) -> HostAdapter | None:
     return cast(HostAdapter | None, request.app.state.host_adapter)
 
 

@@ -215,12 +215,20 @@ class HostPlaylistWriter:
         return await self.adapter.upsert_playlist(name, list(host_track_ids))
 
 
+def search_models(configured: str, *, fallback: bool) -> tuple[str, ...]:
+    """The embedding models a search may use, preferred first: the configured one, then ``timbre-v1`` when
+    fallback is on (the worker falls back to it when the configured model's weights are missing)."""
+    return (configured,) if not fallback or configured == TIMBRE_MODEL else (configured, TIMBRE_MODEL)
+
+
 async def query_model(conn: Connection, seed_track_ids: Sequence[int], *, configured: str, fallback: bool) -> str:
-    """The embedding model to search with: the configured one, or ``timbre-v1`` when fallback is on and the seeds
-    only have fallback vectors (the worker fell back because the OpenL3 weights are missing). One query never mixes
-    models."""
-    if not fallback or configured == TIMBRE_MODEL:
+    """The embedding model to search with: the first of :func:`search_models` with a vector of any seed (the
+    configured one when none has). One query never mixes models."""
+    models = search_models(configured, fallback=fallback)
+    if len(models) == 1:
         return configured
+    found = await vectors.models_with_vectors(conn, seed_track_ids, models)
+    return next((model for model in models if model in found), configured)
     found = await vectors.models_with_vectors(conn, seed_track_ids, [configured, TIMBRE_MODEL])
     if configured not in found and TIMBRE_MODEL in found:
         return TIMBRE_MODEL

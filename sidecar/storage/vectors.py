@@ -816,6 +816,7 @@ async def _nearest(
 
 @dataclass(frozen=True, slots=True)
 class _Seeds:
+    model: str
     dim: int
     index_type: str
     key_indexed: bool
@@ -823,35 +824,47 @@ class _Seeds:
     camelots: tuple[str, ...]
 
 
-async def _load_seeds(conn: Connection, seed_track_ids: Sequence[int], model: str, *, ef_search: int) -> _Seeds:
-    """The model's dimension and the seeds' BPM and keys; sets ``hnsw.ef_search`` in the same round trip."""
+async def _load_seeds(
+    conn: Connection, seed_track_ids: Sequence[int], models: Sequence[str], *, ef_search: int
+) -> _Seeds:
+    """The model to search (the first of ``models`` with a vector of any seed, else the first), its dimension and
+    the seeds' BPM and keys, in one round trip that also sets ``hnsw.ef_search``. Raises ``NotFoundError`` for a
+    seed that is not a track, an unregistered model, or a seed without a vector of the model."""
     cur = await conn.execute(
         """
-        SELECT m.dim, set_config('hnsw.ef_search', %s, true), s.id, e.track_id IS NOT NULL, f.bpm, f.key,
-               m.key_indexed, m.index_type
-        FROM embedding_models m
-        CROSS JOIN unnest(%s::bigint[]) AS s(id)
-        LEFT JOIN embeddings e ON e.track_id = s.id AND e.model = m.model
+        SELECT c.model, m.dim, m.index_type, m.key_indexed, s.id,
+               EXISTS (SELECT FROM tracks t WHERE t.id = s.id),
+               EXISTS (SELECT FROM embeddings e WHERE e.track_id = s.id AND e.model = c.model),
+               f.bpm, f.key, set_config('hnsw.ef_search', %s, true)
+        FROM unnest(%s::text[]) WITH ORDINALITY AS c(model, preference)
+        CROSS JOIN unnest(%s::bigint[]) WITH ORDINALITY AS s(id, position)
+        LEFT JOIN embedding_models m ON m.model = c.model
         LEFT JOIN track_features f ON f.track_id = s.id
-        WHERE m.model = %s
+        ORDER BY c.preference, s.position
         """,
-        (str(ef_search), list(seed_track_ids), model),
+        (str(ef_search), list(models), list(seed_track_ids)),
     )
     rows = await cur.fetchall()
-    if not rows:
+    absent = list(dict.fromkeys(int(row[4]) for row in rows if not row[5]))
+    if absent:
+        raise NotFoundError(f"no track with id {', '.join(map(str, absent))}")
+    model = next((str(row[0]) for row in rows if row[6]), models[0])
+    rows = [row for row in rows if row[0] == model]
+    if rows[0][1] is None:
         raise NotFoundError(f"embedding model {model!r} is not registered (the worker registers it at start-up)")
-    without = [int(row[2]) for row in rows if not row[3]]
+    without = [int(row[4]) for row in rows if not row[6]]
     if without:
         raise NotFoundError(f"no {model!r} embedding for seed track(s) {', '.join(map(str, without))}")
-    bpms = [float(row[4]) for row in rows if row[4] is not None]
+    bpms = [float(row[7]) for row in rows if row[7] is not None]
     camelots: list[str] = []
     for row in rows:
-        if row[5] is not None:
-            camelots.extend(KeySignature.parse(str(row[5])).compatible_camelot())
+        if row[8] is not None:
+            camelots.extend(KeySignature.parse(str(row[8])).compatible_camelot())
     return _Seeds(
-        dim=int(rows[0][0]),
-        index_type=str(rows[0][7]),
-        key_indexed=bool(rows[0][6]),
+        model=model,
+        dim=int(rows[0][1]),
+        index_type=str(rows[0][2]),
+        key_indexed=bool(rows[0][3]),
         bpm=sum(bpms) / len(bpms) if bpms else None,
         camelots=tuple(sorted(set(camelots))),
     )
@@ -962,7 +975,6 @@ WITH query AS (
 ), candidates AS ({candidates}
 ), kept AS (
     SELECT c.track_id, c.distance, t.host, t.host_track_id, t.title, t.artist, t.album, t.duration_s,
-           f.bpm, f.key, f.camelot,
            CASE WHEN t.norm_title = '' THEN t.id::text ELSE t.norm_artist || chr(31) || t.norm_title END AS song,
            coalesce(nullif(t.norm_artist, ''), t.id::text) AS artist_group,
            coalesce(nullif(t.norm_artist, ''), t.id::text) || chr(31)
@@ -974,17 +986,26 @@ WITH query AS (
 ), songs AS (
     SELECT *, row_number() OVER (PARTITION BY song ORDER BY distance, track_id) AS song_rank FROM kept
 ), ranked AS (
-    SELECT *,
-           row_number() OVER (PARTITION BY artist_group ORDER BY distance, track_id) AS artist_rank,
-           row_number() OVER (PARTITION BY album_group ORDER BY distance, track_id) AS album_rank
-    FROM songs WHERE {dedup}
+    SELECT *, {artist_rank} AS artist_rank, {album_rank} AS album_rank FROM songs WHERE {dedup}
+), chosen AS (
+    SELECT track_id, host, host_track_id, distance, title, artist, album, duration_s
+    FROM ranked
+    WHERE artist_rank <= %(max_per_artist)s AND album_rank <= %(max_per_album)s
+    ORDER BY distance, track_id
+    LIMIT %(limit)s
 )
-SELECT track_id, host, host_track_id, distance, title, artist, album, duration_s, bpm, key, camelot
-FROM ranked
-WHERE artist_rank <= %(max_per_artist)s AND album_rank <= %(max_per_album)s
-ORDER BY distance, track_id
-LIMIT %(limit)s
+SELECT c.track_id, c.host, c.host_track_id, c.distance, c.title, c.artist, c.album, c.duration_s,
+       f.bpm, f.key, f.camelot
+FROM chosen c
+LEFT JOIN track_features f ON f.track_id = c.track_id
+ORDER BY c.distance, c.track_id
 """
+"""The similar-tracks query. ``kept`` joins ``track_features`` only for the filters that read it (the planner
+drops an unused left join on its primary key); the returned rows read their tempo and key last, after the limit.
+A cap's rank is ``1`` when that cap is off, so no window (and no album normalisation) is computed for it."""
+
+_ARTIST_RANK = "row_number() OVER (PARTITION BY artist_group ORDER BY distance, track_id)"
+_ALBUM_RANK = "row_number() OVER (PARTITION BY album_group ORDER BY distance, track_id)"
 
 
 def _selective(filters: SimilarFilters) -> bool:
@@ -1052,34 +1073,62 @@ async def similar(
     filter-first: the nearest of the tracks that pass the filters by exact distance, so ``limit`` rows come back
     whenever that many tracks pass (no iterative index scan, which pgvector 0.6 lacks; docs/benchmarks/scale.md
     gives the cost). Each answer logs the step that gave it (``similar_step`` on a DEBUG record of this module's
-    logger).
+    logger). Round trips: one for the seeds (and ``hnsw.ef_search``), one per step.
 
-    Raises ``NotFoundError`` when a seed has no embedding for ``model`` (or the model is unknown) and
-    ``ValueError`` for an empty seed list or a filter the seeds cannot anchor (a BPM window or key compatibility
-    when no seed has a BPM / key).
+    Raises ``NotFoundError`` when a seed is not a track or has no embedding for ``model`` (or the model is
+    unknown) and ``ValueError`` for an empty seed list or a filter the seeds cannot anchor (a BPM window or key
+    compatibility when no seed has a BPM / key).
     """
+    answer = await similar_in_first_model(
+        conn, seed_track_ids, models=[model], limit=limit, filters=filters, candidates=candidates
+    )
+    return answer.tracks
+
+
+@dataclass(frozen=True, slots=True)
+class SimilarAnswer:
+    """What :func:`similar_in_first_model` found, and in which model."""
+
+    model: str
+    tracks: list[SimilarTrack]
+
+
+async def similar_in_first_model(
+    conn: Connection,
+    seed_track_ids: Sequence[int],
+    *,
+    models: Sequence[str],
+    limit: int = 20,
+    filters: SimilarFilters | None = None,
+    candidates: int | None = None,
+) -> SimilarAnswer:
+    """:func:`similar` in the first of ``models`` that holds a vector of any seed (``models[0]`` when none does),
+    chosen in the same round trip that reads the seeds. Raises as :func:`similar` (for the chosen model), and
+    ``ValueError`` for an empty ``models``."""
     if not seed_track_ids:
         raise ValueError("similar() needs at least one seed track")
+    if not models:
+        raise ValueError("similar() needs at least one model")
     if limit < 1:
         raise ValueError(f"limit must be at least 1 (got {limit})")
     chosen = filters or SimilarFilters()
     async with conn.transaction() if conn.autocommit else contextlib.nullcontext():
         default = min(MAX_CANDIDATES, candidates or _default_candidates(chosen, limit))
-        seeds = await _load_seeds(conn, seed_track_ids, model, ef_search=default)
+        seeds = await _load_seeds(conn, seed_track_ids, models, ef_search=default)
         ef_search = default
         for step, pool_source, count, rows in _steps(chosen, seeds, limit, candidates):
             if count != ef_search:  # the first step, then wider ones while fewer than limit rows came back
                 ef_search = count
                 await _set_ef_search(conn, ef_search)
             pool = (pool_source, rows)
-            found = await _similar(conn, seed_track_ids, seeds, model=model, limit=limit, filters=chosen, pool=pool)
+            found = await _similar(conn, seed_track_ids, seeds, limit=limit, filters=chosen, pool=pool)
             answered = step
             if len(found) >= limit:
                 break
         log.debug(
-            "similar tracks of %s: %d rows from %s", model, len(found), answered, extra={"similar_step": answered}
+            "similar tracks of %s: %d rows from %s", seeds.model, len(found), answered, extra={"similar_step": answered}
         )
-        return found
+        return SimilarAnswer(model=seeds.model, tracks=found)
 
 
 async def similar_plan(
@@ -1093,10 +1142,10 @@ async def similar_plan(
     """The ``EXPLAIN`` (text) of the first query :func:`similar` runs with these arguments (which indexes serve it)."""
     chosen = filters or SimilarFilters()
     async with conn.transaction() if conn.autocommit else contextlib.nullcontext():
-        seeds = await _load_seeds(conn, seed_track_ids, model, ef_search=MAX_CANDIDATES)
+        seeds = await _load_seeds(conn, seed_track_ids, [model], ef_search=MAX_CANDIDATES)
         _, source, _, rows = _steps(chosen, seeds, limit, None)[0]
         pool = (source, rows)
-        query, params = _similar_query(seed_track_ids, seeds, model=model, limit=limit, filters=chosen, pool=pool)
+        query, params = _similar_query(seed_track_ids, seeds, limit=limit, filters=chosen, pool=pool)
         cur = await conn.execute(sql.SQL("EXPLAIN ") + query, params)
         return "\n".join(str(row[0]) for row in await cur.fetchall())
 
@@ -1118,7 +1167,6 @@ def _similar_query(
     seed_track_ids: Sequence[int],
     seeds: _Seeds,
     *,
-    model: str,
     limit: int,
     filters: SimilarFilters,
     pool: tuple[str, int],
@@ -1128,11 +1176,13 @@ def _similar_query(
     distance = _distance(seeds.index_type, seeds.dim, sql.SQL("e.embedding"), sql.SQL("(SELECT v FROM query)"))
     where = sql.SQL(" AND ").join([sql.SQL("true"), *conditions])
     query = sql.SQL(_SIMILAR).format(
-        candidates=_candidates_query(source, seeds, model, distance, where),
+        candidates=_candidates_query(source, seeds, seeds.model, distance, where),
         cast=_cast("vector", seeds.dim),
-        model=sql.Literal(model),
+        model=sql.Literal(seeds.model),
         conditions=where,
         dedup=sql.SQL("song_rank = 1" if filters.exclude_duplicates else "true"),
+        artist_rank=sql.SQL(_ARTIST_RANK if filters.max_per_artist else "1"),
+        album_rank=sql.SQL(_ALBUM_RANK if filters.max_per_album else "1"),
     )
     never = 2**31 - 1
     params |= {
@@ -1150,14 +1200,13 @@ async def _similar(
     seed_track_ids: Sequence[int],
     seeds: _Seeds,
     *,
-    model: str,
     limit: int,
     filters: SimilarFilters,
     pool: tuple[str, int],
 ) -> list[SimilarTrack]:
     """One step of :func:`similar`: ``pool`` is the candidates' source ("index", "keys" or "filter-first") and
     how many (per key for "keys")."""
-    query, params = _similar_query(seed_track_ids, seeds, model=model, limit=limit, filters=filters, pool=pool)
+    query, params = _similar_query(seed_track_ids, seeds, limit=limit, filters=filters, pool=pool)
     cur = await conn.execute(query, params)
     rows = await cur.fetchall()
     return [

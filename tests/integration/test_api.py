@@ -11,9 +11,11 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
+import psycopg
 import pytest
 import uvicorn
 from fastapi import FastAPI
@@ -255,6 +257,21 @@ async def test_similar_rejects_contradictory_filters_and_unknown_seed(api: Api) 
     no_vector = await api.client.get(f"/api/tracks/{api.ids['new']}/similar")
     assert no_vector.status_code == 404
     assert "embedding" in no_vector.json()["detail"]
+
+
+async def test_similar_route_sends_two_statements_in_one_transaction(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[str] = []
+    execute = psycopg.AsyncCursor.execute
+
+    async def counted(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(query if isinstance(query, str) else query.as_string(self.connection))
+        return await execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.AsyncCursor, "execute", counted)
+    assert await _similar(api, limit=2) == ["a", "b"]
+    assert len(sent) == 2  # the seed with its model and hnsw.ef_search, then the search
+    assert "set_config('hnsw.ef_search'" in sent[0]
+    assert sent[1].lstrip().startswith("WITH query AS")
 
 
 async def test_playlist_sonic_match_from_two_seeds_writes_to_host(api: Api) -> None:

@@ -27,7 +27,7 @@ from sidecar.domain import KeySignature, TrackKey
 from sidecar.errors import NotFoundError
 from sidecar.services.onplay import OnPlayState, request_analysis
 from sidecar.services.overrides import override_track
-from sidecar.services.playlists import query_model
+from sidecar.services.playlists import search_models
 from sidecar.storage import analyses, library, tracks, vectors
 from sidecar.storage.db import transaction
 from sidecar.storage.vectors import SimilarFilters
@@ -265,17 +265,15 @@ async def similar_tracks(
         )
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    async with transaction(runtime.pool) as conn:
-        if await tracks.get_track(conn, track_id) is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no track with id {track_id}")
-        model = await query_model(
-            conn, [track_id], configured=settings.embedding.model, fallback=settings.embedding.fallback
-        )
+    models = search_models(settings.embedding.model, fallback=settings.embedding.fallback)
+    async with transaction(runtime.pool) as conn:  # two statements: the seed (404 when unknown), the search
         try:
-            rows = await vectors.similar(conn, [track_id], model=model, limit=limit, filters=filters)
+            found = await vectors.similar_in_first_model(conn, [track_id], models=models, limit=limit, filters=filters)
         except ValueError as exc:  # a filter the seed cannot anchor (no BPM / no key)
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    return SimilarTracksPublic(seed_track_id=track_id, model=model, tracks=[SimilarTrackPublic.of(r) for r in rows])
+    return SimilarTracksPublic(
+        seed_track_id=track_id, model=found.model, tracks=[SimilarTrackPublic.of(r) for r in found.tracks]
+    )
 
 
 @router.post(

@@ -339,6 +339,13 @@ class HarmonicMixCreate(PlaylistBase):
     seed_track_id: TrackId
     max_bpm_step_pct: float = Field(default=4.0, gt=0, le=50, description="largest BPM change between neighbours")
     max_bpm_drift_pct: float = Field(default=10.0, gt=0, le=100, description="largest distance from the seed's BPM")
+    min_key_confidence: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="leave out tracks whose key_confidence is below this (0: none; the seed and keys set by hand"
+        " always pass)",
+    )
 
 
 class LibraryTrackPublic(BaseModel):

@@ -184,10 +184,17 @@ async def bpm_range_playlist(
 
 
 async def harmonic_mix_playlist(
-    conn: Connection, seed_track_id: int, *, limit: int, max_bpm_step_pct: float, max_bpm_drift_pct: float
+    conn: Connection,
+    seed_track_id: int,
+    *,
+    limit: int,
+    max_bpm_step_pct: float,
+    max_bpm_drift_pct: float,
+    min_key_confidence: float = 0.0,
 ) -> list[PlaylistEntry]:
-    """A harmonic-mix path from the seed through keyed tracks within ``max_bpm_drift_pct`` % of the seed's BPM;
-    the candidates are the :data:`HARMONIC_CANDIDATES` of them nearest to the seed's BPM.
+    """A harmonic-mix path from the seed through keyed tracks within ``max_bpm_drift_pct`` % of the seed's BPM
+    whose ``key_confidence`` is at least ``min_key_confidence`` (0..1; 0: all of them; the seed and keys set by
+    hand always pass); the candidates are the :data:`HARMONIC_CANDIDATES` of them nearest to the seed's BPM.
 
     Raises ``NotFoundError`` when the seed is unknown or has no BPM or key.
     """
@@ -199,7 +206,12 @@ async def harmonic_mix_playlist(
     seed = seed_rows[0]
     drift = seed.bpm * max_bpm_drift_pct / 100
     candidates = await catalog.tempo_neighbours(
-        conn, bpm=seed.bpm, bpm_min=seed.bpm - drift, bpm_max=seed.bpm + drift, limit=HARMONIC_CANDIDATES
+        conn,
+        bpm=seed.bpm,
+        bpm_min=seed.bpm - drift,
+        bpm_max=seed.bpm + drift,
+        limit=HARMONIC_CANDIDATES,
+        min_key_confidence=min_key_confidence,
     )
     return harmonic_path(seed, candidates, limit=limit, max_bpm_step_pct=max_bpm_step_pct)
 

@@ -174,10 +174,18 @@ async def tempo_spread(
 
 
 async def tempo_neighbours(
-    conn: Connection, *, bpm: float, bpm_min: float, bpm_max: float, limit: int
+    conn: Connection,
+    *,
+    bpm: float,
+    bpm_min: float,
+    bpm_max: float,
+    limit: int,
+    min_key_confidence: float = 0.0,
 ) -> list[TempoTrack]:
     """The ``limit`` present tracks with a key whose BPM in ``[bpm_min, bpm_max]`` is nearest to ``bpm`` (ties by
-    id), nearest first: two walks of the BPM index, up and down from ``bpm``."""
+    id), nearest first: two walks of the BPM index, up and down from ``bpm``. Tracks whose ``key_confidence``
+    (0..1; none counts as 0) is below ``min_key_confidence`` are left out; a key set by hand has confidence 1, so
+    it always passes."""
     if bpm_min > bpm_max:
         raise ValueError(f"bpm_min {bpm_min} is above bpm_max {bpm_max}")
     query = sql.SQL("""
@@ -189,12 +197,13 @@ async def tempo_neighbours(
         ORDER BY abs(bpm - %(bpm)s), id
         LIMIT %(limit)s
         """).format(
-        side=sql.SQL("SELECT {columns} FROM {source} WHERE NOT t.is_missing AND f.camelot IS NOT NULL AND").format(
-            **_PARTS
-        )
+        side=sql.SQL(
+            "SELECT {columns} FROM {source} WHERE NOT t.is_missing AND f.camelot IS NOT NULL"
+            " AND coalesce(f.key_confidence, 0) >= %(min_key_confidence)s AND"
+        ).format(**_PARTS)
     )
     cur = await conn.execute(
         query,
-        {"bpm": bpm, "low": bpm_min, "high": bpm_max, "limit": limit},
+        {"bpm": bpm, "low": bpm_min, "high": bpm_max, "limit": limit, "min_key_confidence": min_key_confidence},
     )
     return [_tempo_track(r) for r in await cur.fetchall()]

@@ -322,6 +322,31 @@ async def test_playlist_harmonic_mix_walks_compatible_keys_in_small_steps(api: A
     assert api.names(wider.json()["tracks"]) == ["seed", "a", "f", "d", "g"]
 
 
+async def test_playlist_harmonic_mix_can_leave_out_unsure_keys_but_keeps_keys_set_by_hand(api: Api) -> None:
+    async with transaction(api.runtime.pool) as conn:  # the analyzer was unsure of the seed's, a's and f's keys
+        await conn.execute(
+            "UPDATE track_features SET key_confidence = 0.2 WHERE track_id = ANY(%s)",
+            ([api.ids["seed"], api.ids["a"], api.ids["f"]],),
+        )
+    body = {"seed_track_id": api.ids["seed"], "max_bpm_step_pct": 4}
+
+    async def mix(**extra: object) -> list[str]:
+        response = await api.client.post("/api/playlists/harmonic-mix", json={**body, **extra})
+        assert response.status_code == 200, response.text
+        return api.names(response.json()["tracks"])
+
+    assert await mix() == await mix(min_key_confidence=0) == ["seed", "a", "f", "d"]  # off: as before
+    assert await mix(min_key_confidence=0.2) == ["seed", "a", "f", "d"]  # at the threshold passes
+    assert await mix(min_key_confidence=0.5) == ["seed"]  # a and f left out; d (11A) is no neighbour of 8A
+    override = await api.client.patch(f"/api/tracks/{api.ids['a']}/overrides", json={"key": "E minor"})
+    assert override.status_code == 200, override.text
+    assert await mix(min_key_confidence=1) == ["seed", "a"]  # a's key set by hand; f still unsure
+    for bad in (-0.1, 1.5, "high"):
+        refused = await api.client.post("/api/playlists/harmonic-mix", json={**body, "min_key_confidence": bad})
+        assert refused.status_code == 422, bad
+        assert "min_key_confidence" in json.dumps(refused.json()["detail"])
+
+
 async def test_playlists_validate_their_input(api: Api) -> None:
     inverted = await api.client.post("/api/playlists/bpm-range", json={"bpm_min": 140, "bpm_max": 120}, headers=AUTH)
     assert inverted.status_code == 422

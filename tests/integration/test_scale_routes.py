@@ -249,6 +249,15 @@ async def test_harmonic_mix_walks_from_the_seed_through_a_crowded_window(pool: P
         seed_bpm = features[seed][0]
         nearest = await catalog.tempo_neighbours(conn, bpm=seed_bpm, bpm_min=0, bpm_max=2 * seed_bpm, limit=50)
         path = await harmonic_mix_playlist(conn, seed, limit=30, max_bpm_step_pct=4, max_bpm_drift_pct=100)
+        with mock.patch.object(conn, "execute", wraps=conn.execute) as execute:  # a key-confidence threshold
+            await catalog.tempo_neighbours(
+                conn, bpm=seed_bpm, bpm_min=0, bpm_max=2 * seed_bpm, limit=50, min_key_confidence=0.5
+            )
+        (query, params), *_ = (c.args for c in execute.call_args_list)
+        cur = await conn.execute(sql.SQL("EXPLAIN ") + query, params)
+        plan = "\n".join(str(r[0]) for r in await cur.fetchall())
+    assert plan.count("track_features_bpm_idx") == 2, plan  # both sides still read the BPM index, the threshold
+    assert "Seq Scan on track_features" not in plan, plan  # a filter on what it finds
     assert len(features) > HARMONIC_CANDIDATES  # more keyed tracks in the window than the walk takes
     brute = sorted(features, key=lambda i: (abs(features[i][0] - seed_bpm), i))[:50]
     assert [t.track_id for t in nearest] == brute

@@ -159,6 +159,7 @@ async def harmonic_mix(
             limit=body.limit,
             max_bpm_step_pct=body.max_bpm_step_pct,
             max_bpm_drift_pct=body.max_bpm_drift_pct,
+            min_key_confidence=body.min_key_confidence,
         )
     return await _answer(
         "harmonic-mix",

@@ -6,6 +6,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
+# pytest processes for `make test` (pytest-xdist; each starts its own PostgreSQL and Redis, a test file stays on one):
+# much of the suite waits on servers and subprocesses, so 2 halve the run on a 2-core machine. 0 runs in one process.
+TEST_WORKERS ?= 2
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
 .PHONY: install demo test lint typecheck pytest bench clean chromium firefox-check
@@ -62,7 +65,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 pytest: $(STAMP) chromium
-	SONANTICA_TEST_CHROMIUM_EXECUTABLE=$(CHROMIUM) $(PY) -m pytest $(ARGS)
+	SONANTICA_TEST_CHROMIUM_EXECUTABLE=$(CHROMIUM) $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 test: lint typecheck pytest
 

@@ -241,7 +241,3 @@ async def query_model(conn: Connection, seed_track_ids: Sequence[int], *, config
         return configured
     found = await vectors.models_with_vectors(conn, seed_track_ids, models)
     return next((model for model in models if model in found), configured)
-    found = await vectors.models_with_vectors(conn, seed_track_ids, [configured, TIMBRE_MODEL])
-    if configured not in found and TIMBRE_MODEL in found:
-        return TIMBRE_MODEL
-    return configured

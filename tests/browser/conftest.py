@@ -64,6 +64,7 @@ class LibrarySpec:
     key: str
     loudness_lufs: float
     angle_rad: float  # direction of its embedding: neighbours are close angles
+    key_confidence: float = 0.8
 
 
 LIBRARY = [
@@ -72,7 +73,7 @@ LIBRARY = [
     LibrarySpec("Half Step", "Beta Trio", "Slow Things", 61.0, "D minor", -14.0, 0.3),
     LibrarySpec("Double Time", "Beta Trio", "Slow Things", 242.0, "C major", -8.0, 0.45),
     LibrarySpec("Far Away", "Gamma", "Elsewhere", 95.0, "F# major", -20.0, 1.4),
-    LibrarySpec("Quiet Room", "Gamma", "Elsewhere", 122.0, "B minor", -23.0, 0.6),
+    LibrarySpec("Quiet Room", "Gamma", "Elsewhere", 122.0, "B minor", -23.0, 0.6, key_confidence=0.1),
 ]
 
 
@@ -180,7 +181,7 @@ async def _seed(settings: Settings) -> None:
                     track_id,
                     results={
                         "tempo": TempoResult(bpm=spec.bpm, bpm_confidence=0.9, beat_times_s=np.zeros(0)),
-                        "key": KeyResult(key=KeySignature.parse(spec.key), key_confidence=0.8),
+                        "key": KeyResult(key=KeySignature.parse(spec.key), key_confidence=spec.key_confidence),
                         "loudness": LoudnessResult(
                             loudness_lufs=spec.loudness_lufs,
                             loudness_range_lu=5.5,

@@ -327,6 +327,20 @@ def test_pages_fit_a_360_px_screen(signed_in: Page, web_server: WebServer, scree
     screenshot(page, "track-360px")  # type: ignore[operator]
 
 
+def test_a_harmonic_mix_can_leave_out_unsure_keys(signed_in: Page, web_server: WebServer) -> None:
+    page = signed_in
+    _open_track(page, web_server, "morning", "Morning Run")  # 8A, 120 BPM: then Night Drive (9A), Quiet Room (10A)
+    for sure, expected in ((False, 3), (True, 2)):
+        page.set_checked("#sure-keys", sure)
+        with page.expect_response("**/api/playlists/harmonic-mix") as answered:
+            page.click("button[data-kind=harmonic-mix]")
+        assert answered.value.ok
+        assert answered.value.request.post_data_json.get("min_key_confidence") == (0.25 if sure else None)
+        expect(page.locator("#playlist-tracks li")).to_have_count(expected)
+        quiet_room = page.locator("#playlist-tracks li", has_text="Quiet Room")  # its key confidence is 0.1
+        expect(quiet_room).to_have_count(0 if sure else 1)
+
+
 def test_keyboard_alone_signs_in_searches_opens_a_track_and_makes_playlists(page: Page, web_server: WebServer) -> None:
     page.goto(f"{web_server.url}/signin.html")
     tab_to(page, "#username")

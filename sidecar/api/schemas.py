@@ -47,6 +47,13 @@ class TagPublic(BaseModel):
     probability: float
 
 
+class TagVocabularyPublic(BaseModel):
+    """The tags the filters accept, by category, and the probability (0..1) at which a track counts as tagged."""
+
+    categories: dict[TagCategory, list[str]]
+    min_probability: float
+
+
 class TrackAnalysisPublic(BaseModel):
     """A track's stored analysis; ``None`` for what is not analysed (or found nothing, e.g. silence).
 

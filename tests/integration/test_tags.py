@@ -203,6 +203,21 @@ async def test_similar_unknown_mood_is_422_naming_the_moods(api: Api) -> None:
     assert (response.status_code, "mood tags: beautiful" in response.json()["detail"]) == (422, True)
 
 
+async def test_the_vocabulary_lists_exactly_the_tags_the_filters_accept(api: Api) -> None:
+    vocabulary = (await api.client.get("/api/tags")).json()
+    assert vocabulary["min_probability"] == 0.5  # SONANTICA_TAGS__MIN_PROBABILITY of these tests
+    categories = vocabulary["categories"]
+    assert set(categories) == {"genre", "mood", "instrumentation", "era"}
+    assert sum(map(len, categories.values())) == 50  # the MSD taggram's tags, each in one category
+    for category, parameter in (("mood", "mood"), ("genre", "style")):
+        for tag in categories[category]:
+            await _similar(api, **{parameter: tag})  # 200 for each
+        other = next(tag for name, tags in categories.items() if name != category for tag in tags)
+        refused = await api.client.get(f"/api/tracks/{api.ids['seed']}/similar", params={parameter: other})
+        assert refused.status_code == 422
+    assert (await api.client.get("/api/tags", headers={"Authorization": ""})).status_code == 401
+
+
 async def test_sonic_match_playlist_takes_the_same_tag_filters(api: Api) -> None:
     body = {"seed_track_ids": [api.ids["seed"]], "moods": ["happy", "party"], "exclude_styles": ["jazz"]}
     response = await api.client.post(

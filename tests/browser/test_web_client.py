@@ -341,6 +341,21 @@ def test_a_harmonic_mix_can_leave_out_unsure_keys(signed_in: Page, web_server: W
         expect(quiet_room).to_have_count(0 if sure else 1)
 
 
+def test_playlists_take_a_mood_and_a_style_to_leave_out(signed_in: Page, web_server: WebServer) -> None:
+    page = signed_in
+    _open_track(page, web_server, "morning", "Morning Run")
+    expect(page.locator("#playlist-mood option")).to_have_count(11)  # any, and the 10 moods of GET /api/tags
+    for mood, style, expected in (("chill", "", 0), ("", "rock", 5)):  # these tracks have no tags
+        page.select_option("#playlist-mood", mood)
+        page.select_option("#playlist-exclude-style", style)
+        with page.expect_response("**/api/playlists/sonic-match") as answered:
+            page.click("button[data-kind=sonic-match]")
+        sent = answered.value.request.post_data_json
+        assert (sent.get("moods"), sent.get("exclude_styles")) == ([mood] if mood else None, [style] if style else None)
+        expect(page.locator("#playlist-status")).to_contain_text(f"\u201d: {expected} tracks")
+        expect(page.locator("#playlist-tracks li")).to_have_count(expected)  # untagged: no mood, nothing left out
+
+
 def test_keyboard_alone_signs_in_searches_opens_a_track_and_makes_playlists(page: Page, web_server: WebServer) -> None:
     page.goto(f"{web_server.url}/signin.html")
     tab_to(page, "#username")

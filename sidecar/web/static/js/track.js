@@ -130,12 +130,22 @@ function playlistBody(kind, form) {
   const limit = Number(form.limit.value) || 20;
   const common = { limit, write_to_host: true };
   if (form.name.value.trim()) common.name = form.name.value.trim();
-  if (kind === "sonic-match") return { ...common, seed_track_ids: [trackId] };
   if (kind === "harmonic-mix") {
     return form.sure_keys.checked ? { ...common, seed_track_id: trackId, min_key_confidence: SURE_KEY_CONFIDENCE } : { ...common, seed_track_id: trackId };
   }
+  // the tag filters (GET /api/tags): Sonic Match and BPM range take them, the harmonic mix does not
+  if (form.mood.value) common.moods = [form.mood.value];
+  if (form.exclude_style.value) common.exclude_styles = [form.exclude_style.value];
+  if (kind === "sonic-match") return { ...common, seed_track_ids: [trackId] };
   const window = (Number(form.window.value) || 5) / 100;
   return { ...common, bpm_min: Math.round(analysis.bpm * (1 - window) * 10) / 10, bpm_max: Math.round(analysis.bpm * (1 + window) * 10) / 10, half_double: true };
+}
+
+async function loadTagChoices() {
+  const { categories } = await api("/api/tags");
+  const options = (tags) => tags.map((tag) => el("option", { value: tag }, tag));
+  document.getElementById("playlist-mood").append(...options(categories.mood));
+  document.getElementById("playlist-exclude-style").append(...options(categories.genre));
 }
 
 async function makePlaylist(kind) {
@@ -224,7 +234,7 @@ async function main() {
   document.getElementById("restore").addEventListener("click", () => correct("DELETE", undefined, "The analyzer's values are back."));
   document.querySelectorAll("#playlist button[data-kind]").forEach((button) => button.addEventListener("click", () => makePlaylist(button.dataset.kind)));
   document.getElementById("request-stems").addEventListener("click", requestStems);
-  await Promise.all([loadWaveform(), loadSimilar(), api(`/api/tracks/${trackId}/stems`).then(showStems).catch((error) => say(document.getElementById("stems-status"), error.message, "error"))]);
+  await Promise.all([loadWaveform(), loadSimilar(), loadTagChoices().catch((error) => say(document.getElementById("playlist-status"), `No mood or style choices: ${error.message}`, "error")), api(`/api/tracks/${trackId}/stems`).then(showStems).catch((error) => say(document.getElementById("stems-status"), error.message, "error"))]);
 }
 
 main();

@@ -1,0 +1,149 @@
+"""Does an octave model fitted with real recordings read other real recordings better? (issue 11 experiment)
+
+The shipped octave model is fitted on generated music only (the rhythm corpus and 96 demo pieces,
+``scripts/fit_tempo_octave.py``). This fits it again with the real excerpts of one of ``bench_tempo_real``'s two
+package sets added (label: Essentia's tempo, on the excerpts where Essentia and tempo-CNN agree, the benchmark's own
+reference), and scores it on the other set, which it never saw; then the other way round. In the same run: the
+shipped model and the same fit without real excerpts (which must reproduce it).
+
+Fits (each with the real-music prior at the shipped weight, 1):
+
+- ``shipped``: :meth:`OctaveModel.default`;
+- ``generated``: the generated examples only (the shipped fit, redone);
+- ``generated + real``: the generated examples plus the other set's agreed excerpts, each counted once;
+- ``real only``: the other set's agreed excerpts alone.
+
+The generated fits are also scored leave-one-family-out on the rhythm corpus (fitted without the family's clips; the
+demo pieces stay in, unlike ``bench_tempo``, whose folds fit on rhythm clips only), with and without the real excerpts
+of both sets in every fold, so a gain on real music that costs the generated styles shows.
+
+Decision rule, fixed before the first run: the product would take the generated + real fit (refitted on both sets)
+only if, held out, it reads at least 2 more agreed excerpts than the shipped model on each set, and its
+leave-one-family-out Acc1 is not lower than the generated fit's by more than 0.01.
+
+Usage (needs the rendered rhythm corpus and demo pieces under ``.bench-cache`` and ``bench_tempo_real``'s cache)::
+
+    python -m scripts.bench_tempo_realfit --cache-dir /work/bench-cache
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from scripts.bench_tempo_real import SETS, agree, peer_estimates, real_tracks
+from sidecar.analyzers.audio import AudioReader, read_mono
+from sidecar.analyzers.tempo import ClipFeatures, TempoAnalyzer, clip_features, fit_octave, mono_features
+from sidecar.analyzers.tempo_octave import OctaveModel
+from sidecar.demo.evaluation import tempo_within
+from sidecar.demo.library import cached_corpus
+from sidecar.demo.music import tempo_key_corpus
+from sidecar.demo.rhythm_corpus import DEFAULT_CACHE_DIR, cached_clip_paths, load_mono, rhythm_corpus
+
+Example = tuple[ClipFeatures, float]
+"""Features of one excerpt or clip and its reference tempo (BPM)."""
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """One example and where it comes from: a rhythm-corpus family, ``demo``, or a real package set's name."""
+
+    name: str
+    group: str
+    example: Example
+
+
+def real_features(path: Path) -> ClipFeatures:
+    """The product path's features of one file: decoder blocks into a tempo session, then its candidates."""
+    analyzer = TempoAnalyzer()
+    with AudioReader(path) as reader:
+        session = analyzer.start(reader.info)
+        for block in reader.blocks():
+            session.feed(block)
+    return clip_features(session.envelopes())
+
+
+def accuracy(model: OctaveModel, examples: Sequence[Labelled]) -> tuple[int, int]:
+    """(hits within 4 %, examples) of ``model`` with the shipped real-music prior."""
+    analyzer = TempoAnalyzer(octave_model=model)
+    hits = sum(tempo_within(analyzer.estimate(e.example[0]).bpm, e.example[1]) for e in examples)
+    return hits, len(examples)
+
+
+def leave_one_family_out(
+    generated: Sequence[Labelled], extra: Sequence[Labelled], families: Sequence[str]
+) -> dict[str, tuple[int, int]]:
+    """Per rhythm-corpus family: the hits of a model fitted on the other families, the demo pieces and ``extra``."""
+    scores = {}
+    for family in families:
+        train = [e.example for e in (*generated, *extra) if e.group != family]
+        model = fit_octave(train)
+        scores[family] = accuracy(model, [e for e in generated if e.group == family])
+    return scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cache-dir", type=Path, default=Path(".bench-cache"), help="bench_tempo_real's cache")
+    parser.add_argument("--tempocnn-venv", type=Path, default=Path(".bench-cache/venv-tempocnn"))
+    parser.add_argument("--demo-pieces", type=int, default=96)
+    args = parser.parse_args()
+
+    clips = rhythm_corpus()
+    generated = [
+        Labelled(path.stem, clip.family, (mono_features(load_mono(path)), clip.bpm))
+        for clip, path in zip(clips, cached_clip_paths(clips), strict=True)
+    ]
+    specs = tempo_key_corpus(args.demo_pieces, duration_s=20.0, seed=1)
+    demo_paths = cached_corpus(specs, Path(DEFAULT_CACHE_DIR) / "demo")
+    generated += [
+        Labelled(path.stem, "demo", (mono_features(read_mono(path)), spec.bpm))
+        for spec, path in zip(specs, demo_paths, strict=True)
+    ]
+    real: dict[str, list[Labelled]] = {}
+    for name in ("first", "more"):
+        tracks = real_tracks(args.cache_dir, SETS[name])
+        peers = peer_estimates(args.cache_dir, tracks, 60.0, args.tempocnn_venv, "cnn")
+        real[name] = []
+        for track in tracks:
+            estimates = peers[track.excerpt.name]
+            essentia = estimates["essentia_bpm"]
+            if agree(essentia, estimates["tempocnn_cnn"]):
+                real[name].append(Labelled(track.excerpt.stem, name, (real_features(track.excerpt), float(essentia))))
+    print(
+        f"generated examples: {len(generated)}; real agreed excerpts: first {len(real['first'])}, "
+        f"second {len(real['more'])}"
+    )
+
+    fits: dict[str, Callable[[str], OctaveModel]] = {
+        "shipped": lambda _: OctaveModel.default(),
+        "generated": lambda _: fit_octave([e.example for e in generated]),
+        "generated + real": lambda other: fit_octave([e.example for e in (*generated, *real[other])]),
+        "real only": lambda other: fit_octave([e.example for e in real[other]]),
+    }
+    print("\n| fit | first set (fitted with the second) | second set (fitted with the first) | both |")
+    print("|---|---|---|---|")
+    for label, fit in fits.items():
+        first = accuracy(fit("more"), real["first"])
+        second = accuracy(fit("first"), real["more"])
+        both = (first[0] + second[0], first[1] + second[1])
+        cells = [f"{h} of {n} ({h / n:.3f})" for h, n in (first, second, both)]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+    families = sorted({c.family for c in clips})
+    everything_real = [*real["first"], *real["more"]]
+    print("\n| rhythm corpus, leave-one-family-out | Acc1 | worst family |\n|---|---|---|")
+    for label, extra in (("generated", []), ("generated + both real sets", everything_real)):
+        scores = leave_one_family_out(generated, extra, families)
+        hits = sum(h for h, _ in scores.values())
+        total = sum(n for _, n in scores.values())
+        worst = min(scores, key=lambda f: scores[f][0] / scores[f][1])
+        print(
+            f"| {label} | {hits / total:.3f} ({hits} of {total}) | {worst} {scores[worst][0]} of {scores[worst][1]} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

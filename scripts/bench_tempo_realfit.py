@@ -21,7 +21,8 @@ Decision rule, fixed before the first run: the product would take the generated 
 only if, held out, it reads at least 2 more agreed excerpts than the shipped model on each set, and its
 leave-one-family-out Acc1 is not lower than the generated fit's by more than 0.01.
 
-Usage (needs the rendered rhythm corpus and demo pieces under ``.bench-cache`` and ``bench_tempo_real``'s cache)::
+Usage (needs the rendered rhythm corpus and demo pieces under ``.bench-cache``, and ``bench_tempo_real``'s excerpts
+and peer estimates under ``--cache-dir``: run that benchmark first)::
 
     python -m scripts.bench_tempo_realfit --cache-dir /work/bench-cache
 """
@@ -29,11 +30,12 @@ Usage (needs the rendered rhythm corpus and demo pieces under ``.bench-cache`` a
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts.bench_tempo_real import SETS, agree, peer_estimates, real_tracks
+from scripts.bench_tempo_real import SETS, agree, real_tracks
 from sidecar.analyzers.audio import AudioReader, read_mono
 from sidecar.analyzers.tempo import ClipFeatures, TempoAnalyzer, clip_features, fit_octave, mono_features
 from sidecar.analyzers.tempo_octave import OctaveModel
@@ -87,7 +89,6 @@ def leave_one_family_out(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache-dir", type=Path, default=Path(".bench-cache"), help="bench_tempo_real's cache")
-    parser.add_argument("--tempocnn-venv", type=Path, default=Path(".bench-cache/venv-tempocnn"))
     parser.add_argument("--demo-pieces", type=int, default=96)
     args = parser.parse_args()
 
@@ -105,7 +106,7 @@ def main() -> None:
     real: dict[str, list[Labelled]] = {}
     for name in ("first", "more"):
         tracks = real_tracks(args.cache_dir, SETS[name])
-        peers = peer_estimates(args.cache_dir, tracks, 60.0, args.tempocnn_venv, "cnn")
+        peers = json.loads((args.cache_dir / "real" / "peers-60s.json").read_text())  # run bench_tempo_real first
         real[name] = []
         for track in tracks:
             estimates = peers[track.excerpt.name]

@@ -37,15 +37,14 @@ and peer estimates under ``--cache-dir``: run that benchmark first)::
 from __future__ import annotations
 
 import argparse
-import json
 import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts.bench_tempo_real import SETS, agree, real_tracks
-from sidecar.analyzers.audio import AudioReader, read_mono
-from sidecar.analyzers.tempo import ClipFeatures, TempoAnalyzer, clip_features, fit_octave, mono_features
+from scripts.bench_tempo_real import SETS, agreed_tempi, tempo_features
+from sidecar.analyzers.audio import read_mono
+from sidecar.analyzers.tempo import ClipFeatures, TempoAnalyzer, fit_octave, mono_features
 from sidecar.analyzers.tempo_octave import OctaveModel
 from sidecar.demo.evaluation import tempo_within
 from sidecar.demo.library import cached_corpus
@@ -66,16 +65,6 @@ class Labelled:
     name: str
     group: str
     example: Example
-
-
-def real_features(path: Path) -> ClipFeatures:
-    """The product path's features of one file: decoder blocks into a tempo session, then its candidates."""
-    analyzer = TempoAnalyzer()
-    with AudioReader(path) as reader:
-        session = analyzer.start(reader.info)
-        for block in reader.blocks():
-            session.feed(block)
-    return clip_features(session.envelopes())
 
 
 def accuracy(model: OctaveModel, examples: Sequence[Labelled]) -> tuple[int, int]:
@@ -110,15 +99,13 @@ def load_examples(cache_dir: Path, demo_pieces: int) -> tuple[list[Labelled], di
         Labelled(path.stem, "demo", (mono_features(read_mono(path)), spec.bpm))
         for spec, path in zip(specs, demo_paths, strict=True)
     ]
-    peers = json.loads((cache_dir / "real" / "peers-60s.json").read_text())  # run bench_tempo_real first
-    real: dict[str, list[Labelled]] = {}
-    for name in ("first", "more"):
-        real[name] = []
-        for track in real_tracks(cache_dir, SETS[name]):
-            estimates = peers[track.excerpt.name]
-            essentia = estimates["essentia_bpm"]
-            if agree(essentia, estimates["tempocnn_cnn"]):
-                real[name].append(Labelled(track.excerpt.stem, name, (real_features(track.excerpt), float(essentia))))
+    real = {
+        name: [
+            Labelled(track.excerpt.stem, name, (tempo_features(track.excerpt), bpm))
+            for track, bpm in agreed_tempi(cache_dir, SETS[name])
+        ]
+        for name in ("first", "more")
+    }
     return generated, real
 
 

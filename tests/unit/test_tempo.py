@@ -147,6 +147,18 @@ def test_tempo_pulse_train_confidence_is_high() -> None:
     assert result.bpm_missing_reason is None
 
 
+def test_tempo_session_features_are_what_finish_estimates_from() -> None:
+    mono = _pulse_train(120.0, seconds=20.0)
+    analyzer = TempoAnalyzer()
+    session = analyzer.start(_INFO)
+    session.feed(AudioBlock(native=np.zeros((1, 0), np.float32), mono=mono, start_s=0))
+    features = session.features()
+    assert features.candidates is not None
+    estimated, finished = analyzer.estimate(features), session.finish()
+    assert (estimated.bpm, estimated.bpm_confidence) == (finished.bpm, finished.bpm_confidence)
+    assert estimated.bpm == pytest.approx(120.0, abs=0.1)
+
+
 def test_tempo_beats_fall_on_the_clicks() -> None:
     bpm = 128.0
     result = _analyze(_pulse_train(bpm))

@@ -42,7 +42,7 @@ import numpy.typing as npt
 
 from sidecar.analyzers.audio import AudioReader
 from sidecar.analyzers.key import KeyAnalyzer
-from sidecar.analyzers.tempo import TempoAnalyzer
+from sidecar.analyzers.tempo import ClipFeatures, TempoAnalyzer
 from sidecar.demo.encode import write_audio
 from sidecar.demo.evaluation import mirex_key_score, tempo_within, tempo_within_octave
 from sidecar.domain import KeyResult, KeySignature, TempoResult
@@ -283,6 +283,31 @@ def peer_estimates(cache: Path, tracks: Sequence[Track], excerpt_s: float, venv:
 
 def agree(a: float | None, b: float | None) -> bool:
     return a is not None and b is not None and tempo_within(a, b)
+
+
+def agreed_tempi(cache: Path, packages: Sequence[str], excerpt_s: float = 60.0) -> list[tuple[Track, float]]:
+    """The excerpts of ``packages`` where Essentia and tempo-CNN (``cnn``) agree within 4 %, each with Essentia's
+    tempo (BPM): the benchmark's reference set, read from the peers' cache. Raises SystemExit when an excerpt has
+    no cached estimate (run this benchmark on the packages first)."""
+    cache_path = cache / "real" / f"peers-{excerpt_s:g}s.json"
+    peers: dict[str, Any] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    agreed = []
+    for track in real_tracks(cache, packages, excerpt_s):
+        estimates = peers.get(track.excerpt.name)
+        if estimates is None or "tempocnn_cnn" not in estimates:
+            raise SystemExit(f"no peer estimate of {track.excerpt.name} in {cache_path}: run bench_tempo_real first")
+        if agree(estimates["essentia_bpm"], estimates["tempocnn_cnn"]):
+            agreed.append((track, float(estimates["essentia_bpm"])))
+    return agreed
+
+
+def tempo_features(path: Path) -> ClipFeatures:
+    """The product path's tempo features of one file: decoder blocks into a tempo session (for fitting)."""
+    with AudioReader(path) as reader:
+        session = TempoAnalyzer().start(reader.info)
+        for block in reader.blocks():
+            session.feed(block)
+    return session.features()
 
 
 Row = tuple[Track, float | None, float, float | None, KeySignature | None, dict[str, Any]]

@@ -3,12 +3,15 @@
 
 The fitting set is the whole rhythm corpus (``sidecar.demo.rhythm_corpus``: 15 style families, four soundfonts) plus
 ``--demo-pieces`` pieces of the demo corpus (``tempo_key_corpus`` with seed 1, so the seed-0 pieces the unit tests
-score are not in it). How well the method generalises is measured leave-one-family-out by ``scripts/bench_tempo.py``,
-which fits its own model per fold; this script only makes the shipped weights reproducible.
+score are not in it) plus, with ``--real-cache-dir``, the real excerpts of ``scripts/bench_tempo_real`` (both package
+sets) where Essentia and tempo-CNN agree, labelled with Essentia's tempo and counted ``--real-weight`` times (tempo
+version 6). How well the method generalises is measured leave-one-family-out by ``scripts/bench_tempo.py`` and, with
+the real excerpts, one package set held out at a time by ``scripts/bench_tempo_realfit.py``; this script only makes
+the shipped weights reproducible.
 
-Usage::
+Usage (the real excerpts and their peer estimates must be in the cache: run ``bench_tempo_real`` once)::
 
-    python -m scripts.fit_tempo_octave --demo-pieces 96 > /tmp/default_model.txt
+    python -m scripts.fit_tempo_octave --demo-pieces 96 --real-cache-dir /work/bench-cache > /tmp/default_model.txt
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import argparse
 import textwrap
 from pathlib import Path
 
+from scripts.bench_tempo_real import SETS, agreed_tempi, tempo_features
 from sidecar.analyzers.audio import read_mono
 from sidecar.analyzers.tempo import ClipFeatures, fit_octave, mono_features
 from sidecar.analyzers.tempo_octave import OctaveModel
@@ -49,6 +53,8 @@ def main() -> None:
     parser.add_argument(
         "--demo-pieces", type=int, default=96, help="demo-corpus pieces (20 s, seed 1) added to the fit"
     )
+    parser.add_argument("--real-cache-dir", type=Path, help="bench_tempo_real's cache: add its agreed excerpts")
+    parser.add_argument("--real-weight", type=int, default=1, help="times each real excerpt counts (default 1)")
     args = parser.parse_args()
     clips = rhythm_corpus()
     examples: list[tuple[ClipFeatures, float]] = [
@@ -57,7 +63,12 @@ def main() -> None:
     specs = tempo_key_corpus(args.demo_pieces, duration_s=20.0, seed=1) if args.demo_pieces else []
     demo_paths = cached_corpus(specs, Path(DEFAULT_CACHE_DIR) / "demo")
     examples += [(mono_features(read_mono(path)), spec.bpm) for spec, path in zip(specs, demo_paths, strict=True)]
-    print(f"# fitted on {len(clips)} rhythm-corpus clips and {len(specs)} demo pieces")
+    real = agreed_tempi(args.real_cache_dir, SETS["all"]) if args.real_cache_dir is not None else []
+    examples += [(tempo_features(track.excerpt), bpm) for track, bpm in real] * args.real_weight
+    print(
+        f"# fitted on {len(clips)} rhythm-corpus clips, {len(specs)} demo pieces and {len(real)} real excerpts"
+        f" (each counted {args.real_weight} times)"
+    )
     print(render(fit_octave(examples)))
 
 

@@ -5,6 +5,7 @@ and together. Nothing is downloaded here."""
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import av
@@ -24,6 +25,7 @@ from scripts.bench_tempo_real import (
     _cut,
     _report,
     add_set_option,
+    agreed_tempi,
     report_sets,
 )
 from sidecar.analyzers.audio import AudioReader
@@ -102,3 +104,21 @@ def test_a_set_report_counts_the_agreed_tracks_and_lists_each_disagreement(capsy
     assert "| peers-differ | A minor | None | 0.0 |" in out
     _report("demo", rows, ["pkg"], "cnn", lists=False)
     assert "| double |" not in capsys.readouterr().out
+
+
+def test_agreed_tempi_are_the_excerpts_the_peers_agree_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    names = ["pkg--a.flac", "pkg--b.flac", "pkg--c.flac"]
+    tracks = [Track("pkg", tmp_path / name, tmp_path / name) for name in names]
+    monkeypatch.setattr("scripts.bench_tempo_real.real_tracks", lambda cache, packages, excerpt_s: tracks)
+    peers = {
+        "pkg--a.flac": {"essentia_bpm": 120.0, "tempocnn_cnn": 121.0},  # within 4 %: agreed
+        "pkg--b.flac": {"essentia_bpm": 120.0, "tempocnn_cnn": 60.0},
+        "pkg--c.flac": {"essentia_bpm": 90.0, "tempocnn_cnn": 90.0},
+    }
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "peers-60s.json").write_text(json.dumps(peers))
+    assert agreed_tempi(tmp_path, ["pkg"]) == [(tracks[0], 120.0), (tracks[2], 90.0)]
+    del peers["pkg--c.flac"]["tempocnn_cnn"]
+    (tmp_path / "real" / "peers-60s.json").write_text(json.dumps(peers))
+    with pytest.raises(SystemExit, match=r"pkg--c\.flac"):
+        agreed_tempi(tmp_path, ["pkg"])

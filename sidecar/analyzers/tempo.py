@@ -552,17 +552,20 @@ class TempoSession:
         envelopes = self._stream.envelopes()
         return envelopes if self._network is None else envelopes.with_network(self._network.activations())
 
-    def finish(self) -> TempoResult:
-        """Estimate the tempo of everything fed."""
+    def features(self) -> ClipFeatures:
+        """The candidate tempi and cues of everything fed (what :meth:`finish` estimates from; for fitting)."""
         settings = self._settings
-        features = clip_features(
+        return clip_features(
             self.envelopes(),
             min_bpm=settings.min_bpm,
             max_bpm=settings.max_bpm,
             network=settings.octave_model.uses_network,
             harmony=settings.octave_model.uses_harmony,
         )
-        return estimate_tempo(features, settings)
+
+    def finish(self) -> TempoResult:
+        """Estimate the tempo of everything fed."""
+        return estimate_tempo(self.features(), self._settings)
 
 
 class TempoAnalyzer:

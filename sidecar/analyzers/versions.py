@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from sidecar.settings import Settings
 
-VERSIONS: dict[str, int] = {"loudness": 1, "tempo": 5, "key": 1, "embedding": 4, "waveform": 1}
+VERSIONS: dict[str, int] = {"loudness": 1, "tempo": 6, "key": 1, "embedding": 4, "waveform": 1}
 """Current version of every known analyzer (stored results with a lower version are stale)."""
 
 

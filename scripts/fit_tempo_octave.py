@@ -22,7 +22,7 @@ from sidecar.analyzers.tempo import ClipFeatures, fit_octave, mono_features
 from sidecar.analyzers.tempo_octave import OctaveModel
 from sidecar.demo.library import cached_corpus
 from sidecar.demo.music import tempo_key_corpus
-from sidecar.demo.rhythm_corpus import DEFAULT_CACHE_DIR, cached_clip_paths, load_mono, rhythm_corpus
+from sidecar.demo.rhythm_corpus import DEFAULT_CACHE_DIR, cached_clip_paths, rhythm_corpus
 
 
 def _tuple(name: str, values: tuple[float, ...]) -> str:
@@ -44,20 +44,27 @@ def render(model: OctaveModel) -> str:
     )
 
 
+def fitting_set(demo_pieces: int) -> tuple[list[tuple[Path, float]], list[tuple[Path, float]]]:
+    """The files the shipped weights are fitted on, each with its true BPM: the rhythm corpus's clips and
+    ``demo_pieces`` demo-corpus pieces (20 s, seed 1; none for 0), rendering those not cached yet."""
+    clips = rhythm_corpus()
+    specs = tempo_key_corpus(demo_pieces, duration_s=20.0, seed=1) if demo_pieces else []
+    demo_paths = cached_corpus(specs, Path(DEFAULT_CACHE_DIR) / "demo")
+    return (
+        [(path, clip.bpm) for clip, path in zip(clips, cached_clip_paths(clips), strict=True)],
+        [(path, spec.bpm) for spec, path in zip(specs, demo_paths, strict=True)],
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--demo-pieces", type=int, default=96, help="demo-corpus pieces (20 s, seed 1) added to the fit"
     )
     args = parser.parse_args()
-    clips = rhythm_corpus()
-    examples: list[tuple[ClipFeatures, float]] = [
-        (mono_features(load_mono(path)), clip.bpm) for clip, path in zip(clips, cached_clip_paths(clips), strict=True)
-    ]
-    specs = tempo_key_corpus(args.demo_pieces, duration_s=20.0, seed=1) if args.demo_pieces else []
-    demo_paths = cached_corpus(specs, Path(DEFAULT_CACHE_DIR) / "demo")
-    examples += [(mono_features(read_mono(path)), spec.bpm) for spec, path in zip(specs, demo_paths, strict=True)]
-    print(f"# fitted on {len(clips)} rhythm-corpus clips and {len(specs)} demo pieces")
+    clips, pieces = fitting_set(args.demo_pieces)
+    examples: list[tuple[ClipFeatures, float]] = [(mono_features(read_mono(path)), bpm) for path, bpm in clips + pieces]
+    print(f"# fitted on {len(clips)} rhythm-corpus clips and {len(pieces)} demo pieces")
     print(render(fit_octave(examples)))
 
 

@@ -22,7 +22,8 @@ Peer estimates (Essentia, tempo-CNN ``cnn``) are read from ``<cache>/real/peers-
 Usage (from the repository root; the rhythm corpus rendered by ``python -m scripts.bench_tempo --fetch-soundfonts
 --render-only``, the BeatNet wheel installed)::
 
-    python -m scripts.bench_tempo_cues_real --cache-dir /work/bench-cache
+    python -m scripts.bench_tempo_cues_real                        # real excerpts and peers in .bench-cache
+    python -m scripts.bench_tempo_cues_real --cache-dir DIR        # ... or in DIR
 """
 
 from __future__ import annotations

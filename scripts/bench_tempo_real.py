@@ -43,6 +43,7 @@ import numpy.typing as npt
 from sidecar.analyzers.audio import AudioReader
 from sidecar.analyzers.key import KeyAnalyzer
 from sidecar.analyzers.tempo import ClipFeatures, TempoAnalyzer
+from sidecar.analyzers.tempo_octave import OctaveModel
 from sidecar.demo.encode import write_audio
 from sidecar.demo.evaluation import mirex_key_score, tempo_within, tempo_within_octave
 from sidecar.domain import KeyResult, KeySignature, TempoResult
@@ -206,11 +207,13 @@ def add_set_option(parser: argparse.ArgumentParser, flag: str = "--set") -> None
     )
 
 
-def analyze(path: Path, *, alternative_below: float = 0.75) -> tuple[TempoResult, KeyResult]:
-    """The product path: decoder blocks into the tempo analyzer (``alternative_below`` as given, the product's
-    default otherwise) and the key analyzer."""
+def analyze(
+    path: Path, *, alternative_below: float = 0.75, octave_model: OctaveModel | None = None
+) -> tuple[TempoResult, KeyResult]:
+    """The product path: decoder blocks into the tempo analyzer (``alternative_below`` and ``octave_model`` as
+    given, the product's defaults otherwise) and the key analyzer."""
     with AudioReader(path) as reader:
-        tempo = TempoAnalyzer(alternative_below=alternative_below).start(reader.info)
+        tempo = TempoAnalyzer(alternative_below=alternative_below, octave_model=octave_model).start(reader.info)
         key = KeyAnalyzer().start(reader.info)
         for block in reader.blocks():
             tempo.feed(block)

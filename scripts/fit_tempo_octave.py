@@ -48,6 +48,18 @@ def render(model: OctaveModel) -> str:
     )
 
 
+def fitting_set(demo_pieces: int) -> tuple[list[tuple[Path, float]], list[tuple[Path, float]]]:
+    """The files the shipped weights are fitted on, each with its true BPM: the rhythm corpus's clips and
+    ``demo_pieces`` demo-corpus pieces (20 s, seed 1; none for 0), rendering those not cached yet."""
+    clips = rhythm_corpus()
+    specs = tempo_key_corpus(demo_pieces, duration_s=20.0, seed=1) if demo_pieces else []
+    demo_paths = cached_corpus(specs, Path(DEFAULT_CACHE_DIR) / "demo")
+    return (
+        [(path, clip.bpm) for clip, path in zip(clips, cached_clip_paths(clips), strict=True)],
+        [(path, spec.bpm) for spec, path in zip(specs, demo_paths, strict=True)],
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -56,17 +68,13 @@ def main() -> None:
     parser.add_argument("--real-cache-dir", type=Path, help="bench_tempo_real's cache: add its agreed excerpts")
     parser.add_argument("--real-weight", type=int, default=1, help="times each real excerpt counts (default 1)")
     args = parser.parse_args()
-    clips = rhythm_corpus()
-    examples: list[tuple[ClipFeatures, float]] = [
-        (mono_features(load_mono(path)), clip.bpm) for clip, path in zip(clips, cached_clip_paths(clips), strict=True)
-    ]
-    specs = tempo_key_corpus(args.demo_pieces, duration_s=20.0, seed=1) if args.demo_pieces else []
-    demo_paths = cached_corpus(specs, Path(DEFAULT_CACHE_DIR) / "demo")
-    examples += [(mono_features(read_mono(path)), spec.bpm) for spec, path in zip(specs, demo_paths, strict=True)]
+    clips, pieces = fitting_set(args.demo_pieces)
+    examples: list[tuple[ClipFeatures, float]] = [(mono_features(load_mono(path)), bpm) for path, bpm in clips]
+    examples += [(mono_features(read_mono(path)), bpm) for path, bpm in pieces]
     real = agreed_tempi(args.real_cache_dir, SETS["all"]) if args.real_cache_dir is not None else []
     examples += [(tempo_features(track.excerpt), bpm) for track, bpm in real] * args.real_weight
     print(
-        f"# fitted on {len(clips)} rhythm-corpus clips, {len(specs)} demo pieces and {len(real)} real excerpts"
+        f"# fitted on {len(clips)} rhythm-corpus clips, {len(pieces)} demo pieces and {len(real)} real excerpts"
         f" (each counted {args.real_weight} times)"
     )
     print(render(fit_octave(examples)))

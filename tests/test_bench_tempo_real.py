@@ -19,6 +19,7 @@ from scripts.bench_tempo_real import (
     MIN_SOURCE_S,
     PACKAGES,
     PACKAGES_MORE,
+    PACKAGES_THIRD,
     SETS,
     Row,
     Track,
@@ -68,6 +69,8 @@ def test_the_second_set_is_disjoint_and_all_is_both_in_order() -> None:
     assert SETS["all"] == PACKAGES + PACKAGES_MORE
     assert list(report_sets("all")) == ["first", "more", "all"]
     assert report_sets("more") == {"more": PACKAGES_MORE}
+    assert report_sets("third") == {"third": PACKAGES_THIRD}
+    assert not set(PACKAGES_THIRD) & set(SETS["all"])  # never in the sets the octave model is fitted on
     with pytest.raises(KeyError):
         report_sets("second")
 

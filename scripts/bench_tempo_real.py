@@ -179,8 +179,13 @@ MIN_SOURCE_S = 40.0
 def _cut(source: Path, excerpt: Path, excerpt_s: float) -> bool:
     """Write ``excerpt_s`` of ``source`` (from 20 s in, or from the middle of a shorter file) to ``excerpt`` as
     44.1 kHz stereo FLAC. ``False``, and nothing written, for a file under :data:`MIN_SOURCE_S` or one the product's
-    decoder cannot read (the reason is printed)."""
+    decoder cannot read (the reason is printed). A file whose header gives a duration under :data:`MIN_SOURCE_S` is
+    not decoded at all (FFmpeg's resampler refuses some tiny sound-effect WAVs with "Cannot allocate memory")."""
     try:
+        with AudioReader(source) as reader:
+            header_s = reader.info.duration_s
+        if header_s is not None and header_s < MIN_SOURCE_S:
+            return False
         audio = _decode_stereo(source)
     except AudioDecodeError as error:
         print(f"skipped {source}: {error}")

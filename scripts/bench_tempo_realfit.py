@@ -21,6 +21,9 @@ Decision rule, fixed before the first run: the product would take the generated 
 only if, held out, it reads at least 2 more agreed excerpts than the shipped model on each set, and its
 leave-one-family-out Acc1 is not lower than the generated fit's by more than 0.01.
 
+``--third`` scores, instead of all that, version 5's and version 6's fits on the third package set
+(``bench_tempo_real --set third``: run it first), which no fit has seen.
+
 ``--nested`` adds a second experiment (its rule fixed after the first run's table above was seen, before this
 part was run): the real excerpts counted ``k`` times (k in :data:`REAL_WEIGHTS`; ``0`` is the generated fit, the
 largest stands for "real only" in effect), ``k`` chosen inside the fitting set by leave-one-package-out (most hits
@@ -31,7 +34,7 @@ fewer on either, and its leave-one-family-out Acc1 is not lower than the generat
 Usage (needs the rendered rhythm corpus and demo pieces under ``.bench-cache``, and ``bench_tempo_real``'s excerpts
 and peer estimates under ``--cache-dir``: run that benchmark first)::
 
-    python -m scripts.bench_tempo_realfit --cache-dir /work/bench-cache [--nested] [--features /tmp/realfit.pkl]
+    python -m scripts.bench_tempo_realfit --cache-dir DIR [--nested | --third] [--features /tmp/realfit.pkl]
 """
 
 from __future__ import annotations
@@ -144,12 +147,40 @@ def _lofo_row(label: str, generated: Sequence[Labelled], extra: Sequence[Labelle
     print(f"| {label} | {hits / total:.3f} ({hits} of {total}) | {worst} {scores[worst][0]} of {scores[worst][1]} |")
 
 
+def score_third(generated: Sequence[Labelled], fitting_real: Sequence[Labelled], cache_dir: Path) -> None:
+    """Version 5's fit, version 6's (the first two sets once each), the shipped model and the first two sets
+    counted 8 times, scored on the third set's agreed excerpts, which none of them saw."""
+    third = [
+        Labelled(track.excerpt.stem, "third", (tempo_features(track.excerpt), bpm))
+        for track, bpm in agreed_tempi(cache_dir, SETS["third"])
+    ]
+    print(f"\n| fit | third set, {len(third)} agreed excerpts (never fitted on) |\n|---|---|")
+    rows = {
+        "generated (version 5's fit)": weighted_fit(generated, [], 0),
+        "generated + first and second sets once (version 6's fit)": weighted_fit(generated, fitting_real, 1),
+        "shipped": OctaveModel.default(),
+        "generated + first and second sets x 8 (not taken)": weighted_fit(generated, fitting_real, 8),
+    }
+    for label, model in rows.items():
+        print(f"| {label} | {_cells([accuracy(model, third)])} |")
+    by_package: dict[str, list[Labelled]] = {}
+    for example in third:
+        by_package.setdefault(package(example), []).append(example)
+    print("\n| package | agreed | version 5's fit | version 6's fit |\n|---|---|---|---|")
+    for name, examples in by_package.items():
+        hits = [accuracy(rows[label], examples)[0] for label in list(rows)[:2]]
+        print(f"| {name} | {len(examples)} | {hits[0]} | {hits[1]} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache-dir", type=Path, default=Path(".bench-cache"), help="bench_tempo_real's cache")
     parser.add_argument("--demo-pieces", type=int, default=96)
     parser.add_argument("--features", type=Path, help="pickle of the computed examples: written once, then read")
     parser.add_argument("--nested", action="store_true", help="also the nested choice of the real excerpts' weight")
+    parser.add_argument(
+        "--third", action="store_true", help="only score the fits on the third package set (held out from all of them)"
+    )
     args = parser.parse_args()
 
     if args.features is not None and args.features.exists():
@@ -164,6 +195,9 @@ def main() -> None:
     )
     families = sorted({e.group for e in generated if e.group != "demo"})
     everything_real = [*real["first"], *real["more"]]
+    if args.third:
+        score_third(generated, everything_real, args.cache_dir)
+        return
     fits: dict[str, Callable[[str], OctaveModel]] = {
         "shipped": lambda _: OctaveModel.default(),
         "generated": lambda _: weighted_fit(generated, [], 0),

@@ -951,8 +951,8 @@ async def run_parts(args: argparse.Namespace, work: Path, url: str, redis_url: s
         data_dir=work / "data",
         database_url=SecretStr(url),
         redis_url=SecretStr(redis_url),
-        api={"token": TOKEN},  # type: ignore[arg-type]
-        db={"warm_index_on_start": False},  # type: ignore[arg-type]  # --warm-index times it on its own
+        api={"token": TOKEN},
+        db={"warm_index_on_start": False},  # --warm-index times it on its own
     )
     versions = enabled_versions(settings)
     parts = [p for p in PARTS if p in args.parts]

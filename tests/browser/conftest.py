@@ -231,9 +231,9 @@ def web_server(tmp_path_factory: pytest.TempPathFactory, postgres_url: str, redi
             navidrome=NavidromeSettings(url=subsonic.url, username=USER, password=SecretStr(PASSWORD)),
             api=ApiSettings(token=SecretStr(TOKEN), access_log=False),
             web=WebSettings(login_attempts=100),
-            embedding={"model": MODEL},  # type: ignore[arg-type]
-            analysis={"enabled": list(ANALYZERS)},  # type: ignore[arg-type]
-            redis={"key_prefix": f"web{uuid.uuid4().hex[:8]}:"},  # type: ignore[arg-type]
+            embedding={"model": MODEL},
+            analysis={"enabled": list(ANALYZERS)},
+            redis={"key_prefix": f"web{uuid.uuid4().hex[:8]}:"},
         )
         _run(_seed(settings))
         adapter = make_adapter(settings)

@@ -15,8 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from jellyfin_fake import FakeJellyfin, UnfakedRequestError
-from jellyfin_spec import assert_exchanges_valid
 
 from adapters.base import (
     Capability,
@@ -29,6 +27,8 @@ from adapters.base import (
     WriteBackOutcome,
 )
 from adapters.jellyfin import JellyfinAdapter, JellyfinConfig
+from tests.contract.jellyfin_fake import FakeJellyfin, UnfakedRequestError
+from tests.contract.jellyfin_spec import assert_exchanges_valid
 
 TAGS = TrackTags(bpm=127.6, key="A minor", camelot="8A", replaygain_track_gain_db=-7.24)
 OUR_TAGS = ["bpm:128", "key:A minor", "camelot:8A", "replaygain:-7.2 dB"]

@@ -16,11 +16,17 @@ from typing import Any
 
 import httpx
 import pytest
-from jellyfin_spec import SPEC_VERSIONS, assert_exchanges_valid, load_spec, validate_exchange, validate_response
 from openapi_core.exceptions import OpenAPIError
 
 from adapters.base import HostUnavailableError, TrackTags, WriteBackOutcome
 from adapters.jellyfin import JellyfinAdapter, JellyfinConfig
+from tests.contract.jellyfin_spec import (
+    SPEC_VERSIONS,
+    assert_exchanges_valid,
+    load_spec,
+    validate_exchange,
+    validate_response,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "jellyfin"
 ALL_FIXTURES = sorted(path.stem for path in FIXTURES.glob("*.json"))

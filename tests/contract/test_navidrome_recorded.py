@@ -10,8 +10,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from navidrome_fake import FIXTURES, FakeNavidrome, fixture
-from navidrome_spec import request_errors, response_errors
 
 from adapters.base import (
     Capability,
@@ -24,6 +22,8 @@ from adapters.base import (
 )
 from adapters.navidrome import NavidromeAdapter, NavidromeConfig
 from adapters.navidrome.parsers import parse_child, parse_now_playing
+from tests.contract.navidrome_fake import FIXTURES, FakeNavidrome, fixture
+from tests.contract.navidrome_spec import request_errors, response_errors
 
 FIXTURE_ENDPOINTS = {
     "ping_opensubsonic_navidrome": "ping",

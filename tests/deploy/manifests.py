@@ -28,7 +28,7 @@ assert len(LONG_RELEASE) == 55
 RELEASES = ("sonantica", LONG_RELEASE)
 NAMESPACE = "media"
 # kubernetes-validate reads the same schema files for every document; read each once per test session.
-kubernetes_validate.utils.schema_contents = functools.cache(kubernetes_validate.utils.schema_contents)  # type: ignore[assignment]
+kubernetes_validate.utils.schema_contents = functools.cache(kubernetes_validate.utils.schema_contents)
 KUBERNETES_MINORS = tuple(
     sorted(
         {kubernetes_validate.utils.major_minor(v) for v in kubernetes_validate.utils.all_versions()},

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,7 +167,7 @@ async def _seed(settings: Settings) -> None:
     assert adapter is not None
     waveform = build_analyzers(settings, ["waveform"])
     assert settings.library_dir is not None
-    async with open_runtime(settings) as runtime, adapter:
+    async with open_runtime(settings) as runtime, aclosing(adapter):
         await sync_library(runtime, adapter, VERSIONS)
         by_title = {spec.title: (number, spec) for number, spec in enumerate(LIBRARY, start=1)}
         async with transaction(runtime.pool) as conn:

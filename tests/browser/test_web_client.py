@@ -335,7 +335,9 @@ def test_a_harmonic_mix_can_leave_out_unsure_keys(signed_in: Page, web_server: W
         with page.expect_response("**/api/playlists/harmonic-mix") as answered:
             page.click("button[data-kind=harmonic-mix]")
         assert answered.value.ok
-        assert answered.value.request.post_data_json.get("min_key_confidence") == (0.25 if sure else None)
+        sent = answered.value.request.post_data_json
+        assert sent is not None
+        assert sent.get("min_key_confidence") == (0.25 if sure else None)
         expect(page.locator("#playlist-tracks li")).to_have_count(expected)
         quiet_room = page.locator("#playlist-tracks li", has_text="Quiet Room")  # its key confidence is 0.1
         expect(quiet_room).to_have_count(0 if sure else 1)

@@ -65,7 +65,7 @@ def render_case(case: str, release: str = "sonantica") -> dict[str, str]:
 
 def objects(manifests: dict[str, str]) -> list[dict[str, Any]]:
     """Every Kubernetes object in the rendered templates (NOTES.txt is text, not an object)."""
-    found = []
+    found: list[dict[str, Any]] = []
     for path, text in manifests.items():
         if path.endswith("NOTES.txt"):
             continue

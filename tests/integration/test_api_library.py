@@ -8,8 +8,9 @@ import base64
 from tests.integration.test_api import Api, api, settings  # noqa: F401  (fixtures)
 
 
-async def _names(api: Api, **params: object) -> list[str]:  # noqa: F811
-    response = await api.client.get("/api/tracks", params={"limit": 200, **params})  # type: ignore[arg-type]
+async def _names(api: Api, **params: str | float | list[int]) -> list[str]:  # noqa: F811
+    query: dict[str, str | float | list[int]] = {"limit": 200, **params}
+    response = await api.client.get("/api/tracks", params=query)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["total"] == len(body["tracks"])

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from adapters.base import HostAuthError, HostTrack, HostUnavailableError, TrackNotFoundError
 from adapters.navidrome import NavidromeAdapter, NavidromeConfig

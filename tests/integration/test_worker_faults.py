@@ -22,6 +22,7 @@ from sidecar.demo.encode import write_audio
 from sidecar.domain import Priority
 from sidecar.errors import QueueUnavailableError, RetryLaterError
 from sidecar.jobqueue import set_epoch
+from sidecar.jobqueue.connection import as_text
 from sidecar.scheduler import Scheduler
 from sidecar.services.enqueue import enqueue_track_ids, register_local_files
 from sidecar.services.reconcile import rebuild_from_database, requeue_lost_jobs
@@ -71,7 +72,7 @@ async def test_ghost_claim_in_a_live_workers_list_is_requeued_and_drain_returns(
     worker = Worker(runtime, AnalysisExecutor(runtime.settings, list(VERSIONS), processes=1), VERSIONS)
     # A Redis restored from its AOF after the ack was lost: the claim sits in this (live) worker's list.
     raw = await runtime.redis.rpop(runtime.keys.queue(Priority.SCAN))
-    assert raw is not None
+    assert isinstance(raw, str)  # one entry (no count), decoded by the client
     await runtime.queue.register_worker(worker.worker_id)
     await runtime.redis.lpush(runtime.keys.processing(worker.worker_id), raw)
     await _drain(runtime, worker)
@@ -116,7 +117,7 @@ async def test_reconciler_requeues_only_lost_jobs_and_leaves_one_being_enqueued_
     scan = runtime.keys.queue(Priority.SCAN)
     entries = await runtime.redis.lrange(scan, 0, -1)
     for raw in entries[:4]:  # three lost pushes, and one track whose enqueue is under way during the check
-        await runtime.redis.lrem(scan, 1, raw)
+        await runtime.redis.lrem(scan, 1, as_text(raw))
     in_flight = json.loads(entries[3])["host_track_id"]
     read_jobs = runtime.queue.tracks_with_jobs
 

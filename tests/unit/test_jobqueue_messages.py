@@ -18,6 +18,7 @@ from sidecar.jobqueue.messages import (
     AnalysisReady,
     AnalyzeTrack,
     CachedAnalysis,
+    Job,
     SyncLibrary,
     decode_analysis_ready,
     decode_cached_analysis,
@@ -62,7 +63,11 @@ def test_analyze_track_encodes_the_documented_message() -> None:
 
 
 def test_jobs_round_trip_through_json() -> None:
-    jobs = [analyze(), analyze(attempt=4, priority=Priority.SCAN), SyncLibrary(host="navidrome", enqueued_at=NOW)]
+    jobs: list[Job] = [
+        analyze(),
+        analyze(attempt=4, priority=Priority.SCAN),
+        SyncLibrary(host="navidrome", enqueued_at=NOW),
+    ]
 
     decoded = [decode_job(encode_job(job)) for job in jobs]
 

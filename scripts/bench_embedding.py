@@ -396,8 +396,8 @@ def essentia_features(paths: Sequence[Path], cache_dir: Path) -> Matrix | None:
     frames of 2048 samples, hop 1024, Hann window: 13 MFCCs, 12-bin HPCP and spectral contrast (6 bands + 6
     valleys); mean and standard deviation over frames (74 values per clip)."""
     try:
-        import essentia  # type: ignore[import-untyped,import-not-found,unused-ignore]  # bench extra
-        import essentia.standard as es  # type: ignore[import-untyped,import-not-found,unused-ignore]
+        import essentia  # bench extra
+        import essentia.standard as es
     except ImportError:
         return None
     essentia.log.infoActive = False

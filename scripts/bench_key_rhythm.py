@@ -87,8 +87,8 @@ class Item:
 
 def _essentia_key() -> Callable[[Path], str] | None:
     try:
-        import essentia  # type: ignore[import-untyped,import-not-found,unused-ignore]  # bench extra
-        import essentia.standard as es  # type: ignore[import-untyped,import-not-found,unused-ignore]
+        import essentia  # bench extra
+        import essentia.standard as es
     except ImportError:
         return None
     essentia.log.infoActive = False

@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -115,8 +115,12 @@ def page(browser: Browser, console: ConsoleWatch) -> Iterator[Page]:
     assert console.unexpected() == [], "console errors in the page"
 
 
+Screenshot = Callable[[Page, str], None]
+"""The ``screenshot`` fixture: ``screenshot(page, name)``."""
+
+
 @pytest.fixture
-def screenshot(browser_settings: BrowserTestSettings) -> Any:
+def screenshot(browser_settings: BrowserTestSettings) -> Screenshot:
     """``screenshot(page, name)`` saves ``<SONANTICA_TEST_SCREENSHOT_DIR>/<name>.png`` when that is set."""
 
     def take(target: Page, name: str) -> None:

@@ -71,9 +71,9 @@ async def test_cursor_pages_cover_the_library_once_in_every_order(api: Api) -> N
     for sort in ("artist", "title", "album", "bpm", "loudness"):
         everything = (await api.client.get("/api/tracks", params={"sort": sort})).json()
         seen: list[str] = []
-        params: dict[str, object] = {"sort": sort, "limit": 4}
+        params: dict[str, str | int] = {"sort": sort, "limit": 4}
         while True:
-            page = (await api.client.get("/api/tracks", params=params)).json()  # type: ignore[arg-type]
+            page = (await api.client.get("/api/tracks", params=params)).json()
             assert page["total"] == 9
             seen += api.names(page["tracks"])
             if page["next_cursor"] is None:

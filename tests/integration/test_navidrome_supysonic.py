@@ -7,6 +7,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -69,8 +70,8 @@ async def sync_stopping_after(client: NavidromeAdapter, server: SubsonicServer, 
             server.stop()
 
 
-def config_for(url: str, library: Path, **overrides: object) -> NavidromeConfig:
-    values: dict[str, object] = {
+def config_for(url: str, library: Path, **overrides: Any) -> NavidromeConfig:
+    values: dict[str, Any] = {
         "url": url,
         "username": USER,
         "password": PASSWORD,
@@ -80,7 +81,7 @@ def config_for(url: str, library: Path, **overrides: object) -> NavidromeConfig:
         "timeout_s": 5.0,
     }
     values.update(overrides)
-    return NavidromeConfig(**values)  # type: ignore[arg-type]
+    return NavidromeConfig(**values)
 
 
 @pytest.fixture

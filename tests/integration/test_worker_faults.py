@@ -63,6 +63,12 @@ async def _drain(runtime: Runtime, worker: Worker, timeout_s: float = 120) -> No
         worker.executor.close()
 
 
+def _database_url(runtime: Runtime) -> str:
+    url = runtime.settings.database_url
+    assert url is not None  # the runtime fixture names its test database
+    return url.get_secret_value()
+
+
 async def test_ghost_claim_in_a_live_workers_list_is_requeued_and_drain_returns(
     runtime: Runtime, tmp_path: Path
 ) -> None:
@@ -94,7 +100,7 @@ async def test_reconciler_requeues_rows_left_queued_by_a_failed_push(
         patch.setattr(runtime.queue, "enqueue_many", refuse)
         with pytest.raises(QueueUnavailableError):
             await enqueue_track_ids(runtime, [track_id], VERSIONS, priority=Priority.SCAN)
-    with psycopg.connect(runtime.settings.database_url.get_secret_value()) as conn:  # type: ignore[union-attr]
+    with psycopg.connect(_database_url(runtime)) as conn:
         states = {row[0] for row in conn.execute("SELECT state FROM analysis_status").fetchall()}
     assert states == {"queued"}
     assert await runtime.queue.depths() == {"on_play": 0, "scan": 0, "delayed": 0, "processing": 0, "failed": 0}
@@ -122,7 +128,7 @@ async def test_reconciler_requeues_only_lost_jobs_and_leaves_one_being_enqueued_
     read_jobs = runtime.queue.tracks_with_jobs
 
     async def enqueue_meanwhile(**kwargs: int) -> object:
-        with psycopg.connect(runtime.settings.database_url.get_secret_value()) as conn:  # type: ignore[union-attr]
+        with psycopg.connect(_database_url(runtime)) as conn:
             conn.execute(
                 "UPDATE analysis_status SET updated_at = now()"
                 " WHERE track_id = (SELECT id FROM tracks WHERE host_track_id = %s)",

@@ -46,7 +46,7 @@ def reference(package_parent: str, directory: Path) -> None:
     collections.MutableSequence = collections.abc.MutableSequence  # type: ignore[attr-defined]  # madmom 0.16.1
     sys.modules["librosa"] = types.ModuleType("librosa")  # BeatNet.common imports it; LOG_SPECT does not use it
     sys.path.append(package_parent)  # last: the madmom venv's own numpy and scipy come first
-    from BeatNet.log_spect import LOG_SPECT  # type: ignore[import-not-found]  # only under --madmom-python
+    from BeatNet.log_spect import LOG_SPECT  # only under --madmom-python
 
     proc = LOG_SPECT(sample_rate=RATE_HZ, win_length=1411, hop_size=441, n_bands=[24], mode="online")
     for path in sorted(directory.glob("*.signal.npy")):
@@ -69,7 +69,7 @@ def _signals() -> dict[str, np.ndarray]:
 
 def compare(madmom_python: str) -> None:
     import torch
-    from BeatNet.model import BDA  # type: ignore[import-untyped]  # the wheel's own network class
+    from BeatNet.model import BDA  # the wheel's own network class
 
     from sidecar.analyzers import beatnet
 

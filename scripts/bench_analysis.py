@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from sidecar.analyzers.pipeline import analyze_file
 from sidecar.analyzers.registry import CORE_ANALYZERS, build_analyzers
@@ -25,12 +26,13 @@ from sidecar.demo.encode import write_audio
 from sidecar.demo.evaluation import mirex_key_score, tempo_within, tempo_within_bpm
 from sidecar.demo.library import cached_corpus
 from sidecar.demo.music import SAMPLE_RATE_HZ, PieceSpec, render, tempo_key_corpus
-from sidecar.domain import KeyResult, KeySignature, TempoResult
+from sidecar.domain import KeyResult, KeySignature, Mode, TempoResult
 from sidecar.settings import get_settings
 
 CACHE = Path(".bench-cache")
 KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
 KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+KK_PROFILES: tuple[tuple[Mode, npt.NDArray[np.float64]], ...] = (("major", KK_MAJOR), ("minor", KK_MINOR))
 
 
 def long_track(minutes: float) -> Path:
@@ -63,7 +65,7 @@ def librosa_default(path: Path) -> tuple[float | None, KeySignature | None, floa
     best = max(
         (
             (float(np.corrcoef(np.roll(profile, pc), chroma)[0, 1]), pc, mode)
-            for mode, profile in (("major", KK_MAJOR), ("minor", KK_MINOR))
+            for mode, profile in KK_PROFILES
             for pc in range(12)
         ),
     )
@@ -135,7 +137,10 @@ def accuracy(n_pieces: int, with_baseline: bool) -> None:
     specs = tempo_key_corpus(n_pieces, duration_s=30.0, seed=11)
     paths = cached_corpus(specs, CACHE / "corpus")
     analyzers = build_analyzers(get_settings(), CORE_ANALYZERS)
-    rows = {"sonantica": [], "librosa default": []}
+    rows: dict[str, list[tuple[PieceSpec, float | None, KeySignature | None, float]]] = {
+        "sonantica": [],
+        "librosa default": [],
+    }
     for spec, path in zip(specs, paths, strict=True):
         t0 = time.perf_counter()
         results = analyze_file(path, analyzers).results

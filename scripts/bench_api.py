@@ -135,8 +135,8 @@ def run(url: str, data_dir: Path, args: argparse.Namespace) -> None:
         data_dir=data_dir,
         database_url=SecretStr(url),
         redis_url=None if args.redis_url is None else SecretStr(args.redis_url),
-        api={"token": TOKEN},  # type: ignore[arg-type]
-        embedding={"model": MODEL},  # type: ignore[arg-type]
+        api={"token": TOKEN},
+        embedding={"model": MODEL},
     )
     server, thread, base_url = serve(settings)
     try:

@@ -106,7 +106,8 @@ def _settings(data_dir: Path, model: str, **extra: object) -> Settings:
 
 
 def _unit(x: Matrix) -> Matrix:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    unit: Matrix = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return unit
 
 
 # --- features ------------------------------------------------------------------------------------------------------
@@ -148,7 +149,8 @@ def clip_features(paths: Sequence[Path], cache_dir: Path, model: MusicnnModel) -
                 per_patch = musicnn.patch_layers()
                 means = {name: values.mean(axis=0) for name, values in per_patch.items()}
                 stds = {f"{name}_std": per_patch[name].std(axis=0) for name in STD_LAYERS}
-                np.savez(cached, **{"timbre-v1": timbre.finish().vector}, **means, **stds)
+                # allow_pickle=True (numpy's default) is named in every savez here: mypy would match ** against it.
+                np.savez(cached, allow_pickle=True, **{"timbre-v1": timbre.finish().vector}, **means, **stds)
             if i % 20 == 0:
                 print(f"  features {i + 1}/{len(paths)}", flush=True)
         rows.add(cached)
@@ -216,7 +218,7 @@ def variant_features(paths: Sequence[Path], cache_dir: Path) -> dict[str, Matrix
                 for prefix, checkpoint, harm in VARIANTS:
                     layers = _variant_layers(networks[checkpoint], harmonic if harm else power)
                     values.update({f"{prefix}:{name}": value for name, value in layers.items()})
-            np.savez(cached, **values)
+            np.savez(cached, allow_pickle=True, **values)
             if i % 20 == 0:
                 print(f"  variant features {i + 1}/{len(paths)}", flush=True)
         rows.add(cached)
@@ -239,17 +241,20 @@ class VggNetwork(torch.nn.Module):
 
         folder = Path(str(importlib.resources.files("musicnn").joinpath(checkpoint)))
         tensors = read_checkpoint(folder / ".index", folder / ".data-00000-of-00001")
-        self.norms = torch.nn.ModuleList([_Affine(1), *(_Affine(128) for _ in range(5))])
-        for i, norm in enumerate(self.norms):
+        norms = [_Affine(1), *(_Affine(128) for _ in range(5))]
+        self.norms = torch.nn.ModuleList(norms)
+        for i, norm in enumerate(norms):
             name = "batch_normalization" + (f"_{i}" if i else "")
             parts = [np.asarray(tensors[f"{name}/{p}"], np.float32) for p in ("gamma", "beta", "moving_mean",
                                                                                  "moving_variance")]  # fmt: skip
-            norm.set_from(*parts)  # type: ignore[operator]
-        self.convs = torch.nn.ModuleList(torch.nn.Conv2d(1 if i == 0 else 128, 128, 3, padding=1) for i in range(5))
+            norm.set_from(*parts)
+        convs = [torch.nn.Conv2d(1 if i == 0 else 128, 128, 3, padding=1) for i in range(5)]
+        self.convs = torch.nn.ModuleList(convs)
         with torch.no_grad():
-            for i, conv in enumerate(self.convs):
+            for i, conv in enumerate(convs):
                 kernel = np.asarray(tensors[f"{i + 1}CNN/kernel"], np.float32).transpose(3, 2, 0, 1)
                 conv.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel)))
+                assert conv.bias is not None  # Conv2d's default bias=True
                 conv.bias.copy_(torch.from_numpy(np.asarray(tensors[f"{i + 1}CNN/bias"], np.float32)))
             self.dense = torch.nn.Linear(256, 50)
             self.dense.weight.copy_(torch.from_numpy(np.ascontiguousarray(np.asarray(tensors["dense/kernel"]).T)))
@@ -287,7 +292,7 @@ def vgg_features(paths: Sequence[Path], cache_dir: Path) -> dict[str, Matrix]:
                 for prefix, network in networks.items():
                     out = network(mel)
                     values.update({f"{prefix}:{name}": v.mean(dim=0).numpy() for name, v in out.items()})
-            np.savez(cached, **values)
+            np.savez(cached, allow_pickle=True, **values)
         rows.add(cached)
     return rows.stacked()
 
@@ -354,8 +359,8 @@ def level_features(paths: Sequence[Path], cache_dir: Path, variants: Sequence[st
             values = _level_layers(networks, patches, todo)
             lufs = level.loudness_lufs(patches, MUSICNN_RATE_HZ)
             for variant in todo:
-                np.savez(cached[variant], **{f"level:{variant}:{name}": values[f"{variant}:{name}"]
-                                             for name in ("msd", "mtt_harm")},
+                np.savez(cached[variant], allow_pickle=True,
+                         **{f"level:{variant}:{name}": values[f"{variant}:{name}"] for name in ("msd", "mtt_harm")},
                          **{"level:lufs": np.array(-np.inf if lufs is None else lufs)})  # fmt: skip
             if i % 20 == 0:
                 print(f"  level features {i + 1}/{len(paths)}", flush=True)
@@ -391,8 +396,8 @@ def essentia_features(paths: Sequence[Path], cache_dir: Path) -> Matrix | None:
     frames of 2048 samples, hop 1024, Hann window: 13 MFCCs, 12-bin HPCP and spectral contrast (6 bands + 6
     valleys); mean and standard deviation over frames (74 values per clip)."""
     try:
-        import essentia  # type: ignore[import-untyped,import-not-found,unused-ignore]  # bench extra
-        import essentia.standard as es  # type: ignore[import-untyped,import-not-found,unused-ignore]
+        import essentia  # bench extra
+        import essentia.standard as es
     except ImportError:
         return None
     essentia.log.infoActive = False
@@ -461,7 +466,8 @@ def raw(name: str) -> Fit:
 
 def _standardise(x: Matrix, train: np.ndarray) -> Matrix:
     mean, std = x[train].mean(axis=0), x[train].std(axis=0)
-    return (x - mean) / np.where(std > 1e-9, std, 1.0)
+    standardised: Matrix = (x - mean) / np.where(std > 1e-9, std, 1.0)
+    return standardised
 
 
 def _blocks(features: dict[str, Matrix], names: Sequence[str], train: np.ndarray) -> Matrix:
@@ -484,7 +490,8 @@ def _whiten(x: Matrix, train: np.ndarray, variance: float) -> Matrix:
     share = np.cumsum(s**2) / np.sum(s**2)
     k = int(np.searchsorted(share, variance)) + 1
     scale = s[:k] / np.sqrt(max(int(train.sum()) - 1, 1))
-    return ((x - mean) @ vt[:k].T) / scale
+    whitened: Matrix = ((x - mean) @ vt[:k].T) / scale
+    return whitened
 
 
 def whitened(name: str, *, variance: float = 0.95) -> Fit:
@@ -529,7 +536,8 @@ def _lda_projection(x: Matrix, y: np.ndarray, shrinkage: float) -> Matrix:
     between /= x.shape[0]
     within = (1 - shrinkage) * within + shrinkage * np.trace(within) / x.shape[1] * np.eye(x.shape[1])
     values, vectors = scipy.linalg.eigh(between, within)
-    return vectors[:, np.argsort(values)[::-1][: len(classes) - 1]]
+    projection: Matrix = vectors[:, np.argsort(values)[::-1][: len(classes) - 1]]
+    return projection
 
 
 def _lda_vectors(x: Matrix, labels: np.ndarray, train: np.ndarray, shrinkage: float) -> Matrix:
@@ -611,7 +619,8 @@ def _hits(z: Matrix, labels: np.ndarray, queries: np.ndarray, scope: np.ndarray,
     similarity[~scope[queries]] = -np.inf
     similarity[np.arange(similarity.shape[0]), np.flatnonzero(queries)] = -np.inf
     neighbours = np.argsort(-similarity, axis=1)[:, :k]
-    return (labels[neighbours] == labels[queries][:, None]).mean(axis=1)
+    hits: np.ndarray = (labels[neighbours] == labels[queries][:, None]).mean(axis=1)
+    return hits
 
 
 @dataclass(frozen=True)

@@ -255,7 +255,8 @@ async def run(url: str, args: argparse.Namespace) -> None:
                     return await vectors.ensure_indexes(conn, MODEL, maintenance_work_mem_mb=args.mem_mb)
 
                 async def previous(conn: Connection) -> object:
-                    return await previous_rebuild(conn, args.mem_mb)
+                    await previous_rebuild(conn, args.mem_mb)
+                    return None
 
                 wall_s, load, phases = await measured(
                     pool, seeds, args.dim, name, beside if name == "beside" else previous

@@ -37,7 +37,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -87,8 +87,8 @@ class Item:
 
 def _essentia_key() -> Callable[[Path], str] | None:
     try:
-        import essentia  # type: ignore[import-untyped,import-not-found,unused-ignore]  # bench extra
-        import essentia.standard as es  # type: ignore[import-untyped,import-not-found,unused-ignore]
+        import essentia  # bench extra
+        import essentia.standard as es
     except ImportError:
         return None
     essentia.log.infoActive = False
@@ -334,7 +334,11 @@ def real_recordings(cache_dir: Path) -> None:
     cache_path.write_text(json.dumps(cache, indent=1))
     print(f"\n### Real recordings: {len(rows)} excerpts of 60 s from {len(PACKAGES)} Debian packages\n")
     print("| method | same key as Essentia | MIREX-weighted vs Essentia | no key |\n|---|---|---|---|")
-    for label, column in (("sonantica key, default analyzer", 2), ("fitted model, shipped weights", 3)):
+    columns: tuple[tuple[str, Literal[2, 3]], ...] = (
+        ("sonantica key, default analyzer", 2),
+        ("fitted model, shipped weights", 3),
+    )
+    for label, column in columns:
         same = [row[column] == row[1] for row in rows]
         mirex = [mirex_key_score(row[column], row[1]) for row in rows]
         none = sum(row[column] is None for row in rows)

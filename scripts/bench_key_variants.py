@@ -265,7 +265,7 @@ class Item:
     """One piece: its truth (or reference), group labels and the key every variant names."""
 
     title: str
-    truth: KeySignature | None
+    truth: KeySignature
     groups: dict[str, str]
     keys: dict[Variant, KeySignature | None]
 

@@ -234,6 +234,7 @@ def _client(base: str, load: Load, rate_per_s: float, stop: threading.Event) -> 
     with httpx.Client(base_url=base, timeout=30.0, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
         while not stop.is_set():
             route = next(routes)
+            params: dict[str, str | int]
             seeds = load.seeds
             if route in ("similar", "analysis") and not seeds:
                 route = "status"

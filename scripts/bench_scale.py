@@ -49,11 +49,11 @@ import tempfile
 import threading
 import time
 import tracemalloc
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from unittest import mock
 
 import httpx
@@ -625,8 +625,8 @@ class HostWriterFake:
 
 
 def route_latencies(
-    base_url: str, method: str, path: str, requests: list[dict[str, object]]
-) -> tuple[list[float], list[dict[str, object]]]:
+    base_url: str, method: str, path: str, requests: Sequence[Mapping[str, Any]]
+) -> tuple[list[float], list[dict[str, Any]]]:
     """ms and JSON answer of each request (query parameters for GET, a JSON body for POST), one at a time."""
     latencies, answers = [], []
     with httpx.Client(base_url=base_url, timeout=120, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
@@ -691,8 +691,8 @@ async def part_routes(runtime: Runtime, ids: tuple[int, int], args: argparse.Nam
         route_latencies(base_url, "GET", "/api/tracks", [{}, {"q": "Song 1"}])  # warm-up
         for label, requests in library_requests(rng, count, args.route_samples).items():
             latencies, answers = await asyncio.to_thread(route_latencies, base_url, "GET", "/api/tracks", requests)
-            rows = [len(a["tracks"]) for a in answers]  # type: ignore[arg-type]
-            totals = [int(a["total"]) for a in answers]  # type: ignore[call-overload]
+            rows = [len(a["tracks"]) for a in answers]
+            totals = [int(a["total"]) for a in answers]
             print(
                 f"| `GET /api/tracks` {label}: p50 / p95 | {p50_p95(latencies)} ms; rows {min(rows)}-{max(rows)},"
                 f" total {min(totals)}-{max(totals)} |"
@@ -705,7 +705,7 @@ async def part_routes(runtime: Runtime, ids: tuple[int, int], args: argparse.Nam
             _, found = await asyncio.to_thread(route_latencies, base_url, "GET", "/api/tracks", starts)
             cursors = [{"sort": sort, "after": a["next_cursor"]} for a in found]
             latencies, answers = await asyncio.to_thread(route_latencies, base_url, "GET", "/api/tracks", cursors)
-            rows = [len(a["tracks"]) for a in answers]  # type: ignore[arg-type]
+            rows = [len(a["tracks"]) for a in answers]
             print(
                 f"| `GET /api/tracks` deep page by cursor (`after` the row at offset 500 000), sort {sort}: p50 / p95"
                 f" | {p50_p95(latencies)} ms; rows {min(rows)}-{max(rows)} |"
@@ -730,8 +730,8 @@ async def part_routes(runtime: Runtime, ids: tuple[int, int], args: argparse.Nam
             bodies = [{**body, "limit": 30, "write_to_host": True} for body in bodies]
             latencies, answers = await asyncio.to_thread(route_latencies, base_url, "POST", path, bodies)
             tracks = [a["tracks"] for a in answers]
-            rows = [len(t) for t in tracks]  # type: ignore[arg-type]
-            spans = [t[-1]["bpm"] - t[0]["bpm"] for t in tracks if t]  # type: ignore[index]
+            rows = [len(t) for t in tracks]
+            spans = [t[-1]["bpm"] - t[0]["bpm"] for t in tracks if t]
             print(
                 f"| `POST {path}` {label}, limit 30, to the host fake: p50 / p95 | {p50_p95(latencies)} ms;"
                 f" rows {min(rows)}-{max(rows)}, BPM first->last median {statistics.median(spans):.1f} |"
@@ -951,8 +951,8 @@ async def run_parts(args: argparse.Namespace, work: Path, url: str, redis_url: s
         data_dir=work / "data",
         database_url=SecretStr(url),
         redis_url=SecretStr(redis_url),
-        api={"token": TOKEN},  # type: ignore[arg-type]
-        db={"warm_index_on_start": False},  # type: ignore[arg-type]  # --warm-index times it on its own
+        api={"token": TOKEN},
+        db={"warm_index_on_start": False},  # --warm-index times it on its own
     )
     versions = enabled_versions(settings)
     parts = [p for p in PARTS if p in args.parts]

@@ -76,9 +76,9 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         data_dir=work / "data",
         database_url=SecretStr(args.url),
         redis_url=SecretStr(redis_url),
-        api={"token": TOKEN},  # type: ignore[arg-type]
-        db={"warm_index_on_start": False},  # type: ignore[arg-type]
-        embedding={"model": args.model},  # type: ignore[arg-type]
+        api={"token": TOKEN},
+        db={"warm_index_on_start": False},
+        embedding={"model": args.model},
     )
     try:
         async with open_runtime(settings) as runtime:

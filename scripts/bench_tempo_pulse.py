@@ -76,6 +76,11 @@ def _share(rows: Sequence[Row], test: Callable[[Row], bool]) -> str:
     return f"{sum(map(test, rows))}/{len(rows)}"
 
 
+def _has_peer(peer: str) -> Callable[[Row], bool]:
+    """Whether a row has an estimate from ``peer``."""
+    return lambda r: r.peers[peer] is not None
+
+
 def _report(name: str, rows: Sequence[Row], peer_names: Sequence[str]) -> None:
     rates = sorted(r.rate_per_min for r in rows)
     cells = [
@@ -86,13 +91,13 @@ def _report(name: str, rows: Sequence[Row], peer_names: Sequence[str]) -> None:
         _share(rows, lambda r: r.unchecked[0] is not None and r.unchecked[1] >= CONFIDENT),
         _share(rows, lambda r: r.checked[0] is not None),
         _share(rows, lambda r: r.checked[0] is not None and r.checked[1] >= CONFIDENT),
-        *(_share(rows, lambda r, p=p: r.peers[p] is not None) for p in peer_names),
+        *(_share(rows, _has_peer(p)) for p in peer_names),
     ]
-    known = [r for r in rows if r.truth_bpm is not None]
+    known = [(r, r.truth_bpm) for r in rows if r.truth_bpm is not None]
     if known:
         cells.append(
-            f"{np.mean([tempo_within(r.unchecked[0], r.truth_bpm) for r in known]):.3f} / "
-            f"{np.mean([tempo_within(r.checked[0], r.truth_bpm) for r in known]):.3f}"
+            f"{np.mean([tempo_within(r.unchecked[0], truth_bpm) for r, truth_bpm in known]):.3f} / "
+            f"{np.mean([tempo_within(r.checked[0], truth_bpm) for r, truth_bpm in known]):.3f}"
         )
     else:
         cells.append("-")

@@ -160,7 +160,7 @@ def _decode_stereo(path: Path) -> npt.NDArray[np.float32]:
     bundled FFmpeg refuses is read by libsndfile as the product reads it), then converted by FFmpeg's resampler.
     Raises :class:`AudioDecodeError` for a file the product cannot read either.
     """
-    chunks = []
+    chunks: list[npt.NDArray[Any]] = []  # float32 ("flt"); PyAV types to_ndarray as any sample format
     resampler = av.AudioResampler(format="flt", layout="stereo", rate=EXCERPT_RATE_HZ)
     with AudioReader(path) as reader:
         layout = av.AudioLayout(f"{reader.info.channels}c")  # FFmpeg's default layout for that many channels

@@ -34,6 +34,7 @@ from sidecar.analyzers.tempo_octave import (
 )
 from sidecar.demo.library import cached_corpus
 from sidecar.demo.music import tempo_key_corpus
+from sidecar.domain import AudioInfo
 
 
 def _model(envelopes: tuple[str, ...]) -> OctaveModel:
@@ -41,10 +42,10 @@ def _model(envelopes: tuple[str, ...]) -> OctaveModel:
     return OctaveModel(weights=(0.0,) * n, means=(0.0,) * n, scales=(1.0,) * n, min_regularity=0.0, envelopes=envelopes)
 
 
-def _time(analyzer: TempoAnalyzer, info: object, blocks: list[AudioBlock]) -> tuple[float, float]:
+def _time(analyzer: TempoAnalyzer, info: AudioInfo, blocks: list[AudioBlock]) -> tuple[float, float]:
     """(wall, CPU) seconds of one analysis."""
     start, start_cpu = time.perf_counter(), time.process_time()
-    session = analyzer.start(info)  # type: ignore[arg-type]  # the AudioInfo of the decoded file
+    session = analyzer.start(info)
     for block in blocks:
         session.feed(block)
     session.finish()

@@ -73,8 +73,8 @@ def running_web_client(
             navidrome=NavidromeSettings(url=subsonic.url, username=USER, password=SecretStr(PASSWORD)),
             api=ApiSettings(token=SecretStr(TOKEN), access_log=False),
             web=WebSettings(login_attempts=login_attempts),
-            embedding={"model": MODEL},  # type: ignore[arg-type]
-            analysis={"enabled": list(ANALYZERS)},  # type: ignore[arg-type]
+            embedding={"model": MODEL},
+            analysis={"enabled": list(ANALYZERS)},
         )
         asyncio.run(_seed(settings))
         prepare(settings, root)

@@ -14,8 +14,9 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,8 +115,12 @@ def page(browser: Browser, console: ConsoleWatch) -> Iterator[Page]:
     assert console.unexpected() == [], "console errors in the page"
 
 
+Screenshot = Callable[[Page, str], None]
+"""The ``screenshot`` fixture: ``screenshot(page, name)``."""
+
+
 @pytest.fixture
-def screenshot(browser_settings: BrowserTestSettings) -> Any:
+def screenshot(browser_settings: BrowserTestSettings) -> Screenshot:
     """``screenshot(page, name)`` saves ``<SONANTICA_TEST_SCREENSHOT_DIR>/<name>.png`` when that is set."""
 
     def take(target: Page, name: str) -> None:
@@ -166,7 +171,7 @@ async def _seed(settings: Settings) -> None:
     assert adapter is not None
     waveform = build_analyzers(settings, ["waveform"])
     assert settings.library_dir is not None
-    async with open_runtime(settings) as runtime, adapter:
+    async with open_runtime(settings) as runtime, aclosing(adapter):
         await sync_library(runtime, adapter, VERSIONS)
         by_title = {spec.title: (number, spec) for number, spec in enumerate(LIBRARY, start=1)}
         async with transaction(runtime.pool) as conn:
@@ -231,9 +236,9 @@ def web_server(tmp_path_factory: pytest.TempPathFactory, postgres_url: str, redi
             navidrome=NavidromeSettings(url=subsonic.url, username=USER, password=SecretStr(PASSWORD)),
             api=ApiSettings(token=SecretStr(TOKEN), access_log=False),
             web=WebSettings(login_attempts=100),
-            embedding={"model": MODEL},  # type: ignore[arg-type]
-            analysis={"enabled": list(ANALYZERS)},  # type: ignore[arg-type]
-            redis={"key_prefix": f"web{uuid.uuid4().hex[:8]}:"},  # type: ignore[arg-type]
+            embedding={"model": MODEL},
+            analysis={"enabled": list(ANALYZERS)},
+            redis={"key_prefix": f"web{uuid.uuid4().hex[:8]}:"},
         )
         _run(_seed(settings))
         adapter = make_adapter(settings)

@@ -5,23 +5,23 @@ hand and given back, why a track has no BPM or key, 360 px layout, and no consol
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypedDict
 
 import psycopg
 from playwright.sync_api import Page, expect
 
 from adapters.navidrome import NavidromeAdapter, NavidromeConfig
-from tests.browser.conftest import SILENT_S, ConsoleWatch, WebServer, _run
+from tests.browser.conftest import SILENT_S, ConsoleWatch, Screenshot, WebServer, _run
 from tests.keyboard import focus_outline, focused_matches, tab_to
 
 
 def test_sign_in_with_the_subsonic_account(
-    page: Page, web_server: WebServer, console: ConsoleWatch, screenshot: object
+    page: Page, web_server: WebServer, console: ConsoleWatch, screenshot: Screenshot
 ) -> None:
     page.goto(f"{web_server.url}/")
     expect(page).to_have_url(re.compile(r"/signin\.html\?next=%2F$"))
     expect(page.locator("#hint")).to_contain_text("Navidrome user name and password")
-    screenshot(page, "signin")  # type: ignore[operator]
+    screenshot(page, "signin")
     console.allow("401")  # the browser logs the refused sign-in request itself
     page.fill("#username", web_server.guest)
     page.fill("#password", "not-the-password")
@@ -43,7 +43,7 @@ def _titles(page: Page) -> list[str]:
     return sorted(page.locator("#tracks tbody td.title").all_inner_texts())
 
 
-def test_library_search_and_filters(signed_in: Page, web_server: WebServer, screenshot: object) -> None:
+def test_library_search_and_filters(signed_in: Page, web_server: WebServer, screenshot: Screenshot) -> None:
     page = signed_in
     page.goto(f"{web_server.url}/")
     expect(page.locator("#tracks tbody tr")).to_have_count(6)
@@ -71,7 +71,7 @@ def test_library_search_and_filters(signed_in: Page, web_server: WebServer, scre
     page.click("button[type=submit]")
     expect(page.locator("#tracks tbody tr")).to_have_count(2)
     assert _titles(page) == ["Double Time", "Morning Run"]
-    screenshot(page, "library")  # type: ignore[operator]
+    screenshot(page, "library")
 
 
 def _open_track(page: Page, web_server: WebServer, query: str, title: str) -> None:
@@ -81,7 +81,9 @@ def _open_track(page: Page, web_server: WebServer, query: str, title: str) -> No
     expect(page.locator("h1")).to_have_text(title)
 
 
-def test_track_page_writes_a_playlist_to_the_server(signed_in: Page, web_server: WebServer, screenshot: object) -> None:
+def test_track_page_writes_a_playlist_to_the_server(
+    signed_in: Page, web_server: WebServer, screenshot: Screenshot
+) -> None:
     page = signed_in
     _open_track(page, web_server, "morning", "Morning Run")
     expect(page.locator("#facts")).to_contain_text("120.0")
@@ -95,7 +97,7 @@ def test_track_page_writes_a_playlist_to_the_server(signed_in: Page, web_server:
     page.click("button[data-kind=sonic-match]")
     expect(page.locator("#playlist-status")).to_contain_text("written to the server")
     expect(page.locator("#playlist-tracks li")).to_have_count(5)
-    screenshot(page, "track")  # type: ignore[operator]
+    screenshot(page, "track")
 
     async def playlist_of(username: str, password: str) -> list[str] | None:
         config = NavidromeConfig(url=web_server.subsonic.url, username=username, password=password)
@@ -252,19 +254,27 @@ COLUMNS_DRAWN = """() => {
 }"""
 
 
-def _columns_with_sound(waveform: dict[str, object], width: int) -> list[bool]:
+class _Waveform(TypedDict):
+    """The keys of ``GET /api/tracks/{id}/waveform`` that the page maps to pixels."""
+
+    points: int
+    minimum: list[float]
+    maximum: list[float]
+
+
+def _columns_with_sound(waveform: _Waveform, width: int) -> list[bool]:
     """Per pixel column, whether any point under it is not digital silence (the page's own mapping of points)."""
-    minimum, maximum, points = waveform["minimum"], waveform["maximum"], int(waveform["points"])  # type: ignore[call-overload]
+    minimum, maximum, points = waveform["minimum"], waveform["maximum"], int(waveform["points"])
     columns = []
     for x in range(width):
         start = int(x * points / width)
         stop = min(points, max(start + 1, int((x + 1) * points / width)))
-        columns.append(any(minimum[i] != 0 or maximum[i] != 0 for i in range(start, stop)))  # type: ignore[index]
+        columns.append(any(minimum[i] != 0 or maximum[i] != 0 for i in range(start, stop)))
     return columns
 
 
 def test_track_page_draws_the_stored_waveform_with_a_text_alternative(
-    signed_in: Page, web_server: WebServer, screenshot: object
+    signed_in: Page, web_server: WebServer, screenshot: Screenshot
 ) -> None:
     page = signed_in
     track_id = page.request.get(f"{web_server.url}/api/tracks?q=morning").json()["tracks"][0]["track_id"]
@@ -313,18 +323,18 @@ def test_the_waveform_text_names_the_peak_and_the_silent_stretches(page: Page, w
     assert page.evaluate(DESCRIBE, [[0.0] * 50, 0.1]) == "Waveform: silent throughout (5.0 s)."
 
 
-def test_pages_fit_a_360_px_screen(signed_in: Page, web_server: WebServer, screenshot: object) -> None:
+def test_pages_fit_a_360_px_screen(signed_in: Page, web_server: WebServer, screenshot: Screenshot) -> None:
     page = signed_in
     page.set_viewport_size({"width": 360, "height": 740})
     page.goto(f"{web_server.url}/")
     expect(page.locator("#tracks tbody tr")).to_have_count(6)
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
-    screenshot(page, "library-360px")  # type: ignore[operator]
+    screenshot(page, "library-360px")
     page.click("#tracks tbody a >> nth=0")
     expect(page.locator("#facts div")).to_have_count(7)
     expect(page.locator("#waveform")).to_have_attribute("data-points", re.compile(r"^\d+$"))
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
-    screenshot(page, "track-360px")  # type: ignore[operator]
+    screenshot(page, "track-360px")
 
 
 def test_a_harmonic_mix_can_leave_out_unsure_keys(signed_in: Page, web_server: WebServer) -> None:
@@ -335,7 +345,9 @@ def test_a_harmonic_mix_can_leave_out_unsure_keys(signed_in: Page, web_server: W
         with page.expect_response("**/api/playlists/harmonic-mix") as answered:
             page.click("button[data-kind=harmonic-mix]")
         assert answered.value.ok
-        assert answered.value.request.post_data_json.get("min_key_confidence") == (0.25 if sure else None)
+        sent = answered.value.request.post_data_json
+        assert sent is not None
+        assert sent.get("min_key_confidence") == (0.25 if sure else None)
         expect(page.locator("#playlist-tracks li")).to_have_count(expected)
         quiet_room = page.locator("#playlist-tracks li", has_text="Quiet Room")  # its key confidence is 0.1
         expect(quiet_room).to_have_count(0 if sure else 1)

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from jellyfin_fake import FakeJellyfin
-from navidrome_fake import FakeNavidrome
 
 from adapters.base import (
     Capability,
@@ -25,6 +23,8 @@ from adapters.base import (
 )
 from adapters.jellyfin import JellyfinAdapter, JellyfinConfig
 from adapters.navidrome import NavidromeAdapter, NavidromeConfig
+from tests.contract.jellyfin_fake import FakeJellyfin
+from tests.contract.navidrome_fake import FakeNavidrome
 
 
 @dataclass

@@ -12,11 +12,10 @@ import hashlib
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from jellyfin_fake import FakeJellyfin, UnfakedRequestError
-from jellyfin_spec import assert_exchanges_valid
 
 from adapters.base import (
     Capability,
@@ -29,6 +28,8 @@ from adapters.base import (
     WriteBackOutcome,
 )
 from adapters.jellyfin import JellyfinAdapter, JellyfinConfig
+from tests.contract.jellyfin_fake import FakeJellyfin, UnfakedRequestError
+from tests.contract.jellyfin_spec import assert_exchanges_valid
 
 TAGS = TrackTags(bpm=127.6, key="A minor", camelot="8A", replaygain_track_gain_db=-7.24)
 OUR_TAGS = ["bpm:128", "key:A minor", "camelot:8A", "replaygain:-7.2 dB"]
@@ -52,15 +53,15 @@ def seeded(fake: FakeJellyfin, tmp_path: Path) -> dict[str, str]:
     return {"admin": admin, "listener": listener, "library": library, "api_key": fake.add_api_key(), **ids}
 
 
-def _config(tmp_path: Path, **overrides: object) -> JellyfinConfig:
-    values: dict[str, object] = {
+def _config(tmp_path: Path, **overrides: Any) -> JellyfinConfig:
+    values: dict[str, Any] = {
         "url": "http://jellyfin:8096",
         "library_dir": tmp_path,
         "retry_base_s": 0.0,
         "retry_max_s": 0.0,
     }
     values.update(overrides)
-    return JellyfinConfig(**values)  # type: ignore[arg-type]
+    return JellyfinConfig(**values)
 
 
 @pytest.fixture

@@ -16,11 +16,17 @@ from typing import Any
 
 import httpx
 import pytest
-from jellyfin_spec import SPEC_VERSIONS, assert_exchanges_valid, load_spec, validate_exchange, validate_response
 from openapi_core.exceptions import OpenAPIError
 
 from adapters.base import HostUnavailableError, TrackTags, WriteBackOutcome
 from adapters.jellyfin import JellyfinAdapter, JellyfinConfig
+from tests.contract.jellyfin_spec import (
+    SPEC_VERSIONS,
+    assert_exchanges_valid,
+    load_spec,
+    validate_exchange,
+    validate_response,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "jellyfin"
 ALL_FIXTURES = sorted(path.stem for path in FIXTURES.glob("*.json"))
@@ -78,8 +84,8 @@ def replay() -> Iterator[ReplayTransport]:
     assert_exchanges_valid(transport.exchanges)
 
 
-def _adapter(transport: httpx.AsyncBaseTransport, tmp_path: Path, **overrides: object) -> JellyfinAdapter:
-    values: dict[str, object] = {
+def _adapter(transport: httpx.AsyncBaseTransport, tmp_path: Path, **overrides: Any) -> JellyfinAdapter:
+    values: dict[str, Any] = {
         "url": "http://jellyfin:8096",
         "api_key": "0123456789abcdef0123456789abcdef",
         "library_dir": tmp_path,
@@ -88,7 +94,7 @@ def _adapter(transport: httpx.AsyncBaseTransport, tmp_path: Path, **overrides: o
         "max_attempts": 2,
     }
     values.update(overrides)
-    return JellyfinAdapter(JellyfinConfig(**values), transport=transport)  # type: ignore[arg-type]
+    return JellyfinAdapter(JellyfinConfig(**values), transport=transport)
 
 
 def _request_of(fixture: dict[str, Any]) -> httpx.Request:

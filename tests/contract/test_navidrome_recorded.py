@@ -8,10 +8,9 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from navidrome_fake import FIXTURES, FakeNavidrome, fixture
-from navidrome_spec import request_errors, response_errors
 
 from adapters.base import (
     Capability,
@@ -24,6 +23,8 @@ from adapters.base import (
 )
 from adapters.navidrome import NavidromeAdapter, NavidromeConfig
 from adapters.navidrome.parsers import parse_child, parse_now_playing
+from tests.contract.navidrome_fake import FIXTURES, FakeNavidrome, fixture
+from tests.contract.navidrome_spec import request_errors, response_errors
 
 FIXTURE_ENDPOINTS = {
     "ping_opensubsonic_navidrome": "ping",
@@ -37,8 +38,8 @@ FIXTURE_ENDPOINTS = {
 }
 
 
-def make_config(fake: FakeNavidrome, mount: Path, **overrides: object) -> NavidromeConfig:
-    values: dict[str, object] = {
+def make_config(fake: FakeNavidrome, mount: Path, **overrides: Any) -> NavidromeConfig:
+    values: dict[str, Any] = {
         "url": "http://navidrome.test:4533",
         "username": fake.username,
         "password": fake.password,
@@ -48,7 +49,7 @@ def make_config(fake: FakeNavidrome, mount: Path, **overrides: object) -> Navidr
         "retry_max_s": 0.0,
     }
     values.update(overrides)
-    return NavidromeConfig(**values)  # type: ignore[arg-type]
+    return NavidromeConfig(**values)
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ assert len(LONG_RELEASE) == 55
 RELEASES = ("sonantica", LONG_RELEASE)
 NAMESPACE = "media"
 # kubernetes-validate reads the same schema files for every document; read each once per test session.
-kubernetes_validate.utils.schema_contents = functools.cache(kubernetes_validate.utils.schema_contents)  # type: ignore[assignment]
+kubernetes_validate.utils.schema_contents = functools.cache(kubernetes_validate.utils.schema_contents)
 KUBERNETES_MINORS = tuple(
     sorted(
         {kubernetes_validate.utils.major_minor(v) for v in kubernetes_validate.utils.all_versions()},
@@ -65,7 +65,7 @@ def render_case(case: str, release: str = "sonantica") -> dict[str, str]:
 
 def objects(manifests: dict[str, str]) -> list[dict[str, Any]]:
     """Every Kubernetes object in the rendered templates (NOTES.txt is text, not an object)."""
-    found = []
+    found: list[dict[str, Any]] = []
     for path, text in manifests.items():
         if path.endswith("NOTES.txt"):
             continue

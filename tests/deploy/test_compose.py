@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import compose_spec
 import pytest
 import yaml
+from compose_spec.models import ComposeSpecification
 
 from sidecar.settings import DatabaseSettings, environment_variable_names
 from tests.deploy.manifests import COMPOSE, COMPOSE_FILES, ROOT
@@ -63,21 +63,21 @@ def test_the_compose_binary_is_installed() -> None:
 def test_compose_config_passes_and_matches_the_specification(project: Path, files: tuple[str, ...]) -> None:
     (project / ".env").write_text((project / ".env").read_text() + "MEDIA_NETWORK=navidrome_default\n")
     config = compose_config(project, *files)
-    compose_spec.ComposeSpecification.model_validate(config)
+    ComposeSpecification.model_validate(config)
     assert {"migrate", *SIDECAR, "postgres", "redis"} <= set(config["services"])
 
 
 @pytest.mark.parametrize("name", FILES)
 def test_each_file_as_written_matches_the_specification(name: str) -> None:
     document = yaml.safe_load((COMPOSE / name).read_text())
-    compose_spec.ComposeSpecification.model_validate({k: v for k, v in document.items() if not k.startswith("x-")})
+    ComposeSpecification.model_validate({k: v for k, v in document.items() if not k.startswith("x-")})
 
 
 def test_specification_check_rejects_a_broken_file(project: Path) -> None:
     config = compose_config(project)
     config["services"]["api"]["depends_on"]["redis"]["condition"] = "whenever"
     with pytest.raises(ValueError, match="condition"):
-        compose_spec.ComposeSpecification.model_validate(config)
+        ComposeSpecification.model_validate(config)
 
 
 @pytest.mark.parametrize("missing", ["POSTGRES_PASSWORD", "MUSIC_DIR"])

@@ -26,7 +26,7 @@ from sidecar.analyzers.registry import CORE_ANALYZERS
 from sidecar.analyzers.versions import VERSIONS as ALL_VERSIONS
 from sidecar.api.app import create_app
 from sidecar.api.probes import ReadinessProbe
-from sidecar.domain import KeyResult, KeySignature, LoudnessResult, TempoResult, TrackKey
+from sidecar.domain import AnalyzerOutput, KeyResult, KeySignature, LoudnessResult, TempoResult, TrackKey
 from sidecar.services.runtime import Runtime
 from sidecar.settings import Settings, get_settings
 from sidecar.storage import analyses, status, tracks, vectors
@@ -171,8 +171,8 @@ async def api(settings: Settings) -> AsyncIterator[Api]:
             yield Api(app, client, runtime, ids, writer)
 
 
-async def _similar(api: Api, **params: object) -> list[str]:
-    response = await api.client.get(f"/api/tracks/{api.ids['seed']}/similar", params=params)  # type: ignore[arg-type]
+async def _similar(api: Api, **params: str | float | list[str]) -> list[str]:
+    response = await api.client.get(f"/api/tracks/{api.ids['seed']}/similar", params=params)
     assert response.status_code == 200, response.text
     rows = response.json()["tracks"]
     distances = [row["distance"] for row in rows]
@@ -195,7 +195,7 @@ async def test_analysis_by_id_and_by_host_key(api: Api) -> None:
 async def test_analysis_says_why_the_bpm_or_key_is_missing_and_the_schema_lists_the_reasons(api: Api) -> None:
     seed = (await api.client.get(f"/api/tracks/{api.ids['seed']}/analysis")).json()
     assert (seed["bpm_missing_reason"], seed["key_missing_reason"]) == (None, None)  # both values were found
-    nothing = {
+    nothing: dict[str, AnalyzerOutput] = {
         "tempo": TempoResult(bpm=None, bpm_confidence=0.0, bpm_missing_reason="no_onsets", beat_times_s=np.zeros(0)),
         "key": KeyResult(key=None, key_confidence=0.0, key_missing_reason="weak_tonality"),
     }

@@ -19,6 +19,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from redis.exceptions import MaxConnectionsError
+from starlette.types import Message
 
 from sidecar.api.app import create_app
 from sidecar.api.events_hub import EventsHub, EventStreamResponse
@@ -130,7 +131,7 @@ async def _asgi_call(
     status = 0
     response_headers: dict[str, str] = {}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         nonlocal status
         if message["type"] == "http.response.start":
             status = message["status"]
@@ -339,7 +340,7 @@ async def test_a_stalled_stream_is_cut_when_the_hub_drops_it() -> None:
     response = EventStreamResponse(hub, None, retry_after_s=5)
     stalled = asyncio.Event()
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         if message["type"] == "http.response.body":
             stalled.set()
             await asyncio.sleep(3600)  # a reader that never reads: the first body write never completes

@@ -8,8 +8,9 @@ import base64
 from tests.integration.test_api import Api, api, settings  # noqa: F401  (fixtures)
 
 
-async def _names(api: Api, **params: object) -> list[str]:  # noqa: F811
-    response = await api.client.get("/api/tracks", params={"limit": 200, **params})  # type: ignore[arg-type]
+async def _names(api: Api, **params: str | float | list[int]) -> list[str]:  # noqa: F811
+    query: dict[str, str | float | list[int]] = {"limit": 200, **params}
+    response = await api.client.get("/api/tracks", params=query)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["total"] == len(body["tracks"])
@@ -70,9 +71,9 @@ async def test_cursor_pages_cover_the_library_once_in_every_order(api: Api) -> N
     for sort in ("artist", "title", "album", "bpm", "loudness"):
         everything = (await api.client.get("/api/tracks", params={"sort": sort})).json()
         seen: list[str] = []
-        params: dict[str, object] = {"sort": sort, "limit": 4}
+        params: dict[str, str | int] = {"sort": sort, "limit": 4}
         while True:
-            page = (await api.client.get("/api/tracks", params=params)).json()  # type: ignore[arg-type]
+            page = (await api.client.get("/api/tracks", params=params)).json()
             assert page["total"] == 9
             seen += api.names(page["tracks"])
             if page["next_cursor"] is None:

@@ -397,14 +397,16 @@ async def test_scheduler_active_syncs_and_polls_now_playing(
     assert on_play == 1
 
 
-async def test_scheduler_runs_its_start_jobs_late_rather_than_never(runtime: Runtime, versions: dict[str, int]) -> None:
+async def test_scheduler_runs_its_start_jobs_late_rather_than_never(
+    runtime: Runtime, versions: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     scheduler = Scheduler(runtime, None, versions)
     ran = asyncio.Event()
 
     async def reconcile() -> None:
         ran.set()
 
-    scheduler._reconcile = reconcile  # type: ignore[method-assign]
+    monkeypatch.setattr(scheduler, "_reconcile", reconcile)
     scheduler._start_jobs()
     try:
         time.sleep(1.5)  # noqa: ASYNC251  # a loaded machine: the loop reaches the first runs 1.5 s late

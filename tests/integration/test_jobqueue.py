@@ -16,7 +16,7 @@ import pytest
 
 from sidecar.domain import Priority, TrackKey
 from sidecar.errors import QueueUnavailableError
-from sidecar.jobqueue.connection import RedisClient, connect
+from sidecar.jobqueue.connection import RedisClient, as_text, connect
 from sidecar.jobqueue.keys import Keys
 from sidecar.jobqueue.locks import TokenLock, TrackLock
 from sidecar.jobqueue.messages import AnalyzeTrack, decode_job, encode_job
@@ -320,7 +320,7 @@ async def test_promote_due_moves_each_entry_once_under_concurrency(
 
     assert sum(moved) == 2500
     queued = await redis.lrange(keys.queue(Priority.SCAN), 0, -1)
-    assert sorted(decode_job(raw).id for raw in queued) == sorted(job.id for job in jobs)
+    assert sorted(decode_job(as_text(raw)).id for raw in queued) == sorted(job.id for job in jobs)
     assert await redis.zcard(keys.delayed) == 1
 
 
@@ -444,7 +444,7 @@ async def test_rebuild_pushes_scan_jobs_and_writes_epoch_once(redis: RedisClient
     assert second.ran is False
     queued = await redis.lrange(keys.queue(Priority.SCAN), 0, -1)
     assert len(queued) == 2500
-    assert {decode_job(raw).id for raw in queued} == {f"analyze:navidrome:t{i}" for i in range(2500)}
+    assert {decode_job(as_text(raw)).id for raw in queued} == {f"analyze:navidrome:t{i}" for i in range(2500)}
 
 
 async def test_rebuild_concurrent_callers_rebuild_once(redis: RedisClient, keys: Keys) -> None:

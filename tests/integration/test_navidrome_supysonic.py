@@ -7,11 +7,11 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from adapters.base import HostAuthError, HostTrack, HostUnavailableError, TrackNotFoundError
 from adapters.navidrome import NavidromeAdapter, NavidromeConfig
@@ -70,8 +70,8 @@ async def sync_stopping_after(client: NavidromeAdapter, server: SubsonicServer, 
             server.stop()
 
 
-def config_for(url: str, library: Path, **overrides: object) -> NavidromeConfig:
-    values: dict[str, object] = {
+def config_for(url: str, library: Path, **overrides: Any) -> NavidromeConfig:
+    values: dict[str, Any] = {
         "url": url,
         "username": USER,
         "password": PASSWORD,
@@ -81,7 +81,7 @@ def config_for(url: str, library: Path, **overrides: object) -> NavidromeConfig:
         "timeout_s": 5.0,
     }
     values.update(overrides)
-    return NavidromeConfig(**values)  # type: ignore[arg-type]
+    return NavidromeConfig(**values)
 
 
 @pytest.fixture

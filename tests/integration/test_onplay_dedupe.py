@@ -12,7 +12,8 @@ import pytest
 from sidecar.analyzers.registry import CORE_ANALYZERS
 from sidecar.api.app import create_app
 from sidecar.domain import Priority, TrackKey
-from sidecar.jobqueue import decode_job
+from sidecar.jobqueue import AnalyzeTrack, decode_job
+from sidecar.jobqueue.connection import as_text
 from sidecar.services.onplay import OnPlayState, request_analysis
 from sidecar.services.runtime import Runtime
 from sidecar.settings import Settings, get_settings
@@ -55,13 +56,20 @@ async def client(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, R
             yield http, runtime
 
 
+def _analyze_job(raw: bytes | str) -> AnalyzeTrack:
+    """The analysis job of a queue entry (on-play queues hold nothing else)."""
+    job = decode_job(as_text(raw))
+    assert isinstance(job, AnalyzeTrack)
+    return job
+
+
 async def test_five_on_play_posts_push_one_job(client: tuple[httpx.AsyncClient, Runtime]) -> None:
     http, runtime = client
     answers = [await http.post("/api/tracks/jellyfin/playable/on-play", headers=AUTH) for _ in range(5)]
     assert [a.status_code for a in answers] == [202] * 5
     assert {a.json()["state"] for a in answers} == {"queued"}
     waiting = await runtime.redis.lrange(runtime.keys.queue(Priority.ON_PLAY), 0, -1)
-    assert [decode_job(raw).host_track_id for raw in waiting] == ["playable"]
+    assert [_analyze_job(raw).host_track_id for raw in waiting] == ["playable"]
 
 
 async def test_on_play_again_once_a_worker_took_the_job(client: tuple[httpx.AsyncClient, Runtime]) -> None:
@@ -69,7 +77,7 @@ async def test_on_play_again_once_a_worker_took_the_job(client: tuple[httpx.Asyn
     assert (await http.post("/api/tracks/jellyfin/playable/on-play", headers=AUTH)).status_code == 202
     claimed = await runtime.queue.claim("w1", queues=(Priority.ON_PLAY,))
     assert claimed is not None
-    await runtime.queue.release_on_play(decode_job(claimed.raw).track)  # what the worker does when it takes it
+    await runtime.queue.release_on_play(_analyze_job(claimed.raw).track)  # what the worker does when it takes it
     assert (await http.post("/api/tracks/jellyfin/playable/on-play", headers=AUTH)).status_code == 202
     assert (await runtime.queue.depths())["on_play"] == 1
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from adapters.jellyfin import JellyfinAdapter, JellyfinConfig
 from sidecar.cli import app
-from sidecar.domain import KeyResult, KeySignature, TempoResult
+from sidecar.domain import AnalyzerOutput, KeyResult, KeySignature, TempoResult
 from sidecar.errors import NotFoundError
 from sidecar.services.overrides import override_track
 from sidecar.services.runtime import Runtime, open_runtime
@@ -30,7 +30,7 @@ VERSIONS = {"tempo": 3, "key": 1}
 
 
 async def _analyse(pool: Pool, track_id: int, bpm: float, key: str | None, *, alternative: float | None = None) -> None:
-    results = {
+    results: dict[str, AnalyzerOutput] = {
         "tempo": TempoResult(bpm=bpm, bpm_confidence=0.6, bpm_alternative=alternative, beat_times_s=np.zeros(0)),
         "key": KeyResult(key=None if key is None else KeySignature.parse(key), key_confidence=0.7),
     }

@@ -16,7 +16,7 @@ from sidecar.analyzers.executor import AnalysisExecutor
 from sidecar.analyzers.versions import VERSIONS, enabled_versions
 from sidecar.cli import app
 from sidecar.demo.encode import write_audio
-from sidecar.domain import EmbeddingResult, KeyResult, KeySignature, Priority
+from sidecar.domain import AnalyzerOutput, EmbeddingResult, KeyResult, KeySignature, Priority
 from sidecar.services.enqueue import enqueue_track_ids, register_local_files
 from sidecar.services.reanalyze import ReanalysisError, reanalyze
 from sidecar.services.runtime import Runtime, open_runtime
@@ -42,14 +42,14 @@ async def _seed(runtime: Runtime) -> dict[str, int]:
                 conn, tracks.TrackUpsert(host="jellyfin", host_track_id=name, title=name, path=f"/music/{name}.flac")
             )
             ids[name] = saved.track_id
-            results: dict[str, object] = {"key": KeyResult(key=KeySignature("A", "minor"), key_confidence=0.7)}
+            results: dict[str, AnalyzerOutput] = {"key": KeyResult(key=KeySignature("A", "minor"), key_confidence=0.7)}
             if model is not None:
                 results["embedding"] = EmbeddingResult(model=model, vector=np.ones(4, np.float32))
             await status.ensure_status(conn, WANTED, track_ids=[saved.track_id])
             await analyses.store_results(
                 conn,
                 saved.track_id,
-                results=results,  # type: ignore[arg-type]
+                results=results,
                 versions=WANTED,
                 failures=None if model is not None else {"embedding": "could not decode"},
             )

@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -225,7 +225,7 @@ async def test_concurrent_requests_separate_once(api: Api, tmp_path: Path) -> No
 
 
 @pytest.fixture
-def worker_process_env(stems_env: dict[str, str]) -> Iterator[dict[str, str]]:
+def worker_process_env(stems_env: dict[str, str]) -> dict[str, str]:
     return {**os.environ, **stems_env}
 
 

@@ -16,7 +16,7 @@ async def test_beat_offset_round_trips_and_is_null_without_beats(pool: Pool) -> 
         upsert = tracks.TrackUpsert(host="navidrome", host_track_id="grid", title="Grid", path="/music/grid.flac")
         track_id = (await tracks.upsert_track(conn, upsert)).track_id
         await status.ensure_status(conn, {"tempo": 2})
-    beats = TempoResult(bpm=120.0, bpm_confidence=0.9, beat_times_s=0.125 + 0.5 * np.arange(40))
+    beats = TempoResult(bpm=120.0, bpm_confidence=0.9, beat_times_s=0.125 + 0.5 * np.arange(40, dtype=np.float64))
     for result, expected in (
         (beats, 0.125),
         (TempoResult(bpm=None, bpm_confidence=0.0, beat_times_s=np.zeros(0)), None),

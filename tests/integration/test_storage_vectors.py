@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -53,6 +54,11 @@ SPECS = [
 ]
 
 
+def _similar_step(record: logging.LogRecord) -> object:
+    """The ``similar_step`` that :func:`vectors.similar` logs with each answer (an ``extra`` of the record)."""
+    return record.__dict__["similar_step"]
+
+
 def _direction(angle_rad: float) -> np.ndarray:
     vector = np.zeros(DIM, np.float32)
     vector[0], vector[1] = math.cos(angle_rad), math.sin(angle_rad)
@@ -94,16 +100,15 @@ async def _library(conn: Connection) -> dict[str, int]:
     return ids
 
 
-async def _similar(pool: Pool, seed: str = "seed", **filters: object) -> list[str]:
-    limit = filters.pop("limit", 20)
+async def _similar(pool: Pool, seed: str = "seed", *, limit: int = 20, **filters: Any) -> list[str]:
     async with transaction(pool) as conn:
         ids = await _library(conn)
         rows = await vectors.similar(
             conn,
             [ids[seed]],
             model=MODEL,
-            limit=int(limit),  # type: ignore[call-overload]
-            filters=SimilarFilters(**filters),  # type: ignore[arg-type]
+            limit=limit,
+            filters=SimilarFilters(**filters),
         )
     distances = [row.distance for row in rows]
     assert distances == sorted(distances)
@@ -136,7 +141,7 @@ async def test_similar_unfiltered_reads_all_its_candidates_only_when_the_first_r
             with caplog.at_level(logging.DEBUG, logger="sidecar.storage.vectors"):
                 caplog.clear()
                 rows = await vectors.similar(conn, [ids["seed"]], model=MODEL, limit=limit)
-            steps.append([r.similar_step for r in caplog.records])  # type: ignore[attr-defined]
+            steps.append([_similar_step(r) for r in caplog.records])
             assert [row.host_track_id for row in rows] == ["echo-1", "one"][:limit]
     assert vectors.UNFILTERED_ROWS == 3
     assert steps == [["index-all"], ["index"]]

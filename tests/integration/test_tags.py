@@ -163,8 +163,8 @@ async def api(settings: Settings) -> AsyncIterator[Api]:
             yield Api(app, client, runtime, ids)
 
 
-async def _similar(api: Api, **params: object) -> list[str]:
-    response = await api.client.get(f"/api/tracks/{api.ids['seed']}/similar", params=params)  # type: ignore[arg-type]
+async def _similar(api: Api, **params: str | float | list[str]) -> list[str]:
+    response = await api.client.get(f"/api/tracks/{api.ids['seed']}/similar", params=params)
     assert response.status_code == 200, response.text
     return api.names(response.json()["tracks"])
 

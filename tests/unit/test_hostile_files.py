@@ -8,6 +8,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -32,8 +33,8 @@ def _tone(seconds: float, channels: int = 2) -> np.ndarray:
     return np.repeat((0.3 * np.sin(2 * np.pi * 440.0 * t))[:, None], channels, axis=1).astype(np.float32)
 
 
-def _analyze(path: Path, **kwargs: object) -> TrackAnalysis:
-    return analyze_file(path, build_analyzers(get_settings(), CORE_ANALYZERS), **kwargs)  # type: ignore[arg-type]
+def _analyze(path: Path, *, library_root: Path | None = None) -> TrackAnalysis:
+    return analyze_file(path, build_analyzers(get_settings(), CORE_ANALYZERS), library_root=library_root)
 
 
 def _within(seconds: float, call: Callable[[], TrackAnalysis]) -> TrackAnalysis:
@@ -69,8 +70,11 @@ def test_denormal_and_32_channel_wavs_are_analysed(tmp_path: Path) -> None:
 class _Exploding:
     """An analyzer whose session raises an exception type no handler lists (KeyError)."""
 
-    name = "exploding"
-    version = 1
+    name: ClassVar[str] = "exploding"
+    version: ClassVar[int] = 1
+
+    def check(self) -> None:
+        """Nothing to probe."""
 
     def start(self, info: AudioInfo) -> AnalyzerSession[AnalyzerOutput]:
         return self
@@ -84,7 +88,7 @@ class _Exploding:
 
 def test_an_analyzer_exception_of_any_type_is_that_analyzers_failure(tmp_path: Path) -> None:
     path = write_audio(_tone(3.0), RATE_HZ, tmp_path / "ok.flac")
-    analyzers: list[Analyzer[AnalyzerOutput]] = [*build_analyzers(get_settings(), ("loudness",)), _Exploding()]  # type: ignore[list-item]
+    analyzers: list[Analyzer[AnalyzerOutput]] = [*build_analyzers(get_settings(), ("loudness",)), _Exploding()]
     analysis = analyze_file(path, analyzers)
     assert analysis.error is None
     assert set(analysis.results) == {"loudness"}

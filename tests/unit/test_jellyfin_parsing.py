@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,10 +118,10 @@ def test_library_for_path_picks_longest_folder() -> None:
         {"max_attempts": 0},
     ],
 )
-def test_jellyfin_config_rejects_bad_values(overrides: dict[str, object]) -> None:
-    values: dict[str, object] = {"url": "http://jf:8096", "api_key": "k"} | overrides
+def test_jellyfin_config_rejects_bad_values(overrides: dict[str, Any]) -> None:
+    values: dict[str, Any] = {"url": "http://jf:8096", "api_key": "k"} | overrides
     with pytest.raises(ValueError, match=r"must|needs|contains"):
-        JellyfinConfig(**values)  # type: ignore[arg-type]
+        JellyfinConfig(**values)
 
 
 def test_jellyfin_config_hides_secrets_in_repr() -> None:

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import socket
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -18,6 +19,7 @@ from sidecar.jobqueue.messages import (
     AnalysisReady,
     AnalyzeTrack,
     CachedAnalysis,
+    Job,
     SyncLibrary,
     decode_analysis_ready,
     decode_cached_analysis,
@@ -34,8 +36,8 @@ from sidecar.settings import Settings
 NOW = dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC)
 
 
-def analyze(**overrides: object) -> AnalyzeTrack:
-    fields: dict[str, object] = {
+def analyze(**overrides: Any) -> AnalyzeTrack:
+    fields: dict[str, Any] = {
         "host": "jellyfin",
         "host_track_id": "a1b2",
         "priority": Priority.ON_PLAY,
@@ -43,7 +45,7 @@ def analyze(**overrides: object) -> AnalyzeTrack:
         "enqueued_at": NOW,
     }
     fields.update(overrides)
-    return AnalyzeTrack(**fields)  # type: ignore[arg-type]
+    return AnalyzeTrack(**fields)
 
 
 def test_analyze_track_encodes_the_documented_message() -> None:
@@ -62,7 +64,11 @@ def test_analyze_track_encodes_the_documented_message() -> None:
 
 
 def test_jobs_round_trip_through_json() -> None:
-    jobs = [analyze(), analyze(attempt=4, priority=Priority.SCAN), SyncLibrary(host="navidrome", enqueued_at=NOW)]
+    jobs: list[Job] = [
+        analyze(),
+        analyze(attempt=4, priority=Priority.SCAN),
+        SyncLibrary(host="navidrome", enqueued_at=NOW),
+    ]
 
     decoded = [decode_job(encode_job(job)) for job in jobs]
 
@@ -108,7 +114,7 @@ def test_decode_job_refuses_anything_else_naming_the_problem(raw: str, message: 
         ({"enqueued_at": dt.datetime(2026, 1, 1)}, "timezone-aware"),
     ],
 )
-def test_analyze_track_refuses_bad_fields(overrides: dict[str, object], message: str) -> None:
+def test_analyze_track_refuses_bad_fields(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         analyze(**overrides)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from adapters.jellyfin import JellyfinAdapter, JellyfinConfig
@@ -20,11 +22,11 @@ from adapters.registry import make_adapter
         ({"max_response_bytes": 10}, "max_response_bytes"),
     ],
 )
-def test_navidrome_config_rejects_bad_values(overrides: dict[str, object], message: str) -> None:
-    values: dict[str, object] = {"url": "http://navidrome:4533", "username": "u", "password": "p"}
+def test_navidrome_config_rejects_bad_values(overrides: dict[str, Any], message: str) -> None:
+    values: dict[str, Any] = {"url": "http://navidrome:4533", "username": "u", "password": "p"}
     values.update(overrides)
     with pytest.raises(ValueError, match=message):
-        NavidromeConfig(**values)  # type: ignore[arg-type]
+        NavidromeConfig(**values)
 
 
 def test_navidrome_config_repr_hides_password() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -41,9 +42,9 @@ def _exact(clip: rc.RhythmClip) -> rc.RhythmClip:
     return dataclasses.replace(clip, jitter_s=0.0, swing_extra=0.0)
 
 
-def _clip(family: str, pattern: str, **changes: object) -> rc.RhythmClip:
+def _clip(family: str, pattern: str, **changes: Any) -> rc.RhythmClip:
     clip = next(c for c in rc.rhythm_corpus() if c.family == family and c.pattern == pattern)
-    return dataclasses.replace(_exact(clip), **changes)  # type: ignore[arg-type]
+    return dataclasses.replace(_exact(clip), **changes)
 
 
 def test_families_have_patterns_of_their_own_spread_over_tempo() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -116,7 +117,9 @@ def one_thread() -> Iterator[None]:
 
 @pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("fmt", ["flac", "opus"])
-def test_block_wise_separation_writes_every_stem_of_the_full_length(tmp_path: Path, fmt: str) -> None:
+def test_block_wise_separation_writes_every_stem_of_the_full_length(
+    tmp_path: Path, fmt: Literal["flac", "opus"]
+) -> None:
     repo = build_tiny_repository(tmp_path / "repo")
     model = stems_models.load_model(_settings(tmp_path, repo=repo, model=TINY_MODEL))
     rng = np.random.default_rng(3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -36,7 +37,7 @@ def test_the_fingerprint_is_stable_for_the_same_facts() -> None:
 
 
 @pytest.mark.parametrize(("name", "value"), CHANGES.items())
-def test_any_changed_fact_changes_the_fingerprint(name: str, value: object) -> None:
+def test_any_changed_fact_changes_the_fingerprint(name: str, value: Any) -> None:
     assert fp(dataclasses.replace(TRACK, **{name: value})) != fp(TRACK)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tracemalloc
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TypedDict
 
 import librosa
 import numpy as np
@@ -358,6 +359,18 @@ def test_tempo_analyzer_is_a_named_versioned_analyzer() -> None:
     assert (analyzer.name, analyzer.version) == ("tempo", 6)
 
 
+class _TempoSettings(TypedDict, total=False):
+    """The numeric keyword arguments of :class:`TempoAnalyzer`."""
+
+    min_bpm: float
+    max_bpm: float
+    min_periodicity: float
+    min_onsets_per_min: float
+    accent_max_hz: float
+    alternative_below: float
+    real_prior_weight: float
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -372,6 +385,6 @@ def test_tempo_analyzer_is_a_named_versioned_analyzer() -> None:
         {"accent_max_hz": 20000.0},
     ],
 )
-def test_tempo_rejects_bad_settings(kwargs: dict[str, float]) -> None:
+def test_tempo_rejects_bad_settings(kwargs: _TempoSettings) -> None:
     with pytest.raises(ValueError, match=r"must be|need"):
         TempoAnalyzer(**kwargs)

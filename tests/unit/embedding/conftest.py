@@ -50,12 +50,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def weights_server() -> Iterator[WeightsServer]:
-    handler = type("Handler", (_Handler,), {"files": {}, "requests": []})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    class Handler(_Handler):
+        files: dict[str, bytes] = {}  # noqa: RUF012 - this server's own
+        requests: list[str] = []  # noqa: RUF012
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield WeightsServer(f"http://127.0.0.1:{server.server_address[1]}", handler.requests, handler.files)
+        yield WeightsServer(f"http://127.0.0.1:{server.server_address[1]}", Handler.requests, Handler.files)
     finally:
         server.shutdown()
         server.server_close()

@@ -362,7 +362,9 @@ def test_playlists_take_a_mood_and_a_style_to_leave_out(signed_in: Page, web_ser
         page.select_option("#playlist-exclude-style", style)
         with page.expect_response("**/api/playlists/sonic-match") as answered:
             page.click("button[data-kind=sonic-match]")
+        assert answered.value.ok
         sent = answered.value.request.post_data_json
+        assert sent is not None
         assert (sent.get("moods"), sent.get("exclude_styles")) == ([mood] if mood else None, [style] if style else None)
         expect(page.locator("#playlist-status")).to_contain_text(f"\u201d: {expected} tracks")
         expect(page.locator("#playlist-tracks li")).to_have_count(expected)  # untagged: no mood, nothing left out

@@ -1055,6 +1055,7 @@ def main() -> None:
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     level_variants = [v for v in args.level_variants.split(",") if v]
+    args.cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         if parts & {"broad", "transfer"}:
             broad(args.cache_dir, melodies=args.melodies, duration_s=args.duration_s,

